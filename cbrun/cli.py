@@ -1,0 +1,78 @@
+"""The `cbrun` command line.
+
+Subcommands load lazily (click's LazyGroup pattern): `cbrun --help` or `cbrun validate`
+must not pay the ~4 s TensorFlow import that `cbrun train` needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from cbrun import __version__
+from cbrun.errors import CbrunError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("cbrun.commands.train:train", "Train a model from a YAML config."),
+    "resume": ("cbrun.commands.resume:resume", "Continue an interrupted run exactly."),
+    "validate": ("cbrun.commands.validate:validate", "Check configs without training."),
+    "plot": ("cbrun.commands.plot:plot", "Plot the curves of one or more runs."),
+    "runs": ("cbrun.commands.runs:runs", "List runs with their status and best value."),
+    "schema": ("cbrun.commands.schema:schema", "Print the JSON Schema of the config."),
+    "callbacks": ("cbrun.commands.callbacks:callbacks", "List callbacks and their parameters."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[name]
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing help text from the table keeps `--help` from importing every command.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cbrun")
+@click.option("--debug", is_flag=True, help="Show tracebacks for user errors too.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Train Keras models from YAML: validated callbacks, complete run directories,
+    exact resume."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        # A command returns an int to choose its exit code (validate: 0 or 2, for instance).
+        result = cli.main(args=args, prog_name="cbrun", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CbrunError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(result if isinstance(result, int) else 0)

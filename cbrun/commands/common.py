@@ -1,0 +1,27 @@
+"""Pieces the commands share."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from cbrun.config.yamlio import Positions
+from cbrun.errors import ConfigError
+
+
+def console_for(quiet: bool) -> Console:
+    """rich respects NO_COLOR and drops styling when stdout is not a terminal."""
+    if quiet:
+        return Console(file=io.StringIO())
+    return Console(highlight=False)
+
+
+def fill_positions(exc: ConfigError, positions: Positions) -> ConfigError:
+    """Problems found while building Keras objects know their field; give them a line too."""
+    for problem in exc.problems:
+        if problem.line is None:
+            line, column = positions.lookup(problem.loc)
+            problem.file = problem.file or positions.file
+            problem.line, problem.column = line, column
+    return ConfigError(exc.problems)

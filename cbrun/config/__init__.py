@@ -1,0 +1,1 @@
+"""The config: schema (pydantic) and loading. Lower floor: never imports TensorFlow."""

@@ -1,0 +1,126 @@
+"""The `compile:` section: optimizer, loss, metrics and execution settings."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from cbrun import keras_api
+from cbrun.config.base import StrictModel
+from cbrun.suggest import did_you_mean
+
+
+class OptimizerSpec(StrictModel):
+    """`{type: Adam, learning_rate: 0.001, ...}`: any keras.optimizers class and its kwargs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A keras.optimizers class name (case-insensitive).")
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        found = keras_api.optimizer_class(value)
+        if found is None:
+            raise ValueError(f"unknown optimizer {value!r}"
+                             + did_you_mean(value, keras_api.api()["optimizers"]))
+        return found
+
+    @model_validator(mode="after")
+    def _known_kwargs(self) -> OptimizerSpec:
+        allowed = keras_api.api()["optimizers"][self.type]
+        for key, value in (self.model_extra or {}).items():
+            if key not in allowed:
+                raise ValueError(f"{self.type} has no parameter {key!r}"
+                                 f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}")
+            if key == "learning_rate" and not (isinstance(value, (int, float))
+                                               and not isinstance(value, bool) and value > 0):
+                raise ValueError(f"learning_rate must be a positive number, got {value!r}")
+        return self
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ObjectSpec(StrictModel):
+    """A loss or metric given as `{type: ClassName, ...kwargs}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])|(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class CompileConfig(StrictModel):
+    optimizer: str | OptimizerSpec = Field(
+        "adam", description="An optimizer name ('adam') or {type, ...params}. Defaults to adam.")
+    loss: str | ObjectSpec = Field(description="A keras.losses name or {type, ...params}.")
+    metrics: list[str | ObjectSpec] = Field(
+        default_factory=list, description="keras.metrics names or {type, ...params}; each is "
+                                          "logged under its name (and val_<name>).")
+    steps_per_execution: int | Literal["auto"] = Field(
+        "auto", description="Batches per compiled call. `auto` lets cbrun pick the largest "
+                            "value the batch-level callbacks allow (same results, less Python "
+                            "overhead). Defaults to auto.")
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA compilation, as in keras.Model.compile. Defaults to auto.")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer_name(cls, value: str | OptimizerSpec) -> str | OptimizerSpec:
+        if isinstance(value, str) and keras_api.optimizer_class(value) is None:
+            raise ValueError(f"unknown optimizer {value!r}"
+                             + did_you_mean(value, keras_api.api()["optimizers"]))
+        return value
+
+    @field_validator("loss")
+    @classmethod
+    def _loss_name(cls, value: str | ObjectSpec) -> str | ObjectSpec:
+        name = value if isinstance(value, str) else value.type
+        if name not in keras_api.api()["losses"]:
+            raise ValueError(f"unknown loss {name!r}"
+                             + did_you_mean(name, keras_api.api()["losses"]))
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: list[str | ObjectSpec]) -> list[str | ObjectSpec]:
+        known = keras_api.api()["metric_strings"]
+        for item in value:
+            name = item if isinstance(item, str) else item.type
+            if name not in known:
+                raise ValueError(f"unknown metric {name!r}" + did_you_mean(name, known))
+        return value
+
+    @field_validator("steps_per_execution")
+    @classmethod
+    def _spe(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, "
+                             f"got {value}")
+        return value
+
+    def metric_names(self) -> list[str]:
+        """The names Keras logs for the compiled metrics (Keras logs a string as given)."""
+        names = []
+        for item in self.metrics:
+            if isinstance(item, str):
+                names.append(item)
+            else:
+                entry = keras_api.api()["metrics"].get(item.type, {})
+                names.append(item.kwargs.get("name") or entry.get("default_name")
+                             or _snake(item.type))
+        return names
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return self.optimizer.kwargs if isinstance(self.optimizer, OptimizerSpec) else {}

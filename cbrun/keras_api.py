@@ -1,0 +1,146 @@
+"""What Keras accepts, recorded as data so the config can be checked without TensorFlow.
+
+`cbrun validate` must not import TensorFlow (~4 s), yet it has to know that `Dens` is not a
+layer, that `Dense` takes `units` and not `unit`, which optimizers, losses and metrics exist,
+and which way a metric improves. This module reads `keras_api.json`, which
+`python -m cbrun.keras_api` regenerates from the installed Keras; a test checks that the
+file still matches the Keras the tests run with.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+API_FILE = "keras_api.json"
+
+
+@lru_cache(maxsize=1)
+def api() -> dict[str, Any]:
+    return json.loads(resources.files("cbrun").joinpath(API_FILE).read_text())
+
+
+def layer_params(name: str) -> list[str] | None:
+    entry = api()["layers"].get(name)
+    return None if entry is None else entry
+
+
+def optimizer_class(name: str) -> str | None:
+    """Keras resolves optimizer names case-insensitively ('adam', 'Adam', 'ADAM')."""
+    return api()["optimizers_by_lower"].get(name.lower())
+
+
+def metric_direction(logged_name: str) -> str | None:
+    """'up', 'down' or None when Keras cannot tell (then mode: auto fails in Keras)."""
+    return api()["metric_directions"].get(logged_name)
+
+
+# ---------------------------------------------------------------- generator (imports Keras)
+
+_LAYER_BASE_EXTRA = ["input_shape", "input_dim"]  # popped by keras.layers.Layer.__init__
+
+
+def _params_of(cls: type) -> tuple[list[str], bool]:
+    import inspect
+
+    names: list[str] = []
+    var_kw = False
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            sig = inspect.signature(init)
+        except (TypeError, ValueError):
+            continue
+        has_var_kw = False
+        for p in list(sig.parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                has_var_kw = True
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in names:
+                names.append(p.name)
+        # Keyword arguments flow up the MRO only while each __init__ forwards **kwargs.
+        if not has_var_kw:
+            break
+        if klass.__name__ == "Layer" and klass.__module__.startswith("keras"):
+            names.extend(n for n in _LAYER_BASE_EXTRA if n not in names)
+            break
+    else:
+        var_kw = True
+    return names, var_kw
+
+
+def generate() -> dict[str, Any]:
+    import keras
+    from keras.src.losses import ALL_OBJECTS_DICT as LOSSES
+    from keras.src.metrics import ALL_OBJECTS_DICT as METRICS
+    from keras.src.optimizers import ALL_OBJECTS_DICT as OPTIMIZERS
+
+    layers: dict[str, list[str]] = {}
+    for name in dir(keras.layers):
+        obj = getattr(keras.layers, name)
+        if isinstance(obj, type) and issubclass(obj, keras.layers.Layer) and name[0].isupper():
+            if name in ("Layer", "InputLayer", "Input"):
+                continue
+            layers[name] = _params_of(obj)[0]
+
+    optimizers = {}
+    for lower, cls in OPTIMIZERS.items():
+        if cls.__name__ in ("Optimizer", "LossScaleOptimizer"):
+            continue
+        optimizers[cls.__name__] = _params_of(cls)[0]
+
+    metric_classes: dict[str, dict[str, Any]] = {}
+    directions: dict[str, str] = {}
+    for key, cls in sorted(METRICS.items()):
+        if not isinstance(cls, type):
+            continue
+        try:
+            obj = cls()
+        except TypeError:
+            obj = None  # needs arguments (e.g. num_classes); its default name is unknown
+        entry: dict[str, Any] = {"class": cls.__name__}
+        if obj is not None:
+            entry["default_name"] = obj.name
+            if getattr(obj, "_direction", None):
+                entry["direction"] = obj._direction
+                directions.setdefault(obj.name, obj._direction)
+                directions.setdefault(key, obj._direction)
+        metric_classes[key] = entry
+    directions.update({"accuracy": "up", "acc": "up", "loss": "down"})
+
+    activations = sorted(
+        n for n in dir(keras.activations)
+        if not n.startswith("_") and callable(getattr(keras.activations, n))
+        and n not in ("get", "serialize", "deserialize")
+    )
+    return {
+        "keras_version": keras.__version__,
+        "layers": dict(sorted(layers.items())),
+        "optimizers": dict(sorted(optimizers.items())),
+        "optimizers_by_lower": {k: v.__name__ for k, v in sorted(OPTIMIZERS.items())
+                                if v.__name__ in optimizers},
+        "losses": sorted(k for k in LOSSES if isinstance(k, str)),
+        "metrics": metric_classes,
+        "metric_strings": sorted({*METRICS, "accuracy", "acc"}),
+        "metric_directions": dict(sorted(directions.items())),
+        "activations": activations,
+    }
+
+
+def main() -> None:
+    import sys
+    from pathlib import Path
+
+    target = Path(__file__).with_name(API_FILE)
+    text = json.dumps(generate(), indent=1, sort_keys=False) + "\n"
+    if "--check" in sys.argv:
+        sys.exit(0 if target.read_text() == text else 1)
+    target.write_text(text)
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""Run directories: creation, the files that describe a run, and run.json updates.
+
+    runs/<id>/config.yaml    the file as given, byte for byte
+              resolved.yaml  the validated config with every default filled in
+              run.json       status, times, versions, seed, command, epochs done, best value
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cbrun import __version__
+from cbrun.errors import RunError
+
+STATUSES = ("running", "completed", "stopped_early", "interrupted", "failed")
+FINISHED = ("completed", "stopped_early")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary name, flush to disk, rename: a kill at any instant leaves either
+    the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
+    """runs/<UTC yyyymmdd-HHMMSS>-<name>; a second run in the same second gets -2, -3, ..."""
+    stamp = (now or utc_now()).strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{stamp}-{name}"
+    for attempt in range(1, 10_000):
+        candidate = root / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()  # atomic: two processes can never both create the same folder
+        except FileExistsError:
+            continue
+        return candidate
+    raise RunError(f"could not create a run directory under {root}")
+
+
+def write_config_files(run_dir: Path, original_text: bytes, resolved: dict[str, Any]) -> None:
+    (run_dir / "config.yaml").write_bytes(original_text)
+    (run_dir / "resolved.yaml").write_text(
+        "# The validated config with every default filled in: what really ran.\n"
+        + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+
+
+def versions() -> dict[str, str]:
+    """Versions of what ran; read from package metadata so TensorFlow need not be imported."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "cbrun": __version__}
+    for package in ("tensorflow", "keras"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+class RunRecord:
+    """run.json: read, changed, written atomically (other processes read it while we run)."""
+
+    def __init__(self, run_dir: Path, data: dict[str, Any]):
+        self.run_dir = run_dir
+        self.data = data
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @classmethod
+    def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
+            monitor: tuple[str, str] | None) -> RunRecord:
+        now = iso(utc_now())
+        data = {
+            "id": run_dir.name,
+            "name": name,
+            "status": "running",
+            "created": now,
+            "finished": None,
+            "duration_s": 0.0,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": ["cbrun", *sys.argv[1:]],
+            "seed": seed,
+            "epochs_planned": epochs,
+            "epochs_done": 0,
+            "monitor": {"name": monitor[0], "mode": monitor[1]} if monitor else None,
+            "best": None,
+            "stopped_early_at": None,
+            "versions": versions(),
+            "segments": [],
+            "error": None,
+        }
+        record = cls(run_dir, data)
+        record.save()
+        return record
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunRecord:
+        path = run_dir / "run.json"
+        try:
+            return cls(run_dir, json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise RunError(f"{run_dir} is not a run directory (no run.json)") from None
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{path} is not valid JSON ({exc})") from None
+
+    def save(self) -> None:
+        atomic_write_bytes(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
+
+    def begin_segment(self, kind: str, first_epoch: int) -> None:
+        self.data["status"] = "running"
+        self.data["pid"] = os.getpid()
+        self.data["host"] = socket.gethostname()
+        self.data["finished"] = None
+        self.data["error"] = None
+        self.data["segments"].append({
+            "kind": kind, "started": iso(utc_now()), "finished": None, "pid": os.getpid(),
+            "command": ["cbrun", *sys.argv[1:]], "first_epoch": first_epoch,
+            "last_epoch": first_epoch - 1, "status": "running",
+        })
+        self.save()
+
+    def epoch_done(self, epochs_done: int, best: dict[str, Any] | None) -> None:
+        self.data["epochs_done"] = epochs_done
+        self.data["best"] = best
+        if self.data["segments"]:
+            self.data["segments"][-1]["last_epoch"] = epochs_done
+        self.save()
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        now = utc_now()
+        self.data["status"] = status
+        self.data["finished"] = iso(now)
+        self.data["error"] = error
+        if self.data["segments"]:
+            segment = self.data["segments"][-1]
+            segment["finished"] = iso(now)
+            segment["status"] = status
+            started = datetime.fromisoformat(segment["started"])
+            self.data["duration_s"] = round(
+                self.data.get("duration_s", 0.0) + (now - started).total_seconds(), 3)
+        self.save()

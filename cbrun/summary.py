@@ -1,0 +1,41 @@
+"""The table printed when a run ends (lower floor: rich only, no TensorFlow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def summary_table(record: dict[str, Any], run_dir: Path) -> Table:
+    table = Table(title=f"run {record['id']}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("status", record["status"])
+    table.add_row("epochs", f"{record['epochs_done']} of {record['epochs_planned']}")
+    monitor = record.get("monitor") or {}
+    best = record.get("best")
+    if best:
+        table.add_row(f"best {monitor.get('name', '')}",
+                      f"{_fmt(best['value'])} at epoch {best['epoch']}")
+    if record.get("stopped_early_at"):
+        table.add_row("stopped early", f"at epoch {record['stopped_early_at']}")
+    if record.get("error"):
+        table.add_row("note", str(record["error"]))
+    table.add_row("run directory", str(run_dir))
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("*")) \
+        if (run_dir / "checkpoints").is_dir() else []
+    if checkpoints:
+        table.add_row("checkpoints", f"{len(checkpoints)} in checkpoints/ (newest "
+                                     f"{checkpoints[-1]})")
+    if (run_dir / "model.keras").exists():
+        table.add_row("final model", "model.keras")
+    table.add_row("log", "log.csv  (cbrun plot " + str(run_dir / "log.csv") + ")")
+    if (run_dir / "tensorboard").is_dir():
+        table.add_row("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}")
+    return table

@@ -1,0 +1,1 @@
+"""The upper floor: everything that imports TensorFlow/Keras."""

@@ -1,0 +1,106 @@
+"""Arrays in, a tf.data pipeline out, with the data order a pure function of (seed, epoch).
+
+Keras shuffles numpy inputs with TensorFlow's stateful random ops, so a process that
+restarts at epoch k draws a different order than the uninterrupted run did. cbrun draws
+epoch k's order from numpy.random.default_rng([seed, k]) instead: a restart changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from cbrun.config.data import DataConfig
+from cbrun.errors import ConfigError, Problem
+
+
+@dataclass
+class Arrays:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+
+    @property
+    def validation(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if self.x_val is None else (self.x_val, self.y_val)
+
+
+def _read_npz(path: Path, cfg: DataConfig, field: str) -> tuple[np.ndarray, np.ndarray]:
+    def bad(message: str) -> ConfigError:
+        return ConfigError([Problem(loc=("data", field), message=message, given=str(path))])
+
+    if not path.is_file():
+        raise bad(f"no such file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in (cfg.x_key, cfg.y_key) if k not in archive.files]
+            if missing:
+                raise bad(f"{path.name} has no array {missing[0]!r}; it has: "
+                          f"{', '.join(archive.files)} (set data.x_key / data.y_key)")
+            x, y = archive[cfg.x_key], archive[cfg.y_key]
+    except (ValueError, OSError) as exc:
+        raise bad(f"cannot read {path} as .npz: {exc}") from None
+    if len(x) != len(y):
+        raise bad(f"{cfg.x_key} has {len(x)} samples but {cfg.y_key} has {len(y)}")
+    return x, y
+
+
+def load_arrays(cfg: DataConfig, config_dir: Path) -> Arrays:
+    if cfg.source == "digits":
+        with resources.files("cbrun.datasets").joinpath("digits.npz").open("rb") as handle:
+            with np.load(handle) as archive:
+                x = archive["x"].astype("float32")
+                y = archive["y"].astype("int32")
+    else:
+        x, y = _read_npz(config_dir / cfg.path, cfg, "path")
+    x_val = y_val = None
+    if cfg.validation_path:
+        x_val, y_val = _read_npz(config_dir / cfg.validation_path, cfg, "validation_path")
+    elif cfg.validation_split:
+        # Like Keras: the last fraction, taken before any shuffling.
+        cut = int(len(x) * (1.0 - cfg.validation_split))
+        x, x_val, y, y_val = x[:cut], x[cut:], y[:cut], y[cut:]
+    if len(x) == 0:
+        raise ConfigError([Problem(loc=("data",), message="no training samples are left")])
+    return Arrays(x, y, x_val, y_val)
+
+
+def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batches_per_epoch(n: int, batch_size: int, cap: int | None) -> int:
+    full = -(-n // batch_size)
+    return min(full, cap) if cap else full
+
+
+def train_dataset(arrays: Arrays, batch_size: int, seed: int, shuffle: bool,
+                  first_epoch: int, epochs: int, steps_per_epoch: int):
+    """Batches for epochs [first_epoch, epochs): exactly steps_per_epoch per epoch, so Keras's
+    iterator (kept across epochs when steps_per_epoch is given) stays aligned with epochs."""
+    import tensorflow as tf
+
+    n = len(arrays.x_train)
+    x = tf.constant(arrays.x_train)
+    y = tf.constant(arrays.y_train)
+
+    def order(epoch):
+        return epoch_order(seed, int(epoch), n, shuffle)
+
+    def one_epoch(epoch):
+        indices = tf.py_function(order, [epoch], tf.int64)
+        indices.set_shape([n])
+        return (tf.data.Dataset.from_tensor_slices(indices)
+                .batch(batch_size).take(steps_per_epoch))
+
+    return (tf.data.Dataset.range(first_epoch, epochs)
+            .flat_map(one_epoch)
+            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)),
+                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))

@@ -1,0 +1,130 @@
+"""One training process of a run: a fresh `cbrun train` or a `cbrun resume`.
+
+Read top to bottom: seed, data, callbacks, model, fit, finish. Everything the run writes
+lands in its run directory.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from cbrun.config.base import BuildContext
+from cbrun.config.monitors import primary_monitor
+from cbrun.config.root import RunConfig
+from cbrun.errors import ConfigError, Problem
+from cbrun.rundir import RunRecord
+from cbrun.train import callbacks as cbs
+from cbrun.train.data import batches_per_epoch, load_arrays, train_dataset
+from cbrun.train.events import Events
+from cbrun.train.model import build_model, compile_model
+from cbrun.train.progress import ProgressDisplay
+from cbrun.train.state import SavedState, StateKeeper
+
+# Batches per compiled call for `steps_per_execution: auto` aim at this many progress
+# updates per epoch: enough for a live bar, few enough that Python overhead stays small.
+TARGET_UPDATES_PER_EPOCH = 8
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so the run unwinds like Ctrl-C does."""
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | stopped_early | failed
+    epochs_done: int
+    stopped_early_at: int | None
+    note: str | None
+    model_path: Path
+
+
+def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool) -> int:
+    """The largest divisor of the epoch's steps that keeps ~8 updates per epoch.
+
+    A divisor, because cbrun's data pipeline yields exactly `steps` batches per epoch and
+    Keras would otherwise pull the next epoch's first batches into this epoch's last call.
+    """
+    wanted = config.compile.steps_per_execution
+    if wanted != "auto":
+        if steps % wanted:
+            divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+            raise ConfigError([Problem(
+                loc=("compile", "steps_per_execution"), given=wanted,
+                message=f"must divide the {steps} batches of an epoch so epochs stay aligned "
+                        f"with the data order; divisors: {divisors}")])
+        return wanted
+    if batch_level:
+        return 1
+    limit = max(1, steps // TARGET_UPDATES_PER_EPOCH)
+    return max(d for d in range(1, limit + 1) if steps % d == 0)
+
+
+def install_sigterm() -> Any:
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
+          console, live: bool, restore: SavedState | None = None) -> Outcome:
+    keras.utils.set_random_seed(config.seed)
+    arrays = load_arrays(config.data, config_dir)
+    steps = batches_per_epoch(len(arrays.x_train), config.data.batch_size,
+                              config.fit.steps_per_epoch)
+    first_epoch = restore.epochs_done if restore else 0
+
+    ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None,
+                       seed=config.seed)
+    user = cbs.build_user_callbacks(config, ctx)
+    tracked = list(user)
+    if not cbs.writes_run_log(user, run_dir):
+        tracked.append(cbs.run_log(run_dir, resuming=restore is not None))
+    monitor, mode = primary_monitor(config)
+    recorder = cbs.RunRecorder(record, monitor, mode)
+    keeper = StateKeeper(run_dir, tracked, restore,
+                         extra_state=lambda: {"best": record.data.get("best")})
+    events = Events(run_dir, user)
+    display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
+
+    model = build_model(config)
+    spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(config, user))
+    compile_model(model, config, spe)
+
+    dataset = train_dataset(arrays, config.data.batch_size, config.seed, config.data.shuffle,
+                            first_epoch, config.fit.epochs, steps)
+    epochs = config.fit.epochs
+    if restore is not None and restore.meta.get("stop_training"):
+        epochs = first_epoch  # the run had ended; only on_train_end is left to run
+    try:
+        model.fit(
+            dataset,
+            steps_per_epoch=steps,
+            epochs=epochs,
+            initial_epoch=first_epoch,
+            validation_data=arrays.validation,
+            validation_batch_size=config.data.batch_size,
+            validation_freq=config.fit.validation_freq,
+            class_weight=config.fit.class_weight,
+            callbacks=[cbs.LearningRateLog(), *tracked, recorder, keeper, display],
+            verbose=0,
+        )
+    finally:
+        display.close()
+
+    epochs_done = int(record.data["epochs_done"])
+    stopped_at = next((cb.stopped_epoch + 1 for cb in user
+                       if isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch),
+                      None)
+    model_path = run_dir / "model.keras"
+    model.save(model_path)
+    if events.nan_stop:
+        return Outcome("failed", epochs_done, None, "loss became NaN or inf", model_path)
+    if stopped_at is not None:
+        return Outcome("stopped_early", epochs_done, stopped_at, events.early_stop, model_path)
+    return Outcome("completed", epochs_done, None, None, model_path)

@@ -1,0 +1,234 @@
+"""Training state: everything an exact resume needs, saved at every epoch end.
+
+    state/epoch-00006/variables.npz  every model variable (the seed generators of Dropout
+                                     and friends included) and every optimizer variable
+                      arrays.npz     arrays held by callbacks (EarlyStopping's best weights)
+                      state.json     epoch, callback states, Python/NumPy/Keras random
+                                     states, the run's best value so far
+
+A state is written into a temporary folder and renamed into place, so a kill at any instant
+leaves the previous state whole. The newest `epoch-*` folder is the one resume uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from cbrun.errors import RunError
+from cbrun.train import cbstate
+
+STATE_DIR = "state"
+KEEP = 2  # the newest state plus one spare
+FORMAT = 1
+# Fault injection for the test that kills a run in the middle of a state write.
+FAULT_ENV = "CBRUN_FAULT_KILL_IN_STATE_WRITE"
+
+
+@dataclass
+class SavedState:
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.meta["epochs_done"])
+
+
+def _fsync_write(path: Path, write) -> None:
+    with open(path, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _global_seed_state() -> list[int] | None:
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+
+    gen = global_state.get_global_attribute(GLOBAL_SEED_GENERATOR)
+    return None if gen is None else np.asarray(gen.state.numpy()).tolist()
+
+
+def _set_global_seed_state(value: list[int] | None) -> None:
+    if value is None:
+        return
+    from keras.src.random.seed_generator import global_seed_generator
+
+    gen = global_seed_generator()
+    gen.state.assign(np.asarray(value, dtype=gen.state.dtype))
+
+
+def _split_arrays(index: int, state: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict:
+    """Arrays go to arrays.npz; JSON keeps a reference to them."""
+    out: dict[str, Any] = {}
+    for name, value in state.items():
+        if isinstance(value, np.ndarray):
+            key = f"cb{index}.{name}"
+            arrays[key] = value
+            out[name] = {"__array__": key}
+        elif isinstance(value, list) and any(isinstance(v, np.ndarray) for v in value):
+            keys = []
+            for j, item in enumerate(value):
+                key = f"cb{index}.{name}.{j}"
+                arrays[key] = np.asarray(item)
+                keys.append(key)
+            out[name] = {"__arrays__": keys}
+        else:
+            out[name] = value
+    return out
+
+
+def _join_arrays(state: dict[str, Any], arrays: Any) -> dict[str, Any]:
+    out = {}
+    for name, value in state.items():
+        if isinstance(value, dict) and "__array__" in value:
+            out[name] = arrays[value["__array__"]]
+        elif isinstance(value, dict) and "__arrays__" in value:
+            out[name] = [arrays[k] for k in value["__arrays__"]]
+        else:
+            out[name] = value
+    return out
+
+
+def save_state(run_dir: Path, model: keras.Model, callbacks: list[Any], epochs_done: int,
+               extra: dict[str, Any]) -> Path:
+    root = run_dir / STATE_DIR
+    root.mkdir(exist_ok=True)
+    final = root / f"epoch-{epochs_done:05d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+
+    variables = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
+    variables.update({f"o{i}": np.asarray(v.numpy())
+                      for i, v in enumerate(model.optimizer.variables)})
+    _fsync_write(tmp / "variables.npz", lambda h: np.savez(h, **variables))
+    if os.environ.get(FAULT_ENV) == str(epochs_done):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    arrays: dict[str, np.ndarray] = {}
+    states = []
+    for index, callback in enumerate(callbacks):
+        state = cbstate.get_state(callback)
+        states.append(None if state is None else {
+            "class": type(callback).__name__, "state": _split_arrays(index, state, arrays)})
+    _fsync_write(tmp / "arrays.npz", lambda h: np.savez(h, **arrays))
+    meta = {
+        "format": FORMAT,
+        "epochs_done": epochs_done,
+        "stop_training": bool(model.stop_training),
+        "callbacks": states,
+        "python_random": _to_json(random.getstate()),
+        "numpy_random": _numpy_state(),
+        "keras_global_seed": _global_seed_state(),
+        "n_model_variables": len(model.variables),
+        "n_optimizer_variables": len(model.optimizer.variables),
+        **extra,
+    }
+    # allow_nan: a best value starts at inf, and Python's json round-trips it.
+    _fsync_write(tmp / "state.json",
+                 lambda h: h.write(json.dumps(meta, indent=1, allow_nan=True).encode()))
+    if final.exists():  # left by a run that was resumed from an earlier epoch
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _prune(root)
+    return final
+
+
+def _prune(root: Path) -> None:
+    states = sorted(p for p in root.glob("epoch-*") if p.is_dir())
+    for old in states[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in root.glob(".tmp-*"):
+        if not tmp.name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(tmp, ignore_errors=True)  # debris of a process killed mid-write
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _numpy_state() -> list[Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _tuple_deep(value: Any) -> Any:
+    return tuple(_tuple_deep(v) for v in value) if isinstance(value, list) else value
+
+
+def latest_state(run_dir: Path) -> SavedState | None:
+    """The newest whole state; a folder missing a file (never renamed into place) is not one."""
+    root = run_dir / STATE_DIR
+    if not root.is_dir():
+        return None
+    for path in sorted((p for p in root.glob("epoch-*") if p.is_dir()), reverse=True):
+        names = {"variables.npz", "arrays.npz", "state.json"}
+        if names <= {p.name for p in path.iterdir()}:
+            try:
+                meta = json.loads((path / "state.json").read_text())
+            except json.JSONDecodeError:
+                continue
+            return SavedState(path, meta)
+    return None
+
+
+def restore_state(saved: SavedState, model: keras.Model, callbacks: list[Any]) -> None:
+    meta = saved.meta
+    if (meta["n_model_variables"] != len(model.variables)
+            or meta["n_optimizer_variables"] != len(model.optimizer.variables)):
+        raise RunError(
+            f"the saved state in {saved.path} does not fit this model "
+            f"({meta['n_model_variables']} model and {meta['n_optimizer_variables']} optimizer "
+            f"variables saved, {len(model.variables)} and {len(model.optimizer.variables)} "
+            "now); was the model changed?")
+    with np.load(saved.path / "variables.npz") as data:
+        for i, variable in enumerate(model.variables):
+            variable.assign(data[f"m{i}"])
+        for i, variable in enumerate(model.optimizer.variables):
+            variable.assign(data[f"o{i}"])
+    with np.load(saved.path / "arrays.npz") as arrays:
+        for callback, entry in zip(callbacks, meta["callbacks"], strict=True):
+            if entry is not None:
+                if entry["class"] != type(callback).__name__:
+                    raise RunError(f"the saved state has a {entry['class']} where the config "
+                                   f"now has a {type(callback).__name__}; callbacks cannot be "
+                                   "added, removed or reordered on resume")
+                cbstate.set_state(callback, _join_arrays(entry["state"], arrays))
+    random.setstate(_tuple_deep(meta["python_random"]))
+    name, keys, pos, has_gauss, cached = meta["numpy_random"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    _set_global_seed_state(meta["keras_global_seed"])
+
+
+class StateKeeper(keras.callbacks.Callback):
+    """Restores a saved state after every other callback's on_train_begin has reset theirs,
+    and saves the state at every epoch end, after every other callback has updated theirs."""
+
+    def __init__(self, run_dir: Path, tracked: list[Any], restore: SavedState | None,
+                 extra_state):
+        super().__init__()
+        self.run_dir = run_dir
+        self.tracked = tracked
+        self.restore = restore
+        self.extra_state = extra_state  # () -> dict, e.g. the run's best value so far
+
+    def on_train_begin(self, logs=None):
+        if self.restore is not None:
+            restore_state(self.restore, self.model, self.tracked)
+
+    def on_epoch_end(self, epoch, logs=None):
+        save_state(self.run_dir, self.model, self.tracked, epoch + 1, self.extra_state())
