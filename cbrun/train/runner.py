@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cbrun.config.root import RunConfig
-from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, ConfigError
+from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
 from cbrun.rundir import RunRecord
 from cbrun.summary import summary_table
 from cbrun.train import session
@@ -42,6 +42,9 @@ def execute(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecor
             shutil.rmtree(run_dir, ignore_errors=True)
         else:
             record.finish("failed", error="config error")
+        raise
+    except CbrunError as exc:
+        record.finish("failed", error=str(exc))
         raise
     except Exception as exc:
         record.finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])

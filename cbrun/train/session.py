@@ -73,6 +73,9 @@ def install_sigterm() -> Any:
 
 def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
           console, live: bool, restore: SavedState | None = None) -> Outcome:
+    # A clean slate: layer names, the global seed generator and graphs left by an earlier
+    # run in this process would otherwise make two identical configs train differently.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     arrays = load_arrays(config.data, config_dir)
     steps = batches_per_epoch(len(arrays.x_train), config.data.batch_size,
@@ -95,6 +98,8 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     model = build_model(config)
     spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(config, user))
     compile_model(model, config, spe)
+    # Built now rather than lazily inside fit, so a saved state has variables to go into.
+    model.optimizer.build(model.trainable_variables)
 
     dataset = train_dataset(arrays, config.data.batch_size, config.seed, config.data.shuffle,
                             first_epoch, config.fit.epochs, steps)
@@ -112,6 +117,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             validation_freq=config.fit.validation_freq,
             class_weight=config.fit.class_weight,
             callbacks=[cbs.LearningRateLog(), *tracked, recorder, keeper, display],
+            shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
     finally:
@@ -121,10 +127,14 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     stopped_at = next((cb.stopped_epoch + 1 for cb in user
                        if isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch),
                       None)
+    note = events.early_stop
+    if stopped_at is None and epochs_done < config.fit.epochs and not events.nan_stop:
+        # Some other callback (a custom one, say) set model.stop_training.
+        stopped_at, note = epochs_done, f"a callback stopped training after epoch {epochs_done}"
     model_path = run_dir / "model.keras"
     model.save(model_path)
     if events.nan_stop:
         return Outcome("failed", epochs_done, None, "loss became NaN or inf", model_path)
     if stopped_at is not None:
-        return Outcome("stopped_early", epochs_done, stopped_at, events.early_stop, model_path)
+        return Outcome("stopped_early", epochs_done, stopped_at, note, model_path)
     return Outcome("completed", epochs_done, None, None, model_path)

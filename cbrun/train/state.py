@@ -128,6 +128,7 @@ def save_state(run_dir: Path, model: keras.Model, callbacks: list[Any], epochs_d
         "format": FORMAT,
         "epochs_done": epochs_done,
         "stop_training": bool(model.stop_training),
+        "optimizer_iterations": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
         "callbacks": states,
         "python_random": _to_json(random.getstate()),
         "numpy_random": _numpy_state(),

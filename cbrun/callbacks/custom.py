@@ -1,0 +1,122 @@
+"""Custom: a user's own keras.callbacks.Callback subclass, named by import path."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import sys
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+
+from cbrun.callbacks.base import CallbackSpec
+from cbrun.config.base import BuildContext
+from cbrun.errors import ConfigError, Problem
+
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
+                "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end")
+
+
+def _fail(loc: str, message: str) -> ConfigError:
+    return ConfigError([Problem(loc=(loc,), message=message)])
+
+
+class CustomSpec(CallbackSpec):
+    """Your own callback: a `keras.callbacks.Callback` subclass, built with `params`.
+
+    THIS RUNS YOUR CODE: building the callback imports the module named in `class` and
+    calls the class with `params` as keyword arguments. The folder of the config file is
+    searched first, so `class: my_callbacks:LogTime` finds `my_callbacks.py` next to the
+    YAML. Only the module path and the parameter names are checked by `cbrun validate`;
+    the import happens when training starts.
+    """
+
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    type: Literal["Custom"]
+    class_: str = Field(alias="class", description=(
+        "`package.module:ClassName` of a keras.callbacks.Callback subclass; the config's "
+        "folder is searched first. Required."))
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "Keyword arguments for the class. Defaults to `{}`."))
+
+    summary = "Your own keras.callbacks.Callback subclass (runs your code)."
+
+    _loaded: type | None = PrivateAttr(None)
+
+    @field_validator("class_")
+    @classmethod
+    def _import_path(cls, value: str) -> str:
+        module, sep, attr = value.partition(":")
+        dotted = all(p.isidentifier() for p in module.split("."))
+        if not sep or not dotted or not all(p.isidentifier() for p in attr.split(".")):
+            raise ValueError(
+                f"class must be 'module:ClassName' (e.g. 'my_callbacks:LogTime' for a "
+                f"my_callbacks.py next to the config); got {value!r}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _keyword_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [key for key in value if not key.isidentifier()]
+        if bad:
+            raise ValueError(f"params keys become keyword arguments, so they must be Python "
+                             f"identifiers; got {bad[0]!r}")
+        return value
+
+    def load_class(self, ctx: BuildContext) -> type:
+        """Import and return the class; ConfigError (loc `class`) when that fails."""
+        import keras
+
+        module_name, _, attr = self.class_.partition(":")
+        folder = str(ctx.config_dir.resolve())
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name or module_name.startswith(f"{exc.name}."):
+                raise _fail("class", f"no module named {module_name!r}: looked in the "
+                                     f"config's folder {folder} and on the Python path") from exc
+            raise _fail("class", f"importing {module_name!r} failed: {exc}") from exc
+        except Exception as exc:  # the user's module raised while loading
+            raise _fail("class", f"importing {module_name!r} failed: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        target: Any = module
+        for part in attr.split("."):
+            if not hasattr(target, part):
+                found = [n for n, v in vars(module).items()
+                         if isinstance(v, type) and issubclass(v, keras.callbacks.Callback)]
+                close = difflib.get_close_matches(part, found, n=1)
+                hint = (f"; did you mean {close[0]!r}?" if close
+                        else f"; its Callback classes: {', '.join(found) or 'none'}")
+                raise _fail("class", f"module {module_name!r} has no {attr!r}{hint}")
+            target = getattr(target, part)
+        if not (isinstance(target, type) and issubclass(target, keras.callbacks.Callback)):
+            raise _fail("class", f"{self.class_} is {type(target).__name__} {target!r}, not a "
+                                 f"subclass of keras.callbacks.Callback")
+        self._loaded = target
+        return target
+
+    def build(self, ctx: BuildContext) -> Any:
+        cls = self.load_class(ctx)
+        try:
+            return cls(**self.params)
+        except TypeError as exc:
+            try:
+                accepts = f"; {cls.__name__} takes {inspect.signature(cls)}"
+            except (TypeError, ValueError):
+                accepts = ""
+            raise _fail("params", f"{self.class_}(**params) failed: {exc}{accepts}") from exc
+
+    def batch_level(self) -> bool:
+        """Whether the class overrides a batch hook; True until build() has loaded it,
+        since unknown code may need every batch."""
+        cls = self._loaded
+        if cls is None:
+            return True
+        import keras
+
+        base = keras.callbacks.Callback
+        return any(getattr(cls, hook) is not getattr(base, hook) for hook in _BATCH_HOOKS)

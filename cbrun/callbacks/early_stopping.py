@@ -1,0 +1,55 @@
+"""EarlyStopping: stop when the monitored metric stops improving."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from cbrun.callbacks.base import (
+    MODE_DOC,
+    MONITOR_DOC,
+    VERBOSE_DOC,
+    CallbackSpec,
+    Float,
+    Mode,
+    NonNegInt,
+    Verbose,
+)
+from cbrun.config.base import BuildContext
+
+
+class EarlyStoppingSpec(CallbackSpec):
+    """Stop training when `monitor` has not improved for `patience` epochs.
+
+    Same parameters and defaults as `keras.callbacks.EarlyStopping`. cbrun saves the
+    callback's wait counter, best value and best weights with every epoch, so a resumed
+    run stops at the same epoch an uninterrupted one would.
+    """
+
+    type: Literal["EarlyStopping"]
+    monitor: str = Field("val_loss", min_length=1,
+                         description=f"{MONITOR_DOC} Defaults to `val_loss`.")
+    min_delta: Float = Field(0.0, ge=0, description=(
+        "Smallest change of `monitor` that counts as an improvement (an absolute amount, "
+        "never negative). Defaults to `0`."))
+    patience: NonNegInt = Field(0, description=(
+        "Epochs without improvement after which training stops. Defaults to `0`."))
+    verbose: Verbose = Field(0, description=f"{VERBOSE_DOC} Defaults to `0`.")
+    mode: Mode = Field("auto", description=f"{MODE_DOC} Defaults to `auto`.")
+    baseline: Float | None = Field(None, description=(
+        "A value `monitor` must beat: training stops if it has not after `patience` epochs. "
+        "Defaults to `None` (no baseline)."))
+    restore_best_weights: bool = Field(False, description=(
+        "When stopping, put back the weights of the best epoch instead of keeping the last "
+        "ones. Defaults to `false`."))
+    start_from_epoch: NonNegInt = Field(0, description=(
+        "Epochs to wait before watching for improvement at all (a warm-up). "
+        "Defaults to `0`."))
+
+    summary = "Stop training when a monitored metric stops improving."
+
+    def build(self, ctx: BuildContext) -> Any:
+        import keras
+
+        return keras.callbacks.EarlyStopping(**self.kwargs(ctx))

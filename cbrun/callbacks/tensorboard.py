@@ -1,0 +1,117 @@
+"""TensorBoard: write event files for TensorBoard."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from cbrun.callbacks.base import CallbackSpec, NonNegInt, check_run_path
+from cbrun.config.base import BuildContext
+
+_PROFILE_RULE = ("profile_batch must be 0 (off), a positive batch number, or a range of "
+                 "batches [start, stop] (or 'start,stop') with 0 < start <= stop")
+
+
+def parse_profile_batch(value: Any) -> int | list[int]:
+    """0, N, [start, stop] or 'start,stop' -> 0, N or [start, stop]; ValueError otherwise."""
+    given = value
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError(f"{_PROFILE_RULE}; got {given!r}")
+        value = [int(p) for p in parts]
+        if len(value) == 1:
+            value = value[0]
+    if type(value) is int:
+        if value < 0:
+            raise ValueError(f"{_PROFILE_RULE}; got {given!r}")
+        return value
+    if (isinstance(value, (list, tuple)) and len(value) == 2
+            and all(type(v) is int for v in value)):
+        start, stop = value
+        if 0 < start <= stop:
+            return [start, stop]
+    raise ValueError(f"{_PROFILE_RULE}; got {given!r}")
+
+
+class TensorBoardSpec(CallbackSpec):
+    """Write metrics, weight histograms and profiles for TensorBoard.
+
+    Same parameters and defaults as `keras.callbacks.TensorBoard`, except `log_dir`: it is
+    relative to the run directory and defaults to `tensorboard` (Keras's default is `logs`).
+    View it with `tensorboard --logdir runs/<id>/tensorboard`.
+    """
+
+    type: Literal["TensorBoard"]
+    log_dir: str = Field("tensorboard", description=(
+        "Folder for the event files, relative to the run directory. Defaults to "
+        "`tensorboard` (Keras: `logs`)."))
+    histogram_freq: NonNegInt = Field(0, description=(
+        "Every how many epochs to write weight histograms; 0 writes none. Defaults to `0`."))
+    write_graph: bool = Field(True, description=(
+        "Write the model graph (Keras 3 writes its summary). Defaults to `true`."))
+    write_images: bool = Field(False, description=(
+        "Write the weights as images. Defaults to `false`."))
+    write_steps_per_second: bool = Field(False, description=(
+        "Also log training steps per second. Defaults to `false`."))
+    update_freq: Literal["batch", "epoch"] | int = Field("epoch", description=(
+        "When to write losses and metrics: `epoch`, `batch` (every batch) or a positive "
+        "integer N (every N batches). Defaults to `epoch`."))
+    profile_batch: int | list[int] | str = Field(0, description=(
+        "Batches to profile: 0 (off), a batch number, or a range `[start, stop]` (also "
+        "`'start,stop'`), counted from 1. Defaults to `0`."))
+    embeddings_freq: NonNegInt = Field(0, description=(
+        "Every how many epochs to write Embedding layers for the projector; 0 writes none. "
+        "Defaults to `0`."))
+    embeddings_metadata: str | dict[str, str] | None = Field(None, description=(
+        "A metadata file for all Embedding layers, or a mapping layer name -> file. "
+        "Defaults to `None`."))
+
+    path_fields = ("log_dir",)
+    legacy: ClassVar[dict[str, str]] = {
+        "write_grads": "Keras 3 writes no gradient histograms; remove it (histogram_freq "
+                       "writes the weights)",
+        "batch_size": "TensorBoard takes no batch_size in Keras 3; remove it",
+        "embeddings_layer_names": "Keras 3 writes every Embedding layer; remove it",
+        "embeddings_data": "Keras 3 takes no embeddings_data; remove it",
+    }
+    summary = "Write TensorBoard event files (metrics, histograms, profiles)."
+
+    @field_validator("log_dir")
+    @classmethod
+    def _inside_run(cls, value: str) -> str:
+        return check_run_path(value, "log_dir")
+
+    @field_validator("update_freq", mode="before")
+    @classmethod
+    def _freq(cls, value: Any) -> Any:
+        if value in ("batch", "epoch") or (type(value) is int and value > 0):
+            return value
+        raise ValueError(
+            f"update_freq must be 'epoch', 'batch' or a positive number of batches; "
+            f"got {value!r}")
+
+    @field_validator("profile_batch", mode="before")
+    @classmethod
+    def _profile(cls, value: Any) -> int | list[int]:
+        return parse_profile_batch(value)
+
+    @model_validator(mode="after")
+    def _metadata_needs_freq(self) -> TensorBoardSpec:
+        if self.embeddings_metadata is not None and self.embeddings_freq == 0:
+            raise ValueError(
+                "embeddings_metadata is used only when embeddings are written; set "
+                "embeddings_freq to a positive number of epochs or remove embeddings_metadata")
+        return self
+
+    def batch_level(self) -> bool:
+        return self.update_freq != "epoch" or self.profile_batch != 0
+
+    def build(self, ctx: BuildContext) -> Any:
+        import keras
+
+        kwargs = self.kwargs(ctx)
+        if isinstance(kwargs["profile_batch"], list):
+            kwargs["profile_batch"] = tuple(kwargs["profile_batch"])
+        return keras.callbacks.TensorBoard(**kwargs)

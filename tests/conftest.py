@@ -1,0 +1,118 @@
+"""Shared test helpers: tiny real configs, in-process CLI calls, one real finished run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HELPERS = Path(__file__).parent / "helpers"
+
+# TensorFlow's C++ logging is noise in test output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def tiny_config(**overrides) -> dict:
+    """A digits MLP that trains in well under a second per epoch."""
+    config = {
+        "name": "tiny",
+        "seed": 7,
+        "data": {"source": "digits", "validation_split": 0.2, "batch_size": 64},
+        "model": {"input_shape": [64], "layers": [
+            {"type": "Rescaling", "scale": 0.0625},
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dropout", "rate": 0.3},
+            {"type": "Dense", "units": 10, "activation": "softmax"},
+        ]},
+        "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01},
+                    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+        "fit": {"epochs": 4},
+        "callbacks": [],
+    }
+    config.update(overrides)
+    return config
+
+
+def write_config(folder: Path, config: dict, name: str = "run.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def cli(*args: str) -> int:
+    """Run `cbrun ARGS` in this process; returns the exit code."""
+    from cbrun.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def cbrun_process(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """`python -m cbrun ARGS` in a new process (for signals and kills)."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "cbrun", *map(str, args)], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def only_run(runs_dir: Path) -> Path:
+    found = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+FULL_CALLBACKS = [
+    {"type": "EarlyStopping", "monitor": "val_loss", "patience": 1, "min_delta": 0.03,
+     "restore_best_weights": True},
+    {"type": "ModelCheckpoint", "filepath": "checkpoints/ep{epoch:03d}-val_loss{val_loss:.4f}.keras",
+     "monitor": "val_loss", "save_best_only": True},
+    {"type": "CSVLogger", "filename": "log.csv"},
+    {"type": "TensorBoard", "log_dir": "tensorboard", "histogram_freq": 1},
+    {"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5, "patience": 0,
+     "min_delta": 0.02},
+]
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory) -> Path:
+    """A finished digits run with every DESIGN callback, trained once per test worker."""
+    folder = tmp_path_factory.mktemp("real_run")
+    path = write_config(folder, tiny_config(name="real", fit={"epochs": 10},
+                                            callbacks=FULL_CALLBACKS))
+    code = cli("train", path, "--runs-dir", folder / "runs", "--quiet")
+    assert code == 0
+    return only_run(folder / "runs")
+
+
+def tb_scalars(log_dir: Path) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """Every scalar in a TensorBoard log dir, read back with tensorboard's own event reader:
+    {(subdir, tag): [(step, value), ...]} in file order (duplicates kept, to be checked)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    found: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for path in sorted(log_dir.rglob("events.out.tfevents.*")):
+        subdir = path.parent.relative_to(log_dir).as_posix()
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != "scalars":
+                    continue
+                number = float(tensor_util.make_ndarray(value.tensor))
+                found.setdefault((subdir, value.tag), []).append((event.step, number))
+    return found
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open() as handle:
+        return list(csv.DictReader(handle))

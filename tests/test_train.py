@@ -1,0 +1,184 @@
+"""`cbrun train` end to end with real TensorFlow: the run directory a user gets."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import yaml
+from conftest import (FULL_CALLBACKS, HELPERS, REPO, cli, only_run, read_log, tb_scalars,
+                      tiny_config, write_config)
+
+from cbrun.rundir import create_run_dir
+
+
+def test_run_directory_holds_every_file(real_run):
+    names = {p.name for p in real_run.iterdir()}
+    assert {"config.yaml", "resolved.yaml", "run.json", "log.csv", "checkpoints",
+            "tensorboard", "state", "model.keras"} <= names
+    original = (real_run.parent.parent / "run.yaml").read_bytes()
+    assert (real_run / "config.yaml").read_bytes() == original
+
+    resolved = yaml.safe_load((real_run / "resolved.yaml").read_text())
+    early = resolved["callbacks"][0]
+    # Defaults the user never wrote are filled in: this is what really ran.
+    assert early["start_from_epoch"] == 0 and early["mode"] == "auto"
+    assert early["baseline"] is None and resolved["callbacks"][1]["save_freq"] == "epoch"
+    assert resolved["data"]["shuffle"] is True
+
+    record = json.loads((real_run / "run.json").read_text())
+    assert record["status"] in ("completed", "stopped_early")
+    assert record["id"] == real_run.name and real_run.name.endswith("-real")
+    assert record["epochs_done"] == len(read_log(real_run / "log.csv"))
+    assert set(record["versions"]) == {"python", "tensorflow", "keras", "cbrun"}
+    assert record["versions"]["keras"].startswith("3.")
+    assert record["seed"] == 7 and record["finished"] is not None
+    assert record["segments"][0]["kind"] == "train"
+
+
+def test_log_has_a_row_per_epoch_and_learning_rate_follows_reduce_lr(real_run):
+    rows = read_log(real_run / "log.csv")
+    record = json.loads((real_run / "run.json").read_text())
+    assert [int(r["epoch"]) for r in rows] == list(range(record["epochs_done"]))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+
+    # Replay ReduceLROnPlateau(factor 0.5, patience 0, min_delta 0.02) on the logged val_loss:
+    # the learning_rate column must show exactly those cuts, one epoch after each.
+    lr, best, expected = 0.01, math.inf, []
+    for row in rows:
+        expected.append(lr)
+        val_loss = float(row["val_loss"])
+        if val_loss < best - 0.02:
+            best = val_loss
+        else:
+            lr *= 0.5
+    logged = [float(r["learning_rate"]) for r in rows]
+    np.testing.assert_allclose(logged, expected, rtol=1e-6)
+    assert min(logged) < 0.01, "the test config should make ReduceLROnPlateau cut at least once"
+
+
+def test_tensorboard_events_hold_the_epoch_scalars(real_run):
+    rows = read_log(real_run / "log.csv")
+    scalars = tb_scalars(real_run / "tensorboard")
+    for subdir, tag, column in [("train", "epoch_loss", "loss"),
+                                ("train", "epoch_accuracy", "accuracy"),
+                                ("train", "epoch_learning_rate", "learning_rate"),
+                                ("validation", "epoch_loss", "val_loss")]:
+        points = scalars[(subdir, tag)]
+        assert [step for step, _ in points] == list(range(len(rows)))
+        np.testing.assert_allclose([v for _, v in points],
+                                   [float(r[column]) for r in rows], rtol=1e-6)
+    histograms = list((real_run / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert histograms, "histogram_freq: 1 writes train events"
+
+
+def test_best_checkpoint_reloads_and_evaluates_to_the_logged_value(real_run):
+    import keras
+
+    from cbrun.config.data import DataConfig
+    from cbrun.train.data import load_arrays
+
+    rows = read_log(real_run / "log.csv")
+    best_row = min(rows, key=lambda r: float(r["val_loss"]))
+    epoch = int(best_row["epoch"]) + 1
+    (best,) = [p for p in (real_run / "checkpoints").iterdir()
+               if p.name.startswith(f"ep{epoch:03d}-")]
+    assert best.name == f"ep{epoch:03d}-val_loss{float(best_row['val_loss']):.4f}.keras"
+    model = keras.saving.load_model(best)
+    arrays = load_arrays(DataConfig(source="digits", validation_split=0.2), real_run)
+    loss, _ = model.evaluate(arrays.x_val, arrays.y_val, batch_size=64, verbose=0)
+    assert loss == pytest.approx(float(best_row["val_loss"]), rel=1e-5)
+
+
+def test_final_model_has_the_restored_best_weights(real_run):
+    import keras
+
+    record = json.loads((real_run / "run.json").read_text())
+    assert record["status"] == "stopped_early", "the fixture's config stops early"
+    assert record["stopped_early_at"] < record["epochs_planned"]
+    # EarlyStopping(min_delta=0.03) counts only improvements of at least 0.03 as progress,
+    # so its best epoch is found by replaying that rule on the log.
+    best_value, best_epoch = math.inf, None
+    for row in read_log(real_run / "log.csv"):
+        if float(row["val_loss"]) < best_value - 0.03:
+            best_value, best_epoch = float(row["val_loss"]), int(row["epoch"]) + 1
+    final = keras.saving.load_model(real_run / "model.keras")
+    (best,) = (real_run / "checkpoints").glob(f"ep{best_epoch:03d}-*.keras")
+    for a, b in zip(final.get_weights(), keras.saving.load_model(best).get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_status_is_running_during_training_then_completed(tmp_path):
+    probe = tmp_path / "seen.txt"
+    config = tiny_config(fit={"epochs": 2}, callbacks=[{
+        "type": "Custom", "class": "probe_callbacks:StatusProbe",
+        "params": {"runs_dir": str(tmp_path / "runs"), "out": str(probe)}}])
+    shutil.copy(HELPERS / "probe_callbacks.py", tmp_path)
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    assert probe.read_text().split() == ["running", "running"]
+    run = only_run(tmp_path / "runs")
+    assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_a_crash_in_user_code_marks_the_run_failed(tmp_path, capsys):
+    config = tiny_config(fit={"epochs": 3}, callbacks=[{
+        "type": "Custom", "class": "probe_callbacks:Crash", "params": {"epoch": 1}}])
+    shutil.copy(HELPERS / "probe_callbacks.py", tmp_path)
+    code = cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs")
+    assert code == 1
+    record = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
+    assert record["status"] == "failed" and "user callback failed" in record["error"]
+    assert record["epochs_done"] == 1
+    # A bug (here, the user's) keeps its traceback.
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_keras_refusing_a_layer_value_is_a_config_error_before_training(tmp_path, capsys):
+    config = tiny_config()
+    config["model"]["layers"][1]["activation"] = "relux"
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "model.layers[1]" in err and "relux" in err and "Traceback" not in err
+    assert f"{path}:" in err  # a position in the file
+    assert not any((tmp_path / "runs").iterdir()), "nothing trained, nothing left behind"
+
+
+def test_two_runs_started_in_the_same_second_get_different_directories(tmp_path):
+    now = datetime(2026, 11, 21, 15, 30, 12, tzinfo=timezone.utc)
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(create_run_dir(tmp_path, "x", now)))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({p.name for p in made}) == 8
+    assert sorted(p.name for p in made)[0] == "20261121-153012-x"
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys; from cbrun.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "Commands:" in out and "HEAVY []" in out
+
+
+@pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
+def test_every_example_config_trains(config_file, tmp_path):
+    assert cli("train", REPO / "configs" / config_file, "--set", "fit.epochs=2",
+               "--runs-dir", tmp_path, "--quiet") == 0
+    run = only_run(tmp_path)
+    assert json.loads((run / "run.json").read_text())["status"] in ("completed",
+                                                                     "stopped_early")
+    assert len(read_log(run / "log.csv")) >= 1
