@@ -1,0 +1,181 @@
+"""The matplotlib figure of one or more runs: one panel per metric family.
+
+The figure is built on the Agg canvas directly, never through pyplot, so drawing neither
+needs a display nor touches global state. `build_figure` returns the Figure itself, so
+tests inspect what a user would see: panels, lines, marks, scales.
+
+Artists carry a `gid` naming what they show: `series` for a logged column, `best`,
+`early_stop` and `resume` for the marks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
+
+from cbrun.errors import CbrunError, UsageError
+from cbrun.logs import VAL_PREFIX, Family
+from cbrun.plotting.inputs import PlotRun, any_positive, describe, epoch_span
+
+PANEL_SIZE = (5.4, 3.7)  # inches; at DPI 120 a panel is about 650 x 440 pixels
+DPI = 120
+# Markers on every point while they stay apart; past this, only isolated points get one.
+DOTS_UP_TO = 40
+
+TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
+RUN_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple",
+                                   "brown", "pink", "gray", "olive", "cyan")]
+EARLY_STOP_COLOR, RESUME_COLOR = "tab:red", "0.45"
+
+
+def grid_shape(panels: int) -> tuple[int, int]:
+    """(rows, cols): a single row up to three panels, then rows of two or three."""
+    if panels <= 3:
+        return 1, max(panels, 1)
+    cols = 2 if panels == 4 else 3
+    return math.ceil(panels / cols), cols
+
+
+def build_figure(runs: Sequence[PlotRun], families: Sequence[Family]) -> Figure:
+    rows, cols = grid_shape(len(families))
+    compare = len(runs) > 1
+    extra = 0.5 if compare else 0.0  # room for the legend of runs below the panels
+    fig = Figure(
+        figsize=(PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows + 0.6 + extra),
+        dpi=DPI,
+        layout="constrained",
+    )
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, family in zip(axes, families, strict=False):
+        _draw_panel(ax, runs, family, compare)
+    for ax in axes[len(families):]:
+        ax.remove()
+
+    if compare:
+        fig.suptitle(f"Comparison of {len(runs)} runs", fontsize=13, fontweight="bold")
+        _runs_legend(fig, runs)
+    else:
+        run = runs[0]
+        fig.suptitle(f"{run.label}\n{describe(run)}", fontsize=12)
+    return fig
+
+
+def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> None:
+    drawn = 0
+    for index, run in enumerate(runs):
+        color = RUN_COLORS[index % len(RUN_COLORS)]
+        for column in family.columns:
+            if column not in run.log.values:
+                continue
+            is_val = column.startswith(VAL_PREFIX)
+            y = run.log.values[column]
+            ax.plot(
+                run.log.epochs,
+                y,
+                color=color if compare else (VAL_COLOR if is_val else TRAIN_COLOR),
+                linestyle="--" if compare and is_val else "-",
+                linewidth=1.8,
+                marker="o",
+                markersize=3.5,
+                markevery=_dots(y),
+                label=f"{run.label} {column}" if compare else column,
+                gid="series",
+            )
+            drawn += sum(1 for v in y if not math.isnan(v))
+        _draw_marks(ax, run, family, color if compare else None)
+
+    ax.set_title(family.name.replace("_", " "), fontsize=11, fontweight="bold")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(family.name.replace("_", " "))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Half an epoch of room each side: an early stop at the last epoch stays visible.
+    first, last = epoch_span(runs)
+    ax.set_xlim(first - 0.6, last + 0.6)
+    ax.grid(True, which="major", alpha=0.35)
+    if family.log_scale and any_positive(runs, family):
+        # Learning rates move by factors; `mask` drops a 0 instead of plunging to 1e-300.
+        ax.set_yscale("log", nonpositive="mask")
+        ax.grid(True, which="minor", alpha=0.12)
+        # Ticks at 2 and 5 of each decade, labelled while the axis spans up to three
+        # decades: a schedule that halves the rate would otherwise show only two labels.
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(LogFormatterSciNotation(minor_thresholds=(3, 3)))
+    if not drawn:
+        ax.text(0.5, 0.5, "no finite values logged", transform=ax.transAxes,
+                ha="center", va="center", color="0.4")
+    if not compare and ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8.5, framealpha=0.85)
+
+
+def _draw_marks(ax, run: PlotRun, family: Family, color: str | None) -> None:
+    marks = run.marks
+    if marks.best is not None and marks.monitor in family.columns:
+        epoch, value = marks.best
+        if not math.isnan(value):
+            ax.plot([epoch], [value], linestyle="none", marker="*", markersize=15,
+                    color=color or "gold", markeredgecolor="black", markeredgewidth=0.8,
+                    zorder=5, gid="best",
+                    label=f"best {marks.monitor} {value:.4g} (epoch {epoch})")
+    if marks.early_stop is not None:
+        ax.axvline(marks.early_stop, color=color or EARLY_STOP_COLOR, linestyle="-.",
+                   linewidth=1.3, alpha=0.9, gid="early_stop",
+                   label=f"early stop (epoch {marks.early_stop})")
+    for first in marks.resumes:
+        # Between the last epoch before the restart and the first one after it.
+        ax.axvline(first - 0.5, color=color or RESUME_COLOR, linestyle=":",
+                   linewidth=1.6, gid="resume", label=f"resumed (epoch {first})")
+
+
+def _runs_legend(fig: Figure, runs: Sequence[PlotRun]) -> None:
+    handles = [Line2D([], [], color=RUN_COLORS[i % len(RUN_COLORS)], linewidth=2.2,
+                      label=run.label) for i, run in enumerate(runs)]
+    handles.append(Line2D([], [], color="black", label="training"))
+    handles.append(Line2D([], [], color="black", linestyle="--", label="validation"))
+    if any(r.marks.best for r in runs):
+        handles.append(Line2D([], [], color="0.5", marker="*", markersize=12,
+                              markeredgecolor="black", linestyle="none", label="best epoch"))
+    if any(r.marks.early_stop is not None for r in runs):
+        handles.append(Line2D([], [], color="0.3", linestyle="-.", label="early stop"))
+    if any(r.marks.resumes for r in runs):
+        handles.append(Line2D([], [], color="0.3", linestyle=":", label="resumed"))
+    fig.legend(handles=handles, loc="outside lower center",
+               ncols=min(len(handles), 5), fontsize=9, frameon=False)
+
+
+def _dots(y: Sequence[float]) -> list[int]:
+    """Indices that get a dot: all of a short run, else the points no line reaches
+    (a value between two gaps would otherwise be invisible)."""
+    if len(y) <= DOTS_UP_TO:
+        return [i for i, v in enumerate(y) if not math.isnan(v)]
+
+    def isolated(i: int) -> bool:
+        before = i == 0 or math.isnan(y[i - 1])
+        after = i == len(y) - 1 or math.isnan(y[i + 1])
+        return before and after
+
+    return [i for i, v in enumerate(y) if not math.isnan(v) and isolated(i)]
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write the figure; the format follows the suffix (.png, .svg, .pdf, ...)."""
+    path = Path(path)
+    formats = fig.canvas.get_supported_filetypes()
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        known = ", ".join(f".{f}" for f in sorted(formats))
+        given = f"'.{suffix}'" if suffix else "no extension"
+        raise UsageError(f"-o {path}: {given} is not an image format; use one of {known}")
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {path}: the folder {path.parent} does not exist")
+    try:
+        fig.savefig(path, format=suffix)
+    except OSError as exc:
+        raise CbrunError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -1,0 +1,211 @@
+"""What to draw: runs (a log plus what run.json says) and the metric families to show."""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cbrun.errors import UsageError
+from cbrun.logs import (
+    LOG_NAME,
+    Family,
+    LogError,
+    TrainingLog,
+    best_epoch,
+    default_monitor,
+    infer_mode,
+    is_learning_rate,
+    metric_families,
+    read_log,
+    resolve_log_path,
+)
+from cbrun.runinfo import NO_RUN_FILE, RUN_FILE, UNREADABLE, RunInfo, read_run_info
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Epochs worth pointing at, all 1-based.
+
+    best: (epoch, value) of the monitored metric's best epoch, or None.
+    early_stop: the epoch where EarlyStopping ended the run, or None.
+    resumes: the first epoch of each resumed segment.
+    """
+
+    monitor: str | None = None
+    mode: str = "min"
+    best: tuple[int, float] | None = None
+    early_stop: int | None = None
+    resumes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlotRun:
+    label: str
+    log: TrainingLog
+    info: RunInfo | None
+    marks: Marks
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
+def run_info_for(csv_path: Path) -> RunInfo | None:
+    """The run.json beside a CSV, None when there is none (a foreign CSV)."""
+    if not (csv_path.parent / RUN_FILE).exists():
+        return None
+    return read_run_info(csv_path.parent)
+
+
+def load_run(path: Path, warn: Warn = _ignore) -> PlotRun:
+    csv_path = resolve_log_path(Path(path))
+    info = run_info_for(csv_path)
+    if info is not None and info.status == UNREADABLE:
+        warn(f"{info.problem}; plotting {csv_path} without its run's marks")
+    log = read_log(csv_path)
+    if not log.has_epoch_column:
+        warn(f"{csv_path} has no 'epoch' column: numbering its rows from 1")
+    return PlotRun(label=_label(csv_path, info), log=log, info=info, marks=marks_for(log, info))
+
+
+def load_runs(paths: Sequence[Path], warn: Warn = _ignore) -> list[PlotRun]:
+    """Every run that can be drawn. In a comparison, a log with no rows yet is left out
+    with a warning; alone, it is an error."""
+    if len(paths) == 1:
+        return [load_run(paths[0], warn)]
+    runs: list[PlotRun] = []
+    for path in paths:
+        try:
+            runs.append(load_run(path, warn))
+        except LogError as exc:
+            warn(f"{exc}; left out of the comparison")
+    if not runs:
+        raise LogError(f"none of the {len(paths)} logs has anything to plot")
+    return _unique_labels(runs)
+
+
+def marks_for(log: TrainingLog, info: RunInfo | None) -> Marks:
+    usable = info is not None and info.status not in (UNREADABLE, NO_RUN_FILE)
+    monitor = info.monitor if usable and info.monitor else default_monitor(log.columns)
+    if monitor is None:
+        return Marks()
+    mode = infer_mode(monitor, info.mode if usable else None)
+    best = None
+    if usable and info.best_epoch is not None and monitor in log.columns:
+        # run.json knows the best even where the log lost rows; the log gives its height.
+        value = log.value_at(monitor, info.best_epoch)
+        if math.isnan(value) and info.best_value is not None:  # the row is not in the log
+            value = info.best_value
+        best = (info.best_epoch, value)
+    elif monitor in log.columns:
+        best = best_epoch(log, monitor, mode)
+    if not usable:
+        return Marks(monitor=monitor, mode=mode, best=best)
+    early = info.stopped_early_at
+    if early is None and info.status == "stopped_early" and log.epochs:
+        early = log.epochs[-1]
+    return Marks(monitor=monitor, mode=mode, best=best, early_stop=early,
+                 resumes=info.resume_epochs)
+
+
+def _label(csv_path: Path, info: RunInfo | None) -> str:
+    if info is not None and info.status != UNREADABLE:
+        return info.id
+    if csv_path.name == LOG_NAME and csv_path.parent.name:
+        return csv_path.parent.name
+    return csv_path.stem
+
+
+def _unique_labels(runs: list[PlotRun]) -> list[PlotRun]:
+    seen: dict[str, int] = {}
+    result = []
+    for run in runs:
+        count = seen.get(run.label, 0) + 1
+        seen[run.label] = count
+        label = run.label if count == 1 else f"{run.label} ({count})"
+        result.append(PlotRun(label, run.log, run.info, run.marks))
+    return result
+
+
+def all_families(runs: Sequence[PlotRun]) -> list[Family]:
+    columns: list[str] = []
+    for run in runs:
+        columns += [c for c in run.log.columns if c not in columns]
+    return metric_families(columns)
+
+
+def select_families(families: list[Family], wanted: Sequence[str]) -> list[Family]:
+    """The families named in `--metrics`, in the order given. A name may be a family
+    (`loss`) or any of its columns (`val_loss`)."""
+    if not wanted:
+        return families
+    chosen: list[Family] = []
+    for name in wanted:
+        match = next((f for f in families if _names(f, name)), None)
+        if match is None:
+            known = [f.name for f in families]
+            columns = [c for f in families for c in f.columns]
+            close = difflib.get_close_matches(name, known + columns, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(
+                f"--metrics: no metric {name!r} in the log{hint}; available: {', '.join(known)}"
+            )
+        if match not in chosen:
+            chosen.append(match)
+    return chosen
+
+
+def _names(family: Family, name: str) -> bool:
+    if name == family.name or name in family.columns:
+        return True
+    # `lr` and `learning_rate` both mean the learning-rate panel, whatever the column.
+    return family.log_scale and is_learning_rate(name)
+
+
+def parse_metrics(values: Sequence[str]) -> list[str]:
+    """`--metrics loss,accuracy --metrics lr` -> ['loss', 'accuracy', 'lr']."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def epoch_span(runs: Sequence[PlotRun]) -> tuple[int, int]:
+    """First and last epoch to show: every logged epoch, and an early stop past them."""
+    xs = [e for run in runs for e in run.log.epochs]
+    xs += [run.marks.early_stop for run in runs if run.marks.early_stop is not None]
+    return (min(xs), max(xs)) if xs else (1, 1)
+
+
+def any_positive(runs: Sequence[PlotRun], family: Family) -> bool:
+    """Whether a log scale has anything to show for this family."""
+    return any(
+        v > 0
+        for run in runs
+        for column in family.columns
+        for v in run.log.values.get(column, ())
+        if not math.isnan(v)
+    )
+
+
+def describe(run: PlotRun) -> str:
+    """One line under a run's title: status, progress and the marks, in words."""
+    parts: list[str] = []
+    info = run.info
+    if info is not None and info.status not in (UNREADABLE, NO_RUN_FILE):
+        parts.append(info.shown_status.replace("_", " "))
+        # The log, not run.json: it is what is drawn, and a running run writes it first.
+        planned = f"/{info.epochs_planned}" if info.epochs_planned else ""
+        parts.append(f"{len(run.log)}{planned} epochs")
+    else:
+        parts.append(f"{len(run.log)} epochs")
+    marks = run.marks
+    if marks.best is not None:
+        parts.append(f"best {marks.monitor} {marks.best[1]:.4g} at epoch {marks.best[0]}")
+    if marks.early_stop is not None:
+        parts.append(f"stopped early at epoch {marks.early_stop}")
+    if marks.resumes:
+        parts.append("resumed at epoch " + ", ".join(str(e) for e in marks.resumes))
+    return " · ".join(parts)

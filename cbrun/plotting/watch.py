@@ -1,0 +1,109 @@
+"""`cbrun plot --watch`: redraw whenever a training appends to its log.
+
+The loop polls file sizes and times (cheap, and works on every filesystem, NFS included)
+and redraws only when something changed. It ends by itself once every run it shows has a
+run.json saying it is no longer running (after one last drawing of the final state), after
+`max_refreshes` polls, or at Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cbrun.errors import UsageError
+from cbrun.logs import LogError, resolve_log_path
+from cbrun.plotting.inputs import PlotRun, Warn, load_runs
+from cbrun.runinfo import LOG_FILE, RUN_FILE, UNREADABLE, read_run_info
+
+
+def watch(
+    paths: Sequence[Path],
+    draw: Callable[[list[PlotRun]], None],
+    waiting: Callable[[str], None],
+    interval: float = 2.0,
+    max_refreshes: int | None = None,
+    warn: Warn = lambda message: None,
+) -> int:
+    """Poll `paths` and call `draw` with fresh runs when their files change; `waiting`
+    gets a message while there is nothing to draw yet. Returns the number of drawings."""
+    for path in map(Path, paths):
+        # A typo must not wait forever; a run that has not logged an epoch yet may.
+        if not (path.is_dir() and (path / RUN_FILE).exists()):
+            resolve_log_path(path)
+    said: set[str] = set()
+
+    def warn_once(message: str) -> None:
+        # The same note at every redraw would bury the drawing.
+        if message not in said:
+            said.add(message)
+            warn(message)
+
+    last = None
+    problem: Exception | None = None
+    drawings = polls = 0
+    try:
+        while True:
+            # Read before the files: a run seen finished here was finished before they
+            # were read, so the last drawing shows its final rows.
+            running = _any_running(paths)
+            state = _signature(paths)
+            if state != last:
+                last = state
+                try:
+                    runs = load_runs(paths, warn_once)
+                except (LogError, UsageError) as exc:
+                    problem = exc
+                    waiting(f"waiting for rows: {exc}")
+                else:
+                    problem = None
+                    draw(runs)
+                    drawings += 1
+            polls += 1
+            if not running or (max_refreshes and polls >= max_refreshes):
+                break
+            pause(interval)
+    except KeyboardInterrupt:
+        # Ctrl-C is how a user leaves a watch: not an error.
+        return drawings
+    if problem is not None and not running:
+        raise problem  # the run ended with nothing to draw: say so like a plain plot would
+    return drawings
+
+
+def pause(seconds: float) -> None:
+    """The wait between polls; a test replaces it to step a fake training instead."""
+    time.sleep(seconds)
+
+
+def _files(path: Path) -> tuple[Path, Path]:
+    folder = path if path.is_dir() else path.parent
+    csv = path / LOG_FILE if path.is_dir() else path
+    return csv, folder / RUN_FILE
+
+
+def _signature(paths: Sequence[Path]) -> tuple:
+    stamps = []
+    for path in paths:
+        for file in _files(Path(path)):
+            try:
+                stat = file.stat()
+                stamps.append((stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                stamps.append(None)
+    return tuple(stamps)
+
+
+def _any_running(paths: Sequence[Path]) -> bool:
+    """True while a run may still append rows: it says it runs, or there is no run.json to
+    say otherwise (a foreign CSV is watched until Ctrl-C)."""
+    for path in paths:
+        run_file = _files(Path(path))[1]
+        if not run_file.exists():
+            return True
+        info = read_run_info(run_file.parent)
+        # Unreadable may be a write caught halfway by a writer that does not rename.
+        if info.is_running or info.status == UNREADABLE:
+            return True
+    return False

@@ -1,0 +1,213 @@
+"""Reading a run directory's `run.json` for the commands that show runs (`runs`, `plot`).
+
+Reading never raises for what the file holds: a run whose run.json is missing keys shows
+what it has, and one whose run.json is unreadable shows as `unreadable` with the reason,
+so one broken directory cannot take the whole listing down. Epoch numbers in run.json are
+1-based, like everything shown to humans.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+RUN_FILE = "run.json"
+LOG_FILE = "log.csv"
+
+RUNNING = "running"
+UNREADABLE = "unreadable"
+# A directory with a log.csv but no run.json: made by hand, or by something other than cbrun.
+NO_RUN_FILE = "unknown"
+# Shown for a run whose run.json says running but whose process is gone (kill -9, a crash
+# that could not write its status): `cbrun resume` can continue it like any interruption.
+PROCESS_GONE = "interrupted"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One train or resume process of a run; epochs are 1-based and inclusive."""
+
+    kind: str
+    first_epoch: int | None
+    last_epoch: int | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What run.json says about a run, every field optional.
+
+    status: as recorded, or `unreadable` / `unknown` (no run.json).
+    problem: why run.json could not be read, None when it could.
+    process_alive: for a `running` run started on this host, whether its pid still
+        exists; None where that cannot be known.
+    """
+
+    path: Path
+    id: str
+    status: str
+    problem: str | None = None
+    name: str | None = None
+    created: datetime | None = None
+    finished: datetime | None = None
+    duration_s: float | None = None
+    epochs_done: int | None = None
+    epochs_planned: int | None = None
+    monitor: str | None = None
+    mode: str | None = None
+    best_epoch: int | None = None
+    best_value: float | None = None
+    stopped_early_at: int | None = None
+    segments: tuple[Segment, ...] = ()
+    process_alive: bool | None = None
+
+    @property
+    def shown_status(self) -> str:
+        if self.status == RUNNING and self.process_alive is False:
+            return PROCESS_GONE
+        return self.status
+
+    @property
+    def is_running(self) -> bool:
+        return self.shown_status == RUNNING
+
+    @property
+    def resume_epochs(self) -> tuple[int, ...]:
+        """The first epoch trained by each resume: where the run picked up again."""
+        return tuple(
+            s.first_epoch for s in self.segments if s.kind == "resume" and s.first_epoch
+        )
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG_FILE
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / RUN_FILE).is_file() or (path / LOG_FILE).is_file())
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Run directories in `root`, or `root` itself when it is one."""
+    if (root / RUN_FILE).is_file():
+        return [root]
+    try:
+        children = sorted(root.iterdir())
+    except OSError:
+        return []
+    return [child for child in children if is_run_dir(child)]
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    run_dir = Path(run_dir)
+    file = run_dir / RUN_FILE
+    if not file.exists():
+        return RunInfo(path=run_dir, id=run_dir.name, status=NO_RUN_FILE)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return _unreadable(run_dir, f"{file}: {_reason(exc)}")
+    if not isinstance(data, dict):
+        return _unreadable(run_dir, f"{file}: expected a JSON object, got {type(data).__name__}")
+    return _from_dict(run_dir, data)
+
+
+def _unreadable(run_dir: Path, problem: str) -> RunInfo:
+    return RunInfo(path=run_dir, id=run_dir.name, status=UNREADABLE, problem=problem)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
+    monitor = data.get("monitor")
+    monitor = monitor if isinstance(monitor, dict) else {}
+    best = data.get("best")
+    best = best if isinstance(best, dict) else {}
+    segments = data.get("segments")
+    segments = segments if isinstance(segments, list) else []
+    status = _str(data.get("status")) or NO_RUN_FILE
+    return RunInfo(
+        path=run_dir,
+        id=_str(data.get("id")) or run_dir.name,
+        status=status,
+        name=_str(data.get("name")),
+        created=_time(data.get("created")),
+        finished=_time(data.get("finished")),
+        duration_s=_float(data.get("duration_s")),
+        epochs_done=_int(data.get("epochs_done")),
+        epochs_planned=_int(data.get("epochs_planned")),
+        monitor=_str(monitor.get("name")),
+        mode=_str(monitor.get("mode")),
+        best_epoch=_int(best.get("epoch")),
+        best_value=_float(best.get("value")),
+        stopped_early_at=_int(data.get("stopped_early_at")),
+        segments=tuple(_segment(s) for s in segments if isinstance(s, dict)),
+        process_alive=_alive(data) if status == RUNNING else None,
+    )
+
+
+def _segment(data: dict[str, Any]) -> Segment:
+    return Segment(
+        kind=_str(data.get("kind")) or "train",
+        first_epoch=_int(data.get("first_epoch")),
+        last_epoch=_int(data.get("last_epoch")),
+        status=_str(data.get("status")),
+    )
+
+
+def _alive(data: dict[str, Any]) -> bool | None:
+    """Whether the recorded pid still runs; None for another host or no pid."""
+    pid = _int(data.get("pid"))
+    host = _str(data.get("host"))
+    if pid is None or pid <= 0 or (host is not None and host != socket.gethostname()):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        # The pid exists but belongs to someone else: alive as far as we can tell.
+        return True
+    return True
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    # bool is an int in Python; `true` is no epoch number.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

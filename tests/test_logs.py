@@ -1,0 +1,201 @@
+"""The CSV log reader: Keras's format, other separators, gaps, and files that are not logs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cbrun.errors import UsageError
+from cbrun.logs import (
+    Family,
+    LogError,
+    best_epoch,
+    default_monitor,
+    infer_mode,
+    metric_families,
+    read_log,
+    sniff_delimiter,
+)
+
+DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
+
+
+def write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_reads_a_real_keras_log_with_one_based_epochs():
+    log = read_log(DIGITS / "log.csv")
+    assert log.epochs == tuple(range(1, 18))
+    assert log.columns == ("accuracy", "learning_rate", "loss", "val_accuracy", "val_loss")
+    assert log.has_epoch_column
+    assert log.value_at("val_loss", 13) == pytest.approx(0.3615227937698364)
+    assert log.values["learning_rate"][-1] == pytest.approx(0.00015625)
+
+
+def test_a_run_directory_means_its_log_csv():
+    assert read_log(DIGITS).path == DIGITS / "log.csv"
+
+
+def test_families_pair_metrics_with_their_val_twin_and_put_the_lr_last():
+    assert read_log(DIGITS).families() == [
+        Family("loss", ("loss", "val_loss")),
+        Family("accuracy", ("accuracy", "val_accuracy")),
+        Family("learning_rate", ("learning_rate",), log_scale=True),
+    ]
+
+
+def test_families_keep_a_lone_val_column_and_an_lr_named_lr():
+    families = metric_families(["lr", "val_auc", "mae", "loss"])
+    assert [(f.name, f.columns, f.log_scale) for f in families] == [
+        ("loss", ("loss",), False),
+        ("val_auc", ("val_auc",), False),
+        ("mae", ("mae",), False),
+        ("lr", ("lr",), True),
+    ]
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_other_separators_are_sniffed(tmp_path, sep):
+    text = sep.join(["epoch", "loss", "val_loss"]) + "\n"
+    text += sep.join(["0", "0.9", "1.1"]) + "\n" + sep.join(["1", "0.5", "0.7"]) + "\n"
+    log = read_log(write(tmp_path, text))
+    assert log.columns == ("loss", "val_loss")
+    assert log.values["val_loss"] == (1.1, 0.7)
+
+
+def test_decimal_commas_with_a_semicolon_separator(tmp_path):
+    log = read_log(write(tmp_path, "epoch;loss\n0;0,75\n1;0,5\n"))
+    assert log.values["loss"] == (0.75, 0.5)
+
+
+def test_missing_and_non_finite_cells_become_nan(tmp_path):
+    text = "epoch,loss,val_loss\n0,NA,1.0\n1,nan,inf\n2,,-inf\n3,0.4,0.6\n"
+    log = read_log(write(tmp_path, text))
+    loss, val = log.values["loss"], log.values["val_loss"]
+    assert [math.isnan(v) for v in loss] == [True, True, True, False]
+    assert [math.isnan(v) for v in val] == [False, True, True, False]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "is empty"),
+        ("\n  \n", "is empty"),
+        ("epoch,loss,val_loss\n", "header but no rows"),
+        ("name,comment\nfoo,bar\nbaz,qux\n", "no numeric column"),
+        ("epoch,loss\nfirst,0.3\nsecond,0.2\n", "holds no epoch numbers"),
+    ],
+)
+def test_logs_with_nothing_to_draw_say_why(tmp_path, text, message):
+    with pytest.raises(LogError, match=message):
+        read_log(write(tmp_path, text))
+
+
+def test_a_missing_file_is_a_usage_error_with_a_suggestion(tmp_path):
+    write(tmp_path, "epoch,loss\n0,1\n")
+    with pytest.raises(UsageError, match=r"no such file.*did you mean .*log\.csv"):
+        read_log(tmp_path / "log.cvs")
+
+
+def test_a_directory_without_log_csv_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="has no log.csv"):
+        read_log(tmp_path)
+
+
+def test_without_an_epoch_column_rows_are_numbered(tmp_path):
+    log = read_log(write(tmp_path, "loss,accuracy\n0.9,0.5\n0.6,0.7\n0.4,0.8\n"))
+    assert not log.has_epoch_column
+    assert log.epochs == (1, 2, 3)
+
+
+def test_a_foreign_csv_keeps_its_numeric_columns_and_names_the_others(tmp_path):
+    text = (
+        "step,time,loss,comment,gpu\n"
+        "0,2026-01-01T10:00,1.5,warmup,0.9\n"
+        "1,2026-01-01T10:01,1.1,,0.8\n"
+        "2,2026-01-01T10:02,0.9,ok,oops\n"
+    )
+    log = read_log(write(tmp_path, text, "history.csv"))
+    assert log.columns == ("step", "loss", "gpu")
+    assert log.skipped == ("time", "comment")
+    # A stray word in a numeric column is a gap, not a reason to drop the column.
+    assert math.isnan(log.values["gpu"][2])
+
+
+def test_repeated_epochs_keep_the_last_row_and_a_repeated_header_is_ignored(tmp_path):
+    # What CSVLogger(append=True) leaves after a restart that redid epoch 1.
+    text = "epoch,loss\n0,1.0\n1,0.8\nepoch,loss\n1,0.7\n2,0.6\n"
+    log = read_log(write(tmp_path, text))
+    assert log.epochs == (1, 2, 3)
+    assert log.values["loss"] == (1.0, 0.7, 0.6)
+
+
+def test_a_byte_order_mark_and_short_rows_are_tolerated(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_bytes("\ufeffepoch,loss,val_loss\n0,0.5\n1,0.4,0.45\n".encode())
+    log = read_log(path)
+    assert log.columns == ("loss", "val_loss")
+    assert math.isnan(log.values["val_loss"][0])
+
+
+def test_a_single_column_file_sniffs_a_comma():
+    assert sniff_delimiter("epoch\n0\n1\n") == ","
+    assert sniff_delimiter("epoch;loss\n") == ";"
+
+
+def test_best_epoch_follows_the_mode_skips_nan_and_keeps_the_first_tie(tmp_path):
+    text = "epoch,val_loss,val_accuracy\n0,0.5,0.7\n1,nan,0.9\n2,0.3,0.9\n3,0.3,0.8\n"
+    log = read_log(write(tmp_path, text))
+    assert best_epoch(log, "val_loss", "min") == (3, 0.3)
+    assert best_epoch(log, "val_accuracy", "max") == (2, 0.9)
+    assert best_epoch(log, "val_auc", "max") is None
+
+
+def test_monitor_defaults_and_mode_inference():
+    assert default_monitor(["loss", "val_loss"]) == "val_loss"
+    assert default_monitor(["loss", "accuracy"]) == "loss"
+    assert default_monitor(["mae"]) is None
+    assert infer_mode("val_accuracy") == "max"
+    assert infer_mode("val_loss", "auto") == "min"
+    assert infer_mode("val_loss", "max") == "max"
+
+
+finite_or_not = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.just(None),  # a missing cell, written as NA like Keras does
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sep=st.sampled_from([",", ";", "\t", "|"]),
+    rows=st.lists(st.tuples(finite_or_not, finite_or_not), min_size=1, max_size=12),
+)
+def test_any_keras_style_log_reads_back_its_values(tmp_path_factory, sep, rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=sep, lineterminator="\n")
+    writer.writerow(["epoch", "loss", "val_loss"])
+    for epoch, cells in enumerate(rows):
+        writer.writerow([epoch] + ["NA" if c is None else repr(c) for c in cells])
+    path = tmp_path_factory.mktemp("log") / "log.csv"
+    path.write_text(buffer.getvalue())
+
+    log = read_log(path)
+    assert log.epochs == tuple(range(1, len(rows) + 1))
+    for index, column in enumerate(("loss", "val_loss")):
+        expected = [
+            r[index] if r[index] is not None and math.isfinite(r[index]) else math.nan
+            for r in rows
+        ]
+        got = log.values[column]
+        assert [math.isnan(v) for v in got] == [math.isnan(v) for v in expected]
+        assert [v for v in got if not math.isnan(v)] == [v for v in expected if not math.isnan(v)]

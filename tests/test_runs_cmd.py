@@ -1,0 +1,225 @@
+"""`cbrun runs`: the table and the JSON of a folder of runs, broken ones included."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cbrun.cli import main
+from cbrun.commands.runs import format_duration, run_row, runs_table
+from cbrun.runinfo import find_runs, read_run_info
+
+DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
+HOST = socket.gethostname()
+
+
+def make_run(root: Path, run_id: str, csv: bool = True, **run_json) -> Path:
+    """A run directory with the real digits log.csv and a run.json whose keys are replaced
+    by `run_json` (None removes a key)."""
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True)
+    if csv:
+        shutil.copy(DIGITS / "log.csv", run_dir / "log.csv")
+    data = json.loads((DIGITS / "run.json").read_text())
+    data["id"] = run_id
+    for key, value in run_json.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    (run_dir / "run.json").write_text(json.dumps(data))
+    return run_dir
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """Show start times in UTC whatever the machine's zone, so the table is fixed text."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    runs = tmp_path / "runs"
+    make_run(runs, "20261121-153012-digits-mlp")
+    make_run(runs, "20261121-160000-digits-full", status="completed", epochs_planned=30,
+             epochs_done=30, best={"epoch": 28, "value": 0.0831}, stopped_early_at=None,
+             duration_s=3725.0, created="2026-11-21T16:00:00+00:00", segments=[])
+    make_run(runs, "20261121-170000-live", status="running", pid=os.getpid(), host=HOST,
+             epochs_done=2, best={"epoch": 2, "value": 0.5388}, duration_s=3.5,
+             created="2026-11-21T17:00:00+00:00", stopped_early_at=None)
+    # kill -9 leaves "running" behind; its pid is gone.
+    make_run(runs, "20261121-180000-killed", status="running", pid=_dead_pid(), host=HOST,
+             epochs_done=6, best={"epoch": 6, "value": 0.3858}, duration_s=192.4,
+             created="2026-11-21T18:00:00+00:00", stopped_early_at=None)
+    make_run(runs, "20261121-190000-crashed", csv=False, status="failed", epochs_done=0,
+             best=None, duration_s=0.8, created="2026-11-21T19:00:00+00:00",
+             error={"type": "ValueError", "message": "shapes"})
+    broken = runs / "20261121-200000-broken"
+    broken.mkdir()
+    (broken / "run.json").write_text('{"id": "20261121-200000-broken", "status": "runn')
+    shutil.copy(DIGITS / "log.csv", broken / "log.csv")
+    sparse = runs / "20261121-210000-sparse"
+    sparse.mkdir()
+    (sparse / "run.json").write_text('{"status": "interrupted", "epochs_done": "six"}')
+    (runs / "notes").mkdir()  # neither run.json nor log.csv: not a run
+    (runs / ".gitkeep").write_text("")
+    return runs
+
+
+def _dead_pid() -> int:
+    # A pid that has just exited is free; the kernel does not hand it out again at once.
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def render(rows) -> str:
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(runs_table(rows))
+    return console.file.getvalue()
+
+
+def test_the_table_shows_every_run_and_survives_broken_ones(folder, utc):
+    rows = sorted((run_row(p) for p in find_runs(folder)), key=lambda r: r.info.id)
+    assert [line.rstrip() for line in render(rows).splitlines()] == [
+        "id                           status         epochs  best             at epoch  duration  started",
+        "20261121-153012-digits-mlp   stopped_early   17/40  val_loss 0.3615        13     48.2s  2026-11-21 15:30",
+        "20261121-160000-digits-full  completed       30/30  val_loss 0.0831        28    1h 02m  2026-11-21 16:00",
+        "20261121-170000-live         running          2/40  val_loss 0.5388         2      3.5s  2026-11-21 17:00",
+        "20261121-180000-killed       interrupted      6/40  val_loss 0.3858         6    3m 12s  2026-11-21 18:00",
+        "20261121-190000-crashed      failed           0/40  -                       -      0.8s  2026-11-21 19:00",
+        "20261121-200000-broken       unreadable         17  val_loss 0.3615        13         -  -",
+        "20261121-210000-sparse       interrupted         -  -                       -         -  -",
+    ]
+
+
+def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, capsys, utc):
+    code, out, err = cli(capsys, "runs", folder)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["id", "status", "epochs", "best", "at", "epoch", "duration",
+                                "started"]
+    assert [line.split()[0] for line in lines[1:8]] == sorted(p.name for p in find_runs(folder))
+    assert len(lines) == 8
+    assert err == (f"warning: {folder / '20261121-200000-broken' / 'run.json'}: not valid JSON "
+                   "(line 1, column 44: Unterminated string starting at)\n")
+    assert "\x1b[" not in out  # not a terminal: no colors
+
+
+def test_json_lists_every_run_for_scripts(folder, capsys):
+    code, out, _ = cli(capsys, "runs", folder, "--json")
+    assert code == 0
+    runs = {run["id"]: run for run in json.loads(out)}
+    assert list(runs) == sorted(runs)
+    assert runs["20261121-153012-digits-mlp"] == {
+        "id": "20261121-153012-digits-mlp",
+        "path": str(folder / "20261121-153012-digits-mlp"),
+        "status": "stopped_early",
+        "recorded_status": "stopped_early",
+        "epochs_done": 17,
+        "epochs_planned": 40,
+        "monitor": "val_loss",
+        "best_value": 0.3615227937698364,
+        "best_epoch": 13,
+        "stopped_early_at": 17,
+        "resumed_at": [7],
+        "duration_s": 48.2,
+        "created": "2026-11-21T15:30:12.123456+00:00",
+        "finished": "2026-11-21T15:31:02.500000+00:00",
+        "problem": None,
+    }
+    killed = runs["20261121-180000-killed"]
+    assert (killed["status"], killed["recorded_status"]) == ("interrupted", "running")
+    assert runs["20261121-170000-live"]["status"] == "running"
+    broken = runs["20261121-200000-broken"]
+    assert broken["status"] == "unreadable" and "not valid JSON" in broken["problem"]
+    # What run.json cannot say, the log can.
+    assert (broken["epochs_done"], broken["best_epoch"]) == (17, 13)
+    assert runs["20261121-210000-sparse"]["epochs_done"] is None
+
+
+def test_a_single_run_directory_lists_itself(folder, capsys):
+    code, out, _ = cli(capsys, "runs", folder / "20261121-153012-digits-mlp", "--json")
+    assert code == 0
+    assert [run["id"] for run in json.loads(out)] == ["20261121-153012-digits-mlp"]
+
+
+def test_a_directory_of_foreign_logs_lists_them_from_the_log(tmp_path, capsys):
+    (tmp_path / "exp1").mkdir()
+    shutil.copy(DIGITS / "log.csv", tmp_path / "exp1" / "log.csv")
+    code, out, _ = cli(capsys, "runs", tmp_path, "--json")
+    assert code == 0
+    (run,) = json.loads(out)
+    assert (run["id"], run["status"], run["epochs_done"], run["best_epoch"]) == (
+        "exp1", "unknown", 17, 13)
+
+
+def test_an_empty_folder_says_so(tmp_path, capsys):
+    assert cli(capsys, "runs", tmp_path) == (0, f"no runs in {tmp_path}\n", "")
+    assert cli(capsys, "runs", tmp_path, "--json") == (0, "[]\n", "")
+
+
+def test_a_missing_folder_is_a_usage_error(tmp_path, capsys):
+    code, out, err = cli(capsys, "runs", tmp_path / "nowhere")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: no such directory: {tmp_path / 'nowhere'}")
+
+
+def test_the_default_folder_is_runs(tmp_path, capsys, monkeypatch):
+    make_run(tmp_path / "runs", "20261121-153012-digits-mlp")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli(capsys, "runs", "--json")
+    assert code == 0
+    assert [run["id"] for run in json.loads(out)] == ["20261121-153012-digits-mlp"]
+
+
+def test_run_json_values_of_the_wrong_type_are_ignored(tmp_path):
+    run = tmp_path / "odd"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({
+        "status": 3, "epochs_done": True, "best": [1, 2], "monitor": "val_loss",
+        "created": "yesterday", "duration_s": "fast",
+        "segments": [{"kind": "resume", "first_epoch": 4}, "junk"],
+    }))
+    info = read_run_info(run)
+    assert (info.id, info.status, info.epochs_done, info.best_epoch) == ("odd", "unknown", None,
+                                                                          None)
+    assert (info.created, info.duration_s, info.resume_epochs) == (None, None, (4,))
+
+
+def test_a_list_instead_of_an_object_is_unreadable(tmp_path):
+    (tmp_path / "run.json").write_text("[]")
+    info = read_run_info(tmp_path)
+    assert info.status == "unreadable" and "expected a JSON object" in info.problem
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(None, "-"), (0.04, "0.0s"), (48.25, "48.2s"), (59.96, "1m 00s"), (60, "1m 00s"),
+     (192.4, "3m 12s"), (3599.6, "1h 00m"), (3600, "1h 00m"), (3725, "1h 02m"),
+     (90000, "25h 00m")],
+)
+def test_durations_read_at_a_glance(seconds, text):
+    assert format_duration(seconds) == text
