@@ -53,12 +53,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def invoked_command() -> list[str]:
+    """The command line as the user typed it (run.json records it)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return list(obj["argv"]) if obj and "argv" in obj else ["cbrun", *sys.argv[1:]]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
         # A command returns an int to choose its exit code (validate: 0 or 2, for instance).
-        result = cli.main(args=args, prog_name="cbrun", standalone_mode=False)
+        result = cli.main(args=args, prog_name="cbrun", standalone_mode=False,
+                          obj={"argv": ["cbrun", *args]})
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

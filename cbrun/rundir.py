@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import socket
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -92,7 +91,7 @@ class RunRecord:
 
     @classmethod
     def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
-            monitor: tuple[str, str] | None) -> RunRecord:
+            monitor: tuple[str, str] | None, command: list[str]) -> RunRecord:
         now = iso(utc_now())
         data = {
             "id": run_dir.name,
@@ -103,7 +102,7 @@ class RunRecord:
             "duration_s": 0.0,
             "pid": os.getpid(),
             "host": socket.gethostname(),
-            "command": ["cbrun", *sys.argv[1:]],
+            "command": command,
             "seed": seed,
             "epochs_planned": epochs,
             "epochs_done": 0,
@@ -131,7 +130,7 @@ class RunRecord:
     def save(self) -> None:
         atomic_write_bytes(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
 
-    def begin_segment(self, kind: str, first_epoch: int) -> None:
+    def begin_segment(self, kind: str, first_epoch: int, command: list[str]) -> None:
         self.data["status"] = "running"
         self.data["pid"] = os.getpid()
         self.data["host"] = socket.gethostname()
@@ -139,7 +138,7 @@ class RunRecord:
         self.data["error"] = None
         self.data["segments"].append({
             "kind": kind, "started": iso(utc_now()), "finished": None, "pid": os.getpid(),
-            "command": ["cbrun", *sys.argv[1:]], "first_epoch": first_epoch,
+            "command": command, "first_epoch": first_epoch,
             "last_epoch": first_epoch - 1, "status": "running",
         })
         self.save()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import click
@@ -24,8 +23,7 @@ from cbrun.rundir import RunRecord, create_run_dir, write_config_files
 def train(config_path: Path, overrides: tuple[str, ...], runs_dir: Path, quiet: bool) -> int:
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
-    kwargs = {"overrides": list(overrides)} if overrides or _takes_overrides() else {}
-    loaded = load_config(config_path, **kwargs)
+    loaded = load_config(config_path, overrides)
     config = loaded.config
     console = console_for(quiet)
 
@@ -34,8 +32,10 @@ def train(config_path: Path, overrides: tuple[str, ...], runs_dir: Path, quiet: 
                        config.model_dump(mode="json", by_alias=True))
     from cbrun.config.monitors import primary_monitor
 
+    from cbrun.cli import invoked_command
+
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
-                           primary_monitor(config))
+                           primary_monitor(config), invoked_command())
     record.data["config_dir"] = str(loaded.config_dir.resolve())
     record.data["overrides"] = list(overrides)
     record.save()
@@ -52,6 +52,3 @@ def train(config_path: Path, overrides: tuple[str, ...], runs_dir: Path, quiet: 
         click.echo(str(run_dir))
     return code
 
-
-def _takes_overrides() -> bool:
-    return "overrides" in inspect.signature(load_config).parameters

@@ -12,6 +12,8 @@ import signal
 import traceback
 from pathlib import Path
 
+import click
+
 from rich.console import Console
 
 from cbrun.config.root import RunConfig
@@ -26,16 +28,18 @@ def execute(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecor
             kind: str, console: Console, live: bool,
             restore: SavedState | None = None, fresh_dir: bool = False) -> int:
     first_epoch = (restore.epochs_done if restore else 0) + 1
-    record.begin_segment(kind, first_epoch)
+    from cbrun.cli import invoked_command
+
+    record.begin_segment(kind, first_epoch, invoked_command())
     previous = session.install_sigterm()
     resume_hint = f"cbrun resume {run_dir}"
     try:
         outcome = session.train(config, run_dir, config_dir, record, console=console,
                                 live=live, restore=restore)
     except KeyboardInterrupt:
-        return _interrupted(record, console, resume_hint, "Ctrl-C", EXIT_SIGINT)
+        return _interrupted(record, resume_hint, "Ctrl-C", EXIT_SIGINT)
     except session.Terminated:
-        return _interrupted(record, console, resume_hint, "SIGTERM", EXIT_SIGTERM)
+        return _interrupted(record, resume_hint, "SIGTERM", EXIT_SIGTERM)
     except ConfigError:
         if fresh_dir and record.data["epochs_done"] == 0:
             # Refused before the first epoch: nothing was trained, so nothing is kept.
@@ -59,10 +63,10 @@ def execute(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecor
     return 0 if outcome.status in ("completed", "stopped_early") else 1
 
 
-def _interrupted(record: RunRecord, console: Console, hint: str, what: str, code: int) -> int:
+def _interrupted(record: RunRecord, hint: str, what: str, code: int) -> int:
     record.finish("interrupted", error=f"interrupted by {what}")
     done = record.data["epochs_done"]
-    console.print(f"\n[yellow]interrupted[/yellow] by {what} after {done} complete "
-                  f"epoch{'s' if done != 1 else ''}; continue exactly where it stopped with:\n"
-                  f"  {hint}", highlight=False)
+    # stderr, and even with --quiet: the way back must never be hidden.
+    click.echo(f"\ninterrupted by {what} after {done} complete epoch{'s' if done != 1 else ''}; "
+               f"continue exactly where it stopped with:\n  {hint}", err=True)
     return code

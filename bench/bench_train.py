@@ -1,0 +1,102 @@
+"""cbrun vs the same training written by hand in Keras, measured in one process.
+
+Both train the digits MLP of configs/digits.yaml for the same number of epochs with the same
+callbacks (EarlyStopping that never fires, best-only ModelCheckpoint, CSVLogger, TensorBoard,
+ReduceLROnPlateau) and save the final model. cbrun additionally validates the config, writes
+the run directory and saves its exact-resume state every epoch.
+
+    make bench                  # or: .venv/bin/python bench/bench_train.py --epochs 20 --repeats 3
+
+Prints the median wall time of each and the ratio cbrun / hand-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hand_written(out: Path, epochs: int, steps_per_execution: int = 1) -> float:
+    import keras
+
+    from cbrun.config.data import DataConfig
+    from cbrun.train.data import load_arrays
+
+    started = time.perf_counter()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(42)
+    arrays = load_arrays(DataConfig(source="digits", validation_split=0.2), REPO)
+    model = keras.Sequential([
+        keras.Input((64,)), keras.layers.Rescaling(0.0625),
+        keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.2),
+        keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.001),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    model.fit(arrays.x_train, arrays.y_train, batch_size=32, epochs=epochs,
+              validation_data=arrays.validation, verbose=0, callbacks=[
+                  keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
+                                                restore_best_weights=True),
+                  keras.callbacks.ModelCheckpoint(
+                      str(out / "checkpoints" / "ep{epoch:03d}-val_loss{val_loss:.3f}.keras"),
+                      monitor="val_loss", save_best_only=True),
+                  keras.callbacks.CSVLogger(str(out / "log.csv")),
+                  keras.callbacks.TensorBoard(str(out / "tensorboard"), histogram_freq=1),
+                  keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2),
+              ])
+    model.save(out / "model.keras")
+    return time.perf_counter() - started
+
+
+def through_cbrun(out: Path, epochs: int, steps_per_execution: str = "auto") -> float:
+    from cbrun.cli import main
+
+    started = time.perf_counter()
+    try:
+        main(["train", str(REPO / "configs" / "digits.yaml"), "--runs-dir", str(out),
+              "--quiet", "--set", f"fit.epochs={epochs}",
+              "--set", f"callbacks.EarlyStopping.patience={epochs}",
+              "--set", f"compile.steps_per_execution={steps_per_execution}"])
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    import keras  # noqa: F401  (imported once up front: both sides are timed without it)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        hand_written(root / "warmup-keras", 1)
+        through_cbrun(root / "warmup-cbrun", 1)
+        times: dict[str, list[float]] = {"keras": [], "cbrun": [], "cbrun-spe1": []}
+        for i in range(args.repeats):  # interleaved, so machine noise hits both alike
+            times["keras"].append(hand_written(root / f"keras-{i}", args.epochs))
+            times["cbrun"].append(through_cbrun(root / f"cbrun-{i}", args.epochs))
+            times["cbrun-spe1"].append(through_cbrun(root / f"spe1-{i}", args.epochs, "1"))
+    keras_s = statistics.median(times["keras"])
+    cbrun_s = statistics.median(times["cbrun"])
+    spe1_s = statistics.median(times["cbrun-spe1"])
+    print(f"digits MLP, {args.epochs} epochs, 5 callbacks, median of {args.repeats}:")
+    print(f"  hand-written Keras                  {keras_s:6.2f} s")
+    print(f"  cbrun (steps_per_execution: auto)   {cbrun_s:6.2f} s   ratio {cbrun_s / keras_s:.2f}")
+    print(f"  cbrun (steps_per_execution: 1)      {spe1_s:6.2f} s   ratio {spe1_s / keras_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
