@@ -1,0 +1,79 @@
+"""`cbrun schema`: the JSON Schema of a config, for editors and YAML language servers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def config_schema() -> dict[str, Any]:
+    """RunConfig's JSON Schema, with the names Keras accepts offered for completion."""
+    from cbrun import keras_api
+    from cbrun.config.root import RunConfig
+
+    schema = RunConfig.model_json_schema()
+    defs = schema.get("$defs", {})
+    api = keras_api.api()
+    # Editors complete from `enum`; these names are case-sensitive in cbrun too. Optimizer
+    # names are not (Keras takes 'adam' and 'ADAM'), so they get no enum to warn about.
+    _enum(defs.get("LayerSpec"), "type", sorted(api["layers"]))
+    _enum(defs.get("ObjectSpec"), "type", sorted({*api["losses"], *api["metric_strings"]}))
+    compile_ = defs.get("CompileConfig", {}).get("properties", {})
+    _string_enum(compile_.get("loss"), sorted(api["losses"]))
+    _string_enum(compile_.get("metrics", {}).get("items"), sorted(api["metric_strings"]))
+    _standard_bounds(schema)
+    return {"$schema": SCHEMA_DIALECT, **schema, "title": "cbrun run config"}
+
+
+_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def _standard_bounds(node: Any) -> None:
+    """Pydantic writes a bound it cannot place (on an annotated float, say) under its own
+    name (`gt`); editors only understand JSON Schema's (`exclusiveMinimum`)."""
+    if isinstance(node, dict):
+        if node.get("type") in ("number", "integer"):
+            for ours, standard in _BOUNDS.items():
+                if ours in node and standard not in node:
+                    node[standard] = node.pop(ours)
+        for value in node.values():
+            _standard_bounds(value)
+    elif isinstance(node, list):
+        for value in node:
+            _standard_bounds(value)
+
+
+def _enum(model: dict[str, Any] | None, key: str, names: list[str]) -> None:
+    if model and key in model.get("properties", {}):
+        model["properties"][key]["enum"] = names
+
+
+def _string_enum(field: dict[str, Any] | None, names: list[str]) -> None:
+    for branch in (field or {}).get("anyOf", []):
+        if branch.get("type") == "string":
+            branch["enum"] = names
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the schema to this file instead of printing it.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema of a cbrun config.
+
+    Save it and point your editor's YAML language server at it with a first line such as
+
+        # yaml-language-server: $schema=cbrun.schema.json
+
+    to get completion, hover help and errors while you type.
+    """
+    text = json.dumps(config_schema(), indent=2) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}", err=True)

@@ -1,0 +1,74 @@
+"""`cbrun validate CONFIG...`: check configs without training (and without TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from cbrun.errors import EXIT_USAGE, ConfigError
+
+
+def _check(path: str, overrides: tuple[str, ...]) -> dict[str, Any]:
+    from cbrun.config.load import load_config
+    from cbrun.config.monitors import logged_keys
+
+    try:
+        loaded = load_config(path, overrides)
+    except ConfigError as exc:
+        return {"file": path, "ok": False, "problems": exc.problems}
+    config = loaded.config
+    return {"file": path, "ok": True, "problems": [], "name": config.name,
+            "callbacks": [spec.type for spec in config.callbacks],
+            "logged_keys": logged_keys(config)}
+
+
+def _strict(value: Any) -> Any:
+    """JSON has no NaN or Infinity; a `given: .nan` is shown as the string 'nan'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_strict(item) for item in value]
+    return value
+
+
+def _text(result: dict[str, Any]) -> str:
+    if result["ok"]:
+        count = len(result["callbacks"])
+        return (f"ok  {result['file']}  ({result['name']}: {count} "
+                f"callback{'' if count == 1 else 's'}; logs {', '.join(result['logged_keys'])})")
+    problems = result["problems"]
+    head = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+    return f"FAIL {result['file']}  ({head})\n" + "\n".join(p.render() for p in problems)
+
+
+@click.command()
+@click.argument("configs", nargs=-1, required=True, metavar="CONFIG...")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON document: per file, ok and its problems (file, line, "
+                   "column, field, message, hint).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a value before checking, as `cbrun train --set` does "
+                   "(e.g. fit.epochs=3, callbacks.EarlyStopping.patience=2). Repeatable.")
+def validate(configs: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]) -> int:
+    """Check CONFIG files: schema, monitors, old Keras names, YAML mistakes.
+
+    Every problem of every file is reported, each with its file:line:column. Exit code 0
+    when all files are valid, 2 otherwise. TensorFlow is not imported.
+    """
+    results = [_check(path, overrides) for path in configs]
+    ok = all(r["ok"] for r in results)
+    if as_json:
+        doc = {"ok": ok, "files": [{**r, "problems": [p.to_dict() for p in r["problems"]]}
+                                   for r in results]}
+        click.echo(json.dumps(_strict(doc), indent=2, default=repr, allow_nan=False))
+    else:
+        # The report is this command's output, problems included: stdout, so that
+        # `cbrun validate ... | less` shows them.
+        for result in results:
+            click.echo(_text(result))
+    return 0 if ok else EXIT_USAGE

@@ -1,0 +1,170 @@
+"""Which keys a run will log, and which way each improves, known from the config alone.
+
+Keras warns at the end of every epoch when a callback monitors a key that is not logged
+(`val_acc` when the metric is `accuracy`) and the callback then silently does nothing; a
+ModelCheckpoint whose path names such a key fails at its first save; `mode: auto` on a
+metric whose direction Keras cannot tell fails at the first epoch. cbrun derives the logged
+keys and directions up front and refuses such a config before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+from cbrun import keras_api
+from cbrun.suggest import did_you_mean
+
+Found = list[tuple[tuple[Any, ...], str]]
+
+
+def logged_keys(config: Any) -> list[str]:
+    """loss, each metric, their val_ twins when there is validation data, learning_rate."""
+    train = ["loss", *map(str, config.compile.metric_names())]
+    keys = list(train)
+    if config.data.has_validation:
+        keys += [f"val_{k}" for k in train]
+    keys.append("learning_rate")
+    return keys
+
+
+def monitor_direction(config: Any, name: str) -> str | None:
+    """'up', 'down', or None where Keras's `mode: auto` cannot tell (it then raises).
+
+    Mirrors Keras's MonitorCallback: `val_` is dropped, `loss` goes down, and a metric's
+    direction is that of the compiled metric object logged under the name.
+    """
+    metric = name.removeprefix("val_")
+    if metric == "loss":
+        return "down"
+    found = None
+    for item, logged in zip(config.compile.metrics, config.compile.metric_names()):
+        if str(logged) != metric:
+            continue
+        if isinstance(item, str):
+            found = keras_api.metric_direction(item)
+        else:
+            entry = keras_api.api()["metrics"].get(item.type, {})
+            found = entry.get("direction") or keras_api.metric_direction(item.type)
+    return found
+
+
+def monitor_mode(name: str, mode: str, config: Any = None) -> str:
+    """'min' or 'max': the mode as written, or what `auto` resolves to."""
+    if mode in ("min", "max"):
+        return mode
+    if config is not None:
+        direction = monitor_direction(config, name)
+    else:
+        direction = keras_api.metric_direction(name.removeprefix("val_"))
+    return "max" if direction == "up" else "min"
+
+
+def active_monitors(spec: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """The spec's monitored names that Keras really reads.
+
+    ModelCheckpoint consults `monitor` only with save_best_only; without it, the default
+    `val_loss` of a run without validation data is harmless and must not be an error.
+    """
+    found = spec.monitored()
+    if getattr(spec, "save_best_only", None) is False:
+        found = [(loc, name) for loc, name in found if loc != ("monitor",)]
+    return found
+
+
+def primary_monitor(config: Any) -> tuple[str, str]:
+    """The metric that sums a run up (for the summary, run.json and plots): the first
+    monitored callback's metric, else val_loss or loss. Returns (name, 'min' | 'max')."""
+    for spec in config.callbacks:
+        for loc, name in active_monitors(spec):
+            if loc == ("monitor",):
+                return name, monitor_mode(name, getattr(spec, "mode", "auto"), config)
+    return ("val_loss" if config.data.has_validation else "loss"), "min"
+
+
+def _not_logged(config: Any, keys: list[str], spec: Any, loc: tuple[Any, ...], name: str
+                ) -> str:
+    if loc == ("monitor",):
+        default = "" if "monitor" in spec.model_fields_set else " (the default)"
+        head = f"{spec.type} monitors {name!r}{default}"
+    else:
+        head = f"{spec.type} {loc[-1]} uses {{{name}}}"
+    train = name.removeprefix("val_")
+    if name.startswith("val_") and not config.data.has_validation and train in keys:
+        return (f"{head}, but this run has no validation data, so Keras logs no val_ values; "
+                f"set data.validation_split (or data.validation_path), or use {train!r}")
+    return f"{head}, which this run never logs{did_you_mean(name, keys)}; it logs: " + \
+        ", ".join(keys)
+
+
+def _mode_problem(config: Any, spec: Any, name: str) -> tuple[tuple[Any, ...], str] | None:
+    mode = getattr(spec, "mode", None)
+    if mode is None:
+        return None
+    direction = monitor_direction(config, name)
+    written = "mode" in spec.model_fields_set
+    if mode == "auto" and direction is None:
+        what = ("the learning rate is not a metric" if name == "learning_rate" else
+                "Keras knows no direction for it")
+        return (("mode",) if written else ("monitor",),
+                (f"{spec.type} monitors {name!r} with mode: auto, but {what}, so Keras would "
+                 f"fail at the first epoch; write mode: min (lower is better) or mode: max "
+                 f"(higher is better)"))
+    if mode in ("min", "max") and direction is not None:
+        wanted = "max" if direction == "up" else "min"
+        if mode != wanted:
+            return (("mode",),
+                    (f"mode: {mode} counts a {'higher' if mode == 'max' else 'lower'} "
+                     f"{name!r} as an improvement, but {name!r} gets better as it goes "
+                     f"{direction}; write mode: {wanted} (or auto)"))
+    return None
+
+
+def check_callbacks(config: Any, indexed: Iterable[tuple[int, Any]]) -> Found:
+    """Monitor, template and mode problems of the given (index, spec) pairs."""
+    keys = logged_keys(config)
+    found: Found = []
+    for index, spec in indexed:
+        for loc, name in active_monitors(spec):
+            if name not in keys:
+                found.append((("callbacks", index, *loc),
+                              _not_logged(config, keys, spec, loc, name)))
+            elif loc == ("monitor",):
+                problem = _mode_problem(config, spec, name)
+                if problem is not None:
+                    found.append((("callbacks", index, *problem[0]), problem[1]))
+    return found
+
+
+def monitor_problems(config: Any) -> Found:
+    return check_callbacks(config, enumerate(config.callbacks))
+
+
+def partial_monitor_problems(data: dict[Any, Any]) -> Found:
+    """Monitor problems of a config that failed validation elsewhere (a typo in a layer,
+    say), so that one run of `cbrun validate` still reports them: possible whenever the
+    compile and data sections and some callbacks are valid on their own."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from cbrun.callbacks.registry import CallbackConfig
+    from cbrun.config.compile import CompileConfig
+    from cbrun.config.data import DataConfig
+
+    callbacks = data.get("callbacks")
+    if not isinstance(callbacks, list) or not callbacks:
+        return []
+    try:
+        compile_ = CompileConfig.model_validate(data.get("compile"))
+        data_ = DataConfig.model_validate(data.get("data", {}))
+    except ValidationError:
+        return []
+    adapter = TypeAdapter(CallbackConfig)
+    valid = []
+    for index, raw in enumerate(callbacks):
+        try:
+            valid.append((index, adapter.validate_python(raw)))
+        except ValidationError:
+            continue
+    config = SimpleNamespace(compile=compile_, data=data_)
+    return check_callbacks(config, valid)

@@ -1,0 +1,122 @@
+"""The corpus of broken configs: each file says, in its comment header, where the mistake is
+and what the message must say, e.g.
+
+    # expect: line 24, column 5, field callbacks[0].patiance, message "did you mean 'patience'"
+
+Every file goes through `cbrun validate --json` (exact problems: one per expect line, at
+that line, column and field) and through `cbrun train` (exit 2, no traceback, the same
+positions in the text, and TensorFlow never imported: a bad config fails before any TF work).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CORPUS = Path(__file__).parent / "corpus"
+FILES = sorted(CORPUS.glob("*.yaml"))
+_EXPECT = re.compile(
+    r'^# expect: line (?P<line>\d+)(?:, column (?P<column>\d+))?, field (?P<field>.+?), '
+    r'message "(?P<fragment>[^"]*)"$')
+
+
+@dataclass(frozen=True)
+class Expect:
+    line: int
+    column: int | None
+    field: str
+    fragment: str
+
+
+def expectations(path: Path) -> list[Expect]:
+    found = []
+    for raw in path.read_bytes().decode("utf-8", "replace").splitlines():
+        match = _EXPECT.match(raw)
+        if match:
+            column = match["column"]
+            found.append(Expect(int(match["line"]), int(column) if column else None,
+                                match["field"], match["fragment"]))
+    return found
+
+
+def test_corpus_is_large_and_every_file_has_expectations():
+    assert len(FILES) >= 40
+    for path in FILES:
+        assert expectations(path), f"{path.name} has no '# expect:' line"
+
+
+def _matches(problem: dict, expect: Expect) -> bool:
+    text = problem["message"] + " " + problem.get("hint", "")
+    return (problem["line"] == expect.line
+            and (expect.column is None or problem["column"] == expect.column)
+            and problem["field"] == expect.field
+            and expect.fragment in text)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_validate_reports_each_expected_problem(path, capsys):
+    from cbrun.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", "--json", str(path)])
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2
+    assert "Traceback" not in out + err
+    doc = json.loads(out)
+    problems = doc["files"][0]["problems"]
+    expects = expectations(path)
+    unmatched = [e for e in expects if not any(_matches(p, e) for p in problems)]
+    assert not unmatched, f"not reported: {unmatched}\nreported: {problems}"
+    assert len(problems) == len(expects), f"extra problems: {problems}"
+    for problem in problems:
+        assert problem["file"] == str(path)
+
+
+# All files through `cbrun train` in ONE fresh process: in-process calls (no 4 s TF import
+# per file), and a process of its own so that "TensorFlow was never imported" is a real
+# check, whatever other tests imported before.
+_TRAIN_ALL = r"""
+import contextlib, io, json, sys
+from cbrun.cli import main
+results = []
+for path in sys.argv[2:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(["train", path, "--runs-dir", sys.argv[1]])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    results.append({"path": path, "code": code, "output": out.getvalue()})
+print(json.dumps({"results": results, "tensorflow": "tensorflow" in sys.modules,
+                  "keras": "keras" in sys.modules}))
+"""
+
+
+def test_train_refuses_every_corpus_file_before_tensorflow(tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", _TRAIN_ALL, str(runs), *map(str, FILES)],
+                          capture_output=True, text=True, env=env, timeout=300, check=False,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["tensorflow"] is False and report["keras"] is False
+    for result in report["results"]:
+        path, output = result["path"], result["output"]
+        assert result["code"] == 2, (path, output)
+        assert "Traceback" not in output, output
+        for expect in expectations(Path(path)):
+            where = f"{path}:{expect.line}:" if expect.column is None else \
+                f"{path}:{expect.line}:{expect.column}:"
+            lines = [ln for ln in output.splitlines() if ln.startswith(where)]
+            assert any(f" {expect.field}: " in ln for ln in lines), (path, expect, output)
+            assert expect.fragment in output, (path, expect, output)
+    assert not runs.exists() or not any(runs.iterdir()), "a refused config made a run dir"

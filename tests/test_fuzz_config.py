@@ -1,0 +1,199 @@
+"""Random damage to valid configs never crashes cbrun: exit code 0 or 2, no traceback, and
+every problem has a position (file, line and column).
+
+Three kinds of damage: structural mutations of the parsed data (deleted keys, unknown keys,
+wrong types, random scalars, random subtrees), random edits of the YAML text (tokens
+inserted anywhere, lines dropped), and random text built from YAML's own punctuation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cbrun.cli import main
+from cbrun.config.load import load_config
+from cbrun.errors import ConfigError
+
+DESIGN = """\
+name: digits-mlp
+seed: 42
+data: {source: digits, validation_split: 0.2, batch_size: 32}
+model:
+  input_shape: [64]
+  layers:
+    - {type: Dense, units: 128, activation: relu}
+    - {type: Dropout, rate: 0.2}
+    - {type: Dense, units: 10, activation: softmax}
+compile:
+  optimizer: {type: Adam, learning_rate: 0.001}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+fit: {epochs: 30}
+callbacks:
+  - {type: EarlyStopping, monitor: val_loss, patience: 5, restore_best_weights: true}
+  - type: ModelCheckpoint
+    filepath: checkpoints/ep{epoch:03d}-val_loss{val_loss:.3f}.keras
+    monitor: val_loss
+    save_best_only: true
+  - {type: CSVLogger, filename: log.csv}
+  - {type: TensorBoard, log_dir: tensorboard, histogram_freq: 1}
+  - {type: ReduceLROnPlateau, monitor: val_loss, factor: 0.5, patience: 2}
+"""
+
+SCHEDULED = """\
+name: scheduled
+data: {source: digits, validation_split: 0.1}
+model:
+  input_shape: [64]
+  layers: [{type: Dense, units: 10, activation: softmax}]
+compile:
+  optimizer: sgd
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy, {type: AUC, name: auc}]
+fit: {epochs: 3, steps_per_epoch: 5, class_weight: {0: 1.0, 1: 2.0}}
+callbacks:
+  - type: LearningRateScheduler
+    schedule: {kind: cosine, initial: 0.01, decay_epochs: 3}
+  - {type: EarlyStopping, monitor: val_auc, mode: max}
+  - {type: TerminateOnNaN}
+"""
+
+VALID = [yaml.safe_load(DESIGN), yaml.safe_load(SCHEDULED)]
+TEXTS = [DESIGN, SCHEDULED]
+WORK = Path(tempfile.mkdtemp(prefix="cbrun-fuzz-"))
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=20),
+    st.sampled_from(["val_loss", "val_acc", "auto", "epoch", "x.h5", "Dense", "", "1e-5",
+                     "../up", "{val_loss}", "~", "yes", "null"]))
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.one_of(st.text(max_size=8), st.integers(0, 3)), inner, max_size=3)),
+    max_leaves=8)
+
+
+def _paths(node: Any, loc: tuple = ()) -> list[tuple]:
+    found = [loc] if loc else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, loc + (key,))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, loc + (index,))
+    return found
+
+
+def _parent(data: Any, loc: tuple) -> Any:
+    for part in loc[:-1]:
+        data = data[part]
+    return data
+
+
+@st.composite
+def mutated_data(draw) -> str:
+    data = copy.deepcopy(draw(st.sampled_from(VALID)))
+    for _ in range(draw(st.integers(1, 4))):
+        paths = _paths(data)
+        if not paths:
+            break
+        loc = draw(st.sampled_from(paths))
+        parent = _parent(data, loc)
+        action = draw(st.sampled_from(["delete", "replace", "unknown", "retype"]))
+        if action == "delete":
+            del parent[loc[-1]]
+        elif action == "replace":
+            parent[loc[-1]] = draw(values)
+        elif action == "unknown" and isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=10))] = draw(scalars)
+        else:
+            old = parent[loc[-1]]
+            parent[loc[-1]] = draw(values.filter(lambda v, o=old: type(v) is not type(o)))
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+TOKENS = ["-", ":", " ", "  ", "\n", "[", "]", "{", "}", ",", "&a", "*a", "!!python/object:os",
+          "!!int", "!tag", "#", "'", '"', "key", "type", "1", "0.5", "\t", "---", "<<:", "? ",
+          "|", ">", "%YAML 1.1", "null", "~", "\\", "\x00", "\x07", "é", "callbacks",
+          "monitor: val_acc", "period: 2", "lr: 0.1"]
+
+
+@st.composite
+def mutated_text(draw) -> str:
+    text = draw(st.sampled_from(TEXTS))
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            lines = text.splitlines(keepends=True)
+            if lines:
+                del lines[draw(st.integers(0, len(lines) - 1))]
+            text = "".join(lines)
+        else:
+            at = draw(st.integers(0, len(text)))
+            text = text[:at] + draw(st.sampled_from(TOKENS)) + text[at:]
+    return text
+
+
+random_yaml = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
+
+
+def _check(text: str) -> None:
+    path = WORK / "fuzz.yaml"
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.file == str(path)
+            assert problem.line is not None and problem.column is not None, problem
+            assert problem.line >= 1 and problem.column >= 1
+            assert problem.render()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(["validate", str(path)])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    assert code in (0, 2), out.getvalue()
+    assert "Traceback" not in out.getvalue()
+
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@FUZZ
+@given(mutated_data())
+def test_mutated_configs_fail_cleanly(text):
+    _check(text)
+
+
+@FUZZ
+@given(mutated_text())
+def test_edited_yaml_text_fails_cleanly(text):
+    _check(text)
+
+
+@FUZZ
+@given(random_yaml)
+def test_random_yaml_fails_cleanly(text):
+    _check(text)
+
+
+def test_the_seeds_are_valid():
+    # The mutations start from valid configs; otherwise they would prove little.
+    for text in TEXTS:
+        path = WORK / "seed.yaml"
+        path.write_text(text)
+        load_config(path)

@@ -1,0 +1,193 @@
+"""`cbrun schema` (JSON Schema for editors) and `cbrun callbacks [NAME]` (the reference)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from cbrun.callbacks.registry import SPECS
+from cbrun.cli import main
+
+DESIGN = """\
+name: digits-mlp
+seed: 42
+data: {source: digits, validation_split: 0.2, batch_size: 32}
+model:
+  input_shape: [64]
+  layers:
+    - {type: Dense, units: 128, activation: relu}
+    - {type: Dropout, rate: 0.2}
+    - {type: Dense, units: 10, activation: softmax}
+compile:
+  optimizer: {type: Adam, learning_rate: 0.001}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+fit: {epochs: 30}
+callbacks:
+  - {type: EarlyStopping, monitor: val_loss, patience: 5, restore_best_weights: true}
+  - type: ModelCheckpoint
+    filepath: checkpoints/ep{epoch:03d}-val_loss{val_loss:.3f}.keras
+    monitor: val_loss
+    save_best_only: true
+  - {type: CSVLogger, filename: log.csv}
+  - {type: TensorBoard, log_dir: tensorboard, histogram_freq: 1}
+  - {type: ReduceLROnPlateau, monitor: val_loss, factor: 0.5, patience: 2}
+  - type: LearningRateScheduler
+    schedule: {kind: cosine, initial: 0.003, decay_epochs: 20}
+"""
+
+
+def cli_out(capsys, *args: str) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exited.value.code, captured.out + captured.err
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    from cbrun.commands.schema import config_schema
+
+    return config_schema()
+
+
+# A small JSON Schema checker for the keywords the schema uses: enough to show that an
+# editor validating against it accepts the DESIGN config and flags the usual mistakes.
+def violations(value: Any, node: dict[str, Any], root: dict[str, Any], path: str = "$"
+               ) -> list[str]:
+    if "$ref" in node:
+        target = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return violations(value, target, root, path)
+    if "anyOf" in node:
+        results = [violations(value, branch, root, path) for branch in node["anyOf"]]
+        return [] if any(not r for r in results) else [f"{path}: no anyOf branch fits"]
+    disc = node.get("discriminator")
+    if disc and isinstance(value, dict) and value.get(disc["propertyName"]) in disc["mapping"]:
+        # As editors do: the tag picks the branch, whose own messages are shown.
+        ref = disc["mapping"][value[disc["propertyName"]]]
+        return violations(value, {"$ref": ref}, root, path)
+    if "oneOf" in node:
+        fits = [b for b in node["oneOf"] if not violations(value, b, root, path)]
+        return [] if len(fits) == 1 else [f"{path}: {len(fits)} oneOf branches fit"]
+    found = []
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
+             "integer": int, "number": (int, float)}
+    kind = node.get("type")
+    if kind and not (isinstance(value, kinds[kind])
+                     and not (kind in ("integer", "number") and isinstance(value, bool))):
+        return [f"{path}: not {kind}"]
+    if "const" in node and value != node["const"]:
+        found.append(f"{path}: not {node['const']!r}")
+    if "enum" in node and value not in node["enum"]:
+        found.append(f"{path}: {value!r} not in enum")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for key, ok in (("minimum", value >= node.get("minimum", value)),
+                        ("maximum", value <= node.get("maximum", value)),
+                        ("exclusiveMinimum", "exclusiveMinimum" not in node
+                         or value > node["exclusiveMinimum"]),
+                        ("exclusiveMaximum", "exclusiveMaximum" not in node
+                         or value < node["exclusiveMaximum"])):
+            if not ok:
+                found.append(f"{path}: breaks {key}")
+    if isinstance(value, str) and "pattern" in node and not re.search(node["pattern"], value):
+        found.append(f"{path}: does not match {node['pattern']}")
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        found += [f"{path}: missing {key}" for key in node.get("required", [])
+                  if key not in value]
+        for key, item in value.items():
+            if key in props:
+                found += violations(item, props[key], root, f"{path}.{key}")
+            elif node.get("additionalProperties") is False:
+                found.append(f"{path}: unknown key {key}")
+    if isinstance(value, list) and "items" in node:
+        for index, item in enumerate(value):
+            found += violations(item, node["items"], root, f"{path}[{index}]")
+    return found
+
+
+def test_the_design_config_conforms(schema):
+    assert violations(yaml.safe_load(DESIGN), schema, schema) == []
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ("patience: 5", "patiance: 5", "$.callbacks[0]: unknown key patiance"),
+    ("type: Dense, units: 128", "type: Dens, units: 128", "$.model.layers[0].type: 'Dens'"),
+    ("patience: 2}", "patience: -2}", "$.callbacks[4].patience: breaks minimum"),
+    ("type: CSVLogger", "type: CSVLoger", "$.callbacks[2]: 0 oneOf branches fit"),
+    ("name: digits-mlp", "name: digits mlp", "$.name: does not match"),
+    ("fit: {epochs: 30}", "fit: {}", "$.fit: missing epochs"),
+    ("loss: sparse_categorical_crossentropy", "loss: sparse_crossentropy", "$.compile.loss"),
+])
+def test_the_schema_flags_common_mistakes(schema, old, new, fragment):
+    assert DESIGN.count(old) == 1
+    found = violations(yaml.safe_load(DESIGN.replace(old, new)), schema, schema)
+    assert any(fragment in v for v in found), found
+
+
+def test_schema_command_prints_a_2020_12_schema_with_every_callback(capsys):
+    code, out = cli_out(capsys, "schema")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert doc["title"] == "cbrun run config"
+    assert set(doc["properties"]) == {"name", "seed", "data", "model", "compile", "fit",
+                                      "callbacks"}
+    mapping = doc["properties"]["callbacks"]["items"]["discriminator"]["mapping"]
+    assert set(mapping) == set(SPECS)
+    assert '"gt"' not in out  # only standard bound keywords reach the editor
+
+
+def test_schema_output_file(tmp_path, capsys):
+    target = tmp_path / "cbrun.schema.json"
+    code, _ = cli_out(capsys, "schema", "-o", str(target))
+    assert code == 0
+    assert json.loads(target.read_text())["title"] == "cbrun run config"
+
+
+def test_schema_help_shows_the_language_server_line(capsys):
+    code, out = cli_out(capsys, "schema", "--help")
+    assert code == 0 and "# yaml-language-server: $schema=" in out
+
+
+# ---------------------------------------------------------------- cbrun callbacks
+
+def test_callbacks_lists_every_callback_with_its_summary(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out = cli_out(capsys, "callbacks")
+    assert code == 0
+    for name, cls in SPECS.items():
+        row = next(line for line in out.splitlines() if f" {name} " in line)
+        assert cls.summary in row
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_parameter_of_every_callback_is_described(name, capsys):
+    code, out = cli_out(capsys, "callbacks", name)
+    assert code == 0 and out.startswith(name)
+    for field, info in SPECS[name].model_fields.items():
+        if field != "type":
+            assert f"\n  {info.alias or field}  (" in out
+
+
+def test_callback_page_shows_types_defaults_meaning_and_old_names(capsys):
+    code, out = cli_out(capsys, "callbacks", "earlystopping")
+    assert code == 0
+    assert "  patience  (int >= 0; default 0)\n" in out
+    assert "  mode  ('auto' | 'min' | 'max'; default 'auto')\n" in out
+    assert "Epochs without improvement after which training stops." in out
+    code, out = cli_out(capsys, "callbacks", "ReduceLROnPlateau")
+    assert "epsilon: renamed 'min_delta'" in out
+    code, out = cli_out(capsys, "callbacks", "ModelCheckpoint")
+    assert "  filepath  (str; required)" in out and "\n  period: " in out
+
+
+def test_unknown_callback_name_suggests(capsys):
+    code, out = cli_out(capsys, "callbacks", "EarlyStoping")
+    assert code == 2 and "did you mean 'EarlyStopping'" in out

@@ -1,0 +1,140 @@
+"""`cbrun validate CONFIG...`: exit 0 or 2, every problem of every file, --json, no TF."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cbrun.cli import main
+
+GOOD = """\
+name: digits-mlp
+data: {source: digits, validation_split: 0.2, batch_size: 32}
+model:
+  input_shape: [64]
+  layers:
+    - {type: Dense, units: 128, activation: relu}
+    - {type: Dense, units: 10, activation: softmax}
+compile:
+  optimizer: {type: Adam, learning_rate: 0.001}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+fit: {epochs: 30}
+callbacks:
+  - {type: EarlyStopping, monitor: val_loss, patience: 5}
+  - type: ModelCheckpoint
+    filepath: checkpoints/ep{epoch:03d}-val_loss{val_loss:.3f}.keras
+    monitor: val_loss
+    save_best_only: true
+"""
+BAD = GOOD.replace("patience: 5", "patiance: 5").replace("epochs: 30", "epochs: -3")
+# Where the mistakes are, counted from the text rather than from cbrun.
+TYPO = (14, BAD.splitlines()[13].index("patiance") + 1)
+EPOCHS = (12, BAD.splitlines()[11].index("-3") + 1)
+
+
+def run(*args: str, capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", *args])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return exited.value.code, captured.out + captured.err
+
+
+@pytest.fixture
+def files(tmp_path) -> tuple[Path, Path]:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(GOOD)
+    bad.write_text(BAD)
+    return good, bad
+
+
+def test_valid_config_exits_0_and_says_what_it_logs(files, capsys):
+    code, out = run(str(files[0]), capsys=capsys)
+    assert code == 0
+    assert f"ok  {files[0]}" in out
+    assert "logs loss, accuracy, val_loss, val_accuracy, learning_rate" in out
+
+
+def test_every_file_and_every_problem_is_reported(files, capsys):
+    good, bad = files
+    code, out = run(str(bad), str(good), str(bad.with_name("missing.yaml")), capsys=capsys)
+    assert code == 2
+    assert f"FAIL {bad}  (2 problems)" in out and f"ok  {good}" in out
+    assert f"{bad}:{EPOCHS[0]}:{EPOCHS[1]}: fit.epochs: " in out
+    assert f"{bad}:{TYPO[0]}:{TYPO[1]}: callbacks[0].patiance: unknown key 'patiance'" in out
+    assert "missing.yaml: (top level): no such file" in out
+
+
+def test_json_output(files, capsys):
+    good, bad = files
+    code, out = run("--json", str(good), str(bad), capsys=capsys)
+    assert code == 2
+    doc = json.loads(out)
+    assert doc["ok"] is False
+    first, second = doc["files"]
+    assert first["ok"] is True and first["name"] == "digits-mlp"
+    assert first["callbacks"] == ["EarlyStopping", "ModelCheckpoint"]
+    assert second["ok"] is False
+    problem = next(p for p in second["problems"] if p["field"] == "callbacks[0].patiance")
+    assert (problem["file"], problem["line"], problem["column"]) == (str(bad), *TYPO)
+    assert "did you mean 'patience'" in problem["message"]
+
+
+def test_json_is_ok_when_all_are(files, capsys):
+    code, out = run("--json", str(files[0]), capsys=capsys)
+    assert code == 0 and json.loads(out)["ok"] is True
+
+
+def test_json_stays_strict_json_for_nan(files, capsys):
+    code, out = run("--json", str(files[0]), "--set", "fit.epochs=.nan", capsys=capsys)
+    assert code == 2
+    [problem] = json.loads(out, parse_constant=lambda c: pytest.fail(c))["files"][0]["problems"]
+    assert problem["given"] == "nan"
+
+
+def test_set_is_applied_before_checking(files, capsys):
+    code, out = run(str(files[0]), "--set", "callbacks.EarlyStopping.monitor=val_acc",
+                    capsys=capsys)
+    assert code == 2
+    assert "--set callbacks.EarlyStopping.monitor=val_acc: callbacks[0].monitor" in out
+    assert "val_accuracy" in out
+
+
+def test_no_config_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["validate"])
+    assert exited.value.code == 2
+
+
+_NO_TF = r"""
+import contextlib, io, json, sys
+from cbrun.cli import main
+codes = []
+for args in json.loads(sys.argv[1]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(args)
+        except SystemExit as exc:
+            codes.append(exc.code)
+print(json.dumps({"codes": codes, "tf": "tensorflow" in sys.modules,
+                  "keras": "keras" in sys.modules}))
+"""
+
+
+def test_validate_schema_and_callbacks_do_not_import_tensorflow(files):
+    good, bad = files
+    commands = [["validate", str(good)], ["validate", "--json", str(bad)], ["schema"],
+                ["callbacks"], ["callbacks", "ModelCheckpoint"]]
+    done = subprocess.run([sys.executable, "-c", _NO_TF, json.dumps(commands)],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["codes"] == [0, 2, 0, 0, 0]
+    assert report["tf"] is False and report["keras"] is False
