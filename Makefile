@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/cbrun train configs/digits.yaml
 
 test: install-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -p no:cacheprovider
 
 lint: install-test
 	$(BIN)/ruff check cbrun tests bench
