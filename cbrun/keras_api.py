@@ -87,15 +87,17 @@ def generate() -> dict[str, Any]:
             layers[name] = _params_of(obj)[0]
 
     optimizers = {}
-    for lower, cls in OPTIMIZERS.items():
+    for cls in OPTIMIZERS.values():
         if cls.__name__ in ("Optimizer", "LossScaleOptimizer"):
             continue
         optimizers[cls.__name__] = _params_of(cls)[0]
 
     metric_classes: dict[str, dict[str, Any]] = {}
     directions: dict[str, str] = {}
+    # Default names are uniquified per process (auc, auc_1, ...): start from a clean slate.
+    keras.backend.clear_session()
     for key, cls in sorted(METRICS.items()):
-        if not isinstance(cls, type):
+        if not isinstance(cls, type) or cls.__name__ == "Metric":  # the abstract base
             continue
         try:
             obj = cls()

@@ -157,7 +157,9 @@ class ModelCheckpointSpec(CallbackSpec):
         return self
 
     def monitored(self) -> list[tuple[tuple[Any, ...], str]]:
-        found = super().monitored()
+        # Keras reads `monitor` only with save_best_only; without it, the default val_loss
+        # of a run with no validation data is harmless.
+        found = super().monitored() if self.save_best_only else []
         for name in dict.fromkeys(template_names(self.filepath)):
             if name not in _COUNTERS:
                 found.append((("filepath",), name))

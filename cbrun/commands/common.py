@@ -19,9 +19,6 @@ def console_for(quiet: bool) -> Console:
 
 def fill_positions(exc: ConfigError, positions: Positions) -> ConfigError:
     """Problems found while building Keras objects know their field; give them a line too."""
-    for problem in exc.problems:
-        if problem.line is None:
-            line, column = positions.lookup(problem.loc)
-            problem.file = problem.file or positions.file
-            problem.line, problem.column = line, column
-    return ConfigError(exc.problems)
+    placed = [positions.problem(p.loc, p.message, given=p.given, hint=p.hint)
+              if p.line is None else p for p in exc.problems]
+    return ConfigError(placed)

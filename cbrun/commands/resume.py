@@ -43,7 +43,8 @@ def resume(run_dir: Path, epochs: int | None, past_early_stop: bool,
         config.fit.epochs = epochs
     console = console_for(quiet)
     for path, old, new in changes:
-        console.print(f"{path}: {old!r} -> {new!r}", highlight=False)
+        # stderr, even with --quiet: a changed run must never change silently.
+        click.echo(f"{path}: {old!r} -> {new!r}", err=True)
 
     from cbrun.train.runner import execute  # TensorFlow is imported from here on
     from cbrun.train.state import latest_state

@@ -30,9 +30,8 @@ def train(config_path: Path, overrides: tuple[str, ...], runs_dir: Path, quiet: 
     run_dir = create_run_dir(runs_dir, config.name)
     write_config_files(run_dir, config_path.read_bytes(),
                        config.model_dump(mode="json", by_alias=True))
-    from cbrun.config.monitors import primary_monitor
-
     from cbrun.cli import invoked_command
+    from cbrun.config.monitors import primary_monitor
 
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
                            primary_monitor(config), invoked_command())

@@ -52,6 +52,14 @@ class ObjectSpec(StrictModel):
 
     type: str
 
+    @model_validator(mode="after")
+    def _name_is_text(self) -> ObjectSpec:
+        name = (self.model_extra or {}).get("name")
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            raise ValueError(f"name is the key the value is logged under, so it must be "
+                             f"non-empty text, got {name!r}")
+        return self
+
     @property
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})

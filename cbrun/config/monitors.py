@@ -61,23 +61,11 @@ def monitor_mode(name: str, mode: str, config: Any = None) -> str:
     return "max" if direction == "up" else "min"
 
 
-def active_monitors(spec: Any) -> list[tuple[tuple[Any, ...], str]]:
-    """The spec's monitored names that Keras really reads.
-
-    ModelCheckpoint consults `monitor` only with save_best_only; without it, the default
-    `val_loss` of a run without validation data is harmless and must not be an error.
-    """
-    found = spec.monitored()
-    if getattr(spec, "save_best_only", None) is False:
-        found = [(loc, name) for loc, name in found if loc != ("monitor",)]
-    return found
-
-
 def primary_monitor(config: Any) -> tuple[str, str]:
     """The metric that sums a run up (for the summary, run.json and plots): the first
     monitored callback's metric, else val_loss or loss. Returns (name, 'min' | 'max')."""
     for spec in config.callbacks:
-        for loc, name in active_monitors(spec):
+        for loc, name in spec.monitored():
             if loc == ("monitor",):
                 return name, monitor_mode(name, getattr(spec, "mode", "auto"), config)
     return ("val_loss" if config.data.has_validation else "loss"), "min"
@@ -126,7 +114,7 @@ def check_callbacks(config: Any, indexed: Iterable[tuple[int, Any]]) -> Found:
     keys = logged_keys(config)
     found: Found = []
     for index, spec in indexed:
-        for loc, name in active_monitors(spec):
+        for loc, name in spec.monitored():
             if name not in keys:
                 found.append((("callbacks", index, *loc),
                               _not_logged(config, keys, spec, loc, name)))

@@ -8,6 +8,7 @@ file (repeated keys, Python tags, unreadable scalars) is reported at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,14 @@ class _Loader(yaml.SafeLoader):
             key = id(index) if isinstance(index, yaml.Node) else index
             self.alias_marks[(id(parent), key)] = mark
         return node
+
+
+# YAML 1.1, which PyYAML follows, reads `1e-3` (an exponent without a dot) as the string
+# "1e-3"; YAML 1.2 and every ML tutorial mean the number. Learning rates are written that way.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 class _TooBig(Exception):

@@ -51,10 +51,10 @@ def _read_npz(path: Path, cfg: DataConfig, field: str) -> tuple[np.ndarray, np.n
 
 def load_arrays(cfg: DataConfig, config_dir: Path) -> Arrays:
     if cfg.source == "digits":
-        with resources.files("cbrun.datasets").joinpath("digits.npz").open("rb") as handle:
-            with np.load(handle) as archive:
-                x = archive["x"].astype("float32")
-                y = archive["y"].astype("int32")
+        source = resources.files("cbrun.datasets").joinpath("digits.npz")
+        with source.open("rb") as handle, np.load(handle) as archive:
+            x = archive["x"].astype("float32")
+            y = archive["y"].astype("int32")
     else:
         x, y = _read_npz(config_dir / cfg.path, cfg, "path")
     x_val = y_val = None

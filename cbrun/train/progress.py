@@ -30,13 +30,18 @@ def fmt_value(value: Any) -> str:
 
 
 def epoch_line(epoch: int, epochs: int, logs: dict[str, Any], seconds: float) -> str:
-    """'epoch  3/30  loss 0.2345  accuracy 0.9312  val_loss ...  lr 1.000e-03  0.1s'."""
+    """'epoch  3/30  loss 0.2345  accuracy 0.9312  val_loss ...  lr 0.001  0.1s'."""
     def order(key: str) -> tuple[bool, bool, bool, str]:
         return (key.startswith("learning_rate"), key.startswith("val_"),
                 key.removeprefix("val_") != "loss", key)
 
-    shown = {"learning_rate": "lr"}
-    parts = [f"{shown.get(k, k)} {fmt_value(float(logs[k]))}" for k in sorted(logs, key=order)]
+    def show(key: str) -> str:
+        value = float(logs[key])
+        if key.startswith("learning_rate"):  # rates read best as 0.001, 5e-05
+            return f"{key.replace('learning_rate', 'lr')} {value:.3g}"
+        return f"{key} {fmt_value(value)}"
+
+    parts = [show(k) for k in sorted(logs, key=order)]
     return (f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  " + "  ".join(parts)
             + f"  [dim]{seconds:.1f}s[/dim]")
 

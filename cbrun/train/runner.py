@@ -13,7 +13,6 @@ import traceback
 from pathlib import Path
 
 import click
-
 from rich.console import Console
 
 from cbrun.config.root import RunConfig
@@ -50,7 +49,7 @@ def execute(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecor
     except CbrunError as exc:
         record.finish("failed", error=str(exc))
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - recorded, shown with its traceback, exit 1
         record.finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         console.print(f"[red]run failed[/red]: {run_dir}  (see run.json)")
         traceback.print_exc()
