@@ -301,10 +301,14 @@ def test_yaml_exponent_floats_are_accepted():
 
 
 def test_checkpoint_monitors_every_metric_in_its_template():
-    spec = parse("type: ModelCheckpoint\nfilepath: 'c/{epoch:02d}-{val_accuracy:.2f}-"
-                 "{loss:.3f}-{val_accuracy:.4f}.keras'\nmonitor: val_loss")
+    template = ("filepath: 'c/{epoch:02d}-{val_accuracy:.2f}-{loss:.3f}-{val_accuracy:.4f}"
+                ".keras'\nmonitor: val_loss")
+    spec = parse("type: ModelCheckpoint\nsave_best_only: true\n" + template)
     assert spec.monitored() == [(("monitor",), "val_loss"), (("filepath",), "val_accuracy"),
                                 (("filepath",), "loss")]
+    # Without save_best_only Keras never reads `monitor`; only the template's names count.
+    spec = parse("type: ModelCheckpoint\n" + template)
+    assert spec.monitored() == [(("filepath",), "val_accuracy"), (("filepath",), "loss")]
 
 
 @pytest.mark.parametrize("snippet, expected", [

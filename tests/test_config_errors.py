@@ -341,3 +341,12 @@ def test_mode_and_template_checks(tmp_path, callback, field, fragment):
 def test_consistent_modes_pass(tmp_path, callback):
     base = BASE.replace("metrics: [accuracy]", "metrics: [accuracy, false_negatives]")
     loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
+
+
+def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` as a string; the learning rate every tutorial writes
+    that way must be the number 0.001, and a quoted "1e-3" must stay text."""
+    from cbrun.config.yamlio import load_yaml_text
+
+    data = load_yaml_text('a: 1e-3\nb: -2E+5\nc: "1e-3"\nd: 12\n', "x.yaml").data
+    assert data == {"a": 0.001, "b": -200000.0, "c": "1e-3", "d": 12}

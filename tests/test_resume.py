@@ -13,8 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (HELPERS, cbrun_process, cli, only_run, read_log, tb_scalars, tiny_config,
-                      write_config)
+from conftest import (
+    HELPERS,
+    cbrun_process,
+    cli,
+    only_run,
+    read_log,
+    tb_scalars,
+    tiny_config,
+    write_config,
+)
 
 EPOCHS = 16
 CALLBACKS = [
@@ -181,7 +189,7 @@ def test_keras_backup_and_restore_fails_the_same_comparison(tmp_path, runs):
     assert second.returncode == -signal.SIGKILL and len(read_log(killed / "log.csv")) == 4
     again = start(killed)
     for proc in (first, again):
-        out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err[-2000:]
     # Keras's resume restores weights, optimizer and epoch only: the shuffling, Dropout's
     # random state and the callbacks' counters start over, and the curves part ways.

@@ -8,13 +8,21 @@ import shutil
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import yaml
-from conftest import (FULL_CALLBACKS, HELPERS, REPO, cli, only_run, read_log, tb_scalars,
-                      tiny_config, write_config)
+from conftest import (
+    HELPERS,
+    REPO,
+    cli,
+    only_run,
+    read_log,
+    tb_scalars,
+    tiny_config,
+    write_config,
+)
 
 from cbrun.rundir import create_run_dir
 
@@ -153,7 +161,7 @@ def test_keras_refusing_a_layer_value_is_a_config_error_before_training(tmp_path
 
 
 def test_two_runs_started_in_the_same_second_get_different_directories(tmp_path):
-    now = datetime(2026, 11, 21, 15, 30, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 21, 15, 30, 12, tzinfo=UTC)
     made = []
     threads = [threading.Thread(target=lambda: made.append(create_run_dir(tmp_path, "x", now)))
                for _ in range(8)]
@@ -162,7 +170,7 @@ def test_two_runs_started_in_the_same_second_get_different_directories(tmp_path)
     for thread in threads:
         thread.join()
     assert len({p.name for p in made}) == 8
-    assert sorted(p.name for p in made)[0] == "20261121-153012-x"
+    assert min(p.name for p in made) == "20261121-153012-x"
 
 
 def test_help_does_not_import_tensorflow():
