@@ -23,31 +23,8 @@ from cbrun.cli import main
 from cbrun.config.load import load_config
 from cbrun.errors import ConfigError
 
-DESIGN = """\
-name: digits-mlp
-seed: 42
-data: {source: digits, validation_split: 0.2, batch_size: 32}
-model:
-  input_shape: [64]
-  layers:
-    - {type: Dense, units: 128, activation: relu}
-    - {type: Dropout, rate: 0.2}
-    - {type: Dense, units: 10, activation: softmax}
-compile:
-  optimizer: {type: Adam, learning_rate: 0.001}
-  loss: sparse_categorical_crossentropy
-  metrics: [accuracy]
-fit: {epochs: 30}
-callbacks:
-  - {type: EarlyStopping, monitor: val_loss, patience: 5, restore_best_weights: true}
-  - type: ModelCheckpoint
-    filepath: checkpoints/ep{epoch:03d}-val_loss{val_loss:.3f}.keras
-    monitor: val_loss
-    save_best_only: true
-  - {type: CSVLogger, filename: log.csv}
-  - {type: TensorBoard, log_dir: tensorboard, histogram_freq: 1}
-  - {type: ReduceLROnPlateau, monitor: val_loss, factor: 0.5, patience: 2}
-"""
+# The demo config, as shipped.
+DESIGN = (Path(__file__).resolve().parents[1] / "configs" / "digits.yaml").read_text()
 
 SCHEDULED = """\
 name: scheduled

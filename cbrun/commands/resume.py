@@ -46,6 +46,9 @@ def resume(run_dir: Path, epochs: int | None, past_early_stop: bool,
         # stderr, even with --quiet: a changed run must never change silently.
         click.echo(f"{path}: {old!r} -> {new!r}", err=True)
 
+    from cbrun.train.tfimport import import_tensorflow
+
+    import_tensorflow(debug=click.get_current_context().find_root().obj.get("debug", False))
     from cbrun.train.runner import execute  # TensorFlow is imported from here on
     from cbrun.train.state import latest_state
 

@@ -40,6 +40,9 @@ def train(config_path: Path, overrides: tuple[str, ...], runs_dir: Path, quiet: 
     record.save()
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
+    from cbrun.train.tfimport import import_tensorflow
+
+    import_tensorflow(debug=click.get_current_context().find_root().obj.get("debug", False))
     from cbrun.train.runner import execute  # the ~4 s TensorFlow import starts here
 
     try:
