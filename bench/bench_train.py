@@ -7,7 +7,8 @@ the run directory and saves its exact-resume state every epoch.
 
     make bench                  # or: .venv/bin/python bench/bench_train.py --epochs 20 --repeats 3
 
-Prints the median wall time of each and the ratio cbrun / hand-written.
+Prints the median wall time of each and the ratio cbrun / hand-written, with the five
+callbacks and without any (where per-step overhead, not callback I/O, dominates).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def hand_written(out: Path, epochs: int, steps_per_execution: int = 1) -> float:
+def hand_written(out: Path, epochs: int, with_callbacks: bool = True) -> float:
     import keras
 
     from cbrun.config.data import DataConfig
@@ -39,11 +40,11 @@ def hand_written(out: Path, epochs: int, steps_per_execution: int = 1) -> float:
         keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.2),
         keras.layers.Dense(10, activation="softmax")])
     model.compile(optimizer=keras.optimizers.Adam(0.001),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=steps_per_execution)
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     model.fit(arrays.x_train, arrays.y_train, batch_size=32, epochs=epochs,
-              validation_data=arrays.validation, verbose=0, callbacks=[
+              validation_data=arrays.validation, verbose=0, callbacks=[] if not with_callbacks
+              else [
                   keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
                                                 restore_best_weights=True),
                   keras.callbacks.ModelCheckpoint(
@@ -57,14 +58,16 @@ def hand_written(out: Path, epochs: int, steps_per_execution: int = 1) -> float:
     return time.perf_counter() - started
 
 
-def through_cbrun(out: Path, epochs: int, steps_per_execution: str = "auto") -> float:
+def through_cbrun(out: Path, epochs: int, steps_per_execution: str = "auto",
+                  with_callbacks: bool = True) -> float:
     from cbrun.cli import main
 
+    callbacks = (["--set", f"callbacks.EarlyStopping.patience={epochs}"] if with_callbacks
+                 else ["--set", "callbacks=[]"])
     started = time.perf_counter()
     try:
         main(["train", str(REPO / "configs" / "digits.yaml"), "--runs-dir", str(out),
-              "--quiet", "--set", f"fit.epochs={epochs}",
-              "--set", f"callbacks.EarlyStopping.patience={epochs}",
+              "--quiet", "--set", f"fit.epochs={epochs}", *callbacks,
               "--set", f"compile.steps_per_execution={steps_per_execution}"])
     except SystemExit as exc:
         if exc.code:
@@ -80,23 +83,34 @@ def main() -> None:
 
     import keras  # noqa: F401  (imported once up front: both sides are timed without it)
 
+    scenarios = {
+        "keras": lambda out: hand_written(out, args.epochs),
+        "cbrun": lambda out: through_cbrun(out, args.epochs),
+        "cbrun-spe1": lambda out: through_cbrun(out, args.epochs, "1"),
+        "bare-keras": lambda out: hand_written(out, args.epochs, with_callbacks=False),
+        "bare-cbrun": lambda out: through_cbrun(out, args.epochs, with_callbacks=False),
+        "bare-cbrun-spe1": lambda out: through_cbrun(out, args.epochs, "1", False),
+    }
+    times: dict[str, list[float]] = {name: [] for name in scenarios}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         hand_written(root / "warmup-keras", 1)
         through_cbrun(root / "warmup-cbrun", 1)
-        times: dict[str, list[float]] = {"keras": [], "cbrun": [], "cbrun-spe1": []}
-        for i in range(args.repeats):  # interleaved, so machine noise hits both alike
-            times["keras"].append(hand_written(root / f"keras-{i}", args.epochs))
-            times["cbrun"].append(through_cbrun(root / f"cbrun-{i}", args.epochs))
-            times["cbrun-spe1"].append(through_cbrun(root / f"spe1-{i}", args.epochs, "1"))
-    keras_s = statistics.median(times["keras"])
-    cbrun_s = statistics.median(times["cbrun"])
-    spe1_s = statistics.median(times["cbrun-spe1"])
-    print(f"digits MLP, {args.epochs} epochs, 5 callbacks, median of {args.repeats}:")
-    print(f"  hand-written Keras                  {keras_s:6.2f} s")
-    print(f"  cbrun (steps_per_execution: auto)   {cbrun_s:6.2f} s   ratio {cbrun_s / keras_s:.2f}")
-    print(f"  cbrun (steps_per_execution: 1)      {spe1_s:6.2f} s   ratio {spe1_s / keras_s:.2f}")
-
+        for i in range(args.repeats):  # interleaved, so machine noise hits all alike
+            for name, scenario in scenarios.items():
+                times[name].append(scenario(root / f"{name}-{i}"))
+    med = {name: statistics.median(values) for name, values in times.items()}
+    print(f"digits MLP, {args.epochs} epochs, median of {args.repeats} (ratio to hand-written):")
+    print("  with EarlyStopping, ModelCheckpoint, CSVLogger, TensorBoard, ReduceLROnPlateau:")
+    print(f"    hand-written Keras                  {med['keras']:6.2f} s")
+    for name, label in (("cbrun", "auto"), ("cbrun-spe1", "1")):
+        print(f"    cbrun (steps_per_execution: {label:<4})   {med[name]:6.2f} s"
+              f"   ratio {med[name] / med['keras']:.2f}")
+    print("  no callbacks (cbrun still writes log.csv, run.json and resume state):")
+    print(f"    hand-written Keras                  {med['bare-keras']:6.2f} s")
+    for name, label in (("bare-cbrun", "auto"), ("bare-cbrun-spe1", "1")):
+        print(f"    cbrun (steps_per_execution: {label:<4})   {med[name]:6.2f} s"
+              f"   ratio {med[name] / med['bare-keras']:.2f}")
 
 if __name__ == "__main__":
     main()
