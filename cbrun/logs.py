@@ -5,8 +5,10 @@ epoch, `NA` where a key was missing that epoch. Humans count epochs from 1 (Kera
 "Epoch 3/30"), so `TrainingLog.epochs` holds `epoch + 1`.
 
 The reader is forgiving because its callers draw whatever makes sense: foreign CSVs with
-other columns, other separators, `nan`/`inf` cells (kept as gaps), or no epoch column at
-all (rows are then numbered 1..n). What cannot be drawn raises `LogError` with a message.
+other columns, other separators, `nan`/`inf` cells (kept as gaps), a `step` column instead
+of `epoch` (used as x as it is), or no such column at all (rows are then numbered 1..n).
+What cannot be drawn raises `LogError` with a message; it is bad input, so it exits 2 like
+a missing file.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cbrun.errors import CbrunError, UsageError
+from cbrun.errors import EXIT_USAGE, CbrunError, UsageError
+from cbrun.runinfo import RUN_FILE
 
 LOG_NAME = "log.csv"
 EPOCH_COLUMN = "epoch"
+# Counters that foreign loggers (TensorBoard exports, hand-written loops) use instead of
+# `epoch`: taken as x when there is no epoch column, and never drawn as a metric.
+STEP_COLUMNS = ("step", "global_step", "iteration")
 LEARNING_RATE_COLUMNS = ("learning_rate", "lr")
 VAL_PREFIX = "val_"
 
@@ -27,10 +33,37 @@ _SEPARATORS = ",;\t|"
 # Cells that mean "no value": Keras writes NA for a key missing that epoch.
 _MISSING = {"", "na", "n/a", "nan", "none", "null", "-"}
 _SNIFF_BYTES = 16_384
+# Suffixes of files that are never tabular, with what to call them in a message. Other
+# suffixes (.txt, .log, .tsv, none) may well hold a CSV and are read.
+_NOT_TABULAR = {
+    **dict.fromkeys(("png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "svg",
+                     "pdf", "eps", "ps", "pgf"), "an image"),
+    **dict.fromkeys(("npz", "npy"), "a NumPy array file"),
+    **dict.fromkeys(("keras", "h5", "hdf5", "pb", "ckpt", "index"), "a model or weights file"),
+    **dict.fromkeys(("json", "yaml", "yml", "toml"), "a structured text file"),
+    **dict.fromkeys(("pkl", "pickle", "zip", "gz", "tgz", "tar", "bz2", "xz"), "an archive"),
+}
 
 
 class LogError(CbrunError):
-    """A CSV log that exists but holds nothing that can be drawn."""
+    """A file that exists but holds nothing that can be drawn. Bad input, like a missing
+    file: both exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class NoRowsError(LogError):
+    """A log with no epoch yet (an empty file, a header only, a run directory without its
+    log.csv): a running training may still write one, so `--watch` waits for it."""
+
+
+class NotALogError(LogError):
+    """A file that is not a CSV at all (an image, an archive, a model), named in `reason`."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path} is not a CSV log ({reason}): name a log.csv or a run "
+                         "directory")
 
 
 @dataclass(frozen=True)
@@ -51,11 +84,14 @@ class Family:
 class TrainingLog:
     """One CSV log, parsed.
 
-    epochs: 1-based epoch per row, sorted, unique.
-    columns: the numeric columns besides the epoch, in file order.
+    epochs: the x of each row, sorted, unique: the 1-based epoch, else the `step` column
+        as written, else the row number from 1.
+    columns: the numeric columns besides the x column, in file order.
     values: per column, one float per row; missing or non-finite cells are `nan`.
-    has_epoch_column: False when rows were numbered because the file has no `epoch`.
-    skipped: names of non-numeric columns that were left out (a foreign CSV's notes).
+    has_epoch_column: False when the file has no `epoch`.
+    skipped: names of columns that were left out: words (a foreign CSV's notes), counters,
+        and repeated names.
+    x_name: what `epochs` counts, for axis labels: `epoch`, the step column's name, or `row`.
     """
 
     path: Path
@@ -64,6 +100,7 @@ class TrainingLog:
     values: dict[str, tuple[float, ...]] = field(repr=False)
     has_epoch_column: bool = True
     skipped: tuple[str, ...] = ()
+    x_name: str = EPOCH_COLUMN
 
     def __len__(self) -> int:
         return len(self.epochs)
@@ -113,6 +150,9 @@ def resolve_log_path(path: Path) -> Path:
     if path.is_dir():
         candidate = path / LOG_NAME
         if not candidate.is_file():
+            if (path / RUN_FILE).is_file():
+                # A run that has not finished its first epoch (or never will: it failed).
+                raise NoRowsError(f"{path} has no {LOG_NAME}: no epoch has been logged")
             if _holds_runs(path):
                 raise UsageError(
                     f"{path} holds runs but is not one: name a run (`cbrun runs {path}` "
@@ -144,10 +184,29 @@ def _did_you_mean(path: Path) -> str:
     return f" (did you mean {parent / close[0]}?)" if close else ""
 
 
+def not_a_log(path: Path) -> str | None:
+    """Why `path` cannot be a CSV log (its suffix, or binary content), None when it may be.
+    A CSV read as text would otherwise turn a PNG into columns of garbage."""
+    kind = _NOT_TABULAR.get(path.suffix.lower().lstrip("."))
+    if kind:
+        return f"{kind}, {path.suffix}"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError:
+        return None  # read_log says why it cannot be read
+    # No text format puts NUL bytes in a CSV; images, archives and HDF5 all have them.
+    return "binary content" if b"\0" in head else None
+
+
 def read_log(path: Path) -> TrainingLog:
-    """Parse a CSV log. Raises `UsageError` for a missing path, `LogError` for a file with
-    no rows or no numeric column."""
+    """Parse a CSV log. Raises `UsageError` for a missing path, `NotALogError` for a file
+    that is no CSV, `NoRowsError` for one with no rows yet, `LogError` for one with no
+    numeric column."""
     path = resolve_log_path(Path(path))
+    reason = not_a_log(path)
+    if reason:
+        raise NotALogError(path, reason)
     try:
         # utf-8-sig drops a BOM (spreadsheets add one); bad bytes must not crash a plot.
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
@@ -156,7 +215,7 @@ def read_log(path: Path) -> TrainingLog:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
-        raise LogError(f"{path} is empty: no epoch has been logged yet")
+        raise NoRowsError(f"{path} is empty: no epoch has been logged yet")
     delimiter = sniff_delimiter(text[:_SNIFF_BYTES])
     try:
         rows = list(csv.reader(lines, delimiter=delimiter))
@@ -165,7 +224,7 @@ def read_log(path: Path) -> TrainingLog:
     header = [name.strip() for name in rows[0]]
     body = rows[1:]
     if not body:
-        raise LogError(f"{path} has a header but no rows: no epoch has been logged yet")
+        raise NoRowsError(f"{path} has a header but no rows: no epoch has been logged yet")
     return _parse(path, header, body, delimiter)
 
 
@@ -208,29 +267,40 @@ def _parse(path: Path, header: list[str], body: list[list[str]], delimiter: str)
         row = (row + [""] * width)[:width]
         parsed.append([parse_cell(cell, decimal_comma) for cell in row])
 
-    epoch_index = header.index(EPOCH_COLUMN) if EPOCH_COLUMN in header else None
-    if epoch_index is None:
+    x_index, x_name = _x_column(header)
+    if x_index is None:
         # Rows of words only (a header repeated by an appending logger) are no data.
         kept = [r for r in parsed if any(c is not None for c in r)]
         epochs = list(range(1, len(kept) + 1))
         if not kept:
             raise LogError(f"{path} has no numeric column to plot (columns: {', '.join(header)})")
     else:
-        epochs, kept = _by_epoch(parsed, epoch_index)
+        # Keras's epoch is 0-based and people count from 1; a step is shown as written.
+        offset = 1 if x_name == EPOCH_COLUMN else 0
+        epochs, kept = _by_x(parsed, x_index, offset)
         if not kept:
-            raise LogError(f"{path}: the {EPOCH_COLUMN!r} column holds no epoch numbers")
+            raise LogError(f"{path}: the {header[x_index]!r} column holds no "
+                           f"{x_name} numbers")
 
     numeric, skipped = [], []
+    seen: set[str] = set()
     for i, name in enumerate(header):
-        if i == epoch_index:
+        if i == x_index:
             continue
         cells = [r[i] for r in kept]
         numbers = sum(1 for c in cells if c is not None and not math.isnan(c))
         words = sum(1 for c in cells if c is None)
+        if not name and not numbers and not words:
+            continue  # a trailing separator: a column of nothing, not an empty panel
+        if (name and name in seen) or _is_counter(name):
+            # A second `epoch` or `loss` would draw the counter, or one name twice.
+            skipped.append(name)
+            continue
         # Mostly words (a timestamp, a note) is not a metric; a stray word in a metric
         # column becomes a gap like NA, and an all-NA column stays (an empty panel).
         if words <= numbers:
             numeric.append((i, name or f"column {i + 1}"))
+            seen.add(name)
         elif name:
             skipped.append(name)
     if not numeric:
@@ -243,20 +313,36 @@ def _parse(path: Path, header: list[str], body: list[list[str]], delimiter: str)
         epochs=tuple(epochs),
         columns=tuple(name for _, name in numeric),
         values=values,
-        has_epoch_column=epoch_index is not None,
+        has_epoch_column=x_name == EPOCH_COLUMN,
         skipped=tuple(skipped),
+        x_name=x_name,
     )
 
 
-def _by_epoch(parsed: list[list[float | None]], epoch_index: int):
-    """Rows keyed by their 1-based epoch; a later row for the same epoch wins (a log
+def _x_column(header: list[str]) -> tuple[int | None, str]:
+    """(index, name) of the column that numbers the rows: `epoch`, else a step counter,
+    else (None, "row")."""
+    if EPOCH_COLUMN in header:
+        return header.index(EPOCH_COLUMN), EPOCH_COLUMN
+    for i, name in enumerate(header):
+        if name.lower() in STEP_COLUMNS:
+            return i, name
+    return None, "row"
+
+
+def _is_counter(name: str) -> bool:
+    return name == EPOCH_COLUMN or name.lower() in STEP_COLUMNS
+
+
+def _by_x(parsed: list[list[float | None]], x_index: int, offset: int):
+    """Rows keyed by their whole x (+ `offset`); a later row for the same x wins (a log
     appended to after a restart repeats the epochs it redid)."""
     rows: dict[int, list[float | None]] = {}
     for row in parsed:
-        raw = row[epoch_index]
+        raw = row[x_index]
         if raw is None or math.isnan(raw) or raw != int(raw):
             continue
-        rows[int(raw) + 1] = row
+        rows[int(raw) + offset] = row
     ordered = sorted(rows)
     return ordered, [rows[e] for e in ordered]
 

@@ -13,7 +13,7 @@ import math
 import os
 import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class Segment:
     first_epoch: int | None
     last_epoch: int | None
     status: str | None
+    started: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -88,20 +89,46 @@ class RunInfo:
     def log_path(self) -> Path:
         return self.path / LOG_FILE
 
+    def elapsed_s(self, now: datetime | None = None) -> float | None:
+        """Training time so far. run.json adds a segment's time to `duration_s` only when
+        the segment ends, so for a live run the current segment's time is added here."""
+        if not self.is_running or not self.segments or self.segments[-1].started is None:
+            return self.duration_s
+        started = self.segments[-1].started
+        if started.tzinfo is None:  # cbrun writes UTC with an offset; a bare time is UTC too
+            started = started.replace(tzinfo=UTC)
+        now = now or datetime.now(UTC)
+        running = max((now - started).total_seconds(), 0.0)
+        return (self.duration_s or 0.0) + running
+
 
 def is_run_dir(path: Path) -> bool:
     return path.is_dir() and ((path / RUN_FILE).is_file() or (path / LOG_FILE).is_file())
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Run directories in `root`, or `root` itself when it is one."""
-    if (root / RUN_FILE).is_file():
+    """Run directories in `root`, or `root` itself when it is one (by the same rule that
+    lists it from its parent: a run.json or a log.csv)."""
+    if is_run_dir(root):
         return [root]
+    return [child for child in _children(root) if is_run_dir(child)]
+
+
+def nested_run_folders(root: Path) -> list[Path]:
+    """Folders in `root` that are no run but hold runs (a sweep's subfolder): `find_runs`
+    does not descend into them, so a listing says they were skipped."""
+    if is_run_dir(root):
+        return []
+    return [child for child in _children(root)
+            if child.is_dir() and not is_run_dir(child)
+            and any(is_run_dir(grandchild) for grandchild in _children(child))]
+
+
+def _children(folder: Path) -> list[Path]:
     try:
-        children = sorted(root.iterdir())
+        return sorted(folder.iterdir())
     except OSError:
         return []
-    return [child for child in children if is_run_dir(child)]
 
 
 def read_run_info(run_dir: Path) -> RunInfo:
@@ -164,6 +191,7 @@ def _segment(data: dict[str, Any]) -> Segment:
         first_epoch=_int(data.get("first_epoch")),
         last_epoch=_int(data.get("last_epoch")),
         status=_str(data.get("status")),
+        started=_time(data.get("started")),
     )
 
 

@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cbrun.errors import UsageError
+from cbrun.errors import EXIT_USAGE, UsageError
 from cbrun.logs import (
     Family,
     LogError,
+    NoRowsError,
+    NotALogError,
     best_epoch,
     default_monitor,
     infer_mode,
@@ -111,10 +113,69 @@ def test_a_directory_without_log_csv_is_a_usage_error(tmp_path):
         read_log(tmp_path)
 
 
+def test_a_run_directory_without_its_log_has_no_rows_yet(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(NoRowsError, match="has no log.csv: no epoch has been logged"):
+        read_log(tmp_path)
+
+
+def test_nothing_to_draw_is_bad_input_like_a_missing_file():
+    # One rule for the exit code: every input the user must fix exits 2.
+    assert LogError.exit_code == UsageError.exit_code == EXIT_USAGE == 2
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("curves.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "an image, .png"),
+        ("arrays.npz", b"PK\x03\x04\x14\x00\x00\x00", "a NumPy array file, .npz"),
+        ("model.keras", b"PK\x03\x04", "a model or weights file, .keras"),
+        ("run.json", b'{"epoch": 1}', "a structured text file, .json"),
+        # The suffix lies; the bytes do not.
+        ("log.csv", b"PK\x03\x04\x14\x00\x00\x00epoch,loss", "binary content"),
+    ],
+)
+def test_files_that_are_no_csv_are_refused_not_read_as_text(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(NotALogError) as error:
+        read_log(path)
+    assert error.value.reason == reason
+    assert str(error.value) == (f"{path} is not a CSV log ({reason}): name a log.csv or a run "
+                                "directory")
+
+
+def test_a_trailing_separator_adds_no_column(tmp_path):
+    log = read_log(write(tmp_path, "epoch,loss,val_loss,\n0,0.9,1.0,\n1,0.7,0.8,\n"))
+    assert log.columns == ("loss", "val_loss")
+    assert [f.name for f in log.families()] == ["loss"]
+
+
+def test_a_repeated_epoch_column_is_no_metric(tmp_path):
+    log = read_log(write(tmp_path, "epoch,loss,epoch\n0,0.9,0\n1,0.7,1\n"))
+    assert log.columns == ("loss",)
+    assert log.skipped == ("epoch",)
+    assert log.epochs == (1, 2)
+
+
+def test_a_repeated_metric_name_is_drawn_once(tmp_path):
+    log = read_log(write(tmp_path, "epoch,loss,loss\n0,0.9,5\n1,0.7,6\n"))
+    assert log.columns == ("loss",) and log.values["loss"] == (0.9, 0.7)
+
+
+def test_a_step_column_is_the_x_axis_and_an_epoch_beside_it_wins(tmp_path):
+    log = read_log(write(tmp_path, "loss,step\n0.9,100\n0.7,200\n0.6,300\n"))
+    assert (log.x_name, log.epochs, log.columns) == ("step", (100, 200, 300), ("loss",))
+    assert not log.has_epoch_column
+    both = read_log(write(tmp_path, "step,epoch,loss\n100,0,0.9\n200,1,0.7\n", "b.csv"))
+    assert (both.x_name, both.epochs, both.columns) == ("epoch", (1, 2), ("loss",))
+    assert both.skipped == ("step",)  # a counter, not a metric
+
+
 def test_without_an_epoch_column_rows_are_numbered(tmp_path):
     log = read_log(write(tmp_path, "loss,accuracy\n0.9,0.5\n0.6,0.7\n0.4,0.8\n"))
     assert not log.has_epoch_column
-    assert log.epochs == (1, 2, 3)
+    assert (log.x_name, log.epochs) == ("row", (1, 2, 3))
 
 
 def test_a_foreign_csv_keeps_its_numeric_columns_and_names_the_others(tmp_path):
@@ -125,8 +186,10 @@ def test_a_foreign_csv_keeps_its_numeric_columns_and_names_the_others(tmp_path):
         "2,2026-01-01T10:02,0.9,ok,oops\n"
     )
     log = read_log(write(tmp_path, text, "history.csv"))
-    assert log.columns == ("step", "loss", "gpu")
+    assert log.columns == ("loss", "gpu")
     assert log.skipped == ("time", "comment")
+    # With no epoch column, the step counter is the x axis, as written.
+    assert (log.x_name, log.epochs) == ("step", (0, 1, 2))
     # A stray word in a numeric column is a gap, not a reason to drop the column.
     assert math.isnan(log.values["gpu"][2])
 

@@ -10,14 +10,18 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import cli as run_cli
+from conftest import only_run, tiny_config, write_config
 
 from cbrun.cli import main
+from cbrun.commands.plot import shared_folder
 from cbrun.plotting.figure import build_figure
 from cbrun.plotting.inputs import all_families, load_runs, parse_metrics, select_families
-from cbrun.plotting.terminal import integer_ticks, render
+from cbrun.plotting.terminal import RUN_GLYPHS, integer_ticks, render
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
@@ -122,25 +126,54 @@ def test_the_best_mark_follows_the_runs_monitor_and_mode(tmp_path):
 
 
 def test_the_real_run_draws_what_run_json_says(real_run, tmp_path):
-    """`real_run` (tests/conftest.py) is a run that `cbrun train` made and finished."""
+    """`real_run` (tests/conftest.py) is a run that `cbrun train` made: EarlyStopping on
+    val_loss with patience 1 and min_delta 0.03 stops it before its 10 epochs."""
     info = json.loads((real_run / "run.json").read_text())
+    # The facts the figure must show, known before looking at it.
+    assert info["status"] == "stopped_early"
+    assert info["monitor"]["name"] == "val_loss"
+    stopped, best_at = info["stopped_early_at"], info["best"]["epoch"]
+    assert 1 <= best_at <= stopped == info["epochs_done"] < 10
+
     fig = figure_of(real_run)
     axes = panels(fig)
-    assert "loss" in axes and "learning rate" in axes
+    assert list(axes) == ["loss", "accuracy", "learning rate"]
     assert axes["learning rate"].get_yscale() == "log"
     lines = by_gid(axes["loss"], "series")
-    assert [l.get_label() for l in lines][:1] == ["loss"]
-    assert len(lines[0].get_xdata()) == info["epochs_done"]
-    monitor = (info.get("monitor") or {}).get("name")
-    if info.get("best") and monitor:
-        family = monitor.removeprefix("val_")
-        (best,) = by_gid(axes[family.replace("_", " ")], "best")
-        assert best.get_xdata()[0] == info["best"]["epoch"]
-    if info.get("stopped_early_at"):
-        assert by_gid(axes["loss"], "early_stop")[0].get_xdata()[0] == info["stopped_early_at"]
+    assert [l.get_label() for l in lines] == ["loss", "val_loss"]
+    assert list(lines[0].get_xdata()) == list(range(1, stopped + 1))
+    (best,) = by_gid(axes["loss"], "best")
+    assert best.get_xdata()[0] == best_at
+    assert best.get_ydata()[0] == pytest.approx(info["best"]["value"])
+    for ax in axes.values():
+        assert [l.get_xdata()[0] for l in by_gid(ax, "early_stop")] == [stopped]
+        assert by_gid(ax, "resume") == []  # trained in one go
+    assert f"stopped early at epoch {stopped}" in fig.get_suptitle()
     out = tmp_path / "real.png"
     fig.savefig(out)
     assert_not_blank(out)
+
+
+def test_a_really_resumed_run_is_marked_where_the_resume_began(tmp_path, capsys):
+    config = write_config(tmp_path, tiny_config(name="resumed", fit={"epochs": 3}))
+    assert run_cli("train", config, "--runs-dir", tmp_path / "runs", "-q") == 0
+    run = only_run(tmp_path / "runs")
+    assert run_cli("resume", run, "--epochs", "5", "-q") == 0
+    capsys.readouterr()
+    info = json.loads((run / "run.json").read_text())
+    assert [(s["kind"], s["first_epoch"]) for s in info["segments"]] == [("train", 1),
+                                                                         ("resume", 4)]
+
+    fig = figure_of(run)
+    axes = panels(fig)
+    assert list(by_gid(axes["loss"], "series")[0].get_xdata()) == [1, 2, 3, 4, 5]
+    for ax in axes.values():
+        # Between epoch 3, the last of the first process, and 4, the first of the resume.
+        assert [l.get_xdata()[0] for l in by_gid(ax, "resume")] == [3.5]
+        assert by_gid(ax, "early_stop") == []
+    assert "resumed at epoch 4" in fig.get_suptitle()
+    code, out, _ = cli(capsys, "plot", run, "--terminal", "--width", "80", "--height", "40")
+    assert code == 0 and "┊ resumed (epoch 4)" in out
 
 
 def test_the_png_is_written_beside_the_csv_and_is_not_blank(tmp_path, capsys):
@@ -155,10 +188,15 @@ def test_the_png_is_written_beside_the_csv_and_is_not_blank(tmp_path, capsys):
 
 def test_output_can_be_another_path_and_format(tmp_path, capsys):
     out_file = tmp_path / "curves.svg"
-    code, out, _ = cli(capsys, "plot", make_run(tmp_path), "-o", out_file)
+    run = make_run(tmp_path)
+    code, out, _ = cli(capsys, "plot", run, "-o", out_file)
     assert (code, out) == (0, f"wrote {out_file}\n")
     assert out_file.read_text().lstrip().startswith("<?xml")
     assert "<svg" in out_file.read_text()[:2000]
+    for name, magic in (("curves.pdf", b"%PDF"), ("curves.jpg", b"\xff\xd8\xff")):
+        code, _, err = cli(capsys, "plot", run, "-o", tmp_path / name)
+        assert (code, err) == (0, "")
+        assert (tmp_path / name).read_bytes().startswith(magic)
 
 
 def test_a_comparison_draws_one_line_per_run_and_column(tmp_path, capsys):
@@ -194,6 +232,64 @@ def test_a_comparison_leaves_out_a_run_with_no_rows_yet(tmp_path, capsys):
     assert "20261121-153013-b" in err and "left out of the comparison" in err
 
 
+def test_a_glob_of_runs_skips_images_and_files_that_are_no_logs(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    make_run(runs, "20261121-153012-a")
+    make_run(runs, "20261121-153013-b")
+    code, out, _ = cli(capsys, "plot", *sorted(runs.iterdir()))
+    assert (code, out) == (0, f"wrote {runs / 'compare.png'}\n")
+    (runs / "weights.npz").write_bytes(b"PK\x03\x04\x00\x00binary")
+    (runs / "notes").mkdir()  # a folder that is no run
+
+    # What `cbrun plot runs/*` passes now: the runs, the compare.png it wrote, and others.
+    code, out, err = cli(capsys, "plot", *sorted(runs.iterdir()))
+    assert (code, out) == (0, f"wrote {runs / 'compare.png'}\n")
+    assert [line.split(": is it")[0] for line in err.splitlines()] == [
+        f"warning: left out of the comparison: {runs / 'notes'} has no log.csv",
+        f"warning: skipped {runs / 'weights.npz'}: not a CSV log (a NumPy array file, .npz)",
+    ]
+    assert [l.get_label() for l in by_gid(panels(figure_of(*sorted(runs.glob("2*"))))["loss"],
+                                         "series")][::2] == ["20261121-153012-a loss",
+                                                             "20261121-153013-b loss"]
+
+
+@pytest.mark.parametrize("name", ["log.png", "weights.npz", "model.keras", "run.json",
+                                  "binary.csv"])
+def test_a_single_file_that_is_no_csv_exits_2_and_writes_nothing(tmp_path, capsys, name):
+    run = make_run(tmp_path)
+    assert cli(capsys, "plot", run)[0] == 0
+    path = run / name
+    if not path.exists():
+        path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00 epoch,loss")
+    before = {p: p.read_bytes() for p in run.iterdir()}
+    code, out, err = cli(capsys, "plot", path)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {path} is not a CSV log (") and "\n" not in err[:-1]
+    assert {p: p.read_bytes() for p in run.iterdir()} == before  # log.png not overwritten
+
+
+def test_runs_from_unrelated_folders_are_compared_in_the_current_folder(tmp_path, capsys,
+                                                                       monkeypatch):
+    assert shared_folder([Path("/data/a/run1"), Path("/scratch/run2")]) is None
+    assert shared_folder([Path("/data/a/run1"), Path("/data/b/run2")]) == Path("/data")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    # The repository's digits run and one in /dev/shm (a RAM folder every Linux has) share
+    # only "/", wherever the repository and the temporary folder live.
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        other = make_run(elsewhere, "20261122-101500-other")
+        assert shared_folder([DIGITS.resolve(), other.resolve()]) is None
+        code, out, err = cli(capsys, "plot", DIGITS, other)
+    finally:
+        shutil.rmtree(elsewhere)
+    assert (code, out) == (0, "wrote compare.png\n")
+    assert err == (f"note: the runs share no folder; writing compare.png in the current "
+                   f"folder ({here})\n")
+    assert_not_blank(here / "compare.png")
+
+
 @pytest.mark.parametrize(
     "metrics, titles",
     [
@@ -218,10 +314,11 @@ def test_an_unknown_metric_is_a_usage_error_with_a_suggestion(tmp_path, capsys):
 @pytest.mark.parametrize(
     "content, code, message",
     [
-        ("", 1, "is empty: no epoch has been logged yet"),
-        ("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n", 1,
+        # Bad input, like a missing file: exit 2 (the rule `cbrun plot --help` states).
+        ("", 2, "is empty: no epoch has been logged yet"),
+        ("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n", 2,
          "has a header but no rows: no epoch has been logged yet"),
-        ("when,who\nmonday,me\n", 1, "has no numeric column to plot (columns: when, who)"),
+        ("when,who\nmonday,me\n", 2, "has no numeric column to plot (columns: when, who)"),
     ],
 )
 def test_a_csv_with_nothing_to_draw_exits_with_a_message(tmp_path, capsys, content, code, message):
@@ -267,11 +364,48 @@ def test_gaps_from_na_nan_and_inf_are_drawn_as_gaps(tmp_path, capsys):
 def test_a_single_row_draws_visible_points(tmp_path, capsys):
     path = tmp_path / "log.csv"
     path.write_text("epoch,learning_rate,loss,val_loss\n0,0.001,0.9,1.1\n")
-    axes = panels(figure_of(path))
+    fig = figure_of(path)
+    axes = panels(fig)
     for line in by_gid(axes["loss"], "series"):
         assert line.get_markevery() == [0]  # one point and no line: it needs a dot
     assert axes["learning rate"].get_yscale() == "log"
+    for ax in axes.values():
+        # One whole epoch tick, not 0.6, 0.8, 1.0, 1.2 ...
+        low, high = ax.get_xlim()
+        assert [t for t in ax.get_xticks() if low <= t <= high] == [1]
+    assert "1 epoch ·" in fig.get_suptitle()
     assert cli(capsys, "plot", path)[0] == 0
+
+
+def test_a_constant_learning_rate_sits_inside_its_log_axis(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,learning_rate,loss\n0,0.001,0.9\n1,0.001,0.8\n2,0.001,0.7\n")
+    low, high = panels(figure_of(path))["learning rate"].get_ylim()
+    # Room on both sides, the same in decades: the line is in the middle, not on the frame.
+    assert math.log10(0.001 / low) == pytest.approx(math.log10(high / 0.001))
+    assert math.log10(0.001 / low) >= 0.1
+
+
+def test_a_trailing_comma_or_a_second_epoch_column_draws_no_extra_panel(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss,epoch,\n0,0.9,0,\n1,0.7,1,\n")
+    axes = panels(figure_of(path))
+    assert list(axes) == ["loss"]
+    assert "no finite values logged" not in [t.get_text() for t in axes["loss"].texts]
+
+
+def test_a_step_column_is_the_x_axis(tmp_path, capsys):
+    path = tmp_path / "history.csv"
+    path.write_text("step,loss\n100,0.9\n200,0.7\n300,0.6\n")
+    fig = figure_of(path)
+    ax = panels(fig)["loss"]
+    assert list(by_gid(ax, "series")[0].get_xdata()) == [100, 200, 300]
+    assert ax.get_xlabel() == "step"
+    assert "3 steps" in fig.get_suptitle() and "at step 300" in fig.get_suptitle()
+    low, high = ax.get_xlim()
+    assert low < 100 - 2 and high > 300 + 2  # the end points clear the frame
+    code, _, err = cli(capsys, "plot", path)
+    assert (code, err) == (0, "")  # nothing to warn about: the rows are numbered
 
 
 def test_without_validation_columns_each_panel_has_one_line(tmp_path):
@@ -288,7 +422,7 @@ def test_a_csv_without_an_epoch_column_numbers_its_rows(tmp_path, capsys):
     path.write_text("loss,val_loss\n0.9,1.0\n0.7,0.8\n")
     code, out, err = cli(capsys, "plot", path)
     assert (code, out) == (0, f"wrote {tmp_path / 'history.png'}\n")
-    assert "has no 'epoch' column: numbering its rows from 1" in err
+    assert "has no 'epoch' or 'step' column: numbering its rows from 1" in err
     assert (tmp_path / "history.png").exists()
 
 
@@ -332,8 +466,12 @@ def test_a_column_with_no_finite_value_gets_an_empty_panel(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["-o", "plot.bmpx"], "'.bmpx' is not an image format"),
-        (["-o", "noext"], "no extension is not an image format"),
+        (["-o", "plot.bmpx"], "'.bmpx' is not a supported image format"),
+        (["-o", "noext"], "no extension is not a supported image format"),
+        # pgf needs LaTeX; eps and ps drop the transparency of the grid and legends.
+        (["-o", "x.pgf"], "'.pgf' is not a supported image format; use one of .png, .svg, .pdf"),
+        (["-o", "x.eps"], "'.eps' is not a supported image format"),
+        (["-o", "x.ps"], "'.ps' is not a supported image format"),
         (["-o", "missing/dir/p.png"], "does not exist"),
         (["--terminal", "-o", "x.png"], "choose one"),
     ],
@@ -360,7 +498,62 @@ def test_terminal_drawing_shows_panels_keys_and_marks(tmp_path, capsys):
     assert "┊ resumed (epoch 7)" in out
     assert "1e-02" in out and "2e-04" in out  # the learning rate on a log scale
     assert "\x1b[" not in out  # not a terminal here: no color codes
-    assert max(len(line) for line in lines[1:]) <= 100
+    # Header included, nothing is wider than asked; a line is left for the prompt.
+    assert max(len(line) for line in lines) <= 100
+    assert len(lines) <= 44
+
+
+@pytest.mark.parametrize("height", [12, 14, 18, 22, 26, 30, 37, 60])
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_terminal_drawing_fits_the_height_and_width_asked(tmp_path, capsys, height, width):
+    code, out, err = cli(capsys, "plot", make_run(tmp_path), "--terminal",
+                         "--width", width, "--height", height)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert len(lines) <= height - 1  # the last line is the shell prompt's
+    assert max(len(line) for line in lines) <= width
+    assert lines[0].startswith(RUN_ID)  # the id is never cut
+    titles = [t for t in ("loss", "accuracy", "learning rate") if t in lines]
+    assert titles[:1] == ["loss"]
+    left_out = [t for t in ("loss", "accuracy", "learning rate") if t not in titles]
+    if left_out:  # what could not fit is named, not silently dropped
+        note = " ".join(lines[-2:])
+        assert f"no room for: {', '.join(left_out)}" in note
+    else:
+        assert "no room" not in out
+    if height >= 37:
+        assert titles == ["loss", "accuracy", "learning rate"]
+
+
+def test_terminal_panels_grow_with_the_height(tmp_path, capsys):
+    def panel_rows(height: int) -> int:
+        _, out, _ = cli(capsys, "plot", make_run(tmp_path / str(height)), "--terminal",
+                        "--width", "80", "--height", height, "--metrics", "loss")
+        return sum(1 for line in out.splitlines() if line.rstrip().endswith(("│", "┤")))
+
+    assert panel_rows(14) < panel_rows(24) < panel_rows(40)
+
+
+def test_a_terminal_comparison_tells_runs_apart_without_color(tmp_path):
+    rows = (DIGITS / "log.csv").read_text().splitlines()
+    # A second run whose losses are twice as high: its curve lies elsewhere.
+    doubled = [rows[0]] + [
+        ",".join(c if i in (0, 1, 2, 4) else str(float(c) * 2) for i, c in enumerate(r.split(",")))
+        for r in rows[1:]
+    ]
+    first = make_run(tmp_path, "20261121-153012-a")
+    second = make_run(tmp_path, "20261121-153013-b", csv="\n".join(doubled) + "\n")
+    runs = load_runs([first, second])
+    text = render(runs, select_families(all_families(runs), ["loss"]), width=90, height=40,
+                  color=False)
+    (one_train, one_val), (two_train, two_val) = RUN_GLYPHS[:2]
+    assert len({one_train, one_val, two_train, two_val}) == 4
+    # The key names each glyph; the panel draws every one of them.
+    for glyph, name in ((one_train, "[1] loss"), (one_val, "[1] val_loss"),
+                        (two_train, "[2] loss"), (two_val, "[2] val_loss")):
+        assert f"{glyph} {name}" in text
+    panel = "\n".join(line for line in text.splitlines() if "│" in line or "┤" in line)
+    assert all(glyph in panel for glyph in (one_train, one_val, two_train, two_val))
 
 
 def test_terminal_drawing_survives_gaps_single_rows_and_comparisons(tmp_path):
@@ -388,12 +581,14 @@ def test_integer_ticks_stay_whole_and_few():
 # --watch
 
 
-def test_watch_draws_once_and_stops_when_the_run_is_over(tmp_path, capsys):
-    code, out, _ = cli(capsys, "plot", make_run(tmp_path), "--terminal", "--watch",
-                       "--interval", "0.05", "--width", "90", "--height", "40")
+def test_watch_of_a_finished_run_says_so_and_draws_once(tmp_path, capsys):
+    run = make_run(tmp_path)
+    code, out, err = cli(capsys, "plot", run, "--terminal", "--watch",
+                         "--interval", "0.05", "--width", "90", "--height", "40")
     assert code == 0
     assert out.count(f"{RUN_ID}: stopped early") == 1
-    assert "watching, Ctrl-C to stop" in out
+    assert "Ctrl-C" not in out + err  # nothing will change: no promise to watch it
+    assert err == f"{run} has finished (stopped early): drawing it once, not watching\n"
 
 
 def test_watch_redraws_as_a_running_training_appends_rows(tmp_path, capsys, monkeypatch):
@@ -428,7 +623,9 @@ def test_watch_redraws_as_a_running_training_appends_rows(tmp_path, capsys, monk
         f"{RUN_ID}: running · 5/40 epochs",
         f"{RUN_ID}: completed · 5/40 epochs",
     ]
-    assert out.count("watching, Ctrl-C to stop") == 4
+    # The last frame is drawn once the run has finished: it says so instead of "watching".
+    footers = [line.split("; ", 1)[1] for line in out.splitlines() if line.startswith("updated ")]
+    assert footers == ["watching, Ctrl-C to stop"] * 3 + ["the run has finished"]
 
 
 def test_watch_stops_after_max_refreshes_while_the_run_goes_on(tmp_path, capsys, monkeypatch):
@@ -448,11 +645,14 @@ def test_watch_waits_for_a_run_with_no_rows_and_can_be_bounded(tmp_path, capsys)
     code, out, err = cli(capsys, "plot", run, "--watch", "--interval", "0.05",
                          "--max-refreshes", "3")
     assert (code, out) == (0, ""), err
-    assert err.count("waiting for rows") == 1  # said once, not at every poll
+    # A run directory whose training has not finished epoch 1: no "is it a run directory?".
+    assert err == f"{run}: waiting for the first epoch\n"  # said once, not at every poll
 
 
 def test_watch_rewrites_the_image_file(tmp_path, capsys):
-    code, out, _ = cli(capsys, "plot", make_run(tmp_path), "--watch", "-o", tmp_path / "w.png")
+    run = make_run(tmp_path, status="running", pid=os.getpid(), host=socket.gethostname())
+    code, out, _ = cli(capsys, "plot", run, "--watch", "-o", tmp_path / "w.png",
+                       "--max-refreshes", "1")
     assert code == 0 and out.startswith(f"wrote {tmp_path / 'w.png'} (")
     assert_not_blank(tmp_path / "w.png")
 
@@ -467,7 +667,7 @@ def test_watch_of_a_run_that_ended_without_rows_reports_it(tmp_path, capsys):
     (run / "log.csv").unlink()
     code, _, err = cli(capsys, "plot", run, "--watch", "--interval", "0.05")
     assert code == 2
-    assert err.splitlines()[-1] == f"error: {run} has no log.csv: is it a run directory?"
+    assert err.splitlines()[-1] == f"error: {run} has no log.csv: no epoch has been logged"
 
 
 # The light commands stay light

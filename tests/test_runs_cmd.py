@@ -8,13 +8,14 @@ import os
 import shutil
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from cbrun.cli import main
-from cbrun.commands.runs import format_duration, run_row, runs_table
+from cbrun.commands.runs import format_duration, min_table_width, run_row, runs_table
 from cbrun.runinfo import find_runs, read_run_info
 
 DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
@@ -63,9 +64,16 @@ def folder(tmp_path) -> Path:
     make_run(runs, "20261121-160000-digits-full", status="completed", epochs_planned=30,
              epochs_done=30, best={"epoch": 28, "value": 0.0831}, stopped_early_at=None,
              duration_s=3725.0, created="2026-11-21T16:00:00+00:00", segments=[])
+    # Resumed two hours ago after 3.5 s of training: run.json adds a segment's time to
+    # duration_s only when it ends, so the listing adds the running segment's.
+    resumed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     make_run(runs, "20261121-170000-live", status="running", pid=os.getpid(), host=HOST,
              epochs_done=2, best={"epoch": 2, "value": 0.5388}, duration_s=3.5,
-             created="2026-11-21T17:00:00+00:00", stopped_early_at=None)
+             created="2026-11-21T17:00:00+00:00", stopped_early_at=None,
+             segments=[{"kind": "train", "started": "2026-11-21T17:00:00+00:00",
+                        "first_epoch": 1, "last_epoch": 1, "status": "interrupted"},
+                       {"kind": "resume", "started": resumed, "first_epoch": 2,
+                        "status": None}])
     # kill -9 leaves "running" behind; its pid is gone.
     make_run(runs, "20261121-180000-killed", status="running", pid=_dead_pid(), host=HOST,
              epochs_done=6, best={"epoch": 6, "value": 0.3858}, duration_s=192.4,
@@ -107,12 +115,39 @@ def test_the_table_shows_every_run_and_survives_broken_ones(folder, utc):
         "id                           status         epochs  best             at epoch  duration  started",
         "20261121-153012-digits-mlp   stopped_early   17/40  val_loss 0.3615        13     48.2s  2026-11-21 15:30",
         "20261121-160000-digits-full  completed       30/30  val_loss 0.0831        28    1h 02m  2026-11-21 16:00",
-        "20261121-170000-live         running          2/40  val_loss 0.5388         2      3.5s  2026-11-21 17:00",
+        "20261121-170000-live         running          2/40  val_loss 0.5388         2    2h 00m  2026-11-21 17:00",
         "20261121-180000-killed       interrupted      6/40  val_loss 0.3858         6    3m 12s  2026-11-21 18:00",
         "20261121-190000-crashed      failed           0/40  -                       -      0.8s  2026-11-21 19:00",
         "20261121-200000-broken       unreadable         17  val_loss 0.3615        13         -  -",
         "20261121-210000-sparse       interrupted         -  -                       -         -  -",
     ]
+
+
+def test_on_an_80_column_terminal_ids_stay_whole_and_minor_columns_go(folder, utc):
+    rows = sorted((run_row(p) for p in find_runs(folder)), key=lambda r: r.info.id)
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    console.print(runs_table(rows, console.width))
+    lines = [line.rstrip() for line in console.file.getvalue().splitlines()]
+    assert lines[0].split() == ["id", "status", "epochs", "best", "at", "epoch"]
+    assert [line.split()[0] for line in lines[1:8]] == [row.info.id for row in rows]
+    assert lines[1].split() == ["20261121-153012-digits-mlp", "stopped_early", "17/40",
+                                "val_loss", "0.3615", "13"]
+    assert lines[8] == "(started and duration left out to fit 80 columns; --json has all)"
+    assert "…" not in "".join(lines)
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_on_a_very_narrow_terminal_the_best_wraps_and_ids_still_stay_whole(folder):
+    rows = sorted((run_row(p) for p in find_runs(folder)), key=lambda r: r.info.id)
+    table = runs_table(rows, 60)
+    console = Console(file=io.StringIO(), width=max(60, min_table_width(table)),
+                      color_system=None)
+    console.print(table)
+    text = console.file.getvalue()
+    assert "…" not in text
+    assert all(row.info.id in text for row in rows)
+    # "val_loss 0.3615" on two lines: the value alone on the second.
+    assert "0.3615" in [line.strip() for line in text.splitlines()]
 
 
 def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, capsys, utc):
@@ -152,7 +187,9 @@ def test_json_lists_every_run_for_scripts(folder, capsys):
     }
     killed = runs["20261121-180000-killed"]
     assert (killed["status"], killed["recorded_status"]) == ("interrupted", "running")
-    assert runs["20261121-170000-live"]["status"] == "running"
+    live = runs["20261121-170000-live"]
+    assert live["status"] == "running"
+    assert 7200 + 3.5 <= live["duration_s"] < 7200 + 3.5 + 60
     broken = runs["20261121-200000-broken"]
     assert broken["status"] == "unreadable" and "not valid JSON" in broken["problem"]
     # What run.json cannot say, the log can.
@@ -164,6 +201,27 @@ def test_a_single_run_directory_lists_itself(folder, capsys):
     code, out, _ = cli(capsys, "runs", folder / "20261121-153012-digits-mlp", "--json")
     assert code == 0
     assert [run["id"] for run in json.loads(out)] == ["20261121-153012-digits-mlp"]
+
+
+def test_a_folder_with_only_a_log_lists_itself_as_its_parent_lists_it(tmp_path, capsys):
+    (tmp_path / "exp1").mkdir()
+    shutil.copy(DIGITS / "log.csv", tmp_path / "exp1" / "log.csv")
+    _, from_parent, _ = cli(capsys, "runs", tmp_path, "--json")
+    code, itself, _ = cli(capsys, "runs", tmp_path / "exp1", "--json")
+    assert code == 0
+    assert json.loads(itself) == json.loads(from_parent)
+    assert [run["id"] for run in json.loads(itself)] == ["exp1"]
+
+
+def test_folders_of_runs_inside_the_folder_are_mentioned(folder, capsys, utc):
+    make_run(folder / "sweep", "20261122-090000-lr-0.1")
+    code, out, err = cli(capsys, "runs", folder)
+    assert code == 0
+    assert "sweep" not in out and "20261122-090000" not in out
+    assert err.splitlines()[-1] == (f"note: not listed: {folder / 'sweep'} (folders of runs; "
+                                    "name one to list it)")
+    code, out, err = cli(capsys, "runs", folder, "--json")
+    assert json.loads(out) and "not listed" in err  # stdout stays one JSON document
 
 
 def test_a_directory_of_foreign_logs_lists_them_from_the_log(tmp_path, capsys):

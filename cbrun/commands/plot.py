@@ -14,16 +14,26 @@ from pathlib import Path
 import click
 
 from cbrun.errors import UsageError
-from cbrun.logs import resolve_log_path
-from cbrun.plotting.inputs import PlotRun, all_families, load_runs, parse_metrics, select_families
-
-COMPARE_NAME = "compare.png"
+from cbrun.logs import LOG_NAME, LogError, resolve_log_path
+from cbrun.plotting.inputs import (
+    COMPARE_NAME,
+    IMAGE_SUFFIX,
+    PlotRun,
+    all_families,
+    is_live,
+    load_runs,
+    parse_metrics,
+    select_families,
+)
+from cbrun.plotting.watch import any_running
+from cbrun.plotting.watch import watch as watch_loop
+from cbrun.runinfo import read_run_info
 
 
 @click.command("plot")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Image to write; the suffix picks the format (.png, .svg, .pdf). "
+              help="Image to write; the suffix picks the format: .png, .svg, .pdf or .jpg. "
                    "Defaults to a PNG beside the CSV (compare.png beside the runs "
                    "for several).")
 @click.option("-m", "--metrics", multiple=True, metavar="NAMES",
@@ -57,7 +67,12 @@ def plot(
     One panel per metric family: loss with val_loss, each metric with its val_ twin, the
     learning rate on a log scale. The best epoch of the monitored metric, the epoch where
     early stopping ended the run and the epochs where it was resumed are marked. Several
-    runs draw one comparison, each named by its id.
+    runs draw one comparison, each named by its id; among several, files that are no CSV
+    log (images, archives, the compare.png of an earlier call) are skipped.
+
+    Exit status: 0 when drawn; 2 for bad input (a missing path, a file that is no CSV, a
+    log with no rows or no numeric column) or a bad option; 1 when the image cannot be
+    written.
 
     \b
       cbrun plot runs/20261121-153012-digits-mlp
@@ -68,6 +83,15 @@ def plot(
         raise UsageError("-o writes an image file and --terminal draws in the terminal: "
                          "choose one")
     wanted = parse_metrics(metrics)
+    if output is not None:
+        from cbrun.plotting.figure import check_output
+
+        check_output(output)  # before reading anything: a typo in -o costs nothing
+
+    if watch and not any_running(paths):
+        # Nothing will append rows: say so instead of "watching", and draw once.
+        click.echo(_finished_note(paths), err=True)
+        watch = False
 
     if terminal:
         size = shutil.get_terminal_size(fallback=(100, 40))
@@ -78,8 +102,6 @@ def plot(
     if not watch:
         draw(load_runs(paths, _warn))
         return
-
-    from cbrun.plotting.watch import watch as watch_loop
 
     watch_loop(
         paths,
@@ -92,22 +114,35 @@ def plot(
 
 
 def default_output(paths: tuple[Path, ...]) -> Path:
-    """log.png beside a single log.csv; compare.png in the folder holding several runs."""
+    """log.png beside a single log.csv; compare.png in the folder holding several runs,
+    or in the current folder when they share none below the filesystem's root."""
     csvs = [_csv_or_guess(p) for p in paths]
     if len(csvs) == 1:
-        return csvs[0].with_suffix(".png")
-    folder = os.path.commonpath([str(c.parent.resolve()) for c in csvs])
+        return csvs[0].with_suffix(IMAGE_SUFFIX)
+    folder = shared_folder([c.parent.resolve() for c in csvs])
+    if folder is None:
+        click.echo(f"note: the runs share no folder; writing {COMPARE_NAME} in the current "
+                   f"folder ({Path.cwd()})", err=True)
+        return Path(COMPARE_NAME)
     relative = os.path.relpath(folder)
     return Path(folder if relative.startswith("..") else relative) / COMPARE_NAME
+
+
+def shared_folder(folders: list[Path]) -> Path | None:
+    """The deepest folder holding all `folders` (absolute), None when that is only the
+    filesystem's root: runs from unrelated places, where "/compare.png" is unwritable or
+    unwanted."""
+    common = Path(os.path.commonpath([str(f) for f in folders]))
+    return None if common == Path(common.anchor) else common
 
 
 def _csv_or_guess(path: Path) -> Path:
     # A watched run may have no log.csv yet; its image still goes where the log will be.
     try:
         return resolve_log_path(path)
-    except UsageError:
+    except (UsageError, LogError):
         if path.is_dir():
-            return path / "log.csv"
+            return path / LOG_NAME
         raise
 
 
@@ -150,9 +185,23 @@ def _terminal_drawer(wanted: list[str], width: int, height: int, watch: bool):
             click.echo("\x1b[H\x1b[2J", nl=False)
         click.echo(text, nl=False, color=color)
         if watch:
-            click.echo(f"updated {time.strftime('%H:%M:%S')}; watching, Ctrl-C to stop")
+            click.echo(f"updated {time.strftime('%H:%M:%S')}; {_watch_state(runs)}")
 
     return draw
+
+
+def _finished_note(paths: tuple[Path, ...]) -> str:
+    if len(paths) > 1:
+        return "the runs have finished: drawing them once, not watching"
+    folder = paths[0] if paths[0].is_dir() else paths[0].parent
+    status = read_run_info(folder).shown_status.replace("_", " ")
+    return f"{paths[0]} has finished ({status}): drawing it once, not watching"
+
+
+def _watch_state(runs: list[PlotRun]) -> str:
+    if any(is_live(run) for run in runs):
+        return "watching, Ctrl-C to stop"
+    return "the run has finished" if len(runs) == 1 else "the runs have finished"
 
 
 def _use_color() -> bool:

@@ -17,7 +17,12 @@ from rich.text import Text
 
 from cbrun.errors import UsageError
 from cbrun.logs import LogError, best_epoch, default_monitor, infer_mode, read_log
-from cbrun.runinfo import RunInfo, find_runs, read_run_info
+from cbrun.runinfo import RunInfo, find_runs, nested_run_folders, read_run_info
+
+# Columns left out, in this order, until the table fits the terminal: the id is what users
+# copy into `resume` and `plot`, so it is never cut; `--json` still has every field.
+DROPPABLE = ("started", "duration")
+GAP = 2  # spaces between columns (rich's padding of 1 on each side)
 
 STATUS_STYLES = {
     "running": "bold yellow",
@@ -39,6 +44,7 @@ class RunRow:
     monitor: str | None
     best_epoch: int | None
     best_value: float | None
+    duration_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         info = self.info
@@ -54,7 +60,7 @@ class RunRow:
             "best_epoch": self.best_epoch,
             "stopped_early_at": info.stopped_early_at,
             "resumed_at": list(info.resume_epochs),
-            "duration_s": info.duration_s,
+            "duration_s": self.duration_s,
             "created": info.created.isoformat() if info.created else None,
             "finished": info.finished.isoformat() if info.finished else None,
             "problem": info.problem,
@@ -74,18 +80,26 @@ def runs(directory: Path, as_json: bool) -> None:
     rows = [run_row(path) for path in find_runs(directory)]
     # Ids start with their UTC start time, so sorting by id lists runs in order.
     rows.sort(key=lambda row: row.info.id)
+    nested = nested_run_folders(directory)
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
-        return
-    if not rows:
+    elif rows:
+        # Through a pipe rich would assume 80 columns; let lines be long there.
+        width = Console().width if sys.stdout.isatty() else 200
+        table = runs_table(rows, width)
+        # Wider than the terminal only when even the id and status cannot fit: the
+        # terminal then wraps lines, but every id stays whole.
+        Console(width=max(width, min_table_width(table))).print(table)
+    else:
         click.echo(f"no runs in {directory}")
-        return
-    # Through a pipe rich would assume 80 columns and wrap the ids; let lines be long.
-    console = Console(width=None if sys.stdout.isatty() else 200)
-    console.print(runs_table(rows))
     for row in rows:
         if row.info.problem:
             click.echo(f"warning: {row.info.problem}", err=True)
+    if nested:
+        # On stderr, like the warnings: `--json` output stays one JSON document.
+        names = ", ".join(str(folder) for folder in nested)
+        click.echo(f"note: not listed: {names} (folders of runs; name one to list it)",
+                   err=True)
 
 
 def run_row(path: Path) -> RunRow:
@@ -109,31 +123,76 @@ def run_row(path: Path) -> RunRow:
         monitor=monitor,
         best_epoch=best[0] if best else None,
         best_value=best[1] if best else None,
+        duration_s=info.elapsed_s(),
     )
 
 
-def runs_table(rows: list[RunRow]) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("epochs", justify="right", no_wrap=True)
-    table.add_column("best", no_wrap=True)
-    table.add_column("at epoch", justify="right", no_wrap=True)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("started", no_wrap=True)
-    for row in rows:
-        info = row.info
-        status = info.shown_status
-        table.add_row(
-            info.id,
-            Text(status, style=STATUS_STYLES.get(status, "")),
-            _epochs(row.epochs_done, info.epochs_planned),
-            _best(row.monitor, row.best_value),
-            "-" if row.best_epoch is None else str(row.best_epoch),
-            format_duration(info.duration_s),
-            format_started(info.created),
+def runs_table(rows: list[RunRow], width: int | None = None) -> Table:
+    """The listing; with `width`, columns from `DROPPABLE` are left out (and named in the
+    caption) until it fits, then `best` may wrap. The id is never cut or wrapped."""
+    cells = [_cells(row) for row in rows]
+    shown = ["id", "status", "epochs", "best", "at epoch", "duration", "started"]
+    dropped: list[str] = []
+    for name in DROPPABLE:
+        if width is None or _natural_width(shown, cells) <= width:
+            break
+        shown.remove(name)
+        dropped.append(name)
+    caption = None
+    if dropped:
+        caption = f"({' and '.join(dropped)} left out to fit {width} columns; --json has all)"
+    table = Table(box=None, header_style="bold", pad_edge=False, caption=caption,
+                  caption_justify="left", caption_style="dim")
+    for name in shown:
+        fits = width is None or _natural_width(shown, cells) <= width
+        table.add_column(
+            name,
+            justify="right" if name in ("epochs", "at epoch", "duration") else "left",
+            # `best` ("val_loss 0.3615") wraps at its space when nothing else can give.
+            no_wrap=fits or name != "best",
+            min_width=_width(name, cells) if name == "id" else None,
         )
+    for row_cells, row in zip(cells, rows, strict=True):
+        status = row.info.shown_status
+        values = [Text(status, style=STATUS_STYLES.get(status, "")) if name == "status"
+                  else row_cells[name] for name in shown]
+        table.add_row(*values)
     return table
+
+
+def min_table_width(table: Table) -> int:
+    """The narrowest the table can be drawn without cutting a cell: no-wrap columns at
+    their widest cell, the others at their longest word."""
+    total = GAP * (len(table.columns) - 1)
+    for column in table.columns:
+        texts = [column.header, *column.cells]
+        texts = [t.plain if isinstance(t, Text) else str(t) for t in texts]
+        if column.no_wrap:
+            total += max(len(t) for t in texts)
+        else:
+            total += max(len(word) for t in texts for word in t.split() or [""])
+    return total
+
+
+def _cells(row: RunRow) -> dict[str, str]:
+    info = row.info
+    return {
+        "id": info.id,
+        "status": info.shown_status,
+        "epochs": _epochs(row.epochs_done, info.epochs_planned),
+        "best": _best(row.monitor, row.best_value),
+        "at epoch": "-" if row.best_epoch is None else str(row.best_epoch),
+        "duration": format_duration(row.duration_s),
+        "started": format_started(info.created),
+    }
+
+
+def _width(name: str, cells: list[dict[str, str]]) -> int:
+    return max([len(name)] + [len(c[name]) for c in cells])
+
+
+def _natural_width(shown: list[str], cells: list[dict[str, str]]) -> int:
+    return sum(_width(name, cells) for name in shown) + GAP * (len(shown) - 1)
 
 
 def _epochs(done: int | None, planned: int | None) -> str:

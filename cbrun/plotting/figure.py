@@ -10,6 +10,7 @@ Artists carry a `gid` naming what they show: `series` for a logged column, `best
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +18,11 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator
+from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, LogLocator, MaxNLocator
 
 from cbrun.errors import CbrunError, UsageError
 from cbrun.logs import VAL_PREFIX, Family
-from cbrun.plotting.inputs import PlotRun, any_positive, describe, epoch_span
+from cbrun.plotting.inputs import PlotRun, any_positive, describe, epoch_span, x_label
 
 PANEL_SIZE = (5.4, 3.7)  # inches; at DPI 120 a panel is about 650 x 440 pixels
 DPI = 120
@@ -32,6 +33,19 @@ TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 RUN_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple",
                                    "brown", "pink", "gray", "olive", "cyan")]
 EARLY_STOP_COLOR, RESUME_COLOR = "tab:red", "0.45"
+# Room above and below the values of a log axis, in decades: matplotlib's own margin is a
+# share of the span, which is nothing for a constant learning rate (it sat on the frame).
+LOG_MARGIN_DECADES = 0.15
+
+
+def output_formats() -> tuple[str, ...]:
+    """The suffixes `-o` accepts: those that need neither LaTeX (pgf) nor a PostScript
+    backend that drops the transparency of the grid and legends (eps, ps)."""
+    formats = ("png", "svg", "pdf")
+    # matplotlib writes JPEG through Pillow, which it only recommends.
+    if importlib.util.find_spec("PIL") is not None:
+        formats += ("jpg", "jpeg")
+    return formats
 
 
 def grid_shape(panels: int) -> tuple[int, int]:
@@ -92,12 +106,18 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
         _draw_marks(ax, run, family, color if compare else None)
 
     ax.set_title(family.name.replace("_", " "), fontsize=11, fontweight="bold")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(x_label(runs))
     ax.set_ylabel(family.name.replace("_", " "))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    # Half an epoch of room each side: an early stop at the last epoch stays visible.
     first, last = epoch_span(runs)
-    ax.set_xlim(first - 0.6, last + 0.6)
+    if last - first < 3:
+        # MaxNLocator would still put ticks every half or fifth of an epoch here.
+        ax.xaxis.set_major_locator(FixedLocator(range(first, last + 1)))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Half an epoch of room each side: an early stop at the last epoch stays visible. Long
+    # runs and step counts get a share of the span instead, or the edge points touch it.
+    room = max(0.6, 0.02 * (last - first))
+    ax.set_xlim(first - room, last + room)
     ax.grid(True, which="major", alpha=0.35)
     if family.log_scale and any_positive(runs, family):
         # Learning rates move by factors; `mask` drops a 0 instead of plunging to 1e-300.
@@ -107,11 +127,20 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
         # decades: a schedule that halves the rate would otherwise show only two labels.
         ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
         ax.yaxis.set_minor_formatter(LogFormatterSciNotation(minor_thresholds=(3, 3)))
+        low, high = _positive_range(runs, family)
+        margin = 10 ** max(LOG_MARGIN_DECADES, 0.05 * math.log10(high / low))
+        ax.set_ylim(low / margin, high * margin)
     if not drawn:
         ax.text(0.5, 0.5, "no finite values logged", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")
     if not compare and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8.5, framealpha=0.85)
+
+
+def _positive_range(runs: Sequence[PlotRun], family: Family) -> tuple[float, float]:
+    values = [v for run in runs for column in family.columns
+              for v in run.log.values.get(column, ()) if v > 0]  # nan > 0 is False
+    return min(values), max(values)
 
 
 def _draw_marks(ax, run: PlotRun, family: Family, color: str | None) -> None:
@@ -122,7 +151,7 @@ def _draw_marks(ax, run: PlotRun, family: Family, color: str | None) -> None:
             ax.plot([epoch], [value], linestyle="none", marker="*", markersize=15,
                     color=color or "gold", markeredgecolor="black", markeredgewidth=0.8,
                     zorder=5, gid="best",
-                    label=f"best {marks.monitor} {value:.4g} (epoch {epoch})")
+                    label=f"best {marks.monitor} {value:.4g} ({run.log.x_name} {epoch})")
     if marks.early_stop is not None:
         ax.axvline(marks.early_stop, color=color or EARLY_STOP_COLOR, linestyle="-.",
                    linewidth=1.3, alpha=0.9, gid="early_stop",
@@ -163,17 +192,25 @@ def _dots(y: Sequence[float]) -> list[int]:
     return [i for i, v in enumerate(y) if not math.isnan(v) and isolated(i)]
 
 
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write the figure; the format follows the suffix (.png, .svg, .pdf, ...)."""
-    path = Path(path)
-    formats = fig.canvas.get_supported_filetypes()
+def check_output(path: Path) -> str:
+    """The format of `-o path` (its suffix); `UsageError` when cbrun cannot write it
+    there. Checked before anything is read, so a typo costs nothing."""
+    formats = output_formats()
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in formats:
-        known = ", ".join(f".{f}" for f in sorted(formats))
+        known = ", ".join(f".{f}" for f in formats)
         given = f"'.{suffix}'" if suffix else "no extension"
-        raise UsageError(f"-o {path}: {given} is not an image format; use one of {known}")
+        raise UsageError(f"-o {path}: {given} is not a supported image format; use one "
+                         f"of {known}")
     if not path.parent.is_dir():
         raise UsageError(f"-o {path}: the folder {path.parent} does not exist")
+    return suffix
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write the figure; the format follows the suffix (see `output_formats`)."""
+    path = Path(path)
+    suffix = check_output(path)
     try:
         fig.savefig(path, format=suffix)
     except OSError as exc:

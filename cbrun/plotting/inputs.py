@@ -13,6 +13,8 @@ from cbrun.logs import (
     LOG_NAME,
     Family,
     LogError,
+    NoRowsError,
+    NotALogError,
     TrainingLog,
     best_epoch,
     default_monitor,
@@ -25,6 +27,11 @@ from cbrun.logs import (
 from cbrun.runinfo import NO_RUN_FILE, RUN_FILE, UNREADABLE, RunInfo, read_run_info
 
 Warn = Callable[[str], None]
+
+# What `cbrun plot` writes when no -o is given: `compare.png` for several runs, and the
+# CSV's name with .png for one. A glob such as `runs/*` picks them up again.
+COMPARE_NAME = "compare.png"
+IMAGE_SUFFIX = ".png"
 
 
 @dataclass(frozen=True)
@@ -68,25 +75,49 @@ def load_run(path: Path, warn: Warn = _ignore) -> PlotRun:
     if info is not None and info.status == UNREADABLE:
         warn(f"{info.problem}; plotting {csv_path} without its run's marks")
     log = read_log(csv_path)
-    if not log.has_epoch_column:
-        warn(f"{csv_path} has no 'epoch' column: numbering its rows from 1")
+    if log.x_name == "row":
+        warn(f"{csv_path} has no 'epoch' or 'step' column: numbering its rows from 1")
     return PlotRun(label=_label(csv_path, info), log=log, info=info, marks=marks_for(log, info))
 
 
 def load_runs(paths: Sequence[Path], warn: Warn = _ignore) -> list[PlotRun]:
-    """Every run that can be drawn. In a comparison, a log with no rows yet is left out
-    with a warning; alone, it is an error."""
+    """Every run that can be drawn. Alone, a path that cannot be drawn is an error. In a
+    comparison (often a glob like `runs/*`) it is left out with a one-line warning, and
+    the images cbrun itself wrote there are left out silently; a path that does not exist
+    is still an error, since it is a typo."""
     if len(paths) == 1:
         return [load_run(paths[0], warn)]
     runs: list[PlotRun] = []
-    for path in paths:
+    for path in map(Path, paths):
+        if written_by_cbrun(path):
+            continue
         try:
             runs.append(load_run(path, warn))
-        except LogError as exc:
-            warn(f"{exc}; left out of the comparison")
+        except NotALogError as exc:
+            warn(f"skipped {path}: not a CSV log ({exc.reason})")
+        except (LogError, UsageError) as exc:
+            if not path.exists():
+                raise
+            warn(f"left out of the comparison: {exc}")
     if not runs:
-        raise LogError(f"none of the {len(paths)} logs has anything to plot")
+        raise NoRowsError(f"none of the {len(paths)} paths has anything to plot")
     return _unique_labels(runs)
+
+
+def written_by_cbrun(path: Path) -> bool:
+    """Whether `path` is an image that `cbrun plot` wrote by default: compare.png, or the
+    .png beside a CSV of the same name (log.png beside log.csv)."""
+    if path.suffix.lower() != IMAGE_SUFFIX or not path.is_file():
+        return False
+    return path.name == COMPARE_NAME or path.with_suffix(".csv").is_file()
+
+
+def is_live(run: PlotRun) -> bool:
+    """Whether a run may still append rows: run.json says it runs, or there is no
+    readable run.json to say otherwise (a foreign CSV, a write caught halfway)."""
+    if run.info is None or run.info.status in (UNREADABLE, NO_RUN_FILE):
+        return True
+    return run.info.is_running
 
 
 def marks_for(log: TrainingLog, info: RunInfo | None) -> Marks:
@@ -192,20 +223,43 @@ def any_positive(runs: Sequence[PlotRun], family: Family) -> bool:
 
 def describe(run: PlotRun) -> str:
     """One line under a run's title: status, progress and the marks, in words."""
+    return " · ".join(describe_parts(run))
+
+
+def describe_parts(run: PlotRun, marks: bool = True) -> list[str]:
+    """The pieces of `describe`, for callers that wrap them to a width; without `marks`,
+    only the status and the count of epochs."""
     parts: list[str] = []
     info = run.info
+    x = run.log.x_name
+    rows = len(run.log)
     if info is not None and info.status not in (UNREADABLE, NO_RUN_FILE):
         parts.append(info.shown_status.replace("_", " "))
         # The log, not run.json: it is what is drawn, and a running run writes it first.
-        planned = f"/{info.epochs_planned}" if info.epochs_planned else ""
-        parts.append(f"{len(run.log)}{planned} epochs")
+        if info.epochs_planned:
+            parts.append(f"{rows}/{info.epochs_planned} epochs")
+        else:
+            parts.append(plural(rows, x))
     else:
-        parts.append(f"{len(run.log)} epochs")
-    marks = run.marks
-    if marks.best is not None:
-        parts.append(f"best {marks.monitor} {marks.best[1]:.4g} at epoch {marks.best[0]}")
-    if marks.early_stop is not None:
-        parts.append(f"stopped early at epoch {marks.early_stop}")
-    if marks.resumes:
-        parts.append("resumed at epoch " + ", ".join(str(e) for e in marks.resumes))
-    return " · ".join(parts)
+        parts.append(plural(rows, x))
+    if not marks:
+        return parts
+    shown = run.marks
+    if shown.best is not None:
+        parts.append(f"best {shown.monitor} {shown.best[1]:.4g} at {x} {shown.best[0]}")
+    if shown.early_stop is not None:
+        parts.append(f"stopped early at epoch {shown.early_stop}")
+    if shown.resumes:
+        parts.append("resumed at epoch " + ", ".join(str(e) for e in shown.resumes))
+    return parts
+
+
+def plural(count: int, noun: str) -> str:
+    """1 epoch, 2 epochs."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def x_label(runs: Sequence[PlotRun]) -> str:
+    """What the x axis counts: `epoch`, unless the logs number their rows otherwise."""
+    names = list(dict.fromkeys(run.log.x_name for run in runs))
+    return " / ".join(names)

@@ -8,19 +8,30 @@ line there, and a log axis only ever sees positive values.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import plotext
 
 from cbrun.logs import VAL_PREFIX, Family
-from cbrun.plotting.inputs import PlotRun, any_positive, describe, epoch_span
+from cbrun.plotting.inputs import PlotRun, any_positive, describe_parts, epoch_span, x_label
 
 # Distinct glyphs tell curves apart where there is no color (NO_COLOR, a pipe, a log file).
 TRAIN_MARKER, VAL_MARKER = "hd", "braille"
+TRAIN_KEY, VAL_KEY = "▚", "⢕"  # what those markers look like, for the key
 TRAIN_COLOR, VAL_COLOR = "blue+", "orange+"
 RUN_COLORS = ["blue+", "orange+", "green+", "red+", "magenta+", "cyan+", "gray+"]
+# In a comparison each run has its own pair of glyphs, (training, validation): filled for
+# training and hollow for validation where the shape allows, so that without color the
+# runs still differ, and the key says which glyph is which run.
+RUN_GLYPHS = [("●", "○"), ("■", "□"), ("▲", "△"), ("◆", "◇"), ("▼", "▽"), ("X", "x"),
+              ("#", "+")]
 BEST_COLOR, EARLY_STOP_COLOR, RESUME_COLOR = "orange+", "red+", "gray+"
-MIN_PANEL_HEIGHT = 10  # rows, frame and tick labels included
+# Rows of a panel, frame, tick labels and x label included: four rows of curve. Panels
+# that cannot have that many are left out (and named); a lone panel gets what is left.
+MIN_PANEL_HEIGHT = 8
+TINY_PANEL_HEIGHT = 4  # frame, one row of curve, frame, tick labels: no x label
+LOG_MARGIN_DECADES = 0.15  # as in the figure: a constant rate must not sit on the frame
 
 
 def render(
@@ -30,30 +41,89 @@ def render(
     height: int = 40,
     color: bool = False,
 ) -> str:
-    """The whole picture as text: what the runs are, then per family a panel and a key
-    line naming each curve and mark (plotext's own legend would cover the curves)."""
-    lines = _header(runs)
-    # Each panel also takes a title row and a key row; plotext adds an x label row.
-    per_panel = (height - len(lines)) // max(len(families), 1) - 2
-    panel_height = max(MIN_PANEL_HEIGHT, per_panel)
-    for family in families:
-        panel, key = _panel(runs, family, width, panel_height, color)
+    """The whole picture as text, at most `height` lines of at most `width` columns: what
+    the runs are, then per family a title, a panel and a key line naming each curve and
+    mark (plotext's own legend would cover the curves). Panels share the height; those
+    that would get too little are left out, and a last line names them."""
+    layers = [_layers(runs, family, _log_scale(runs, family)) for family in families]
+    keys = [_key_lines(layer[3], width, color) for layer in layers]
+    header, count, panel_height, note = _layout(runs, families, keys, width, height)
+
+    lines = list(header)
+    for family, layer, key in zip(families[:count], layers, keys, strict=False):
         lines.append(_bold(family.name.replace("_", " "), color))
-        lines.extend(panel)
+        lines.extend(_panel(runs, family, layer, width, panel_height, color))
         lines.extend(key)
+    lines.extend(note)
     return "\n".join(lines) + "\n"
 
 
-def _header(runs: Sequence[PlotRun]) -> list[str]:
+def _layout(runs, families, keys, width: int, height: int):
+    """(header lines, panels drawn, rows per panel, note lines naming the panels left
+    out): every panel if each gets `MIN_PANEL_HEIGHT` rows, else fewer; when room is short
+    the header gives up the marks, which the keys name anyway."""
+    headers = [_header(runs, width), _header(runs, width, compact=True)]
+
+    def fixed(header: list[str], count: int) -> tuple[int, list[str]]:
+        note = _left_out(families[count:], width)
+        return len(header) + len(note) + sum(1 + len(k) for k in keys[:count]), note
+
+    for header in headers:
+        for count in range(len(families), 0, -1):
+            rows, note = fixed(header, count)
+            if (height - rows) // count >= MIN_PANEL_HEIGHT:
+                return header, count, (height - rows) // count, note
+    # Not even one panel fits at its smallest: the first one gets the rows that are left.
+    rows, note = fixed(headers[1], 1)
+    return headers[1], 1, max(TINY_PANEL_HEIGHT, height - rows), note
+
+
+def _left_out(families: Sequence[Family], width: int) -> list[str]:
+    if not families:
+        return []
+    names = ", ".join(f.name.replace("_", " ") for f in families)
+    text = f"no room for: {names} (see --height, --metrics)"
+    return textwrap.wrap(text, width, break_on_hyphens=False)
+
+
+def _header(runs: Sequence[PlotRun], width: int, compact: bool = False) -> list[str]:
+    """What the runs are, wrapped between its ' · ' parts to fit `width`; `compact` keeps
+    only the status and the epochs."""
+    def parts(run: PlotRun) -> list[str]:
+        return describe_parts(run, marks=not compact)
+
     if len(runs) == 1:
-        return [f"{runs[0].label}: {describe(runs[0])}"]
+        return _wrap_parts(f"{runs[0].label}: ", parts(runs[0]), width, "  ")
     lines = [f"Comparison of {len(runs)} runs"]
     for index, run in enumerate(runs):
-        lines.append(f"  [{index + 1}] {run.label}: {describe(run)}")
+        lines += _wrap_parts(f"  [{index + 1}] {run.label}: ", parts(run), width, "      ")
     return lines
 
 
-def _panel(runs, family: Family, width: int, height: int, color: bool):
+def _wrap_parts(prefix: str, parts: Sequence[str], width: int, indent: str) -> list[str]:
+    lines: list[str] = []
+    line = prefix + parts[0]
+    if len(line) > width:  # the id alone fills the line: the description starts below it
+        lines.append(prefix.rstrip())
+        line = indent + parts[0]
+    for part in parts[1:]:
+        if len(line) + 3 + len(part) <= width:
+            line += " · " + part
+        else:
+            lines.append(line)
+            line = indent + part
+    lines.append(line)
+    # A part longer than the whole width (a very long run id) is cut only where it must be.
+    return [piece for text in lines
+            for piece in textwrap.wrap(text, width, subsequent_indent=indent,
+                                       break_on_hyphens=False)]
+
+
+def _log_scale(runs: Sequence[PlotRun], family: Family) -> bool:
+    return family.log_scale and any_positive(runs, family)
+
+
+def _panel(runs, family: Family, layer, width: int, height: int, color: bool) -> list[str]:
     fig = plotext.figure
     fig.clear()
     # The size is ours to choose (the caller read the terminal); plotext would otherwise
@@ -63,8 +133,8 @@ def _panel(runs, family: Family, width: int, height: int, color: bool):
     # No painted background: readable on dark and light terminals alike.
     fig.theme("simple")
     fig.legend(False)
-    log_scale = family.log_scale and any_positive(runs, family)
-    curves, stars, rules, key = _layers(runs, family, log_scale)
+    log_scale = _log_scale(runs, family)
+    curves, stars, rules, _ = layer
     ys = [y for points, *_ in curves for _, y, _ in points] + [y for _, y, _ in stars]
     # Later signals cover earlier ones: marks behind, curves over them, stars on top.
     if ys:
@@ -74,10 +144,9 @@ def _panel(runs, family: Family, width: int, height: int, color: bool):
         _draw_signal(fig, points, symbol, hue)
     for x, y, hue in stars:
         _draw_signal(fig, [(x, y, False)], "star", hue)
-    if not ys:
-        key.append(("", None, "(no finite values logged)"))
 
-    fig.label("epoch", "x")
+    if height >= MIN_PANEL_HEIGHT:  # a squeezed panel spends its rows on the curve
+        fig.label(x_label(runs), "x")
     first, last = epoch_span(runs)
     # Half an epoch of room each side keeps an early stop at the last epoch off the frame.
     fig.ruler("x").lim(first - 0.5, last + 0.5)
@@ -88,9 +157,12 @@ def _panel(runs, family: Family, width: int, height: int, color: bool):
         ticks = log_ticks(runs, family)
         if ticks:
             fig.ruler("y").ticks([math.log10(t) for t in ticks], [f"{t:.0e}" for t in ticks])
+        if ys:
+            margin = max(LOG_MARGIN_DECADES, 0.05 * (max(ys) - min(ys)))
+            fig.ruler("y").lim(min(ys) - margin, max(ys) + margin)
     text = fig.build().string(colorless=not color)
     fig.clear()
-    return text.rstrip("\n").split("\n"), _key_lines(key, width, color)
+    return text.rstrip("\n").split("\n")
 
 
 def _layers(runs: Sequence[PlotRun], family: Family, log_scale: bool):
@@ -101,23 +173,29 @@ def _layers(runs: Sequence[PlotRun], family: Family, log_scale: bool):
     for index, run in enumerate(runs):
         tag = f"[{index + 1}] " if compare else ""
         run_hue = RUN_COLORS[index % len(RUN_COLORS)] if compare else None
+        train_glyph, val_glyph = RUN_GLYPHS[index % len(RUN_GLYPHS)]
         for column in family.columns:
             if column not in run.log.values:
                 continue
             is_val = column.startswith(VAL_PREFIX)
             hue = run_hue or (VAL_COLOR if is_val else TRAIN_COLOR)
+            if compare:
+                marker = glyph = val_glyph if is_val else train_glyph
+            else:
+                marker, glyph = (VAL_MARKER, VAL_KEY) if is_val else (TRAIN_MARKER, TRAIN_KEY)
             points = _points(run.log.epochs, run.log.values[column], log_scale)
             if points:
-                curves.append((points, VAL_MARKER if is_val else TRAIN_MARKER, hue))
-            key.append(("⢕" if is_val else "▚", hue, f"{tag}{column}"))
+                curves.append((points, marker, hue))
+            key.append((glyph, hue, f"{tag}{column}"))
 
         marks = run.marks
+        x_name = run.log.x_name
         if marks.best is not None and marks.monitor in family.columns:
             epoch, value = marks.best
             if math.isfinite(value) and (value > 0 or not log_scale):
                 hue = run_hue or BEST_COLOR
                 stars.append((epoch, math.log10(value) if log_scale else value, hue))
-                key.append(("❋", hue, f"{tag}best {value:.4g} (epoch {epoch})"))
+                key.append(("❋", hue, f"{tag}best {value:.4g} ({x_name} {epoch})"))
         if marks.early_stop is not None:
             hue = run_hue or EARLY_STOP_COLOR
             rules.append((marks.early_stop, hue, "║"))
@@ -127,6 +205,8 @@ def _layers(runs: Sequence[PlotRun], family: Family, log_scale: bool):
             # Between the last epoch before the restart and the first one after it.
             rules.append((first - 0.5, hue, "┊"))
             key.append(("┊", hue, f"{tag}resumed (epoch {first})"))
+    if not curves and not stars:
+        key.append(("", None, "(no finite values logged)"))
     return curves, stars, rules, key
 
 

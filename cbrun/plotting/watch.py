@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cbrun.errors import UsageError
-from cbrun.logs import LogError, resolve_log_path
+from cbrun.logs import LogError, NoRowsError, resolve_log_path
 from cbrun.plotting.inputs import PlotRun, Warn, load_runs
 from cbrun.runinfo import LOG_FILE, RUN_FILE, UNREADABLE, read_run_info
 
@@ -40,6 +40,12 @@ def watch(
             said.add(message)
             warn(message)
 
+    def wait_once(message: str) -> None:
+        # run.json changes at every epoch's end too; the wait is said once, not each time.
+        if message not in said:
+            said.add(message)
+            waiting(message)
+
     last = None
     problem: Exception | None = None
     drawings = polls = 0
@@ -47,15 +53,19 @@ def watch(
         while True:
             # Read before the files: a run seen finished here was finished before they
             # were read, so the last drawing shows its final rows.
-            running = _any_running(paths)
+            running = any_running(paths)
             state = _signature(paths)
             if state != last:
                 last = state
                 try:
                     runs = load_runs(paths, warn_once)
+                except NoRowsError as exc:
+                    # The usual start of a watch: the training has not finished epoch 1.
+                    problem = exc
+                    wait_once(f"{_names(paths)}: waiting for the first epoch")
                 except (LogError, UsageError) as exc:
                     problem = exc
-                    waiting(f"waiting for rows: {exc}")
+                    wait_once(f"waiting for rows: {exc}")
                 else:
                     problem = None
                     draw(runs)
@@ -95,7 +105,11 @@ def _signature(paths: Sequence[Path]) -> tuple:
     return tuple(stamps)
 
 
-def _any_running(paths: Sequence[Path]) -> bool:
+def _names(paths: Sequence[Path]) -> str:
+    return ", ".join(str(path) for path in paths)
+
+
+def any_running(paths: Sequence[Path]) -> bool:
     """True while a run may still append rows: it says it runs, or there is no run.json to
     say otherwise (a foreign CSV is watched until Ctrl-C)."""
     for path in paths:
