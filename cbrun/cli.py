@@ -51,13 +51,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     exact resume."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-
-
-def invoked_command() -> list[str]:
-    """The command line as the user typed it (run.json records it)."""
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx is not None else None
-    return list(obj["argv"]) if obj and "argv" in obj else ["cbrun", *sys.argv[1:]]
+    ctx.obj.setdefault("argv", ["cbrun", *sys.argv[1:]])  # run.json records the command
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,13 +8,53 @@ is alive, or that completed or stopped early, is not silently trained further.
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cbrun.errors import RunError, UsageError
 from cbrun.rundir import RunRecord, atomic_write_bytes
+
+STATE_DIR = "state"
+STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
+LOCK_FILE = ".lock"
+
+
+def state_dirs(run_dir: Path) -> list[Path]:
+    """The run's saved states, newest first; only whole ones (renamed into place, all files)."""
+    root = run_dir / STATE_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.glob("epoch-*") if p.is_dir()
+             and all((p / name).is_file() for name in STATE_FILES)]
+    return sorted(found, reverse=True)
+
+
+def newest_state_epoch(run_dir: Path) -> int:
+    dirs = state_dirs(run_dir)
+    return int(dirs[0].name.removeprefix("epoch-")) if dirs else 0
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock while a command works on it; the kernel drops it even on kill -9.
+
+    Two `cbrun resume` of one run would both append rows and events; the recorded pid
+    alone cannot stop that, since it is written only once training starts."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{run_dir} is in use by another cbrun process (it holds "
+                           f"{run_dir / LOCK_FILE}); wait for it or stop it first") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def process_alive(pid: int) -> bool:
@@ -29,6 +69,10 @@ def process_alive(pid: int) -> bool:
 
 def check_resumable(record: RunRecord, epochs: int | None, past_early_stop: bool) -> None:
     data = record.data
+    if data.get("stop_reason") == "loss became NaN or inf":
+        raise UsageError(f"{record.run_dir} failed because the loss became NaN or inf; "
+                         "resuming would continue from NaN weights. Fix the cause (a lower "
+                         "learning rate, clean data) and train anew")
     status = data.get("status")
     run = record.run_dir
     if status == "running":
@@ -46,10 +90,10 @@ def check_resumable(record: RunRecord, epochs: int | None, past_early_stop: bool
                              f"give a larger total, e.g. --epochs {(planned or 0) + 10}")
     elif status == "stopped_early":
         if not past_early_stop:
+            reason = data.get("stop_reason") or f"stopped early at epoch {data.get('stopped_early_at')}"
             raise UsageError(
-                f"{run} was stopped by EarlyStopping at epoch {data.get('stopped_early_at')}; "
-                "resuming would undo that decision. To train on anyway pass "
-                "--continue-after-early-stop (and --epochs N to raise the total)")
+                f"{run} ended early ({reason}); resuming would undo that decision. To train "
+                "on anyway pass --continue-after-early-stop (and --epochs N to raise the total)")
     elif status not in ("interrupted", "failed"):
         raise RunError(f"{run}/run.json has an unknown status {status!r}")
 
@@ -59,7 +103,8 @@ def truncate_csv(path: Path, epochs_done: int) -> int:
     returns how many rows were dropped. Rows past the saved state are rewritten on resume."""
     if not path.exists():
         return 0
-    text = path.read_text()
+    # Bytes as they are: Keras ends rows with \r\n, and rows kept must stay byte-identical.
+    text = path.read_bytes().decode("utf-8", errors="replace")
     lines = text.splitlines(keepends=True)
     if not lines:
         return 0
@@ -81,7 +126,7 @@ def truncate_csv(path: Path, epochs_done: int) -> int:
             break  # a half-written last row
         if epoch >= epochs_done:
             break
-        kept.append(line if line.endswith("\n") else line + "\n")
+        kept.append(line if line.endswith("\n") else line + "\r\n")
     dropped = len(lines) - len(kept)
     if dropped:
         atomic_write_bytes(path, "".join(kept).encode())
@@ -103,22 +148,44 @@ def flatten(data: Any, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], An
 
 
 FROZEN_ON_RESUME = {
-    "model": "the saved weights belong to these layers and this input shape",
-    "name": "the run id is made from it",
-    "seed": "the saved random states came from it",
+    ("model",): "the saved weights belong to these layers and this input shape",
+    ("name",): "the run id is made from it",
+    ("seed",): "the saved random states came from it",
 }
+OPTIMIZER_FROZEN = "the saved optimizer state belongs to this optimizer (its other "\
+    "parameters, learning_rate included, can change)"
 
 
-def override_changes(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(dotted path, old, new) for every value --set changed; refuses frozen ones."""
+def _optimizer_type(config: dict[str, Any]) -> str:
+    spec = config["compile"]["optimizer"]
+    return (spec if isinstance(spec, str) else spec["type"]).lower()
+
+
+def override_changes(before: dict[str, Any], after: dict[str, Any],
+                     epochs_done: int) -> list[tuple[str, Any, Any]]:
+    """(dotted path, old, new) for every value --set changed. Refuses what cannot apply to
+    the saved state, before anything is written: a refused resume changes nothing."""
     from cbrun.errors import format_loc
+
+    def refuse(what: str, why: str) -> UsageError:
+        return UsageError(f"--set cannot change {what} on resume: {why}")
+
+    if _optimizer_type(before) != _optimizer_type(after):
+        raise refuse("compile.optimizer.type", OPTIMIZER_FROZEN)
+    kinds = [[cb["type"] for cb in c.get("callbacks", [])] for c in (before, after)]
+    if kinds[0] != kinds[1]:
+        raise refuse("the callbacks' number, types or order",
+                     "each saved callback state belongs to one callback; parameters of the "
+                     "existing callbacks can change")
+    if after["fit"]["epochs"] < epochs_done:
+        raise refuse("fit.epochs", f"{epochs_done} epochs are already done")
 
     old, new = flatten(before), flatten(after)
     changes = []
     for loc in sorted(set(old) | set(new), key=str):
         if old.get(loc) != new.get(loc):
-            if loc and loc[0] in FROZEN_ON_RESUME:
-                raise UsageError(f"--set cannot change {format_loc(loc)} on resume: "
-                                 f"{FROZEN_ON_RESUME[loc[0]]}")
+            for frozen, why in FROZEN_ON_RESUME.items():
+                if loc[:len(frozen)] == frozen:
+                    raise refuse(format_loc(loc), why)
             changes.append((format_loc(loc), old.get(loc), new.get(loc)))
     return changes

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from cbrun import __version__
-from cbrun.errors import RunError
+from cbrun.errors import RunError, UsageError
 
 STATUSES = ("running", "completed", "stopped_early", "interrupted", "failed")
 FINISHED = ("completed", "stopped_early")
@@ -123,7 +123,8 @@ class RunRecord:
         try:
             return cls(run_dir, json.loads(path.read_text()))
         except FileNotFoundError:
-            raise RunError(f"{run_dir} is not a run directory (no run.json)") from None
+            raise UsageError(f"{run_dir} is not a run directory (no run.json); give a "
+                             "folder that `cbrun train` created, e.g. runs/<id>") from None
         except json.JSONDecodeError as exc:
             raise RunError(f"{path} is not valid JSON ({exc})") from None
 
@@ -131,6 +132,9 @@ class RunRecord:
         atomic_write_bytes(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
 
     def begin_segment(self, kind: str, first_epoch: int, command: list[str]) -> None:
+        for segment in self.data["segments"]:
+            if segment["status"] == "running":  # its process died without a word (kill -9)
+                segment["status"] = "killed"
         self.data["status"] = "running"
         self.data["pid"] = os.getpid()
         self.data["host"] = socket.gethostname()
@@ -144,11 +148,11 @@ class RunRecord:
         self.save()
 
     def epoch_done(self, epochs_done: int, best: dict[str, Any] | None) -> None:
+        """Updates the record in memory; the caller saves it once the epoch's state is."""
         self.data["epochs_done"] = epochs_done
         self.data["best"] = best
         if self.data["segments"]:
             self.data["segments"][-1]["last_epoch"] = epochs_done
-        self.save()
 
     def finish(self, status: str, error: str | None = None) -> None:
         now = utc_now()

@@ -44,18 +44,26 @@ def rows_in(path: Path) -> int:
         return 0
 
 
-def interrupt_after(proc: subprocess.Popen, log, rows: int, sig: int) -> int:
-    """Send `sig` as soon as log.csv has `rows` rows: the run is then somewhere in the
-    next epoch (or its end), as a real Ctrl-C or kill would find it. `log` is a path or a
-    function returning one (the run directory appears only once the run starts)."""
+def interrupt_all(plans: dict) -> dict[str, tuple[int, str]]:
+    """For each name -> (process, log, rows, signal): send the signal as soon as its log.csv
+    has that many rows; the run is then somewhere in the next epoch (or its end), as a real
+    Ctrl-C or kill would find it. `log` is a path or a function returning one (the run
+    directory appears only once the run starts). All plans are watched at once."""
     deadline = time.monotonic() + 240
-    while rows_in(log() if callable(log) else log) < rows:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"run ended before {rows} epochs: {proc.communicate()}")
+    waiting = dict(plans)
+    while waiting:
+        for name, (proc, log, rows, sig) in list(waiting.items()):
+            if rows_in(log() if callable(log) else log) >= rows:
+                proc.send_signal(sig)
+                del waiting[name]
+            elif proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{name} ended before {rows} epochs: {proc.communicate()}")
         time.sleep(0.002)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    return proc.returncode, out + err
+    results = {}
+    for name, (proc, *_) in plans.items():
+        out, err = proc.communicate(timeout=120)
+        results[name] = (proc.returncode, out + err)
+    return results
 
 
 def log_of(runs: Path) -> Path:
@@ -73,6 +81,8 @@ def differences(a: Path, b: Path) -> list[str]:
         first = next((i for i, (x, y) in enumerate(zip(rows_a, rows_b)) if x != y),
                      min(len(rows_a), len(rows_b)))
         found.append(f"log.csv differs from epoch {first + 1} ({len(rows_a)} vs {len(rows_b)} rows)")
+    elif (a / "log.csv").read_bytes() != (b / "log.csv").read_bytes():
+        found.append("log.csv has the same values but not the same bytes")
     if (a / "run.json").exists():
         ja, jb = (json.loads((p / "run.json").read_text()) for p in (a, b))
         if ja["stopped_early_at"] != jb["stopped_early_at"]:
@@ -103,7 +113,7 @@ def runs(tmp_path_factory):
     config = write_config(root, tiny_config(name="exact", fit={"epochs": EPOCHS},
                                             callbacks=CALLBACKS))
     plans = {"kill-after-3": (3, signal.SIGKILL, {}), "kill-after-6": (6, signal.SIGKILL, {}),
-             "ctrl-c-after-4": (4, signal.SIGINT, {})}
+             "ctrl-c-after-4": (4, signal.SIGINT, {}), "sigterm-after-2": (2, signal.SIGTERM, {})}
     procs = {"baseline": cbrun_process("train", config, "--runs-dir", root / "baseline", "-q")}
     procs["kill-in-state-write"] = cbrun_process(
         "train", config, "--runs-dir", root / "kill-in-state-write", "-q",
@@ -112,9 +122,10 @@ def runs(tmp_path_factory):
         procs[name] = cbrun_process("train", config, "--runs-dir", root / name, "-q")
 
     codes, outputs = {}, {}
-    for name, (rows, sig, _) in plans.items():
-        codes[name], outputs[f"interrupted {name}"] = interrupt_after(
-            procs[name], lambda n=name: log_of(root / n), rows, sig)
+    interrupted = interrupt_all({name: (procs[name], lambda n=name: log_of(root / n), rows, sig)
+                                 for name, (rows, sig, _) in plans.items()})
+    for name, (code, output) in interrupted.items():
+        codes[name], outputs[f"interrupted {name}"] = code, output
     for name in ("baseline", "kill-in-state-write"):
         outputs[name] = procs[name].communicate(timeout=240)
         codes[name] = procs[name].returncode
@@ -141,7 +152,7 @@ def test_the_baseline_stops_early_after_the_interruptions(runs):
 
 
 @pytest.mark.parametrize("name", ["kill-after-3", "kill-after-6", "ctrl-c-after-4",
-                                  "kill-in-state-write"])
+                                  "sigterm-after-2", "kill-in-state-write"])
 def test_resumed_run_ends_exactly_like_the_uninterrupted_one(runs, name):
     assert runs["codes"][f"resume {name}"] == 0, runs["outputs"][name]
     baseline = only_run(runs["root"] / "baseline")
@@ -155,6 +166,16 @@ def test_resumed_run_ends_exactly_like_the_uninterrupted_one(runs, name):
 def test_sigkill_leaves_status_running_and_resume_sees_the_process_is_gone(runs):
     assert runs["codes"]["kill-after-3"] == -signal.SIGKILL
     assert runs["before"]["kill-after-3"]["status"] == "running"
+    assert runs["codes"]["resume kill-after-3"] == 0
+    record = json.loads((only_run(runs["root"] / "kill-after-3") / "run.json").read_text())
+    assert [s["status"] for s in record["segments"]] == ["killed", "stopped_early"]
+
+
+def test_sigterm_marks_the_run_interrupted_and_exits_143(runs):
+    assert runs["codes"]["sigterm-after-2"] == 143
+    assert runs["before"]["sigterm-after-2"]["status"] == "interrupted"
+    run = only_run(runs["root"] / "sigterm-after-2")
+    assert f"cbrun resume {run}" in runs["outputs"]["interrupted sigterm-after-2"]
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_prints_the_resume_command(runs):
@@ -174,7 +195,7 @@ def test_a_kill_inside_the_state_write_leaves_the_previous_state_whole(runs):
     assert any(s.startswith(".tmp-epoch-00005") for s in states)
 
 
-def test_keras_backup_and_restore_fails_the_same_comparison(tmp_path, runs):
+def test_keras_backup_and_restore_fails_the_same_comparison(tmp_path):
     script = str(HELPERS / "keras_backup_and_restore.py")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 

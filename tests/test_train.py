@@ -151,11 +151,13 @@ def test_a_crash_in_user_code_marks_the_run_failed(tmp_path, capsys):
 
 def test_keras_refusing_a_layer_value_is_a_config_error_before_training(tmp_path, capsys):
     config = tiny_config()
-    config["model"]["layers"][1]["activation"] = "relux"
+    # Valid on its own, so only Keras can tell: a 2-D convolution of a flat 64-vector.
+    config["model"]["layers"][1] = {"type": "Conv2D", "filters": 4, "kernel_size": 3}
     path = write_config(tmp_path, config)
+    assert cli("validate", path) == 0
     assert cli("train", path, "--runs-dir", tmp_path / "runs") == 2
     err = capsys.readouterr().err
-    assert "model.layers[1]" in err and "relux" in err and "Traceback" not in err
+    assert "model.layers[1]" in err and "Conv2D" in err and "Traceback" not in err
     assert f"{path}:" in err  # a position in the file
     assert not any((tmp_path / "runs").iterdir()), "nothing trained, nothing left behind"
 

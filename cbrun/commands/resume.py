@@ -8,9 +8,10 @@ import click
 
 from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
-from cbrun.errors import ConfigError, UsageError
-from cbrun.resume import check_resumable, override_changes, truncate_csv
+from cbrun.errors import ConfigError
+from cbrun.resume import check_resumable, override_changes, run_lock, truncate_csv
 from cbrun.rundir import RunRecord, write_config_files
+from cbrun.segment import run_segment
 
 
 @click.command()
@@ -20,61 +21,89 @@ from cbrun.rundir import RunRecord, write_config_files
 @click.option("--continue-after-early-stop", "past_early_stop", is_flag=True,
               help="Train on although EarlyStopping ended the run.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Change a config value for the rest of the run (not the model).")
+              help="Change a config value for the rest of the run (not the model, the "
+                   "optimizer type or the list of callbacks).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
-def resume(run_dir: Path, epochs: int | None, past_early_stop: bool,
+@click.pass_context
+def resume(ctx: click.Context, run_dir: Path, epochs: int | None, past_early_stop: bool,
            overrides: tuple[str, ...], quiet: bool) -> int:
     """Continue RUN_DIR from its newest saved state: same data order, same random draws,
     same callback state, so it ends where an uninterrupted run would have."""
     record = RunRecord.load(run_dir)
+    with run_lock(run_dir):  # before any check: a second resume of this run stops here
+        return _resume(ctx, record, epochs, past_early_stop, overrides, quiet)
+
+
+def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_early_stop: bool,
+            overrides: tuple[str, ...], quiet: bool) -> int:
+    run_dir = record.run_dir
     check_resumable(record, epochs, past_early_stop)
+    done = record.data.get("epochs_done", 0)
 
     resolved = run_dir / "resolved.yaml"
     before = load_config(resolved)
-    loaded = load_config(resolved, overrides=list(overrides)) if overrides else before
+    loaded = load_config(resolved, overrides) if overrides else before
     config = loaded.config
-    changes = override_changes(before.config.model_dump(mode="json", by_alias=True),
-                               config.model_dump(mode="json", by_alias=True))
+    old = before.config.model_dump(mode="json", by_alias=True)
     if epochs is not None:
-        if epochs <= record.data.get("epochs_done", 0):
-            raise UsageError(f"--epochs {epochs} is not past the {record.data['epochs_done']} "
-                             "epochs already done")
-        changes.append(("fit.epochs", config.fit.epochs, epochs))
+        if epochs <= done:
+            raise click.UsageError(f"--epochs {epochs} is not past the {done} epochs done")
         config.fit.epochs = epochs
-    console = console_for(quiet)
-    for path, old, new in changes:
+    new = config.model_dump(mode="json", by_alias=True)
+    changes = override_changes(old, new, done)  # refuses before anything is written
+    for path, was, now in changes:
         # stderr, even with --quiet: a changed run must never change silently.
-        click.echo(f"{path}: {old!r} -> {new!r}", err=True)
+        click.echo(f"{path}: {was!r} -> {now!r}", err=True)
+    learning_rate = _changed_learning_rate(old, new)
 
-    from cbrun.train.tfimport import import_tensorflow
+    console = console_for(quiet)
+    root = ctx.find_root().obj
 
-    import_tensorflow(debug=click.get_current_context().find_root().obj.get("debug", False))
-    from cbrun.train.runner import execute  # TensorFlow is imported from here on
-    from cbrun.train.state import latest_state
+    def start():
+        from cbrun.train.session import train as train_session
+        from cbrun.train.state import latest_state
 
-    saved = latest_state(run_dir)
-    done = saved.epochs_done if saved else 0
-    if saved is not None and past_early_stop:
-        _forget_early_stop(saved.meta)
-    dropped = _rewind_files(run_dir, config, saved, done)
-    record.data.update(epochs_planned=config.fit.epochs, epochs_done=done,
-                       best=saved.meta.get("best") if saved else None, stopped_early_at=None)
-    if changes:
-        write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(),
-                           config.model_dump(mode="json", by_alias=True))
-        record.data.setdefault("overrides", []).extend(overrides)
-    console.print(f"resuming [bold]{run_dir}[/bold] after epoch {done}"
-                  + (f" (dropped {dropped} rows/events written after it)" if dropped else ""),
-                  highlight=False)
-    config_dir = Path(record.data.get("config_dir") or run_dir)
+        saved = latest_state(run_dir, warn=lambda text: click.echo(text, err=True))
+        first = saved.epochs_done if saved else 0
+        if saved is None:
+            click.echo("no saved state: the run starts again from epoch 1", err=True)
+        elif past_early_stop:
+            _forget_early_stop(saved.meta)
+        dropped = _rewind_files(run_dir, config, saved, first)
+        record.data.update(epochs_planned=config.fit.epochs, epochs_done=first,
+                           best=saved.meta.get("best") if saved else None,
+                           stopped_early_at=None, stop_reason=None)
+        record.data["segments"][-1]["first_epoch"] = first + 1
+        record.save()
+        if changes:
+            write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(), new)
+            record.data.setdefault("overrides", []).extend(overrides)
+        console.print(f"resuming [bold]{run_dir}[/bold] after epoch {first}"
+                      + (f" (dropped {dropped} rows/events written after it)" if dropped
+                         else ""), highlight=False)
+        config_dir = Path(record.data.get("config_dir") or run_dir)
+        return train_session(config, run_dir, config_dir, record, console=console,
+                             live=console.is_terminal and not quiet, restore=saved,
+                             learning_rate=learning_rate)
+
     try:
-        code = execute(config, run_dir, config_dir, record, kind="resume", console=console,
-                       live=console.is_terminal and not quiet, restore=saved)
+        code = run_segment(record, kind="resume", first_epoch=done + 1, command=root["argv"],
+                           console=console, debug=root.get("debug", False), fresh_dir=False,
+                           train=start)
     except ConfigError as exc:
         raise fill_positions(exc, loaded.positions) from None
     if quiet:
         click.echo(str(run_dir))
     return code
+
+
+def _changed_learning_rate(old: dict, new: dict) -> float | None:
+    """The saved optimizer state holds the learning rate; a --set of it must win."""
+    def rate(config: dict) -> float | None:
+        spec = config["compile"]["optimizer"]
+        return spec.get("learning_rate") if isinstance(spec, dict) else None
+
+    return rate(new) if rate(new) != rate(old) else None
 
 
 def _forget_early_stop(meta: dict) -> None:
@@ -94,10 +123,10 @@ def _rewind_files(run_dir: Path, config, saved, done: int) -> int:
                 run_dir / "log.csv").resolve():
             dropped += truncate_csv(run_dir / spec.filename, done)
         if spec.type == "TensorBoard" and (run_dir / spec.log_dir).is_dir():
-            batches = None
+            batches, iterations = 0, 0  # no state: every step-indexed event goes
             if saved is not None:
                 entry = saved.meta["callbacks"][index]
-                batches = entry["state"].get("_global_train_batch") if entry else None
-            iterations = saved.meta.get("optimizer_iterations", 0) if saved else 0
+                batches = (entry or {}).get("state", {}).get("_global_train_batch", 0)
+                iterations = saved.meta.get("optimizer_iterations", 0)
             dropped += trim_event_files(run_dir / spec.log_dir, done, batches, iterations)
     return dropped

@@ -8,8 +8,11 @@ import click
 
 from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
+from cbrun.config.monitors import primary_monitor
 from cbrun.errors import ConfigError
+from cbrun.resume import run_lock
 from cbrun.rundir import RunRecord, create_run_dir, write_config_files
+from cbrun.segment import interrupts_deferred, run_segment
 
 
 @click.command()
@@ -20,37 +23,45 @@ from cbrun.rundir import RunRecord, create_run_dir, write_config_files
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
               show_default=True, help="Where run directories are created.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
-def train(config_path: Path, overrides: tuple[str, ...], runs_dir: Path, quiet: bool) -> int:
+@click.pass_context
+def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], runs_dir: Path,
+          quiet: bool) -> int:
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
     loaded = load_config(config_path, overrides)
+    # From the moment the run directory exists, a Ctrl-C must leave it marked interrupted.
+    with interrupts_deferred(reraise=False) as pending:
+        run_dir = create_run_dir(runs_dir, loaded.config.name)
+        with run_lock(run_dir):
+            return _train(ctx, loaded, run_dir, overrides, quiet, pending)
+
+
+def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
+           pending: list[int]) -> int:
     config = loaded.config
     console = console_for(quiet)
-
-    run_dir = create_run_dir(runs_dir, config.name)
-    write_config_files(run_dir, config_path.read_bytes(),
+    root = ctx.find_root().obj
+    write_config_files(run_dir, loaded.path.read_bytes(),
                        config.model_dump(mode="json", by_alias=True))
-    from cbrun.cli import invoked_command
-    from cbrun.config.monitors import primary_monitor
-
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
-                           primary_monitor(config), invoked_command())
+                           primary_monitor(config), root["argv"])
     record.data["config_dir"] = str(loaded.config_dir.resolve())
     record.data["overrides"] = list(overrides)
     record.save()
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
-    from cbrun.train.tfimport import import_tensorflow
+    def start():
+        from cbrun.train.session import train as train_session
 
-    import_tensorflow(debug=click.get_current_context().find_root().obj.get("debug", False))
-    from cbrun.train.runner import execute  # the ~4 s TensorFlow import starts here
+        return train_session(config, run_dir, loaded.config_dir, record, console=console,
+                             live=console.is_terminal and not quiet)
 
     try:
-        code = execute(config, run_dir, loaded.config_dir, record, kind="train",
-                       console=console, live=console.is_terminal and not quiet, fresh_dir=True)
+        code = run_segment(record, kind="train", first_epoch=1, command=root["argv"],
+                           console=console, debug=root.get("debug", False), fresh_dir=True,
+                           train=start, pending=pending)
     except ConfigError as exc:
         raise fill_positions(exc, loaded.positions) from None
     if quiet:
         click.echo(str(run_dir))
     return code
-

@@ -36,18 +36,26 @@ class LearningRateLog(keras.callbacks.Callback):
 
 
 class RunRecorder(keras.callbacks.Callback):
-    """Keeps run.json current after every epoch: epochs done and the best monitored value."""
+    """Tracks epochs done and the best monitored value in the run record (the StateKeeper
+    writes run.json right after the epoch's state)."""
 
-    def __init__(self, record: RunRecord, monitor: str, mode: str):
+    def __init__(self, record: RunRecord, monitor: str, mode: str,
+                 early_stopping: keras.callbacks.EarlyStopping | None = None):
         super().__init__()
         self.record = record
         self.monitor = monitor
         self.mode = mode
+        # When EarlyStopping watches this metric, its best (min_delta and baseline counted)
+        # is the run's best: the epoch whose weights restore_best_weights brings back.
+        self.early_stopping = early_stopping
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         best = self.record.data.get("best")
-        if value is not None and not math.isnan(float(value)):
+        judge = self.early_stopping
+        if judge is not None and judge.best is not None and math.isfinite(float(judge.best)):
+            best = {"epoch": judge.best_epoch + 1, "value": float(judge.best)}
+        elif judge is None and value is not None and not math.isnan(float(value)):
             value = float(value)
             better = best is None or (value < best["value"] if self.mode == "min"
                                       else value > best["value"])

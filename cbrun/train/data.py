@@ -7,9 +7,11 @@ epoch k's order from numpy.random.default_rng([seed, k]) instead: a restart chan
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +37,9 @@ def _read_npz(path: Path, cfg: DataConfig, field: str) -> tuple[np.ndarray, np.n
 
     if not path.is_file():
         raise bad(f"no such file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise bad(f"{path} is not a .npz archive (numpy.savez writes one, with an array "
+                  f"under {cfg.x_key!r} and one under {cfg.y_key!r})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in (cfg.x_key, cfg.y_key) if k not in archive.files]
@@ -67,6 +72,56 @@ def load_arrays(cfg: DataConfig, config_dir: Path) -> Arrays:
     if len(x) == 0:
         raise ConfigError([Problem(loc=("data",), message="no training samples are left")])
     return Arrays(x, y, x_val, y_val)
+
+
+SPARSE_LOSSES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
+ONE_HOT_LOSSES = {"categorical_crossentropy", "CategoricalCrossentropy"}
+
+
+def check_data_fits(config: Any, arrays: Arrays, model: Any) -> None:
+    """The classic mismatches, caught before the first batch with a message, not a Keras
+    traceback from inside the compiled step."""
+    problems: list[Problem] = []
+    expected = tuple(config.model.input_shape)
+    units = model.output_shape[-1]
+    loss = config.compile.loss if isinstance(config.compile.loss, str) else config.compile.loss.type
+    parts = [("training", arrays.x_train, arrays.y_train)]
+    if arrays.x_val is not None:
+        parts.append(("validation", arrays.x_val, arrays.y_val))
+    for which, x, y in parts:
+        if x.dtype.kind not in "biuf":
+            problems.append(Problem(loc=("data",), message=f"the {which} inputs are "
+                                    f"{x.dtype} values; a model needs numbers"))
+        elif tuple(x.shape[1:]) != expected:
+            problems.append(Problem(
+                loc=("model", "input_shape"), given=list(expected),
+                message=f"the {which} samples have shape {list(x.shape[1:])}, but the model "
+                        f"expects input_shape {list(expected)}"))
+        if y.dtype.kind not in "biuf":
+            problems.append(Problem(loc=("data",), message=f"the {which} labels are "
+                                    f"{y.dtype} values; encode them as integers 0..n-1"))
+            continue
+        flat = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+        if loss in SPARSE_LOSSES:
+            if not flat:
+                problems.append(Problem(
+                    loc=("compile", "loss"), given=loss,
+                    message=f"{loss} expects one class id per sample, but the {which} labels "
+                            f"have shape {list(y.shape[1:])} (one-hot?); use "
+                            "categorical_crossentropy for one-hot labels"))
+            elif len(y) and (y.min() < 0 or y.max() >= units):
+                problems.append(Problem(
+                    loc=("model", "layers", len(config.model.layers) - 1),
+                    message=f"the {which} labels run from {y.min()} to {y.max()}, but the "
+                            f"last layer has {units} outputs (class ids must be 0..{units - 1})"))
+        elif loss in ONE_HOT_LOSSES and flat and units > 1:
+            problems.append(Problem(
+                loc=("compile", "loss"), given=loss,
+                message=f"{loss} expects one-hot labels of width {units}, but the {which} "
+                        "labels are one class id per sample; use "
+                        "sparse_categorical_crossentropy"))
+    if problems:
+        raise ConfigError(problems)
 
 
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:

@@ -3,6 +3,7 @@ a checkpoint was written, early stopping ended the run, a NaN loss stopped it.""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +18,22 @@ class Events:
     def __init__(self, run_dir: Path, callbacks: list[keras.callbacks.Callback]):
         self.run_dir = run_dir
         self.callbacks = callbacks
-        self.watch_dirs = sorted({Path(cb.filepath).parent for cb in callbacks
-                                  if isinstance(cb, keras.callbacks.ModelCheckpoint)})
+        # A checkpoint template names the files to watch: `ep{epoch:03d}.keras` -> `ep*.keras`.
+        # Only those, so a checkpoint written into the run directory itself does not make
+        # log.csv or run.json look like new checkpoints.
+        self.watch = sorted({(Path(cb.filepath).parent,
+                              re.sub(r"\{[^}]*\}", "*", Path(cb.filepath).name))
+                             for cb in callbacks
+                             if isinstance(cb, keras.callbacks.ModelCheckpoint)})
         self._files: dict[Path, int] = {}
         self.early_stop: str | None = None
         self.nan_stop = False
 
     def _snapshot(self) -> dict[Path, int]:
         found = {}
-        for folder in self.watch_dirs:
+        for folder, pattern in self.watch:
             if folder.is_dir():
-                for item in folder.iterdir():
+                for item in folder.glob(pattern):
                     try:
                         found[item] = item.stat().st_mtime_ns
                     except FileNotFoundError:
@@ -52,8 +58,8 @@ class Events:
             for cb in self.callbacks:
                 if isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch == epoch:
                     self.early_stop = (
-                        f"early stopping at epoch {epoch + 1}: {cb.monitor} did not improve "
-                        f"for {cb.wait} epochs (best {cb.best:.4g} at epoch "
+                        f"EarlyStopping ended the run at epoch {epoch + 1}: {cb.monitor} did "
+                        f"not improve for {cb.wait} epochs (best {cb.best:.4g} at epoch "
                         f"{cb.best_epoch + 1})")
                     if cb.restore_best_weights and cb.best_weights is not None:
                         self.early_stop += f"; weights of epoch {cb.best_epoch + 1} restored"

@@ -7,6 +7,7 @@ reported at the layer's position in the file.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import keras
@@ -17,7 +18,9 @@ from cbrun.errors import ConfigError, Problem
 
 
 def _fail(loc: tuple[Any, ...], exc: Exception, what: str) -> ConfigError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # Keras styles its messages with terminal escape codes even when nobody is watching.
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    text = plain.splitlines()[0] if plain else type(exc).__name__
     return ConfigError([Problem(loc=loc, message=f"Keras refused {what}: {text}")])
 
 

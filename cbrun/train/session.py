@@ -6,10 +6,8 @@ lands in its run directory.
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import keras
 
@@ -19,7 +17,7 @@ from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
 from cbrun.rundir import RunRecord
 from cbrun.train import callbacks as cbs
-from cbrun.train.data import batches_per_epoch, load_arrays, train_dataset
+from cbrun.train.data import batches_per_epoch, check_data_fits, load_arrays, train_dataset
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.progress import ProgressDisplay
@@ -28,10 +26,6 @@ from cbrun.train.state import SavedState, StateKeeper
 # Batches per compiled call for `steps_per_execution: auto` aim at this many progress
 # updates per epoch: enough for a live bar, few enough that Python overhead stays small.
 TARGET_UPDATES_PER_EPOCH = 8
-
-
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so the run unwinds like Ctrl-C does."""
 
 
 @dataclass
@@ -64,15 +58,10 @@ def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool)
     return max(d for d in range(1, limit + 1) if steps % d == 0)
 
 
-def install_sigterm() -> Any:
-    def handler(signum, frame):
-        raise Terminated()
-
-    return signal.signal(signal.SIGTERM, handler)
-
-
 def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
-          console, live: bool, restore: SavedState | None = None) -> Outcome:
+          console, live: bool, restore: SavedState | None = None,
+          learning_rate: float | None = None) -> Outcome:
+    """learning_rate: a rate set with --set on resume, replacing the one the state holds."""
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
@@ -89,13 +78,17 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     if not cbs.writes_run_log(user, run_dir):
         tracked.append(cbs.run_log(run_dir, resuming=restore is not None))
     monitor, mode = primary_monitor(config)
-    recorder = cbs.RunRecorder(record, monitor, mode)
+    judge = next((cb for cb in user if isinstance(cb, keras.callbacks.EarlyStopping)
+                  and cb.monitor == monitor), None)
+    recorder = cbs.RunRecorder(record, monitor, mode, judge)
     keeper = StateKeeper(run_dir, tracked, restore,
-                         extra_state=lambda: {"best": record.data.get("best")})
+                         extra_state=lambda: {"best": record.data.get("best")},
+                         after_save=record.save, learning_rate=learning_rate)
     events = Events(run_dir, user)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
 
     model = build_model(config)
+    check_data_fits(config, arrays, model)
     spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(config, user))
     compile_model(model, config, spe)
     # Built now rather than lazily inside fit, so a saved state has variables to go into.

@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import signal
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ import keras
 import numpy as np
 
 from cbrun.errors import RunError
+from cbrun.resume import STATE_DIR, state_dirs
+from cbrun.segment import interrupts_deferred
 from cbrun.train import cbstate
 
-STATE_DIR = "state"
 KEEP = 2  # the newest state plus one spare
 FORMAT = 1
 # Fault injection for the test that kills a run in the middle of a state write.
@@ -133,8 +135,8 @@ def save_state(run_dir: Path, model: keras.Model, callbacks: list[Any], epochs_d
         "python_random": _to_json(random.getstate()),
         "numpy_random": _numpy_state(),
         "keras_global_seed": _global_seed_state(),
-        "n_model_variables": len(model.variables),
-        "n_optimizer_variables": len(model.optimizer.variables),
+        "model_shapes": [list(v.shape) for v in model.variables],
+        "optimizer_shapes": [list(v.shape) for v in model.optimizer.variables],
         **extra,
     }
     # allow_nan: a best value starts at inf, and Python's json round-trips it.
@@ -171,37 +173,42 @@ def _tuple_deep(value: Any) -> Any:
     return tuple(_tuple_deep(v) for v in value) if isinstance(value, list) else value
 
 
-def latest_state(run_dir: Path) -> SavedState | None:
-    """The newest whole state; a folder missing a file (never renamed into place) is not one."""
-    root = run_dir / STATE_DIR
-    if not root.is_dir():
-        return None
-    for path in sorted((p for p in root.glob("epoch-*") if p.is_dir()), reverse=True):
-        names = {"variables.npz", "arrays.npz", "state.json"}
-        if names <= {p.name for p in path.iterdir()}:
-            try:
-                meta = json.loads((path / "state.json").read_text())
-            except json.JSONDecodeError:
-                continue
-            return SavedState(path, meta)
+def latest_state(run_dir: Path, warn=print) -> SavedState | None:
+    """The newest state that reads back whole; a damaged one is skipped, with a warning."""
+    for path in state_dirs(run_dir):
+        try:
+            meta = json.loads((path / "state.json").read_text())
+            with np.load(path / "variables.npz") as data:
+                if len(data.files) != len(meta["model_shapes"]) + len(meta["optimizer_shapes"]):
+                    raise ValueError("variables.npz does not hold every variable")
+            with np.load(path / "arrays.npz") as data:
+                data.files  # noqa: B018 - reading the index is the check
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            warn(f"warning: saved state {path} is damaged ({exc}); trying the one before it")
+            continue
+        return SavedState(path, meta)
     return None
 
 
 def restore_state(saved: SavedState, model: keras.Model, callbacks: list[Any]) -> None:
     meta = saved.meta
-    if (meta["n_model_variables"] != len(model.variables)
-            or meta["n_optimizer_variables"] != len(model.optimizer.variables)):
+    now = ([list(v.shape) for v in model.variables],
+           [list(v.shape) for v in model.optimizer.variables])
+    if (meta["model_shapes"], meta["optimizer_shapes"]) != now:
         raise RunError(
-            f"the saved state in {saved.path} does not fit this model "
-            f"({meta['n_model_variables']} model and {meta['n_optimizer_variables']} optimizer "
-            f"variables saved, {len(model.variables)} and {len(model.optimizer.variables)} "
-            "now); was the model changed?")
+            f"the saved state in {saved.path} does not fit the model or optimizer the config "
+            f"now describes (variable shapes {meta['model_shapes']} saved, {now[0]} now); "
+            "was resolved.yaml edited? The state can only continue the run it came from")
     with np.load(saved.path / "variables.npz") as data:
         for i, variable in enumerate(model.variables):
             variable.assign(data[f"m{i}"])
         for i, variable in enumerate(model.optimizer.variables):
             variable.assign(data[f"o{i}"])
     with np.load(saved.path / "arrays.npz") as arrays:
+        if len(callbacks) != len(meta["callbacks"]):
+            raise RunError(f"the saved state holds {len(meta['callbacks'])} callbacks, the "
+                           f"config now {len(callbacks)}; callbacks cannot be added or removed "
+                           "on resume")
         for callback, entry in zip(callbacks, meta["callbacks"], strict=True):
             if entry is not None:
                 if entry["class"] != type(callback).__name__:
@@ -217,19 +224,28 @@ def restore_state(saved: SavedState, model: keras.Model, callbacks: list[Any]) -
 
 class StateKeeper(keras.callbacks.Callback):
     """Restores a saved state after every other callback's on_train_begin has reset theirs,
-    and saves the state at every epoch end, after every other callback has updated theirs."""
+    and saves the state at every epoch end, after every other callback has updated theirs,
+    then run.json, so that run.json never claims an epoch the state does not hold."""
 
     def __init__(self, run_dir: Path, tracked: list[Any], restore: SavedState | None,
-                 extra_state):
+                 extra_state, after_save, learning_rate: float | None = None):
         super().__init__()
         self.run_dir = run_dir
         self.tracked = tracked
         self.restore = restore
         self.extra_state = extra_state  # () -> dict, e.g. the run's best value so far
+        self.after_save = after_save  # () -> None, e.g. write run.json
+        self.learning_rate = learning_rate  # a --set on resume that replaces the saved rate
 
     def on_train_begin(self, logs=None):
         if self.restore is not None:
             restore_state(self.restore, self.model, self.tracked)
+            if self.learning_rate is not None:
+                self.model.optimizer.learning_rate = self.learning_rate
 
     def on_epoch_end(self, epoch, logs=None):
-        save_state(self.run_dir, self.model, self.tracked, epoch + 1, self.extra_state())
+        # Ctrl-C or SIGTERM arriving now waits until the state and run.json are written:
+        # an interrupted run then always holds the epoch it reports.
+        with interrupts_deferred():
+            save_state(self.run_dir, self.model, self.tracked, epoch + 1, self.extra_state())
+            self.after_save()

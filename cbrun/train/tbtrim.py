@@ -16,7 +16,7 @@ import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
 
 
-def _keep(event: event_pb2.Event, epochs_done: int, train_batches: int | None,
+def _keep(event: event_pb2.Event, epochs_done: int, train_batches: int,
           iterations: int) -> bool:
     if not event.HasField("summary") or not event.summary.value:
         return True  # file version, graph, run metadata: not on a step axis
@@ -24,7 +24,7 @@ def _keep(event: event_pb2.Event, epochs_done: int, train_batches: int | None,
     if tag == "keras":
         return event.step == 0  # the model summary, written once at step 0
     if tag.startswith("batch_"):
-        return train_batches is None or event.step <= train_batches
+        return event.step <= train_batches
     if tag.startswith("evaluation_") and tag.endswith("_vs_iterations"):
         return event.step <= iterations
     return event.step < epochs_done
@@ -40,7 +40,7 @@ def _read_records(path: Path) -> list[bytes]:
     return records
 
 
-def trim_event_files(log_dir: Path, epochs_done: int, train_batches: int | None,
+def trim_event_files(log_dir: Path, epochs_done: int, train_batches: int,
                      iterations: int) -> int:
     """Rewrite every events file under log_dir; returns how many events were dropped."""
     dropped = 0

@@ -1,0 +1,127 @@
+"""Runs one training segment (a `train` or a `resume` process) and records how it ended.
+
+Lower floor: TensorFlow is imported inside, within the same handlers as the training
+itself, so a Ctrl-C during the ~4 s import is an interruption like any other.
+
+Exit codes: 0 when the run completed or stopped early, 1 when it failed, 130 after Ctrl-C,
+143 after SIGTERM. Either way run.json says what happened, and an interrupted run says how
+to continue it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import signal
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+
+from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
+from cbrun.resume import newest_state_epoch
+from cbrun.rundir import RunRecord
+from cbrun.summary import summary_table
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so the run unwinds like Ctrl-C does."""
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def interrupts_deferred(reraise: bool = True) -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM wait until the block is done (a state write, a run directory being
+    set up), then arrive as usual. Yields the list of held signals; with reraise=False the
+    caller re-delivers them where it can record them (see run_segment's `pending`).
+
+    A Python-level hold rather than a thread signal mask: TensorFlow's threads would take a
+    masked signal, and Python runs its handler in the main thread all the same."""
+    pending: list[int] = []
+
+    def hold(signum, frame):
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in INTERRUPTS}
+    try:
+        yield pending
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if pending and reraise:
+            signal.raise_signal(pending[0])
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, whatever handlers an
+    enclosing block (such as interrupts_deferred) had put in place."""
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, terminated)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
+                console: Console, debug: bool, fresh_dir: bool,
+                train: Callable[[], Any], pending: list[int] | None = None) -> int:
+    """`train()` imports the upper floor and trains; it returns a session Outcome.
+    `pending`: interrupts held while the run was being set up, delivered here."""
+    run_dir = record.run_dir
+    record.begin_segment(kind, first_epoch, command)
+    try:
+        with interrupts_raise():
+            if pending:
+                signal.raise_signal(pending[0])
+            from cbrun.train.tfimport import import_tensorflow
+
+            import_tensorflow(debug)
+            outcome = train()
+    except KeyboardInterrupt:
+        return _interrupted(record, "Ctrl-C", EXIT_SIGINT)
+    except Terminated:
+        return _interrupted(record, "SIGTERM", EXIT_SIGTERM)
+    except ConfigError:
+        if fresh_dir and newest_state_epoch(run_dir) == 0:
+            # Refused before the first epoch: nothing was trained, so nothing is kept.
+            shutil.rmtree(run_dir, ignore_errors=True)
+            click.echo(f"nothing was trained; removed {run_dir}", err=True)
+        else:
+            record.finish("failed", error="config error")
+        raise
+    except CbrunError as exc:
+        record.finish("failed", error=str(exc))
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded, shown with its traceback, exit 1
+        record.finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        traceback.print_exc()
+        click.echo(f"run failed: {run_dir} (run.json has the error)", err=True)
+        return 1
+    record.data["stopped_early_at"] = outcome.stopped_early_at
+    record.data["stop_reason"] = outcome.note
+    record.finish(outcome.status, error=outcome.note if outcome.status == "failed" else None)
+    console.print(summary_table(record.data, run_dir))
+    return 0 if outcome.status in ("completed", "stopped_early") else 1
+
+
+def _interrupted(record: RunRecord, what: str, code: int) -> int:
+    # What is on disk is what resume will use: say that, not what memory had reached.
+    done = newest_state_epoch(record.run_dir)
+    record.data["epochs_done"] = done
+    record.finish("interrupted", error=f"interrupted by {what}")
+    hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
+    # stderr, and even with --quiet: the way back must never be hidden.
+    click.echo(f"\ninterrupted by {what} after {done} complete epoch{'s' if done != 1 else ''}"
+               f"; continue exactly where it stopped with:\n  {hint}", err=True)
+    return code

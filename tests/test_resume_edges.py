@@ -1,0 +1,164 @@
+"""Resume at the edges: refused changes, locks, damaged state, no state, NaN, bad data."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import time
+
+import numpy as np
+import yaml
+from conftest import (
+    HELPERS,
+    cbrun_process,
+    cli,
+    only_run,
+    read_log,
+    tb_scalars,
+    tiny_config,
+    write_config,
+)
+
+
+def _interrupted_run(tmp_path, epochs=4, **config):
+    """A real run, then marked as a Ctrl-C would have left it."""
+    path = write_config(tmp_path, tiny_config(fit={"epochs": epochs}, **config))
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "-q") == 0
+    run = only_run(tmp_path / "runs")
+    record = json.loads((run / "run.json").read_text())
+    record["status"] = "interrupted"
+    (run / "run.json").write_text(json.dumps(record))
+    return run
+
+
+def test_refused_overrides_change_nothing_on_disk(tmp_path, capsys):
+    run = _interrupted_run(tmp_path, callbacks=[{"type": "TerminateOnNaN"}])
+    before = (run / "resolved.yaml").read_text()
+    for setting, fragment in [
+        ("compile.optimizer.type=SGD", "optimizer"),
+        ("callbacks[0]={type: CSVLogger, filename: other.csv}", "callbacks"),
+        ("fit.epochs=2", "4 epochs are already done"),
+        ("seed=1", "random states"),
+    ]:
+        assert cli("resume", run, "--set", setting) == 2, setting
+        err = capsys.readouterr().err
+        assert fragment in err and "Traceback" not in err, err
+    assert (run / "resolved.yaml").read_text() == before
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_learning_rate_set_on_resume_is_the_rate_that_trains(tmp_path, capsys):
+    run = _interrupted_run(tmp_path, epochs=2)
+    assert cli("resume", run, "--epochs", "4", "--set",
+               "compile.optimizer.learning_rate=0.002", "-q") == 0
+    assert "compile.optimizer.learning_rate: 0.01 -> 0.002" in capsys.readouterr().err
+    rates = [float(r["learning_rate"]) for r in read_log(run / "log.csv")]
+    np.testing.assert_allclose(rates, [0.01, 0.01, 0.002, 0.002], rtol=1e-6)
+    resolved = yaml.safe_load((run / "resolved.yaml").read_text())
+    assert resolved["compile"]["optimizer"]["learning_rate"] == 0.002
+
+
+def test_a_second_resume_of_a_run_in_use_is_refused(tmp_path, capsys):
+    run = _interrupted_run(tmp_path, epochs=2)
+    fd = os.open(run / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what a running `cbrun resume` holds
+    try:
+        assert cli("resume", run) == 1
+        assert "in use by another cbrun process" in capsys.readouterr().err
+    finally:
+        os.close(fd)
+    assert cli("resume", run, "--epochs", "3", "-q") == 0
+
+
+def test_a_damaged_newest_state_falls_back_to_the_spare_and_stays_exact(tmp_path, capsys):
+    crash = {"type": "Custom", "class": "probe_callbacks:Crash", "params": {"epoch": 2}}
+    shutil.copy(HELPERS / "probe_callbacks.py", tmp_path)
+    config = tiny_config(fit={"epochs": 5}, callbacks=[crash])
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "a") == 1
+    run = only_run(tmp_path / "a")
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    newest = run / "state" / "epoch-00002" / "variables.npz"
+    newest.write_bytes(newest.read_bytes()[:100])  # a disk that lost the end of the file
+    assert cli("resume", run, "--set", "callbacks[0].params.epoch=99", "-q") == 0
+    assert "epoch-00002 is damaged" in capsys.readouterr().err
+
+    config["callbacks"][0]["params"]["epoch"] = 99
+    assert cli("train", write_config(tmp_path, config, "b.yaml"), "--runs-dir",
+               tmp_path / "b", "-q") == 0
+    assert read_log(run / "log.csv") == read_log(only_run(tmp_path / "b") / "log.csv")
+
+
+def test_no_saved_state_restarts_from_epoch_one_without_duplicate_tensorboard_steps(tmp_path,
+                                                                                     capsys):
+    tb = [{"type": "TensorBoard", "log_dir": "tb", "update_freq": "batch"}]
+    run = _interrupted_run(tmp_path, epochs=2, callbacks=tb)
+    shutil.rmtree(run / "state")  # as if killed inside epoch 1, before any state was saved
+    assert cli("resume", run, "-q") == 0
+    assert "no saved state" in capsys.readouterr().err
+    for (_, tag), points in tb_scalars(run / "tb").items():
+        steps = [step for step, _ in points]
+        assert len(steps) == len(set(steps)), (tag, steps)
+    assert len(read_log(run / "log.csv")) == 2
+
+
+def test_a_run_that_failed_on_nan_is_not_resumed(tmp_path, capsys):
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    x[5, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", x=x, y=(x[:, 0] > 0).astype("float32"))
+    config = tiny_config(
+        data={"source": "npz", "path": "nan.npz", "batch_size": 8},
+        model={"input_shape": [4], "layers": [{"type": "Dense", "units": 1,
+                                               "activation": "sigmoid"}]},
+        compile={"optimizer": "adam", "loss": "binary_crossentropy"},
+        callbacks=[{"type": "TerminateOnNaN"}])
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "r") == 1
+    run = only_run(tmp_path / "r")
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert cli("resume", run) == 2
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_data_that_does_not_fit_the_model_is_a_config_error(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "narrow.npz", x=rng.normal(size=(40, 32)), y=rng.integers(0, 10, 40))
+    config = tiny_config(data={"source": "npz", "path": "narrow.npz"})
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert "shape [32]" in err and "input_shape [64]" in err and "Traceback" not in err
+    assert not any((tmp_path / "r").iterdir())
+
+    config = tiny_config()
+    config["compile"]["loss"] = "categorical_crossentropy"  # the classic tutorial slip
+    assert cli("train", write_config(tmp_path, config, "cce.yaml"), "--runs-dir",
+               tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert "sparse_categorical_crossentropy" in err and "compile.loss" in err
+
+
+def test_checkpoints_written_into_the_run_directory_are_reported_alone(tmp_path, capsys):
+    config = tiny_config(fit={"epochs": 2}, callbacks=[
+        {"type": "ModelCheckpoint", "filepath": "ck.keras"}])
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "r") == 0
+    events = [ln for ln in capsys.readouterr().out.splitlines() if "checkpoint written" in ln]
+    assert events == ["  > checkpoint written: ck.keras"] * 2
+
+
+def test_sigint_during_the_tensorflow_import_is_a_clean_interruption(tmp_path):
+    path = write_config(tmp_path, tiny_config())
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "r", "-q")
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "r").glob("*/run.json")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)  # TensorFlow takes seconds to import: we are inside it
+    out, err = proc.communicate(timeout=60)
+    run = only_run(tmp_path / "r")
+    record = json.loads((run / "run.json").read_text())
+    assert proc.returncode == 130
+    assert record["status"] == "interrupted" and record["segments"][0]["status"] == "interrupted"
+    assert f"cbrun resume {run}" in err and "Traceback" not in err
+    assert cli("resume", run, "-q") == 0
