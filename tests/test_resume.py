@@ -99,11 +99,20 @@ def differences(a: Path, b: Path) -> list[str]:
             steps = [s for s, _ in points]
             if len(steps) != len(set(steps)) or steps != sorted(steps):
                 found.append(f"tensorboard {key} has duplicate or backward steps: {steps}")
+        summaries = list((b / "tensorboard").rglob("events.out.tfevents.*"))
+        if _tags_written(summaries).count("keras") > 1:
+            found.append("tensorboard holds the model summary twice")
         epoch_a = {k: v for k, v in sa.items() if k[1].startswith("epoch_")}
         epoch_b = {k: sorted(v) for k, v in sb.items() if k[1].startswith("epoch_")}
         if {k: sorted(v) for k, v in epoch_a.items()} != epoch_b:
             found.append("tensorboard epoch scalars differ")
     return found
+
+
+def _tags_written(paths: list[Path]) -> list[str]:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return [v.tag for p in paths for e in EventFileLoader(str(p)).Load() for v in e.summary.value]
 
 
 @pytest.fixture(scope="module")

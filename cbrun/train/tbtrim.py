@@ -22,7 +22,7 @@ def _keep(event: event_pb2.Event, epochs_done: int, train_batches: int,
         return True  # file version, graph, run metadata: not on a step axis
     tag = event.summary.value[0].tag
     if tag == "keras":
-        return event.step == 0  # the model summary, written once at step 0
+        return False  # the model summary: the resumed process writes it again at step 0
     if tag.startswith("batch_"):
         return event.step <= train_batches
     if tag.startswith("evaluation_") and tag.endswith("_vs_iterations"):
