@@ -7,6 +7,7 @@ must not pay the ~4 s TensorFlow import that `cbrun train` needs.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -55,26 +56,35 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    code = _run(sys.argv[1:] if argv is None else argv)
+    if argv is None and "tensorflow" in sys.modules:
+        # This process trained and its run directory is complete. Skip TensorFlow's teardown,
+        # whose threads can crash a finishing interpreter (seen as exit -11 after Ctrl-C).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _run(args: list[str]) -> int:
     try:
         # A command returns an int to choose its exit code (validate: 0 or 2, for instance).
         result = cli.main(args=args, prog_name="cbrun", standalone_mode=False,
                           obj={"argv": ["cbrun", *args]})
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except CbrunError as exc:
-        if debug:
+        if "--debug" in args:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        return 130
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    sys.exit(result if isinstance(result, int) else 0)
+        return exc.exit_code
+    return result if isinstance(result, int) else 0

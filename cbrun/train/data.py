@@ -138,24 +138,21 @@ def batches_per_epoch(n: int, batch_size: int, cap: int | None) -> int:
 def train_dataset(arrays: Arrays, batch_size: int, seed: int, shuffle: bool,
                   first_epoch: int, epochs: int, steps_per_epoch: int):
     """Batches for epochs [first_epoch, epochs): exactly steps_per_epoch per epoch, so Keras's
-    iterator (kept across epochs when steps_per_epoch is given) stays aligned with epochs."""
+    iterator (kept across epochs when steps_per_epoch is given) stays aligned with epochs.
+
+    Every epoch's order is drawn up front (4 bytes per sample and epoch): a pipeline that
+    called back into Python from tf.data's threads could crash the interpreter at exit."""
     import tensorflow as tf
 
     n = len(arrays.x_train)
     x = tf.constant(arrays.x_train)
     y = tf.constant(arrays.y_train)
-
-    def order(epoch):
-        return epoch_order(seed, int(epoch), n, shuffle)
-
-    def one_epoch(epoch):
-        indices = tf.py_function(order, [epoch], tf.int64)
-        indices.set_shape([n])
-        return (tf.data.Dataset.from_tensor_slices(indices)
-                .batch(batch_size).take(steps_per_epoch))
-
-    return (tf.data.Dataset.range(first_epoch, epochs)
-            .flat_map(one_epoch)
+    orders = np.stack([epoch_order(seed, epoch, n, shuffle).astype(np.int32)
+                       for epoch in range(first_epoch, epochs)] or [np.zeros(n, np.int32)])
+    per_epoch = tf.data.Dataset.from_tensor_slices(orders).take(max(0, epochs - first_epoch))
+    return (per_epoch
+            .flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order)
+                      .batch(batch_size).take(steps_per_epoch))
             .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .prefetch(tf.data.AUTOTUNE))
