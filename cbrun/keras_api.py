@@ -37,6 +37,12 @@ def metric_direction(logged_name: str) -> str | None:
     return api()["metric_directions"].get(logged_name)
 
 
+def names_of(kind: str) -> list[str]:
+    """The string identifiers `keras.<kind>.get` accepts, case-sensitively: kind is one of
+    activations, initializers, regularizers, constraints."""
+    return api()[kind]
+
+
 # ---------------------------------------------------------------- generator (imports Keras)
 
 _LAYER_BASE_EXTRA = ["input_shape", "input_dim"]  # popped by keras.layers.Layer.__init__
@@ -70,6 +76,14 @@ def _params_of(cls: type) -> tuple[list[str], bool]:
     else:
         var_kw = True
     return names, var_kw
+
+
+def _usable(objects: dict[str, Any]) -> list[str]:
+    """The names in a Keras lookup table, less its abstract base class: `get("Initializer")`
+    succeeds, but the object fails as soon as a weight is created."""
+    return sorted(name for name, obj in objects.items()
+                  if getattr(obj, "__name__", None) not in ("Initializer", "Regularizer",
+                                                             "Constraint"))
 
 
 def generate() -> dict[str, Any]:
@@ -113,11 +127,13 @@ def generate() -> dict[str, Any]:
         metric_classes[key] = entry
     directions.update({"accuracy": "up", "acc": "up", "loss": "down"})
 
-    activations = sorted(
-        n for n in dir(keras.activations)
-        if not n.startswith("_") and callable(getattr(keras.activations, n))
-        and n not in ("get", "serialize", "deserialize")
-    )
+    # What `keras.<module>.get(name)` looks a string up in: a layer argument such as
+    # `activation: Softmax` or `kernel_initializer: glorot` fails there, at model build time.
+    from keras.src.activations import ALL_OBJECTS_DICT as ACTIVATIONS
+    from keras.src.constraints import ALL_OBJECTS_DICT as CONSTRAINTS
+    from keras.src.initializers import ALL_OBJECTS_DICT as INITIALIZERS
+    from keras.src.regularizers import ALL_OBJECTS_DICT as REGULARIZERS
+
     return {
         "keras_version": keras.__version__,
         "layers": dict(sorted(layers.items())),
@@ -128,7 +144,10 @@ def generate() -> dict[str, Any]:
         "metrics": metric_classes,
         "metric_strings": sorted({*METRICS, "accuracy", "acc"}),
         "metric_directions": dict(sorted(directions.items())),
-        "activations": activations,
+        "activations": sorted(ACTIVATIONS),
+        "initializers": _usable(INITIALIZERS),
+        "regularizers": _usable(REGULARIZERS),
+        "constraints": _usable(CONSTRAINTS),
     }
 
 

@@ -350,3 +350,250 @@ def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
 
     data = load_yaml_text('a: 1e-3\nb: -2E+5\nc: "1e-3"\nd: 12\n', "x.yaml").data
     assert data == {"a": 0.001, "b": -200000.0, "c": "1e-3", "d": 12}
+
+
+# ---------------------------------------------------------------- layer arguments
+
+LAYER = "{type: Dense, units: 10, activation: softmax}"
+
+
+@pytest.mark.parametrize("layer, field, fragments", [
+    ("{type: Dense, units: 10, activation: Softmax}", "activation",
+     ["'Softmax' is not a Keras activation", "did you mean 'softmax'"]),
+    ("{type: Dense, units: 10, activation: relu6x}", "activation", ["'relu6'"]),
+    ("{type: Dense, units: 10, activation: [relu]}", "activation",
+     ["must be the name of a Keras activation"]),
+    ("{type: LSTM, units: 4, recurrent_activation: Sigmoid}", "recurrent_activation",
+     ["did you mean 'sigmoid'"]),
+    ("{type: Dense, units: 10, kernel_initializer: glorot_unifrom}", "kernel_initializer",
+     ["not a Keras initializer", "did you mean 'glorot_uniform'"]),
+    ("{type: Dense, units: 10, kernel_regularizer: l3}", "kernel_regularizer",
+     ["not a Keras regularizer"]),
+    ("{type: Dense, units: 10, bias_constraint: nonneg}", "bias_constraint",
+     ["did you mean 'non_neg'"]),
+    ("{type: Dense, units: '10'}", "units",
+     ["units must be a positive integer, got the string '10'", "without quotes"]),
+    ("{type: Dense, units: 0}", "units", ["positive integer, got 0"]),
+    ("{type: Dense, units: 2.5}", "units", ["positive integer, got 2.5"]),
+    ("{type: Conv1D, filters: -3, kernel_size: 3}", "filters", ["positive integer"]),
+    ("{type: Dropout, rate: 1.0}", "rate", ["a number in [0, 1)", "got 1.0"]),
+    ("{type: SpatialDropout1D, rate: -0.1}", "rate", ["[0, 1)"]),
+    ("{type: Dropout, rate: '0.2'}", "rate", ["got the string '0.2'"]),
+    ("{type: LSTM, units: 4, recurrent_dropout: 1.5}", "recurrent_dropout", ["[0, 1)"]),
+])
+def test_well_known_layer_arguments_are_checked_without_keras(tmp_path, layer, field,
+                                                              fragments):
+    problem = one(tmp_path, BASE.replace(LAYER, layer))
+    assert problem.field_path == f"model.layers[0].{field}"
+    value_at = len("    - ") + layer.index(f" {field}: ") + len(f" {field}: ") + 1
+    assert (problem.line, problem.column) == (6, value_at)
+    for fragment in fragments:
+        assert fragment in problem.message, problem.message
+
+
+@pytest.mark.parametrize("layer", [
+    "{type: Dense, units: 10, activation: null}",
+    "{type: Dense, units: 10, activation: swish, kernel_initializer: HeNormal}",
+    "{type: Dense, units: 10, kernel_initializer: {class_name: Ones, config: {}}}",
+    "{type: Dense, units: 10, kernel_regularizer: l2, kernel_constraint: max_norm}",
+    "{type: Dropout, rate: 0}",
+    "{type: Activation, activation: tanh}",
+])
+def test_good_layer_arguments_pass(tmp_path, layer):
+    load_config(write(tmp_path, BASE.replace(LAYER, layer)))
+
+
+def test_every_bad_layer_argument_is_reported_at_once(tmp_path):
+    text = BASE.replace(LAYER, "{type: Dense, units: '10', activation: Softmax}\n"
+                               "    - {type: Dropout, rate: 1}")
+    found = problems(tmp_path, text)
+    assert [p.field_path for p in found] == ["model.layers[0].units",
+                                             "model.layers[0].activation",
+                                             "model.layers[1].rate"]
+
+
+# ---------------------------------------------------------------- keys in the wrong section
+
+NO_SPLIT = BASE.replace("data: {source: digits, validation_split: 0.2}", "data: {}")
+
+
+@pytest.mark.parametrize("line, field, fragments", [
+    ("  validation_split: 0.2", "fit.validation_split", ["data.validation_split"]),
+    ("  batch_size: 64", "fit.batch_size", ["data.batch_size"]),
+    ("  shuffle: false", "fit.shuffle", ["data.shuffle"]),
+    ("  validation_data: val.npz", "fit.validation_data", ["data.validation_path"]),
+    ("  verbose: 2", "fit.verbose", ["cbrun draws its own progress", "--quiet"]),
+    ("  callbacks: [{type: TerminateOnNaN}]", "fit.callbacks", ["a section of their own"]),
+])
+def test_model_fit_arguments_in_fit_name_their_place(tmp_path, line, field, fragments):
+    problem = one(tmp_path, NO_SPLIT.replace("  epochs: 2\n", f"  epochs: 2\n{line}\n"))
+    assert (problem.field_path, problem.line, problem.column) == (field, 13, 3)
+    assert f"'{field.split('.')[1]}' is an argument of model.fit()" in problem.message
+    for fragment in fragments:
+        assert fragment in problem.message + (problem.hint or "")
+
+
+def test_a_moved_value_is_checked_at_its_new_place_where_it_was_written(tmp_path):
+    found = problems(tmp_path, NO_SPLIT.replace("  epochs: 2\n",
+                                                "  epochs: 2\n  validation_split: 2\n"))
+    assert [(p.field_path, p.line) for p in found] == [("fit.validation_split", 13),
+                                                       ("data.validation_split", 13)]
+    assert found[0].hint == "move it under `data:` as  validation_split: 2"
+    # With validation data moved in place, val_ monitors are fine: no second complaint.
+    text = with_callbacks("- {type: EarlyStopping, monitor: val_loss}\n", NO_SPLIT.replace(
+        "  epochs: 2\n", "  epochs: 2\n  validation_split: 0.1\n"))
+    assert one(tmp_path, text).field_path == "fit.validation_split"
+
+
+def test_fit_callbacks_are_checked_as_the_callbacks_section(tmp_path):
+    text = NO_SPLIT.replace("  epochs: 2\n", "  epochs: 2\n  callbacks:\n"
+                                             "    - {type: EarlyStopping, patience: -1}\n")
+    found = problems(tmp_path, text)
+    assert [(p.field_path, p.line) for p in found] == [("fit.callbacks", 13),
+                                                       ("callbacks[0].patience", 14)]
+
+
+def test_a_key_set_in_both_places_asks_to_remove_one(tmp_path):
+    problem = one(tmp_path, BASE.replace("  epochs: 2\n", "  epochs: 2\n  batch_size: 8\n")
+                  .replace("validation_split: 0.2}", "validation_split: 0.2, batch_size: 4}"))
+    assert "data.batch_size is already set (4), so remove this one" in problem.message
+    assert problem.hint is None
+
+
+@pytest.mark.parametrize("key", ["learning_rate", "lr"])
+@pytest.mark.parametrize("optimizer, hint", [
+    ("  optimizer: sgd\n", "optimizer: {type: SGD, learning_rate: 0.01}"),
+    ("", "optimizer: {type: Adam, learning_rate: 0.01}"),
+    ("  optimizer: {type: RMSprop}\n", "optimizer: {type: RMSprop, learning_rate: 0.01}"),
+])
+def test_compile_learning_rate_belongs_to_the_optimizer(tmp_path, key, optimizer, hint):
+    text = BASE.replace("  optimizer: {type: Adam, learning_rate: 0.001}\n",
+                        optimizer + f"  {key}: 0.01\n")
+    problem = one(tmp_path, text)
+    assert problem.field_path == f"compile.{key}"
+    assert "compile.optimizer.learning_rate" in problem.message
+    assert problem.hint == f"write the optimizer as:  {hint}"
+
+
+def test_a_moved_learning_rate_is_still_checked(tmp_path):
+    text = BASE.replace("  optimizer: {type: Adam, learning_rate: 0.001}\n",
+                        "  optimizer: adam\n  learning_rate: -1\n")
+    found = problems(tmp_path, text)
+    assert [(p.field_path, p.line) for p in found] == [
+        ("compile.learning_rate", 9), ("compile.optimizer.learning_rate", 9)]
+    assert "positive number" in found[1].message
+
+
+# ---------------------------------------------------------------- suggestions
+
+def test_a_swap_of_two_letters_beats_a_longer_name():
+    from cbrun import keras_api
+    from cbrun.suggest import close_matches, did_you_mean
+
+    assert close_matches("Adma", keras_api.api()["optimizers"])[0] == "Adam"
+    assert did_you_mean("Dropuot", keras_api.api()["layers"]) == " (did you mean 'Dropout'?)"
+    assert did_you_mean("lr", ["loss", "val_loss", "learning_rate"]) == \
+        " (did you mean 'learning_rate'?)"
+    assert close_matches("Adam", keras_api.api()["optimizers"]) == []
+    assert close_matches("x.npz", []) == []
+
+
+def test_optimizer_and_monitor_suggestions_in_a_config(tmp_path):
+    problem = one(tmp_path, BASE.replace("type: Adam,", "type: Adma,"))
+    assert "did you mean 'Adam'" in problem.message
+    problem = one(tmp_path, with_callbacks("- {type: ReduceLROnPlateau, monitor: lr, "
+                                           "mode: min}\n"))
+    assert "did you mean 'learning_rate'" in problem.message
+
+
+# ---------------------------------------------------------------- one corrected line per line
+
+def test_two_old_names_on_one_line_get_one_corrected_line(tmp_path):
+    found = problems(tmp_path, BASE.replace(
+        LAYER, "{type: Dense, output_dim: 10, init: uniform, activation: softmax}"))
+    assert [p.field_path for p in found] == ["model.layers[0].output_dim",
+                                             "model.layers[0].init"]
+    expected = ("write line 6 as:  - {type: Dense, units: 10, kernel_initializer: uniform, "
+                "activation: softmax}")
+    assert [p.hint for p in found] == [expected, expected]
+
+
+def test_a_removed_name_gets_no_line_and_is_gone_from_the_others(tmp_path):
+    found = problems(tmp_path, BASE.replace("{type: Adam, learning_rate: 0.001}",
+                                            "{type: SGD, lr: 0.1, decay: 1e-6}"))
+    assert [p.field_path for p in found] == ["compile.optimizer.lr", "compile.optimizer.decay"]
+    assert found[0].hint == "write line 8 as:  optimizer: {type: SGD, learning_rate: 0.1}"
+    assert found[1].hint is None
+    found = problems(tmp_path, BASE.replace("{type: Adam, learning_rate: 0.001}",
+                                            "{decay: 1e-6, type: SGD, lr: 0.1}"))
+    assert found[1].hint == "write line 8 as:  optimizer: {type: SGD, learning_rate: 0.1}"
+
+
+def test_every_fix_of_a_checkpoint_line_is_in_its_one_corrected_line(tmp_path):
+    found = problems(tmp_path, with_callbacks(
+        "- {type: ModelCheckpoint, filepath: 'w{val_acc:.2f}.h5', monitor: val_acc, "
+        "save_best_only: true, period: 1}\n"))
+    expected = ("write line 14 as:  - {type: ModelCheckpoint, filepath: "
+                "'w{val_accuracy:.2f}.keras', monitor: val_accuracy, save_best_only: true, "
+                "save_freq: epoch}")
+    assert len(found) == 4
+    assert {p.hint for p in found} == {expected}
+
+
+@pytest.mark.parametrize("fit", [
+    "{verbose: 1, batch_size: 4, nb_epoch: 2}",
+    "{nb_epoch: 2, verbose: 1, batch_size: 4}",
+    "{verbose: 1, nb_epoch: 2, batch_size: 4}",
+    "{verbose: 1,nb_epoch: 2 , shuffle: true}",
+])
+def test_keys_dropped_around_a_rename_leave_a_well_formed_line(tmp_path, fit):
+    text = NO_SPLIT.replace("fit:\n  epochs: 2\n", f"fit: {fit}\n")
+    renamed = next(p for p in problems(tmp_path, text) if p.field_path == "fit.nb_epoch")
+    assert renamed.hint == "write line 11 as:  fit: {epochs: 2}"
+
+
+def test_each_use_of_an_anchored_layer_gets_the_same_corrected_line(tmp_path):
+    text = BASE.replace(LAYER, "&d {type: Dropout, p: 0.2}\n    - *d\n    - " + LAYER)
+    found = problems(tmp_path, text)
+    assert [p.field_path for p in found] == ["model.layers[0].p", "model.layers[1].p"]
+    assert {p.hint for p in found} == {"write line 6 as:  - &d {type: Dropout, rate: 0.2}"}
+
+
+def test_a_line_that_cannot_be_rebuilt_gets_the_key_and_value_alone(tmp_path):
+    text = BASE.replace("  optimizer: {type: Adam, learning_rate: 0.001}",
+                        "  optimizer: {type: Adam, 'lr': 0.001}")
+    assert one(tmp_path, text).hint == "write:  learning_rate: 0.001"
+
+
+# ---------------------------------------------------------------- validation_freq
+
+@pytest.mark.parametrize("callback, field", [
+    ("{type: EarlyStopping, monitor: val_loss}", "monitor"),
+    ("{type: ReduceLROnPlateau}", "monitor"),
+    ("{type: ModelCheckpoint, filepath: m.keras, save_best_only: true}", "monitor"),
+    ("{type: ModelCheckpoint, filepath: 'm{val_accuracy:.2f}.keras'}", "filepath"),
+])
+def test_val_monitors_need_validation_every_epoch(tmp_path, callback, field):
+    base = BASE.replace("  epochs: 2", "  epochs: 6\n  validation_freq: 3")
+    problem = one(tmp_path, with_callbacks(f"- {callback}\n", base))
+    assert problem.field_path == f"callbacks[0].{field}" and problem.line == 15
+    assert "validation_freq is 3" in problem.message
+    assert "fit.validation_freq: 1" in problem.message
+    assert "training metric" in problem.message
+
+
+@pytest.mark.parametrize("callback", [
+    "{type: EarlyStopping, monitor: loss}",
+    "{type: ModelCheckpoint, filepath: m.keras}",
+    "{type: ReduceLROnPlateau, monitor: accuracy}",
+])
+def test_training_monitors_are_fine_with_any_validation_freq(tmp_path, callback):
+    base = BASE.replace("  epochs: 2", "  epochs: 6\n  validation_freq: 3")
+    loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
+
+
+def test_validation_freq_problems_show_even_when_another_section_is_wrong(tmp_path):
+    base = BASE.replace("  epochs: 2", "  epochs: 6\n  validation_freq: 2").replace(
+        "units: 10", "unit: 10")
+    found = problems(tmp_path, with_callbacks("- {type: EarlyStopping}\n", base))
+    assert [p.field_path for p in found] == ["model.layers[0].unit", "callbacks[0].monitor"]

@@ -100,6 +100,18 @@ print(json.dumps({"results": results, "tensorflow": "tensorflow" in sys.modules,
 """
 
 
+def _problem_blocks(output: str) -> list[str]:
+    """The rendered problems: each `file:line:col: field: message` line with the indented
+    `hint:` lines under it."""
+    blocks: list[str] = []
+    for line in output.splitlines():
+        if line.startswith("    ") and blocks:
+            blocks[-1] += "\n" + line
+        else:
+            blocks.append(line)
+    return blocks
+
+
 def test_train_refuses_every_corpus_file_before_tensorflow(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -113,10 +125,12 @@ def test_train_refuses_every_corpus_file_before_tensorflow(tmp_path):
         path, output = result["path"], result["output"]
         assert result["code"] == 2, (path, output)
         assert "Traceback" not in output, output
+        blocks = _problem_blocks(output)
         for expect in expectations(Path(path)):
             where = f"{path}:{expect.line}:" if expect.column is None else \
                 f"{path}:{expect.line}:{expect.column}:"
-            lines = [ln for ln in output.splitlines() if ln.startswith(where)]
-            assert any(f" {expect.field}: " in ln for ln in lines), (path, expect, output)
-            assert expect.fragment in output, (path, expect, output)
+            # The fragment must be in the problem reported at that position and field (its
+            # line or its hint), not merely somewhere in the output.
+            assert any(block.startswith(where) and f" {expect.field}: " in block.split("\n")[0]
+                       and expect.fragment in block for block in blocks), (path, expect, output)
     assert not runs.exists() or not any(runs.iterdir()), "a refused config made a run dir"

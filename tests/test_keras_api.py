@@ -20,3 +20,16 @@ def test_recorded_api_knows_what_the_examples_use():
     assert keras_api.metric_direction("accuracy") == "up"
     assert keras_api.metric_direction("mae") == "down"
     assert keras_api.layer_params("Dens") is None
+
+
+def test_recorded_api_knows_the_names_layer_arguments_take():
+    """The names `keras.<module>.get` accepts, for checking layer arguments without Keras."""
+    assert "softmax" in keras_api.names_of("activations")
+    assert "Softmax" not in keras_api.names_of("activations")  # Keras is case-sensitive
+    assert {"glorot_uniform", "GlorotUniform", "uniform"} <= set(
+        keras_api.names_of("initializers"))
+    assert {"l2", "L1L2"} <= set(keras_api.names_of("regularizers"))
+    assert "max_norm" in keras_api.names_of("constraints")
+    # The abstract bases resolve in Keras but fail when a weight is made: not offered.
+    assert "Initializer" not in keras_api.names_of("initializers")
+    assert "Regularizer" not in keras_api.names_of("regularizers")

@@ -155,7 +155,7 @@ def test_sigint_during_the_tensorflow_import_is_a_clean_interruption(tmp_path):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)  # TensorFlow takes seconds to import: we are inside it
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     run = only_run(tmp_path / "r")
     record = json.loads((run / "run.json").read_text())
     assert proc.returncode == 130

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from cbrun.callbacks.registry import SPECS
+from cbrun.callbacks.unsupported import UnsupportedSpec
 from cbrun.cli import main
 
 DESIGN = """\
@@ -123,6 +124,12 @@ def test_the_design_config_conforms(schema):
     ("type: CSVLogger", "type: CSVLoger", "$.callbacks[2]: 0 oneOf branches fit"),
     ("name: digits-mlp", "name: digits mlp", "$.name: does not match"),
     ("fit: {epochs: 30}", "fit: {}", "$.fit: missing epochs"),
+    ("type: CSVLogger", "type: BackupAndRestore", "$.callbacks[2]: 0 oneOf branches fit"),
+    ("type: CSVLogger", "type: ProgbarLogger", "$.callbacks[2]: 0 oneOf branches fit"),
+    ("factor: 0.5", "factor: 1.5", "$.callbacks[4].factor: breaks exclusiveMaximum"),
+    ("factor: 0.5", "factor: 0", "$.callbacks[4].factor: breaks exclusiveMinimum"),
+    ("save_best_only: true\n", "save_best_only: true\n    save_freq: 0\n",
+     "$.callbacks[1].save_freq: no anyOf branch fits"),
     ("loss: sparse_categorical_crossentropy", "loss: sparse_crossentropy", "$.compile.loss"),
 ])
 def test_the_schema_flags_common_mistakes(schema, old, new, fragment):
@@ -140,7 +147,14 @@ def test_schema_command_prints_a_2020_12_schema_with_every_callback(capsys):
     assert set(doc["properties"]) == {"name", "seed", "data", "model", "compile", "fit",
                                       "callbacks"}
     mapping = doc["properties"]["callbacks"]["items"]["discriminator"]["mapping"]
-    assert set(mapping) == set(SPECS)
+    refused = {name for name, cls in SPECS.items() if issubclass(cls, UnsupportedSpec)}
+    assert refused >= {"BackupAndRestore", "ProgbarLogger", "History", "BaseLogger",
+                       "LambdaCallback", "OrbaxCheckpoint"}
+    # Types cbrun refuses are left out, so that an editor flags them as they are typed.
+    assert set(mapping) == set(SPECS) - refused
+    assert not any(f"{name}Spec" in doc["$defs"] for name in refused)
+    spec = doc["$defs"]["ModelCheckpointSpec"]["properties"]["save_freq"]
+    assert {"type": "integer", "minimum": 1} in spec["anyOf"]
     assert '"gt"' not in out  # only standard bound keywords reach the editor
 
 
@@ -186,6 +200,37 @@ def test_callback_page_shows_types_defaults_meaning_and_old_names(capsys):
     assert "epsilon: renamed 'min_delta'" in out
     code, out = cli_out(capsys, "callbacks", "ModelCheckpoint")
     assert "  filepath  (str; required)" in out and "\n  period: " in out
+
+
+def test_refused_types_keep_their_explaining_message_in_validation(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(DESIGN.replace("type: CSVLogger", "type: BackupAndRestore"))
+    code, out = cli_out(capsys, "validate", str(path))
+    assert code == 2 and "cbrun resume runs/<id>" in out
+
+
+def test_learning_rate_scheduler_page_lists_every_schedule_kind_and_its_fields(capsys):
+    from cbrun.callbacks.schedules import (
+        CosineSchedule,
+        ExponentialSchedule,
+        PiecewiseSchedule,
+        StepSchedule,
+    )
+
+    code, out = cli_out(capsys, "callbacks", "LearningRateScheduler")
+    assert code == 0 and ".py" not in out
+    sections = out.split("\n  kind: ")[1:]
+    assert [s.split("\n")[0] for s in sections] == ["step", "exponential", "cosine",
+                                                     "piecewise"]
+    for text, model in zip(sections, (StepSchedule, ExponentialSchedule, CosineSchedule,
+                                      PiecewiseSchedule)):
+        for name, field in model.model_fields.items():
+            if name != "kind":
+                assert f"\n    {name}  (" in text, (name, text)
+                assert " ".join(field.description.split()[:4]) in " ".join(text.split())
+    assert "    every  (int > 0; required)\n        Epochs between two drops." in out
+    assert "    alpha  (float >= 0, <= 1; default 0.0)\n" in out
+    assert "    warmup_epochs  (int >= 0; default 0)\n" in out
 
 
 def test_unknown_callback_name_suggests(capsys):

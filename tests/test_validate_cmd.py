@@ -138,3 +138,53 @@ def test_validate_schema_and_callbacks_do_not_import_tensorflow(files):
     report = json.loads(done.stdout)
     assert report["codes"] == [0, 2, 0, 0, 0]
     assert report["tf"] is False and report["keras"] is False
+
+
+NPZ = GOOD.replace("data: {source: digits, validation_split: 0.2, batch_size: 32}",
+                   "data: {source: npz, path: arrays/train.npz, validation_path: val.npz}")
+
+
+def test_npz_files_are_found_relative_to_the_config_file(tmp_path, capsys, monkeypatch):
+    import numpy as np
+
+    folder = tmp_path / "project"
+    (folder / "arrays").mkdir(parents=True)
+    config = folder / "c.yaml"
+    config.write_text(NPZ)
+    line = NPZ.splitlines()[1]
+    code, out = run(str(config), capsys=capsys)
+    assert code == 2
+    assert (f"{config}:2:{line.index('arrays/') + 1}: data.path: path 'arrays/train.npz' "
+            f"does not exist") in out
+    assert str(folder / "arrays" / "train.npz") in out
+    assert f"{config}:2:{line.index('val.npz') + 1}: data.validation_path: " in out
+    for name in ("arrays/train.npz", "val.npz"):
+        np.savez(folder / name, x=np.zeros((4, 64)), y=np.zeros(4))
+    monkeypatch.chdir(tmp_path)  # the working folder does not matter, the config's does
+    code, out = run("project/c.yaml", capsys=capsys)
+    assert code == 0, out
+
+
+def test_npz_mistakes_get_a_suggestion_and_name_the_set(tmp_path, capsys):
+    (tmp_path / "arrays").mkdir()
+    (tmp_path / "arrays" / "trian.npz").write_bytes(b"")
+    (tmp_path / "val.npz").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text(NPZ)
+    code, out = run(str(config), "--set", "data.validation_path=arrays", capsys=capsys)
+    assert code == 2
+    assert "(did you mean 'arrays/trian.npz'?)" in out
+    assert ("--set data.validation_path=arrays: data.validation_path: validation_path "
+            "'arrays' is a folder") in out
+
+
+def test_load_config_checks_data_files_only_when_asked(tmp_path):
+    """`cbrun resume` loads runs/<id>/resolved.yaml, whose folder is not the config's."""
+    from cbrun.config.load import load_config
+    from cbrun.errors import ConfigError
+
+    config = tmp_path / "c.yaml"
+    config.write_text(NPZ)
+    assert load_config(config).config.data.path == "arrays/train.npz"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(config, check_data_files=True)

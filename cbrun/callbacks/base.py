@@ -38,17 +38,22 @@ def _yaml_float(value: Any) -> Any:
 Float = Annotated[float, BeforeValidator(_yaml_float), Field(allow_inf_nan=False)]
 NonNegInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+# A count of batches (save_freq, update_freq): written `minimum: 1` in the JSON Schema, the
+# form editors show.
+BatchCount = Annotated[int, Field(ge=1)]
 
 
-def check_run_relative(value: str, what: str) -> str:
-    """A callback path must stay inside the run directory: relative, no escaping '..'."""
+def check_run_relative(value: str, what: str, example: str) -> str:
+    """A callback path must stay inside the run directory: relative, no escaping '..'.
+    `example` is a path that fits the callback, offered instead."""
     if not value or not value.strip():
-        raise ValueError(f"{what} must not be empty")
+        raise ValueError(f"{what} must not be empty; for example {example!r}")
     path = PurePosixPath(value.replace("\\", "/"))
     if path.is_absolute() or (len(value) > 1 and value[1] == ":"):
+        name = path.name if path.name not in ("", ".", "..") else example
         raise ValueError(
             f"{what} {value!r} is absolute; callback paths are relative to the run directory "
-            f"(for example {PurePosixPath(value).name!r}) so that every run keeps its own files"
+            f"(for example {name!r}) so that every run keeps its own files"
         )
     depth = 0
     for part in path.parts:
@@ -56,20 +61,36 @@ def check_run_relative(value: str, what: str) -> str:
         if depth < 0:
             raise ValueError(
                 f"{what} {value!r} escapes the run directory; use a path inside it, "
-                "such as 'checkpoints/best.keras'"
+                f"such as {example!r}"
             )
     return value
 
 
-def check_run_path(value: str, what: str) -> str:
+def check_run_path(value: str, what: str, example: str) -> str:
     """check_run_relative, and the path must not be one that cbrun writes itself."""
-    check_run_relative(value, what)
+    check_run_relative(value, what, example)
     parts = posixpath.normpath(value.replace("\\", "/")).split("/")
     if parts and (parts[0] == "state" or (len(parts) == 1 and parts[0] in RESERVED_RUN_PATHS)):
         raise ValueError(
             f"{what} {value!r} is where cbrun writes its own {parts[0]!r} in the run "
             f"directory; choose another name (cbrun reserves {', '.join(RESERVED_RUN_PATHS)})"
         )
+    return value
+
+
+def check_run_file(value: str, what: str, example: str) -> str:
+    """check_run_path, and the path must name a file: Keras opens it for writing, and
+    `.` or `logs/` fail there with IsADirectoryError, after the first epoch."""
+    check_run_path(value, what, example)
+    slashed = value.replace("\\", "/")
+    name = PurePosixPath(slashed).name
+    if slashed.endswith("/") or name in ("", ".", ".."):
+        folder = posixpath.normpath(slashed)
+        fits = (example if folder in (".", "") or name == ".."
+                else f"{folder}/{PurePosixPath(example).name}")
+        raise ValueError(
+            f"{what} {value!r} names a folder, not a file; name the file inside it, "
+            f"such as {fits!r}")
     return value
 
 

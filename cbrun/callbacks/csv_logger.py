@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from cbrun.callbacks.base import CallbackSpec, check_run_path
+from cbrun.callbacks.base import CallbackSpec, check_run_file
 from cbrun.config.base import BuildContext
 
 
@@ -31,7 +31,7 @@ class CSVLoggerSpec(CallbackSpec):
     @field_validator("filename")
     @classmethod
     def _inside_run(cls, value: str) -> str:
-        return check_run_path(value, "filename")
+        return check_run_file(value, "filename", "log.csv")
 
     @field_validator("separator")
     @classmethod

@@ -16,8 +16,8 @@ class LearningRateSchedulerSpec(CallbackSpec):
 
     `keras.callbacks.LearningRateScheduler` takes a Python function; a YAML file cannot hold
     one, so `schedule` is a mapping picked by `kind`: `step`, `exponential`, `cosine` or
-    `piecewise` (see cbrun/callbacks/schedules.py). The schedule overrides the optimizer's
-    `learning_rate` from the first epoch on. Example:
+    `piecewise`, each with its own fields. Epochs are counted from 0, as Keras passes them.
+    The schedule overrides the optimizer's `learning_rate` from the first epoch on. Example:
     `schedule: {kind: cosine, initial: 0.003, decay_epochs: 20, alpha: 0.05}`.
     """
 

@@ -11,11 +11,12 @@ from cbrun.callbacks.base import (
     MODE_DOC,
     MONITOR_DOC,
     VERBOSE_DOC,
+    BatchCount,
     CallbackSpec,
     Float,
     Mode,
     Verbose,
-    check_run_path,
+    check_run_file,
 )
 from cbrun.config.base import BuildContext
 
@@ -85,7 +86,7 @@ class ModelCheckpointSpec(CallbackSpec):
         "Save only the weights (`model.save_weights`) instead of the whole model. "
         "Defaults to `false`."))
     mode: Mode = Field("auto", description=f"{MODE_DOC} Defaults to `auto`.")
-    save_freq: Literal["epoch"] | int = Field("epoch", description=(
+    save_freq: Literal["epoch"] | BatchCount = Field("epoch", description=(
         "`epoch` saves at every epoch end; a positive integer N saves every N batches. "
         "Defaults to `epoch`."))
     initial_value_threshold: Float | None = Field(None, description=(
@@ -102,7 +103,7 @@ class ModelCheckpointSpec(CallbackSpec):
     @field_validator("filepath")
     @classmethod
     def _template(cls, value: str) -> str:
-        check_run_path(value, "filepath")
+        check_run_file(value, "filepath", "checkpoints/best.keras")
         template_names(value)
         return value
 

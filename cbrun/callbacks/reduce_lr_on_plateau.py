@@ -30,9 +30,10 @@ class ReduceLROnPlateauSpec(CallbackSpec):
     type: Literal["ReduceLROnPlateau"]
     monitor: str = Field("val_loss", min_length=1,
                          description=f"{MONITOR_DOC} Defaults to `val_loss`.")
-    factor: Float = Field(0.1, description=(
-        "The new learning rate is `lr * factor`; strictly between 0 and 1. "
-        "Defaults to `0.1`."))
+    # The bounds are for editors (JSON Schema); validation keeps its own explaining message.
+    factor: Float = Field(0.1, json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                          description=("The new learning rate is `lr * factor`; strictly "
+                                       "between 0 and 1. Defaults to `0.1`."))
     patience: NonNegInt = Field(10, description=(
         "Epochs without improvement before the learning rate is reduced. Defaults to `10`."))
     verbose: Verbose = Field(0, description=f"{VERBOSE_DOC} Defaults to `0`.")

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cbrun.callbacks.base import CallbackSpec, NonNegInt, check_run_path
+from cbrun.callbacks.base import BatchCount, CallbackSpec, NonNegInt, check_run_path
 from cbrun.config.base import BuildContext
 
 _PROFILE_RULE = ("profile_batch must be 0 (off), a positive batch number, or a range of "
@@ -55,7 +55,7 @@ class TensorBoardSpec(CallbackSpec):
         "Write the weights as images. Defaults to `false`."))
     write_steps_per_second: bool = Field(False, description=(
         "Also log training steps per second. Defaults to `false`."))
-    update_freq: Literal["batch", "epoch"] | int = Field("epoch", description=(
+    update_freq: Literal["batch", "epoch"] | BatchCount = Field("epoch", description=(
         "When to write losses and metrics: `epoch`, `batch` (every batch) or a positive "
         "integer N (every N batches). Defaults to `epoch`."))
     profile_batch: int | list[int] | str = Field(0, description=(
@@ -81,7 +81,7 @@ class TensorBoardSpec(CallbackSpec):
     @field_validator("log_dir")
     @classmethod
     def _inside_run(cls, value: str) -> str:
-        return check_run_path(value, "log_dir")
+        return check_run_path(value, "log_dir", "tensorboard")
 
     @field_validator("update_freq", mode="before")
     @classmethod

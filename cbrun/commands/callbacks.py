@@ -46,17 +46,53 @@ def _default_text(info: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def parameters(cls: type) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, meaning) of every parameter of a callback spec."""
+def parameters(cls: type, tag: str = "type") -> list[tuple[str, str, str, str]]:
+    """(name, type, default, meaning) of every parameter of a callback spec (or of one kind
+    of a parameter's value), less the `tag` field that names it."""
     props = cls.model_json_schema().get("properties", {})
     rows = []
     for name, info in cls.model_fields.items():
-        if name == "type":
+        if name == tag:
             continue
         key = info.alias or name
-        rows.append((key, type_text(props.get(key, {})), _default_text(info),
+        kind = type_text(props.get(key, {}))
+        if isinstance(info.discriminator, str):
+            kind = f"mapping; `{info.discriminator}` picks one of the kinds below"
+        rows.append((key, kind, _default_text(info),
                      info.description or ""))
     return rows
+
+
+def kinds(cls: type) -> list[tuple[str, str, list[tuple[str, type]]]]:
+    """For each parameter whose value is one of several mappings told apart by a key
+    (LearningRateScheduler's `schedule`, by `kind`): (parameter, key, [(tag, model)])."""
+    import typing
+
+    found = []
+    for name, info in cls.model_fields.items():
+        key = info.discriminator
+        members = typing.get_args(info.annotation)
+        if not isinstance(key, str) or not members:
+            continue
+        tagged = []
+        for member in members:
+            field = getattr(member, "model_fields", {}).get(key)
+            values = typing.get_args(field.annotation) if field is not None else ()
+            if len(values) == 1:
+                tagged.append((str(values[0]), member))
+        if tagged:
+            found.append((info.alias or name, key, tagged))
+    return found
+
+
+def _rows(rows: list[tuple[str, str, str, str]], width: int, indent: str) -> list[str]:
+    lines = []
+    for key, kind, default, meaning in rows:
+        shown = "required" if default == "required" else f"default {default}"
+        lines.append(f"{indent}{key}  ({kind}; {shown})")
+        if meaning:
+            lines.append(_wrap(meaning, width, indent=indent + "    "))
+    return lines
 
 
 def old_names(name: str, cls: type) -> dict[str, str]:
@@ -107,11 +143,17 @@ def describe(name: str, cls: type, width: int = 80) -> str:
                              width), ""]
     rows = parameters(cls)
     lines.append("Parameters:" if rows else "No parameters.")
-    for key, kind, default, meaning in rows:
-        shown = "required" if default == "required" else f"default {default}"
-        lines.append(f"  {key}  ({kind}; {shown})")
-        if meaning:
-            lines.append(_wrap(meaning, width, indent="      "))
+    lines += _rows(rows, width, "  ")
+    # A parameter taking one of several mappings gets each one's fields, so that the page
+    # is the whole reference (LearningRateScheduler's schedule kinds).
+    for param, key, tagged in kinds(cls):
+        lines += ["", f"Kinds of {param} ({param}: {{{key}: NAME, ...}}):"]
+        for tag, model in tagged:
+            doc = inspect.cleandoc(model.__doc__ or "")
+            lines += ["", f"  {key}: {tag}"]
+            if doc:
+                lines += [_wrap(doc, width, indent="    "), ""]
+            lines += _rows(parameters(model, tag=key), width, "    ")
     old = old_names(name, cls)
     if old:
         lines += ["", "Parameters of older Keras, refused with this advice:"]

@@ -27,7 +27,25 @@ def config_schema() -> dict[str, Any]:
     _string_enum(compile_.get("loss"), sorted(api["losses"]))
     _string_enum(compile_.get("metrics", {}).get("items"), sorted(api["metric_strings"]))
     _standard_bounds(schema)
+    _drop_refused(schema)
     return {"$schema": SCHEMA_DIALECT, **schema, "title": "cbrun run config"}
+
+
+def _drop_refused(schema: dict[str, Any]) -> None:
+    """Leave out the callback types cbrun refuses (BackupAndRestore, ProgbarLogger, ...), so
+    that an editor flags them as the user types. Validation still knows them, to say what
+    cbrun does instead."""
+    from cbrun.callbacks.registry import SPECS
+    from cbrun.callbacks.unsupported import UnsupportedSpec
+
+    refused = {name for name, cls in SPECS.items() if issubclass(cls, UnsupportedSpec)}
+    items = schema.get("properties", {}).get("callbacks", {}).get("items", {})
+    mapping = items.get("discriminator", {}).get("mapping", {})
+    gone = {mapping.pop(name) for name in refused if name in mapping}
+    if "oneOf" in items:
+        items["oneOf"] = [ref for ref in items["oneOf"] if ref.get("$ref") not in gone]
+    for ref in gone:
+        schema.get("$defs", {}).pop(ref.rsplit("/", 1)[-1], None)
 
 
 _BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}

@@ -28,7 +28,7 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
           quiet: bool) -> int:
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
-    loaded = load_config(config_path, overrides)
+    loaded = load_config(config_path, overrides, check_data_files=True)
     # From the moment the run directory exists, a Ctrl-C must leave it marked interrupted.
     with interrupts_deferred(reraise=False) as pending:
         run_dir = create_run_dir(runs_dir, loaded.config.name)

@@ -16,7 +16,7 @@ def _check(path: str, overrides: tuple[str, ...]) -> dict[str, Any]:
     from cbrun.config.monitors import logged_keys
 
     try:
-        loaded = load_config(path, overrides)
+        loaded = load_config(path, overrides, check_data_files=True)
     except ConfigError as exc:
         return {"file": path, "ok": False, "problems": exc.problems}
     config = loaded.config

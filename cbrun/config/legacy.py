@@ -8,8 +8,17 @@ only at the first save. This module runs over the parsed YAML before the schema 
 knows nothing of the schema classes, reports each old name at its own line, and names the
 replacement; where the meaning is the same it also shows the corrected line.
 
-It returns a cleaned copy of the data (renamed keys carried over, removed ones dropped) so
-that the schema then reports only the other mistakes, not "unknown key" once more.
+The same pass catches keys copied from a `model.fit(...)` or `model.compile(...)` call into
+the section of the same name (`fit: {batch_size: 32}`, `compile: {learning_rate: 0.01}`),
+which cbrun keeps elsewhere (cbrun.config.misplaced).
+
+It returns a cleaned copy of the data (renamed keys carried over, removed ones dropped, moved
+ones moved) so that the schema then reports only the other mistakes, not "unknown key" once
+more.
+
+When one line holds several old names (`- {type: Dense, output_dim: 10, init: uniform}`),
+every hint on it shows the same corrected line, with all of them fixed at once
+(cbrun.config.fixline).
 """
 
 from __future__ import annotations
@@ -19,9 +28,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from cbrun import keras_api
+from cbrun.config.fixline import Edit, LineFixer, get
+from cbrun.config.misplaced import MisplacedKeys
 from cbrun.config.yamlio import Loc, Positions
 from cbrun.errors import Problem
 
@@ -125,69 +134,51 @@ METRIC_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
 _OLD_MODEL_SUFFIX = re.compile(r"(?<!\.weights)\.(h5|hdf5)$")
 
 
-class _Pass:
+class _Pass(MisplacedKeys):
     def __init__(self, data: dict[Any, Any], positions: Positions, text: str):
         self.raw = data
-        self.data = copy.deepcopy(data)
+        self.data = _unshared(data)
         self.pos = positions
-        self.lines = text.splitlines()
         self.problems: list[Problem] = []
+        self.fixer = LineFixer(data, positions, text)
+        # (index into problems, loc): problems whose hint is their line corrected, written
+        # once every edit is known so that all hints of one line agree.
+        self.want_line: list[tuple[int, Loc]] = []
 
     # ------------------------------------------------------------------ reporting
 
-    def report(self, loc: Loc, message: str, line: str | None = None, at_key: bool = True
-               ) -> None:
-        hint = None
-        if line is not None:
-            number = self.pos.lookup(loc, prefer_key=at_key)[0]
-            from_file = number is not None and self.pos.origin(loc) is None
-            hint = f"write line {number} as:  {line}" if from_file else f"write:  {line}"
+    def report(self, loc: Loc, message: str, edit: Edit | None = None,
+               show_line: bool = False, at_key: bool = True, hint: str | None = None) -> None:
+        if edit is not None:
+            self.fixer.add(loc, edit)
         self.problems.append(self.pos.problem(loc, message, hint=hint, at_key=at_key))
+        if show_line:
+            self.want_line.append((len(self.problems) - 1, loc))
 
-    def corrected_line(self, loc: Loc, new_key: str | None = None, new_value: Any = None,
-                       change_value: bool = False) -> str:
-        """The user's own line with the key (and/or value) replaced, indentation dropped;
-        `key: value` when the line cannot be rebuilt (a multi-line value, a quoted key)."""
-        old_key = loc[-1]
-        key = new_key or old_key
-        value = new_value if change_value else _get(self.raw, loc)
-        fallback = f"{key}: {_dump(value)}"
-        key_at = self.pos.keys.get(loc)
-        if (key_at is None or not 0 < key_at[0] <= len(self.lines)
-                or self.pos.origin(loc) is not None):
-            return fallback
-        text = self.lines[key_at[0] - 1]
-        if change_value:
-            start, end = self.pos.values.get(loc), self.pos.ends.get(loc)
-            if start is None or end is None or start[0] != key_at[0] or end[0] != key_at[0]:
-                return fallback
-            text = text[:start[1] - 1] + _dump(new_value) + text[end[1] - 1:]
-        col = key_at[1] - 1
-        if new_key is not None:
-            if not text[col:].startswith(str(old_key)):
-                return fallback
-            text = text[:col] + new_key + text[col + len(str(old_key)):]
-        return text.strip()
+    def finish(self) -> None:
+        for index, loc in self.want_line:
+            self.problems[index].hint = self.fixer.hint(loc)
 
     def apply(self, mapping_loc: Loc, key: str, rule: Rule, what: str) -> None:
         loc = mapping_loc + (key,)
-        target = _get(self.data, mapping_loc)
+        target = get(self.data, mapping_loc)
         if isinstance(rule, Renamed):
             self.report(loc, f"{key!r} is the old name of {what}'s {rule.new!r} (renamed in "
                              f"{rule.when}); Keras 3 does not know {key!r}",
-                        self.corrected_line(loc, new_key=rule.new))
+                        Edit(new_key=rule.new), show_line=True)
             value = target.pop(key)
             if rule.new not in target:
                 target[rule.new] = value
                 self.pos.alias(mapping_loc + (rule.new,), loc)
         else:
             self.report(loc, f"{key!r} is a parameter of older Keras ({what} lost it in "
-                             f"{rule.when}): {rule.advice}")
+                             f"{rule.when}): {rule.advice}", Edit(drop=True))
             target.pop(key)
 
     # ------------------------------------------------------------------ the sections
 
     def run(self) -> None:
+        self.misplaced()
         fit = self.raw.get("fit")
         if isinstance(fit, dict):
             for key in [k for k in fit if k in FIT_PARAMS]:
@@ -206,6 +197,7 @@ class _Pass:
             for index, spec in enumerate(callbacks):
                 if isinstance(spec, dict) and isinstance(spec.get("type"), str):
                     self.callback(("callbacks", index), spec)
+        self.finish()
 
     def layer(self, loc: Loc, layer: dict[Any, Any]) -> None:
         kind = layer.get("type")
@@ -214,9 +206,8 @@ class _Pass:
             if isinstance(rule, Renamed):
                 self.report(loc + ("type",), f"layer type {kind!r} is the old name of "
                                              f"{rule.new!r} (renamed in {rule.when})",
-                            self.corrected_line(loc + ("type",), new_value=rule.new,
-                                                change_value=True), at_key=False)
-                _get(self.data, loc)["type"] = kind = rule.new
+                            Edit(new_value=rule.new), show_line=True, at_key=False)
+                get(self.data, loc)["type"] = kind = rule.new
             else:
                 self.report(loc + ("type",), f"layer type {kind!r} is from older Keras "
                                              f"(gone since {rule.when}): {rule.advice}",
@@ -242,20 +233,18 @@ class _Pass:
         if new:
             self.report(loc + ("monitor",), self.metric_message(monitor, new,
                                                                 f"{kind} monitors"),
-                        self.corrected_line(loc + ("monitor",), new_value=new,
-                                            change_value=True), at_key=False)
-            _get(self.data, loc)["monitor"] = new
+                        Edit(new_value=new), show_line=True, at_key=False)
+            get(self.data, loc)["monitor"] = new
 
     def checkpoint(self, loc: Loc, spec: dict[Any, Any]) -> None:
-        cleaned = _get(self.data, loc)
+        cleaned = get(self.data, loc)
         if "period" in spec:
             period = spec["period"]
             if type(period) is int and period == 1 and "save_freq" not in spec:
                 self.report(loc + ("period",),
                             "'period' is a parameter of older Keras (deprecated in TF 2.1, "
                             "gone in Keras 3): `save_freq: epoch` saves at every epoch end",
-                            self.corrected_line(loc + ("period",), new_key="save_freq",
-                                                new_value="epoch", change_value=True))
+                            Edit(new_key="save_freq", new_value="epoch"), show_line=True)
                 cleaned["save_freq"] = "epoch"
             else:
                 self.report(loc + ("period",),
@@ -263,7 +252,7 @@ class _Pass:
                             f"gone in Keras 3), and Keras 3 cannot save every {period!r} "
                             f"epochs: use `save_freq: epoch` (every epoch; with "
                             f"save_best_only: true only improvements are written) or "
-                            f"`save_freq: N` (every N batches)")
+                            f"`save_freq: N` (every N batches)", Edit(drop=True))
             cleaned.pop("period")
         path = spec.get("filepath")
         if not isinstance(path, str):
@@ -274,8 +263,7 @@ class _Pass:
                 fixed = re.sub(r"\{" + old + r"([:!}])", "{" + new + r"\1", fixed)
                 self.report(loc + ("filepath",),
                             self.metric_message(old, new, "ModelCheckpoint filepath uses"),
-                            self.corrected_line(loc + ("filepath",), new_value=fixed,
-                                                change_value=True), at_key=False)
+                            Edit(new_value=fixed), show_line=True, at_key=False)
         suffix = _OLD_MODEL_SUFFIX.search(fixed)
         if suffix:
             weights = spec.get("save_weights_only") is True
@@ -285,8 +273,7 @@ class _Pass:
                     "Keras 3 saves whole models as '.keras'; '.h5' is the HDF5 format of "
                     "Keras 2, which cbrun cannot resume from")
             self.report(loc + ("filepath",), f"filepath ends in {suffix.group(0)!r}: {what}",
-                        self.corrected_line(loc + ("filepath",), new_value=fixed,
-                                            change_value=True), at_key=False)
+                        Edit(new_value=fixed), show_line=True, at_key=False)
         cleaned["filepath"] = fixed
 
     def metric_rename(self, name: str) -> str | None:
@@ -304,20 +291,14 @@ class _Pass:
                 f"`metrics: [accuracy]` is logged as 'accuracy', so this run logs {new!r}")
 
 
-def _get(data: Any, loc: Loc) -> Any:
-    for part in loc:
-        data = data[part]
-    return data
-
-
-def _dump(value: Any) -> str:
-    """`value` as YAML that reads back the same inside a flow mapping too: a corrected
-    line may be `- {type: ModelCheckpoint, filepath: ...}`, where `{` and `,` end a plain
-    scalar."""
-    if isinstance(value, str) and re.search(r"[,\[\]{}#&*!|>'\"%@`:]", value):
-        return "'" + value.replace("'", "''") + "'"
-    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True)
-    return text.removesuffix("\n").removesuffix("\n...").strip()
+def _unshared(value: Any) -> Any:
+    """A deep copy in which every alias (`- *layer` after `- &layer {...}`) is a mapping of
+    its own: each use is cleaned separately, and deepcopy would keep them one object."""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return copy.copy(value)
 
 
 def legacy_pass(data: dict[Any, Any], positions: Positions, text: str

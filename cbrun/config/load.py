@@ -286,22 +286,62 @@ def _sorted(problems: list[Problem], file: str) -> list[Problem]:
                   key=lambda p: (p.file != file, p.file or "", p.line or 0, p.column or 0))
 
 
-def validate_data(loaded: LoadedYaml) -> Any:
-    """Validate a parsed file: every legacy, schema, cross-field and monitor problem."""
+def data_file_problems(data: Any, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """`data.path` (for source: npz) and `data.validation_path` must be files, relative to
+    `folder`, the config file's: found now, not after TensorFlow's import and a new run
+    directory. Only their existence: reading the arrays is training's job."""
+    section = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        return []
+    fields = ["validation_path"]
+    if section.get("source") == "npz":
+        fields.insert(0, "path")
+    found = []
+    for field in fields:
+        value = section.get(field)
+        if not isinstance(value, str) or not value.strip():
+            continue  # absent, or not text: the schema reports it
+        full = (folder / value).absolute()
+        if full.is_file():
+            continue
+        if full.is_dir():
+            message = f"{field} {value!r} is a folder ({full}); give the .npz file in it"
+        else:
+            near = full.parent.glob("*.npz") if full.parent.is_dir() else []
+            names = [str(Path(value).parent / hit.name) for hit in near if hit.is_file()]
+            message = (f"{field} {value!r} does not exist{did_you_mean(value, names)}: data "
+                       f"paths are relative to the folder of the config file, so cbrun "
+                       f"looked for {full}")
+        found.append((("data", field), message))
+    return found
+
+
+def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> Any:
+    """Validate a parsed file: every legacy, schema, cross-field and monitor problem, and
+    with `data_dir` (where relative data paths start) whether the data files exist."""
     from cbrun.config.legacy import legacy_pass
+    from cbrun.config.model import layer_value_problems
     from cbrun.config.monitors import monitor_problems, partial_monitor_problems
     from cbrun.config.root import RunConfig
 
     pos = loaded.positions
     problems, data = legacy_pass(loaded.data, pos, loaded.text)
     legacy_locs = [p.loc for p in problems]
+    # The schema reports one bad layer argument per layer; this reports them all.
+    layer_found = layer_value_problems(data)
+    problems += [pos.problem(loc, message) for loc, message in layer_found
+                 if not _covered(loc, legacy_locs)]
+    early_locs = legacy_locs + [loc for loc, _ in layer_found]
+    if data_dir is not None:
+        problems += [pos.problem(loc, message)
+                     for loc, message in data_file_problems(data, data_dir)]
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         for problem in validation_problems(exc, data, pos):
             # An old name was reported already, with its replacement; the schema's view of
             # the same spot ("unknown key") would only repeat it less helpfully.
-            if not _covered(problem.loc, legacy_locs):
+            if not _covered(problem.loc, early_locs):
                 problems.append(problem)
         reported = [p.loc for p in problems]
         for loc, message in partial_monitor_problems(data):
@@ -319,8 +359,13 @@ def validate_data(loaded: LoadedYaml) -> Any:
     return config
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> LoadedConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = (), *,
+                check_data_files: bool = False) -> LoadedConfig:
     """Read, override (`--set KEY=VALUE`, applied in order) and validate a config file.
+
+    `check_data_files` also checks that the .npz files of `data` exist, relative to the
+    folder of the config file. It is off by default because a run directory's
+    resolved.yaml is not in that folder (`cbrun resume` finds the data through run.json).
 
     Raises ConfigError with every problem found, each with its file, line and column (or
     the `--set` that caused it)."""
@@ -331,6 +376,6 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> LoadedConfig
     loaded = load_yaml_text(text, str(path))
     if overrides:
         loaded = apply_overrides(loaded, overrides)
-    config = validate_data(loaded)
+    config = validate_data(loaded, path.parent if check_data_files else None)
     return LoadedConfig(config=config, path=path, text=text, positions=loaded.positions,
                         overrides=tuple(overrides))

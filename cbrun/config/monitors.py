@@ -109,15 +109,40 @@ def _mode_problem(config: Any, spec: Any, name: str) -> tuple[tuple[Any, ...], s
     return None
 
 
+def _sometimes_logged(spec: Any, loc: tuple[Any, ...], name: str, every: int) -> str:
+    """A val_ key with fit.validation_freq > 1: logged only on validation epochs."""
+    if loc == ("monitor",):
+        head = f"{spec.type} monitors {name!r}"
+        effect = {
+            "ModelCheckpoint": "Keras warns and, with save_best_only, saves the model anyway",
+            "EarlyStopping": "Keras warns and skips the epoch, so patience counts only "
+                             "validation epochs",
+            "ReduceLROnPlateau": "Keras warns and skips the epoch, so patience counts only "
+                                 "validation epochs",
+        }.get(spec.type, "Keras warns and the callback skips the epoch")
+    else:
+        head = f"{spec.type} {loc[-1]} uses {{{name}}}"
+        effect = "Keras cannot fill the name in and the save fails"
+    train = name.removeprefix("val_")
+    return (f"{head}, but fit.validation_freq is {every}, so Keras validates (and logs "
+            f"{name!r}) only every {every} epochs; on the other epochs it is missing and "
+            f"{effect}. Set fit.validation_freq: 1, or use the training metric {train!r}")
+
+
 def check_callbacks(config: Any, indexed: Iterable[tuple[int, Any]]) -> Found:
     """Monitor, template and mode problems of the given (index, spec) pairs."""
     keys = logged_keys(config)
+    fit = getattr(config, "fit", None)
+    every = fit.validation_freq if fit is not None else 1
     found: Found = []
     for index, spec in indexed:
         for loc, name in spec.monitored():
             if name not in keys:
                 found.append((("callbacks", index, *loc),
                               _not_logged(config, keys, spec, loc, name)))
+            elif name.startswith("val_") and every > 1:
+                found.append((("callbacks", index, *loc),
+                              _sometimes_logged(spec, loc, name, every)))
             elif loc == ("monitor",):
                 problem = _mode_problem(config, spec, name)
                 if problem is not None:
@@ -138,6 +163,7 @@ def partial_monitor_problems(data: dict[Any, Any]) -> Found:
     from cbrun.callbacks.registry import CallbackConfig
     from cbrun.config.compile import CompileConfig
     from cbrun.config.data import DataConfig
+    from cbrun.config.fit import FitConfig
 
     callbacks = data.get("callbacks")
     if not isinstance(callbacks, list) or not callbacks:
@@ -154,5 +180,9 @@ def partial_monitor_problems(data: dict[Any, Any]) -> Found:
             valid.append((index, adapter.validate_python(raw)))
         except ValidationError:
             continue
-    config = SimpleNamespace(compile=compile_, data=data_)
+    try:
+        fit = FitConfig.model_validate(data.get("fit"))
+    except ValidationError:
+        fit = None  # validation_freq unknown: its own problem is reported
+    config = SimpleNamespace(compile=compile_, data=data_, fit=fit)
     return check_callbacks(config, valid)

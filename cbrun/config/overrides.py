@@ -84,8 +84,11 @@ def _dict_key(node: dict[Any, Any], part: str | int) -> Any:
 
 
 def _assign(data: dict[Any, Any], parts: list[str | int], value: Any) -> tuple[Any, ...]:
+    """Set the value; returns the loc of what the override wrote: the value's own, or that
+    of the outermost mapping it had to create (all of which came from the `--set`)."""
     node: Any = data
     loc: tuple[Any, ...] = ()
+    created: tuple[Any, ...] | None = None
     for position, part in enumerate(parts):
         last = position == len(parts) - 1
         if isinstance(node, list):
@@ -101,9 +104,10 @@ def _assign(data: dict[Any, Any], parts: list[str | int], value: Any) -> tuple[A
                            f"it holds no {part!r}", loc)
         if last:
             node[key] = value
-            return loc + (key,)
+            return created or loc + (key,)
         if isinstance(node, dict) and key not in node:
             node[key] = {}  # `--set data.validation_split=0.2` works without a data section
+            created = created or loc + (key,)
         node = node[key]
         loc += (key,)
     raise AssertionError("unreachable: parts is never empty")

@@ -56,13 +56,22 @@ class Positions:
             probe = probe[:-1]
 
     def origin(self, loc: Loc) -> str | None:
+        """The `--set` that wrote `loc` or one of its ancestors; else, when the file has no
+        `loc` of its own, the `--set` that wrote something inside it (`--set FIT.epochs=5`
+        made the unknown key FIT, which is not in the file)."""
         probe = tuple(loc)
         while True:
             if probe in self.origins:
                 return self.origins[probe]
             if not probe:
-                return None
+                break
             probe = probe[:-1]
+        loc = tuple(loc)
+        if loc and loc not in self.values and loc not in self.keys:
+            for written, label in self.origins.items():
+                if written[:len(loc)] == loc:
+                    return label
+        return None
 
     def problem(self, loc: Loc, message: str, **extra: Any) -> Problem:
         at_key = extra.pop("at_key", False)
@@ -78,6 +87,13 @@ class Positions:
         for table in (self.values, self.keys, self.ends):
             if old in table and new not in table:
                 table[new] = table[old]
+
+    def alias_tree(self, new: Loc, old: Loc) -> None:
+        """alias() for `old` and everything inside it (a moved section), `--set`s included."""
+        size = len(old)
+        for table in (self.values, self.keys, self.ends, self.origins):
+            for loc in [known for known in table if known[:size] == old]:
+                table.setdefault(new + loc[size:], table[loc])
 
 
 @dataclass
