@@ -116,3 +116,30 @@ def read_log(path: Path) -> list[dict[str, str]]:
 
     with path.open() as handle:
         return list(csv.DictReader(handle))
+
+
+FAKE_RUN = Path(__file__).parent / "data" / "plot" / "digits"
+
+
+def fake_run(root: Path, run_id: str, csv: bool | str = True, **run_json) -> Path:
+    """A run directory like `cbrun train` leaves, without training: a real digits log.csv
+    (or the text `csv`, or none when csv is False) and its run.json, with keys replaced by
+    `run_json` (None removes a key)."""
+    import json
+    import shutil
+
+    run_dir = root / run_id
+    run_dir.mkdir(parents=True)
+    if csv is True:
+        shutil.copy(FAKE_RUN / "log.csv", run_dir / "log.csv")
+    elif csv is not False:
+        (run_dir / "log.csv").write_text(csv)  # "" is an empty log.csv
+    data = json.loads((FAKE_RUN / "run.json").read_text())
+    data["id"] = run_id
+    for key, value in run_json.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    (run_dir / "run.json").write_text(json.dumps(data, indent=2))
+    return run_dir

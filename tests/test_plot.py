@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli as run_cli
-from conftest import only_run, tiny_config, write_config
+from conftest import fake_run, only_run, tiny_config, write_config
 
 from cbrun.cli import main
 from cbrun.commands.plot import shared_folder
@@ -29,23 +29,7 @@ RUN_ID = "20261121-153012-digits-mlp"
 
 
 def make_run(root: Path, run_id: str = RUN_ID, csv: str | None = None, **run_json) -> Path:
-    """A run directory like `cbrun train` leaves: the real digits log.csv (or `csv`) and
-    its run.json, with keys replaced by `run_json` (None removes a key)."""
-    run_dir = root / run_id
-    run_dir.mkdir(parents=True)
-    if csv is None:
-        shutil.copy(DIGITS / "log.csv", run_dir / "log.csv")
-    else:
-        (run_dir / "log.csv").write_text(csv)
-    data = json.loads((DIGITS / "run.json").read_text())
-    data["id"] = run_id
-    for key, value in run_json.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    (run_dir / "run.json").write_text(json.dumps(data, indent=2))
-    return run_dir
+    return fake_run(root, run_id, True if csv is None else csv, **run_json)
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

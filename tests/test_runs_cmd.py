@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import fake_run
 from rich.console import Console
 
 from cbrun.cli import main
@@ -22,22 +23,7 @@ DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
 HOST = socket.gethostname()
 
 
-def make_run(root: Path, run_id: str, csv: bool = True, **run_json) -> Path:
-    """A run directory with the real digits log.csv and a run.json whose keys are replaced
-    by `run_json` (None removes a key)."""
-    run_dir = root / run_id
-    run_dir.mkdir(parents=True)
-    if csv:
-        shutil.copy(DIGITS / "log.csv", run_dir / "log.csv")
-    data = json.loads((DIGITS / "run.json").read_text())
-    data["id"] = run_id
-    for key, value in run_json.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    (run_dir / "run.json").write_text(json.dumps(data))
-    return run_dir
+make_run = fake_run
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
