@@ -192,3 +192,27 @@ def test_every_example_config_trains(config_file, tmp_path):
     assert json.loads((run / "run.json").read_text())["status"] in ("completed",
                                                                      "stopped_early")
     assert len(read_log(run / "log.csv")) >= 1
+
+
+def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_path):
+    """`auto` runs several batches per compiled call (fewer Python round trips); the curves
+    must not change by a bit."""
+    logs = []
+    for spe in ("auto", "1"):
+        path = write_config(tmp_path / spe, tiny_config(fit={"epochs": 3}))
+        # 1,437 samples in batches of 32: 45 batches, so auto runs 5 per call.
+        assert cli("train", path, "--set", f"compile.steps_per_execution={spe}",
+                   "--set", "data.batch_size=32", "--runs-dir", tmp_path / spe / "runs",
+                   "-q") == 0
+        logs.append((only_run(tmp_path / spe / "runs") / "log.csv").read_bytes())
+    assert logs[0] == logs[1]
+
+
+def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks():
+    from cbrun.config.load import load_config
+    from cbrun.train.session import choose_steps_per_execution
+
+    config = load_config(REPO / "configs" / "digits.yaml").config
+    assert choose_steps_per_execution(config, 45, batch_level=False) == 5  # 9 calls an epoch
+    assert choose_steps_per_execution(config, 47, batch_level=False) == 1  # 47 is prime
+    assert choose_steps_per_execution(config, 45, batch_level=True) == 1
