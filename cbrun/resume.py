@@ -8,20 +8,17 @@ is alive, or that completed or stopped early, is not silently trained further.
 from __future__ import annotations
 
 import csv
-import fcntl
-import os
+import json
+import posixpath
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cbrun.errors import RunError, UsageError
-from cbrun.rundir import RunRecord, atomic_write_bytes
+from cbrun.errors import RunError, UsageError, format_loc
+from cbrun.logs import sniff_delimiter
+from cbrun.rundir import LOG_FILE, STATE_DIR, RunRecord, atomic_write_bytes
 
-STATE_DIR = "state"
 STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
-LOCK_FILE = ".lock"
 
 
 def state_dirs(run_dir: Path) -> list[Path]:
@@ -39,36 +36,22 @@ def newest_state_epoch(run_dir: Path) -> int:
     return int(dirs[0].name.removeprefix("epoch-")) if dirs else 0
 
 
-@contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the run's lock while a command works on it; the kernel drops it even on kill -9.
-
-    Two `cbrun resume` of one run would both append rows and events; the recorded pid
-    alone cannot stop that, since it is written only once training starts."""
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+def newest_state_best(run_dir: Path) -> dict[str, Any] | None:
+    """The run's best value as of its newest state (what resume will start from)."""
+    for path in state_dirs(run_dir):
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunError(f"{run_dir} is in use by another cbrun process (it holds "
-                           f"{run_dir / LOCK_FILE}); wait for it or stop it first") from None
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+            return json.loads((path / "state.json").read_text()).get("best")
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def check_resumable(record: RunRecord, epochs: int | None, past_early_stop: bool) -> None:
     data = record.data
+    done = data.get("epochs_done", 0)
+    if epochs is not None and epochs <= done:
+        raise UsageError(f"--epochs {epochs} is not past the {done} epochs already done; "
+                         f"--epochs is the new total, e.g. --epochs {done + 10}")
     if data.get("stop_reason") == "loss became NaN or inf":
         raise UsageError(f"{record.run_dir} failed because the loss became NaN or inf; "
                          "resuming would continue from NaN weights. Fix the cause (a lower "
@@ -76,13 +59,12 @@ def check_resumable(record: RunRecord, epochs: int | None, past_early_stop: bool
     status = data.get("status")
     run = record.run_dir
     if status == "running":
-        pid, host = data.get("pid"), data.get("host")
+        # The caller holds the run's lock, so no cbrun process here is working on it: the
+        # process recorded was killed (or its machine lost). Another host's lock is not ours.
+        host = data.get("host")
         if host and host != socket.gethostname():
             raise RunError(f"{run} says it is running on host {host!r}; resume it there, or "
                            "check that process is gone before copying the run here")
-        if isinstance(pid, int) and process_alive(pid):
-            raise RunError(f"{run} is still running (pid {pid}); stop it first "
-                           f"(Ctrl-C, or kill {pid}) and then resume")
     elif status == "completed":
         planned = data.get("epochs_planned")
         if epochs is None or epochs <= data.get("epochs_done", 0):
@@ -103,16 +85,13 @@ def truncate_csv(path: Path, epochs_done: int) -> int:
     returns how many rows were dropped. Rows past the saved state are rewritten on resume."""
     if not path.exists():
         return 0
-    # Bytes as they are: Keras ends rows with \r\n, and rows kept must stay byte-identical.
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    # Bytes as they are (surrogateescape round-trips anything): Keras ends rows with \r\n,
+    # and the rows kept must stay byte-identical.
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
     lines = text.splitlines(keepends=True)
     if not lines:
         return 0
-    try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t|")
-        separator = dialect.delimiter
-    except csv.Error:
-        separator = ","
+    separator = sniff_delimiter(lines[0])
     header = next(csv.reader([lines[0]], delimiter=separator))
     if "epoch" not in header:
         return 0
@@ -129,7 +108,7 @@ def truncate_csv(path: Path, epochs_done: int) -> int:
         kept.append(line if line.endswith("\n") else line + "\r\n")
     dropped = len(lines) - len(kept)
     if dropped:
-        atomic_write_bytes(path, "".join(kept).encode())
+        atomic_write_bytes(path, "".join(kept).encode("utf-8", errors="surrogateescape"))
     return dropped
 
 
@@ -161,12 +140,15 @@ def _optimizer_type(config: dict[str, Any]) -> str:
     return (spec if isinstance(spec, str) else spec["type"]).lower()
 
 
+def _writes_run_log(config: dict[str, Any]) -> bool:
+    return any(cb["type"] == "CSVLogger" and posixpath.normpath(cb["filename"]) == LOG_FILE
+               for cb in config.get("callbacks", []))
+
+
 def override_changes(before: dict[str, Any], after: dict[str, Any],
                      epochs_done: int) -> list[tuple[str, Any, Any]]:
     """(dotted path, old, new) for every value --set changed. Refuses what cannot apply to
     the saved state, before anything is written: a refused resume changes nothing."""
-    from cbrun.errors import format_loc
-
     def refuse(what: str, why: str) -> UsageError:
         return UsageError(f"--set cannot change {what} on resume: {why}")
 
@@ -177,6 +159,10 @@ def override_changes(before: dict[str, Any], after: dict[str, Any],
         raise refuse("the callbacks' number, types or order",
                      "each saved callback state belongs to one callback; parameters of the "
                      "existing callbacks can change")
+    if _writes_run_log(before) != _writes_run_log(after):
+        raise refuse("which CSVLogger writes log.csv",
+                     "cbrun adds its own log.csv writer when none does, so the saved "
+                     "callback states would no longer line up")
     if after["fit"]["epochs"] < epochs_done:
         raise refuse("fit.epochs", f"{epochs_done} epochs are already done")
 

@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,11 @@ import yaml
 from cbrun import __version__
 from cbrun.errors import RunError, UsageError
 
-STATUSES = ("running", "completed", "stopped_early", "interrupted", "failed")
-FINISHED = ("completed", "stopped_early")
+# The names inside a run directory, in one place.
+RUN_FILE = "run.json"
+LOG_FILE = "log.csv"
+STATE_DIR = "state"
+LOCK_FILE = ".lock"
 
 
 def utc_now() -> datetime:
@@ -46,7 +52,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
     """runs/<UTC yyyymmdd-HHMMSS>-<name>; a second run in the same second gets -2, -3, ..."""
     stamp = (now or utc_now()).strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"--runs-dir {root} is a file, not a folder for run directories"
+                         ) from None
+    except PermissionError as exc:
+        raise UsageError(f"cannot create run directories under {root}: {exc.strerror}"
+                         ) from None
     base = f"{stamp}-{name}"
     for attempt in range(1, 10_000):
         candidate = root / (base if attempt == 1 else f"{base}-{attempt}")
@@ -87,7 +100,7 @@ class RunRecord:
 
     @property
     def path(self) -> Path:
-        return self.run_dir / "run.json"
+        return self.run_dir / RUN_FILE
 
     @classmethod
     def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
@@ -119,14 +132,18 @@ class RunRecord:
 
     @classmethod
     def load(cls, run_dir: Path) -> RunRecord:
-        path = run_dir / "run.json"
+        path = run_dir / RUN_FILE
         try:
-            return cls(run_dir, json.loads(path.read_text()))
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise UsageError(f"{run_dir} is not a run directory (no run.json); give a "
                              "folder that `cbrun train` created, e.g. runs/<id>") from None
         except json.JSONDecodeError as exc:
             raise RunError(f"{path} is not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("segments"), list):
+            raise RunError(f"{path} is not a run record cbrun wrote (no segments); was it "
+                           "edited?")
+        return cls(run_dir, data)
 
     def save(self) -> None:
         atomic_write_bytes(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
@@ -167,3 +184,36 @@ class RunRecord:
             self.data["duration_s"] = round(
                 self.data.get("duration_s", 0.0) + (now - started).total_seconds(), 3)
         self.save()
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run's lock while a command works on it; the kernel drops it even on kill -9.
+
+    Two `cbrun resume` of one run would both append rows and events; a recorded pid cannot
+    stop that (it is written only once training starts, and pids are reused)."""
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{run_dir} is in use by another cbrun process (it holds "
+                           f"{run_dir / LOCK_FILE}); wait for it or stop it first") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def run_in_use(run_dir: Path) -> bool | None:
+    """Whether a cbrun process holds the run's lock now; None when the run has no lock file."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

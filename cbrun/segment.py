@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 
 from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
-from cbrun.resume import newest_state_epoch
+from cbrun.resume import newest_state_best, newest_state_epoch
 from cbrun.rundir import RunRecord
 from cbrun.summary import summary_table
 
@@ -92,13 +92,18 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
         return _interrupted(record, "Ctrl-C", EXIT_SIGINT)
     except Terminated:
         return _interrupted(record, "SIGTERM", EXIT_SIGTERM)
-    except ConfigError:
+    except ConfigError as exc:
         if fresh_dir and newest_state_epoch(run_dir) == 0:
             # Refused before the first epoch: nothing was trained, so nothing is kept.
-            shutil.rmtree(run_dir, ignore_errors=True)
-            click.echo(f"nothing was trained; removed {run_dir}", err=True)
+            try:
+                shutil.rmtree(run_dir)
+                click.echo(f"nothing was trained; removed {run_dir}", err=True)
+            except OSError as rm_error:
+                record.finish("failed", error=str(exc))
+                click.echo(f"nothing was trained, but {run_dir} could not be removed "
+                           f"({rm_error})", err=True)
         else:
-            record.finish("failed", error="config error")
+            record.finish("failed", error=str(exc))
         raise
     except CbrunError as exc:
         record.finish("failed", error=str(exc))
@@ -119,6 +124,8 @@ def _interrupted(record: RunRecord, what: str, code: int) -> int:
     # What is on disk is what resume will use: say that, not what memory had reached.
     done = newest_state_epoch(record.run_dir)
     record.data["epochs_done"] = done
+    record.data["best"] = newest_state_best(record.run_dir)
+    record.data["segments"][-1]["last_epoch"] = done
     record.finish("interrupted", error=f"interrupted by {what}")
     hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
     # stderr, and even with --quiet: the way back must never be hidden.

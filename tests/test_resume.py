@@ -227,16 +227,9 @@ def test_keras_backup_and_restore_fails_the_same_comparison(tmp_path):
     assert any(d.startswith("log.csv differs from epoch 5 ") for d in found), found
 
 
-def test_resuming_a_live_or_finished_run_is_refused(runs, capsys):
+def test_resuming_an_early_stopped_run_is_refused_without_the_flag(runs, capsys):
     baseline = only_run(runs["root"] / "baseline")
     assert cli("resume", baseline) == 2
     err = capsys.readouterr().err
     assert "EarlyStopping" in err and "--continue-after-early-stop" in err
 
-    live = json.loads((baseline / "run.json").read_text())
-    live.update(status="running", pid=os.getpid())
-    alive = runs["root"] / "alive"
-    alive.mkdir()
-    (alive / "run.json").write_text(json.dumps(live))
-    assert cli("resume", alive) == 1
-    assert f"still running (pid {os.getpid()})" in capsys.readouterr().err

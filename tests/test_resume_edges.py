@@ -34,20 +34,26 @@ def _interrupted_run(tmp_path, epochs=4, **config):
     return run
 
 
+def _snapshot(run):
+    return {p.relative_to(run): p.read_bytes() for p in sorted(run.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
 def test_refused_overrides_change_nothing_on_disk(tmp_path, capsys):
-    run = _interrupted_run(tmp_path, callbacks=[{"type": "TerminateOnNaN"}])
-    before = (run / "resolved.yaml").read_text()
+    run = _interrupted_run(tmp_path, callbacks=[{"type": "TerminateOnNaN"},
+                                                {"type": "CSVLogger", "filename": "log.csv"}])
+    before = _snapshot(run)
     for setting, fragment in [
         ("compile.optimizer.type=SGD", "optimizer"),
-        ("callbacks[0]={type: CSVLogger, filename: other.csv}", "callbacks"),
+        ("callbacks[0]={type: EarlyStopping, monitor: val_loss}", "callbacks"),
+        ("callbacks[1].filename=other.csv", "which CSVLogger writes log.csv"),
         ("fit.epochs=2", "4 epochs are already done"),
         ("seed=1", "random states"),
     ]:
         assert cli("resume", run, "--set", setting) == 2, setting
         err = capsys.readouterr().err
         assert fragment in err and "Traceback" not in err, err
-    assert (run / "resolved.yaml").read_text() == before
-    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert _snapshot(run) == before  # resolved.yaml, run.json, log.csv, state: untouched
 
 
 def test_a_learning_rate_set_on_resume_is_the_rate_that_trains(tmp_path, capsys):
@@ -59,6 +65,28 @@ def test_a_learning_rate_set_on_resume_is_the_rate_that_trains(tmp_path, capsys)
     np.testing.assert_allclose(rates, [0.01, 0.01, 0.002, 0.002], rtol=1e-6)
     resolved = yaml.safe_load((run / "resolved.yaml").read_text())
     assert resolved["compile"]["optimizer"]["learning_rate"] == 0.002
+
+
+def test_a_stale_pid_does_not_block_resume_once_the_lock_is_free(tmp_path):
+    run = _interrupted_run(tmp_path, epochs=2)
+    record = json.loads((run / "run.json").read_text())
+    # kill -9 left "running"; the pid now belongs to some other live process (this one).
+    record.update(status="running", pid=os.getpid())
+    (run / "run.json").write_text(json.dumps(record))
+    assert cli("resume", run, "--epochs", "3", "-q") == 0
+
+
+def test_a_callback_that_stops_training_is_an_early_stop_not_a_failure(tmp_path):
+    shutil.copy(HELPERS.parent.parent / "configs" / "sample_callbacks.py", tmp_path)
+    config = tiny_config(fit={"epochs": 6}, callbacks=[
+        {"type": "TerminateOnNaN"},
+        {"type": "Custom", "class": "sample_callbacks:StopAtTarget",
+         "params": {"monitor": "val_accuracy", "target": 0.5}}])
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "r",
+               "-q") == 0
+    record = json.loads((only_run(tmp_path / "r") / "run.json").read_text())
+    assert record["status"] == "stopped_early" and record["epochs_done"] < 6
+    assert "NaN" not in (record["stop_reason"] or "")
 
 
 def test_a_second_resume_of_a_run_in_use_is_refused(tmp_path, capsys):

@@ -119,7 +119,8 @@ def test_final_model_has_the_restored_best_weights(real_run):
             best_value, best_epoch = float(row["val_loss"]), int(row["epoch"]) + 1
     final = keras.saving.load_model(real_run / "model.keras")
     (best,) = (real_run / "checkpoints").glob(f"ep{best_epoch:03d}-*.keras")
-    for a, b in zip(final.get_weights(), keras.saving.load_model(best).get_weights()):
+    for a, b in zip(final.get_weights(), keras.saving.load_model(best).get_weights(),
+                    strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -204,7 +205,10 @@ def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_pat
         assert cli("train", path, "--set", f"compile.steps_per_execution={spe}",
                    "--set", "data.batch_size=32", "--runs-dir", tmp_path / spe / "runs",
                    "-q") == 0
-        logs.append((only_run(tmp_path / spe / "runs") / "log.csv").read_bytes())
+        run = only_run(tmp_path / spe / "runs")
+        logs.append((run / "log.csv").read_bytes())
+        picked = json.loads((run / "run.json").read_text())["steps_per_execution"]
+        assert picked == (5 if spe == "auto" else 1)
     assert logs[0] == logs[1]
 
 

@@ -9,8 +9,8 @@ import click
 from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
 from cbrun.errors import ConfigError
-from cbrun.resume import check_resumable, override_changes, run_lock, truncate_csv
-from cbrun.rundir import RunRecord, write_config_files
+from cbrun.resume import check_resumable, override_changes, truncate_csv
+from cbrun.rundir import LOG_FILE, RUN_FILE, RunRecord, run_lock, write_config_files
 from cbrun.segment import run_segment
 
 
@@ -29,8 +29,11 @@ def resume(ctx: click.Context, run_dir: Path, epochs: int | None, past_early_sto
            overrides: tuple[str, ...], quiet: bool) -> int:
     """Continue RUN_DIR from its newest saved state: same data order, same random draws,
     same callback state, so it ends where an uninterrupted run would have."""
-    record = RunRecord.load(run_dir)
-    with run_lock(run_dir):  # before any check: a second resume of this run stops here
+    if not (run_dir / RUN_FILE).is_file():
+        RunRecord.load(run_dir)  # raises the "not a run directory" error
+    with run_lock(run_dir):  # first: a second resume of this run stops here
+        # Read only under the lock: a process finishing a moment ago has written its last.
+        record = RunRecord.load(run_dir)
         return _resume(ctx, record, epochs, past_early_stop, overrides, quiet)
 
 
@@ -46,8 +49,6 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
     config = loaded.config
     old = before.config.model_dump(mode="json", by_alias=True)
     if epochs is not None:
-        if epochs <= done:
-            raise click.UsageError(f"--epochs {epochs} is not past the {done} epochs done")
         config.fit.epochs = epochs
     new = config.model_dump(mode="json", by_alias=True)
     changes = override_changes(old, new, done)  # refuses before anything is written
@@ -75,16 +76,20 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
                            stopped_early_at=None, stop_reason=None)
         record.data["segments"][-1]["first_epoch"] = first + 1
         record.save()
-        if changes:
-            write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(), new)
-            record.data.setdefault("overrides", []).extend(overrides)
+
+        def keep_changes() -> None:  # once the state is back in place: the resume is on
+            if changes:
+                write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(), new)
+                record.data.setdefault("overrides", []).extend(overrides)
+                record.save()
+
         console.print(f"resuming [bold]{run_dir}[/bold] after epoch {first}"
                       + (f" (dropped {dropped} rows/events written after it)" if dropped
                          else ""), highlight=False)
         config_dir = Path(record.data.get("config_dir") or run_dir)
         return train_session(config, run_dir, config_dir, record, console=console,
                              live=console.is_terminal and not quiet, restore=saved,
-                             learning_rate=learning_rate)
+                             learning_rate=learning_rate, on_restored=keep_changes)
 
     try:
         code = run_segment(record, kind="resume", first_epoch=done + 1, command=root["argv"],
@@ -117,10 +122,10 @@ def _rewind_files(run_dir: Path, config, saved, done: int) -> int:
     """Drop what was written after the saved state: CSV rows and TensorBoard events."""
     from cbrun.train.tbtrim import trim_event_files
 
-    dropped = truncate_csv(run_dir / "log.csv", done)
+    dropped = truncate_csv(run_dir / LOG_FILE, done)
     for index, spec in enumerate(config.callbacks):
         if spec.type == "CSVLogger" and (run_dir / spec.filename).resolve() != (
-                run_dir / "log.csv").resolve():
+                run_dir / LOG_FILE).resolve():
             dropped += truncate_csv(run_dir / spec.filename, done)
         if spec.type == "TensorBoard" and (run_dir / spec.log_dir).is_dir():
             batches, iterations = 0, 0  # no state: every step-indexed event goes

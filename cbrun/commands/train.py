@@ -10,8 +10,7 @@ from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
 from cbrun.config.monitors import primary_monitor
 from cbrun.errors import ConfigError
-from cbrun.resume import run_lock
-from cbrun.rundir import RunRecord, create_run_dir, write_config_files
+from cbrun.rundir import RunRecord, create_run_dir, run_lock, write_config_files
 from cbrun.segment import interrupts_deferred, run_segment
 
 
@@ -41,7 +40,7 @@ def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     config = loaded.config
     console = console_for(quiet)
     root = ctx.find_root().obj
-    write_config_files(run_dir, loaded.path.read_bytes(),
+    write_config_files(run_dir, loaded.text.encode("utf-8"),  # what was validated
                        config.model_dump(mode="json", by_alias=True))
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
                            primary_monitor(config), root["argv"])

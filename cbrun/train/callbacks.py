@@ -20,12 +20,7 @@ import keras
 from cbrun.config.base import BuildContext
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError
-from cbrun.rundir import RunRecord
-
-LOG_FILE = "log.csv"
-
-# Hooks that, when overridden, mean a callback wants to see every batch.
-_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+from cbrun.rundir import LOG_FILE, RunRecord
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -80,19 +75,9 @@ def build_user_callbacks(config: RunConfig, ctx: BuildContext) -> list[Any]:
     return built
 
 
-def needs_every_batch(config: RunConfig, built: list[Any]) -> bool:
-    if any(spec.batch_level() for spec in config.callbacks):
-        return True
-    builtin = tuple(getattr(keras.callbacks, n) for n in (
-        "EarlyStopping", "ModelCheckpoint", "CSVLogger", "TensorBoard", "ReduceLROnPlateau",
-        "LearningRateScheduler", "TerminateOnNaN", "SwapEMAWeights", "RemoteMonitor"))
-    for callback in built:
-        if isinstance(callback, builtin):
-            continue  # their specs answered above
-        if any(getattr(type(callback), hook) is not getattr(keras.callbacks.Callback, hook)
-               for hook in _BATCH_HOOKS):
-            return True
-    return False
+def needs_every_batch(config: RunConfig) -> bool:
+    """Call after building: a Custom spec knows its class's hooks only once it is loaded."""
+    return any(spec.batch_level() for spec in config.callbacks)
 
 
 def writes_run_log(built: list[Any], run_dir: Path) -> bool:

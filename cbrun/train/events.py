@@ -3,6 +3,7 @@ a checkpoint was written, early stopping ended the run, a NaN loss stopped it.""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ class Events:
                         continue  # replaced while we looked
         return found
 
-    def start(self, model: keras.Model) -> None:
+    def start(self) -> None:
         self._files = self._snapshot()
 
     def after_epoch(self, model: keras.Model, epoch: int, logs: dict[str, Any]) -> list[str]:
@@ -64,10 +65,10 @@ class Events:
                     if cb.restore_best_weights and cb.best_weights is not None:
                         self.early_stop += f"; weights of epoch {cb.best_epoch + 1} restored"
                     lines.append(self.early_stop)
-            if self.early_stop is None and any(
-                    isinstance(cb, keras.callbacks.TerminateOnNaN) for cb in self.callbacks):
+            loss = logs.get("loss")
+            if self.early_stop is None and loss is not None and not math.isfinite(float(loss)):
                 self.nan_stop = True
-                lines.append("loss became NaN or inf: TerminateOnNaN stopped the run")
+                lines.append("the loss became NaN or inf and training was stopped")
         return lines
 
 

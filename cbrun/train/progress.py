@@ -65,7 +65,7 @@ class ProgressDisplay(keras.callbacks.Callback):
         self._epoch_started = 0.0
 
     def on_train_begin(self, logs=None):
-        self.events.start(self.model)
+        self.events.start()
         if not self.live:
             return
         self._progress = Progress(

@@ -60,8 +60,10 @@ def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool)
 
 def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
           console, live: bool, restore: SavedState | None = None,
-          learning_rate: float | None = None) -> Outcome:
-    """learning_rate: a rate set with --set on resume, replacing the one the state holds."""
+          learning_rate: float | None = None, on_restored=None) -> Outcome:
+    """learning_rate: a rate set with --set on resume, replacing the one the state holds.
+    on_restored: called once the saved state is back in place (resume writes its changed
+    config only then, so a resume that cannot start changes nothing)."""
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
@@ -83,13 +85,15 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     recorder = cbs.RunRecorder(record, monitor, mode, judge)
     keeper = StateKeeper(run_dir, tracked, restore,
                          extra_state=lambda: {"best": record.data.get("best")},
-                         after_save=record.save, learning_rate=learning_rate)
+                         after_save=record.save, learning_rate=learning_rate,
+                         on_restored=on_restored)
     events = Events(run_dir, user)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
 
     model = build_model(config)
     check_data_fits(config, arrays, model)
-    spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(config, user))
+    spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(config))
+    record.data["steps_per_execution"] = spe
     compile_model(model, config, spe)
     # Built now rather than lazily inside fit, so a saved state has variables to go into.
     model.optimizer.build(model.trainable_variables)

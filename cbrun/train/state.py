@@ -26,7 +26,8 @@ import keras
 import numpy as np
 
 from cbrun.errors import RunError
-from cbrun.resume import STATE_DIR, state_dirs
+from cbrun.resume import state_dirs
+from cbrun.rundir import STATE_DIR
 from cbrun.segment import interrupts_deferred
 from cbrun.train import cbstate
 
@@ -178,6 +179,8 @@ def latest_state(run_dir: Path, warn=print) -> SavedState | None:
     for path in state_dirs(run_dir):
         try:
             meta = json.loads((path / "state.json").read_text())
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, this cbrun reads {FORMAT}")
             with np.load(path / "variables.npz") as data:
                 if len(data.files) != len(meta["model_shapes"]) + len(meta["optimizer_shapes"]):
                     raise ValueError("variables.npz does not hold every variable")
@@ -228,7 +231,8 @@ class StateKeeper(keras.callbacks.Callback):
     then run.json, so that run.json never claims an epoch the state does not hold."""
 
     def __init__(self, run_dir: Path, tracked: list[Any], restore: SavedState | None,
-                 extra_state, after_save, learning_rate: float | None = None):
+                 extra_state, after_save, learning_rate: float | None = None,
+                 on_restored=None):
         super().__init__()
         self.run_dir = run_dir
         self.tracked = tracked
@@ -236,12 +240,15 @@ class StateKeeper(keras.callbacks.Callback):
         self.extra_state = extra_state  # () -> dict, e.g. the run's best value so far
         self.after_save = after_save  # () -> None, e.g. write run.json
         self.learning_rate = learning_rate  # a --set on resume that replaces the saved rate
+        self.on_restored = on_restored
 
     def on_train_begin(self, logs=None):
         if self.restore is not None:
             restore_state(self.restore, self.model, self.tracked)
             if self.learning_rate is not None:
                 self.model.optimizer.learning_rate = self.learning_rate
+        if self.on_restored is not None:
+            self.on_restored()
 
     def on_epoch_end(self, epoch, logs=None):
         # Ctrl-C or SIGTERM arriving now waits until the state and run.json are written:
