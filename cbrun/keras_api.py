@@ -23,8 +23,8 @@ def api() -> dict[str, Any]:
 
 
 def layer_params(name: str) -> list[str] | None:
-    entry = api()["layers"].get(name)
-    return None if entry is None else entry
+    """The keyword arguments of a keras.layers class; None when Keras has no such layer."""
+    return api()["layers"].get(name)
 
 
 def optimizer_class(name: str) -> str | None:

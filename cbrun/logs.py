@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cbrun import keras_api
 from cbrun.errors import EXIT_USAGE, CbrunError, UsageError
-from cbrun.runinfo import RUN_FILE
+from cbrun.rundir import LOG_FILE, RUN_FILE
 
-LOG_NAME = "log.csv"
 EPOCH_COLUMN = "epoch"
 # Counters that foreign loggers (TensorBoard exports, hand-written loops) use instead of
 # `epoch`: taken as x when there is no epoch column, and never drawn as a metric.
@@ -148,17 +148,17 @@ def metric_families(columns: tuple[str, ...] | list[str]) -> list[Family]:
 def resolve_log_path(path: Path) -> Path:
     """A CSV path, or a run directory holding `log.csv`; `UsageError` when neither exists."""
     if path.is_dir():
-        candidate = path / LOG_NAME
+        candidate = path / LOG_FILE
         if not candidate.is_file():
             if (path / RUN_FILE).is_file():
                 # A run that has not finished its first epoch (or never will: it failed).
-                raise NoRowsError(f"{path} has no {LOG_NAME}: no epoch has been logged")
+                raise NoRowsError(f"{path} has no {LOG_FILE}: no epoch has been logged")
             if _holds_runs(path):
                 raise UsageError(
                     f"{path} holds runs but is not one: name a run (`cbrun runs {path}` "
                     f"lists them), or several to compare them"
                 )
-            raise UsageError(f"{path} has no {LOG_NAME}: is it a run directory?")
+            raise UsageError(f"{path} has no {LOG_FILE}: is it a run directory?")
         return candidate
     if not path.exists():
         raise UsageError(f"no such file or directory: {path}{_did_you_mean(path)}")
@@ -167,7 +167,7 @@ def resolve_log_path(path: Path) -> Path:
 
 def _holds_runs(folder: Path) -> bool:
     try:
-        return any((child / LOG_NAME).is_file() for child in folder.iterdir())
+        return any((child / LOG_FILE).is_file() for child in folder.iterdir())
     except OSError:
         return False
 
@@ -361,10 +361,15 @@ def default_monitor(columns: tuple[str, ...] | list[str]) -> str | None:
 
 
 def infer_mode(monitor: str, mode: str | None = None) -> str:
-    """`min` or `max`: the given mode unless it is `auto`/missing, else guessed from the
-    name the way Keras guesses (accuracy-like metrics grow, losses and errors shrink)."""
+    """`min` or `max`: the given mode unless it is `auto`/missing, else the way the metric
+    improves as Keras knows it (`r2_score` grows, `mae` shrinks; `val_` dropped). For a
+    name Keras does not know (a renamed or foreign metric) it is guessed from the name:
+    accuracy-like metrics grow, losses and errors shrink."""
     if mode in ("min", "max"):
         return mode
+    direction = keras_api.metric_direction(monitor.removeprefix(VAL_PREFIX))
+    if direction is not None:
+        return "max" if direction == "up" else "min"
     name = monitor.lower()
     if any(word in name for word in ("acc", "auc", "precision", "recall", "f1", "iou")):
         return "max"

@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RUN_FILE = "run.json"
-LOG_FILE = "log.csv"
+from cbrun.rundir import LOG_FILE, RUN_FILE, run_in_use
 
 RUNNING = "running"
 UNREADABLE = "unreadable"
@@ -27,6 +26,7 @@ NO_RUN_FILE = "unknown"
 # Shown for a run whose run.json says running but whose process is gone (kill -9, a crash
 # that could not write its status): `cbrun resume` can continue it like any interruption.
 PROCESS_GONE = "interrupted"
+_INT_LIMIT = 2**31
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class RunInfo:
 
     status: as recorded, or `unreadable` / `unknown` (no run.json).
     problem: why run.json could not be read, None when it could.
-    process_alive: for a `running` run started on this host, whether its pid still
-        exists; None where that cannot be known.
+    process_alive: for a `running` run, whether a cbrun process still works on it (it
+        holds the run's lock; for an older run without a lock file, its pid still exists
+        on this host); None where that cannot be known.
     """
 
     path: Path
@@ -77,6 +78,12 @@ class RunInfo:
     @property
     def is_running(self) -> bool:
         return self.shown_status == RUNNING
+
+    @property
+    def may_grow(self) -> bool:
+        """Whether the run may still append rows: it runs, or no readable run.json says
+        otherwise (a foreign CSV, a write caught halfway by a writer that does not rename)."""
+        return self.is_running or self.status in (UNREADABLE, NO_RUN_FILE)
 
     @property
     def resume_epochs(self) -> tuple[int, ...]:
@@ -181,7 +188,7 @@ def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
         best_value=_float(best.get("value")),
         stopped_early_at=_int(data.get("stopped_early_at")),
         segments=tuple(_segment(s) for s in segments if isinstance(s, dict)),
-        process_alive=_alive(data) if status == RUNNING else None,
+        process_alive=_alive(run_dir, data) if status == RUNNING else None,
     )
 
 
@@ -195,8 +202,14 @@ def _segment(data: dict[str, Any]) -> Segment:
     )
 
 
-def _alive(data: dict[str, Any]) -> bool | None:
-    """Whether the recorded pid still runs; None for another host or no pid."""
+def _alive(run_dir: Path, data: dict[str, Any]) -> bool | None:
+    """Whether a process still works on the run. Its lock says so for certain (the kernel
+    drops it when the process dies, even on kill -9); a recorded pid may have been handed to
+    another process since, so it is asked only for runs older than the lock. None for such
+    a run from another host, or without a usable pid."""
+    held = run_in_use(run_dir)
+    if held is not None:
+        return held
     pid = _int(data.get("pid"))
     host = _str(data.get("host"))
     if pid is None or pid <= 0 or (host is not None and host != socket.gethostname()):
@@ -205,9 +218,10 @@ def _alive(data: dict[str, Any]) -> bool | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        # The pid exists but belongs to someone else: alive as far as we can tell.
-        return True
+    except PermissionError:
+        return True  # the pid exists but belongs to another user
+    except OSError:
+        return None  # the check itself failed: nothing is known
     return True
 
 
@@ -219,17 +233,23 @@ def _int(value: Any) -> int | None:
     # bool is an int in Python; `true` is no epoch number.
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    # JSON integers have no size limit; epochs and pids are C ints (in Keras, in the
+    # kernel), and a larger number would overflow whatever draws or signals it.
+    if isinstance(value, int) and -_INT_LIMIT <= value < _INT_LIMIT:
+        return value
     return None
 
 
 def _float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:  # JSON integers have no size limit: 1 followed by 400 zeros
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _time(value: Any) -> datetime | None:

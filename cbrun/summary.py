@@ -7,6 +7,8 @@ from typing import Any
 
 from rich.table import Table
 
+from cbrun.rundir import LOG_FILE
+
 
 def _fmt(value: float) -> str:
     return f"{value:.4g}"
@@ -35,7 +37,7 @@ def summary_table(record: dict[str, Any], run_dir: Path) -> Table:
                                      f"{checkpoints[-1]})")
     if (run_dir / "model.keras").exists():
         table.add_row("final model", "model.keras")
-    table.add_row("log", "log.csv  (cbrun plot " + str(run_dir / "log.csv") + ")")
+    table.add_row("log", f"{LOG_FILE}  (cbrun plot {run_dir / LOG_FILE})")
     if (run_dir / "tensorboard").is_dir():
         table.add_row("tensorboard", f"tensorboard --logdir {run_dir / 'tensorboard'}")
     return table

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cbrun.config.load import LoadedConfig, load_config
+from cbrun.config.load import load_config
 from cbrun.config.monitors import logged_keys, monitor_direction, primary_monitor
 from cbrun.config.yamlio import MAX_CONFIG_BYTES
 from cbrun.errors import ConfigError, Problem
@@ -163,10 +163,14 @@ def test_values_merged_from_an_anchor_are_reported_at_the_anchor(tmp_path):
 
 # ---------------------------------------------------------------- schema messages
 
-def test_load_config_keeps_its_one_argument_form(tmp_path):
+def test_a_valid_file_loads_with_every_default_filled_in(tmp_path):
     loaded = load_config(write(tmp_path, BASE))
-    assert isinstance(loaded, LoadedConfig) and loaded.overrides == ()
-    assert loaded.config.fit.epochs == 2
+    config = loaded.config
+    assert (config.name, config.fit.epochs, config.compile.metric_names()) == (
+        "t", 2, ["accuracy"])
+    assert (config.seed, config.callbacks, config.compile.steps_per_execution) == (
+        42, [], "auto")
+    assert loaded.config_dir == tmp_path
 
 
 def test_unknown_key_suggests_and_lists_what_is_allowed(tmp_path):
@@ -235,6 +239,22 @@ def test_a_renamed_value_is_still_checked_at_the_old_name(tmp_path):
         (16, "callbacks[0].epsilon"), (16, "callbacks[0].min_delta")]
 
 
+PLATEAU = "callbacks:\n  - {type: ReduceLROnPlateau, epsilon: 0.1, min_delta: 0.01}\n"
+
+
+@pytest.mark.parametrize("before, after, already", [
+    ("{type: Adam, learning_rate: 0.001}", "{type: Adam, lr: 0.1, learning_rate: 0.001}",
+     "'learning_rate' is already set (0.001)"),
+    ("  epochs: 2\n", "  epochs: 2\n  nb_epoch: 3\n", "'epochs' is already set (2)"),
+    ("  epochs: 2\n", "  epochs: 2\n" + PLATEAU, "'min_delta' is already set (0.01)"),
+])
+def test_an_old_name_beside_its_new_name_asks_to_remove_one(tmp_path, before, after, already):
+    # Renamed, the line would hold the key twice, which YAML refuses: no corrected line.
+    problem = one(tmp_path, BASE.replace(before, after))
+    assert f"{already}, so remove one of them" in problem.message
+    assert problem.hint is None
+
+
 def test_period_one_has_an_exact_replacement_and_period_five_has_not(tmp_path):
     one_ = one(tmp_path, with_callbacks("- {type: ModelCheckpoint, filepath: m.keras, "
                                         "period: 1}\n"))
@@ -242,6 +262,9 @@ def test_period_one_has_an_exact_replacement_and_period_five_has_not(tmp_path):
     five = one(tmp_path, with_callbacks("- {type: ModelCheckpoint, filepath: m.keras, "
                                         "period: 5}\n"))
     assert five.hint is None and "cannot save every 5 epochs" in five.message
+    both = one(tmp_path, with_callbacks("- {type: ModelCheckpoint, filepath: m.keras, "
+                                        "period: 1, save_freq: 10}\n"))
+    assert both.hint is None and "save_freq replaces it and is already set" in both.message
 
 
 def test_h5_checkpoints_get_the_suffix_that_fits(tmp_path):
@@ -310,7 +333,7 @@ def test_a_renamed_metric_takes_its_direction_from_its_class(tmp_path):
                           BASE.replace("metrics: [accuracy]",
                                        "metrics: [{type: AUC, name: my_auc}]"))
     config = loaded(tmp_path, text)
-    assert monitor_direction(config, "val_my_auc") == "up"
+    assert monitor_direction(config.compile, "val_my_auc") == "up"
     assert primary_monitor(config) == ("val_my_auc", "max")
 
 
@@ -343,7 +366,7 @@ def test_consistent_modes_pass(tmp_path, callback):
     loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
 
 
-def test_exponent_floats_without_a_dot_are_numbers(tmp_path):
+def test_exponent_floats_without_a_dot_are_numbers():
     """PyYAML (YAML 1.1) reads `1e-3` as a string; the learning rate every tutorial writes
     that way must be the number 0.001, and a quoted "1e-3" must stay text."""
     from cbrun.config.yamlio import load_yaml_text

@@ -16,10 +16,10 @@ import contextlib
 import copy
 import io
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -51,7 +51,13 @@ callbacks:
 
 VALID = [yaml.safe_load(DESIGN), yaml.safe_load(SCHEDULED)]
 TEXTS = [DESIGN, SCHEDULED]
-WORK = Path(tempfile.mkdtemp(prefix="cbrun-fuzz-"))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """One folder for every example: hypothesis refuses function-scoped fixtures, and
+    pytest removes the folder with its other temporary ones."""
+    return tmp_path_factory.mktemp("fuzz")
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6),
@@ -128,8 +134,8 @@ def mutated_text(draw) -> str:
 random_yaml = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
 
 
-def _check(text: str) -> None:
-    path = WORK / "fuzz.yaml"
+def _check(work: Path, text: str) -> None:
+    path = work / "fuzz.yaml"
     path.write_bytes(text.encode("utf-8"))
     try:
         load_config(path)
@@ -157,20 +163,20 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
 
 @FUZZ
 @given(mutated_data())
-def test_mutated_configs_fail_cleanly(text):
-    _check(text)
+def test_mutated_configs_fail_cleanly(work, text):
+    _check(work, text)
 
 
 @FUZZ
 @given(mutated_text())
-def test_edited_yaml_text_fails_cleanly(text):
-    _check(text)
+def test_edited_yaml_text_fails_cleanly(work, text):
+    _check(work, text)
 
 
 @FUZZ
 @given(random_yaml)
-def test_random_yaml_fails_cleanly(text):
-    _check(text)
+def test_random_yaml_fails_cleanly(work, text):
+    _check(work, text)
 
 
 # ---------------------------------------------------------------- --set KEY=VALUE
@@ -220,8 +226,8 @@ overrides = st.lists(st.tuples(set_keys(), st.sampled_from(["=", "=", ""]), set_
 
 @FUZZ
 @given(overrides)
-def test_random_set_overrides_fail_cleanly_and_name_their_set(sets):
-    path = WORK / "digits.yaml"
+def test_random_set_overrides_fail_cleanly_and_name_their_set(work, sets):
+    path = work / "digits.yaml"
     path.write_text(DESIGN)
     args = ["validate", "--json", str(path)]
     for text in sets:
@@ -246,9 +252,9 @@ def test_random_set_overrides_fail_cleanly_and_name_their_set(sets):
         assert top in VALID[0] or top == "(top level)", (sets, problem)
 
 
-def test_the_seeds_are_valid():
+def test_the_seeds_are_valid(tmp_path):
     # The mutations start from valid configs; otherwise they would prove little.
     for text in TEXTS:
-        path = WORK / "seed.yaml"
+        path = tmp_path / "seed.yaml"
         path.write_text(text)
         load_config(path)

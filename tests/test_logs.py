@@ -8,10 +8,11 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import FAKE_RUN
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cbrun.errors import EXIT_USAGE, UsageError
+from cbrun.errors import UsageError
 from cbrun.logs import (
     Family,
     LogError,
@@ -25,8 +26,6 @@ from cbrun.logs import (
     sniff_delimiter,
 )
 
-DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
-
 
 def write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:
     path = tmp_path / name
@@ -35,7 +34,7 @@ def write(tmp_path: Path, text: str, name: str = "log.csv") -> Path:
 
 
 def test_reads_a_real_keras_log_with_one_based_epochs():
-    log = read_log(DIGITS / "log.csv")
+    log = read_log(FAKE_RUN / "log.csv")
     assert log.epochs == tuple(range(1, 18))
     assert log.columns == ("accuracy", "learning_rate", "loss", "val_accuracy", "val_loss")
     assert log.has_epoch_column
@@ -44,11 +43,11 @@ def test_reads_a_real_keras_log_with_one_based_epochs():
 
 
 def test_a_run_directory_means_its_log_csv():
-    assert read_log(DIGITS).path == DIGITS / "log.csv"
+    assert read_log(FAKE_RUN).path == FAKE_RUN / "log.csv"
 
 
 def test_families_pair_metrics_with_their_val_twin_and_put_the_lr_last():
-    assert read_log(DIGITS).families() == [
+    assert read_log(FAKE_RUN).families() == [
         Family("loss", ("loss", "val_loss")),
         Family("accuracy", ("accuracy", "val_accuracy")),
         Family("learning_rate", ("learning_rate",), log_scale=True),
@@ -117,11 +116,6 @@ def test_a_run_directory_without_its_log_has_no_rows_yet(tmp_path):
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(NoRowsError, match="has no log.csv: no epoch has been logged"):
         read_log(tmp_path)
-
-
-def test_nothing_to_draw_is_bad_input_like_a_missing_file():
-    # One rule for the exit code: every input the user must fix exits 2.
-    assert LogError.exit_code == UsageError.exit_code == EXIT_USAGE == 2
 
 
 @pytest.mark.parametrize(
@@ -230,6 +224,19 @@ def test_monitor_defaults_and_mode_inference():
     assert infer_mode("val_accuracy") == "max"
     assert infer_mode("val_loss", "auto") == "min"
     assert infer_mode("val_loss", "max") == "max"
+
+
+@pytest.mark.parametrize("monitor, mode", [
+    # Keras knows these, and their names hold none of the words a guess would go by.
+    ("val_r2_score", "max"), ("cosine_similarity", "max"), ("val_fbeta_score", "max"),
+    ("pearson_correlation", "max"), ("val_mean_absolute_percentage_error", "min"),
+    ("val_precision", "max"),
+    # Names Keras does not know are guessed from their words.
+    ("val_top5_acc", "max"), ("val_my_iou", "max"), ("val_reconstruction_error", "min"),
+])
+def test_the_best_of_a_metric_goes_the_way_keras_says_it_improves(monitor, mode):
+    assert infer_mode(monitor) == mode
+    assert infer_mode(monitor, "auto") == mode
 
 
 finite_or_not = st.one_of(

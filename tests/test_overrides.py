@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -135,7 +134,7 @@ def test_a_section_the_set_created_is_blamed_on_the_set(config_path, override, f
 
 
 def test_origin_covers_what_a_set_created_inside_a_missing_key():
-    from cbrun.config.yamlio import Positions
+    from cbrun.config.positions import Positions
 
     pos = Positions(file="c.yaml", values={("fit",): (2, 3), ("fit", "epochs"): (2, 8)})
     pos.origins[("FIT", "epochs")] = "--set FIT.epochs=5"
@@ -163,7 +162,6 @@ def test_cli_validate_and_train_name_the_set(config_path, capsys, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-WORK = Path(tempfile.mkdtemp(prefix="cbrun-set-"))
 keys = st.lists(st.one_of(st.sampled_from(["fit", "epochs", "callbacks", "EarlyStopping",
                                            "patience", "0", "-1", "[0]", "data", "model",
                                            "layers", "Dense", "type", ""]),
@@ -172,10 +170,16 @@ texts = st.one_of(st.sampled_from(["3", "", "[1,", "{a: 1}", "!!python/none", "v
                                    "-1", "&a [*a]", "null", "'x'"]), st.text(max_size=10))
 
 
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """One folder for every example: hypothesis refuses function-scoped fixtures."""
+    return tmp_path_factory.mktemp("set")
+
+
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(keys, st.sampled_from(["=", ""]), texts), max_size=3))
-def test_random_overrides_never_crash(parts):
-    path = WORK / "c.yaml"
+def test_random_overrides_never_crash(work, parts):
+    path = work / "c.yaml"
     path.write_text(CONFIG)
     overrides = [k + sep + v for k, sep, v in parts]
     try:

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import FAKE_RUN, fake_run, only_run, tiny_config, write_config
 from conftest import cli as run_cli
-from conftest import fake_run, only_run, tiny_config, write_config
 
 from cbrun.cli import main
 from cbrun.commands.plot import shared_folder
@@ -24,12 +24,7 @@ from cbrun.plotting.inputs import all_families, load_runs, parse_metrics, select
 from cbrun.plotting.terminal import RUN_GLYPHS, integer_ticks, render
 
 ROOT = Path(__file__).resolve().parents[1]
-DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
 RUN_ID = "20261121-153012-digits-mlp"
-
-
-def make_run(root: Path, run_id: str = RUN_ID, csv: str | None = None, **run_json) -> Path:
-    return fake_run(root, run_id, True if csv is None else csv, **run_json)
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -68,7 +63,7 @@ def assert_not_blank(path: Path) -> None:
 
 
 def test_a_run_draws_one_panel_per_family_with_its_lines_and_marks(tmp_path):
-    fig = figure_of(make_run(tmp_path))
+    fig = figure_of(fake_run(tmp_path, RUN_ID))
     axes = panels(fig)
     assert list(axes) == ["loss", "accuracy", "learning rate"]
 
@@ -102,7 +97,7 @@ def test_a_run_draws_one_panel_per_family_with_its_lines_and_marks(tmp_path):
 
 
 def test_the_best_mark_follows_the_runs_monitor_and_mode(tmp_path):
-    run = make_run(tmp_path, monitor={"name": "val_accuracy", "mode": "max"}, best=None)
+    run = fake_run(tmp_path, RUN_ID, monitor={"name": "val_accuracy", "mode": "max"}, best=None)
     axes = panels(figure_of(run))
     (best,) = by_gid(axes["accuracy"], "best")
     assert list(best.get_xdata()) == [10]  # val_accuracy peaks at 0.8972 in epoch 10
@@ -161,7 +156,7 @@ def test_a_really_resumed_run_is_marked_where_the_resume_began(tmp_path, capsys)
 
 
 def test_the_png_is_written_beside_the_csv_and_is_not_blank(tmp_path, capsys):
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     code, out, err = cli(capsys, "plot", run / "log.csv")
     assert (code, err) == (0, "")
     png = run / "log.png"
@@ -172,7 +167,7 @@ def test_the_png_is_written_beside_the_csv_and_is_not_blank(tmp_path, capsys):
 
 def test_output_can_be_another_path_and_format(tmp_path, capsys):
     out_file = tmp_path / "curves.svg"
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     code, out, _ = cli(capsys, "plot", run, "-o", out_file)
     assert (code, out) == (0, f"wrote {out_file}\n")
     assert out_file.read_text().lstrip().startswith("<?xml")
@@ -184,9 +179,9 @@ def test_output_can_be_another_path_and_format(tmp_path, capsys):
 
 
 def test_a_comparison_draws_one_line_per_run_and_column(tmp_path, capsys):
-    first = make_run(tmp_path / "runs", "20261121-153012-digits-mlp")
-    second = make_run(tmp_path / "runs", "20261122-101500-digits-wide",
-                      csv=(DIGITS / "log.csv").read_text().replace(",0.0", ",0.02"))
+    first = fake_run(tmp_path / "runs", "20261121-153012-digits-mlp")
+    second = fake_run(tmp_path / "runs", "20261122-101500-digits-wide",
+                      csv=(FAKE_RUN / "log.csv").read_text().replace(",0.0", ",0.02"))
     fig = figure_of(first, second)
     axes = panels(fig)
     loss = by_gid(axes["loss"], "series")
@@ -209,8 +204,8 @@ def test_a_comparison_draws_one_line_per_run_and_column(tmp_path, capsys):
 
 
 def test_a_comparison_leaves_out_a_run_with_no_rows_yet(tmp_path, capsys):
-    good = make_run(tmp_path, "20261121-153012-a")
-    empty = make_run(tmp_path, "20261121-153013-b", csv="")
+    good = fake_run(tmp_path, "20261121-153012-a")
+    empty = fake_run(tmp_path, "20261121-153013-b", csv="")
     code, out, err = cli(capsys, "plot", good, empty, "-o", tmp_path / "c.png")
     assert (code, out) == (0, f"wrote {tmp_path / 'c.png'}\n")
     assert "20261121-153013-b" in err and "left out of the comparison" in err
@@ -218,8 +213,8 @@ def test_a_comparison_leaves_out_a_run_with_no_rows_yet(tmp_path, capsys):
 
 def test_a_glob_of_runs_skips_images_and_files_that_are_no_logs(tmp_path, capsys):
     runs = tmp_path / "runs"
-    make_run(runs, "20261121-153012-a")
-    make_run(runs, "20261121-153013-b")
+    fake_run(runs, "20261121-153012-a")
+    fake_run(runs, "20261121-153013-b")
     code, out, _ = cli(capsys, "plot", *sorted(runs.iterdir()))
     assert (code, out) == (0, f"wrote {runs / 'compare.png'}\n")
     (runs / "weights.npz").write_bytes(b"PK\x03\x04\x00\x00binary")
@@ -240,7 +235,7 @@ def test_a_glob_of_runs_skips_images_and_files_that_are_no_logs(tmp_path, capsys
 @pytest.mark.parametrize("name", ["log.png", "weights.npz", "model.keras", "run.json",
                                   "binary.csv"])
 def test_a_single_file_that_is_no_csv_exits_2_and_writes_nothing(tmp_path, capsys, name):
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     assert cli(capsys, "plot", run)[0] == 0
     path = run / name
     if not path.exists():
@@ -263,9 +258,9 @@ def test_runs_from_unrelated_folders_are_compared_in_the_current_folder(tmp_path
     # only "/", wherever the repository and the temporary folder live.
     elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
-        other = make_run(elsewhere, "20261122-101500-other")
-        assert shared_folder([DIGITS.resolve(), other.resolve()]) is None
-        code, out, err = cli(capsys, "plot", DIGITS, other)
+        other = fake_run(elsewhere, "20261122-101500-other")
+        assert shared_folder([FAKE_RUN.resolve(), other.resolve()]) is None
+        code, out, err = cli(capsys, "plot", FAKE_RUN, other)
     finally:
         shutil.rmtree(elsewhere)
     assert (code, out) == (0, "wrote compare.png\n")
@@ -283,11 +278,11 @@ def test_runs_from_unrelated_folders_are_compared_in_the_current_folder(tmp_path
     ],
 )
 def test_metrics_picks_the_families(tmp_path, metrics, titles):
-    assert list(panels(figure_of(make_run(tmp_path), metrics=metrics))) == titles
+    assert list(panels(figure_of(fake_run(tmp_path, RUN_ID), metrics=metrics))) == titles
 
 
 def test_an_unknown_metric_is_a_usage_error_with_a_suggestion(tmp_path, capsys):
-    code, _, err = cli(capsys, "plot", make_run(tmp_path), "--metrics", "accuracy,val_acc")
+    code, _, err = cli(capsys, "plot", fake_run(tmp_path, RUN_ID), "--metrics", "accuracy,val_acc")
     assert code == 2
     assert "no metric 'val_acc'" in err and "did you mean 'val_accuracy'" in err
 
@@ -325,7 +320,7 @@ def test_a_missing_file_exits_2_without_a_traceback(tmp_path):
 def test_a_directory_without_a_log_exits_2(tmp_path, capsys):
     code, _, err = cli(capsys, "plot", tmp_path)
     assert code == 2 and "has no log.csv" in err
-    make_run(tmp_path / "runs")
+    fake_run(tmp_path / "runs", RUN_ID)
     code, _, err = cli(capsys, "plot", tmp_path / "runs")
     assert code == 2 and "holds runs but is not one" in err
 
@@ -420,7 +415,7 @@ def test_a_foreign_csv_draws_its_numeric_columns(tmp_path, capsys):
 
 
 def test_an_unreadable_run_json_plots_without_marks(tmp_path, capsys):
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     (run / "run.json").write_text('{"id": "x", "status": ')
     code, _, err = cli(capsys, "plot", run, "-o", tmp_path / "p.png")
     assert code == 0 and "not valid JSON" in err
@@ -432,7 +427,7 @@ def test_an_unreadable_run_json_plots_without_marks(tmp_path, capsys):
 def test_a_run_json_missing_keys_still_plots(tmp_path, capsys):
     run = tmp_path / "bare"
     run.mkdir()
-    shutil.copy(DIGITS / "log.csv", run / "log.csv")
+    shutil.copy(FAKE_RUN / "log.csv", run / "log.csv")
     (run / "run.json").write_text('{"status": "running", "segments": "garbage", "best": 3}')
     fig = figure_of(run)
     assert "bare" in fig.get_suptitle() and "running" in fig.get_suptitle()
@@ -461,7 +456,7 @@ def test_a_column_with_no_finite_value_gets_an_empty_panel(tmp_path):
     ],
 )
 def test_bad_output_options_are_usage_errors(tmp_path, capsys, monkeypatch, args, message):
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     monkeypatch.chdir(tmp_path)
     code, _, err = cli(capsys, "plot", run, *args)
     assert code == 2 and message in err
@@ -471,7 +466,7 @@ def test_bad_output_options_are_usage_errors(tmp_path, capsys, monkeypatch, args
 
 
 def test_terminal_drawing_shows_panels_keys_and_marks(tmp_path, capsys):
-    code, out, err = cli(capsys, "plot", make_run(tmp_path), "--terminal",
+    code, out, err = cli(capsys, "plot", fake_run(tmp_path, RUN_ID), "--terminal",
                          "--width", "100", "--height", "45")
     assert (code, err) == (0, "")
     lines = out.splitlines()
@@ -490,7 +485,7 @@ def test_terminal_drawing_shows_panels_keys_and_marks(tmp_path, capsys):
 @pytest.mark.parametrize("height", [12, 14, 18, 22, 26, 30, 37, 60])
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_terminal_drawing_fits_the_height_and_width_asked(tmp_path, capsys, height, width):
-    code, out, err = cli(capsys, "plot", make_run(tmp_path), "--terminal",
+    code, out, err = cli(capsys, "plot", fake_run(tmp_path, RUN_ID), "--terminal",
                          "--width", width, "--height", height)
     assert (code, err) == (0, "")
     lines = out.splitlines()
@@ -511,7 +506,7 @@ def test_terminal_drawing_fits_the_height_and_width_asked(tmp_path, capsys, heig
 
 def test_terminal_panels_grow_with_the_height(tmp_path, capsys):
     def panel_rows(height: int) -> int:
-        _, out, _ = cli(capsys, "plot", make_run(tmp_path / str(height)), "--terminal",
+        _, out, _ = cli(capsys, "plot", fake_run(tmp_path / str(height), RUN_ID), "--terminal",
                         "--width", "80", "--height", height, "--metrics", "loss")
         return sum(1 for line in out.splitlines() if line.rstrip().endswith(("│", "┤")))
 
@@ -519,14 +514,14 @@ def test_terminal_panels_grow_with_the_height(tmp_path, capsys):
 
 
 def test_a_terminal_comparison_tells_runs_apart_without_color(tmp_path):
-    rows = (DIGITS / "log.csv").read_text().splitlines()
+    rows = (FAKE_RUN / "log.csv").read_text().splitlines()
     # A second run whose losses are twice as high: its curve lies elsewhere.
     doubled = [rows[0]] + [
         ",".join(c if i in (0, 1, 2, 4) else str(float(c) * 2) for i, c in enumerate(r.split(",")))
         for r in rows[1:]
     ]
-    first = make_run(tmp_path, "20261121-153012-a")
-    second = make_run(tmp_path, "20261121-153013-b", csv="\n".join(doubled) + "\n")
+    first = fake_run(tmp_path, "20261121-153012-a")
+    second = fake_run(tmp_path, "20261121-153013-b", csv="\n".join(doubled) + "\n")
     runs = load_runs([first, second])
     text = render(runs, select_families(all_families(runs), ["loss"]), width=90, height=40,
                   color=False)
@@ -566,7 +561,7 @@ def test_integer_ticks_stay_whole_and_few():
 
 
 def test_watch_of_a_finished_run_says_so_and_draws_once(tmp_path, capsys):
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     code, out, err = cli(capsys, "plot", run, "--terminal", "--watch",
                          "--interval", "0.05", "--width", "90", "--height", "40")
     assert code == 0
@@ -578,8 +573,8 @@ def test_watch_of_a_finished_run_says_so_and_draws_once(tmp_path, capsys):
 def test_watch_redraws_as_a_running_training_appends_rows(tmp_path, capsys, monkeypatch):
     import cbrun.plotting.watch as watch_module
 
-    rows = (DIGITS / "log.csv").read_text().splitlines(keepends=True)
-    run = make_run(tmp_path, csv="".join(rows[:4]), status="running", pid=os.getpid(),
+    rows = (FAKE_RUN / "log.csv").read_text().splitlines(keepends=True)
+    run = fake_run(tmp_path, RUN_ID, csv="".join(rows[:4]), status="running", pid=os.getpid(),
                    host=socket.gethostname(), stopped_early_at=None, best=None, segments=None)
     waits = []
 
@@ -615,7 +610,7 @@ def test_watch_redraws_as_a_running_training_appends_rows(tmp_path, capsys, monk
 def test_watch_stops_after_max_refreshes_while_the_run_goes_on(tmp_path, capsys, monkeypatch):
     import cbrun.plotting.watch as watch_module
 
-    run = make_run(tmp_path, status="running", pid=os.getpid(), host=socket.gethostname())
+    run = fake_run(tmp_path, RUN_ID, status="running", pid=os.getpid(), host=socket.gethostname())
     monkeypatch.setattr(watch_module, "pause", lambda seconds: None)
     code, out, _ = cli(capsys, "plot", run, "--terminal", "--watch", "--max-refreshes", "5",
                        "--width", "90", "--height", "40")
@@ -623,18 +618,24 @@ def test_watch_stops_after_max_refreshes_while_the_run_goes_on(tmp_path, capsys,
     assert out.count(f"{RUN_ID}: running") == 1  # nothing changed: drawn once, not five times
 
 
-def test_watch_waits_for_a_run_with_no_rows_and_can_be_bounded(tmp_path, capsys):
-    run = make_run(tmp_path, status="running", pid=os.getpid(), host=socket.gethostname())
+def test_watch_waits_for_a_run_with_no_rows_and_can_be_bounded(tmp_path, capsys,
+                                                               monkeypatch):
+    import cbrun.plotting.watch as watch_module
+
+    run = fake_run(tmp_path, RUN_ID, status="running", pid=os.getpid(), host=socket.gethostname())
     (run / "log.csv").unlink()
-    code, out, err = cli(capsys, "plot", run, "--watch", "--interval", "0.05",
+    waits: list[float] = []
+    monkeypatch.setattr(watch_module, "pause", waits.append)
+    code, out, err = cli(capsys, "plot", run, "--watch", "--interval", "0.5",
                          "--max-refreshes", "3")
     assert (code, out) == (0, ""), err
+    assert waits == [0.5, 0.5]  # three polls, a wait between each
     # A run directory whose training has not finished epoch 1: no "is it a run directory?".
     assert err == f"{run}: waiting for the first epoch\n"  # said once, not at every poll
 
 
 def test_watch_rewrites_the_image_file(tmp_path, capsys):
-    run = make_run(tmp_path, status="running", pid=os.getpid(), host=socket.gethostname())
+    run = fake_run(tmp_path, RUN_ID, status="running", pid=os.getpid(), host=socket.gethostname())
     code, out, _ = cli(capsys, "plot", run, "--watch", "-o", tmp_path / "w.png",
                        "--max-refreshes", "1")
     assert code == 0 and out.startswith(f"wrote {tmp_path / 'w.png'} (")
@@ -647,7 +648,7 @@ def test_watch_of_a_typo_fails_at_once(tmp_path, capsys):
 
 
 def test_watch_of_a_run_that_ended_without_rows_reports_it(tmp_path, capsys):
-    run = make_run(tmp_path, status="failed")
+    run = fake_run(tmp_path, RUN_ID, status="failed")
     (run / "log.csv").unlink()
     code, _, err = cli(capsys, "plot", run, "--watch", "--interval", "0.05")
     assert code == 2
@@ -667,7 +668,7 @@ def test_watch_of_a_run_that_ended_without_rows_reports_it(tmp_path, capsys):
     ],
 )
 def test_plot_and_runs_do_not_import_tensorflow(tmp_path, args):
-    run = make_run(tmp_path)
+    run = fake_run(tmp_path, RUN_ID)
     argv = [a.format(run=run, tmp=tmp_path) for a in args]
     code = (
         "import sys\n"

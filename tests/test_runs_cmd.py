@@ -12,18 +12,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import fake_run
+from conftest import FAKE_RUN, fake_run
 from rich.console import Console
 
+from cbrun import runinfo
 from cbrun.cli import main
 from cbrun.commands.runs import format_duration, min_table_width, run_row, runs_table
+from cbrun.rundir import run_lock
 from cbrun.runinfo import find_runs, read_run_info
 
-DIGITS = Path(__file__).parent / "data" / "plot" / "digits"
 HOST = socket.gethostname()
-
-
-make_run = fake_run
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:
@@ -46,14 +44,14 @@ def utc(monkeypatch):
 @pytest.fixture
 def folder(tmp_path) -> Path:
     runs = tmp_path / "runs"
-    make_run(runs, "20261121-153012-digits-mlp")
-    make_run(runs, "20261121-160000-digits-full", status="completed", epochs_planned=30,
+    fake_run(runs, "20261121-153012-digits-mlp")
+    fake_run(runs, "20261121-160000-digits-full", status="completed", epochs_planned=30,
              epochs_done=30, best={"epoch": 28, "value": 0.0831}, stopped_early_at=None,
              duration_s=3725.0, created="2026-11-21T16:00:00+00:00", segments=[])
     # Resumed two hours ago after 3.5 s of training: run.json adds a segment's time to
     # duration_s only when it ends, so the listing adds the running segment's.
     resumed = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    make_run(runs, "20261121-170000-live", status="running", pid=os.getpid(), host=HOST,
+    fake_run(runs, "20261121-170000-live", status="running", pid=os.getpid(), host=HOST,
              epochs_done=2, best={"epoch": 2, "value": 0.5388}, duration_s=3.5,
              created="2026-11-21T17:00:00+00:00", stopped_early_at=None,
              segments=[{"kind": "train", "started": "2026-11-21T17:00:00+00:00",
@@ -61,16 +59,16 @@ def folder(tmp_path) -> Path:
                        {"kind": "resume", "started": resumed, "first_epoch": 2,
                         "status": None}])
     # kill -9 leaves "running" behind; its pid is gone.
-    make_run(runs, "20261121-180000-killed", status="running", pid=_dead_pid(), host=HOST,
+    fake_run(runs, "20261121-180000-killed", status="running", pid=_dead_pid(), host=HOST,
              epochs_done=6, best={"epoch": 6, "value": 0.3858}, duration_s=192.4,
              created="2026-11-21T18:00:00+00:00", stopped_early_at=None)
-    make_run(runs, "20261121-190000-crashed", csv=False, status="failed", epochs_done=0,
+    fake_run(runs, "20261121-190000-crashed", csv=False, status="failed", epochs_done=0,
              best=None, duration_s=0.8, created="2026-11-21T19:00:00+00:00",
              error={"type": "ValueError", "message": "shapes"})
     broken = runs / "20261121-200000-broken"
     broken.mkdir()
     (broken / "run.json").write_text('{"id": "20261121-200000-broken", "status": "runn')
-    shutil.copy(DIGITS / "log.csv", broken / "log.csv")
+    shutil.copy(FAKE_RUN / "log.csv", broken / "log.csv")
     sparse = runs / "20261121-210000-sparse"
     sparse.mkdir()
     (sparse / "run.json").write_text('{"status": "interrupted", "epochs_done": "six"}')
@@ -95,7 +93,8 @@ def render(rows) -> str:
     return console.file.getvalue()
 
 
-def test_the_table_shows_every_run_and_survives_broken_ones(folder, utc):
+@pytest.mark.usefixtures("utc")
+def test_the_table_shows_every_run_and_survives_broken_ones(folder):
     rows = sorted((run_row(p) for p in find_runs(folder)), key=lambda r: r.info.id)
     assert [line.rstrip() for line in render(rows).splitlines()] == [
         "id                           status         epochs  best             at epoch  duration  started",
@@ -109,7 +108,8 @@ def test_the_table_shows_every_run_and_survives_broken_ones(folder, utc):
     ]
 
 
-def test_on_an_80_column_terminal_ids_stay_whole_and_minor_columns_go(folder, utc):
+@pytest.mark.usefixtures("utc")
+def test_on_an_80_column_terminal_ids_stay_whole_and_minor_columns_go(folder):
     rows = sorted((run_row(p) for p in find_runs(folder)), key=lambda r: r.info.id)
     console = Console(file=io.StringIO(), width=80, color_system=None)
     console.print(runs_table(rows, console.width))
@@ -136,7 +136,8 @@ def test_on_a_very_narrow_terminal_the_best_wraps_and_ids_still_stay_whole(folde
     assert "0.3615" in [line.strip() for line in text.splitlines()]
 
 
-def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, capsys, utc):
+@pytest.mark.usefixtures("utc")
+def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, capsys):
     code, out, err = cli(capsys, "runs", folder)
     assert code == 0
     lines = out.splitlines()
@@ -191,7 +192,7 @@ def test_a_single_run_directory_lists_itself(folder, capsys):
 
 def test_a_folder_with_only_a_log_lists_itself_as_its_parent_lists_it(tmp_path, capsys):
     (tmp_path / "exp1").mkdir()
-    shutil.copy(DIGITS / "log.csv", tmp_path / "exp1" / "log.csv")
+    shutil.copy(FAKE_RUN / "log.csv", tmp_path / "exp1" / "log.csv")
     _, from_parent, _ = cli(capsys, "runs", tmp_path, "--json")
     code, itself, _ = cli(capsys, "runs", tmp_path / "exp1", "--json")
     assert code == 0
@@ -199,8 +200,9 @@ def test_a_folder_with_only_a_log_lists_itself_as_its_parent_lists_it(tmp_path, 
     assert [run["id"] for run in json.loads(itself)] == ["exp1"]
 
 
-def test_folders_of_runs_inside_the_folder_are_mentioned(folder, capsys, utc):
-    make_run(folder / "sweep", "20261122-090000-lr-0.1")
+@pytest.mark.usefixtures("utc")
+def test_folders_of_runs_inside_the_folder_are_mentioned(folder, capsys):
+    fake_run(folder / "sweep", "20261122-090000-lr-0.1")
     code, out, err = cli(capsys, "runs", folder)
     assert code == 0
     assert "sweep" not in out and "20261122-090000" not in out
@@ -212,7 +214,7 @@ def test_folders_of_runs_inside_the_folder_are_mentioned(folder, capsys, utc):
 
 def test_a_directory_of_foreign_logs_lists_them_from_the_log(tmp_path, capsys):
     (tmp_path / "exp1").mkdir()
-    shutil.copy(DIGITS / "log.csv", tmp_path / "exp1" / "log.csv")
+    shutil.copy(FAKE_RUN / "log.csv", tmp_path / "exp1" / "log.csv")
     code, out, _ = cli(capsys, "runs", tmp_path, "--json")
     assert code == 0
     (run,) = json.loads(out)
@@ -232,7 +234,7 @@ def test_a_missing_folder_is_a_usage_error(tmp_path, capsys):
 
 
 def test_the_default_folder_is_runs(tmp_path, capsys, monkeypatch):
-    make_run(tmp_path / "runs", "20261121-153012-digits-mlp")
+    fake_run(tmp_path / "runs", "20261121-153012-digits-mlp")
     monkeypatch.chdir(tmp_path)
     code, out, _ = cli(capsys, "runs", "--json")
     assert code == 0
@@ -267,3 +269,61 @@ def test_a_list_instead_of_an_object_is_unreadable(tmp_path):
 )
 def test_durations_read_at_a_glance(seconds, text):
     assert format_duration(seconds) == text
+
+
+# Is a `running` run still running? Its lock says so; a recorded pid only for older runs.
+
+
+def test_a_held_lock_means_running_whatever_the_pid(tmp_path):
+    run = fake_run(tmp_path, "20261121-170000-live", status="running", pid=_dead_pid(),
+                   host=HOST)
+    with run_lock(run):
+        assert read_run_info(run).shown_status == "running"
+    # The process let go of the lock (the kernel does so even on kill -9) and left
+    # "running" behind.
+    assert read_run_info(run).shown_status == "interrupted"
+
+
+def test_a_free_lock_means_interrupted_even_when_the_pid_was_reused(tmp_path):
+    # The pid now belongs to another process (this one); the lock is what counts.
+    run = fake_run(tmp_path, "20261121-170000-reused", status="running", pid=os.getpid(),
+                   host=HOST)
+    with run_lock(run):
+        pass
+    assert read_run_info(run).shown_status == "interrupted"
+
+
+@pytest.mark.parametrize("error, alive, shown", [
+    (ProcessLookupError, False, "interrupted"),
+    (PermissionError, True, "running"),  # the pid is someone else's process
+    (OSError, None, "running"),  # the check failed: nothing is known, the record stands
+])
+def test_without_a_lock_file_an_older_run_falls_back_to_its_pid(tmp_path, monkeypatch, error,
+                                                                alive, shown):
+    run = fake_run(tmp_path, "20261121-170000-old", status="running", pid=4242, host=HOST)
+
+    def kill(pid: int, signal: int) -> None:
+        assert (pid, signal) == (4242, 0)
+        raise error
+
+    monkeypatch.setattr(runinfo.os, "kill", kill)
+    info = read_run_info(run)
+    assert (info.process_alive, info.shown_status) == (alive, shown)
+
+
+def test_huge_integers_in_run_json_are_ignored_not_a_traceback(tmp_path, capsys):
+    huge = "1" + "0" * 400  # JSON integers have no size limit; a float cannot hold this one
+    run = tmp_path / "runs" / "20261121-170000-huge"
+    run.mkdir(parents=True)
+    shutil.copy(FAKE_RUN / "log.csv", run / "log.csv")
+    (run / "run.json").write_text(
+        f'{{"status": "running", "pid": {huge}, "host": "{HOST}", "duration_s": {huge}, '
+        f'"epochs_done": {huge}, "epochs_planned": {huge}, "stopped_early_at": {huge}, '
+        f'"best": {{"epoch": {huge}, "value": {huge}}}}}')
+    info = read_run_info(run)
+    assert (info.process_alive, info.duration_s, info.epochs_done, info.epochs_planned,
+            info.stopped_early_at, info.best_epoch, info.best_value) == (None,) * 7
+    code, out, err = cli(capsys, "runs", tmp_path / "runs", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)[0]["epochs_done"] == 17  # from the log, as for a missing value
+    assert cli(capsys, "plot", run, "-o", tmp_path / "p.png")[0] == 0

@@ -106,7 +106,26 @@ def test_set_is_applied_before_checking(files, capsys):
     assert "val_accuracy" in out
 
 
-def test_no_config_is_a_usage_error(capsys):
+@pytest.mark.parametrize("callback, field, advice", [
+    ("{type: ReduceLROnPlateau, epsilon: 0.01}", "epsilon",
+     "'epsilon' is the old name of ReduceLROnPlateau's 'min_delta'"),
+    ("{type: ModelCheckpoint, filepath: m.keras, period: 5}", "period",
+     "Keras 3 cannot save every 5 epochs: `save_freq: epoch` saves at every epoch end"),
+    ("{type: TensorBoard, write_grads: true}", "write_grads",
+     "`histogram_freq` writes the weights' histograms"),
+])
+def test_parameters_of_older_keras_name_their_replacement(tmp_path, capsys, callback, field,
+                                                          advice):
+    path = tmp_path / "old.yaml"
+    path.write_text(GOOD + f"  - {callback}\n")
+    column = len("  - ") + callback.index(field) + 1
+    code, out = run(str(path), capsys=capsys)
+    assert code == 2
+    assert f"FAIL {path}  (1 problem)" in out
+    assert f"{path}:19:{column}: callbacks[2].{field}: " in out and advice in out
+
+
+def test_no_config_is_a_usage_error():
     with pytest.raises(SystemExit) as exited:
         main(["validate"])
     assert exited.value.code == 2

@@ -16,7 +16,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from cbrun.config.base import BuildContext, StrictModel
 
@@ -103,22 +103,9 @@ class CallbackSpec(StrictModel):
 
     # Field names holding paths relative to the run directory; resolved by build().
     path_fields: ClassVar[tuple[str, ...]] = ()
-    # One line for `cbrun callbacks`.
+    # One line for `cbrun callbacks`. (Parameters of older Keras are not the spec's
+    # business: cbrun.config.legacy reports them, at their line, before the schema runs.)
     summary: ClassVar[str] = ""
-    # Parameters of older Keras versions -> what to write instead.
-    legacy: ClassVar[dict[str, str]] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_legacy(cls, data: Any) -> Any:
-        # Before field validation, so the user reads "use X instead", not "unknown key".
-        if isinstance(data, dict) and cls.legacy:
-            old = [key for key in data if key in cls.legacy]
-            if old:
-                raise ValueError("; ".join(
-                    f"{key!r} is a parameter of older Keras versions: {cls.legacy[key]}"
-                    for key in old))
-        return data
 
     def build(self, ctx: BuildContext) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

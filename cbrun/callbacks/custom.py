@@ -14,8 +14,11 @@ from cbrun.callbacks.base import CallbackSpec
 from cbrun.config.base import BuildContext
 from cbrun.errors import ConfigError, Problem
 
+# The hooks Keras calls at every training batch (its on_train_batch_* call on_batch_*), so a
+# class overriding one needs steps_per_execution 1. on_test_batch_* and on_predict_batch_*
+# run outside training steps and do not pin it.
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
-                "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end")
+                "on_train_batch_end")
 
 
 def _fail(loc: str, message: str) -> ConfigError:
@@ -111,8 +114,8 @@ class CustomSpec(CallbackSpec):
             raise _fail("params", f"{self.class_}(**params) failed: {exc}{accepts}") from exc
 
     def batch_level(self) -> bool:
-        """Whether the class overrides a batch hook; True until build() has loaded it,
-        since unknown code may need every batch."""
+        """Whether the class overrides a training-batch hook; True until build() has loaded
+        it, since unknown code may need every batch."""
         cls = self._loaded
         if cls is None:
             return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -94,10 +94,6 @@ class ModelCheckpointSpec(CallbackSpec):
         "Defaults to `None`."))
 
     path_fields = ("filepath",)
-    legacy: ClassVar[dict[str, str]] = {
-        "period": "use `save_freq` (`epoch`, or a number of batches)",
-        "options": "Keras 3 has no checkpoint options; remove it",
-    }
     summary = "Save the model or its weights every epoch (or every N batches)."
 
     @field_validator("filepath")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -46,7 +46,6 @@ class ReduceLROnPlateauSpec(CallbackSpec):
     min_lr: Float = Field(0.0, ge=0, description=(
         "The learning rate is never reduced below this. Defaults to `0`."))
 
-    legacy: ClassVar[dict[str, str]] = {"epsilon": "it was renamed `min_delta`"}
     summary = "Reduce the learning rate when a monitored metric stops improving."
 
     @field_validator("factor")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -69,13 +69,6 @@ class TensorBoardSpec(CallbackSpec):
         "Defaults to `None`."))
 
     path_fields = ("log_dir",)
-    legacy: ClassVar[dict[str, str]] = {
-        "write_grads": "Keras 3 writes no gradient histograms; remove it (histogram_freq "
-                       "writes the weights)",
-        "batch_size": "TensorBoard takes no batch_size in Keras 3; remove it",
-        "embeddings_layer_names": "Keras 3 writes every Embedding layer; remove it",
-        "embeddings_data": "Keras 3 takes no embeddings_data; remove it",
-    }
     summary = "Write TensorBoard event files (metrics, histograms, profiles)."
 
     @field_validator("log_dir")

@@ -23,11 +23,8 @@ class TerminateOnNaNSpec(CallbackSpec):
         "Defaults to `false`."))
 
     summary = "Stop training when the loss becomes NaN or infinite."
-
-    # It reads the loss at batch ends, but a NaN loss stays NaN: seeing every Nth batch
-    # only stops training a few batches later, so it does not pin steps_per_execution.
-    def batch_level(self) -> bool:
-        return False
+    # batch_level() stays the base's False although it reads the loss at batch ends: a NaN
+    # loss stays NaN, so seeing every Nth batch only stops training a few batches later.
 
     def build(self, ctx: BuildContext) -> Any:
         import keras

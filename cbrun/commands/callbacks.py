@@ -95,17 +95,13 @@ def _rows(rows: list[tuple[str, str, str, str]], width: int, indent: str) -> lis
     return lines
 
 
-def old_names(name: str, cls: type) -> dict[str, str]:
-    """Parameters of older Keras that cbrun recognises for this callback."""
+def old_names(name: str) -> dict[str, str]:
+    """Parameters of older Keras that `cbrun validate` recognises for this callback, with
+    the advice it gives (cbrun.config.legacy)."""
     from cbrun.config.legacy import CALLBACK_PARAMS, Renamed
 
-    found = {key: f"renamed {rule.new!r}" if isinstance(rule, Renamed) else rule.advice
-             for key, rule in CALLBACK_PARAMS.get(name, {}).items()}
-    if name == "ModelCheckpoint":
-        found.setdefault("period", "use `save_freq` (`epoch`, or a number of batches)")
-    for key, advice in getattr(cls, "legacy", {}).items():
-        found.setdefault(key, advice)
-    return found
+    return {key: f"renamed {rule.new!r}" if isinstance(rule, Renamed) else rule.advice
+            for key, rule in CALLBACK_PARAMS.get(name, {}).items()}
 
 
 def _console() -> Any:
@@ -154,7 +150,7 @@ def describe(name: str, cls: type, width: int = 80) -> str:
             if doc:
                 lines += [_wrap(doc, width, indent="    "), ""]
             lines += _rows(parameters(model, tag=key), width, "    ")
-    old = old_names(name, cls)
+    old = old_names(name)
     if old:
         lines += ["", "Parameters of older Keras, refused with this advice:"]
         for key, advice in old.items():

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from cbrun.config.yamlio import Positions
+from cbrun.config.positions import Positions
 from cbrun.errors import ConfigError
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from cbrun.errors import UsageError
-from cbrun.logs import LOG_NAME, LogError, resolve_log_path
+from cbrun.logs import LogError, resolve_log_path
 from cbrun.plotting.inputs import (
     COMPARE_NAME,
     IMAGE_SUFFIX,
@@ -27,6 +27,7 @@ from cbrun.plotting.inputs import (
 )
 from cbrun.plotting.watch import any_running
 from cbrun.plotting.watch import watch as watch_loop
+from cbrun.rundir import LOG_FILE
 from cbrun.runinfo import read_run_info
 
 
@@ -142,7 +143,7 @@ def _csv_or_guess(path: Path) -> Path:
         return resolve_log_path(path)
     except (UsageError, LogError):
         if path.is_dir():
-            return path / LOG_NAME
+            return path / LOG_FILE
         raise
 
 

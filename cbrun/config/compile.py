@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cbrun import keras_api
-from cbrun.config.base import StrictModel
+from cbrun.config.base import KerasObjectSpec, StrictModel, is_number
 from cbrun.suggest import did_you_mean
 
 
-class OptimizerSpec(StrictModel):
-    """`{type: Adam, learning_rate: 0.001, ...}`: any keras.optimizers class and its kwargs."""
+def optimizer_class(name: str) -> str:
+    """The Keras class of an optimizer name ('adam' -> 'Adam'); ValueError when none."""
+    found = keras_api.optimizer_class(name)
+    if found is None:
+        raise ValueError(f"unknown optimizer {name!r}"
+                         + did_you_mean(name, keras_api.api()["optimizers"]))
+    return found
 
-    model_config = ConfigDict(extra="allow")
+
+class OptimizerSpec(KerasObjectSpec):
+    """`{type: Adam, learning_rate: 0.001, ...}`: any keras.optimizers class and its kwargs."""
 
     type: str = Field(description="A keras.optimizers class name (case-insensitive).")
 
     @field_validator("type")
     @classmethod
     def _known(cls, value: str) -> str:
-        found = keras_api.optimizer_class(value)
-        if found is None:
-            raise ValueError(f"unknown optimizer {value!r}"
-                             + did_you_mean(value, keras_api.api()["optimizers"]))
-        return found
+        return optimizer_class(value)
 
     @model_validator(mode="after")
     def _known_kwargs(self) -> OptimizerSpec:
@@ -35,22 +38,13 @@ class OptimizerSpec(StrictModel):
             if key not in allowed:
                 raise ValueError(f"{self.type} has no parameter {key!r}"
                                  f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}")
-            if key == "learning_rate" and not (isinstance(value, (int, float))
-                                               and not isinstance(value, bool) and value > 0):
+            if key == "learning_rate" and not (is_number(value) and value > 0):
                 raise ValueError(f"learning_rate must be a positive number, got {value!r}")
         return self
 
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
-
-class ObjectSpec(StrictModel):
+class ObjectSpec(KerasObjectSpec):
     """A loss or metric given as `{type: ClassName, ...kwargs}`."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
 
     @model_validator(mode="after")
     def _name_is_text(self) -> ObjectSpec:
@@ -59,10 +53,6 @@ class ObjectSpec(StrictModel):
             raise ValueError(f"name is the key the value is logged under, so it must be "
                              f"non-empty text, got {name!r}")
         return self
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 def _snake(name: str) -> str:
@@ -86,9 +76,8 @@ class CompileConfig(StrictModel):
     @field_validator("optimizer")
     @classmethod
     def _optimizer_name(cls, value: str | OptimizerSpec) -> str | OptimizerSpec:
-        if isinstance(value, str) and keras_api.optimizer_class(value) is None:
-            raise ValueError(f"unknown optimizer {value!r}"
-                             + did_you_mean(value, keras_api.api()["optimizers"]))
+        if isinstance(value, str):
+            optimizer_class(value)  # Keras takes the name as written ('adam'), in any case
         return value
 
     @field_validator("loss")
@@ -129,6 +118,3 @@ class CompileConfig(StrictModel):
                 names.append(item.kwargs.get("name") or entry.get("default_name")
                              or _snake(item.type))
         return names
-
-    def optimizer_kwargs(self) -> dict[str, Any]:
-        return self.optimizer.kwargs if isinstance(self.optimizer, OptimizerSpec) else {}

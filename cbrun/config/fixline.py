@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from cbrun.config.yamlio import Loc, Positions
+from cbrun.config.positions import Loc, Positions
 
 KEEP = object()  # an Edit that leaves the value as written
 

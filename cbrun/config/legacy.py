@@ -31,7 +31,7 @@ from typing import Any
 from cbrun import keras_api
 from cbrun.config.fixline import Edit, LineFixer, get
 from cbrun.config.misplaced import MisplacedKeys
-from cbrun.config.yamlio import Loc, Positions
+from cbrun.config.positions import Loc, Positions
 from cbrun.errors import Problem
 
 
@@ -53,9 +53,15 @@ class Removed:
 
 Rule = Renamed | Removed
 
+# Checked by `_Pass.checkpoint`, not `_Pass.apply`: only `period: 1` has an exact
+# replacement, and only while save_freq is not set as well.
+_PERIOD = Removed("`save_freq: epoch` saves at every epoch end (with save_best_only: true "
+                  "only improvements are written); `save_freq: N` saves every N batches",
+                  "Keras 3")
+
 CALLBACK_PARAMS: dict[str, dict[str, Rule]] = {
     "ModelCheckpoint": {
-        # `period` has its own handling below: only `period: 1` has an exact replacement.
+        "period": _PERIOD,
         "save_format": Removed("the suffix of `filepath` chooses the format: `.keras` for the "
                                "whole model, `.weights.h5` with save_weights_only: true",
                                "Keras 3"),
@@ -131,6 +137,9 @@ LAYER_TYPES: dict[str, Rule] = {
 # the name written in `metrics`.
 METRIC_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy"}
 
+# Old names whose message depends on the rest of the mapping: checked by their own method.
+_CHECKED_APART = {("ModelCheckpoint", "period")}
+
 _OLD_MODEL_SUFFIX = re.compile(r"(?<!\.weights)\.(h5|hdf5)$")
 
 
@@ -163,13 +172,20 @@ class _Pass(MisplacedKeys):
         loc = mapping_loc + (key,)
         target = get(self.data, mapping_loc)
         if isinstance(rule, Renamed):
-            self.report(loc, f"{key!r} is the old name of {what}'s {rule.new!r} (renamed in "
-                             f"{rule.when}); Keras 3 does not know {key!r}",
-                        Edit(new_key=rule.new), show_line=True)
+            message = (f"{key!r} is the old name of {what}'s {rule.new!r} (renamed in "
+                       f"{rule.when}); Keras 3 does not know {key!r}")
             value = target.pop(key)
-            if rule.new not in target:
-                target[rule.new] = value
-                self.pos.alias(mapping_loc + (rule.new,), loc)
+            if rule.new in target:
+                # Renaming would write the key twice; which value is meant is the user's
+                # call. The cleaned data (and any corrected line) keeps the new name's.
+                shown = "" if isinstance(target[rule.new], (list, dict)) \
+                    else f" ({target[rule.new]!r})"
+                self.report(loc, f"{message}, and {rule.new!r} is already set{shown}, so "
+                                 f"remove one of them", Edit(drop=True))
+                return
+            self.report(loc, message, Edit(new_key=rule.new), show_line=True)
+            target[rule.new] = value
+            self.pos.alias(mapping_loc + (rule.new,), loc)
         else:
             self.report(loc, f"{key!r} is a parameter of older Keras ({what} lost it in "
                              f"{rule.when}): {rule.advice}", Edit(drop=True))
@@ -224,8 +240,9 @@ class _Pass(MisplacedKeys):
 
     def callback(self, loc: Loc, spec: dict[Any, Any]) -> None:
         kind = spec["type"]
-        for key in [k for k in spec if k in CALLBACK_PARAMS.get(kind, {})]:
-            self.apply(loc, key, CALLBACK_PARAMS[kind][key], kind)
+        rules = CALLBACK_PARAMS.get(kind, {})
+        for key in [k for k in spec if k in rules and (kind, k) not in _CHECKED_APART]:
+            self.apply(loc, key, rules[key], kind)
         if kind == "ModelCheckpoint":
             self.checkpoint(loc, spec)
         monitor = spec.get("monitor")
@@ -240,19 +257,20 @@ class _Pass(MisplacedKeys):
         cleaned = get(self.data, loc)
         if "period" in spec:
             period = spec["period"]
-            if type(period) is int and period == 1 and "save_freq" not in spec:
+            head = ("'period' is a parameter of older Keras (deprecated in TF 2.1, gone in "
+                    f"{_PERIOD.when})")
+            if "save_freq" in spec:
+                self.report(loc + ("period",), f"{head}; save_freq replaces it and is already "
+                                               f"set, so remove period", Edit(drop=True))
+            elif type(period) is int and period == 1:
                 self.report(loc + ("period",),
-                            "'period' is a parameter of older Keras (deprecated in TF 2.1, "
-                            "gone in Keras 3): `save_freq: epoch` saves at every epoch end",
+                            f"{head}: `save_freq: epoch` saves at every epoch end",
                             Edit(new_key="save_freq", new_value="epoch"), show_line=True)
                 cleaned["save_freq"] = "epoch"
             else:
-                self.report(loc + ("period",),
-                            f"'period' is a parameter of older Keras (deprecated in TF 2.1, "
-                            f"gone in Keras 3), and Keras 3 cannot save every {period!r} "
-                            f"epochs: use `save_freq: epoch` (every epoch; with "
-                            f"save_best_only: true only improvements are written) or "
-                            f"`save_freq: N` (every N batches)", Edit(drop=True))
+                self.report(loc + ("period",), f"{head}, and Keras 3 cannot save every "
+                                               f"{period!r} epochs: {_PERIOD.advice}",
+                            Edit(drop=True))
             cleaned.pop("period")
         path = spec.get("filepath")
         if not isinstance(path, str):

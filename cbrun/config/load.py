@@ -8,31 +8,24 @@ problem found along the way is reported together, sorted by line.
 
 from __future__ import annotations
 
-import re
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from cbrun.config.yamlio import LoadedYaml, Positions, load_yaml_text, read_config_text
-from cbrun.errors import ConfigError, Problem, format_loc
+from cbrun.config.positions import LoadedYaml, Positions
+from cbrun.config.pydantic_errors import validation_problems
+from cbrun.config.root import RunConfig
+from cbrun.config.yamlio import load_yaml_text, read_config_text
+from cbrun.errors import ConfigError, Problem
 from cbrun.suggest import did_you_mean
-
-# Pydantic inserts the chosen union member into an error's location
-# (callbacks.0.EarlyStopping.patience, optimizer.OptimizerSpec.type); users never wrote them.
-_UNION_MEMBER_PREFIXES = ("function-", "literal[", "json-or-python", "lax-or-strict")
-_UNION_MEMBER_NAMES = {"str", "int", "float", "bool", "list", "dict", "OptimizerSpec",
-                       "ObjectSpec", "list[int]", "tagged-union", "none"}
-_QUOTED = re.compile(r"'([^'\s]+)'|`([^`\s]+)`")
 
 
 @dataclass
 class LoadedConfig:
-    config: Any  # RunConfig; typed loosely to keep this module's import light
+    config: RunConfig
     path: Path
     text: str
     positions: Positions
@@ -41,234 +34,6 @@ class LoadedConfig:
     @property
     def config_dir(self) -> Path:
         return self.path.parent
-
-
-def _user_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
-    """Drop the union-member parts of a pydantic location, keeping what is in the file."""
-    out: list[Any] = []
-    node = data
-    for part in loc:
-        in_dict = isinstance(node, dict) and part in node
-        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        if in_dict or in_list:
-            out.append(part)
-            node = node[part]
-        elif isinstance(part, str) and (part in _UNION_MEMBER_NAMES
-                                        or part.startswith(_UNION_MEMBER_PREFIXES)
-                                        or (isinstance(node, dict)
-                                            and part in (node.get("type"), node.get("kind")))):
-            continue
-        else:
-            out.append(part)  # a missing key: point at it (its parent's position is used)
-            node = None
-    return tuple(out)
-
-
-def _get(data: Any, loc: tuple[Any, ...]) -> Any:
-    node = data
-    for part in loc:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return node
-
-
-# ---------------------------------------------------------------- which model sits where
-
-def _unwrap(annotation: Any, node: Any) -> Any:
-    """Strip Annotated/Optional/Union down to the member that fits what the user wrote."""
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = [_unwrap(a, node) for a in typing.get_args(annotation)]
-        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
-        if isinstance(node, dict) and models:
-            for model in models:
-                if any(node.get(key) == value for key, value in _tags(model)):
-                    return model
-            return models[0] if len(models) == 1 else None
-        lists = [m for m in members if typing.get_origin(m) is list]
-        if isinstance(node, list) and lists:
-            return lists[0]
-        return None
-    return annotation
-
-
-def _tags(model: type[BaseModel]) -> list[tuple[str, Any]]:
-    """The (field, value) pairs a discriminated union can pick this model by."""
-    found = []
-    for name, info in model.model_fields.items():
-        if typing.get_origin(info.annotation) is typing.Literal:
-            args = typing.get_args(info.annotation)
-            if len(args) == 1:
-                found.append((info.alias or name, args[0]))
-    return found
-
-
-def _tag(model: type[BaseModel]) -> str | None:
-    return next((value for key, value in _tags(model) if key == "type"), None)
-
-
-def _field(model: type[BaseModel], key: Any) -> Any:
-    for name, info in model.model_fields.items():
-        if key in (name, info.alias):
-            return info
-    return None
-
-
-def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
-    from cbrun.config.root import RunConfig
-
-    annotation: Any = RunConfig
-    node = data
-    for part in loc:
-        annotation = _unwrap(annotation, node)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            info = _field(annotation, part)
-            if info is None:
-                return None
-            annotation = info.annotation
-        elif typing.get_origin(annotation) is list and isinstance(part, int):
-            annotation = typing.get_args(annotation)[0]
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-        else:
-            return None
-        node = _get(node, (part,))
-    annotation = _unwrap(annotation, node)
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) \
-        else None
-
-
-def _key_names(model: type[BaseModel]) -> list[str]:
-    return [info.alias or name for name, info in model.model_fields.items()]
-
-
-def _where(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
-    tag = _tag(model)
-    if tag is not None:
-        return tag
-    return format_loc(loc) if loc else "the top level"
-
-
-# ---------------------------------------------------------------- pydantic errors -> Problems
-
-def _describe(err: dict[str, Any], loc: tuple[Any, ...], data: Any) -> tuple[tuple, str, bool]:
-    """(location, message, points-at-the-key) for one pydantic error."""
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind == "extra_forbidden":
-        parent = loc[:-1]
-        model = _model_at(parent, data)
-        if model is None:
-            return loc, "unknown key", True
-        names = [n for n in _key_names(model) if n != "type"]
-        return loc, (f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), names)}; "
-                     f"{_where(parent, model)} takes: {', '.join(names)}"), True
-    if kind == "missing":
-        model = _model_at(loc[:-1], data)
-        info = _field(model, loc[-1]) if model is not None else None
-        what = f" ({info.description})" if info is not None and info.description else ""
-        owner = _where(loc[:-1], model) if model is not None else format_loc(loc[:-1])
-        return loc, f"{owner} needs {loc[-1]!r}, which is missing{what}", False
-    disc = str(ctx.get("discriminator", "'type'")).strip("'")
-    is_callback = loc[:1] == ("callbacks",) and len(loc) == 2 and disc == "type"
-    if kind == "union_tag_invalid":
-        tag = str(ctx.get("tag", ""))
-        expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
-        if is_callback:
-            return loc + (disc,), (f"unknown callback type {tag!r}{did_you_mean(tag, expected)}"
-                                   f"; `cbrun callbacks` lists them all"), False
-        return loc + (disc,), (f"unknown {disc} {tag!r}{did_you_mean(tag, expected)}; "
-                               f"expected one of: {', '.join(expected)}"), False
-    if kind == "union_tag_not_found":
-        if is_callback:
-            return loc, ("a callback needs `type:`, the Keras callback's name (e.g. "
-                         "type: EarlyStopping); `cbrun callbacks` lists them all"), False
-        return loc, f"this mapping needs `{disc}:` to say which kind it is", False
-    if kind == "invalid_key":
-        return loc, f"keys must be words, not {type(loc[-1]).__name__} {loc[-1]!r}", True
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        given = _get(data, loc)
-        return loc, f"must be a mapping of keys, not {_kind(given)}", False
-    if kind == "list_type":
-        return loc, f"must be a list, not {_kind(_get(data, loc))}", False
-    if kind == "literal_error":
-        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        given = _get(data, loc)
-        if isinstance(given, str):
-            msg += did_you_mean(given, allowed)
-        return loc, msg, False
-    refined = _refine(loc, msg, data)
-    return refined, msg, refined != loc and isinstance(_get(data, loc), dict)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if value is None:
-        return "null (nothing)"
-    return f"{type(value).__name__} {value!r}"
-
-
-def _refine(loc: tuple[Any, ...], message: str, data: Any) -> tuple[Any, ...]:
-    """A rule on a whole mapping or list ("Dense has no parameter 'unit'") is reported at
-    the key or item it names first, which is where the user has to look."""
-    node = _get(data, loc)
-    if isinstance(node, dict):
-        named = [(match.start(), key) for key in node
-                 if isinstance(key, str) and key != "type"
-                 for match in [re.search(rf"(?<![\w.]){re.escape(key)}(?![\w.])", message)]
-                 if match]
-        if named:
-            return loc + (min(named)[1],)
-    elif isinstance(node, list):
-        for name in (a or b for a, b in _QUOTED.findall(message)):
-            for index, item in enumerate(node):
-                if item == name or (isinstance(item, dict) and item.get("type") == name):
-                    return loc + (index,)
-    return loc
-
-
-def validation_problems(exc: ValidationError, data: Any, pos: Positions) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple[Any, ...]] = set()
-    for err in _prefer_matching_branch(exc.errors(include_url=False), data):
-        loc = _user_loc(tuple(err["loc"]), data)
-        loc, message, at_key = _describe(err, loc, data)
-        if (loc, message) in seen:
-            continue
-        seen.add((loc, message))
-        extra: dict[str, Any] = {}
-        if err["type"] not in ("missing", "extra_forbidden", "invalid_key"):
-            given = err.get("input")
-            if not isinstance(given, (dict, list)):  # a whole mapping is noise
-                extra["given"] = given
-        problems.append(pos.problem(loc, message, at_key=at_key, **extra))
-    return problems
-
-
-def _prefer_matching_branch(errors: list[dict[str, Any]], data: Any) -> list[dict[str, Any]]:
-    """For `str | {type: ...}` fields pydantic reports both branches; keep the one whose
-    shape matches what the user wrote (a mapping -> the model branch, a scalar -> str)."""
-    kept = []
-    for err in errors:
-        loc = tuple(err["loc"])
-        if "str" in loc or any(isinstance(p, str) and p.endswith("Spec") for p in loc):
-            cut = next(i for i, p in enumerate(loc)
-                       if p == "str" or (isinstance(p, str) and p.endswith("Spec")))
-            value = _get(data, _user_loc(loc[:cut], data))
-            wrote_mapping = isinstance(value, dict)
-            if (loc[cut] == "str") == wrote_mapping:
-                continue
-        kept.append(err)
-    return kept or errors
 
 
 # ---------------------------------------------------------------- the whole pipeline
@@ -316,13 +81,12 @@ def data_file_problems(data: Any, folder: Path) -> list[tuple[tuple[Any, ...], s
     return found
 
 
-def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> Any:
+def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig:
     """Validate a parsed file: every legacy, schema, cross-field and monitor problem, and
     with `data_dir` (where relative data paths start) whether the data files exist."""
     from cbrun.config.legacy import legacy_pass
     from cbrun.config.model import layer_value_problems
     from cbrun.config.monitors import monitor_problems, partial_monitor_problems
-    from cbrun.config.root import RunConfig
 
     pos = loaded.positions
     problems, data = legacy_pass(loaded.data, pos, loaded.text)

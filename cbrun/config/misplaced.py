@@ -15,7 +15,7 @@ from typing import Any
 
 from cbrun import keras_api
 from cbrun.config.fixline import Edit, dump, get
-from cbrun.config.yamlio import Loc
+from cbrun.config.positions import Loc
 from cbrun.errors import format_loc
 
 _ABSENT = object()  # nothing set at the place a key moves to

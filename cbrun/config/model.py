@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cbrun import keras_api
-from cbrun.config.base import StrictModel
+from cbrun.config.base import KerasObjectSpec, StrictModel, is_number
 from cbrun.suggest import did_you_mean
 
 # Keras checks these only when it builds the model, after TensorFlow's import (`Softmax`:
@@ -23,10 +23,6 @@ _NAMED = (  # (argument name suffix, keras_api table, what it is, examples)
 )
 _SIZES = ("units", "filters")
 _FRACTIONS = ("rate", "dropout", "recurrent_dropout")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _shown(value: Any) -> str:
@@ -57,7 +53,7 @@ def layer_value_problem(key: str, value: Any) -> str | None:
                     if isinstance(value, str) and value.strip().isdigit() else "")
         return f"{key} must be a positive integer, got {_shown(value)}{unquoted}"
     if key in _FRACTIONS:
-        if _is_number(value) and 0 <= value < 1:
+        if is_number(value) and 0 <= value < 1:
             return None
         return (f"{key} is the fraction of inputs dropped, a number in [0, 1) (1 would drop "
                 f"everything), got {_shown(value)}")
@@ -80,10 +76,8 @@ def layer_value_problems(data: Any) -> list[tuple[tuple[Any, ...], str]]:
     return found
 
 
-class LayerSpec(StrictModel):
+class LayerSpec(KerasObjectSpec):
     """One layer: `type` is any keras.layers class; every other key is its keyword argument."""
-
-    model_config = ConfigDict(extra="allow")
 
     type: str = Field(description="A keras.layers class name, e.g. Dense, Dropout, Conv2D.")
 
@@ -108,10 +102,6 @@ class LayerSpec(StrictModel):
             if problem:
                 raise ValueError(problem)
         return self
-
-    @property
-    def kwargs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class ModelConfig(StrictModel):

@@ -10,26 +10,37 @@ keys and directions up front and refuses such a config before TensorFlow is impo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import SimpleNamespace
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from cbrun import keras_api
+from cbrun.callbacks.base import CallbackSpec
+from cbrun.callbacks.registry import CallbackConfig
+from cbrun.config.compile import CompileConfig
+from cbrun.config.data import DataConfig
+from cbrun.config.fit import FitConfig
+from cbrun.config.root import RunConfig
 from cbrun.suggest import did_you_mean
 
 Found = list[tuple[tuple[Any, ...], str]]
 
 
-def logged_keys(config: Any) -> list[str]:
+def logged_keys(config: RunConfig) -> list[str]:
     """loss, each metric, their val_ twins when there is validation data, learning_rate."""
-    train = ["loss", *map(str, config.compile.metric_names())]
+    return _logged_keys(config.compile, config.data)
+
+
+def _logged_keys(compile_: CompileConfig, data: DataConfig) -> list[str]:
+    train = ["loss", *map(str, compile_.metric_names())]
     keys = list(train)
-    if config.data.has_validation:
+    if data.has_validation:
         keys += [f"val_{k}" for k in train]
     keys.append("learning_rate")
     return keys
 
 
-def monitor_direction(config: Any, name: str) -> str | None:
+def monitor_direction(compile_: CompileConfig, name: str) -> str | None:
     """'up', 'down', or None where Keras's `mode: auto` cannot tell (it then raises).
 
     Mirrors Keras's MonitorCallback: `val_` is dropped, `loss` goes down, and a metric's
@@ -39,7 +50,7 @@ def monitor_direction(config: Any, name: str) -> str | None:
     if metric == "loss":
         return "down"
     found = None
-    for item, logged in zip(config.compile.metrics, config.compile.metric_names()):
+    for item, logged in zip(compile_.metrics, compile_.metric_names(), strict=True):
         if str(logged) != metric:
             continue
         if isinstance(item, str):
@@ -50,47 +61,44 @@ def monitor_direction(config: Any, name: str) -> str | None:
     return found
 
 
-def monitor_mode(name: str, mode: str, config: Any = None) -> str:
+def monitor_mode(name: str, mode: str, compile_: CompileConfig) -> str:
     """'min' or 'max': the mode as written, or what `auto` resolves to."""
     if mode in ("min", "max"):
         return mode
-    if config is not None:
-        direction = monitor_direction(config, name)
-    else:
-        direction = keras_api.metric_direction(name.removeprefix("val_"))
-    return "max" if direction == "up" else "min"
+    return "max" if monitor_direction(compile_, name) == "up" else "min"
 
 
-def primary_monitor(config: Any) -> tuple[str, str]:
+def primary_monitor(config: RunConfig) -> tuple[str, str]:
     """The metric that sums a run up (for the summary, run.json and plots): the first
     monitored callback's metric, else val_loss or loss. Returns (name, 'min' | 'max')."""
     for spec in config.callbacks:
         for loc, name in spec.monitored():
             if loc == ("monitor",):
-                return name, monitor_mode(name, getattr(spec, "mode", "auto"), config)
+                return name, monitor_mode(name, getattr(spec, "mode", "auto"), config.compile)
     return ("val_loss" if config.data.has_validation else "loss"), "min"
 
 
-def _not_logged(config: Any, keys: list[str], spec: Any, loc: tuple[Any, ...], name: str
-                ) -> str:
+def _not_logged(data: DataConfig, keys: list[str], spec: CallbackSpec, loc: tuple[Any, ...],
+                name: str) -> str:
     if loc == ("monitor",):
         default = "" if "monitor" in spec.model_fields_set else " (the default)"
         head = f"{spec.type} monitors {name!r}{default}"
     else:
         head = f"{spec.type} {loc[-1]} uses {{{name}}}"
     train = name.removeprefix("val_")
-    if name.startswith("val_") and not config.data.has_validation and train in keys:
+    if name.startswith("val_") and not data.has_validation and train in keys:
         return (f"{head}, but this run has no validation data, so Keras logs no val_ values; "
                 f"set data.validation_split (or data.validation_path), or use {train!r}")
     return f"{head}, which this run never logs{did_you_mean(name, keys)}; it logs: " + \
         ", ".join(keys)
 
 
-def _mode_problem(config: Any, spec: Any, name: str) -> tuple[tuple[Any, ...], str] | None:
+def _mode_problem(compile_: CompileConfig, spec: CallbackSpec, name: str
+                  ) -> tuple[tuple[Any, ...], str] | None:
     mode = getattr(spec, "mode", None)
     if mode is None:
         return None
-    direction = monitor_direction(config, name)
+    direction = monitor_direction(compile_, name)
     written = "mode" in spec.model_fields_set
     if mode == "auto" and direction is None:
         what = ("the learning rate is not a metric" if name == "learning_rate" else
@@ -109,7 +117,7 @@ def _mode_problem(config: Any, spec: Any, name: str) -> tuple[tuple[Any, ...], s
     return None
 
 
-def _sometimes_logged(spec: Any, loc: tuple[Any, ...], name: str, every: int) -> str:
+def _sometimes_logged(spec: CallbackSpec, loc: tuple[Any, ...], name: str, every: int) -> str:
     """A val_ key with fit.validation_freq > 1: logged only on validation epochs."""
     if loc == ("monitor",):
         head = f"{spec.type} monitors {name!r}"
@@ -129,42 +137,36 @@ def _sometimes_logged(spec: Any, loc: tuple[Any, ...], name: str, every: int) ->
             f"{effect}. Set fit.validation_freq: 1, or use the training metric {train!r}")
 
 
-def check_callbacks(config: Any, indexed: Iterable[tuple[int, Any]]) -> Found:
-    """Monitor, template and mode problems of the given (index, spec) pairs."""
-    keys = logged_keys(config)
-    fit = getattr(config, "fit", None)
-    every = fit.validation_freq if fit is not None else 1
+def check_callbacks(compile_: CompileConfig, data: DataConfig, every: int,
+                    indexed: Iterable[tuple[int, CallbackSpec]]) -> Found:
+    """Monitor, template and mode problems of the given (index, spec) pairs, in a run that
+    validates `every` epochs."""
+    keys = _logged_keys(compile_, data)
     found: Found = []
     for index, spec in indexed:
         for loc, name in spec.monitored():
             if name not in keys:
                 found.append((("callbacks", index, *loc),
-                              _not_logged(config, keys, spec, loc, name)))
+                              _not_logged(data, keys, spec, loc, name)))
             elif name.startswith("val_") and every > 1:
                 found.append((("callbacks", index, *loc),
                               _sometimes_logged(spec, loc, name, every)))
             elif loc == ("monitor",):
-                problem = _mode_problem(config, spec, name)
+                problem = _mode_problem(compile_, spec, name)
                 if problem is not None:
                     found.append((("callbacks", index, *problem[0]), problem[1]))
     return found
 
 
-def monitor_problems(config: Any) -> Found:
-    return check_callbacks(config, enumerate(config.callbacks))
+def monitor_problems(config: RunConfig) -> Found:
+    return check_callbacks(config.compile, config.data, config.fit.validation_freq,
+                           enumerate(config.callbacks))
 
 
 def partial_monitor_problems(data: dict[Any, Any]) -> Found:
     """Monitor problems of a config that failed validation elsewhere (a typo in a layer,
     say), so that one run of `cbrun validate` still reports them: possible whenever the
     compile and data sections and some callbacks are valid on their own."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from cbrun.callbacks.registry import CallbackConfig
-    from cbrun.config.compile import CompileConfig
-    from cbrun.config.data import DataConfig
-    from cbrun.config.fit import FitConfig
-
     callbacks = data.get("callbacks")
     if not isinstance(callbacks, list) or not callbacks:
         return []
@@ -181,8 +183,7 @@ def partial_monitor_problems(data: dict[Any, Any]) -> Found:
         except ValidationError:
             continue
     try:
-        fit = FitConfig.model_validate(data.get("fit"))
+        every = FitConfig.model_validate(data.get("fit")).validation_freq
     except ValidationError:
-        fit = None  # validation_freq unknown: its own problem is reported
-    config = SimpleNamespace(compile=compile_, data=data_, fit=fit)
-    return check_callbacks(config, valid)
+        every = 1  # unknown: its own problem is reported
+    return check_callbacks(compile_, data_, every, valid)

@@ -16,7 +16,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from cbrun.config.yamlio import LoadedYaml, Positions, compose
+from cbrun.config.positions import LoadedYaml, Positions
+from cbrun.config.yamlio import compose
 from cbrun.errors import ConfigError, Problem, format_loc
 from cbrun.suggest import did_you_mean
 
@@ -44,7 +45,7 @@ def parse_key(key: str) -> list[str | int]:
                            f"callbacks[0].patience")
         if match.group(1):
             parts.append(match.group(1))
-        parts += [int(i) for i in re.findall(r"-?\d+", match.group(2))]
+        parts += [int(i) for i in _INDEX.findall(match.group(2))]
     return parts
 
 

@@ -22,7 +22,7 @@ from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, LogLocator,
 
 from cbrun.errors import CbrunError, UsageError
 from cbrun.logs import VAL_PREFIX, Family
-from cbrun.plotting.inputs import PlotRun, any_positive, describe, epoch_span, x_label
+from cbrun.plotting.inputs import PlotRun, describe, epoch_span, positive_range, x_label
 
 PANEL_SIZE = (5.4, 3.7)  # inches; at DPI 120 a panel is about 650 x 440 pixels
 DPI = 120
@@ -119,7 +119,8 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
     room = max(0.6, 0.02 * (last - first))
     ax.set_xlim(first - room, last + room)
     ax.grid(True, which="major", alpha=0.35)
-    if family.log_scale and any_positive(runs, family):
+    shown = positive_range(runs, family) if family.log_scale else None
+    if shown is not None:
         # Learning rates move by factors; `mask` drops a 0 instead of plunging to 1e-300.
         ax.set_yscale("log", nonpositive="mask")
         ax.grid(True, which="minor", alpha=0.12)
@@ -127,7 +128,7 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
         # decades: a schedule that halves the rate would otherwise show only two labels.
         ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
         ax.yaxis.set_minor_formatter(LogFormatterSciNotation(minor_thresholds=(3, 3)))
-        low, high = _positive_range(runs, family)
+        low, high = shown
         margin = 10 ** max(LOG_MARGIN_DECADES, 0.05 * math.log10(high / low))
         ax.set_ylim(low / margin, high * margin)
     if not drawn:
@@ -135,12 +136,6 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
                 ha="center", va="center", color="0.4")
     if not compare and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8.5, framealpha=0.85)
-
-
-def _positive_range(runs: Sequence[PlotRun], family: Family) -> tuple[float, float]:
-    values = [v for run in runs for column in family.columns
-              for v in run.log.values.get(column, ()) if v > 0]  # nan > 0 is False
-    return min(values), max(values)
 
 
 def _draw_marks(ax, run: PlotRun, family: Family, color: str | None) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from cbrun.errors import UsageError
 from cbrun.logs import (
-    LOG_NAME,
     Family,
     LogError,
     NoRowsError,
@@ -24,7 +23,8 @@ from cbrun.logs import (
     read_log,
     resolve_log_path,
 )
-from cbrun.runinfo import NO_RUN_FILE, RUN_FILE, UNREADABLE, RunInfo, read_run_info
+from cbrun.rundir import LOG_FILE, RUN_FILE
+from cbrun.runinfo import NO_RUN_FILE, UNREADABLE, RunInfo, read_run_info
 
 Warn = Callable[[str], None]
 
@@ -113,11 +113,9 @@ def written_by_cbrun(path: Path) -> bool:
 
 
 def is_live(run: PlotRun) -> bool:
-    """Whether a run may still append rows: run.json says it runs, or there is no
-    readable run.json to say otherwise (a foreign CSV, a write caught halfway)."""
-    if run.info is None or run.info.status in (UNREADABLE, NO_RUN_FILE):
-        return True
-    return run.info.is_running
+    """Whether a run may still append rows (`RunInfo.may_grow`); a CSV without a run.json
+    beside it may too."""
+    return run.info is None or run.info.may_grow
 
 
 def marks_for(log: TrainingLog, info: RunInfo | None) -> Marks:
@@ -147,7 +145,7 @@ def marks_for(log: TrainingLog, info: RunInfo | None) -> Marks:
 def _label(csv_path: Path, info: RunInfo | None) -> str:
     if info is not None and info.status != UNREADABLE:
         return info.id
-    if csv_path.name == LOG_NAME and csv_path.parent.name:
+    if csv_path.name == LOG_FILE and csv_path.parent.name:
         return csv_path.parent.name
     return csv_path.stem
 
@@ -210,15 +208,12 @@ def epoch_span(runs: Sequence[PlotRun]) -> tuple[int, int]:
     return (min(xs), max(xs)) if xs else (1, 1)
 
 
-def any_positive(runs: Sequence[PlotRun], family: Family) -> bool:
-    """Whether a log scale has anything to show for this family."""
-    return any(
-        v > 0
-        for run in runs
-        for column in family.columns
-        for v in run.log.values.get(column, ())
-        if not math.isnan(v)
-    )
+def positive_range(runs: Sequence[PlotRun], family: Family) -> tuple[float, float] | None:
+    """The smallest and largest positive value of the family's columns: what a log scale
+    can show. None when there is none, and a log scale would show nothing."""
+    values = [v for run in runs for column in family.columns
+              for v in run.log.values.get(column, ()) if v > 0]  # nan > 0 is False
+    return (min(values), max(values)) if values else None
 
 
 def describe(run: PlotRun) -> str:

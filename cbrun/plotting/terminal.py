@@ -14,7 +14,13 @@ from collections.abc import Sequence
 import plotext
 
 from cbrun.logs import VAL_PREFIX, Family
-from cbrun.plotting.inputs import PlotRun, any_positive, describe_parts, epoch_span, x_label
+from cbrun.plotting.inputs import (
+    PlotRun,
+    describe_parts,
+    epoch_span,
+    positive_range,
+    x_label,
+)
 
 # Distinct glyphs tell curves apart where there is no color (NO_COLOR, a pipe, a log file).
 TRAIN_MARKER, VAL_MARKER = "hd", "braille"
@@ -120,7 +126,7 @@ def _wrap_parts(prefix: str, parts: Sequence[str], width: int, indent: str) -> l
 
 
 def _log_scale(runs: Sequence[PlotRun], family: Family) -> bool:
-    return family.log_scale and any_positive(runs, family)
+    return family.log_scale and positive_range(runs, family) is not None
 
 
 def _panel(runs, family: Family, layer, width: int, height: int, color: bool) -> list[str]:
@@ -258,16 +264,10 @@ def integer_ticks(first: int, last: int, most: int) -> list[int]:
 
 def log_ticks(runs: Sequence[PlotRun], family: Family) -> list[float]:
     """1, 2 and 5 times each power of ten within the positive values drawn."""
-    values = [
-        v
-        for run in runs
-        for c in family.columns
-        for v in run.log.values.get(c, ())
-        if not math.isnan(v) and v > 0
-    ]
-    if not values:
+    shown = positive_range(runs, family)
+    if shown is None:
         return []
-    low, high = min(values), max(values)
+    low, high = shown
     ticks = []
     for power in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
         for mantissa in (1, 2, 5):

@@ -15,7 +15,8 @@ from pathlib import Path
 from cbrun.errors import UsageError
 from cbrun.logs import LogError, NoRowsError, resolve_log_path
 from cbrun.plotting.inputs import PlotRun, Warn, load_runs
-from cbrun.runinfo import LOG_FILE, RUN_FILE, UNREADABLE, read_run_info
+from cbrun.rundir import LOG_FILE, RUN_FILE
+from cbrun.runinfo import read_run_info
 
 
 def watch(
@@ -110,14 +111,6 @@ def _names(paths: Sequence[Path]) -> str:
 
 
 def any_running(paths: Sequence[Path]) -> bool:
-    """True while a run may still append rows: it says it runs, or there is no run.json to
-    say otherwise (a foreign CSV is watched until Ctrl-C)."""
-    for path in paths:
-        run_file = _files(Path(path))[1]
-        if not run_file.exists():
-            return True
-        info = read_run_info(run_file.parent)
-        # Unreadable may be a write caught halfway by a writer that does not rename.
-        if info.is_running or info.status == UNREADABLE:
-            return True
-    return False
+    """True while a run may still append rows (`RunInfo.may_grow`): a foreign CSV, with no
+    run.json beside it, is watched until Ctrl-C."""
+    return any(read_run_info(_files(Path(path))[1].parent).may_grow for path in paths)

@@ -73,8 +73,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
                               config.fit.steps_per_epoch)
     first_epoch = restore.epochs_done if restore else 0
 
-    ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None,
-                       seed=config.seed)
+    ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None)
     user = cbs.build_user_callbacks(config, ctx)
     tracked = list(user)
     if not cbs.writes_run_log(user, run_dir):

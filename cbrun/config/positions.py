@@ -1,0 +1,86 @@
+"""Where every value of a config came from: its line and column in the file, or the
+`--set` that wrote it. Errors found anywhere (legacy names, the schema, monitors) are
+placed through `Positions.problem`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbrun.errors import Problem
+
+Loc = tuple[Any, ...]
+
+
+@dataclass
+class Positions:
+    """Maps a value's location (('callbacks', 2, 'patience')) to its 1-based line/column.
+
+    `origins` marks the subtrees that a `--set` override wrote: an error inside one names
+    that override instead of a line of the file, which no longer holds the value.
+    """
+
+    file: str
+    values: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    ends: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    origins: dict[Loc, str] = field(default_factory=dict)
+
+    def lookup(self, loc: Loc, prefer_key: bool = False) -> tuple[int | None, int | None]:
+        """The nearest known position: the node itself, else its closest ancestor."""
+        probe = tuple(loc)
+        tables = (self.keys, self.values) if prefer_key else (self.values, self.keys)
+        while True:
+            for table in tables:
+                if probe in table:
+                    return table[probe]
+            if not probe:
+                return None, None
+            probe = probe[:-1]
+
+    def origin(self, loc: Loc) -> str | None:
+        """The `--set` that wrote `loc` or one of its ancestors; else, when the file has no
+        `loc` of its own, the `--set` that wrote something inside it (`--set FIT.epochs=5`
+        made the unknown key FIT, which is not in the file)."""
+        probe = tuple(loc)
+        while True:
+            if probe in self.origins:
+                return self.origins[probe]
+            if not probe:
+                break
+            probe = probe[:-1]
+        loc = tuple(loc)
+        if loc and loc not in self.values and loc not in self.keys:
+            for written, label in self.origins.items():
+                if written[:len(loc)] == loc:
+                    return label
+        return None
+
+    def problem(self, loc: Loc, message: str, **extra: Any) -> Problem:
+        at_key = extra.pop("at_key", False)
+        origin = self.origin(loc)
+        if origin is not None:
+            return Problem(loc=tuple(loc), message=message, file=origin, **extra)
+        line, col = self.lookup(loc, prefer_key=at_key)
+        return Problem(loc=tuple(loc), message=message, file=self.file, line=line, column=col,
+                       **extra)
+
+    def alias(self, new: Loc, old: Loc) -> None:
+        """Let `new` (a renamed key) share the position of `old`, where the user wrote it."""
+        for table in (self.values, self.keys, self.ends):
+            if old in table and new not in table:
+                table[new] = table[old]
+
+    def alias_tree(self, new: Loc, old: Loc) -> None:
+        """alias() for `old` and everything inside it (a moved section), `--set`s included."""
+        size = len(old)
+        for table in (self.values, self.keys, self.ends, self.origins):
+            for loc in [known for known in table if known[:size] == old]:
+                table.setdefault(new + loc[size:], table[loc])
+
+
+@dataclass
+class LoadedYaml:
+    data: Any
+    positions: Positions
+    text: str
