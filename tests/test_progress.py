@@ -67,6 +67,7 @@ def test_live_view_renders_at_a_bounded_rate_not_per_batch(tmp_path):
     assert outcome.status == "completed"
     text = console.file.getvalue()
     assert "epoch 1/2" in text and "epoch 2/2" in text
+    assert "batches" in text and "epochs" in text, "the live bars were drawn"
     # 4 refreshes a second plus the epoch lines: far fewer writes than the 360 batches, even
     # on a slow machine (measured: 15).
     assert CountingFile.writes < 90, "the display must not write once per batch"

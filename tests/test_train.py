@@ -220,3 +220,17 @@ def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks
     assert choose_steps_per_execution(config, 45, batch_level=False) == 5  # 9 calls an epoch
     assert choose_steps_per_execution(config, 47, batch_level=False) == 1  # 47 is prime
     assert choose_steps_per_execution(config, 45, batch_level=True) == 1
+
+
+def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
+    """`cbrun train x.yaml | head -2`: the display goes quiet, the run finishes."""
+    from conftest import cbrun_process
+
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 3}))
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs")
+    assert proc.stdout.readline().startswith("run directory:")
+    proc.stdout.close()  # the reader is gone before the first epoch line
+    proc.wait(timeout=120)
+    assert proc.returncode == 0, proc.stderr.read()
+    record = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
 
 from rich.console import Console
 
@@ -10,11 +12,25 @@ from cbrun.config.positions import Positions
 from cbrun.errors import ConfigError
 
 
+class _RunConsole(Console):
+    """A reader that stops reading (`cbrun train ... | head`) must not stop the training.
+
+    rich's default answer to a broken pipe is SystemExit(1), which would leave the run
+    marked `running` forever. Here the display goes quiet and the run goes on; run.json and
+    `cbrun runs` tell how it ended."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def console_for(quiet: bool) -> Console:
-    """rich respects NO_COLOR and drops styling when stdout is not a terminal."""
+    """The training display; rich drops styling for NO_COLOR and when not on a terminal."""
     if quiet:
         return Console(file=io.StringIO())
-    return Console(highlight=False)
+    return _RunConsole(highlight=False)
 
 
 def fill_positions(exc: ConfigError, positions: Positions) -> ConfigError:
