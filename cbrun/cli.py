@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 import click
 
@@ -79,7 +80,7 @@ def _run(args: list[str]) -> int:
         return exc.exit_code
     except CbrunError as exc:
         if "--debug" in args:
-            raise
+            traceback.print_exc()  # the traceback too, with the same exit code
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -207,3 +207,19 @@ def test_load_config_checks_data_files_only_when_asked(tmp_path):
     assert load_config(config).config.data.path == "arrays/train.npz"
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(config, check_data_files=True)
+
+
+def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
+    """Without --debug a config error is one message; with it, the traceback too."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfit: {epochs: -1}\n")
+    plain = subprocess.run([sys.executable, "-m", "cbrun", "validate", str(bad)],
+                           capture_output=True, text=True)
+    debug = subprocess.run([sys.executable, "-m", "cbrun", "--debug", "train", str(bad)],
+                           capture_output=True, text=True)
+    assert plain.returncode == 2 and "Traceback" not in plain.stdout + plain.stderr
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+    assert "ConfigError" in debug.stderr and "fit.epochs" in debug.stderr
