@@ -217,9 +217,9 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nfit: {epochs: -1}\n")
     plain = subprocess.run([sys.executable, "-m", "cbrun", "validate", str(bad)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     debug = subprocess.run([sys.executable, "-m", "cbrun", "--debug", "train", str(bad)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     assert plain.returncode == 2 and "Traceback" not in plain.stdout + plain.stderr
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     assert "ConfigError" in debug.stderr and "fit.epochs" in debug.stderr
