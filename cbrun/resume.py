@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
-import posixpath
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cbrun.errors import RunError, UsageError, format_loc
 from cbrun.logs import sniff_delimiter
-from cbrun.rundir import LOG_FILE, STATE_DIR, RunRecord, atomic_write_bytes
+from cbrun.rundir import STATE_DIR, RunRecord, atomic_write_bytes
+
+if TYPE_CHECKING:
+    from cbrun.config.root import RunConfig
 
 STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
 
@@ -135,38 +137,27 @@ OPTIMIZER_FROZEN = "the saved optimizer state belongs to this optimizer (its oth
     "parameters, learning_rate included, can change)"
 
 
-def _optimizer_type(config: dict[str, Any]) -> str:
-    spec = config["compile"]["optimizer"]
-    return (spec if isinstance(spec, str) else spec["type"]).lower()
-
-
-def _writes_run_log(config: dict[str, Any]) -> bool:
-    return any(cb["type"] == "CSVLogger" and posixpath.normpath(cb["filename"]) == LOG_FILE
-               for cb in config.get("callbacks", []))
-
-
-def override_changes(before: dict[str, Any], after: dict[str, Any],
+def override_changes(before: RunConfig, after: RunConfig,
                      epochs_done: int) -> list[tuple[str, Any, Any]]:
     """(dotted path, old, new) for every value --set changed. Refuses what cannot apply to
     the saved state, before anything is written: a refused resume changes nothing."""
     def refuse(what: str, why: str) -> UsageError:
         return UsageError(f"--set cannot change {what} on resume: {why}")
 
-    if _optimizer_type(before) != _optimizer_type(after):
+    if before.optimizer_settings()[0] != after.optimizer_settings()[0]:
         raise refuse("compile.optimizer.type", OPTIMIZER_FROZEN)
-    kinds = [[cb["type"] for cb in c.get("callbacks", [])] for c in (before, after)]
-    if kinds[0] != kinds[1]:
+    if [cb.type for cb in before.callbacks] != [cb.type for cb in after.callbacks]:
         raise refuse("the callbacks' number, types or order",
                      "each saved callback state belongs to one callback; parameters of the "
                      "existing callbacks can change")
-    if _writes_run_log(before) != _writes_run_log(after):
+    if before.writes_run_log() != after.writes_run_log():
         raise refuse("which CSVLogger writes log.csv",
                      "cbrun adds its own log.csv writer when none does, so the saved "
                      "callback states would no longer line up")
-    if after["fit"]["epochs"] < epochs_done:
+    if after.fit.epochs < epochs_done:
         raise refuse("fit.epochs", f"{epochs_done} epochs are already done")
 
-    old, new = flatten(before), flatten(after)
+    old, new = (flatten(c.model_dump(mode="json", by_alias=True)) for c in (before, after))
     changes = []
     for loc in sorted(set(old) | set(new), key=str):
         if old.get(loc) != new.get(loc):
@@ -175,3 +166,10 @@ def override_changes(before: dict[str, Any], after: dict[str, Any],
                     raise refuse(format_loc(loc), why)
             changes.append((format_loc(loc), old.get(loc), new.get(loc)))
     return changes
+
+
+def changed_learning_rate(before: RunConfig, after: RunConfig) -> float | None:
+    """A learning rate set with --set; the saved optimizer state holds the old one, so the
+    new one is put in place after restoring."""
+    old, new = (c.optimizer_settings()[1].get("learning_rate") for c in (before, after))
+    return new if new != old else None

@@ -9,7 +9,7 @@ import click
 from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
 from cbrun.errors import ConfigError
-from cbrun.resume import check_resumable, override_changes, truncate_csv
+from cbrun.resume import changed_learning_rate, check_resumable, override_changes, truncate_csv
 from cbrun.rundir import LOG_FILE, RUN_FILE, RunRecord, run_lock, write_config_files
 from cbrun.segment import run_segment
 
@@ -47,15 +47,15 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
     before = load_config(resolved)
     loaded = load_config(resolved, overrides) if overrides else before
     config = loaded.config
-    old = before.config.model_dump(mode="json", by_alias=True)
     if epochs is not None:
+        if config is before.config:  # no --set: keep `before` as it was for the comparison
+            config = config.model_copy(deep=True)
         config.fit.epochs = epochs
-    new = config.model_dump(mode="json", by_alias=True)
-    changes = override_changes(old, new, done)  # refuses before anything is written
+    changes = override_changes(before.config, config, done)  # refuses before writing
     for path, was, now in changes:
         # stderr, even with --quiet: a changed run must never change silently.
         click.echo(f"{path}: {was!r} -> {now!r}", err=True)
-    learning_rate = _changed_learning_rate(old, new)
+    learning_rate = changed_learning_rate(before.config, config)
 
     console = console_for(quiet)
     root = ctx.find_root().obj
@@ -79,7 +79,8 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
 
         def keep_changes() -> None:  # once the state is back in place: the resume is on
             if changes:
-                write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(), new)
+                write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(),
+                                   config.model_dump(mode="json", by_alias=True))
                 record.data.setdefault("overrides", []).extend(overrides)
                 record.save()
 
@@ -100,15 +101,6 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
     if quiet:
         click.echo(str(run_dir))
     return code
-
-
-def _changed_learning_rate(old: dict, new: dict) -> float | None:
-    """The saved optimizer state holds the learning rate; a --set of it must win."""
-    def rate(config: dict) -> float | None:
-        spec = config["compile"]["optimizer"]
-        return spec.get("learning_rate") if isinstance(spec, dict) else None
-
-    return rate(new) if rate(new) != rate(old) else None
 
 
 def _forget_early_stop(meta: dict) -> None:

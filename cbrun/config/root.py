@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import posixpath
+from typing import Any
+
 from pydantic import Field
 
 from cbrun.callbacks.registry import CallbackConfig
 from cbrun.config.base import StrictModel
-from cbrun.config.compile import CompileConfig
+from cbrun.config.compile import CompileConfig, optimizer_class
 from cbrun.config.data import DataConfig
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
+from cbrun.rundir import LOG_FILE
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -30,3 +34,15 @@ class RunConfig(StrictModel):
     fit: FitConfig
     callbacks: list[CallbackConfig] = Field(
         default_factory=list, description="Keras callbacks, each `{type: Name, ...params}`.")
+
+    def writes_run_log(self) -> bool:
+        """Whether a declared CSVLogger writes the run's log.csv (else cbrun adds a writer)."""
+        return any(spec.type == "CSVLogger" and posixpath.normpath(spec.filename) == LOG_FILE
+                   for spec in self.callbacks)
+
+    def optimizer_settings(self) -> tuple[str, dict[str, Any]]:
+        """(Keras class name, keyword arguments) of the optimizer, however it was written."""
+        spec = self.compile.optimizer
+        if isinstance(spec, str):
+            return optimizer_class(spec), {}
+        return spec.type, spec.kwargs

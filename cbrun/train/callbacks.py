@@ -80,11 +80,5 @@ def needs_every_batch(config: RunConfig) -> bool:
     return any(spec.batch_level() for spec in config.callbacks)
 
 
-def writes_run_log(built: list[Any], run_dir: Path) -> bool:
-    target = (run_dir / LOG_FILE).resolve()
-    return any(isinstance(cb, keras.callbacks.CSVLogger) and Path(cb.filename).resolve() == target
-               for cb in built)
-
-
 def run_log(run_dir: Path, resuming: bool) -> keras.callbacks.CSVLogger:
     return keras.callbacks.CSVLogger(str(run_dir / LOG_FILE), append=resuming)

@@ -76,7 +76,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None)
     user = cbs.build_user_callbacks(config, ctx)
     tracked = list(user)
-    if not cbs.writes_run_log(user, run_dir):
+    if not config.writes_run_log():
         tracked.append(cbs.run_log(run_dir, resuming=restore is not None))
     monitor, mode = primary_monitor(config)
     judge = next((cb for cb in user if isinstance(cb, keras.callbacks.EarlyStopping)
