@@ -1,4 +1,7 @@
-"""Deciding whether and from where a run can continue (lower floor: no TensorFlow).
+"""Resume, the lower-floor half: whether a run may continue, and with which changes,
+decided before TensorFlow loads (a refused resume changes nothing). The upper-floor half
+(state save/restore, rewinding files) is cbrun/train/resume.py; the command is
+cbrun/commands/resume.py.
 
 A run is resumable when it was interrupted (Ctrl-C, SIGTERM), failed (a crash), or says
 `running` while the process it names is gone (kill -9, a lost machine). A run whose process
@@ -7,17 +10,18 @@ is alive, or that completed or stopped early, is not silently trained further.
 
 from __future__ import annotations
 
-import csv
 import json
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cbrun.errors import RunError, UsageError, format_loc
-from cbrun.logs import sniff_delimiter
-from cbrun.rundir import STATE_DIR, RunRecord, atomic_write_bytes
+from cbrun.record import RunRecord, StopReason
+from cbrun.rundir import STATE_DIR
 
 if TYPE_CHECKING:
+    from cbrun.config.load import LoadedConfig
     from cbrun.config.root import RunConfig
 
 STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
@@ -49,69 +53,36 @@ def newest_state_best(run_dir: Path) -> dict[str, Any] | None:
 
 
 def check_resumable(record: RunRecord, epochs: int | None, past_early_stop: bool) -> None:
-    data = record.data
-    done = data.get("epochs_done", 0)
+    file = record.file
+    done = file.epochs_done
     if epochs is not None and epochs <= done:
         raise UsageError(f"--epochs {epochs} is not past the {done} epochs already done; "
                          f"--epochs is the new total, e.g. --epochs {done + 10}")
-    if data.get("stop_reason") == "loss became NaN or inf":
+    if file.stop_reason is StopReason.NAN_LOSS:
         raise UsageError(f"{record.run_dir} failed because the loss became NaN or inf; "
                          "resuming would continue from NaN weights. Fix the cause (a lower "
                          "learning rate, clean data) and train anew")
-    status = data.get("status")
+    status = file.status
     run = record.run_dir
     if status == "running":
         # The caller holds the run's lock, so no cbrun process here is working on it: the
         # process recorded was killed (or its machine lost). Another host's lock is not ours.
-        host = data.get("host")
-        if host and host != socket.gethostname():
-            raise RunError(f"{run} says it is running on host {host!r}; resume it there, or "
-                           "check that process is gone before copying the run here")
+        if file.host and file.host != socket.gethostname():
+            raise RunError(f"{run} says it is running on host {file.host!r}; resume it there, "
+                           "or check that process is gone before copying the run here")
     elif status == "completed":
-        planned = data.get("epochs_planned")
-        if epochs is None or epochs <= data.get("epochs_done", 0):
-            raise UsageError(f"{run} completed all {planned} epochs; to train it further "
-                             f"give a larger total, e.g. --epochs {(planned or 0) + 10}")
+        if epochs is None:
+            raise UsageError(f"{run} completed all {file.epochs_planned} epochs; to train it "
+                             f"further give a larger total, e.g. --epochs "
+                             f"{(file.epochs_planned or 0) + 10}")
     elif status == "stopped_early":
         if not past_early_stop:
-            reason = data.get("stop_reason") or f"stopped early at epoch {data.get('stopped_early_at')}"
+            reason = file.stop_note or f"stopped early at epoch {file.stopped_early_at}"
             raise UsageError(
                 f"{run} ended early ({reason}); resuming would undo that decision. To train "
                 "on anyway pass --continue-after-early-stop (and --epochs N to raise the total)")
     elif status not in ("interrupted", "failed"):
-        raise RunError(f"{run}/run.json has an unknown status {status!r}")
-
-
-def truncate_csv(path: Path, epochs_done: int) -> int:
-    """Keep the header and the rows of epochs before `epochs_done` (0-based epoch column);
-    returns how many rows were dropped. Rows past the saved state are rewritten on resume."""
-    if not path.exists():
-        return 0
-    # Bytes as they are (surrogateescape round-trips anything): Keras ends rows with \r\n,
-    # and the rows kept must stay byte-identical.
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    lines = text.splitlines(keepends=True)
-    if not lines:
-        return 0
-    separator = sniff_delimiter(lines[0])
-    header = next(csv.reader([lines[0]], delimiter=separator))
-    if "epoch" not in header:
-        return 0
-    column = header.index("epoch")
-    kept = [lines[0]]
-    for line in lines[1:]:
-        cells = next(csv.reader([line], delimiter=separator), [])
-        try:
-            epoch = int(float(cells[column]))
-        except (IndexError, ValueError):
-            break  # a half-written last row
-        if epoch >= epochs_done:
-            break
-        kept.append(line if line.endswith("\n") else line + "\r\n")
-    dropped = len(lines) - len(kept)
-    if dropped:
-        atomic_write_bytes(path, "".join(kept).encode("utf-8", errors="surrogateescape"))
-    return dropped
+        raise RunError(f"{run}/run.json has status {status!r}, which cannot be resumed")
 
 
 def flatten(data: Any, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], Any]:
@@ -173,3 +144,46 @@ def changed_learning_rate(before: RunConfig, after: RunConfig) -> float | None:
     new one is put in place after restoring."""
     old, new = (c.optimizer_settings()[1].get("learning_rate") for c in (before, after))
     return new if new != old else None
+
+
+@dataclass
+class ResumePlan:
+    """What a resume will train with: the config (--set and --epochs applied), the values
+    they changed, a learning rate to put in place after restoring, and the loaded file
+    (its positions place config errors)."""
+
+    config: RunConfig
+    changes: list[tuple[str, Any, Any]]
+    learning_rate: float | None
+    loaded: LoadedConfig
+
+
+def plan_resume(record: RunRecord, epochs: int | None,
+                overrides: tuple[str, ...]) -> ResumePlan:
+    """Reads the run's resolved.yaml, applies the changes asked for, refuses what cannot
+    apply to the saved state. Writes nothing."""
+    from cbrun.config.load import load_config
+
+    resolved = record.run_dir / "resolved.yaml"
+    before = load_config(resolved)
+    _check_matches_record(record, before.config, resolved)
+    loaded = load_config(resolved, overrides) if overrides else before
+    config = loaded.config
+    if epochs is not None:
+        if config is before.config:  # no --set: keep `before` as it was for the comparison
+            config = config.model_copy(deep=True)
+        config.fit.epochs = epochs
+    changes = override_changes(before.config, config, record.epochs_done)
+    return ResumePlan(config, changes, changed_learning_rate(before.config, config), loaded)
+
+
+def _check_matches_record(record: RunRecord, config: RunConfig, resolved: Path) -> None:
+    """resolved.yaml edited by hand is held to the rules --set follows: what the run id
+    and the saved random states came from cannot change."""
+    for field in ("seed", "name"):
+        was = getattr(record.file, field)
+        now = getattr(config, field)
+        if was is not None and was != now:
+            raise UsageError(f"{resolved} has {field}: {now!r}, but the run was trained with "
+                             f"{field} {was!r} (run.json); {FROZEN_ON_RESUME[(field,)]}, so "
+                             f"it cannot change on resume; put back {field}: {was!r}")

@@ -1,4 +1,5 @@
-"""Run directories: creation, the files that describe a run, and run.json updates.
+"""Run directories: creation, the files that describe a run, the run lock. (run.json is
+cbrun/record.py's.)
 
     runs/<id>/config.yaml    the file as given, byte for byte
               resolved.yaml  the validated config with every default filled in
@@ -8,10 +9,8 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -89,101 +88,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[package] = "not installed"
     return out
-
-
-class RunRecord:
-    """run.json: read, changed, written atomically (other processes read it while we run)."""
-
-    def __init__(self, run_dir: Path, data: dict[str, Any]):
-        self.run_dir = run_dir
-        self.data = data
-
-    @property
-    def path(self) -> Path:
-        return self.run_dir / RUN_FILE
-
-    @classmethod
-    def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
-            monitor: tuple[str, str] | None, command: list[str]) -> RunRecord:
-        now = iso(utc_now())
-        data = {
-            "id": run_dir.name,
-            "name": name,
-            "status": "running",
-            "created": now,
-            "finished": None,
-            "duration_s": 0.0,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": command,
-            "seed": seed,
-            "epochs_planned": epochs,
-            "epochs_done": 0,
-            "monitor": {"name": monitor[0], "mode": monitor[1]} if monitor else None,
-            "best": None,
-            "stopped_early_at": None,
-            "versions": versions(),
-            "segments": [],
-            "error": None,
-        }
-        record = cls(run_dir, data)
-        record.save()
-        return record
-
-    @classmethod
-    def load(cls, run_dir: Path) -> RunRecord:
-        path = run_dir / RUN_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UsageError(f"{run_dir} is not a run directory (no run.json); give a "
-                             "folder that `cbrun train` created, e.g. runs/<id>") from None
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{path} is not valid JSON ({exc})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("segments"), list):
-            raise RunError(f"{path} is not a run record cbrun wrote (no segments); was it "
-                           "edited?")
-        return cls(run_dir, data)
-
-    def save(self) -> None:
-        atomic_write_bytes(self.path, (json.dumps(self.data, indent=2) + "\n").encode())
-
-    def begin_segment(self, kind: str, first_epoch: int, command: list[str]) -> None:
-        for segment in self.data["segments"]:
-            if segment["status"] == "running":  # its process died without a word (kill -9)
-                segment["status"] = "killed"
-        self.data["status"] = "running"
-        self.data["pid"] = os.getpid()
-        self.data["host"] = socket.gethostname()
-        self.data["finished"] = None
-        self.data["error"] = None
-        self.data["segments"].append({
-            "kind": kind, "started": iso(utc_now()), "finished": None, "pid": os.getpid(),
-            "command": command, "first_epoch": first_epoch,
-            "last_epoch": first_epoch - 1, "status": "running",
-        })
-        self.save()
-
-    def epoch_done(self, epochs_done: int, best: dict[str, Any] | None) -> None:
-        """Updates the record in memory; the caller saves it once the epoch's state is."""
-        self.data["epochs_done"] = epochs_done
-        self.data["best"] = best
-        if self.data["segments"]:
-            self.data["segments"][-1]["last_epoch"] = epochs_done
-
-    def finish(self, status: str, error: str | None = None) -> None:
-        now = utc_now()
-        self.data["status"] = status
-        self.data["finished"] = iso(now)
-        self.data["error"] = error
-        if self.data["segments"]:
-            segment = self.data["segments"][-1]
-            segment["finished"] = iso(now)
-            segment["status"] = status
-            started = datetime.fromisoformat(segment["started"])
-            self.data["duration_s"] = round(
-                self.data.get("duration_s", 0.0) + (now - started).total_seconds(), 3)
-        self.save()
 
 
 @contextmanager

@@ -1,15 +1,16 @@
 """Reading a run directory's `run.json` for the commands that show runs (`runs`, `plot`).
 
 Reading never raises for what the file holds: a run whose run.json is missing keys shows
-what it has, and one whose run.json is unreadable shows as `unreadable` with the reason,
-so one broken directory cannot take the whole listing down. Epoch numbers in run.json are
+what it has, one whose values do not fit cbrun's record (cbrun/record.py, the model run.json
+is written through) shows the rest and says what was dropped, and one whose run.json is
+unreadable shows as `unreadable` with the reason, so one broken directory cannot take the
+whole listing down. Epoch numbers in run.json are
 1-based, like everything shown to humans.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cbrun.record import RunFile, read_lenient
 from cbrun.rundir import LOG_FILE, RUN_FILE, run_in_use
 
 RUNNING = "running"
@@ -26,7 +28,6 @@ NO_RUN_FILE = "unknown"
 # Shown for a run whose run.json says running but whose process is gone (kill -9, a crash
 # that could not write its status): `cbrun resume` can continue it like any interruption.
 PROCESS_GONE = "interrupted"
-_INT_LIMIT = 2**31
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class RunInfo:
     """What run.json says about a run, every field optional.
 
     status: as recorded, or `unreadable` / `unknown` (no run.json).
-    problem: why run.json could not be read, None when it could.
+    problem: why run.json could not be read, or which of its values were dropped; None
+        when it read whole.
     process_alive: for a `running` run, whether a cbrun process still works on it (it
         holds the run's lock; for an older run without a lock file, its pid still exists
         on this host); None where that cannot be known.
@@ -165,44 +167,32 @@ def _reason(exc: Exception) -> str:
 
 
 def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
-    monitor = data.get("monitor")
-    monitor = monitor if isinstance(monitor, dict) else {}
-    best = data.get("best")
-    best = best if isinstance(best, dict) else {}
-    segments = data.get("segments")
-    segments = segments if isinstance(segments, list) else []
-    status = _str(data.get("status")) or NO_RUN_FILE
+    file, dropped = read_lenient(data)
+    status = file.status or NO_RUN_FILE
     return RunInfo(
         path=run_dir,
-        id=_str(data.get("id")) or run_dir.name,
+        id=file.id or run_dir.name,
         status=status,
-        name=_str(data.get("name")),
-        created=_time(data.get("created")),
-        finished=_time(data.get("finished")),
-        duration_s=_float(data.get("duration_s")),
-        epochs_done=_int(data.get("epochs_done")),
-        epochs_planned=_int(data.get("epochs_planned")),
-        monitor=_str(monitor.get("name")),
-        mode=_str(monitor.get("mode")),
-        best_epoch=_int(best.get("epoch")),
-        best_value=_float(best.get("value")),
-        stopped_early_at=_int(data.get("stopped_early_at")),
-        segments=tuple(_segment(s) for s in segments if isinstance(s, dict)),
-        process_alive=_alive(run_dir, data) if status == RUNNING else None,
+        problem=f"{run_dir / RUN_FILE}: ignored {'; '.join(dropped)}" if dropped else None,
+        name=file.name,
+        created=_time(file.created),
+        finished=_time(file.finished),
+        duration_s=file.duration_s,
+        epochs_done=file.epochs_done if "epochs_done" in file.model_fields_set else None,
+        epochs_planned=file.epochs_planned,
+        monitor=file.monitor.name if file.monitor else None,
+        mode=file.monitor.mode if file.monitor else None,
+        best_epoch=file.best.epoch if file.best else None,
+        best_value=file.best.value if file.best else None,
+        stopped_early_at=file.stopped_early_at,
+        segments=tuple(Segment(kind=s.kind, first_epoch=s.first_epoch,
+                               last_epoch=s.last_epoch, status=s.status,
+                               started=_time(s.started)) for s in file.segments),
+        process_alive=_alive(run_dir, file) if status == RUNNING else None,
     )
 
 
-def _segment(data: dict[str, Any]) -> Segment:
-    return Segment(
-        kind=_str(data.get("kind")) or "train",
-        first_epoch=_int(data.get("first_epoch")),
-        last_epoch=_int(data.get("last_epoch")),
-        status=_str(data.get("status")),
-        started=_time(data.get("started")),
-    )
-
-
-def _alive(run_dir: Path, data: dict[str, Any]) -> bool | None:
+def _alive(run_dir: Path, file: RunFile) -> bool | None:
     """Whether a process still works on the run. Its lock says so for certain (the kernel
     drops it when the process dies, even on kill -9); a recorded pid may have been handed to
     another process since, so it is asked only for runs older than the lock. None for such
@@ -210,8 +200,7 @@ def _alive(run_dir: Path, data: dict[str, Any]) -> bool | None:
     held = run_in_use(run_dir)
     if held is not None:
         return held
-    pid = _int(data.get("pid"))
-    host = _str(data.get("host"))
+    pid, host = file.pid, file.host
     if pid is None or pid <= 0 or (host is not None and host != socket.gethostname()):
         return None
     try:
@@ -223,33 +212,6 @@ def _alive(run_dir: Path, data: dict[str, Any]) -> bool | None:
     except OSError:
         return None  # the check itself failed: nothing is known
     return True
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    # bool is an int in Python; `true` is no epoch number.
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    # JSON integers have no size limit; epochs and pids are C ints (in Keras, in the
-    # kernel), and a larger number would overflow whatever draws or signals it.
-    if isinstance(value, int) and -_INT_LIMIT <= value < _INT_LIMIT:
-        return value
-    return None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # JSON integers have no size limit: 1 followed by 400 zeros
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _time(value: Any) -> datetime | None:

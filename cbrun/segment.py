@@ -22,8 +22,8 @@ import click
 from rich.console import Console
 
 from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
+from cbrun.record import RunRecord
 from cbrun.resume import newest_state_best, newest_state_epoch
-from cbrun.rundir import RunRecord
 from cbrun.summary import summary_table
 
 
@@ -113,20 +113,17 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
         traceback.print_exc()
         click.echo(f"run failed: {run_dir} (run.json has the error)", err=True)
         return 1
-    record.data["stopped_early_at"] = outcome.stopped_early_at
-    record.data["stop_reason"] = outcome.note
-    record.finish(outcome.status, error=outcome.note if outcome.status == "failed" else None)
-    console.print(summary_table(record.data, run_dir))
+    record.finish(outcome.status, error=outcome.note if outcome.status == "failed" else None,
+                  stopped_early_at=outcome.stopped_early_at, stop_reason=outcome.stop_reason,
+                  stop_note=outcome.note)
+    console.print(summary_table(record.file, run_dir))
     return 0 if outcome.status in ("completed", "stopped_early") else 1
 
 
 def _interrupted(record: RunRecord, what: str, code: int) -> int:
     # What is on disk is what resume will use: say that, not what memory had reached.
     done = newest_state_epoch(record.run_dir)
-    record.data["epochs_done"] = done
-    record.data["best"] = newest_state_best(record.run_dir)
-    record.data["segments"][-1]["last_epoch"] = done
-    record.finish("interrupted", error=f"interrupted by {what}")
+    record.interrupted(done, newest_state_best(record.run_dir), what)
     hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
     # stderr, and even with --quiet: the way back must never be hidden.
     click.echo(f"\ninterrupted by {what} after {done} complete epoch{'s' if done != 1 else ''}"

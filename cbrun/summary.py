@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
+from cbrun.record import RunFile
 from cbrun.rundir import LOG_FILE
 
 
@@ -14,21 +14,20 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def summary_table(record: dict[str, Any], run_dir: Path) -> Table:
-    table = Table(title=f"run {record['id']}", show_header=False, title_justify="left")
+def summary_table(record: RunFile, run_dir: Path) -> Table:
+    table = Table(title=f"run {record.id}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("status", record["status"])
-    table.add_row("epochs", f"{record['epochs_done']} of {record['epochs_planned']}")
-    monitor = record.get("monitor") or {}
-    best = record.get("best")
-    if best:
-        table.add_row(f"best {monitor.get('name', '')}",
-                      f"{_fmt(best['value'])} at epoch {best['epoch']}")
-    if record.get("stopped_early_at"):
-        table.add_row("stopped early", f"at epoch {record['stopped_early_at']}")
-    if record.get("error"):
-        table.add_row("note", str(record["error"]))
+    table.add_row("status", str(record.status))
+    table.add_row("epochs", f"{record.epochs_done} of {record.epochs_planned}")
+    if record.best:
+        name = record.monitor.name if record.monitor else ""
+        table.add_row(f"best {name}",
+                      f"{_fmt(record.best.value)} at epoch {record.best.epoch}")
+    if record.stopped_early_at:
+        table.add_row("stopped early", f"at epoch {record.stopped_early_at}")
+    if record.error:
+        table.add_row("note", record.error)
     table.add_row("run directory", str(run_dir))
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("*")) \
         if (run_dir / "checkpoints").is_dir() else []

@@ -145,10 +145,11 @@ def test_custom_builds_the_example_class_and_it_stops_training(tmp_path, monkeyp
     spec = parse(snippet)
     assert spec.batch_level() is True  # unknown until the class is loaded
     callback = spec.build(BuildContext(run_dir=tmp_path, config_dir=CONFIGS))
+    assert spec.batch_level() is True  # the spec alone still cannot know
     assert type(callback).__name__ == "StopAtTarget"
     assert isinstance(callback, keras.callbacks.Callback)
     assert (callback.monitor, callback.target, callback.mode) == ("loss", 1e9, "min")
-    assert spec.batch_level() is False  # it only has on_epoch_end
+    assert spec.batch_level(callback) is False  # it only has on_epoch_end
     model = tiny_model()
     x, y = tiny_data()
     history = model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[callback])
@@ -214,8 +215,8 @@ def test_custom_batch_level_follows_the_class(tmp_path, monkeypatch, name, expec
     monkeypatch.setattr(sys, "path", list(sys.path))
     (tmp_path / "my_cbs2.py").write_text(MY_CALLBACKS)
     spec = ADAPTER.validate_python({"type": "Custom", "class": f"my_cbs2:{name}"})
-    spec.build(BuildContext(run_dir=tmp_path, config_dir=tmp_path))
-    assert spec.batch_level() is expected
+    callback = spec.build(BuildContext(run_dir=tmp_path, config_dir=tmp_path))
+    assert spec.batch_level(callback) is expected
 
 
 # (snippet, text that must appear among the error locations and messages)

@@ -43,7 +43,7 @@ def test_plain_output_reports_every_epoch_and_every_event(tmp_path, capsys):
 
 def test_live_view_renders_at_a_bounded_rate_not_per_batch(tmp_path):
     from cbrun.config.load import load_config
-    from cbrun.rundir import RunRecord
+    from cbrun.record import RunRecord
     from cbrun.train.session import train
 
     class CountingFile(io.StringIO):
@@ -60,7 +60,8 @@ def test_live_view_renders_at_a_bounded_rate_not_per_batch(tmp_path):
     loaded = load_config(write_config(tmp_path, config))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    record = RunRecord.new(run_dir, "tiny", 7, 2, ("val_loss", "min"), ["test"])
+    record = RunRecord.new(run_dir, "tiny", 7, 2, ("val_loss", "min"), ["test"],
+                           config_dir=run_dir, overrides=[])
     record.begin_segment("train", 1, ["test"])
     console = Console(file=CountingFile(), force_terminal=True, width=100)
     outcome = train(loaded.config, run_dir, tmp_path, record, console=console, live=True)

@@ -64,7 +64,7 @@ def folder(tmp_path) -> Path:
              created="2026-11-21T18:00:00+00:00", stopped_early_at=None)
     fake_run(runs, "20261121-190000-crashed", csv=False, status="failed", epochs_done=0,
              best=None, duration_s=0.8, created="2026-11-21T19:00:00+00:00",
-             error={"type": "ValueError", "message": "shapes"})
+             error="ValueError: shapes")
     broken = runs / "20261121-200000-broken"
     broken.mkdir()
     (broken / "run.json").write_text('{"id": "20261121-200000-broken", "status": "runn')
@@ -146,7 +146,9 @@ def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, c
     assert [line.split()[0] for line in lines[1:8]] == sorted(p.name for p in find_runs(folder))
     assert len(lines) == 8
     assert err == (f"warning: {folder / '20261121-200000-broken' / 'run.json'}: not valid JSON "
-                   "(line 1, column 44: Unterminated string starting at)\n")
+                   "(line 1, column 44: Unterminated string starting at)\n"
+                   f"warning: {folder / '20261121-210000-sparse' / 'run.json'}: ignored "
+                   "epochs_done: input should be a valid integer (it holds 'six')\n")
     assert "\x1b[" not in out  # not a terminal: no colors
 
 
@@ -324,6 +326,10 @@ def test_huge_integers_in_run_json_are_ignored_not_a_traceback(tmp_path, capsys)
     assert (info.process_alive, info.duration_s, info.epochs_done, info.epochs_planned,
             info.stopped_early_at, info.best_epoch, info.best_value) == (None,) * 7
     code, out, err = cli(capsys, "runs", tmp_path / "runs", "--json")
-    assert (code, err) == (0, "")
+    assert code == 0
+    # One warning line, saying which values were ignored and why.
+    assert err.count("\n") == 1 and err.startswith("warning: ")
+    assert "ignored duration_s: input should be a valid number" in err
+    assert "pid: input should be less than 2147483648" in err
     assert json.loads(out)[0]["epochs_done"] == 17  # from the log, as for a missing value
     assert cli(capsys, "plot", run, "-o", tmp_path / "p.png")[0] == 0

@@ -4,6 +4,12 @@ A spec is a pydantic model whose fields are the Keras callback's own parameters,
 Keras's names and defaults, checked as strictly as their meaning allows. `build(ctx)`
 imports Keras inside and returns the Keras callback.
 
+A spec also owns its callback's whole runtime life: which attributes are its state (saved
+every epoch, put back after `on_train_begin` on resume), what it says when it acts, the
+epoch it stopped the run at, what `--continue-after-early-stop` undoes, which files it
+writes in the run directory and how they are rewound on resume. The training session only
+loops over (spec, built callback) pairs; see docs/ARCHITECTURE.md, "Adding a callback".
+
 Specs validate in pydantic's strict mode: YAML `patience: true` or `patience: "5"` is an
 error, not 1 or 5. The one loosening is `Float`, which takes `1e-5`: PyYAML reads that
 spelling (no dot) as a string, and users write it all the time.
@@ -13,7 +19,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from pathlib import PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field
@@ -22,7 +29,8 @@ from cbrun.config.base import BuildContext, StrictModel
 
 Mode = Literal["auto", "min", "max"]
 
-# What cbrun itself writes in a run directory (DESIGN.md section 3); a callback writing
+# What cbrun itself writes in a run directory (docs/ARCHITECTURE.md, "The run directory");
+# a callback writing
 # there would clobber it or be clobbered. log.csv is absent on purpose: CSVLogger's default.
 RESERVED_RUN_PATHS = ("config.yaml", "resolved.yaml", "run.json", "model.keras", "state")
 
@@ -94,8 +102,31 @@ def check_run_file(value: str, what: str, example: str) -> str:
     return value
 
 
+def run_relative(value: str) -> PurePosixPath:
+    """A run-relative path as one spelling: `./log.csv`, `logs/../log.csv` -> `log.csv`."""
+    return PurePosixPath(posixpath.normpath(value.replace("\\", "/")))
+
+
+@dataclass(frozen=True)
+class RewindPoint:
+    """Where a resumed run picks up: what `CallbackSpec.rewind` cuts its files back to.
+
+    state: this callback's state as saved with that epoch (None: no saved state, the run
+        starts again from epoch 1). optimizer_iterations: training steps done by then.
+    """
+
+    run_dir: Path
+    epochs_done: int
+    state: dict[str, Any] | None
+    optimizer_iterations: int
+
+
 class CallbackSpec(StrictModel):
-    """Base of every callback spec. Subclasses set `type: Literal["Name"]`."""
+    """Base of every callback spec. Subclasses set `type: Literal["Name"]`.
+
+    The runtime hooks below receive the Keras callback `build` returned; they read it with
+    plain attribute access, so this module never imports Keras.
+    """
 
     model_config = ConfigDict(strict=True)
 
@@ -106,12 +137,16 @@ class CallbackSpec(StrictModel):
     # One line for `cbrun callbacks`. (Parameters of older Keras are not the spec's
     # business: cbrun.config.legacy reports them, at their line, before the schema runs.)
     summary: ClassVar[str] = ""
+    # Attributes of the built callback that change while training (read from Keras's own
+    # source). Keras's on_train_begin resets them, so a resume puts them back afterwards.
+    state_attrs: ClassVar[tuple[str, ...]] = ()
 
     def build(self, ctx: BuildContext) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def batch_level(self) -> bool:
-        """True when the callback must see every batch (so cbrun keeps steps_per_execution=1)."""
+    def batch_level(self, callback: Any = None) -> bool:
+        """True when the callback must see every batch (so cbrun keeps steps_per_execution=1).
+        `callback`: the built callback, for a spec that can only tell from it (Custom)."""
         return False
 
     def monitored(self) -> list[tuple[tuple[Any, ...], str]]:
@@ -123,6 +158,54 @@ class CallbackSpec(StrictModel):
         """Rules that need the whole validated config: (loc relative to this spec, message)."""
         return []
 
+    # --- the built callback's runtime life -------------------------------------------
+
+    def get_state(self, callback: Any) -> dict[str, Any] | None:
+        """What to save with every epoch; None when the callback keeps nothing worth it.
+        Values must be JSON-able or numpy arrays (lists of arrays: best weights)."""
+        if not self.state_attrs:
+            return None
+        return {name: plain_value(getattr(callback, name, None)) for name in self.state_attrs}
+
+    def set_state(self, callback: Any, state: dict[str, Any]) -> None:
+        """Put a saved state back, after Keras's on_train_begin has reset the callback."""
+        for name, value in state.items():
+            setattr(callback, name, value)
+
+    def events(self, callback: Any, epoch: int, logs: dict[str, Any], model: Any) -> list[str]:
+        """What the callback did at the end of 0-based `epoch`, one line per act, said to
+        the user under that epoch's line (a checkpoint written, the run stopped)."""
+        return []
+
+    def begin_events(self, callback: Any) -> None:
+        """Called once before the first epoch; remember what `events` compares against."""
+
+    def stopped_epoch(self, callback: Any) -> int | None:
+        """The 1-based epoch at which this callback ended the run, or None."""
+        return None
+
+    def judges(self, monitor: str) -> bool:
+        """Whether this callback's own best value for `monitor` is the run's best (the
+        epoch whose weights it may restore)."""
+        return False
+
+    def best(self, callback: Any) -> tuple[int, float] | None:
+        """(1-based epoch, value) of the best value so far, for a callback that judges."""
+        return None
+
+    def continue_after_early_stop(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The saved state with this callback's decision to stop undone."""
+        return state
+
+    def run_files(self) -> list[PurePosixPath]:
+        """Files and folders the callback writes, relative to the run directory."""
+        return []
+
+    def rewind(self, point: RewindPoint) -> int:
+        """On resume, drop what the callback wrote past `point` (it writes it again);
+        returns how many rows or events were dropped."""
+        return 0
+
     def kwargs(self, ctx: BuildContext, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
         """The fields as Keras keyword arguments, with run-relative paths resolved."""
         data = self.model_dump(exclude={"type", *exclude})
@@ -130,6 +213,23 @@ class CallbackSpec(StrictModel):
             if data.get(name) is not None:
                 data[name] = str(ctx.resolve(data[name]))
         return data
+
+
+def plain_value(value: Any) -> Any:
+    """numpy scalars and tensors to Python numbers; lists of weights to numpy arrays."""
+    import numpy as np
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [plain_value(v) if not hasattr(v, "shape") or np.ndim(v) == 0
+                else np.asarray(v) for v in value]
+    if hasattr(value, "numpy"):
+        array = np.asarray(value.numpy())
+        return array.item() if array.ndim == 0 else array
+    return value
 
 
 # Field descriptions shared by several callbacks.

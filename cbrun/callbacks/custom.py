@@ -8,7 +8,7 @@ import inspect
 import sys
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from cbrun.callbacks.base import CallbackSpec
 from cbrun.config.base import BuildContext
@@ -45,8 +45,6 @@ class CustomSpec(CallbackSpec):
         "Keyword arguments for the class. Defaults to `{}`."))
 
     summary = "Your own keras.callbacks.Callback subclass (runs your code)."
-
-    _loaded: type | None = PrivateAttr(None)
 
     @field_validator("class_")
     @classmethod
@@ -99,7 +97,6 @@ class CustomSpec(CallbackSpec):
         if not (isinstance(target, type) and issubclass(target, keras.callbacks.Callback)):
             raise _fail("class", f"{self.class_} is {type(target).__name__} {target!r}, not a "
                                  f"subclass of keras.callbacks.Callback")
-        self._loaded = target
         return target
 
     def build(self, ctx: BuildContext) -> Any:
@@ -113,13 +110,28 @@ class CustomSpec(CallbackSpec):
                 accepts = ""
             raise _fail("params", f"{self.class_}(**params) failed: {exc}{accepts}") from exc
 
-    def batch_level(self) -> bool:
-        """Whether the class overrides a training-batch hook; True until build() has loaded
-        it, since unknown code may need every batch."""
-        cls = self._loaded
-        if cls is None:
+    def batch_level(self, callback: Any = None) -> bool:
+        """Whether the class overrides a training-batch hook. Without the built callback the
+        answer is True: unknown code may need every batch."""
+        if callback is None:
             return True
         import keras
 
-        base = keras.callbacks.Callback
+        cls, base = type(callback), keras.callbacks.Callback
         return any(getattr(cls, hook) is not getattr(base, hook) for hook in _BATCH_HOOKS)
+
+    # A custom class joins resume by defining get_state() -> dict and set_state(dict)
+    # itself (values JSON-able or numpy arrays); without them it keeps no state.
+    def get_state(self, callback: Any) -> dict[str, Any] | None:
+        if not _has_protocol(callback):
+            return None
+        return dict(callback.get_state())
+
+    def set_state(self, callback: Any, state: dict[str, Any]) -> None:
+        if _has_protocol(callback):
+            callback.set_state(state)
+
+
+def _has_protocol(callback: Any) -> bool:
+    return callable(getattr(callback, "get_state", None)) and callable(
+        getattr(callback, "set_state", None))

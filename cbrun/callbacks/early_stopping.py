@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field
@@ -48,8 +49,36 @@ class EarlyStoppingSpec(CallbackSpec):
         "Defaults to `0`."))
 
     summary = "Stop training when a monitored metric stops improving."
+    # keras/src/callbacks/early_stopping.py at Keras 3.15: what on_train_begin resets.
+    state_attrs = ("wait", "stopped_epoch", "best", "best_weights", "best_epoch")
 
     def build(self, ctx: BuildContext) -> Any:
         import keras
 
         return keras.callbacks.EarlyStopping(**self.kwargs(ctx))
+
+    def events(self, callback: Any, epoch: int, logs: dict[str, Any], model: Any) -> list[str]:
+        if not model.stop_training or self.stopped_epoch(callback) != epoch + 1:
+            return []
+        line = (f"EarlyStopping ended the run at epoch {epoch + 1}: {callback.monitor} did "
+                f"not improve for {callback.wait} epochs (best {callback.best:.4g} at epoch "
+                f"{callback.best_epoch + 1})")
+        if callback.restore_best_weights and callback.best_weights is not None:
+            line += f"; weights of epoch {callback.best_epoch + 1} restored"
+        return [line]
+
+    def stopped_epoch(self, callback: Any) -> int | None:
+        # Keras keeps 0 for "did not stop" (it cannot stop after the first epoch anyway).
+        return callback.stopped_epoch + 1 if callback.stopped_epoch else None
+
+    def judges(self, monitor: str) -> bool:
+        # Its best counts min_delta and baseline: the epoch restore_best_weights brings back.
+        return self.monitor == monitor
+
+    def best(self, callback: Any) -> tuple[int, float] | None:
+        if callback.best is None or not math.isfinite(float(callback.best)):
+            return None
+        return callback.best_epoch + 1, float(callback.best)
+
+    def continue_after_early_stop(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "stopped_epoch": 0, "wait": 0}

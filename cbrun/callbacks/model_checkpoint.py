@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import string
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -17,6 +19,7 @@ from cbrun.callbacks.base import (
     Mode,
     Verbose,
     check_run_file,
+    run_relative,
 )
 from cbrun.config.base import BuildContext
 
@@ -95,6 +98,10 @@ class ModelCheckpointSpec(CallbackSpec):
 
     path_fields = ("filepath",)
     summary = "Save the model or its weights every epoch (or every N batches)."
+    # keras/src/callbacks/model_checkpoint.py at Keras 3.15: the best value and the batch
+    # counters that decide when the next save falls.
+    state_attrs = ("best", "_batches_seen_since_last_saving", "_last_batch_seen",
+                   "_current_epoch")
 
     @field_validator("filepath")
     @classmethod
@@ -162,7 +169,7 @@ class ModelCheckpointSpec(CallbackSpec):
                 found.append((("filepath",), name))
         return found
 
-    def batch_level(self) -> bool:
+    def batch_level(self, callback: Any = None) -> bool:
         return self.save_freq != "epoch"
 
     def build(self, ctx: BuildContext) -> Any:
@@ -173,3 +180,29 @@ class ModelCheckpointSpec(CallbackSpec):
         run_dir = str(ctx.run_dir).replace("{", "{{").replace("}", "}}")
         kwargs["filepath"] = f"{run_dir}/{self.filepath}"
         return keras.callbacks.ModelCheckpoint(**kwargs)
+
+    # Checkpoints written are seen on disk: Keras says nothing when it saves. Only files
+    # matching the template count (`ep{epoch:03d}.keras` -> `ep*.keras`), so a checkpoint
+    # written into the run directory itself does not make log.csv look like a new one.
+    def _watched(self, callback: Any) -> dict[Path, int]:
+        path = Path(callback.filepath)
+        pattern = re.sub(r"\{[^}]*\}", "*", path.name)
+        found = {}
+        if path.parent.is_dir():
+            for item in path.parent.glob(pattern):
+                try:
+                    found[item] = item.stat().st_mtime_ns
+                except FileNotFoundError:
+                    continue  # replaced while we looked
+        return found
+
+    def begin_events(self, callback: Any) -> None:
+        callback.cbrun_seen = self._watched(callback)
+
+    def events(self, callback: Any, epoch: int, logs: dict[str, Any], model: Any) -> list[str]:
+        seen = getattr(callback, "cbrun_seen", {})
+        now = self._watched(callback)
+        callback.cbrun_seen = now
+        folder = run_relative(self.filepath).parent
+        return [f"checkpoint written: {folder / path.name}"
+                for path, stamp in sorted(now.items()) if seen.get(path) != stamp]

@@ -47,6 +47,9 @@ class ReduceLROnPlateauSpec(CallbackSpec):
         "The learning rate is never reduced below this. Defaults to `0`."))
 
     summary = "Reduce the learning rate when a monitored metric stops improving."
+    # keras/src/callbacks/reduce_lr_on_plateau.py at Keras 3.15. (The change of rate it
+    # makes is reported for any callback that changes it: see train/events.py.)
+    state_attrs = ("wait", "cooldown_counter", "best")
 
     @field_validator("factor")
     @classmethod

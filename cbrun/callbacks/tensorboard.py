@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from cbrun.callbacks.base import BatchCount, CallbackSpec, NonNegInt, check_run_path
+from cbrun.callbacks.base import (
+    BatchCount,
+    CallbackSpec,
+    NonNegInt,
+    RewindPoint,
+    check_run_path,
+    run_relative,
+)
 from cbrun.config.base import BuildContext
 
 _PROFILE_RULE = ("profile_batch must be 0 (off), a positive batch number, or a range of "
@@ -70,6 +78,8 @@ class TensorBoardSpec(CallbackSpec):
 
     path_fields = ("log_dir",)
     summary = "Write TensorBoard event files (metrics, histograms, profiles)."
+    # The step counters of batch-level summaries (keras/src/callbacks/tensorboard.py).
+    state_attrs = ("_global_train_batch", "_global_test_batch")
 
     @field_validator("log_dir")
     @classmethod
@@ -98,7 +108,7 @@ class TensorBoardSpec(CallbackSpec):
                 "embeddings_freq to a positive number of epochs or remove embeddings_metadata")
         return self
 
-    def batch_level(self) -> bool:
+    def batch_level(self, callback: Any = None) -> bool:
         return self.update_freq != "epoch" or self.profile_batch != 0
 
     def build(self, ctx: BuildContext) -> Any:
@@ -108,3 +118,17 @@ class TensorBoardSpec(CallbackSpec):
         if isinstance(kwargs["profile_batch"], list):
             kwargs["profile_batch"] = tuple(kwargs["profile_batch"])
         return keras.callbacks.TensorBoard(**kwargs)
+
+    def run_files(self) -> list[PurePosixPath]:
+        return [run_relative(self.log_dir)]
+
+    def rewind(self, point: RewindPoint) -> int:
+        folder = point.run_dir / self.log_dir
+        if not folder.is_dir():
+            return 0
+        from cbrun.callbacks.tensorboard_trim import trim_event_files
+
+        # Without a saved state every step-indexed event goes.
+        batches = (point.state or {}).get("_global_train_batch", 0)
+        iterations = point.optimizer_iterations if point.state is not None else 0
+        return trim_event_files(folder, point.epochs_done, batches, iterations)

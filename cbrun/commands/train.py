@@ -10,7 +10,8 @@ from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
 from cbrun.config.monitors import primary_monitor
 from cbrun.errors import ConfigError
-from cbrun.rundir import RunRecord, create_run_dir, run_lock, write_config_files
+from cbrun.record import RunRecord
+from cbrun.rundir import create_run_dir, run_lock, write_config_files
 from cbrun.segment import interrupts_deferred, run_segment
 
 
@@ -43,10 +44,8 @@ def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     write_config_files(run_dir, loaded.text.encode("utf-8"),  # what was validated
                        config.model_dump(mode="json", by_alias=True))
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
-                           primary_monitor(config), root["argv"])
-    record.data["config_dir"] = str(loaded.config_dir.resolve())
-    record.data["overrides"] = list(overrides)
-    record.save()
+                           primary_monitor(config), root["argv"],
+                           config_dir=loaded.config_dir.resolve(), overrides=list(overrides))
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
     def start():

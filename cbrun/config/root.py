@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import posixpath
+from pathlib import PurePosixPath
 from typing import Any
 
 from pydantic import Field
 
+from cbrun.callbacks.csv_logger import CSVLoggerSpec
 from cbrun.callbacks.registry import CallbackConfig
 from cbrun.config.base import StrictModel
 from cbrun.config.compile import CompileConfig, optimizer_class
@@ -37,8 +38,13 @@ class RunConfig(StrictModel):
 
     def writes_run_log(self) -> bool:
         """Whether a declared CSVLogger writes the run's log.csv (else cbrun adds a writer)."""
-        return any(spec.type == "CSVLogger" and posixpath.normpath(spec.filename) == LOG_FILE
-                   for spec in self.callbacks)
+        return any(PurePosixPath(LOG_FILE) in spec.run_files() for spec in self.callbacks)
+
+    def tracked_callbacks(self) -> list[CallbackConfig]:
+        """The specs whose callbacks a run builds, in order: the user's, then cbrun's own
+        log.csv writer when none of theirs writes it. Saved states line up with this list."""
+        own = [] if self.writes_run_log() else [CSVLoggerSpec(type="CSVLogger")]
+        return [*self.callbacks, *own]
 
     def optimizer_settings(self) -> tuple[str, dict[str, Any]]:
         """(Keras class name, keyword arguments) of the optimizer, however it was written."""

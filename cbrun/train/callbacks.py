@@ -1,5 +1,9 @@
 """The callback list of a run: the user's, built from their specs, plus cbrun's own.
 
+Each callback travels with the spec it was built from, as a `Bound` pair: everything the
+run does with a callback beyond handing it to Keras (its state, its messages, its stop) is
+asked of its spec. See docs/ARCHITECTURE.md, "Adding a callback".
+
 Order matters. Keras calls callbacks in list order, so:
   1. LearningRateLog first: every later callback (CSVLogger, TensorBoard) sees
      `learning_rate`, the rate used during the epoch, before ReduceLROnPlateau changes it;
@@ -12,15 +16,22 @@ Order matters. Keras calls callbacks in list order, so:
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 
+from cbrun.callbacks.base import CallbackSpec
 from cbrun.config.base import BuildContext
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError
-from cbrun.rundir import LOG_FILE, RunRecord
+from cbrun.record import RunRecord
+
+
+class Bound(NamedTuple):
+    """A built Keras callback and the spec it came from."""
+
+    spec: CallbackSpec
+    callback: Any
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -34,23 +45,23 @@ class RunRecorder(keras.callbacks.Callback):
     """Tracks epochs done and the best monitored value in the run record (the StateKeeper
     writes run.json right after the epoch's state)."""
 
-    def __init__(self, record: RunRecord, monitor: str, mode: str,
-                 early_stopping: keras.callbacks.EarlyStopping | None = None):
+    def __init__(self, record: RunRecord, monitor: str, mode: str, judge: Bound | None = None):
         super().__init__()
         self.record = record
         self.monitor = monitor
         self.mode = mode
-        # When EarlyStopping watches this metric, its best (min_delta and baseline counted)
-        # is the run's best: the epoch whose weights restore_best_weights brings back.
-        self.early_stopping = early_stopping
+        # A callback whose own best of this metric is the run's best (EarlyStopping's,
+        # min_delta and baseline counted: the epoch restore_best_weights brings back).
+        self.judge = judge
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        best = self.record.data.get("best")
-        judge = self.early_stopping
-        if judge is not None and judge.best is not None and math.isfinite(float(judge.best)):
-            best = {"epoch": judge.best_epoch + 1, "value": float(judge.best)}
-        elif judge is None and value is not None and not math.isnan(float(value)):
+        best = self.record.best
+        if self.judge is not None:
+            judged = self.judge.spec.best(self.judge.callback)
+            if judged is not None:
+                best = {"epoch": judged[0], "value": judged[1]}
+        elif value is not None and not math.isnan(float(value)):
             value = float(value)
             better = best is None or (value < best["value"] if self.mode == "min"
                                       else value > best["value"])
@@ -59,26 +70,27 @@ class RunRecorder(keras.callbacks.Callback):
         self.record.epoch_done(epoch + 1, best)
 
 
-def build_user_callbacks(config: RunConfig, ctx: BuildContext) -> list[Any]:
+def build_callbacks(config: RunConfig, ctx: BuildContext) -> list[Bound]:
+    """Every tracked callback (`RunConfig.tracked_callbacks`), built."""
     built = []
-    for index, spec in enumerate(config.callbacks):
+    for index, spec in enumerate(config.tracked_callbacks()):
         try:
-            callback = spec.build(ctx)
+            built.append(Bound(spec, spec.build(ctx)))
         except ConfigError as exc:
             for problem in exc.problems:
                 problem.loc = ("callbacks", index, *problem.loc)
             raise
-        if ctx.resuming and isinstance(callback, keras.callbacks.CSVLogger):
-            # The file was truncated to the restored epoch; rows continue after it.
-            callback.append = True
-        built.append(callback)
     return built
 
 
-def needs_every_batch(config: RunConfig) -> bool:
-    """Call after building: a Custom spec knows its class's hooks only once it is loaded."""
-    return any(spec.batch_level() for spec in config.callbacks)
+def needs_every_batch(bound: list[Bound]) -> bool:
+    return any(spec.batch_level(callback) for spec, callback in bound)
 
 
-def run_log(run_dir: Path, resuming: bool) -> keras.callbacks.CSVLogger:
-    return keras.callbacks.CSVLogger(str(run_dir / LOG_FILE), append=resuming)
+def judge_of(bound: list[Bound], monitor: str) -> Bound | None:
+    return next((pair for pair in bound if pair.spec.judges(monitor)), None)
+
+
+def stopped_epoch(bound: list[Bound]) -> int | None:
+    return next((epoch for spec, callback in bound
+                 if (epoch := spec.stopped_epoch(callback)) is not None), None)

@@ -15,13 +15,13 @@ from cbrun.config.base import BuildContext
 from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
-from cbrun.rundir import RunRecord
+from cbrun.record import RunRecord, Status, StopReason
 from cbrun.train import callbacks as cbs
 from cbrun.train.data import batches_per_epoch, check_data_fits, load_arrays, train_dataset
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.progress import ProgressDisplay
-from cbrun.train.state import SavedState, StateKeeper
+from cbrun.train.resume import SavedState, StateKeeper
 
 # Batches per compiled call for `steps_per_execution: auto` aim at this many progress
 # updates per epoch: enough for a live bar, few enough that Python overhead stays small.
@@ -30,9 +30,10 @@ TARGET_UPDATES_PER_EPOCH = 8
 
 @dataclass
 class Outcome:
-    status: str  # completed | stopped_early | failed
+    status: Status  # completed | stopped_early | failed
     epochs_done: int
     stopped_early_at: int | None
+    stop_reason: StopReason | None
     note: str | None
     model_path: Path
 
@@ -74,25 +75,20 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     first_epoch = restore.epochs_done if restore else 0
 
     ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None)
-    user = cbs.build_user_callbacks(config, ctx)
-    tracked = list(user)
-    if not config.writes_run_log():
-        tracked.append(cbs.run_log(run_dir, resuming=restore is not None))
+    bound = cbs.build_callbacks(config, ctx)
     monitor, mode = primary_monitor(config)
-    judge = next((cb for cb in user if isinstance(cb, keras.callbacks.EarlyStopping)
-                  and cb.monitor == monitor), None)
-    recorder = cbs.RunRecorder(record, monitor, mode, judge)
-    keeper = StateKeeper(run_dir, tracked, restore,
-                         extra_state=lambda: {"best": record.data.get("best")},
+    recorder = cbs.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
+    keeper = StateKeeper(run_dir, bound, restore,
+                         extra_state=lambda: {"best": record.best},
                          after_save=record.save, learning_rate=learning_rate,
                          on_restored=on_restored)
-    events = Events(run_dir, user)
+    events = Events(bound)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
 
     model = build_model(config)
     check_data_fits(config, arrays, model)
-    spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(config))
-    record.data["steps_per_execution"] = spe
+    spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
+    record.set_steps_per_execution(spe)
     compile_model(model, config, spe)
     # Built now rather than lazily inside fit, so a saved state has variables to go into.
     model.optimizer.build(model.trainable_variables)
@@ -112,25 +108,27 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             validation_batch_size=config.data.batch_size,
             validation_freq=config.fit.validation_freq,
             class_weight=config.fit.class_weight,
-            callbacks=[cbs.LearningRateLog(), *tracked, recorder, keeper, display],
+            callbacks=[cbs.LearningRateLog(), *(b.callback for b in bound), recorder, keeper,
+                       display],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
     finally:
         display.close()
 
-    epochs_done = int(record.data["epochs_done"])
-    stopped_at = next((cb.stopped_epoch + 1 for cb in user
-                       if isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch),
-                      None)
-    note = events.early_stop
+    epochs_done = record.epochs_done
+    stopped_at = cbs.stopped_epoch(bound)
+    reason, note = StopReason.EARLY_STOPPING, events.stop_note
     if stopped_at is None and epochs_done < config.fit.epochs and not events.nan_stop:
-        # Some other callback (a custom one, say) set model.stop_training.
-        stopped_at, note = epochs_done, f"a callback stopped training after epoch {epochs_done}"
+        # A callback whose spec does not say it stops (a custom one, say) set
+        # model.stop_training.
+        stopped_at, reason = epochs_done, StopReason.CALLBACK
+        note = f"a callback stopped training after epoch {epochs_done}"
     model_path = run_dir / "model.keras"
     model.save(model_path)
     if events.nan_stop:
-        return Outcome("failed", epochs_done, None, "loss became NaN or inf", model_path)
+        return Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
+                       "the loss became NaN or inf", model_path)
     if stopped_at is not None:
-        return Outcome("stopped_early", epochs_done, stopped_at, note, model_path)
-    return Outcome("completed", epochs_done, None, None, model_path)
+        return Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
+    return Outcome("completed", epochs_done, None, None, None, model_path)

@@ -1,4 +1,8 @@
-"""Training state: everything an exact resume needs, saved at every epoch end.
+"""Resume, the upper-floor half: save the training state at every epoch end, put it back,
+and rewind the files written past it. (Whether a run may resume, and with which changes, is
+decided before TensorFlow loads: cbrun/resume.py. The command: cbrun/commands/resume.py.)
+
+Training state is everything an exact resume needs, saved at every epoch end.
 
     state/epoch-00006/variables.npz  every model variable (the seed generators of Dropout
                                      and friends included) and every optimizer variable
@@ -8,6 +12,11 @@
 
 A state is written into a temporary folder and renamed into place, so a kill at any instant
 leaves the previous state whole. The newest `epoch-*` folder is the one resume uses.
+
+Keras's `on_train_begin` resets EarlyStopping, ReduceLROnPlateau and TensorBoard, and no
+Keras callback can save what it has counted: each callback's spec names the state that
+matters (`CallbackSpec.get_state` / `set_state`), and it is put back after every
+`on_train_begin` has run.
 """
 
 from __future__ import annotations
@@ -25,11 +34,12 @@ from typing import Any
 import keras
 import numpy as np
 
+from cbrun.callbacks.base import RewindPoint
 from cbrun.errors import RunError
 from cbrun.resume import state_dirs
 from cbrun.rundir import STATE_DIR
 from cbrun.segment import interrupts_deferred
-from cbrun.train import cbstate
+from cbrun.train.callbacks import Bound
 
 KEEP = 2  # the newest state plus one spare
 FORMAT = 1
@@ -103,7 +113,7 @@ def _join_arrays(state: dict[str, Any], arrays: Any) -> dict[str, Any]:
     return out
 
 
-def save_state(run_dir: Path, model: keras.Model, callbacks: list[Any], epochs_done: int,
+def save_state(run_dir: Path, model: keras.Model, bound: list[Bound], epochs_done: int,
                extra: dict[str, Any]) -> Path:
     root = run_dir / STATE_DIR
     root.mkdir(exist_ok=True)
@@ -122,8 +132,8 @@ def save_state(run_dir: Path, model: keras.Model, callbacks: list[Any], epochs_d
 
     arrays: dict[str, np.ndarray] = {}
     states = []
-    for index, callback in enumerate(callbacks):
-        state = cbstate.get_state(callback)
+    for index, (spec, callback) in enumerate(bound):
+        state = spec.get_state(callback)
         states.append(None if state is None else {
             "class": type(callback).__name__, "state": _split_arrays(index, state, arrays)})
     _fsync_write(tmp / "arrays.npz", lambda h: np.savez(h, **arrays))
@@ -193,7 +203,7 @@ def latest_state(run_dir: Path, warn=print) -> SavedState | None:
     return None
 
 
-def restore_state(saved: SavedState, model: keras.Model, callbacks: list[Any]) -> None:
+def restore_state(saved: SavedState, model: keras.Model, bound: list[Bound]) -> None:
     meta = saved.meta
     now = ([list(v.shape) for v in model.variables],
            [list(v.shape) for v in model.optimizer.variables])
@@ -208,17 +218,17 @@ def restore_state(saved: SavedState, model: keras.Model, callbacks: list[Any]) -
         for i, variable in enumerate(model.optimizer.variables):
             variable.assign(data[f"o{i}"])
     with np.load(saved.path / "arrays.npz") as arrays:
-        if len(callbacks) != len(meta["callbacks"]):
+        if len(bound) != len(meta["callbacks"]):
             raise RunError(f"the saved state holds {len(meta['callbacks'])} callbacks, the "
-                           f"config now {len(callbacks)}; callbacks cannot be added or removed "
+                           f"config now {len(bound)}; callbacks cannot be added or removed "
                            "on resume")
-        for callback, entry in zip(callbacks, meta["callbacks"], strict=True):
+        for (spec, callback), entry in zip(bound, meta["callbacks"], strict=True):
             if entry is not None:
                 if entry["class"] != type(callback).__name__:
                     raise RunError(f"the saved state has a {entry['class']} where the config "
                                    f"now has a {type(callback).__name__}; callbacks cannot be "
                                    "added, removed or reordered on resume")
-                cbstate.set_state(callback, _join_arrays(entry["state"], arrays))
+                spec.set_state(callback, _join_arrays(entry["state"], arrays))
     random.setstate(_tuple_deep(meta["python_random"]))
     name, keys, pos, has_gauss, cached = meta["numpy_random"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
@@ -230,7 +240,7 @@ class StateKeeper(keras.callbacks.Callback):
     and saves the state at every epoch end, after every other callback has updated theirs,
     then run.json, so that run.json never claims an epoch the state does not hold."""
 
-    def __init__(self, run_dir: Path, tracked: list[Any], restore: SavedState | None,
+    def __init__(self, run_dir: Path, tracked: list[Bound], restore: SavedState | None,
                  extra_state, after_save, learning_rate: float | None = None,
                  on_restored=None):
         super().__init__()
@@ -256,3 +266,26 @@ class StateKeeper(keras.callbacks.Callback):
         with interrupts_deferred():
             save_state(self.run_dir, self.model, self.tracked, epoch + 1, self.extra_state())
             self.after_save()
+
+
+def continue_after_early_stop(saved: SavedState, specs: list[Any]) -> None:
+    """--continue-after-early-stop: undo, in the saved state, each callback's decision to
+    stop (its spec knows what that decision is made of)."""
+    saved.meta["stop_training"] = False
+    for spec, entry in zip(specs, saved.meta["callbacks"], strict=False):
+        if entry:
+            entry["state"] = spec.continue_after_early_stop(entry["state"])
+
+
+def rewind(run_dir: Path, specs: list[Any], saved: SavedState | None) -> int:
+    """Cut back what the callbacks wrote after the saved state (CSV rows, TensorBoard
+    events), so the resumed epochs write them once; returns how many were dropped.
+    `specs` is `RunConfig.tracked_callbacks()`, the list the saved states line up with."""
+    done = saved.epochs_done if saved else 0
+    entries = saved.meta["callbacks"] if saved else [None] * len(specs)
+    iterations = saved.meta.get("optimizer_iterations", 0) if saved else 0
+    dropped = 0
+    for spec, entry in zip(specs, entries, strict=False):
+        state = (entry or {}).get("state") if saved else None
+        dropped += spec.rewind(RewindPoint(run_dir, done, state, iterations))
+    return dropped

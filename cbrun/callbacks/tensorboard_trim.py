@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-import tensorflow as tf
-from tensorboard.compat.proto import event_pb2
+# TensorFlow is imported inside the functions: callbacks/ is the lower floor, and only a
+# resume of a run with TensorBoard event files calls them.
 
 
-def _keep(event: event_pb2.Event, epochs_done: int, train_batches: int,
+def _keep(event: Any, epochs_done: int, train_batches: int,
           iterations: int) -> bool:
     if not event.HasField("summary") or not event.summary.value:
         return True  # file version, graph, run metadata: not on a step axis
@@ -31,6 +32,8 @@ def _keep(event: event_pb2.Event, epochs_done: int, train_batches: int,
 
 
 def _read_records(path: Path) -> list[bytes]:
+    import tensorflow as tf
+
     records = []
     try:
         for record in tf.data.TFRecordDataset(str(path)):
@@ -43,6 +46,9 @@ def _read_records(path: Path) -> list[bytes]:
 def trim_event_files(log_dir: Path, epochs_done: int, train_batches: int,
                      iterations: int) -> int:
     """Rewrite every events file under log_dir; returns how many events were dropped."""
+    import tensorflow as tf
+    from tensorboard.compat.proto import event_pb2
+
     dropped = 0
     for path in sorted(log_dir.rglob("events.out.tfevents.*")):
         records = _read_records(path)

@@ -1,0 +1,319 @@
+"""run.json: one typed record, written and read through the same pydantic model.
+
+`RunRecord` is the only code that changes a run's record; every other module calls its
+methods. Reading comes in two strengths:
+  - `RunRecord.load` (resume): the file must be what cbrun writes. A hand edit that broke
+    it (not UTF-8, a string where a number belongs, a null segment) is a UsageError naming
+    the file, the field and what it holds: one line, exit 2.
+  - `read_lenient` (`runs`, `plot`): what cannot be read is dropped and reported, the rest
+    is shown, so one broken directory never takes a listing down.
+Older files (cbrun 0.1: no stop_reason, a stop sentence instead of the enum) read as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cbrun.errors import UsageError, format_loc
+from cbrun.rundir import RUN_FILE, atomic_write_bytes, iso, utc_now, versions
+
+Status = Literal["running", "completed", "stopped_early", "interrupted", "failed", "pruned"]
+# A segment whose process vanished without a word (kill -9) is marked killed afterwards.
+SegmentStatus = Literal["running", "completed", "stopped_early", "interrupted", "failed",
+                        "pruned", "killed"]
+# Epochs, pids, counts: C ints in Keras and the kernel; JSON integers have no size limit.
+Count = Annotated[int, Field(ge=0, lt=2**31)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class StopReason(StrEnum):
+    """Why a run ended before its planned epochs."""
+
+    EARLY_STOPPING = "early_stopping"  # a callback whose spec says it stopped the run
+    CALLBACK = "callback"  # some other callback set model.stop_training
+    NAN_LOSS = "nan_loss"  # the loss became NaN or inf
+    PRUNED = "pruned"  # a sweep ended the trial
+
+
+# What cbrun 0.1 wrote in `stop_reason`: a sentence.
+_OLD_NAN_SENTENCE = "loss became NaN or inf"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", validate_assignment=True)
+
+
+class Monitor(_Part):
+    name: str
+    mode: Literal["min", "max"]
+
+
+class Best(_Part):
+    epoch: Count
+    value: Number
+
+
+class Segment(_Part):
+    """One train or resume process of a run; epochs are 1-based and inclusive."""
+
+    kind: Literal["train", "resume"] = "train"
+    started: str | None = None
+    finished: str | None = None
+    pid: Count | None = None
+    command: list[str] = Field(default_factory=list)
+    first_epoch: Count | None = None
+    last_epoch: Count | None = None
+    status: SegmentStatus | None = None
+
+
+class Tracking(_Part):
+    """Experiment trackers following the run (issue 15): backend -> run id or URL, and
+    the items not sent yet."""
+
+    runs: dict[str, str] = Field(default_factory=dict)
+    unsent: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SweepTrial(_Part):
+    """The sweep this run is a trial of (issue 14)."""
+
+    id: str
+    trial: Count
+
+
+class RunFile(_Part):
+    """Every key of run.json. Keys this cbrun does not know are kept as they are."""
+
+    id: str | None = None
+    name: str | None = None
+    status: Status | None = None
+    created: str | None = None
+    finished: str | None = None
+    duration_s: Number | None = None
+    pid: Count | None = None
+    host: str | None = None
+    command: list[str] = Field(default_factory=list)
+    seed: Annotated[int, Field(ge=0, lt=2**32)] | None = None
+    epochs_planned: Count | None = None
+    epochs_done: Count = 0
+    monitor: Monitor | None = None
+    best: Best | None = None
+    stopped_early_at: Count | None = None
+    stop_reason: Annotated[StopReason | None, Field(strict=False)] = None
+    stop_note: str | None = None  # what the callback that stopped the run said
+    versions: dict[str, str] = Field(default_factory=dict)
+    segments: list[Segment] = Field(default_factory=list)
+    error: str | None = None
+    config_dir: str | None = None
+    overrides: list[str] = Field(default_factory=list)
+    steps_per_execution: Count | None = None
+    test: dict[str, Number] | None = None  # test-split metrics (issue 9)
+    tracking: Tracking | None = None
+    sweep: SweepTrial | None = None
+
+    @field_validator("stop_reason", mode="before")
+    @classmethod
+    def _old_sentence(cls, value: Any) -> Any:
+        # cbrun 0.1 kept the stop message here; the reason is all that is known from it.
+        if isinstance(value, str) and value not in StopReason.__members__.values():
+            if value == _OLD_NAN_SENTENCE:
+                return StopReason.NAN_LOSS
+            return (StopReason.EARLY_STOPPING if value.startswith("EarlyStopping")
+                    else StopReason.CALLBACK)
+        return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = format_loc(error["loc"]) or "the file"
+    given = error.get("input")
+    shown = repr(given) if not isinstance(given, dict) else "an object"
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{loc}: {error['msg'][0].lower()}{error['msg'][1:]} (it holds {shown})"
+
+
+def parse(data: Any) -> RunFile:
+    """ValueError with one line per problem when `data` is no record cbrun wrote."""
+    if not isinstance(data, dict):
+        raise ValueError(  # noqa: TRY004 - one exception type for every "not a record"
+            f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return RunFile.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+def read_lenient(data: dict[str, Any]) -> tuple[RunFile, list[str]]:
+    """The record with every value that does not fit dropped, and what was dropped."""
+    data = copy.deepcopy(data)
+    problems: list[str] = []
+    while True:
+        try:
+            return RunFile.model_validate(data), problems
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(_describe(error))
+                _drop(data, error["loc"])
+
+
+def _drop(data: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    """Remove the value at `loc`: a field of a segment, a whole segment that is no object,
+    else the top-level key."""
+    key = loc[0]
+    if key == "segments" and len(loc) >= 2 and isinstance(data.get("segments"), list):
+        segments = data["segments"]
+        index = loc[1]
+        if isinstance(index, int) and index < len(segments):
+            if len(loc) >= 3 and isinstance(segments[index], dict):
+                segments[index].pop(loc[2], None)
+            else:
+                segments[index] = None
+                data["segments"] = [s for s in segments if s is not None]
+            return
+    data.pop(key, None)
+
+
+class RunRecord:
+    """A run directory's record, saved atomically (other processes read it while we run)."""
+
+    def __init__(self, run_dir: Path, file: RunFile):
+        self.run_dir = run_dir
+        self.file = file
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / RUN_FILE
+
+    # Read-only views the session and commands use.
+    @property
+    def status(self) -> Status | None:
+        return self.file.status
+
+    @property
+    def epochs_done(self) -> int:
+        return self.file.epochs_done
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return self.file.best.model_dump() if self.file.best else None
+
+    @classmethod
+    def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
+            monitor: tuple[str, str] | None, command: list[str], config_dir: Path,
+            overrides: list[str]) -> RunRecord:
+        file = RunFile(
+            id=run_dir.name, name=name, status="running", created=iso(utc_now()),
+            duration_s=0.0, pid=os.getpid(), host=socket.gethostname(), command=command,
+            seed=seed, epochs_planned=epochs,
+            monitor=Monitor(name=monitor[0], mode=monitor[1]) if monitor else None,
+            versions=versions(), config_dir=str(config_dir), overrides=list(overrides))
+        record = cls(run_dir, file)
+        record.save()
+        return record
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunRecord:
+        path = run_dir / RUN_FILE
+        try:
+            text = path.read_bytes().decode("utf-8")
+            data = json.loads(text)
+        except FileNotFoundError:
+            raise UsageError(f"{run_dir} is not a run directory (no run.json); give a "
+                             "folder that `cbrun train` created, e.g. runs/<id>") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                             "was it edited? cbrun writes it as UTF-8 JSON") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path} is not valid JSON (line {exc.lineno}, column "
+                             f"{exc.colno}: {exc.msg}); was it edited?") from None
+        try:
+            file = parse(data)
+        except ValueError as exc:
+            raise UsageError(f"{path} is not a run record cbrun wrote: {exc}; was it "
+                             "edited?") from None
+        if not file.segments or file.status is None:
+            raise UsageError(f"{path} is not a run record cbrun wrote (no status or no "
+                             "segments); was it edited?")
+        return cls(run_dir, file)
+
+    def save(self) -> None:
+        text = self.file.model_dump_json(indent=2, exclude_none=False)
+        atomic_write_bytes(self.path, (text + "\n").encode())
+
+    # --- changes, each a step of a run's life -------------------------------------------
+
+    def set_steps_per_execution(self, steps: int) -> None:
+        self.file.steps_per_execution = steps
+
+    def begin_segment(self, kind: str, first_epoch: int, command: list[str]) -> None:
+        for segment in self.file.segments:
+            if segment.status == "running":  # its process died without a word (kill -9)
+                segment.status = "killed"
+        self.file.status = "running"
+        self.file.pid = os.getpid()
+        self.file.host = socket.gethostname()
+        self.file.finished = None
+        self.file.error = None
+        self.file.segments.append(Segment(
+            kind=kind, started=iso(utc_now()), pid=os.getpid(), command=command,
+            first_epoch=first_epoch, last_epoch=first_epoch - 1, status="running"))
+        self.save()
+
+    def resume_from(self, epochs_done: int, epochs_planned: int,
+                    best: dict[str, Any] | None) -> None:
+        """A resume restarts after `epochs_done`, the epoch its saved state holds."""
+        self.file.epochs_planned = epochs_planned
+        self.file.epochs_done = epochs_done
+        self.file.best = Best(**best) if best else None
+        self.file.stopped_early_at = None
+        self.file.stop_reason = None
+        self.file.stop_note = None
+        if self.file.segments:
+            self.file.segments[-1].first_epoch = epochs_done + 1
+        self.save()
+
+    def add_overrides(self, overrides: list[str]) -> None:
+        self.file.overrides.extend(overrides)
+        self.save()
+
+    def epoch_done(self, epochs_done: int, best: dict[str, Any] | None) -> None:
+        """Updates the record in memory; the caller saves it once the epoch's state is."""
+        self.file.epochs_done = epochs_done
+        self.file.best = Best(**best) if best else None
+        if self.file.segments:
+            self.file.segments[-1].last_epoch = epochs_done
+
+    def interrupted(self, epochs_done: int, best: dict[str, Any] | None, what: str) -> None:
+        """What is on disk is what resume will use: the record says that."""
+        self.epoch_done(epochs_done, best)
+        self.finish("interrupted", error=f"interrupted by {what}")
+
+    def finish(self, status: Status, error: str | None = None, *,
+               stopped_early_at: int | None = None, stop_reason: StopReason | None = None,
+               stop_note: str | None = None) -> None:
+        now = utc_now()
+        self.file.status = status
+        self.file.finished = iso(now)
+        self.file.error = error
+        if status in ("completed", "stopped_early", "failed"):
+            self.file.stopped_early_at = stopped_early_at
+            self.file.stop_reason = stop_reason
+            self.file.stop_note = stop_note
+        if self.file.segments:
+            segment = self.file.segments[-1]
+            segment.finished = iso(now)
+            segment.status = status
+            if segment.started:
+                started = datetime.fromisoformat(segment.started)
+                self.file.duration_s = round(
+                    (self.file.duration_s or 0.0) + (now - started).total_seconds(), 3)
+        self.save()
