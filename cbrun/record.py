@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import socket
 from datetime import datetime
 from enum import StrEnum
@@ -138,7 +139,8 @@ def _describe(error: dict[str, Any]) -> str:
     shown = repr(given) if not isinstance(given, dict) else "an object"
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    return f"{loc}: {error['msg'][0].lower()}{error['msg'][1:]} (it holds {shown})"
+    message = re.sub(r" or instance of \w+", "", error["msg"])  # a class name means nothing
+    return f"{loc}: {message[0].lower()}{message[1:]} (it holds {shown})"
 
 
 def parse(data: Any) -> RunFile:
