@@ -42,7 +42,12 @@ def test_run_directory_holds_every_file(real_run):
     assert resolved["data"]["shuffle"] is True
 
     record = json.loads((real_run / "run.json").read_text())
-    assert record["status"] in ("completed", "stopped_early")
+    # Seeded and deterministic: this config always stops early, and says who stopped it.
+    assert record["status"] == "stopped_early"
+    assert record["stop_reason"] == "early_stopping"
+    assert record["stop_note"].startswith(
+        f"EarlyStopping ended the run at epoch {record['stopped_early_at']}: val_loss did not "
+        "improve for ")
     assert record["id"] == real_run.name and real_run.name.endswith("-real")
     assert record["epochs_done"] == len(read_log(real_run / "log.csv"))
     assert set(record["versions"]) == {"python", "tensorflow", "keras", "cbrun"}

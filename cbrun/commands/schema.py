@@ -72,7 +72,8 @@ def _enum(model: dict[str, Any] | None, key: str, names: list[str]) -> None:
 
 
 def _string_enum(field: dict[str, Any] | None, names: list[str]) -> None:
-    for branch in (field or {}).get("anyOf", []):
+    field = field or {}
+    for branch in field.get("oneOf", []) + field.get("anyOf", []):
         if branch.get("type") == "string":
             branch["enum"] = names
 

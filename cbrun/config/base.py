@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag
 
 
 def is_number(value: Any) -> bool:
@@ -31,6 +31,23 @@ class KerasObjectSpec(StrictModel):
     @property
     def kwargs(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+# The two branches of a `name | {type: ...}` field, as pydantic names them in an error's
+# location (config/pydantic_errors.py drops them: users never wrote them).
+BY_NAME, AS_MAPPING = "by-name", "as-mapping"
+BRANCH_TAGS = (BY_NAME, AS_MAPPING)
+
+
+def _name_or_mapping(value: Any) -> str:
+    return AS_MAPPING if isinstance(value, (dict, BaseModel)) else BY_NAME
+
+
+def name_or(model: type[BaseModel]) -> Any:
+    """`'adam'` or `{type: Adam, ...}`: the branch is chosen by what the user wrote, so an
+    error is reported once, in the terms of that branch."""
+    return Annotated[Annotated[str, Tag(BY_NAME)] | Annotated[model, Tag(AS_MAPPING)],
+                     Discriminator(_name_or_mapping)]
 
 
 @dataclass(frozen=True)

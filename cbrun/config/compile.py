@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from cbrun import keras_api
-from cbrun.config.base import KerasObjectSpec, StrictModel, is_number
+from cbrun.config.base import KerasObjectSpec, StrictModel, is_number, name_or
 from cbrun.suggest import did_you_mean
 
 
@@ -60,10 +60,10 @@ def _snake(name: str) -> str:
 
 
 class CompileConfig(StrictModel):
-    optimizer: str | OptimizerSpec = Field(
+    optimizer: name_or(OptimizerSpec) = Field(  # type: ignore[valid-type]
         "adam", description="An optimizer name ('adam') or {type, ...params}. Defaults to adam.")
-    loss: str | ObjectSpec = Field(description="A keras.losses name or {type, ...params}.")
-    metrics: list[str | ObjectSpec] = Field(
+    loss: name_or(ObjectSpec) = Field(description="A keras.losses name or {type, ...params}.")
+    metrics: list[name_or(ObjectSpec)] = Field(  # type: ignore[valid-type]
         default_factory=list, description="keras.metrics names or {type, ...params}; each is "
                                           "logged under its name (and val_<name>).")
     steps_per_execution: int | Literal["auto"] = Field(

@@ -16,16 +16,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from cbrun.config.base import BRANCH_TAGS
 from cbrun.config.positions import Positions
 from cbrun.config.root import RunConfig
 from cbrun.errors import Problem, format_loc
 from cbrun.suggest import did_you_mean
 
-# Pydantic inserts the chosen union member into an error's location
-# (callbacks.0.EarlyStopping.patience, optimizer.OptimizerSpec.type); users never wrote them.
+# Pydantic inserts the chosen union member into an error's location: the tag of a tagged
+# union (callbacks.0.EarlyStopping.patience, compile.optimizer.as-mapping.type) or the name
+# of a plain type it tried (str, int, list[int]); users never wrote them.
 _UNION_MEMBER_PREFIXES = ("function-", "literal[", "json-or-python", "lax-or-strict")
-_UNION_MEMBER_NAMES = {"str", "int", "float", "bool", "list", "dict", "OptimizerSpec",
-                       "ObjectSpec", "list[int]", "tagged-union", "none"}
+_UNION_MEMBER_NAMES = {"str", "int", "float", "bool", "list", "dict", "list[int]",
+                       "tagged-union", "none", *BRANCH_TAGS}
 _QUOTED = re.compile(r"'([^'\s]+)'|`([^`\s]+)`")
 
 
@@ -239,17 +241,16 @@ def validation_problems(exc: ValidationError, data: Any, pos: Positions) -> list
 
 
 def _prefer_matching_branch(errors: list[dict[str, Any]], data: Any) -> list[dict[str, Any]]:
-    """For `str | {type: ...}` fields pydantic reports both branches; keep the one whose
-    shape matches what the user wrote (a mapping -> the model branch, a scalar -> str)."""
+    """For a plain `str | dict[...]` field pydantic reports both branches; keep the one
+    whose shape matches what the user wrote. (`name | {type: ...}` fields are tagged
+    unions, `config.base.name_or`: pydantic itself tries only the branch that fits.)"""
     kept = []
     for err in errors:
         loc = tuple(err["loc"])
-        if "str" in loc or any(isinstance(p, str) and p.endswith("Spec") for p in loc):
-            cut = next(i for i, p in enumerate(loc)
-                       if p == "str" or (isinstance(p, str) and p.endswith("Spec")))
-            value = _get(data, _user_loc(loc[:cut], data))
-            wrote_mapping = isinstance(value, dict)
-            if (loc[cut] == "str") == wrote_mapping:
+        if "str" in loc:
+            cut = loc.index("str")
+            wrote_mapping = isinstance(_get(data, _user_loc(loc[:cut], data)), dict)
+            if wrote_mapping:
                 continue
         kept.append(err)
     return kept or errors
