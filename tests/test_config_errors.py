@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cbrun.config.load import load_config
 from cbrun.config.monitors import logged_keys, monitor_direction, primary_monitor
@@ -278,7 +279,9 @@ def test_h5_checkpoints_get_the_suffix_that_fits(tmp_path):
 def test_acc_is_fine_when_the_metric_is_written_acc(tmp_path):
     text = with_callbacks("- {type: EarlyStopping, monitor: val_acc}\n",
                           BASE.replace("metrics: [accuracy]", "metrics: [acc]"))
-    load_config(write(tmp_path, text))
+    config = loaded(tmp_path, text)
+    assert "val_acc" in logged_keys(config)
+    assert primary_monitor(config) == ("val_acc", "max")  # accuracy goes up
 
 
 def test_keras1_layer_names(tmp_path):
@@ -297,7 +300,10 @@ def test_names_keras3_still_has_are_not_legacy(tmp_path):
     text = BASE.replace("  layers:\n", "  layers:\n    - {type: Reshape, target_shape: [8, 8, 1]}"
                         "\n    - {type: Convolution2D, filters: 2, kernel_size: 3}\n"
                         "    - {type: Flatten}\n")
-    load_config(write(tmp_path, text))
+    config = loaded(tmp_path, text)
+    # Kept as written: Keras 3 still has the alias, so nothing is renamed.
+    assert [layer.type for layer in config.model.layers[:3]] == [
+        "Reshape", "Convolution2D", "Flatten"]
 
 
 # ---------------------------------------------------------------- monitors
@@ -325,7 +331,12 @@ def test_primary_monitor(tmp_path):
 def test_checkpoint_without_save_best_only_ignores_its_monitor(tmp_path):
     text = with_callbacks("- {type: ModelCheckpoint, filepath: m.keras}\n",
                           BASE.replace("validation_split: 0.2", "validation_split: 0.0"))
-    loaded(tmp_path, text)
+    config = loaded(tmp_path, text)
+    # The default val_loss is never logged here, and that is fine: Keras reads it only with
+    # save_best_only. The run's summary metric is then the training loss.
+    assert config.callbacks[0].monitor == "val_loss" and not config.callbacks[0].save_best_only
+    assert "val_loss" not in logged_keys(config)
+    assert primary_monitor(config) == ("loss", "min")
 
 
 def test_a_renamed_metric_takes_its_direction_from_its_class(tmp_path):
@@ -363,7 +374,12 @@ def test_mode_and_template_checks(tmp_path, callback, field, fragment):
 ])
 def test_consistent_modes_pass(tmp_path, callback):
     base = BASE.replace("metrics: [accuracy]", "metrics: [accuracy, false_negatives]")
-    loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
+    config = loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
+    spec = config.callbacks[0]
+    name, mode = primary_monitor(config)
+    assert name == spec.monitor
+    # The mode as written, or for auto the direction Keras will infer.
+    assert mode == (spec.mode if spec.mode != "auto" else "min")
 
 
 def test_exponent_floats_without_a_dot_are_numbers():
@@ -423,7 +439,11 @@ def test_well_known_layer_arguments_are_checked_without_keras(tmp_path, layer, f
     "{type: Activation, activation: tanh}",
 ])
 def test_good_layer_arguments_pass(tmp_path, layer):
-    load_config(write(tmp_path, BASE.replace(LAYER, layer)))
+    config = loaded(tmp_path, BASE.replace(LAYER, layer))
+    written = yaml.safe_load(layer)
+    built = config.model.layers[-1]
+    # Every argument reaches Keras as written: none dropped or rewritten.
+    assert (built.type, built.kwargs) == (written.pop("type"), written)
 
 
 def test_every_bad_layer_argument_is_reported_at_once(tmp_path):
@@ -612,7 +632,10 @@ def test_val_monitors_need_validation_every_epoch(tmp_path, callback, field):
 ])
 def test_training_monitors_are_fine_with_any_validation_freq(tmp_path, callback):
     base = BASE.replace("  epochs: 2", "  epochs: 6\n  validation_freq: 3")
-    loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
+    config = loaded(tmp_path, with_callbacks(f"- {callback}\n", base))
+    assert config.fit.validation_freq == 3
+    monitored = [name for _, name in config.callbacks[0].monitored()]
+    assert all(not name.startswith("val_") for name in monitored)
 
 
 def test_validation_freq_problems_show_even_when_another_section_is_wrong(tmp_path):

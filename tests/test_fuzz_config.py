@@ -145,7 +145,9 @@ def _check(work: Path, text: str) -> None:
             assert problem.file == str(path)
             assert problem.line is not None and problem.column is not None, problem
             assert problem.line >= 1 and problem.column >= 1
-            assert problem.render()
+            # The rendered message starts where the problem is: file:line:col.
+            assert problem.render().startswith(f"{path}:{problem.line}:{problem.column}"), \
+                problem.render()
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         try:
