@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -46,7 +47,8 @@ def write_config(folder: Path, config: dict, name: str = "run.yaml") -> Path:
 
 
 def cli(*args: str) -> int:
-    """Run `cbrun ARGS` in this process; returns the exit code."""
+    """Run `cbrun ARGS` in this process; returns the exit code. Its output goes where the
+    test captures it (capsys); `cli_output` returns it."""
     from cbrun.cli import main
 
     try:
@@ -54,6 +56,23 @@ def cli(*args: str) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+def cli_output(capsys, *args: str, traceback: bool = False) -> CliResult:
+    """`cli`, returning (exit code, stdout, stderr) of this call alone. A traceback in the
+    output fails the test unless `traceback` says one is expected (--debug)."""
+    capsys.readouterr()
+    code = cli(*args)
+    out, err = capsys.readouterr()
+    if not traceback:
+        assert "Traceback" not in out + err, out + err
+    return CliResult(code, out, err)
 
 
 def cbrun_process(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import cli_output
 
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -62,13 +63,8 @@ def _matches(problem: dict, expect: Expect) -> bool:
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_validate_reports_each_expected_problem(path, capsys):
-    from cbrun.cli import main
-
-    with pytest.raises(SystemExit) as exited:
-        main(["validate", "--json", str(path)])
-    out, err = capsys.readouterr()
-    assert exited.value.code == 2
-    assert "Traceback" not in out + err
+    code, out, _ = cli_output(capsys, "validate", "--json", path)  # fails on a traceback
+    assert code == 2
     doc = json.loads(out)
     problems = doc["files"][0]["problems"]
     expects = expectations(path)

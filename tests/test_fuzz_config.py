@@ -12,19 +12,17 @@ every run and on every machine.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import cli_output
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cbrun.cli import main
 from cbrun.config.load import load_config
 from cbrun.errors import ConfigError
 
@@ -134,7 +132,7 @@ def mutated_text(draw) -> str:
 random_yaml = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
 
 
-def _check(work: Path, text: str) -> None:
+def _check(work: Path, capsys, text: str) -> None:
     path = work / "fuzz.yaml"
     path.write_bytes(text.encode("utf-8"))
     try:
@@ -148,37 +146,32 @@ def _check(work: Path, text: str) -> None:
             # The rendered message starts where the problem is: file:line:col.
             assert problem.render().startswith(f"{path}:{problem.line}:{problem.column}"), \
                 problem.render()
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(["validate", str(path)])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-    assert code in (0, 2), out.getvalue()
-    assert "Traceback" not in out.getvalue()
+    code, out, err = cli_output(capsys, "validate", path)  # fails on a traceback
+    assert code in (0, 2), out + err
 
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+                # capsys is read whole after every example, so sharing it is safe
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                       HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
 @given(mutated_data())
-def test_mutated_configs_fail_cleanly(work, text):
-    _check(work, text)
+def test_mutated_configs_fail_cleanly(work, capsys, text):
+    _check(work, capsys, text)
 
 
 @FUZZ
 @given(mutated_text())
-def test_edited_yaml_text_fails_cleanly(work, text):
-    _check(work, text)
+def test_edited_yaml_text_fails_cleanly(work, capsys, text):
+    _check(work, capsys, text)
 
 
 @FUZZ
 @given(random_yaml)
-def test_random_yaml_fails_cleanly(work, text):
-    _check(work, text)
+def test_random_yaml_fails_cleanly(work, capsys, text):
+    _check(work, capsys, text)
 
 
 # ---------------------------------------------------------------- --set KEY=VALUE
@@ -228,23 +221,16 @@ overrides = st.lists(st.tuples(set_keys(), st.sampled_from(["=", "=", ""]), set_
 
 @FUZZ
 @given(overrides)
-def test_random_set_overrides_fail_cleanly_and_name_their_set(work, sets):
+def test_random_set_overrides_fail_cleanly_and_name_their_set(work, capsys, sets):
     path = work / "digits.yaml"
     path.write_text(DESIGN)
     args = ["validate", "--json", str(path)]
     for text in sets:
         args += ["--set", text]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-    assert code in (0, 2), out.getvalue()
-    assert "Traceback" not in out.getvalue()
+    code, out, err = cli_output(capsys, *args)  # fails on a traceback
+    assert code in (0, 2), out + err
     labels = {f"--set {text}" for text in sets}
-    for problem in json.loads(out.getvalue())["files"][0]["problems"]:
+    for problem in json.loads(out)["files"][0]["problems"]:
         if problem["file"] in labels:
             continue
         assert problem["file"] == str(path) and problem["line"] and problem["column"], problem

@@ -14,10 +14,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_RUN, fake_run, only_run, tiny_config, write_config
-from conftest import cli as run_cli
+from conftest import FAKE_RUN, cli, cli_output, fake_run, only_run, tiny_config, write_config
 
-from cbrun.cli import main
 from cbrun.commands.plot import shared_folder
 from cbrun.plotting.figure import build_figure
 from cbrun.plotting.inputs import all_families, load_runs, parse_metrics, select_families
@@ -25,14 +23,6 @@ from cbrun.plotting.terminal import RUN_GLYPHS, integer_ticks, render
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = "20261121-153012-digits-mlp"
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run `cbrun ARGS` in this process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 def figure_of(*paths: Path, metrics=()):
@@ -135,9 +125,9 @@ def test_the_real_run_draws_what_run_json_says(real_run, tmp_path):
 
 def test_a_really_resumed_run_is_marked_where_the_resume_began(tmp_path, capsys):
     config = write_config(tmp_path, tiny_config(name="resumed", fit={"epochs": 3}))
-    assert run_cli("train", config, "--runs-dir", tmp_path / "runs", "-q") == 0
+    assert cli("train", config, "--runs-dir", tmp_path / "runs", "-q") == 0
     run = only_run(tmp_path / "runs")
-    assert run_cli("resume", run, "--epochs", "5", "-q") == 0
+    assert cli("resume", run, "--epochs", "5", "-q") == 0
     capsys.readouterr()
     info = json.loads((run / "run.json").read_text())
     assert [(s["kind"], s["first_epoch"]) for s in info["segments"]] == [("train", 1),
@@ -151,13 +141,13 @@ def test_a_really_resumed_run_is_marked_where_the_resume_began(tmp_path, capsys)
         assert [l.get_xdata()[0] for l in by_gid(ax, "resume")] == [3.5]
         assert by_gid(ax, "early_stop") == []
     assert "resumed at epoch 4" in fig.get_suptitle()
-    code, out, _ = cli(capsys, "plot", run, "--terminal", "--width", "80", "--height", "40")
+    code, out, _ = cli_output(capsys, "plot", run, "--terminal", "--width", "80", "--height", "40")
     assert code == 0 and "┊ resumed (epoch 4)" in out
 
 
 def test_the_png_is_written_beside_the_csv_and_is_not_blank(tmp_path, capsys):
     run = fake_run(tmp_path, RUN_ID)
-    code, out, err = cli(capsys, "plot", run / "log.csv")
+    code, out, err = cli_output(capsys, "plot", run / "log.csv")
     assert (code, err) == (0, "")
     png = run / "log.png"
     assert out.strip() == f"wrote {png}"
@@ -168,12 +158,12 @@ def test_the_png_is_written_beside_the_csv_and_is_not_blank(tmp_path, capsys):
 def test_output_can_be_another_path_and_format(tmp_path, capsys):
     out_file = tmp_path / "curves.svg"
     run = fake_run(tmp_path, RUN_ID)
-    code, out, _ = cli(capsys, "plot", run, "-o", out_file)
+    code, out, _ = cli_output(capsys, "plot", run, "-o", out_file)
     assert (code, out) == (0, f"wrote {out_file}\n")
     assert out_file.read_text().lstrip().startswith("<?xml")
     assert "<svg" in out_file.read_text()[:2000]
     for name, magic in (("curves.pdf", b"%PDF"), ("curves.jpg", b"\xff\xd8\xff")):
-        code, _, err = cli(capsys, "plot", run, "-o", tmp_path / name)
+        code, _, err = cli_output(capsys, "plot", run, "-o", tmp_path / name)
         assert (code, err) == (0, "")
         assert (tmp_path / name).read_bytes().startswith(magic)
 
@@ -197,7 +187,7 @@ def test_a_comparison_draws_one_line_per_run_and_column(tmp_path, capsys):
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:2] == [first.name, second.name]
 
-    code, out, _ = cli(capsys, "plot", first, second)
+    code, out, _ = cli_output(capsys, "plot", first, second)
     assert code == 0
     assert out.strip() == f"wrote {tmp_path / 'runs' / 'compare.png'}"
     assert_not_blank(tmp_path / "runs" / "compare.png")
@@ -206,7 +196,7 @@ def test_a_comparison_draws_one_line_per_run_and_column(tmp_path, capsys):
 def test_a_comparison_leaves_out_a_run_with_no_rows_yet(tmp_path, capsys):
     good = fake_run(tmp_path, "20261121-153012-a")
     empty = fake_run(tmp_path, "20261121-153013-b", csv="")
-    code, out, err = cli(capsys, "plot", good, empty, "-o", tmp_path / "c.png")
+    code, out, err = cli_output(capsys, "plot", good, empty, "-o", tmp_path / "c.png")
     assert (code, out) == (0, f"wrote {tmp_path / 'c.png'}\n")
     assert "20261121-153013-b" in err and "left out of the comparison" in err
 
@@ -215,13 +205,13 @@ def test_a_glob_of_runs_skips_images_and_files_that_are_no_logs(tmp_path, capsys
     runs = tmp_path / "runs"
     fake_run(runs, "20261121-153012-a")
     fake_run(runs, "20261121-153013-b")
-    code, out, _ = cli(capsys, "plot", *sorted(runs.iterdir()))
+    code, out, _ = cli_output(capsys, "plot", *sorted(runs.iterdir()))
     assert (code, out) == (0, f"wrote {runs / 'compare.png'}\n")
     (runs / "weights.npz").write_bytes(b"PK\x03\x04\x00\x00binary")
     (runs / "notes").mkdir()  # a folder that is no run
 
     # What `cbrun plot runs/*` passes now: the runs, the compare.png it wrote, and others.
-    code, out, err = cli(capsys, "plot", *sorted(runs.iterdir()))
+    code, out, err = cli_output(capsys, "plot", *sorted(runs.iterdir()))
     assert (code, out) == (0, f"wrote {runs / 'compare.png'}\n")
     assert [line.split(": is it")[0] for line in err.splitlines()] == [
         f"warning: left out of the comparison: {runs / 'notes'} has no log.csv",
@@ -236,12 +226,12 @@ def test_a_glob_of_runs_skips_images_and_files_that_are_no_logs(tmp_path, capsys
                                   "binary.csv"])
 def test_a_single_file_that_is_no_csv_exits_2_and_writes_nothing(tmp_path, capsys, name):
     run = fake_run(tmp_path, RUN_ID)
-    assert cli(capsys, "plot", run)[0] == 0
+    assert cli_output(capsys, "plot", run)[0] == 0
     path = run / name
     if not path.exists():
         path.write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00 epoch,loss")
     before = {p: p.read_bytes() for p in run.iterdir()}
-    code, out, err = cli(capsys, "plot", path)
+    code, out, err = cli_output(capsys, "plot", path)
     assert (code, out) == (2, "")
     assert err.startswith(f"error: {path} is not a CSV log (") and "\n" not in err[:-1]
     assert {p: p.read_bytes() for p in run.iterdir()} == before  # log.png not overwritten
@@ -260,7 +250,7 @@ def test_runs_from_unrelated_folders_are_compared_in_the_current_folder(tmp_path
     try:
         other = fake_run(elsewhere, "20261122-101500-other")
         assert shared_folder([FAKE_RUN.resolve(), other.resolve()]) is None
-        code, out, err = cli(capsys, "plot", FAKE_RUN, other)
+        code, out, err = cli_output(capsys, "plot", FAKE_RUN, other)
     finally:
         shutil.rmtree(elsewhere)
     assert (code, out) == (0, "wrote compare.png\n")
@@ -282,7 +272,7 @@ def test_metrics_picks_the_families(tmp_path, metrics, titles):
 
 
 def test_an_unknown_metric_is_a_usage_error_with_a_suggestion(tmp_path, capsys):
-    code, _, err = cli(capsys, "plot", fake_run(tmp_path, RUN_ID), "--metrics", "accuracy,val_acc")
+    code, _, err = cli_output(capsys, "plot", fake_run(tmp_path, RUN_ID), "--metrics", "accuracy,val_acc")
     assert code == 2
     assert "no metric 'val_acc'" in err and "did you mean 'val_accuracy'" in err
 
@@ -303,7 +293,7 @@ def test_an_unknown_metric_is_a_usage_error_with_a_suggestion(tmp_path, capsys):
 def test_a_csv_with_nothing_to_draw_exits_with_a_message(tmp_path, capsys, content, code, message):
     path = tmp_path / "log.csv"
     path.write_text(content)
-    assert cli(capsys, "plot", path) == (code, "", f"error: {path} {message}\n")
+    assert cli_output(capsys, "plot", path) == (code, "", f"error: {path} {message}\n")
     assert not (tmp_path / "log.png").exists()
 
 
@@ -318,10 +308,10 @@ def test_a_missing_file_exits_2_without_a_traceback(tmp_path):
 
 
 def test_a_directory_without_a_log_exits_2(tmp_path, capsys):
-    code, _, err = cli(capsys, "plot", tmp_path)
+    code, _, err = cli_output(capsys, "plot", tmp_path)
     assert code == 2 and "has no log.csv" in err
     fake_run(tmp_path / "runs", RUN_ID)
-    code, _, err = cli(capsys, "plot", tmp_path / "runs")
+    code, _, err = cli_output(capsys, "plot", tmp_path / "runs")
     assert code == 2 and "holds runs but is not one" in err
 
 
@@ -336,7 +326,7 @@ def test_gaps_from_na_nan_and_inf_are_drawn_as_gaps(tmp_path, capsys):
     # No run.json: no early stop or resume, and the best of val_loss from the log.
     assert by_gid(axes["loss"], "early_stop") == by_gid(axes["loss"], "resume") == []
     assert list(by_gid(axes["loss"], "best")[0].get_xdata()) == [5]
-    assert cli(capsys, "plot", path)[0] == 0
+    assert cli_output(capsys, "plot", path)[0] == 0
     assert_not_blank(tmp_path / "log.png")
 
 
@@ -353,7 +343,7 @@ def test_a_single_row_draws_visible_points(tmp_path, capsys):
         low, high = ax.get_xlim()
         assert [t for t in ax.get_xticks() if low <= t <= high] == [1]
     assert "1 epoch ·" in fig.get_suptitle()
-    assert cli(capsys, "plot", path)[0] == 0
+    assert cli_output(capsys, "plot", path)[0] == 0
 
 
 def test_a_constant_learning_rate_sits_inside_its_log_axis(tmp_path):
@@ -383,7 +373,7 @@ def test_a_step_column_is_the_x_axis(tmp_path, capsys):
     assert "3 steps" in fig.get_suptitle() and "at step 300" in fig.get_suptitle()
     low, high = ax.get_xlim()
     assert low < 100 - 2 and high > 300 + 2  # the end points clear the frame
-    code, _, err = cli(capsys, "plot", path)
+    code, _, err = cli_output(capsys, "plot", path)
     assert (code, err) == (0, "")  # nothing to warn about: the rows are numbered
 
 
@@ -399,7 +389,7 @@ def test_without_validation_columns_each_panel_has_one_line(tmp_path):
 def test_a_csv_without_an_epoch_column_numbers_its_rows(tmp_path, capsys):
     path = tmp_path / "history.csv"
     path.write_text("loss,val_loss\n0.9,1.0\n0.7,0.8\n")
-    code, out, err = cli(capsys, "plot", path)
+    code, out, err = cli_output(capsys, "plot", path)
     assert (code, out) == (0, f"wrote {tmp_path / 'history.png'}\n")
     assert "has no 'epoch' or 'step' column: numbering its rows from 1" in err
     assert (tmp_path / "history.png").exists()
@@ -411,13 +401,13 @@ def test_a_foreign_csv_draws_its_numeric_columns(tmp_path, capsys):
     axes = panels(figure_of(path))
     assert list(axes) == ["mse"]
     assert [l.get_label() for l in by_gid(axes["mse"], "series")] == ["mse", "val_mse"]
-    assert cli(capsys, "plot", path)[0] == 0
+    assert cli_output(capsys, "plot", path)[0] == 0
 
 
 def test_an_unreadable_run_json_plots_without_marks(tmp_path, capsys):
     run = fake_run(tmp_path, RUN_ID)
     (run / "run.json").write_text('{"id": "x", "status": ')
-    code, _, err = cli(capsys, "plot", run, "-o", tmp_path / "p.png")
+    code, _, err = cli_output(capsys, "plot", run, "-o", tmp_path / "p.png")
     assert code == 0 and "not valid JSON" in err
     axes = panels(figure_of(run))
     assert by_gid(axes["loss"], "early_stop") == []
@@ -431,7 +421,7 @@ def test_a_run_json_missing_keys_still_plots(tmp_path, capsys):
     (run / "run.json").write_text('{"status": "running", "segments": "garbage", "best": 3}')
     fig = figure_of(run)
     assert "bare" in fig.get_suptitle() and "running" in fig.get_suptitle()
-    assert cli(capsys, "plot", run)[0] == 0
+    assert cli_output(capsys, "plot", run)[0] == 0
 
 
 def test_a_column_with_no_finite_value_gets_an_empty_panel(tmp_path):
@@ -458,7 +448,7 @@ def test_a_column_with_no_finite_value_gets_an_empty_panel(tmp_path):
 def test_bad_output_options_are_usage_errors(tmp_path, capsys, monkeypatch, args, message):
     run = fake_run(tmp_path, RUN_ID)
     monkeypatch.chdir(tmp_path)
-    code, _, err = cli(capsys, "plot", run, *args)
+    code, _, err = cli_output(capsys, "plot", run, *args)
     assert code == 2 and message in err
 
 
@@ -466,7 +456,7 @@ def test_bad_output_options_are_usage_errors(tmp_path, capsys, monkeypatch, args
 
 
 def test_terminal_drawing_shows_panels_keys_and_marks(tmp_path, capsys):
-    code, out, err = cli(capsys, "plot", fake_run(tmp_path, RUN_ID), "--terminal",
+    code, out, err = cli_output(capsys, "plot", fake_run(tmp_path, RUN_ID), "--terminal",
                          "--width", "100", "--height", "45")
     assert (code, err) == (0, "")
     lines = out.splitlines()
@@ -485,7 +475,7 @@ def test_terminal_drawing_shows_panels_keys_and_marks(tmp_path, capsys):
 @pytest.mark.parametrize("height", [12, 14, 18, 22, 26, 30, 37, 60])
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_terminal_drawing_fits_the_height_and_width_asked(tmp_path, capsys, height, width):
-    code, out, err = cli(capsys, "plot", fake_run(tmp_path, RUN_ID), "--terminal",
+    code, out, err = cli_output(capsys, "plot", fake_run(tmp_path, RUN_ID), "--terminal",
                          "--width", width, "--height", height)
     assert (code, err) == (0, "")
     lines = out.splitlines()
@@ -506,7 +496,7 @@ def test_terminal_drawing_fits_the_height_and_width_asked(tmp_path, capsys, heig
 
 def test_terminal_panels_grow_with_the_height(tmp_path, capsys):
     def panel_rows(height: int) -> int:
-        _, out, _ = cli(capsys, "plot", fake_run(tmp_path / str(height), RUN_ID), "--terminal",
+        _, out, _ = cli_output(capsys, "plot", fake_run(tmp_path / str(height), RUN_ID), "--terminal",
                         "--width", "80", "--height", height, "--metrics", "loss")
         return sum(1 for line in out.splitlines() if line.rstrip().endswith(("│", "┤")))
 
@@ -562,7 +552,7 @@ def test_integer_ticks_stay_whole_and_few():
 
 def test_watch_of_a_finished_run_says_so_and_draws_once(tmp_path, capsys):
     run = fake_run(tmp_path, RUN_ID)
-    code, out, err = cli(capsys, "plot", run, "--terminal", "--watch",
+    code, out, err = cli_output(capsys, "plot", run, "--terminal", "--watch",
                          "--interval", "0.05", "--width", "90", "--height", "40")
     assert code == 0
     assert out.count(f"{RUN_ID}: stopped early") == 1
@@ -591,7 +581,7 @@ def test_watch_redraws_as_a_running_training_appends_rows(tmp_path, capsys, monk
             (run / "run.json").write_text(json.dumps(data))
 
     monkeypatch.setattr(watch_module, "pause", train_one_step)
-    code, out, _ = cli(capsys, "plot", run, "--terminal", "--watch", "--interval", "0.5",
+    code, out, _ = cli_output(capsys, "plot", run, "--terminal", "--watch", "--interval", "0.5",
                        "--width", "90", "--height", "40", "--metrics", "loss")
     assert code == 0
     assert waits == [0.5, 0.5, 0.5]
@@ -612,7 +602,7 @@ def test_watch_stops_after_max_refreshes_while_the_run_goes_on(tmp_path, capsys,
 
     run = fake_run(tmp_path, RUN_ID, status="running", pid=os.getpid(), host=socket.gethostname())
     monkeypatch.setattr(watch_module, "pause", lambda seconds: None)
-    code, out, _ = cli(capsys, "plot", run, "--terminal", "--watch", "--max-refreshes", "5",
+    code, out, _ = cli_output(capsys, "plot", run, "--terminal", "--watch", "--max-refreshes", "5",
                        "--width", "90", "--height", "40")
     assert code == 0
     assert out.count(f"{RUN_ID}: running") == 1  # nothing changed: drawn once, not five times
@@ -626,7 +616,7 @@ def test_watch_waits_for_a_run_with_no_rows_and_can_be_bounded(tmp_path, capsys,
     (run / "log.csv").unlink()
     waits: list[float] = []
     monkeypatch.setattr(watch_module, "pause", waits.append)
-    code, out, err = cli(capsys, "plot", run, "--watch", "--interval", "0.5",
+    code, out, err = cli_output(capsys, "plot", run, "--watch", "--interval", "0.5",
                          "--max-refreshes", "3")
     assert (code, out) == (0, ""), err
     assert waits == [0.5, 0.5]  # three polls, a wait between each
@@ -636,21 +626,21 @@ def test_watch_waits_for_a_run_with_no_rows_and_can_be_bounded(tmp_path, capsys,
 
 def test_watch_rewrites_the_image_file(tmp_path, capsys):
     run = fake_run(tmp_path, RUN_ID, status="running", pid=os.getpid(), host=socket.gethostname())
-    code, out, _ = cli(capsys, "plot", run, "--watch", "-o", tmp_path / "w.png",
+    code, out, _ = cli_output(capsys, "plot", run, "--watch", "-o", tmp_path / "w.png",
                        "--max-refreshes", "1")
     assert code == 0 and out.startswith(f"wrote {tmp_path / 'w.png'} (")
     assert_not_blank(tmp_path / "w.png")
 
 
 def test_watch_of_a_typo_fails_at_once(tmp_path, capsys):
-    code, _, err = cli(capsys, "plot", tmp_path / "nope", "--watch", "--terminal")
+    code, _, err = cli_output(capsys, "plot", tmp_path / "nope", "--watch", "--terminal")
     assert code == 2 and "no such file or directory" in err
 
 
 def test_watch_of_a_run_that_ended_without_rows_reports_it(tmp_path, capsys):
     run = fake_run(tmp_path, RUN_ID, status="failed")
     (run / "log.csv").unlink()
-    code, _, err = cli(capsys, "plot", run, "--watch", "--interval", "0.05")
+    code, _, err = cli_output(capsys, "plot", run, "--watch", "--interval", "0.05")
     assert code == 2
     assert err.splitlines()[-1] == f"error: {run} has no log.csv: no epoch has been logged"
 

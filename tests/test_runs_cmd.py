@@ -12,23 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_RUN, fake_run
+from conftest import FAKE_RUN, cli_output, fake_run
 from rich.console import Console
 
 from cbrun import runinfo
-from cbrun.cli import main
 from cbrun.commands.runs import format_duration, min_table_width, run_row, runs_table
 from cbrun.rundir import run_lock
 from cbrun.runinfo import find_runs, read_run_info
 
 HOST = socket.gethostname()
-
-
-def cli(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture
@@ -138,7 +130,7 @@ def test_on_a_very_narrow_terminal_the_best_wraps_and_ids_still_stay_whole(folde
 
 @pytest.mark.usefixtures("utc")
 def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, capsys):
-    code, out, err = cli(capsys, "runs", folder)
+    code, out, err = cli_output(capsys, "runs", folder)
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["id", "status", "epochs", "best", "at", "epoch", "duration",
@@ -153,7 +145,7 @@ def test_the_command_prints_the_table_and_why_a_run_json_is_unreadable(folder, c
 
 
 def test_json_lists_every_run_for_scripts(folder, capsys):
-    code, out, _ = cli(capsys, "runs", folder, "--json")
+    code, out, _ = cli_output(capsys, "runs", folder, "--json")
     assert code == 0
     runs = {run["id"]: run for run in json.loads(out)}
     assert list(runs) == sorted(runs)
@@ -187,7 +179,7 @@ def test_json_lists_every_run_for_scripts(folder, capsys):
 
 
 def test_a_single_run_directory_lists_itself(folder, capsys):
-    code, out, _ = cli(capsys, "runs", folder / "20261121-153012-digits-mlp", "--json")
+    code, out, _ = cli_output(capsys, "runs", folder / "20261121-153012-digits-mlp", "--json")
     assert code == 0
     assert [run["id"] for run in json.loads(out)] == ["20261121-153012-digits-mlp"]
 
@@ -195,8 +187,8 @@ def test_a_single_run_directory_lists_itself(folder, capsys):
 def test_a_folder_with_only_a_log_lists_itself_as_its_parent_lists_it(tmp_path, capsys):
     (tmp_path / "exp1").mkdir()
     shutil.copy(FAKE_RUN / "log.csv", tmp_path / "exp1" / "log.csv")
-    _, from_parent, _ = cli(capsys, "runs", tmp_path, "--json")
-    code, itself, _ = cli(capsys, "runs", tmp_path / "exp1", "--json")
+    _, from_parent, _ = cli_output(capsys, "runs", tmp_path, "--json")
+    code, itself, _ = cli_output(capsys, "runs", tmp_path / "exp1", "--json")
     assert code == 0
     assert json.loads(itself) == json.loads(from_parent)
     assert [run["id"] for run in json.loads(itself)] == ["exp1"]
@@ -205,19 +197,19 @@ def test_a_folder_with_only_a_log_lists_itself_as_its_parent_lists_it(tmp_path, 
 @pytest.mark.usefixtures("utc")
 def test_folders_of_runs_inside_the_folder_are_mentioned(folder, capsys):
     fake_run(folder / "sweep", "20261122-090000-lr-0.1")
-    code, out, err = cli(capsys, "runs", folder)
+    code, out, err = cli_output(capsys, "runs", folder)
     assert code == 0
     assert "sweep" not in out and "20261122-090000" not in out
     assert err.splitlines()[-1] == (f"note: not listed: {folder / 'sweep'} (folders of runs; "
                                     "name one to list it)")
-    code, out, err = cli(capsys, "runs", folder, "--json")
+    code, out, err = cli_output(capsys, "runs", folder, "--json")
     assert json.loads(out) and "not listed" in err  # stdout stays one JSON document
 
 
 def test_a_directory_of_foreign_logs_lists_them_from_the_log(tmp_path, capsys):
     (tmp_path / "exp1").mkdir()
     shutil.copy(FAKE_RUN / "log.csv", tmp_path / "exp1" / "log.csv")
-    code, out, _ = cli(capsys, "runs", tmp_path, "--json")
+    code, out, _ = cli_output(capsys, "runs", tmp_path, "--json")
     assert code == 0
     (run,) = json.loads(out)
     assert (run["id"], run["status"], run["epochs_done"], run["best_epoch"]) == (
@@ -225,12 +217,12 @@ def test_a_directory_of_foreign_logs_lists_them_from_the_log(tmp_path, capsys):
 
 
 def test_an_empty_folder_says_so(tmp_path, capsys):
-    assert cli(capsys, "runs", tmp_path) == (0, f"no runs in {tmp_path}\n", "")
-    assert cli(capsys, "runs", tmp_path, "--json") == (0, "[]\n", "")
+    assert cli_output(capsys, "runs", tmp_path) == (0, f"no runs in {tmp_path}\n", "")
+    assert cli_output(capsys, "runs", tmp_path, "--json") == (0, "[]\n", "")
 
 
 def test_a_missing_folder_is_a_usage_error(tmp_path, capsys):
-    code, out, err = cli(capsys, "runs", tmp_path / "nowhere")
+    code, out, err = cli_output(capsys, "runs", tmp_path / "nowhere")
     assert (code, out) == (2, "")
     assert err.startswith(f"error: no such directory: {tmp_path / 'nowhere'}")
 
@@ -238,7 +230,7 @@ def test_a_missing_folder_is_a_usage_error(tmp_path, capsys):
 def test_the_default_folder_is_runs(tmp_path, capsys, monkeypatch):
     fake_run(tmp_path / "runs", "20261121-153012-digits-mlp")
     monkeypatch.chdir(tmp_path)
-    code, out, _ = cli(capsys, "runs", "--json")
+    code, out, _ = cli_output(capsys, "runs", "--json")
     assert code == 0
     assert [run["id"] for run in json.loads(out)] == ["20261121-153012-digits-mlp"]
 
@@ -325,11 +317,11 @@ def test_huge_integers_in_run_json_are_ignored_not_a_traceback(tmp_path, capsys)
     info = read_run_info(run)
     assert (info.process_alive, info.duration_s, info.epochs_done, info.epochs_planned,
             info.stopped_early_at, info.best_epoch, info.best_value) == (None,) * 7
-    code, out, err = cli(capsys, "runs", tmp_path / "runs", "--json")
+    code, out, err = cli_output(capsys, "runs", tmp_path / "runs", "--json")
     assert code == 0
     # One warning line, saying which values were ignored and why.
     assert err.count("\n") == 1 and err.startswith("warning: ")
     assert "ignored duration_s: input should be a valid number" in err
     assert "pid: input should be less than 2147483648" in err
     assert json.loads(out)[0]["epochs_done"] == 17  # from the log, as for a missing value
-    assert cli(capsys, "plot", run, "-o", tmp_path / "p.png")[0] == 0
+    assert cli_output(capsys, "plot", run, "-o", tmp_path / "p.png")[0] == 0

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import cli_output
 
 from cbrun.callbacks.registry import SPECS
 from cbrun.callbacks.unsupported import UnsupportedSpec
-from cbrun.cli import main
 
 DESIGN = """\
 name: digits-mlp
@@ -39,13 +39,6 @@ callbacks:
   - type: LearningRateScheduler
     schedule: {kind: cosine, initial: 0.003, decay_epochs: 20}
 """
-
-
-def cli_out(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exited.value.code, captured.out + captured.err
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +95,7 @@ def test_the_schema_flags_common_mistakes(schema, old, new, path, keyword):
 
 
 def test_schema_command_prints_a_2020_12_schema_with_every_callback(capsys):
-    code, out = cli_out(capsys, "schema")
+    code, out, _ = cli_output(capsys, "schema")
     assert code == 0
     doc = json.loads(out)
     assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -123,13 +116,13 @@ def test_schema_command_prints_a_2020_12_schema_with_every_callback(capsys):
 
 def test_schema_output_file(tmp_path, capsys):
     target = tmp_path / "cbrun.schema.json"
-    code, _ = cli_out(capsys, "schema", "-o", str(target))
+    code, _, _ = cli_output(capsys, "schema", "-o", str(target))
     assert code == 0
     assert json.loads(target.read_text())["title"] == "cbrun run config"
 
 
 def test_schema_help_shows_the_language_server_line(capsys):
-    code, out = cli_out(capsys, "schema", "--help")
+    code, out, _ = cli_output(capsys, "schema", "--help")
     assert code == 0 and "# yaml-language-server: $schema=" in out
 
 
@@ -137,7 +130,7 @@ def test_schema_help_shows_the_language_server_line(capsys):
 
 def test_callbacks_lists_every_callback_with_its_summary(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
-    code, out = cli_out(capsys, "callbacks")
+    code, out, _ = cli_output(capsys, "callbacks")
     assert code == 0
     for name, cls in SPECS.items():
         row = next(line for line in out.splitlines() if f" {name} " in line)
@@ -146,7 +139,7 @@ def test_callbacks_lists_every_callback_with_its_summary(capsys, monkeypatch):
 
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_every_parameter_of_every_callback_is_described(name, capsys):
-    code, out = cli_out(capsys, "callbacks", name)
+    code, out, _ = cli_output(capsys, "callbacks", name)
     assert code == 0 and out.startswith(name)
     for field, info in SPECS[name].model_fields.items():
         if field != "type":
@@ -154,21 +147,21 @@ def test_every_parameter_of_every_callback_is_described(name, capsys):
 
 
 def test_callback_page_shows_types_defaults_meaning_and_old_names(capsys):
-    code, out = cli_out(capsys, "callbacks", "earlystopping")
+    code, out, _ = cli_output(capsys, "callbacks", "earlystopping")
     assert code == 0
     assert "  patience  (int >= 0; default 0)\n" in out
     assert "  mode  ('auto' | 'min' | 'max'; default 'auto')\n" in out
     assert "Epochs without improvement after which training stops." in out
-    code, out = cli_out(capsys, "callbacks", "ReduceLROnPlateau")
+    code, out, _ = cli_output(capsys, "callbacks", "ReduceLROnPlateau")
     assert "epsilon: renamed 'min_delta'" in out
-    code, out = cli_out(capsys, "callbacks", "ModelCheckpoint")
+    code, out, _ = cli_output(capsys, "callbacks", "ModelCheckpoint")
     assert "  filepath  (str; required)" in out and "\n  period: " in out
 
 
 def test_refused_types_keep_their_explaining_message_in_validation(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(DESIGN.replace("type: CSVLogger", "type: BackupAndRestore"))
-    code, out = cli_out(capsys, "validate", str(path))
+    code, out, _ = cli_output(capsys, "validate", str(path))
     assert code == 2 and "cbrun resume runs/<id>" in out
 
 
@@ -180,7 +173,7 @@ def test_learning_rate_scheduler_page_lists_every_schedule_kind_and_its_fields(c
         StepSchedule,
     )
 
-    code, out = cli_out(capsys, "callbacks", "LearningRateScheduler")
+    code, out, _ = cli_output(capsys, "callbacks", "LearningRateScheduler")
     assert code == 0 and ".py" not in out
     sections = out.split("\n  kind: ")[1:]
     assert [s.split("\n")[0] for s in sections] == ["step", "exponential", "cosine",
@@ -197,5 +190,5 @@ def test_learning_rate_scheduler_page_lists_every_schedule_kind_and_its_fields(c
 
 
 def test_unknown_callback_name_suggests(capsys):
-    code, out = cli_out(capsys, "callbacks", "EarlyStoping")
-    assert code == 2 and "did you mean 'EarlyStopping'" in out
+    code, _, err = cli_output(capsys, "callbacks", "EarlyStoping")
+    assert code == 2 and "did you mean 'EarlyStopping'" in err
