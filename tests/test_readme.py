@@ -1,29 +1,54 @@
-"""The README's examples are what cbrun really does: its config validates, and its error
-example prints exactly the output shown."""
+"""The README's and docs/ pages' examples are what cbrun really does: the config validates,
+the error example prints exactly the output shown, and every link between pages leads to a
+file that exists."""
 
 import re
 
-from conftest import REPO
+import pytest
+from conftest import REPO, cli
 
 README = (REPO / "README.md").read_text()
+DOCS = sorted((REPO / "docs").glob("*.md"))
 
 
-def test_the_readme_config_is_valid(tmp_path, capsys):
-    from conftest import cli
+def page(name: str) -> str:
+    return (REPO / "docs" / name).read_text()
 
+
+def test_the_readme_config_is_valid(tmp_path):
     config = re.search(r"## A config\n\n```yaml\n(.*?)```", README, re.DOTALL).group(1)
     (tmp_path / "digits.yaml").write_text(config)
     assert cli("validate", tmp_path / "digits.yaml") == 0
 
 
-def test_the_readme_error_example_is_the_real_output(tmp_path, capsys, monkeypatch):
-    from conftest import cli
-
+def test_the_error_example_is_the_real_output(tmp_path, capsys, monkeypatch):
     source, shown = re.search(
         r"`old_tutorial.yaml`:\n\n```yaml\n(.*?)```\n\n```\n\$ cbrun validate old_tutorial.yaml\n"
-        r"(.*?)```", README, re.DOTALL).groups()
+        r"(.*?)```", page("errors.md"), re.DOTALL).groups()
     (tmp_path / "old_tutorial.yaml").write_text(source)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "400")
     assert cli("validate", "old_tutorial.yaml") == 2
     assert capsys.readouterr().out == shown
+
+
+@pytest.mark.parametrize("path", [REPO / "README.md", *DOCS], ids=lambda p: p.name)
+def test_links_between_pages_lead_to_files(path):
+    text = path.read_text()
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", text)
+               if not t.startswith(("http://", "https://", "#"))]
+    missing = [t for t in targets if not (path.parent / t).exists()]
+    assert not missing, missing
+
+
+def test_the_readme_leads_to_every_docs_page():
+    linked = set(re.findall(r"\]\(docs/([^)#\s]+)\)", README))
+    assert linked == {p.name for p in DOCS}
+
+
+def test_the_architecture_names_files_that_exist():
+    named = set(re.findall(r"`((?:train/|commands/|callbacks/|config/)?[a-z_]+\.py)",
+                           page("ARCHITECTURE.md")))
+    assert {"callbacks/early_stopping.py", "record.py", "train/resume.py"} <= named
+    missing = [n for n in named if not (REPO / "cbrun" / n).exists()]
+    assert not missing, missing
