@@ -60,8 +60,9 @@ class EarlyStoppingSpec(CallbackSpec):
     def events(self, callback: Any, epoch: int, logs: dict[str, Any], model: Any) -> list[str]:
         if not model.stop_training or self.stopped_epoch(callback) != epoch + 1:
             return []
+        waited = f"{callback.wait} epoch{'s' if callback.wait != 1 else ''}"
         line = (f"EarlyStopping ended the run at epoch {epoch + 1}: {callback.monitor} did "
-                f"not improve for {callback.wait} epochs (best {callback.best:.4g} at epoch "
+                f"not improve for {waited} (best {callback.best:.4g} at epoch "
                 f"{callback.best_epoch + 1})")
         if callback.restore_best_weights and callback.best_weights is not None:
             line += f"; weights of epoch {callback.best_epoch + 1} restored"
