@@ -16,6 +16,8 @@ import click
 from cbrun import __version__
 from cbrun.errors import CbrunError
 
+# One line per command, imported only when it runs (docs/ARCHITECTURE.md, "Adding a
+# command").
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cbrun.commands.train:train", "Train a model from a YAML config."),
     "resume": ("cbrun.commands.resume:resume", "Continue an interrupted run exactly."),

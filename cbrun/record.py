@@ -8,6 +8,7 @@ methods. Reading comes in two strengths:
   - `read_lenient` (`runs`, `plot`): what cannot be read is dropped and reported, the rest
     is shown, so one broken directory never takes a listing down.
 Older files (cbrun 0.1: no stop_reason, a stop sentence instead of the enum) read as well.
+See docs/ARCHITECTURE.md, "Where each concept lives".
 """
 
 from __future__ import annotations

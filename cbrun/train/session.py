@@ -1,7 +1,8 @@
 """One training process of a run: a fresh `cbrun train` or a `cbrun resume`.
 
 Read top to bottom: seed, data, callbacks, model, fit, finish. Everything the run writes
-lands in its run directory.
+lands in its run directory. How this fits with the rest: docs/ARCHITECTURE.md, "From YAML to
+a run directory".
 """
 
 from __future__ import annotations
