@@ -38,11 +38,6 @@ class LoadedConfig:
 
 # ---------------------------------------------------------------- the whole pipeline
 
-def _covered(loc: tuple[Any, ...], reported: list[tuple[Any, ...]]) -> bool:
-    """True when `loc` is at or inside a location already reported."""
-    return any(loc[:len(r)] == r for r in reported)
-
-
 def _sorted(problems: list[Problem], file: str) -> list[Problem]:
     unique: dict[tuple[Any, ...], Problem] = {}
     for p in problems:
@@ -89,35 +84,33 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
     from cbrun.config.monitors import monitor_problems, partial_monitor_problems
 
     pos = loaded.positions
+    # The legacy pass hands on a copy without the old names it reported: each is reported
+    # once, with its replacement, and the schema never sees it.
     problems, data = legacy_pass(loaded.data, pos, loaded.text)
-    legacy_locs = [p.loc for p in problems]
     # The schema reports one bad layer argument per layer; this reports them all.
     layer_found = layer_value_problems(data)
-    problems += [pos.problem(loc, message) for loc, message in layer_found
-                 if not _covered(loc, legacy_locs)]
-    early_locs = legacy_locs + [loc for loc, _ in layer_found]
+    problems += [pos.problem(loc, message) for loc, message in layer_found]
+    # config/model.py checks layer values twice (here and in LayerSpec's validator); until
+    # it checks them once (issue 11's model kinds), the schema's copy is left out.
+    layer_values = {loc for loc, _ in layer_found}
     if data_dir is not None:
         problems += [pos.problem(loc, message)
                      for loc, message in data_file_problems(data, data_dir)]
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        for problem in validation_problems(exc, data, pos):
-            # An old name was reported already, with its replacement; the schema's view of
-            # the same spot ("unknown key") would only repeat it less helpfully.
-            if not _covered(problem.loc, early_locs):
-                problems.append(problem)
-        reported = [p.loc for p in problems]
-        for loc, message in partial_monitor_problems(data):
-            if not _covered(loc, reported):
-                problems.append(pos.problem(loc, message))
+        problems += [p for p in validation_problems(exc, data, pos)
+                     if p.loc not in layer_values]
+        # The monitors of the callbacks that are valid on their own: the schema cannot
+        # see them (they need the whole config), so nothing here repeats it.
+        problems += [pos.problem(loc, message)
+                     for loc, message in partial_monitor_problems(data)]
         raise ConfigError(_sorted(problems, pos.file)) from None
     found = monitor_problems(config)
     for index, spec in enumerate(config.callbacks):
         for loc, message in spec.cross_check(config):
             found.append((("callbacks", index, *loc), message))
-    problems += [pos.problem(loc, msg) for loc, msg in found
-                 if not _covered(loc, legacy_locs)]
+    problems += [pos.problem(loc, msg) for loc, msg in found]
     if problems:
         raise ConfigError(_sorted(problems, pos.file))
     return config
