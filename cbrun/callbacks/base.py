@@ -140,6 +140,8 @@ class CallbackSpec(StrictModel):
     # Attributes of the built callback that change while training (read from Keras's own
     # source). Keras's on_train_begin resets them, so a resume puts them back afterwards.
     state_attrs: ClassVar[tuple[str, ...]] = ()
+    # What Keras does on an epoch where `monitor` was not logged (validation_freq > 1).
+    missing_monitor_effect: ClassVar[str] = "Keras warns and the callback skips the epoch"
 
     def build(self, ctx: BuildContext) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -49,6 +49,8 @@ class EarlyStoppingSpec(CallbackSpec):
         "Defaults to `0`."))
 
     summary = "Stop training when a monitored metric stops improving."
+    missing_monitor_effect = ("Keras warns and skips the epoch, so patience counts only "
+                              "validation epochs")
     # keras/src/callbacks/early_stopping.py at Keras 3.15: what on_train_begin resets.
     state_attrs = ("wait", "stopped_epoch", "best", "best_weights", "best_epoch")
 

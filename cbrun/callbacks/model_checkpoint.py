@@ -98,6 +98,7 @@ class ModelCheckpointSpec(CallbackSpec):
 
     path_fields = ("filepath",)
     summary = "Save the model or its weights every epoch (or every N batches)."
+    missing_monitor_effect = "Keras warns and, with save_best_only, saves the model anyway"
     # keras/src/callbacks/model_checkpoint.py at Keras 3.15: the best value and the batch
     # counters that decide when the next save falls.
     state_attrs = ("best", "_batches_seen_since_last_saving", "_last_batch_seen",

@@ -47,6 +47,8 @@ class ReduceLROnPlateauSpec(CallbackSpec):
         "The learning rate is never reduced below this. Defaults to `0`."))
 
     summary = "Reduce the learning rate when a monitored metric stops improving."
+    missing_monitor_effect = ("Keras warns and skips the epoch, so patience counts only "
+                              "validation epochs")
     # keras/src/callbacks/reduce_lr_on_plateau.py at Keras 3.15. (The change of rate it
     # makes is reported for any callback that changes it: see train/events.py.)
     state_attrs = ("wait", "cooldown_counter", "best")

@@ -121,13 +121,7 @@ def _sometimes_logged(spec: CallbackSpec, loc: tuple[Any, ...], name: str, every
     """A val_ key with fit.validation_freq > 1: logged only on validation epochs."""
     if loc == ("monitor",):
         head = f"{spec.type} monitors {name!r}"
-        effect = {
-            "ModelCheckpoint": "Keras warns and, with save_best_only, saves the model anyway",
-            "EarlyStopping": "Keras warns and skips the epoch, so patience counts only "
-                             "validation epochs",
-            "ReduceLROnPlateau": "Keras warns and skips the epoch, so patience counts only "
-                                 "validation epochs",
-        }.get(spec.type, "Keras warns and the callback skips the epoch")
+        effect = spec.missing_monitor_effect
     else:
         head = f"{spec.type} {loc[-1]} uses {{{name}}}"
         effect = "Keras cannot fill the name in and the save fails"
