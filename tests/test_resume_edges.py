@@ -190,3 +190,16 @@ def test_sigint_during_the_tensorflow_import_is_a_clean_interruption(tmp_path):
     assert record["status"] == "interrupted" and record["segments"][0]["status"] == "interrupted"
     assert f"cbrun resume {run}" in err and "Traceback" not in err
     assert cli("resume", run, "-q") == 0
+
+
+def test_batch_level_tensorboard_steps_continue_after_a_resume(tmp_path):
+    # TensorBoard's batch counter is part of the saved state: 2 + 1 epochs give the
+    # per-batch curve of 3 epochs, each step once and in order, the first two kept.
+    tb = [{"type": "TensorBoard", "log_dir": "tb", "update_freq": "batch"}]
+    run = _interrupted_run(tmp_path, epochs=2, callbacks=tb)
+    before = [step for step, _ in tb_scalars(run / "tb")[("train", "batch_loss")]]
+    per_epoch = len(before) // 2
+    assert before == list(range(1, 2 * per_epoch + 1)) and per_epoch > 1, before
+    assert cli("resume", run, "--epochs", "3", "-q") == 0
+    after = [step for step, _ in tb_scalars(run / "tb")[("train", "batch_loss")]]
+    assert after == list(range(1, 3 * per_epoch + 1)), after
