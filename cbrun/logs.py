@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ _SEPARATORS = ",;\t|"
 # Cells that mean "no value": Keras writes NA for a key missing that epoch.
 _MISSING = {"", "na", "n/a", "nan", "none", "null", "-"}
 _SNIFF_BYTES = 16_384
+_NOT_REGULAR = "not a regular file, but a pipe, a device or a socket"
 # Suffixes of files that are never tabular, with what to call them in a message. Other
 # suffixes (.txt, .log, .tsv, none) may well hold a CSV and are read.
 _NOT_TABULAR = {
@@ -149,6 +151,8 @@ def resolve_log_path(path: Path) -> Path:
     """A CSV path, or a run directory holding `log.csv`; `UsageError` when neither exists."""
     if path.is_dir():
         candidate = path / LOG_FILE
+        if candidate.exists() and not candidate.is_file():
+            raise NotALogError(candidate, _NOT_REGULAR)
         if not candidate.is_file():
             if (path / RUN_FILE).is_file():
                 # A run that has not finished its first epoch (or never will: it failed).
@@ -204,28 +208,28 @@ def read_log(path: Path) -> TrainingLog:
     that is no CSV, `NoRowsError` for one with no rows yet, `LogError` for one with no
     numeric column."""
     path = resolve_log_path(Path(path))
+    if not path.is_file():  # before any open: a FIFO would block it, a device never end
+        raise NotALogError(path, _NOT_REGULAR)
     reason = not_a_log(path)
     if reason:
         raise NotALogError(path, reason)
     try:
         # utf-8-sig drops a BOM (spreadsheets add one); bad bytes must not crash a plot.
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
-            text = fh.read()
+            delimiter = sniff_delimiter(fh.read(_SNIFF_BYTES))
+            fh.seek(0)
+            # Row by row: a long log costs its numbers, not its text several times over.
+            rows = (row for row in csv.reader(fh, delimiter=delimiter)
+                    if len(row) > 1 or (row and row[0].strip()))
+            header = next(rows, None)
+            if header is None:
+                raise NoRowsError(f"{path} is empty: no epoch has been logged yet")
+            header = [name.strip() for name in header]
+            return _parse(path, header, rows, delimiter)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise NoRowsError(f"{path} is empty: no epoch has been logged yet")
-    delimiter = sniff_delimiter(text[:_SNIFF_BYTES])
-    try:
-        rows = list(csv.reader(lines, delimiter=delimiter))
     except csv.Error as exc:
         raise LogError(f"{path} is not a readable CSV file: {exc}") from None
-    header = [name.strip() for name in rows[0]]
-    body = rows[1:]
-    if not body:
-        raise NoRowsError(f"{path} has a header but no rows: no epoch has been logged yet")
-    return _parse(path, header, body, delimiter)
 
 
 def sniff_delimiter(sample: str) -> str:
@@ -258,7 +262,8 @@ def parse_cell(cell: str, decimal_comma: bool = False) -> float | None:
     return value if math.isfinite(value) else math.nan
 
 
-def _parse(path: Path, header: list[str], body: list[list[str]], delimiter: str) -> TrainingLog:
+def _parse(path: Path, header: list[str], body: Iterable[list[str]],
+           delimiter: str) -> TrainingLog:
     # With ';' or tab separators, European spreadsheets write 0,5 for 0.5.
     decimal_comma = delimiter != ","
     width = len(header)
@@ -266,6 +271,8 @@ def _parse(path: Path, header: list[str], body: list[list[str]], delimiter: str)
     for row in body:
         row = (row + [""] * width)[:width]
         parsed.append([parse_cell(cell, decimal_comma) for cell in row])
+    if not parsed:
+        raise NoRowsError(f"{path} has a header but no rows: no epoch has been logged yet")
 
     x_index, x_name = _x_column(header)
     if x_index is None:

@@ -21,6 +21,7 @@ import yaml
 
 from cbrun import __version__
 from cbrun.errors import RunError, UsageError
+from cbrun.runguard import check_tree, open_new
 
 # The names inside a run directory, in one place.
 RUN_FILE = "run.json"
@@ -41,7 +42,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary name, flush to disk, rename: a kill at any instant leaves either
     the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
+    # No-follow: a link planted under the temporary name must not take the bytes elsewhere;
+    # the rename then replaces a link at `path` itself, never its target.
+    with os.fdopen(open_new(tmp), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -53,12 +56,12 @@ def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
     stamp = (now or utc_now()).strftime("%Y%m%d-%H%M%S")
     try:
         root.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
+    except FileExistsError:
         raise UsageError(f"--runs-dir {root} is a file, not a folder for run directories"
                          ) from None
-    except PermissionError as exc:
-        raise UsageError(f"cannot create run directories under {root}: {exc.strerror}"
-                         ) from None
+    except OSError as exc:  # no permission, a read-only filesystem, /proc, ...
+        raise UsageError(f"cannot create run directories under {root}: "
+                         f"{exc.strerror or exc}") from None
     base = f"{stamp}-{name}"
     for attempt in range(1, 10_000):
         candidate = root / (base if attempt == 1 else f"{base}-{attempt}")
@@ -66,15 +69,18 @@ def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
             candidate.mkdir()  # atomic: two processes can never both create the same folder
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise UsageError(f"cannot create a run directory under {root}: "
+                             f"{exc.strerror or exc}") from None
         return candidate
     raise RunError(f"could not create a run directory under {root}")
 
 
 def write_config_files(run_dir: Path, original_text: bytes, resolved: dict[str, Any]) -> None:
-    (run_dir / "config.yaml").write_bytes(original_text)
-    (run_dir / "resolved.yaml").write_text(
+    atomic_write_bytes(run_dir / "config.yaml", original_text)
+    atomic_write_bytes(run_dir / "resolved.yaml", (
         "# The validated config with every default filled in: what really ran.\n"
-        + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+        + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)).encode("utf-8"))
 
 
 def versions() -> dict[str, str]:
@@ -96,7 +102,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
     Two `cbrun resume` of one run would both append rows and events; a recorded pid cannot
     stop that (it is written only once training starts, and pids are reused)."""
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    check_tree(run_dir)  # before the first write of this command: the lock file
+    fd = open_new(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

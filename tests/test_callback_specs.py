@@ -103,7 +103,8 @@ GOOD = [
 def test_yaml_builds_the_keras_callback_with_these_parameters(tmp_path, snippet, keras_class,
                                                               expected):
     callback = build(snippet, tmp_path)
-    assert type(callback) is keras_class
+    # ModelCheckpoint comes as a subclass that checks each path it writes (runguard).
+    assert isinstance(callback, keras_class) and type(callback).__name__ == keras_class.__name__
     for attr, value in expected.items():
         if isinstance(value, str) and value.startswith("RUN/"):
             value = str(tmp_path / value[4:])

@@ -21,8 +21,44 @@ _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
                 "on_train_batch_end")
 
 
+# Packages whose callbacks cbrun declares by `type` (with their paths checked) or refuses;
+# reached through `Custom` they would slip past both.
+_KERAS_PACKAGES = ("keras", "tensorflow", "tf_keras")
+
+
 def _fail(loc: str, message: str) -> ConfigError:
     return ConfigError([Problem(loc=(loc,), message=message)])
+
+
+def _keras_owned(name: str, where: str) -> str | None:
+    """Why a Keras callback class named `name` cannot be a Custom one, or None when it is
+    not one cbrun knows (a user's class of the same name)."""
+    from cbrun.callbacks.registry import SPECS
+    from cbrun.callbacks.unsupported import UnsupportedSpec
+
+    spec = SPECS.get(name)
+    if spec is None or name == "Custom":
+        return None
+    if issubclass(spec, UnsupportedSpec):
+        return f"{where} is Keras's {name}, which cbrun refuses: {spec.reason}"
+    return (f"{where} is Keras's own {name}; declare it as `type: {name}` so cbrun checks "
+            f"its parameters (and keeps its files inside the run directory)")
+
+
+def _refused_class(cls: type, given: str) -> str | None:
+    """The reason to refuse `cls`, however it was imported: a Keras callback itself, or a
+    subclass of one that cbrun refuses (BackupAndRestore would restore over cbrun's state)."""
+    from cbrun.callbacks.unsupported import UNSUPPORTED
+
+    if cls.__module__.split(".")[0] in _KERAS_PACKAGES:
+        return _keras_owned(cls.__name__, f"{given} ({cls.__module__}.{cls.__name__})") or (
+            f"{given} is Keras's {cls.__name__}, not your own callback; Custom runs classes "
+            f"you wrote (see `cbrun callbacks` for the Keras ones cbrun declares by type)")
+    refused = {spec.model_fields["type"].annotation.__args__[0] for spec in UNSUPPORTED}
+    for base in cls.__mro__[1:]:
+        if base.__module__.split(".")[0] in _KERAS_PACKAGES and base.__name__ in refused:
+            return _keras_owned(base.__name__, f"{given} subclasses {base.__name__}, so it")
+    return None
 
 
 class CustomSpec(CallbackSpec):
@@ -55,6 +91,11 @@ class CustomSpec(CallbackSpec):
             raise ValueError(
                 f"class must be 'module:ClassName' (e.g. 'my_callbacks:LogTime' for a "
                 f"my_callbacks.py next to the config); got {value!r}")
+        if module.split(".")[0] in _KERAS_PACKAGES:
+            reason = _keras_owned(attr.split(".")[-1], f"class {value!r}")
+            raise ValueError(reason or (
+                f"class {value!r} names a class of Keras itself; Custom runs callback classes "
+                f"you wrote (see `cbrun callbacks` for the Keras ones cbrun declares by type)"))
         return value
 
     @field_validator("params")
@@ -97,6 +138,9 @@ class CustomSpec(CallbackSpec):
         if not (isinstance(target, type) and issubclass(target, keras.callbacks.Callback)):
             raise _fail("class", f"{self.class_} is {type(target).__name__} {target!r}, not a "
                                  f"subclass of keras.callbacks.Callback")
+        refused = _refused_class(target, self.class_)
+        if refused:
+            raise _fail("class", refused)
         return target
 
     def build(self, ctx: BuildContext) -> Any:

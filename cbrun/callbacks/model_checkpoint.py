@@ -22,9 +22,33 @@ from cbrun.callbacks.base import (
     run_relative,
 )
 from cbrun.config.base import BuildContext
+from cbrun.runguard import check_inside
 
 # Keras fills these itself; every other {name} comes from the logs.
 _COUNTERS = ("epoch", "batch")
+# str.format's spec: [[fill]align][sign][z][#][0][width][grouping][.precision][type].
+_SPEC = re.compile(r"(?:(?P<fill>.)?[<>=^])?[-+ ]?z?#?0?\d*[,_]?(?:\.\d+)?(?P<type>[a-zA-Z%]?)",
+                   re.DOTALL)
+# Fill characters that cannot make a path separator or a '..' out of a number.
+_SAFE_FILL = set(string.ascii_letters + string.digits + " _-+=~")
+
+
+def _check_spec(template: str, name: str, spec: str) -> None:
+    """Refuse a format that can turn a number into a path separator or '..': `c` makes a
+    character of it (47 is '/'), and a fill character repeats as padding."""
+    found = _SPEC.fullmatch(spec)
+    if found is None:
+        return  # not a spec str.format accepts; formatting the sample reports it
+    if found["type"] == "c":
+        raise ValueError(
+            f"filepath {template!r} formats {{{name}}} with 'c', which turns the number into "
+            f"a character ({name} 47 would be '/', 46 '.'); use a number format such as "
+            f"{{{name}:03d}}")
+    fill = found["fill"]
+    if fill is not None and fill not in _SAFE_FILL:
+        raise ValueError(
+            f"filepath {template!r} pads {{{name}}} with {fill!r}, which would become part of "
+            f"the path; pad with zeros or letters, such as {{{name}:03d}} or {{{name}:_>4}}")
 
 
 def template_names(template: str) -> list[str]:
@@ -53,6 +77,7 @@ def template_names(template: str) -> list[str]:
             raise ValueError(
                 f"filepath {template!r} nests a placeholder inside the format of {{{name}}}; "
                 f"write a fixed format such as {{{name}:.3f}}")
+        _check_spec(template, name, spec or "")
         names.append(name)
     # Keras passes the epoch and batch as ints and every logged value as a Python float.
     sample = {n: (1 if n in _COUNTERS else 0.5) for n in names}
@@ -180,7 +205,7 @@ class ModelCheckpointSpec(CallbackSpec):
         # Keras runs str.format on the whole path: braces in the run directory are literal.
         run_dir = str(ctx.run_dir).replace("{", "{{").replace("}", "}}")
         kwargs["filepath"] = f"{run_dir}/{self.filepath}"
-        return keras.callbacks.ModelCheckpoint(**kwargs)
+        return _guarded(keras.callbacks.ModelCheckpoint)(ctx.run_dir, **kwargs)
 
     # Checkpoints written are seen on disk: Keras says nothing when it saves. Only files
     # matching the template count (`ep{epoch:03d}.keras` -> `ep*.keras`), so a checkpoint
@@ -207,3 +232,21 @@ class ModelCheckpointSpec(CallbackSpec):
         folder = run_relative(self.filepath).parent
         return [f"checkpoint written: {folder / path.name}"
                 for path, stamp in sorted(now.items()) if seen.get(path) != stamp]
+
+
+def _guarded(base: type) -> type:
+    """ModelCheckpoint whose every formatted path is checked where it is written: the
+    template was checked up front, but a link planted in the run directory, or a format
+    no check foresaw, must still not put a file outside it."""
+
+    class GuardedModelCheckpoint(base):
+        def __init__(self, run_dir, **kwargs):
+            super().__init__(**kwargs)
+            self._run_dir = run_dir
+
+        def _get_file_path(self, epoch, batch, logs):
+            path = super()._get_file_path(epoch, batch, logs)
+            return check_inside(self._run_dir, path, "ModelCheckpoint filepath")
+
+    GuardedModelCheckpoint.__name__ = base.__name__  # states and messages name Keras's
+    return GuardedModelCheckpoint

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from cbrun.errors import UsageError
+
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
@@ -94,5 +96,10 @@ def schema(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        if not output.parent.is_dir():
+            raise UsageError(f"-o {output}: the folder {output.parent} does not exist")
+        try:
+            output.write_text(text)
+        except OSError as exc:
+            raise UsageError(f"-o {output}: cannot write it: {exc.strerror or exc}") from None
         click.echo(f"wrote {output}", err=True)

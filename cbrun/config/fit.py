@@ -8,7 +8,7 @@ from cbrun.config.base import StrictModel
 
 
 class FitConfig(StrictModel):
-    epochs: int = Field(gt=0, description="Epochs to train in total.")
+    epochs: int = Field(gt=0, strict=True, description="Epochs to train in total.")
     steps_per_epoch: int | None = Field(
         None, gt=0, description="Cap on batches per epoch; defaults to one pass over the data.")
     validation_freq: int = Field(

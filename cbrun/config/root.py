@@ -26,7 +26,7 @@ class RunConfig(StrictModel):
         pattern=NAME_PATTERN,
         description="Run name: letters, digits, '_', '.', '-' (up to 64); part of the run id.")
     seed: int = Field(
-        42, ge=0, lt=2**32,
+        42, ge=0, lt=2**32, strict=True,
         description="Seeds Python, NumPy, TensorFlow and Keras, and the data order. "
                     "Defaults to 42.")
     data: DataConfig = Field(default_factory=DataConfig)

@@ -311,12 +311,17 @@ def read_config_text(path: Path) -> str:
     if path.is_dir():
         raise ConfigError([Problem(loc=(), file=shown,
                                    message="this is a directory; give a .yaml config file")])
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
+    # The limit holds on the bytes read, not the size reported: a device (/dev/zero) or a
+    # pipe reports 0 and may never end.
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        size = path.stat().st_size
+        what = f"the file is {size:,} bytes" if size > MAX_CONFIG_BYTES else (
+            f"more than {MAX_CONFIG_BYTES:,} bytes were read and it had not ended")
         raise ConfigError([Problem(loc=(), file=shown,
-                                   message=f"the file is {size:,} bytes; a config is at most "
+                                   message=f"{what}; a config is at most "
                                            f"{MAX_CONFIG_BYTES:,} bytes of YAML")])
-    raw = path.read_bytes()
     nul = raw.find(b"\x00")
     if nul >= 0:
         line, col = _byte_position(raw, nul)

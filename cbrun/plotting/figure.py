@@ -56,6 +56,12 @@ def grid_shape(panels: int) -> tuple[int, int]:
     return math.ceil(panels / cols), cols
 
 
+def _shown(text: str) -> str:
+    """Text from a log or a run (column names, labels) as written: matplotlib reads a pair
+    of `$` as mathtext, and a column named `$x^{2` would fail to draw."""
+    return text.replace("$", r"\$")
+
+
 def build_figure(runs: Sequence[PlotRun], families: Sequence[Family]) -> Figure:
     rows, cols = grid_shape(len(families))
     compare = len(runs) > 1
@@ -77,7 +83,7 @@ def build_figure(runs: Sequence[PlotRun], families: Sequence[Family]) -> Figure:
         _runs_legend(fig, runs)
     else:
         run = runs[0]
-        fig.suptitle(f"{run.label}\n{describe(run)}", fontsize=12)
+        fig.suptitle(_shown(f"{run.label}\n{describe(run)}"), fontsize=12)
     return fig
 
 
@@ -99,15 +105,15 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
                 marker="o",
                 markersize=3.5,
                 markevery=_dots(y),
-                label=f"{run.label} {column}" if compare else column,
+                label=_shown(f"{run.label} {column}" if compare else column),
                 gid="series",
             )
             drawn += sum(1 for v in y if not math.isnan(v))
         _draw_marks(ax, run, family, color if compare else None)
 
-    ax.set_title(family.name.replace("_", " "), fontsize=11, fontweight="bold")
-    ax.set_xlabel(x_label(runs))
-    ax.set_ylabel(family.name.replace("_", " "))
+    ax.set_title(_shown(family.name.replace("_", " ")), fontsize=11, fontweight="bold")
+    ax.set_xlabel(_shown(x_label(runs)))
+    ax.set_ylabel(_shown(family.name.replace("_", " ")))
     first, last = epoch_span(runs)
     if last - first < 3:
         # MaxNLocator would still put ticks every half or fifth of an epoch here.
@@ -146,7 +152,7 @@ def _draw_marks(ax, run: PlotRun, family: Family, color: str | None) -> None:
             ax.plot([epoch], [value], linestyle="none", marker="*", markersize=15,
                     color=color or "gold", markeredgecolor="black", markeredgewidth=0.8,
                     zorder=5, gid="best",
-                    label=f"best {marks.monitor} {value:.4g} ({run.log.x_name} {epoch})")
+                    label=_shown(f"best {marks.monitor} {value:.4g} ({run.log.x_name} {epoch})"))
     if marks.early_stop is not None:
         ax.axvline(marks.early_stop, color=color or EARLY_STOP_COLOR, linestyle="-.",
                    linewidth=1.3, alpha=0.9, gid="early_stop",
@@ -159,7 +165,7 @@ def _draw_marks(ax, run: PlotRun, family: Family, color: str | None) -> None:
 
 def _runs_legend(fig: Figure, runs: Sequence[PlotRun]) -> None:
     handles = [Line2D([], [], color=RUN_COLORS[i % len(RUN_COLORS)], linewidth=2.2,
-                      label=run.label) for i, run in enumerate(runs)]
+                      label=_shown(run.label)) for i, run in enumerate(runs)]
     handles.append(Line2D([], [], color="black", label="training"))
     handles.append(Line2D([], [], color="black", linestyle="--", label="validation"))
     if any(r.marks.best for r in runs):

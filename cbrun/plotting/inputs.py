@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cbrun.errors import UsageError
@@ -27,6 +27,12 @@ from cbrun.rundir import LOG_FILE, RUN_FILE
 from cbrun.runinfo import NO_RUN_FILE, UNREADABLE, RunInfo, read_run_info
 
 Warn = Callable[[str], None]
+
+# Beyond these magnitudes a value is a diverged metric or an underflow that no axis can
+# hold: the span or the margins around 1.7e308 overflow to inf, and a log axis ends near
+# 1e-308. Drawn, the first is a gap (like inf) and the second is 0.
+LARGEST_DRAWN = 1e300
+SMALLEST_DRAWN = 1e-300
 
 # What `cbrun plot` writes when no -o is given: `compare.png` for several runs, and the
 # CSV's name with .png for one. A glob such as `runs/*` picks them up again.
@@ -74,10 +80,21 @@ def load_run(path: Path, warn: Warn = _ignore) -> PlotRun:
     info = run_info_for(csv_path)
     if info is not None and info.status == UNREADABLE:
         warn(f"{info.problem}; plotting {csv_path} without its run's marks")
-    log = read_log(csv_path)
+    log = drawable(read_log(csv_path))
     if log.x_name == "row":
         warn(f"{csv_path} has no 'epoch' or 'step' column: numbering its rows from 1")
     return PlotRun(label=_label(csv_path, info), log=log, info=info, marks=marks_for(log, info))
+
+
+def drawable(log: TrainingLog) -> TrainingLog:
+    """The log with values no axis can hold made into gaps (huge) or 0 (subnormal)."""
+    def fit(value: float) -> float:
+        if abs(value) > LARGEST_DRAWN:
+            return math.nan
+        return 0.0 if abs(value) < SMALLEST_DRAWN else value
+
+    values = {name: tuple(fit(v) for v in column) for name, column in log.values.items()}
+    return replace(log, values=values)
 
 
 def load_runs(paths: Sequence[Path], warn: Warn = _ignore) -> list[PlotRun]:

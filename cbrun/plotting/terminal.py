@@ -7,6 +7,7 @@ line there, and a log axis only ever sees positive values.
 
 from __future__ import annotations
 
+import itertools
 import math
 import textwrap
 from collections.abc import Sequence
@@ -51,7 +52,9 @@ def render(
     the runs are, then per family a title, a panel and a key line naming each curve and
     mark (plotext's own legend would cover the curves). Panels share the height; those
     that would get too little are left out, and a last line names them."""
-    layers = [_layers(runs, family, _log_scale(runs, family)) for family in families]
+    # A cell is two braille dots wide: more points than that per column draw nothing more.
+    most = 4 * width
+    layers = [_layers(runs, family, _log_scale(runs, family), most) for family in families]
     keys = [_key_lines(layer[3], width, color) for layer in layers]
     header, count, panel_height, note = _layout(runs, families, keys, width, height)
 
@@ -171,7 +174,7 @@ def _panel(runs, family: Family, layer, width: int, height: int, color: bool) ->
     return text.rstrip("\n").split("\n")
 
 
-def _layers(runs: Sequence[PlotRun], family: Family, log_scale: bool):
+def _layers(runs: Sequence[PlotRun], family: Family, log_scale: bool, most: int):
     """What one panel draws: curves (points, glyph, color), stars (x, y, color), vertical
     rules (x, color, glyph), and the key that names them all (glyph, color, text)."""
     compare = len(runs) > 1
@@ -189,7 +192,8 @@ def _layers(runs: Sequence[PlotRun], family: Family, log_scale: bool):
                 marker = glyph = val_glyph if is_val else train_glyph
             else:
                 marker, glyph = (VAL_MARKER, VAL_KEY) if is_val else (TRAIN_MARKER, TRAIN_KEY)
-            points = _points(run.log.epochs, run.log.values[column], log_scale)
+            points = _decimate(_points(run.log.epochs, run.log.values[column], log_scale),
+                               most)
             if points:
                 curves.append((points, marker, hue))
             key.append((glyph, hue, f"{tag}{column}"))
@@ -256,7 +260,8 @@ def _bold(text: str, color: bool) -> str:
 
 def integer_ticks(first: int, last: int, most: int) -> list[int]:
     """Whole epochs, at most `most` of them, on a step of 1, 2, 5, 10, 20, 50, ..."""
-    steps = (m * 10**p for p in range(12) for m in (1, 2, 5))
+    # Unbounded powers: a step column may count past 1e20, and the ticks stay integers.
+    steps = (m * 10**p for p in itertools.count() for m in (1, 2, 5))
     step = next(s for s in steps if (last - first) // s + 1 <= most)
     start = math.ceil(first / step) * step
     return list(range(start, last + 1, step)) or [first]
@@ -275,6 +280,25 @@ def log_ticks(runs: Sequence[PlotRun], family: Family) -> list[float]:
             if low * 0.999 <= tick <= high * 1.001:
                 ticks.append(tick)
     return ticks
+
+
+def _decimate(points: list, most: int) -> list:
+    """At most about `most` points, keeping each stretch's lowest and highest (a spike
+    stays visible) and its gaps: plotext holds every point it is given as Python objects,
+    and a 45 MB log took gigabytes."""
+    if len(points) <= most:
+        return points
+    buckets = max(1, most // 2)
+    size = -(-len(points) // buckets)
+    kept = []
+    for start in range(0, len(points), size):
+        chunk = points[start:start + size]
+        low = min(chunk, key=lambda p: p[1])
+        high = max(chunk, key=lambda p: p[1])
+        pair = sorted({low, high}, key=lambda p: p[0])
+        gap = any(p[2] for p in chunk)
+        kept.extend([(pair[0][0], pair[0][1], gap), *pair[1:]])
+    return kept
 
 
 def _points(epochs: Sequence[int], values: Sequence[float], log_scale: bool):

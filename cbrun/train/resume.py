@@ -38,6 +38,7 @@ from cbrun.callbacks.base import RewindPoint
 from cbrun.errors import RunError
 from cbrun.resume import state_dirs
 from cbrun.rundir import STATE_DIR
+from cbrun.runguard import check_inside
 from cbrun.segment import interrupts_deferred
 from cbrun.train.callbacks import Bound
 
@@ -287,5 +288,7 @@ def rewind(run_dir: Path, specs: list[Any], saved: SavedState | None) -> int:
     dropped = 0
     for spec, entry in zip(specs, entries, strict=False):
         state = (entry or {}).get("state") if saved else None
+        for path in spec.run_files():  # rewinding opens them for writing
+            check_inside(run_dir, path, f"{spec.type} file")
         dropped += spec.rewind(RewindPoint(run_dir, done, state, iterations))
     return dropped
