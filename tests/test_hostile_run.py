@@ -62,13 +62,14 @@ def _plant(run: Path, name: str, target: Path, hard: bool = False) -> None:
 
 PLANTS = ["model.keras", "resolved.yaml", "run.json", "log.csv", "config.yaml", ".lock",
           "checkpoints", "tensorboard", "state", "tensorboard/train", "checkpoints/ep03.keras",
-          f".run.json.tmp-{os.getpid()}"]
+          ".run.json.tmp-{pid}"]  # the temporary name run.json is written under
 
 
 @pytest.mark.parametrize("which, args", [("killed", []), ("completed", ["--epochs", "3"])])
 @pytest.mark.parametrize("name", PLANTS)
 def test_a_link_planted_in_a_run_is_never_written_through(runs, tmp_path, capsys, which,
                                                           args, name):
+    name = name.format(pid=os.getpid())  # in-process: the test's pid is cbrun's
     run = tmp_path / "runs" / runs[which].name
     shutil.copytree(runs[which], run)
     outside = tmp_path / "outside"

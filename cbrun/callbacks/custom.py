@@ -68,7 +68,9 @@ class CustomSpec(CallbackSpec):
     calls the class with `params` as keyword arguments. The folder of the config file is
     searched first, so `class: my_callbacks:LogTime` finds `my_callbacks.py` next to the
     YAML. Only the module path and the parameter names are checked by `cbrun validate`;
-    the import happens when training starts.
+    the import happens when training starts. Keras's own callbacks are declared by their
+    `type`, not through Custom: a class of Keras itself (however its module is spelled),
+    or a subclass of one cbrun refuses (BackupAndRestore, ProgbarLogger, ...), is refused.
     """
 
     model_config = ConfigDict(serialize_by_alias=True)
