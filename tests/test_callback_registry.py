@@ -148,7 +148,7 @@ def test_builtin_names_match_their_classes():
     assert {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TensorBoard",
             "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "SwapEMAWeights",
             "RemoteMonitor", "Custom", "BackupAndRestore", "ProgbarLogger", "LambdaCallback",
-            "History", "BaseLogger"} <= set(SPECS)
+            "History", "BaseLogger", "PredictionSamples"} <= set(SPECS)
     for name, cls in SPECS.items():
         assert issubclass(cls, CallbackSpec)
         assert spec_name(cls) == name

@@ -296,7 +296,14 @@ BAD = [
     ("type: BackupAndRestore\nbackup_dir: backup", ["cbrun resume runs/<id>",
                                                     "not the callbacks' state"]),
     ("type: ProgbarLogger", ["cbrun draws its own progress", "--quiet"]),
-    ("type: LambdaCallback", ["type: Custom"]),
+    ("type: LambdaCallback", ["at least one hook", "on_epoch_end"]),
+    ("type: LambdaCallback\non_epoch_end: hooks.log", ["on_epoch_end", "'module:function'"]),
+    ("type: LambdaCallback\non_epoch_end: h:f\nparams: {run_dir: x}",
+     ["params", "cbrun passes 'run_dir'"]),
+    ("type: PredictionSamples\nimage_shape: [8, 8, 2]", ["image_shape", "1, 3 or 4 channels"]),
+    ("type: PredictionSamples\nsamples: 0", ["samples", "greater than or equal to 1"]),
+    ("type: PredictionSamples\ndirectory: ../out", ["directory", "escapes the run directory"]),
+    ("type: PredictionSamples\nsplit: train", ["split", "'validation' or 'test'"]),
     ("type: History", ["always on"]),
     ("type: BaseLogger", ["always on"]),
     ("type: EarlyStoping\npatience: 2", ["'EarlyStoping'", "'EarlyStopping'"]),
@@ -346,8 +353,10 @@ def test_batch_level(snippet, expected):
 # Where cbrun's default differs from Keras's on purpose (Keras: no default, "logs").
 CBRUN_DEFAULTS = {("CSVLogger", "filename"): "log.csv",
                   ("TensorBoard", "log_dir"): "tensorboard"}
+# Custom and LambdaCallback take import paths where Keras takes objects; PredictionSamples
+# is cbrun's own.
 KERAS_SPECS = [cls for cls in BUILTIN if not issubclass(cls, UnsupportedSpec)
-               and spec_name(cls) != "Custom"]
+               and spec_name(cls) not in ("Custom", "LambdaCallback", "PredictionSamples")]
 
 
 @pytest.mark.parametrize("spec_class", KERAS_SPECS, ids=spec_name)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import inspect
-import sys
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
 from cbrun.callbacks.base import CallbackSpec
+from cbrun.callbacks.imports import check_import_path, fail, import_object
 from cbrun.config.base import BuildContext
-from cbrun.errors import ConfigError, Problem
 
 # The hooks Keras calls at every training batch (its on_train_batch_* call on_batch_*), so a
 # class overriding one needs steps_per_execution 1. on_test_batch_* and on_predict_batch_*
@@ -24,10 +21,6 @@ _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin",
 # Packages whose callbacks cbrun declares by `type` (with their paths checked) or refuses;
 # reached through `Custom` they would slip past both.
 _KERAS_PACKAGES = ("keras", "tensorflow", "tf_keras")
-
-
-def _fail(loc: str, message: str) -> ConfigError:
-    return ConfigError([Problem(loc=(loc,), message=message)])
 
 
 def _keras_owned(name: str, where: str) -> str | None:
@@ -87,12 +80,10 @@ class CustomSpec(CallbackSpec):
     @field_validator("class_")
     @classmethod
     def _import_path(cls, value: str) -> str:
-        module, sep, attr = value.partition(":")
-        dotted = all(p.isidentifier() for p in module.split("."))
-        if not sep or not dotted or not all(p.isidentifier() for p in attr.split(".")):
-            raise ValueError(
-                f"class must be 'module:ClassName' (e.g. 'my_callbacks:LogTime' for a "
-                f"my_callbacks.py next to the config); got {value!r}")
+        check_import_path(value, "class", "'module:ClassName' (e.g. "
+                          "'my_callbacks:LogTime' for a my_callbacks.py next to the "
+                          "config)")
+        module, _, attr = value.partition(":")
         if module.split(".")[0] in _KERAS_PACKAGES:
             reason = _keras_owned(attr.split(".")[-1], f"class {value!r}")
             raise ValueError(reason or (
@@ -113,36 +104,17 @@ class CustomSpec(CallbackSpec):
         """Import and return the class; ConfigError (loc `class`) when that fails."""
         import keras
 
-        module_name, _, attr = self.class_.partition(":")
-        folder = str(ctx.config_dir.resolve())
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name or module_name.startswith(f"{exc.name}."):
-                raise _fail("class", f"no module named {module_name!r}: looked in the "
-                                     f"config's folder {folder} and on the Python path") from exc
-            raise _fail("class", f"importing {module_name!r} failed: {exc}") from exc
-        except Exception as exc:  # the user's module raised while loading
-            raise _fail("class", f"importing {module_name!r} failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-        target: Any = module
-        for part in attr.split("."):
-            if not hasattr(target, part):
-                found = [n for n, v in vars(module).items()
-                         if isinstance(v, type) and issubclass(v, keras.callbacks.Callback)]
-                close = difflib.get_close_matches(part, found, n=1)
-                hint = (f"; did you mean {close[0]!r}?" if close
-                        else f"; its Callback classes: {', '.join(found) or 'none'}")
-                raise _fail("class", f"module {module_name!r} has no {attr!r}{hint}")
-            target = getattr(target, part)
-        if not (isinstance(target, type) and issubclass(target, keras.callbacks.Callback)):
-            raise _fail("class", f"{self.class_} is {type(target).__name__} {target!r}, not a "
-                                 f"subclass of keras.callbacks.Callback")
+        def is_callback(value: Any) -> bool:
+            return isinstance(value, type) and issubclass(value, keras.callbacks.Callback)
+
+        target = import_object(ctx.config_dir, self.class_, ("class",), "Callback classes",
+                               is_callback)
+        if not is_callback(target):
+            raise fail(("class",), f"{self.class_} is {type(target).__name__} {target!r}, "
+                                   f"not a subclass of keras.callbacks.Callback")
         refused = _refused_class(target, self.class_)
         if refused:
-            raise _fail("class", refused)
+            raise fail(("class",), refused)
         return target
 
     def build(self, ctx: BuildContext) -> Any:
@@ -154,7 +126,7 @@ class CustomSpec(CallbackSpec):
                 accepts = f"; {cls.__name__} takes {inspect.signature(cls)}"
             except (TypeError, ValueError):
                 accepts = ""
-            raise _fail("params", f"{self.class_}(**params) failed: {exc}{accepts}") from exc
+            raise fail(("params",), f"{self.class_}(**params) failed: {exc}{accepts}") from exc
 
     def batch_level(self, callback: Any = None) -> bool:
         """Whether the class overrides a training-batch hook. Without the built callback the

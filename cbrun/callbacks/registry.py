@@ -23,8 +23,10 @@ from cbrun.callbacks.base import CallbackSpec
 from cbrun.callbacks.csv_logger import CSVLoggerSpec
 from cbrun.callbacks.custom import CustomSpec
 from cbrun.callbacks.early_stopping import EarlyStoppingSpec
+from cbrun.callbacks.lambda_callback import LambdaCallbackSpec
 from cbrun.callbacks.learning_rate_scheduler import LearningRateSchedulerSpec
 from cbrun.callbacks.model_checkpoint import ModelCheckpointSpec
+from cbrun.callbacks.prediction_samples import PredictionSamplesSpec
 from cbrun.callbacks.reduce_lr_on_plateau import ReduceLROnPlateauSpec
 from cbrun.callbacks.remote_monitor import RemoteMonitorSpec
 from cbrun.callbacks.swap_ema_weights import SwapEMAWeightsSpec
@@ -37,7 +39,7 @@ ENTRY_POINT_GROUP = "cbrun.callbacks"
 BUILTIN: tuple[type[CallbackSpec], ...] = (
     EarlyStoppingSpec, ModelCheckpointSpec, CSVLoggerSpec, TensorBoardSpec,
     ReduceLROnPlateauSpec, LearningRateSchedulerSpec, TerminateOnNaNSpec, SwapEMAWeightsSpec,
-    RemoteMonitorSpec, CustomSpec, *UNSUPPORTED,
+    RemoteMonitorSpec, CustomSpec, LambdaCallbackSpec, PredictionSamplesSpec, *UNSUPPORTED,
 )
 
 

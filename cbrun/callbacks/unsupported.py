@@ -52,16 +52,6 @@ class ProgbarLoggerSpec(UnsupportedSpec):
               "`--quiet` silences it. Remove it.")
 
 
-class LambdaCallbackSpec(UnsupportedSpec):
-    """Not available: a YAML file cannot hold functions."""
-
-    type: Literal["LambdaCallback"]
-    summary = "Not available: YAML cannot hold functions; use type: Custom."
-    reason = ("LambdaCallback needs Python functions, which a YAML file cannot hold; put a "
-              "keras.callbacks.Callback subclass in a .py file next to the config and use "
-              "`type: Custom, class: my_callbacks:MyCallback`.")
-
-
 class HistorySpec(UnsupportedSpec):
     """Not available: always on."""
 
@@ -90,5 +80,5 @@ class OrbaxCheckpointSpec(UnsupportedSpec):
               "continue an interrupted run.")
 
 
-UNSUPPORTED = (BackupAndRestoreSpec, ProgbarLoggerSpec, LambdaCallbackSpec, HistorySpec,
-               BaseLoggerSpec, OrbaxCheckpointSpec)
+UNSUPPORTED = (BackupAndRestoreSpec, ProgbarLoggerSpec, HistorySpec, BaseLoggerSpec,
+               OrbaxCheckpointSpec)

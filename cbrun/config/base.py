@@ -51,17 +51,33 @@ def name_or(model: type[BaseModel]) -> Any:
 
 
 @dataclass(frozen=True)
+class DataView:
+    """The run's data as a callback may read it (PredictionSamples does): `(inputs, labels)`
+    per split name (`train`, `validation`, and `test` where the source has one), the class
+    names where the source knows them, and the run's seed for choosing samples."""
+
+    splits: dict[str, tuple[Any, Any]]
+    seed: int = 0
+    class_names: list[str] | None = None
+
+    def split(self, name: str) -> tuple[Any, Any] | None:
+        return self.splits.get(name)
+
+
+@dataclass(frozen=True)
 class BuildContext:
     """What a callback spec needs to turn itself into a Keras object.
 
     run_dir: the run directory; relative paths in callbacks resolve inside it.
     config_dir: the folder of the config file; `Custom` callbacks import from it.
     resuming: True when `cbrun resume` builds the callbacks for a continued run.
+    data: the run's data (None where no data is loaded, e.g. when rewinding files).
     """
 
     run_dir: Path
     config_dir: Path
     resuming: bool = False
+    data: DataView | None = None
 
     def resolve(self, relative: str) -> Path:
         return self.run_dir / relative

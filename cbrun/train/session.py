@@ -12,7 +12,7 @@ from pathlib import Path
 
 import keras
 
-from cbrun.config.base import BuildContext
+from cbrun.config.base import BuildContext, DataView
 from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
@@ -75,7 +75,10 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
                               config.fit.steps_per_epoch)
     first_epoch = restore.epochs_done if restore else 0
 
-    ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None)
+    view = DataView(splits={"train": (arrays.x_train, arrays.y_train),
+                            "validation": (arrays.x_val, arrays.y_val)}, seed=config.seed)
+    ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None,
+                       data=view)
     bound = cbs.build_callbacks(config, ctx)
     monitor, mode = primary_monitor(config)
     recorder = cbs.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
