@@ -89,6 +89,16 @@ class PredictionSamplesSpec(CallbackSpec):
         if self.split == "validation" and not config.data.has_validation:
             problems.append((("split",), "split: validation needs validation data; set "
                              "data.validation_split (e.g. 0.2) or data.validation_path"))
+        for other in config.callbacks:
+            if other is self:
+                break  # the later of two clashing callbacks reports it
+            if other.type == self.type:
+                for name in ("directory", "log_dir"):
+                    mine = getattr(self, name)
+                    if mine is not None and mine == getattr(other, name):
+                        problems.append(((name,), (
+                            f"another PredictionSamples already writes to {name} {mine!r}; "
+                            "give each its own")))
         input_shape = getattr(config.model, "input_shape", None)
         if self.image_shape and input_shape and (math.prod(self.image_shape)
                                                  != math.prod(input_shape)):
