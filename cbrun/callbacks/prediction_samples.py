@@ -87,8 +87,9 @@ class PredictionSamplesSpec(CallbackSpec):
     def cross_check(self, config: Any) -> list[tuple[tuple[Any, ...], str]]:
         problems = []
         if self.split == "validation" and not config.data.has_validation:
-            problems.append((("split",), "split: validation needs validation data; set "
-                             "data.validation_split (e.g. 0.2) or data.validation_path"))
+            problems.append((("split",), ("split: validation needs validation data; set "
+                                          "data.validation_split (e.g. 0.2) or "
+                                          "data.validation_path")))
         for other in config.callbacks:
             if other is self:
                 break  # the later of two clashing callbacks reports it
