@@ -102,6 +102,8 @@ def test_config_mistakes_exit_2_before_tensorflow(tmp_path, capsys, spec, expect
     ({"on_epoch_end": "my_hooks:log_epok", "params": {"filename": "f", "tag": 1}},
      ["callbacks[0].on_epoch_end", "module 'my_hooks' has no 'log_epok'",
       "did you mean 'log_epoch'"]),
+    ({"on_train_begin": "my_hooks:setup"},
+     ["has no 'setup'; its functions: log_epoch, log_end, count_batch, write_count"]),
     ({"on_epoch_end": "no_such_hooks:log_epoch"},
      ["callbacks[0].on_epoch_end", "no module named 'no_such_hooks'"]),
     ({"on_epoch_end": "my_hooks:NOT_A_FUNCTION"}, ["is int 3, not a function"]),

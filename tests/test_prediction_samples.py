@@ -219,3 +219,28 @@ def test_config_mistakes_are_found_before_training(tmp_path, capsys, changes, ex
     err = capsys.readouterr().out + capsys.readouterr().err
     for part in expected:
         assert part in err
+
+
+def test_a_split_the_data_lacks_stops_the_run_before_training(tmp_path, capsys):
+    config = write_config(tmp_path, tiny_config(callbacks=[{"type": "PredictionSamples",
+                                                            "split": "test"}]))
+    assert cli("train", config, "--runs-dir", tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "callbacks[0].split: the data has no test split" in err
+    assert "Traceback" not in err
+
+
+def test_outputs_are_read_as_classes_yes_no_or_values():
+    from cbrun.train.prediction_samples import interpret
+
+    # Logits (no softmax layer) become probabilities; one-hot truth becomes class ids.
+    truth, predicted, prob = interpret(np.array([[2.0, 0.0], [0.0, 3.0]]),
+                                       np.array([[1, 0], [1, 0]]))
+    assert (truth, predicted) == ([0, 0], [0, 1])
+    assert prob == pytest.approx([np.exp(2) / (np.exp(2) + 1), np.exp(3) / (np.exp(3) + 1)])
+    # One sigmoid output with 0/1 labels: the probability of the class predicted.
+    truth, predicted, prob = interpret(np.array([[0.9], [0.2]]), np.array([1, 1]))
+    assert (truth, predicted, prob) == ([1, 1], [1, 0], pytest.approx([0.9, 0.8]))
+    # Anything else is a value: no probability.
+    truth, predicted, prob = interpret(np.array([[1.5], [2.5]]), np.array([1.25, 3.0]))
+    assert (truth, predicted, prob) == ([1.25, 3.0], [1.5, 2.5], [None, None])
