@@ -221,12 +221,18 @@ def test_config_mistakes_are_found_before_training(tmp_path, capsys, changes, ex
         assert part in err
 
 
-def test_a_split_the_data_lacks_stops_the_run_before_training(tmp_path, capsys):
+@pytest.mark.parametrize("spec, expected", [
+    ({"split": "test"}, "callbacks[0].split: the data has no test split"),
+    ({"class_names": ["zero", "one"]},
+     "callbacks[0].class_names: 2 class names, but the validation labels go up to 9"),
+])
+def test_what_only_the_data_can_tell_stops_the_run_before_training(tmp_path, capsys, spec,
+                                                                   expected):
     config = write_config(tmp_path, tiny_config(callbacks=[{"type": "PredictionSamples",
-                                                            "split": "test"}]))
+                                                            **spec}]))
     assert cli("train", config, "--runs-dir", tmp_path / "runs") == 2
     err = capsys.readouterr().err
-    assert "callbacks[0].split: the data has no test split" in err
+    assert expected in err
     assert "Traceback" not in err
 
 

@@ -41,8 +41,13 @@ def build_callback(spec: Any, ctx: Any) -> PredictionSamples:
     if isinstance(x, dict) or isinstance(y, dict):
         raise _problem("split", "PredictionSamples shows models with one input array and "
                                 "one target array, not named inputs or outputs")
+    names = spec.class_names or ctx.data.class_names
+    y = np.asarray(y)
+    if names and y.size and y.dtype.kind in "iu" and y.ndim == 1 and y.max() >= len(names):
+        raise _problem("class_names", f"{len(names)} class names, but the {spec.split} "
+                                      f"labels go up to {y.max()}")
     picked = choose(ctx.data.seed, len(x), spec.samples)
-    x, y = np.asarray(x)[picked], np.asarray(y)[picked]
+    x, y = np.asarray(x)[picked], y[picked]
     images = None
     if spec.image_shape is not None:
         if math.prod(spec.image_shape) != math.prod(x.shape[1:]):
@@ -52,10 +57,6 @@ def build_callback(spec: Any, ctx: Any) -> PredictionSamples:
         images = x.reshape((len(x), *spec.image_shape))
     elif x.ndim == 4 and x.shape[-1] in (1, 3, 4):
         images = x
-    names = spec.class_names or ctx.data.class_names
-    if names and y.size and y.dtype.kind in "iu" and y.ndim == 1 and y.max() >= len(names):
-        raise _problem("class_names", f"{len(names)} class names, but the {spec.split} "
-                                      f"labels go up to {y.max()}")
     folder = ctx.resolve(spec.directory)
     log_dir = ctx.resolve(spec.log_dir) if spec.log_dir is not None else None
     return PredictionSamples(x, y, picked, images, names, spec.every_n_epochs, folder, log_dir)
