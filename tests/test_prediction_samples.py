@@ -39,7 +39,10 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("samples")
     config = write_config(root, tiny_config(name="samples", fit={"epochs": EPOCHS},
                                             callbacks=CALLBACKS))
+    plain = write_config(root, tiny_config(name="samples", fit={"epochs": EPOCHS},
+                                           callbacks=CALLBACKS[2:]), name="plain.yaml")
     procs = {"baseline": cbrun_process("train", config, "--runs-dir", root / "baseline", "-q"),
+             "without": cbrun_process("train", plain, "--runs-dir", root / "without", "-q"),
              "kill-in-state-write": cbrun_process(
                  "train", config, "--runs-dir", root / "kill-in-state-write", "-q",
                  env={"CBRUN_FAULT_KILL_IN_STATE_WRITE": "3"}),
@@ -49,7 +52,7 @@ def runs(tmp_path_factory):
         procs["kill-after-2"], lambda: log_of(root / "kill-after-2"), 2,
         signal.SIGKILL)}).items()}
     outputs = {}
-    for name in ("baseline", "kill-in-state-write"):
+    for name in ("baseline", "without", "kill-in-state-write"):
         outputs[name] = procs[name].communicate(timeout=240)
         codes[name] = procs[name].returncode
     resumed = {name: cbrun_process("resume", only_run(root / name))
@@ -103,6 +106,14 @@ def test_the_runs_finish(runs):
     assert runs["codes"]["kill-after-2"] == -signal.SIGKILL
     for name in ("kill-in-state-write", "kill-after-2"):
         assert runs["codes"][f"resume {name}"] == 0, runs["outputs"][f"resume {name}"]
+
+
+def test_watching_does_not_change_training(runs):
+    """Predicting draws no random numbers and changes no weights: log.csv is the same byte
+    for byte as the same run's without PredictionSamples."""
+    assert runs["codes"]["without"] == 0
+    log = (run_of(runs, "baseline") / "log.csv").read_bytes()
+    assert log == (run_of(runs, "without") / "log.csv").read_bytes()
 
 
 def test_a_png_per_epoch_shows_the_digits(runs):
@@ -164,6 +175,7 @@ def test_flat_inputs_without_image_shape_go_to_a_table_with_their_values(runs):
 @pytest.mark.parametrize("name", ["kill-in-state-write", "kill-after-2"])
 def test_a_resumed_run_writes_each_epoch_once_like_the_uninterrupted_one(runs, name):
     baseline, resumed = run_of(runs, "baseline"), run_of(runs, name)
+    assert (resumed / "log.csv").read_bytes() == (baseline / "log.csv").read_bytes()
     for table in ("predictions/predictions.csv", "table/predictions.csv"):
         assert (resumed / table).read_bytes() == (baseline / table).read_bytes(), table
     pngs = sorted(p.name for p in (resumed / "predictions").glob("*.png"))
