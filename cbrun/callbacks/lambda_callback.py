@@ -102,7 +102,8 @@ class LambdaCallbackSpec(CallbackSpec):
     def hooks(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in HOOKS if getattr(self, name)}
 
-    def batch_level(self) -> bool:
+    def batch_level(self, callback: Any = None) -> bool:
+        """Known from the config alone: the hooks named, not what the functions do."""
         return any(getattr(self, name) for name in TRAIN_BATCH_HOOKS)
 
     def build(self, ctx: BuildContext) -> Any:
