@@ -34,6 +34,7 @@ class PredictionSamplesSpec(CallbackSpec):
     (`log_dir`). Every input also gets rows in `<directory>/predictions.csv`: epoch, sample,
     the input values (not for images), truth, prediction, probability. Class names come
     from `class_names`, else from the data source where it has them, else the class ids.
+    Each grid written is said under its epoch's line (`sample grid written: ...`).
     """
 
     type: Literal["PredictionSamples"]
@@ -108,6 +109,12 @@ class PredictionSamplesSpec(CallbackSpec):
                 f"but the model's inputs (input_shape {list(input_shape)}) hold "
                 f"{math.prod(input_shape)}")))
         return problems
+
+    def events(self, callback: Any, epoch: int, logs: dict[str, Any], model: Any) -> list[str]:
+        grid = getattr(callback, "last_grid", None)
+        if grid is None or grid[0] != epoch:
+            return []  # not an every_n_epochs epoch, or inputs that are no images
+        return [f"sample grid written: {run_relative(self.directory) / grid[1]}"]
 
     def run_files(self) -> list[PurePosixPath]:
         return [run_relative(p) for p in (self.directory, self.log_dir) if p is not None]

@@ -73,6 +73,8 @@ class PredictionSamples(keras.callbacks.Callback):
         self.folder = folder
         self.log_dir = log_dir
         self._writer = None
+        # (0-based epoch, file name) of the newest grid: what the spec's `events` reports.
+        self.last_grid: tuple[int, str] | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -124,7 +126,9 @@ class PredictionSamples(keras.callbacks.Callback):
             titles.append(f"true {self.label(t)}\n{shown}")
             correct.append(t == p if prob is not None else None)
         png = grid_png(self.images, titles, correct, f"epoch {epoch + 1}")
-        atomic_write_bytes(self.folder / PNG_PATTERN.format(epoch=epoch + 1), png)
+        name = PNG_PATTERN.format(epoch=epoch + 1)
+        atomic_write_bytes(self.folder / name, png)
+        self.last_grid = (epoch, name)
         if self.log_dir is None:
             return
         if self._writer is None:
