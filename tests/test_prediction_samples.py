@@ -192,13 +192,14 @@ def test_a_resumed_run_writes_each_epoch_once_like_the_uninterrupted_one(runs, n
 
 def test_the_resumed_run_says_each_grid_it_writes_under_its_epoch(runs):
     """The table-only PredictionSamples (every 2nd epoch, flat inputs) says nothing."""
-    out = runs["outputs"]["resume kill-after-2"][0]
-    first = int(re.search(r"resuming .* after epoch (\d+)", out).group(1))
-    said = [line for line in out.splitlines() if "> " in line]
-    assert said == [f"  > sample grid written: predictions/epoch-{n:03d}.png"
-                    for n in range(first + 1, EPOCHS + 1)]
-    epoch_lines = [i for i, line in enumerate(out.splitlines()) if line.startswith("epoch ")]
-    assert len(epoch_lines) == EPOCHS - first
+    lines = runs["outputs"]["resume kill-after-2"][0].splitlines()
+    shown = [(int(m.group(1)), lines[i + 1]) for i, line in enumerate(lines)
+             if (m := re.match(r"epoch (\d+)/", line))]
+    first = shown[0][0]
+    assert first > 1 and [n for n, _ in shown] == list(range(first, EPOCHS + 1))
+    assert [said for _, said in shown] == [
+        f"  > sample grid written: predictions/epoch-{n:03d}.png" for n, _ in shown]
+    assert sum("> " in line for line in lines) == len(shown)
 
 
 def test_the_sample_is_a_function_of_the_seed():
