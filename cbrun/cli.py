@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("cbrun.commands.runs:runs", "List runs with their status and best value."),
     "schema": ("cbrun.commands.schema:schema", "Print the JSON Schema of the config."),
     "callbacks": ("cbrun.commands.callbacks:callbacks", "List callbacks and their parameters."),
+    "sweep": ("cbrun.commands.sweep:sweep", "Search hyperparameters (Optuna); trials are runs."),
 }
 
 

@@ -86,10 +86,18 @@ class Tracking(_Part):
 
 
 class SweepTrial(_Part):
-    """The sweep this run is a trial of (issue 14)."""
+    """The sweep this run is a trial of (issue 14): enough for the trial process, and a
+    resume of it, to open its Optuna study and report each epoch's value there."""
 
-    id: str
-    trial: Count
+    id: str  # the sweep's name
+    trial: Count  # the trial's number in the study
+    study: str
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    pruner: dict[str, Any]  # the sweep file's `pruner:` settings, {type: median, ...}
+    # With any password shown as ***: the real URL reaches the trial in its environment.
+    storage: str
+    sweep_dir: str
 
 
 class RunFile(_Part):
@@ -212,13 +220,14 @@ class RunRecord:
     @classmethod
     def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
             monitor: tuple[str, str] | None, command: list[str], config_dir: Path,
-            overrides: list[str]) -> RunRecord:
+            overrides: list[str], sweep: SweepTrial | None = None) -> RunRecord:
         file = RunFile(
             id=run_dir.name, name=name, status="running", created=iso(utc_now()),
             duration_s=0.0, pid=os.getpid(), host=socket.gethostname(), command=command,
             seed=seed, epochs_planned=epochs,
             monitor=Monitor(name=monitor[0], mode=monitor[1]) if monitor else None,
-            versions=versions(), config_dir=str(config_dir), overrides=list(overrides))
+            versions=versions(), config_dir=str(config_dir), overrides=list(overrides),
+            sweep=sweep)
         record = cls(run_dir, file)
         record.save()
         return record
@@ -307,7 +316,7 @@ class RunRecord:
         self.file.status = status
         self.file.finished = iso(now)
         self.file.error = error
-        if status in ("completed", "stopped_early", "failed"):
+        if status in ("completed", "stopped_early", "failed", "pruned"):
             self.file.stopped_early_at = stopped_early_at
             self.file.stop_reason = stop_reason
             self.file.stop_note = stop_note

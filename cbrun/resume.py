@@ -81,6 +81,9 @@ def check_resumable(record: RunRecord, epochs: int | None, past_early_stop: bool
             raise UsageError(
                 f"{run} ended early ({reason}); resuming would undo that decision. To train "
                 "on anyway pass --continue-after-early-stop (and --epochs N to raise the total)")
+    elif status == "pruned":
+        raise UsageError(f"{run} was pruned by its sweep ({file.stop_note}); the "
+                         "sweep decided it was not worth training further")
     elif status not in ("interrupted", "failed"):
         raise RunError(f"{run}/run.json has status {status!r}, which cannot be resumed")
 

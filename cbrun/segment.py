@@ -117,7 +117,7 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
                   stopped_early_at=outcome.stopped_early_at, stop_reason=outcome.stop_reason,
                   stop_note=outcome.note)
     console.print(summary_table(record.file, run_dir))
-    return 0 if outcome.status in ("completed", "stopped_early") else 1
+    return 0 if outcome.status in ("completed", "stopped_early", "pruned") else 1
 
 
 def _interrupted(record: RunRecord, what: str, code: int) -> int:

@@ -28,6 +28,7 @@ STATUS_STYLES = {
     "running": "bold yellow",
     "completed": "green",
     "stopped_early": "cyan",
+    "pruned": "yellow",
     "interrupted": "magenta",
     "failed": "bold red",
     "unreadable": "red",

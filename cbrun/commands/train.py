@@ -10,7 +10,7 @@ from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
 from cbrun.config.monitors import primary_monitor
 from cbrun.errors import ConfigError
-from cbrun.record import RunRecord
+from cbrun.record import RunRecord, SweepTrial
 from cbrun.rundir import create_run_dir, run_lock, write_config_files
 from cbrun.segment import interrupts_deferred, run_segment
 
@@ -23,9 +23,12 @@ from cbrun.segment import interrupts_deferred, run_segment
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
               show_default=True, help="Where run directories are created.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
+# `cbrun sweep` starts each trial with its study, trial number and metric (JSON); run.json
+# keeps it, so a resumed trial reports to its study too.
+@click.option("--sweep-trial", "sweep_trial", hidden=True, default=None)
 @click.pass_context
 def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], runs_dir: Path,
-          quiet: bool) -> int:
+          quiet: bool, sweep_trial: str | None) -> int:
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
     loaded = load_config(config_path, overrides, check_data_files=True)
@@ -33,11 +36,11 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
     with interrupts_deferred(reraise=False) as pending:
         run_dir = create_run_dir(runs_dir, loaded.config.name)
         with run_lock(run_dir):
-            return _train(ctx, loaded, run_dir, overrides, quiet, pending)
+            return _train(ctx, loaded, run_dir, overrides, quiet, pending, sweep_trial)
 
 
 def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
-           pending: list[int]) -> int:
+           pending: list[int], sweep_trial: str | None = None) -> int:
     config = loaded.config
     console = console_for(quiet)
     root = ctx.find_root().obj
@@ -45,7 +48,9 @@ def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
                        config.model_dump(mode="json", by_alias=True))
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
                            primary_monitor(config), root["argv"],
-                           config_dir=loaded.config_dir.resolve(), overrides=list(overrides))
+                           config_dir=loaded.config_dir.resolve(), overrides=list(overrides),
+                           sweep=SweepTrial.model_validate_json(sweep_trial)
+                           if sweep_trial else None)
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
     def start():

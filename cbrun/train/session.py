@@ -31,7 +31,7 @@ TARGET_UPDATES_PER_EPOCH = 8
 
 @dataclass
 class Outcome:
-    status: Status  # completed | stopped_early | failed
+    status: Status  # completed | stopped_early | pruned | failed
     epochs_done: int
     stopped_early_at: int | None
     stop_reason: StopReason | None
@@ -88,6 +88,11 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
                          on_restored=on_restored)
     events = Events(bound)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
+    reporter = None
+    if record.file.sweep is not None:  # a trial of `cbrun sweep`: its study may prune it
+        from cbrun.train.sweep_trial import SweepReporter
+
+        reporter = SweepReporter(record.file.sweep)
 
     model = build_model(config)
     check_data_fits(config, arrays, model)
@@ -113,7 +118,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             validation_freq=config.fit.validation_freq,
             class_weight=config.fit.class_weight,
             callbacks=[cbs.LearningRateLog(), *(b.callback for b in bound), recorder, keeper,
-                       display],
+                       *([reporter] if reporter else []), display],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
@@ -133,6 +138,9 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     if events.nan_stop:
         return Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
                        "the loss became NaN or inf", model_path)
+    if reporter is not None and reporter.pruned_after is not None:
+        return Outcome("pruned", epochs_done, None, StopReason.PRUNED,
+                       f"pruned by the sweep after epoch {reporter.pruned_after}", model_path)
     if stopped_at is not None:
         return Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
     return Outcome("completed", epochs_done, None, None, None, model_path)

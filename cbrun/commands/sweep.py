@@ -1,0 +1,298 @@
+"""`cbrun sweep`: a hyperparameter search on Optuna whose trials are ordinary cbrun runs.
+
+    cbrun sweep sweep.yaml [--jobs N] [--storage URL]   # start, or go on with, a sweep
+    cbrun sweep --resume runs/sweeps/<name>             # the same, from its directory
+    cbrun sweep show runs/sweeps/<name> [--json]        # table, best.yaml, plots
+
+The sweep directory, runs/sweeps/<name>/:
+    sweep.yaml   the sweep file as given        sweep.json  what, where, how it ended
+    study.db     the Optuna study (SQLite, unless --storage names another)
+    trials/      one run directory per trial    logs/       each trial process's output
+    best.yaml    the best trial's config        *.png       Optuna's plots, the top curves
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
+from cbrun.rundir import atomic_write_bytes, iso, utc_now
+from cbrun.segment import Terminated
+
+SWEEP_JSON = "sweep.json"
+SWEEP_COPY = "sweep.yaml"
+
+
+class _DefaultToRun(click.Group):
+    """`cbrun sweep FILE` means `cbrun sweep run FILE`; `show` is the other command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToRun)
+def sweep() -> None:
+    """Search hyperparameters with Optuna; every trial is a cbrun run.
+
+    \b
+      cbrun sweep sweep.yaml --jobs 2
+      cbrun sweep --resume runs/sweeps/NAME
+      cbrun sweep show runs/sweeps/NAME
+    """
+
+
+@sweep.command("run")
+@click.argument("sweep_file", required=False, type=click.Path(path_type=Path))
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Continue the sweep in this directory (re-running the same command "
+                   "does the same).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Trials trained at once, each in its own process.")
+@click.option("--storage", metavar="URL",
+              help="Optuna storage shared by every worker: sqlite:///path.db or "
+                   "postgresql://user:password@host/db. Defaults to study.db in the sweep "
+                   "directory.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="The sweep directory goes in RUNS_DIR/sweeps/.")
+def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: str | None,
+        runs_dir: Path) -> int:
+    """Run the trials of SWEEP_FILE until it has its `trials` completed or pruned."""
+    from cbrun.sweep.load import load_sweep
+
+    if (sweep_file is None) == (resume_dir is None):
+        raise UsageError("give a sweep file (cbrun sweep sweep.yaml) or --resume DIR, one "
+                         "of the two")
+    if resume_dir is not None:
+        record = _read_sweep_json(resume_dir)
+        sweep_dir = resume_dir
+        loaded = load_sweep(resume_dir / SWEEP_COPY, base_path=Path(record["base"]))
+    else:
+        loaded = load_sweep(sweep_file)
+        sweep_dir = runs_dir / "sweeps" / loaded.spec.name
+        record = _read_sweep_json(sweep_dir) if (sweep_dir / SWEEP_JSON).exists() else None
+    if record is not None:
+        _check_same(record, loaded, sweep_dir)
+    url = _storage_url(storage, record, sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if record is None:
+        (sweep_dir / SWEEP_COPY).write_text(loaded.text)
+        record = _new_record(loaded, sweep_dir, url)
+    _save(sweep_dir, record, status="running")
+    return _run_sweep(loaded, sweep_dir, url, jobs, record)
+
+
+def _run_sweep(loaded, sweep_dir: Path, url: str, jobs: int, record: dict[str, Any]) -> int:
+    from cbrun.sweep.driver import Driver, open_study
+    from cbrun.sweep.study import open_storage, shown_storage
+
+    study = open_study(loaded, open_storage(url))
+    click.echo(f"sweep {loaded.spec.name}: {loaded.spec.trials} trials, {loaded.metric} "
+               f"({loaded.direction}), storage {shown_storage(url)}, {jobs} at a time; "
+               f"in {sweep_dir}")
+    driver = Driver(loaded, sweep_dir, study, url, jobs, click.echo)
+    try:
+        tallies = driver.run()
+    except (KeyboardInterrupt, Terminated) as exc:
+        what, code = ("Ctrl-C", EXIT_SIGINT) if isinstance(exc, KeyboardInterrupt) else (
+            "SIGTERM", EXIT_SIGTERM)
+        _save(sweep_dir, record, status="interrupted")
+        click.echo(f"\nsweep interrupted by {what}; finished trials are kept and interrupted "
+                   f"ones resume exactly where they stopped with:\n  cbrun sweep --resume "
+                   f"{shlex.quote(str(sweep_dir))}", err=True)
+        return code
+    stopped = [t.stopped for t in tallies if t.stopped]
+    rows = _report(loaded, study, sweep_dir)
+    done = sum(r["status"] in ("completed", "pruned") for r in rows)
+    status = "finished" if done >= loaded.spec.trials else "incomplete"
+    _save(sweep_dir, record, status=status, done=done)
+    if stopped:
+        click.echo(f"error: {stopped[0]}", err=True)
+        return 1
+    if status == "incomplete":
+        running = [r for r in rows if r["status"] == "running"]
+        click.echo(f"{done} of {loaded.spec.trials} trials done; {len(running)} still running "
+                   f"in other workers ({', '.join(sorted({str(r['host']) for r in running}))})",
+                   err=True)
+    return 0
+
+
+def _report(loaded, study, sweep_dir: Path, top: int = 3, as_json: bool = False):
+    from cbrun.sweep.results import (
+        TOP_FILE,
+        best_row,
+        top_runs,
+        trial_rows,
+        write_best,
+        write_plots,
+    )
+
+    rows = trial_rows(study, sweep_dir)
+    best = best_row(rows, loaded.direction)
+    written = []
+    if best is not None:
+        written.append(write_best(loaded, sweep_dir, best))
+    plots, skipped = write_plots(study, sweep_dir, loaded.metric)
+    written += plots
+    runs = top_runs(rows, loaded.direction, top)
+    if runs:
+        from click import get_current_context
+
+        from cbrun.commands.plot import plot
+
+        ctx = get_current_context()
+        with _quiet_echo(True):  # its "wrote top.png" is listed below with the others
+            ctx.invoke(plot, paths=tuple(runs), output=sweep_dir / TOP_FILE, metrics=(),
+                       terminal=False, watch=False, interval=2.0, width=None, height=None,
+                       max_refreshes=None)
+        written.append(sweep_dir / TOP_FILE)
+    if as_json:
+        click.echo(json.dumps({"sweep": loaded.spec.name, "metric": loaded.metric,
+                               "direction": loaded.direction, "trials": rows, "best": best,
+                               "files": [str(p) for p in written]}, indent=2))
+        return rows
+    _print_table(loaded, rows, best)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for note in skipped:
+        click.echo(f"skipped {note}")
+    if runs:
+        click.echo("the top trials' curves: cbrun plot "
+                   + " ".join(shlex.quote(str(p)) for p in runs))
+    return rows
+
+
+class _quiet_echo:
+    """Hides what `cbrun plot` prints."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+
+    def __enter__(self):
+        if self.quiet:
+            import contextlib
+            import io
+
+            self._cm = contextlib.redirect_stdout(io.StringIO())
+            self._cm.__enter__()
+
+    def __exit__(self, *exc):
+        if self.quiet:
+            self._cm.__exit__(*exc)
+
+
+def _print_table(loaded, rows: list[dict[str, Any]], best: dict[str, Any] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = list(loaded.spec.space)
+    table = Table(title=f"sweep {loaded.spec.name}: {loaded.metric} ({loaded.direction})",
+                  title_justify="left")
+    for name in ["trial", "status", loaded.metric, "epochs", *keys]:
+        table.add_column(name, justify="right" if name != "status" else "left")
+    for row in rows:
+        value = "" if row["value"] is None else f"{row['value']:.4f}"
+        mark = " *" if best is not None and row["number"] == best["number"] else ""
+        params = [_shown(row["params"].get(k)) for k in keys]
+        table.add_row(f"{row['number']}{mark}", row["status"], value,
+                      "" if row["epochs"] is None else str(row["epochs"]), *params)
+    Console(highlight=False, width=max(100, 20 + 14 * len(keys))).print(table)
+    if best is not None:
+        click.echo(f"best: trial {best['number']}, {loaded.metric} {best['value']:.6g}")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+@sweep.command("show")
+@click.argument("sweep_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
+@click.option("--storage", metavar="URL", help="The study's storage, when sweep.json keeps "
+                                               "it without its password.")
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="How many of the best trials top.png compares.")
+def show(sweep_dir: Path, as_json: bool, storage: str | None, top: int) -> int:
+    """Print the trials of a sweep; write best.yaml, Optuna's plots and top.png."""
+    from cbrun.sweep.driver import open_study
+    from cbrun.sweep.load import load_sweep
+    from cbrun.sweep.study import open_storage
+
+    record = _read_sweep_json(sweep_dir)
+    loaded = load_sweep(sweep_dir / SWEEP_COPY, base_path=Path(record["base"]))
+    study = open_study(loaded, open_storage(_storage_url(storage, record, sweep_dir)))
+    _report(loaded, study, sweep_dir, top=top, as_json=as_json)
+    return 0
+
+
+# ---------------------------------------------------------------------- sweep.json
+
+def _read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / SWEEP_JSON
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{sweep_dir} is not a sweep directory (no {SWEEP_JSON}); give a "
+                         f"folder that `cbrun sweep` made, e.g. runs/sweeps/<name>") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc})") from None
+
+
+def _new_record(loaded, sweep_dir: Path, url: str) -> dict[str, Any]:
+    from cbrun.sweep.study import shown_storage
+
+    spec = loaded.spec
+    return {"name": spec.name, "created": iso(utc_now()),
+            "sweep_file": str(loaded.path.resolve()),
+            "sweep_sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
+            "base": str(loaded.base_path.resolve()), "base_sha256": loaded.base_sha256,
+            "storage": shown_storage(url), "study": spec.name, "metric": loaded.metric,
+            "direction": loaded.direction, "trials": spec.trials, "sampler": spec.sampler,
+            "pruner": spec.pruner.model_dump(),
+            "space": {k: v.model_dump() for k, v in spec.space.items()},
+            "status": "running", "trials_done": 0}
+
+
+def _save(sweep_dir: Path, record: dict[str, Any], status: str, done: int | None = None) -> None:
+    record["status"] = status
+    record["updated"] = iso(utc_now())
+    if done is not None:
+        record["trials_done"] = done
+    atomic_write_bytes(sweep_dir / SWEEP_JSON, (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _check_same(record: dict[str, Any], loaded, sweep_dir: Path) -> None:
+    """Going on with a sweep means the same sweep: same file, same base config."""
+    changed = []
+    if hashlib.sha256(loaded.text.encode()).hexdigest() != record.get("sweep_sha256"):
+        changed.append(f"the sweep file differs from {sweep_dir / SWEEP_COPY}")
+    if loaded.base_sha256 != record.get("base_sha256"):
+        changed.append(f"the base config {loaded.base_path} changed since the sweep began")
+    if changed:
+        raise UsageError(f"{sweep_dir} holds sweep {record.get('name')!r}, and "
+                         f"{'; '.join(changed)}; trials must all come from one sweep file "
+                         f"and base config: restore them, or give the new sweep another "
+                         f"`name`")
+
+
+def _storage_url(given: str | None, record: dict[str, Any] | None, sweep_dir: Path) -> str:
+    from cbrun.sweep.study import default_storage
+
+    if given:
+        return given
+    if record is None:
+        return default_storage(sweep_dir)
+    kept = record["storage"]
+    if ":***@" in kept:
+        raise UsageError(f"{sweep_dir / SWEEP_JSON} keeps the storage without its password "
+                         f"({kept}); give it again with --storage URL")
+    return kept

@@ -1,0 +1,1 @@
+"""`cbrun sweep`: hyperparameter search on Optuna; each trial an ordinary cbrun run."""
