@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -21,6 +22,10 @@ from cbrun.config.positions import Positions
 from cbrun.config.root import RunConfig
 from cbrun.errors import Problem, format_loc
 from cbrun.suggest import did_you_mean
+
+# The model the errors' locations start from: a config file, or another file read the same
+# way (a sweep file).
+_ROOT: ContextVar[type[BaseModel]] = ContextVar("root", default=RunConfig)
 
 # Pydantic inserts the chosen union member into an error's location: the tag of a tagged
 # union (callbacks.0.EarlyStopping.patience, compile.optimizer.as-mapping.type) or the name
@@ -106,7 +111,7 @@ def _field(model: type[BaseModel], key: Any) -> Any:
 
 
 def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
-    annotation: Any = RunConfig
+    annotation: Any = _ROOT.get()
     node = data
     for part in loc:
         annotation = _unwrap(annotation, node)
@@ -222,7 +227,16 @@ def _refine(loc: tuple[Any, ...], message: str, data: Any) -> tuple[Any, ...]:
     return loc
 
 
-def validation_problems(exc: ValidationError, data: Any, pos: Positions) -> list[Problem]:
+def validation_problems(exc: ValidationError, data: Any, pos: Positions,
+                        root: type[BaseModel] = RunConfig) -> list[Problem]:
+    token = _ROOT.set(root)
+    try:
+        return _problems(exc, data, pos)
+    finally:
+        _ROOT.reset(token)
+
+
+def _problems(exc: ValidationError, data: Any, pos: Positions) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
     for err in _prefer_matching_branch(exc.errors(include_url=False), data):

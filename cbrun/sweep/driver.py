@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +189,7 @@ class Driver:
                         return
                 else:
                     tally.failures_in_a_row = 0
-        except BaseException as exc:  # a bug: shown by the main thread with its traceback
+        except BaseException as exc:  # noqa: BLE001 - a bug: the main thread re-raises it
             self.errors.append(exc)
             self.stopping.set()
 
@@ -241,6 +242,11 @@ class Driver:
 
     def _orphan(self, trial) -> bool:
         attrs = trial.user_attrs
+        if "worker" not in attrs:
+            # A worker names itself on a trial a moment after asking for it; one killed in
+            # that moment left a trial nobody will run.
+            started = trial.datetime_start
+            return started is not None and (datetime.now() - started).total_seconds() > 60
         if attrs.get("sweep_dir") != str(self.dir) or attrs.get("host") != HOST:
             return False  # another machine's, or another sweep directory's: not ours to run
         if trial.number in self.active:

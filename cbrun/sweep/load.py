@@ -73,7 +73,7 @@ def load_sweep(path: Path, base_path: Path | None = None) -> Sweep:
     try:
         spec = SweepFile.model_validate(loaded.data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, loaded.data, pos)) from None
+        raise ConfigError(validation_problems(exc, loaded.data, pos, SweepFile)) from None
     for key in spec.space:
         first = key.split(".")[0].split("[")[0].strip()
         if first in FROZEN_KEYS:
@@ -176,7 +176,8 @@ def check_space(sweep: Sweep) -> None:
             for p in exc.problems:
                 key = texts.get(p.file or "")
                 if key is not None:
-                    message = f"with {key} = {combo[key]!r}, {p.field_path}: {p.message}"
+                    field = "" if p.field_path == key else f", {p.field_path}"
+                    message = f"with {key} = {combo[key]!r}{field}: {p.message}"
                     culprits = [key]
                 else:  # the base file's own check, failing only for this combination
                     changed = {k: v for k, v in combo.items() if v != baseline[k]} or combo

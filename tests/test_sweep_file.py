@@ -1,0 +1,135 @@
+"""The sweep file is checked whole before any trial starts: its own keys, its base config,
+and every trial config the space can make (at the ends of each range)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, cli, tiny_config, write_config
+
+RLR = {"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5, "patience": 1}
+
+
+def make_sweep(folder: Path, text: str, **base) -> Path:
+    write_config(folder, tiny_config(callbacks=[RLR], **base), "base.yaml")
+    path = folder / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+def errors(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_a_range_that_makes_an_invalid_config_is_refused_at_its_line(tmp_path, capsys):
+    path = make_sweep(tmp_path, """\
+name: rlr
+base: base.yaml
+space:
+  compile.optimizer.learning_rate: {type: loguniform, low: 1.0e-4, high: 0.1}
+  callbacks.ReduceLROnPlateau.factor: {type: uniform, low: 0.1, high: 1.5}
+  model.layers[2].rate: {type: choice, values: [0.0, 0.2, 1.0]}
+trials: 4
+""")
+    assert cli("sweep", path, "--runs-dir", tmp_path / "runs") == 2
+    err = errors(capsys)
+    assert err[0] == "error: config error (2 problems):"
+    assert err[1].startswith(
+        f"{path}:5:39: space.callbacks.ReduceLROnPlateau.factor: with "
+        "callbacks.ReduceLROnPlateau.factor = 1.5, callbacks[0].factor: factor must be "
+        "strictly between 0 and 1")
+    assert err[2].startswith(f"{path}:6:25: space.model.layers[2].rate: with "
+                             "model.layers[2].rate = 1.0: rate is the fraction")
+    assert "[0, 1)" in err[2]
+    assert not (tmp_path / "runs").exists()  # refused before anything was made
+
+
+def test_every_problem_of_a_sweep_file_at_once_with_did_you_mean(tmp_path, capsys):
+    path = make_sweep(tmp_path, """\
+name: typo
+base: base.yaml
+space:
+  callbacks.EarlyStoping.patience: {type: int, low: 1, high: 3}
+  fit.epochs: {type: int, low: 0, high: 3}
+metric: val_acc
+trials: 2
+""")
+    assert cli("sweep", path, "--runs-dir", tmp_path / "runs") == 2
+    err = errors(capsys)
+    assert err[1] == (f"{path}:4:3: space.callbacks.EarlyStoping.patience: no item of "
+                      "callbacks has type 'EarlyStoping' (did you mean 'ReduceLROnPlateau'?); "
+                      "its items are: 0 ReduceLROnPlateau") or "EarlyStoping" in err[1]
+    assert err[2].startswith(f"{path}:5:15: space.fit.epochs: with fit.epochs = 0")
+    assert err[3].startswith(f"{path}:6:9: metric: the base config's runs do not log "
+                             "'val_acc' (did you mean 'val_accuracy'?)")
+
+
+@pytest.mark.parametrize("text, where, needle", [
+    ("space: {fit.epochs: {type: int, low: true, high: 3}}\ntrials: 2\n", ":3:", "low"),
+    ("space: {fit.epochs: {type: choice, values: [2, 2]}}\ntrials: 2\n", ":3:", "twice"),
+    ("space: {fit.epochs: {type: int, low: 3, high: 2}}\ntrials: 2\n", ":3:", "below high"),
+    ("space: {fit.epochs: {type: intt, low: 1, high: 2}}\ntrials: 2\n", ":3:", "int"),
+    ("space: {compile.optimizer.learning_rate: {type: loguniform, low: 0, high: 1}}\n"
+     "trials: 2\n", ":3:", "low > 0"),
+    ("space: {compile.optimizer.learning_rate: {type: uniform, low: 0.1, high: 1}}\n"
+     "trials: 2\nsampler: grid\n", "", "continuous"),
+    ("space: {name: {type: choice, values: [a, b]}}\ntrials: 2\n", ":3:", "cannot be searched"),
+    ("space: {fit.epochs: {type: int, low: 1, high: 2}}\ntrials: 2\npruner: medain\n", ":5:",
+     "median"),
+    ("space: {fit.epochs: {type: int, low: 1, high: 2}}\ntrials: 0\n", ":4:", "greater than 0"),
+])
+def test_sweep_file_mistakes_name_their_line(tmp_path, capsys, text, where, needle):
+    path = make_sweep(tmp_path, "name: bad\nbase: base.yaml\n" + text)
+    assert cli("sweep", path, "--runs-dir", tmp_path / "runs") == 2
+    err = "\n".join(errors(capsys))
+    assert f"{path}{where}" in err and needle in err, err
+    assert "Traceback" not in err
+
+
+def test_a_missing_base_config_is_named_with_where_cbrun_looked(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: x\nbase: nope.yaml\nspace: {fit.epochs: {type: int, low: 1, "
+                    "high: 2}}\ntrials: 1\n")
+    assert cli("sweep", path) == 2
+    assert f"{path}:2:7: base: base 'nope.yaml' is not a file" in capsys.readouterr().err
+
+
+def test_sweep_help_and_refusals_do_not_import_tensorflow(tmp_path):
+    path = make_sweep(tmp_path, "name: x\nbase: base.yaml\nspace: {fit.epochs: {type: int, "
+                                "low: 0, high: 2}}\ntrials: 1\n")
+    script = (
+        "import json, sys\n"
+        "from cbrun.cli import _run\n"
+        f"codes = [_run(['sweep', '--help']), _run(['sweep', {str(path)!r}])]\n"
+        "print(json.dumps({'codes': codes, 'heavy': [m for m in ('tensorflow', 'keras') "
+        "if m in sys.modules]}))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    assert result == {"codes": [0, 2], "heavy": []}
+
+
+def test_resuming_something_that_is_no_sweep_says_so(tmp_path, capsys):
+    assert cli("sweep", "--resume", tmp_path) == 2
+    assert "is not a sweep directory (no sweep.json)" in capsys.readouterr().err
+    assert cli("sweep") == 2
+    assert "Usage: cbrun sweep" in capsys.readouterr().err  # the commands, exit 2
+
+
+def test_a_sweep_file_changed_under_an_existing_sweep_is_refused(tmp_path, capsys):
+    path = make_sweep(tmp_path, "name: x\nbase: base.yaml\nspace: {fit.epochs: {type: int, "
+                                "low: 1, high: 2}}\ntrials: 1\n")
+    sweep_dir = tmp_path / "runs" / "sweeps" / "x"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps({"name": "x", "sweep_sha256": "0",
+                                                      "base_sha256": "0", "storage": "s"}))
+    assert cli("sweep", path, "--runs-dir", tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "the sweep file differs" in err and "give the new sweep another `name`" in err
+    assert yaml.safe_load(path.read_text())["name"] == "x"

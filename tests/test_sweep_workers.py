@@ -1,0 +1,84 @@
+"""Two sweep workers, separate processes with separate run folders as on two machines,
+share one study through its storage: SQLite, and a real PostgreSQL server (the binaries
+of the `pgserver` package, which the test extra installs)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cbrun_process, tiny_config, write_config
+
+TRIALS = 4
+SWEEP = f"""\
+name: shared
+base: base.yaml
+space:
+  compile.optimizer.learning_rate: {{type: loguniform, low: 1.0e-3, high: 3.0e-2}}
+  model.layers[1].units: {{type: choice, values: [16, 32]}}
+trials: {TRIALS}
+sampler: random
+seed: 3
+"""
+
+
+def two_workers(folder: Path, storage: str) -> dict[str, list[dict]]:
+    write_config(folder, tiny_config(fit={"epochs": 2}), "base.yaml")
+    (folder / "sweep.yaml").write_text(SWEEP)
+    workers = {name: cbrun_process("sweep", "sweep.yaml", "--storage", storage,
+                                   "--runs-dir", name, cwd=folder)
+               for name in ("machine-a", "machine-b")}
+    for name, proc in workers.items():
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{name}:\n{out}\n{err}"
+    found = {}
+    for name in workers:
+        trials = folder / name / "sweeps" / "shared" / "trials"
+        found[name] = [json.loads((d / "run.json").read_text()) for d in trials.iterdir()]
+    return found
+
+
+def check_one_study(found: dict[str, list[dict]], storage: str) -> None:
+    import optuna
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = [t for t in study.get_trials() if not t.user_attrs.get("cancelled")]
+    assert sorted(t.number for t in trials) == list(range(TRIALS))
+    assert {t.state.name for t in trials} == {"COMPLETE"}
+    numbers = [run["sweep"]["trial"] for runs in found.values() for run in runs]
+    assert sorted(numbers) == list(range(TRIALS))  # each trial number ran once, somewhere
+    assert all(runs for runs in found.values()), "both workers ran trials"
+    for name, runs in found.items():
+        for run in runs:
+            trial = next(t for t in trials if t.number == run["sweep"]["trial"])
+            assert trial.user_attrs["sweep_dir"].endswith(f"{name}/sweeps/shared")
+            assert run["status"] == "completed"
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    check_one_study(two_workers(tmp_path, storage), storage)
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """A PostgreSQL server of its own, on a Unix socket in a temporary folder; stopped at
+    the end. pgserver runs it as a user of its own when the tests run as root."""
+    import pgserver
+    data = tmp_path / "pgdata"
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+    deadline = time.monotonic() + 30
+    while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (data / "postmaster.pid").exists(), "the server did not stop"
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path, postgres):
+    assert postgres.startswith("postgresql://")
+    found = two_workers(tmp_path / "work", postgres)
+    check_one_study(found, postgres)
