@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, cli, tiny_config, write_config
 
+LR = "space: {{compile.optimizer.learning_rate: {{type: {}, low: {}, high: 1}}}}\n"
 RLR = {"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5, "patience": 1}
 
 
@@ -75,10 +75,8 @@ trials: 2
     ("space: {fit.epochs: {type: choice, values: [2, 2]}}\ntrials: 2\n", ":3:", "twice"),
     ("space: {fit.epochs: {type: int, low: 3, high: 2}}\ntrials: 2\n", ":3:", "below high"),
     ("space: {fit.epochs: {type: intt, low: 1, high: 2}}\ntrials: 2\n", ":3:", "int"),
-    ("space: {compile.optimizer.learning_rate: {type: loguniform, low: 0, high: 1}}\n"
-     "trials: 2\n", ":3:", "low > 0"),
-    ("space: {compile.optimizer.learning_rate: {type: uniform, low: 0.1, high: 1}}\n"
-     "trials: 2\nsampler: grid\n", "", "continuous"),
+    (LR.format("loguniform", 0) + "trials: 2\n", ":3:", "low > 0"),
+    (LR.format("uniform", 0.1) + "trials: 2\nsampler: grid\n", "", "continuous"),
     ("space: {name: {type: choice, values: [a, b]}}\ntrials: 2\n", ":3:", "cannot be searched"),
     ("space: {fit.epochs: {type: int, low: 1, high: 2}}\ntrials: 2\npruner: medain\n", ":5:",
      "median"),

@@ -5,11 +5,12 @@ of the `pgserver` package, which the test extra installs)."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import cbrun_process, tiny_config, write_config
 
 TRIALS = 4
@@ -44,7 +45,9 @@ def two_workers(folder: Path, storage: str) -> dict[str, list[dict]]:
 def check_one_study(found: dict[str, list[dict]], storage: str) -> None:
     import optuna
 
-    study = optuna.load_study(study_name="shared", storage=storage)
+    from cbrun.sweep.study import open_storage
+
+    study = optuna.load_study(study_name="shared", storage=open_storage(storage))
     trials = [t for t in study.get_trials() if not t.user_attrs.get("cancelled")]
     assert sorted(t.number for t in trials) == list(range(TRIALS))
     assert {t.state.name for t in trials} == {"COMPLETE"}
@@ -64,18 +67,24 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
 
 
 @pytest.fixture
-def postgres(tmp_path):
-    """A PostgreSQL server of its own, on a Unix socket in a temporary folder; stopped at
-    the end. pgserver runs it as a user of its own when the tests run as root."""
+def postgres():
+    """A PostgreSQL server of its own, on a Unix socket in a temporary folder; stopped and
+    removed at the end. As root, pgserver runs it as a user of its own, which must reach the
+    folder: not under pytest's tmp_path, whose root pytest keeps private (mode 700)."""
     import pgserver
-    data = tmp_path / "pgdata"
-    server = pgserver.get_server(data, cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-    deadline = time.monotonic() + 30
-    while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not (data / "postmaster.pid").exists(), "the server did not stop"
+
+    folder = Path(tempfile.mkdtemp(prefix="cbrun-pg-"))
+    data = folder / "pgdata"
+    try:
+        server = pgserver.get_server(data, cleanup_mode="stop")
+        yield server.get_uri()
+        server.cleanup()
+        deadline = time.monotonic() + 30
+        while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (data / "postmaster.pid").exists(), "the server did not stop"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_workers_share_one_postgresql_study(tmp_path, postgres):

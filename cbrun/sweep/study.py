@@ -7,6 +7,8 @@ light); it never imports TensorFlow.
 from __future__ import annotations
 
 import os
+import random
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +29,7 @@ def import_optuna():
         import optuna
     except ImportError:
         raise UsageError("cbrun sweep needs Optuna, which is not installed: pip install "
-                         "'cbrun[sweep]' (Optuna, and the PostgreSQL driver psycopg2)") from None
+                         "'cbrun[sweep]' (Optuna, and the PostgreSQL driver psycopg)") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -39,7 +41,7 @@ def default_storage(sweep_dir: Path) -> str:
 def shown_storage(url: str) -> str:
     """The URL with its password replaced by ***: what is printed and recorded."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     host = parts.hostname or ""
     if parts.port:
@@ -55,12 +57,16 @@ def open_storage(url: str):
         kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     else:
         kwargs["pool_pre_ping"] = True
+    if url.startswith("postgresql://"):
+        # SQLAlchemy's default PostgreSQL driver differs between its versions; use the one
+        # `cbrun[sweep]` installs, psycopg (3).
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return _with_schema_retries(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs))
     except ImportError as exc:
         raise UsageError(f"--storage {shown_storage(url)} needs a database driver that is "
                          f"not installed ({exc}); for PostgreSQL: pip install "
-                         "'cbrun[sweep]' (psycopg2)") from None
+                         "'cbrun[sweep]' (psycopg)") from None
     except Exception as exc:  # sqlalchemy's ArgumentError, OperationalError, ...
         import sqlalchemy.exc
 
@@ -68,6 +74,23 @@ def open_storage(url: str):
             raise UsageError(f"cannot open the study storage {shown_storage(url)}: "
                              f"{str(exc).splitlines()[0]}") from None
         raise
+
+
+def _with_schema_retries(make, attempts: int = 5):
+    """Workers started together on a new database all create Optuna's tables; all but one
+    fail on the rows the first wrote (an IntegrityError). A moment later the tables are
+    there and opening the storage just reads them."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def make_sampler(kind: str, seed: int | None, grid: dict[str, list[Any]]):
