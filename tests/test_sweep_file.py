@@ -131,3 +131,13 @@ def test_a_sweep_file_changed_under_an_existing_sweep_is_refused(tmp_path, capsy
     err = capsys.readouterr().err
     assert "the sweep file differs" in err and "give the new sweep another `name`" in err
     assert yaml.safe_load(path.read_text())["name"] == "x"
+
+
+def test_the_example_sweep_file_is_valid():
+    from cbrun.sweep.load import load_sweep
+
+    sweep = load_sweep(REPO / "configs" / "sweeps" / "digits.yaml")
+    assert (sweep.metric, sweep.direction) == ("val_accuracy", "maximize")
+    assert sweep.base_path.resolve() == REPO / "configs" / "digits.yaml"
+    assert sweep.trial_overrides({"model.layers[1].units": 64}, 3) == [
+        "fit.epochs=8", "model.layers[1].units=64", "name=digits-mlp-t003"]
