@@ -195,7 +195,7 @@ def _print_table(loaded, rows: list[dict[str, Any]], best: dict[str, Any] | None
     keys = list(loaded.spec.space)
     table = Table(title=f"sweep {loaded.spec.name}: {loaded.metric} ({loaded.direction})",
                   title_justify="left")
-    for name in ["trial", "status", loaded.metric, "epochs", *keys]:
+    for name in ["trial", "status", loaded.metric, "epochs", *_labels(keys)]:
         table.add_column(name, justify="right" if name != "status" else "left")
     for row in rows:
         value = "" if row["value"] is None else f"{row['value']:.4f}"
@@ -203,9 +203,18 @@ def _print_table(loaded, rows: list[dict[str, Any]], best: dict[str, Any] | None
         params = [_shown(row["params"].get(k)) for k in keys]
         table.add_row(f"{row['number']}{mark}", row["status"], value,
                       "" if row["epochs"] is None else str(row["epochs"]), *params)
-    Console(highlight=False, width=max(100, 20 + 14 * len(keys))).print(table)
+    # As wide as the table needs, on a terminal or not: a cut column would hide a value.
+    Console(highlight=False, width=400).print(table)
     if best is not None:
         click.echo(f"best: trial {best['number']}, {loaded.metric} {best['value']:.6g}")
+
+
+def _labels(keys: list[str]) -> list[str]:
+    """Column names: a key's last part (`learning_rate`), or its last two where that is
+    ambiguous (`layers[1].units`, `layers[2].units`); --json has the full keys."""
+    last = [key.split(".")[-1] for key in keys]
+    return [short if last.count(short) == 1 else ".".join(key.split(".")[-2:])
+            for key, short in zip(keys, last, strict=True)]
 
 
 def _shown(value: Any) -> str:

@@ -307,7 +307,9 @@ class Driver:
         where = run_dir.relative_to(self.dir) if run_dir else f"{LOGS_DIR}/trial-{job.number:03d}.log"
         if status == "pruned":
             self.study.tell(job.number, state=state.PRUNED)
-            self.echo(f"trial {job.number}: pruned ({self.sweep.metric} {value}), {where}")
+            shown = "no value" if value is None else f"{self.sweep.metric} {value:.6g}"
+            self.echo(f"trial {job.number}: pruned after epoch "
+                      f"{RunRecord.load(run_dir).data.get('epochs_done')} ({shown}), {where}")
             outcome = "pruned"
         elif status in ("completed", "stopped_early") and value is not None:
             self.study.tell(job.number, value)

@@ -103,8 +103,13 @@ def write_plots(study, sweep_dir: Path, metric: str) -> tuple[list[Path], list[s
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" warnings, once per call
-            kwargs = {"target_name": metric}
-            ax = getattr(ovm, function)(study, **kwargs)
+            try:
+                ax = getattr(ovm, function)(study, target_name=metric)
+            except (ValueError, RuntimeError) as exc:
+                # Optuna refuses some studies (importances when every trial has one value);
+                # the sweep's results must not be lost for a plot.
+                skipped.append(f"{name}: Optuna could not draw it ({exc})")
+                continue
         figure = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         figure.set_size_inches(10, 6)
         figure.tight_layout()
