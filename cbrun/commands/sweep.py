@@ -90,7 +90,7 @@ def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: st
 
 
 def _run_sweep(loaded, sweep_dir: Path, url: str, jobs: int, record: dict[str, Any]) -> int:
-    from cbrun.sweep.driver import Driver, open_study
+    from cbrun.sweep.driver import Driver, TrialInterrupted, open_study
     from cbrun.sweep.study import open_storage, shown_storage
 
     study = open_study(loaded, open_storage(url))
@@ -100,9 +100,11 @@ def _run_sweep(loaded, sweep_dir: Path, url: str, jobs: int, record: dict[str, A
     driver = Driver(loaded, sweep_dir, study, url, jobs, click.echo)
     try:
         tallies = driver.run()
-    except (KeyboardInterrupt, Terminated) as exc:
-        what, code = ("Ctrl-C", EXIT_SIGINT) if isinstance(exc, KeyboardInterrupt) else (
-            "SIGTERM", EXIT_SIGTERM)
+    except (KeyboardInterrupt, Terminated, TrialInterrupted) as exc:
+        what, code = {KeyboardInterrupt: ("Ctrl-C", EXIT_SIGINT),
+                      Terminated: ("SIGTERM", EXIT_SIGTERM),
+                      TrialInterrupted: (f"a signal to trial {getattr(exc, 'number', '')}",
+                                         EXIT_SIGINT)}[type(exc)]
         _save(sweep_dir, record, status="interrupted")
         click.echo(f"\nsweep interrupted by {what}; finished trials are kept and interrupted "
                    f"ones resume exactly where they stopped with:\n  cbrun sweep --resume "

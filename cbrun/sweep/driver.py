@@ -33,7 +33,7 @@ from typing import Any
 
 from cbrun.errors import RunError
 from cbrun.rundir import LOG_FILE, RunRecord
-from cbrun.segment import Terminated
+from cbrun.segment import Terminated, interrupts_raise
 from cbrun.sweep.load import Sweep
 from cbrun.sweep.study import STORAGE_ENV, make_pruner, make_sampler, shown_storage
 
@@ -127,6 +127,7 @@ class Driver:
         self.active: set[int] = set()
         self.tallies: list[Tally] = []
         self.errors: list[BaseException] = []
+        self.interrupted_trial: int | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -140,18 +141,20 @@ class Driver:
             thread = threading.Thread(target=self._worker, args=(tally,), daemon=True)
             thread.start()
             threads.append(thread)
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.2)
+            # Ctrl-C and SIGTERM reach this thread even where the shell started the sweep
+            # with SIGINT ignored (a background job), as they reach each trial.
+            with interrupts_raise():
+                for thread in threads:
+                    while thread.is_alive():
+                        thread.join(0.2)
         except (KeyboardInterrupt, Terminated):
             self._stop_trials()
             raise
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         if self.errors:
             raise self.errors[0]
+        if self.interrupted_trial is not None:
+            raise TrialInterrupted(self.interrupted_trial)
         return self.tallies
 
     def _stop_trials(self) -> None:
@@ -292,7 +295,13 @@ class Driver:
                 code = proc.wait()
                 with self.lock:
                     self.procs.pop(job.number, None)
-            if self.stopping.is_set() or code in (130, 143, -2, -15):
+            if self.stopping.is_set():
+                return None
+            if code in (130, 143, -2, -15):
+                # The trial alone was stopped (kill -INT of its process): the sweep stops
+                # too, and goes on with --resume, rather than count it as failed.
+                self.interrupted_trial = job.number
+                self.stopping.set()
                 return None
             run_dir = trial_run_dir(self.trials_dir, job.number)
         return self._tell(job, run_dir)
@@ -349,8 +358,12 @@ def _params(params: dict[str, Any]) -> str:
                      for k, v in params.items())
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+class TrialInterrupted(Exception):
+    """A trial process was interrupted while the sweep was not."""
+
+    def __init__(self, number: int):
+        super().__init__(f"trial {number} was interrupted")
+        self.number = number
 
 
 def open_study(sweep: Sweep, storage, create: bool = True):

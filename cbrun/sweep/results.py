@@ -99,7 +99,7 @@ def write_plots(study, sweep_dir: Path, metric: str) -> tuple[list[Path], list[s
     written, skipped = [], []
     for name, function in PLOTS.items():
         if not finished or (name == "importances.png" and len(finished) < 2):
-            skipped.append(f"{name}: needs {'two' if finished else 'one'} completed trials")
+            skipped.append(f"{name}: needs {'two completed trials' if finished else 'a completed trial'}")
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" warnings, once per call
