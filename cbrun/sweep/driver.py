@@ -228,7 +228,7 @@ class Driver:
             if len(ahead) >= self.sweep.spec.trials:
                 # Another worker asked at the same instant and the study is full.
                 trial.set_user_attr("cancelled", True)
-                self.study.tell(trial, state=state.FAIL)
+                self._told(trial, state=state.FAIL, held=True)
                 return None
             self.active.add(trial.number)
             return Job(trial.number, params)
@@ -242,6 +242,21 @@ class Driver:
         seed = None if spec.seed is None else (spec.seed * 1_000_003 + number) % 2**32
         grid = spec.grid_space() if spec.sampler == "grid" else {}
         return make_sampler(spec.sampler, seed, grid)
+
+    def _told(self, trial, value: float | None = None, state=None, held: bool = False) -> None:
+        """study.tell, with a sampler that does nothing after a trial: Optuna's GridSampler
+        calls study.stop() once the grid is used up, which only works inside
+        study.optimize, and this sweep asks and tells on its own. The lock keeps another
+        thread's ask from swapping the sampler meanwhile."""
+        if held:
+            self._tell_plainly(trial, value, state)
+            return
+        with self.lock:
+            self._tell_plainly(trial, value, state)
+
+    def _tell_plainly(self, trial, value: float | None, state) -> None:
+        self.study.sampler = self.optuna.samplers.RandomSampler()
+        self.study.tell(trial, value, state=state)
 
     def _orphan(self, trial) -> bool:
         attrs = trial.user_attrs
@@ -315,18 +330,18 @@ class Driver:
         value = trial_value(run_dir, self.sweep.metric, self.sweep.direction) if run_dir else None
         where = run_dir.relative_to(self.dir) if run_dir else f"{LOGS_DIR}/trial-{job.number:03d}.log"
         if status == "pruned":
-            self.study.tell(job.number, state=state.PRUNED)
+            self._told(job.number, state=state.PRUNED)
             shown = "no value" if value is None else f"{self.sweep.metric} {value:.6g}"
             self.echo(f"trial {job.number}: pruned after epoch "
                       f"{RunRecord.load(run_dir).data.get('epochs_done')} ({shown}), {where}")
             outcome = "pruned"
         elif status in ("completed", "stopped_early") and value is not None:
-            self.study.tell(job.number, value)
+            self._told(job.number, value)
             self.echo(f"trial {job.number}: {status.replace('_', ' ')}, best "
                       f"{self.sweep.metric} {value:.6g}, {where}")
             outcome = "completed"
         else:
-            self.study.tell(job.number, state=state.FAIL)
+            self._told(job.number, state=state.FAIL)
             self.echo(f"trial {job.number}: failed ({status}), see {where}")
             outcome = "failed"
         with self.lock:
