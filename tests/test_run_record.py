@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 import yaml
-from conftest import FAKE_RUN, cli, tiny_config, write_config
+from conftest import FAKE_RUN, cli, cli_output, tiny_config, write_config
 
-from cbrun.record import RunFile, RunRecord, StopReason, read_lenient
+from cbrun.record import RunFile, RunRecord, StopReason, SweepTrial, read_lenient
 
 
 def _record_run(tmp_path, **changes):
@@ -42,6 +42,25 @@ def test_the_record_reads_back_what_it_wrote(tmp_path):
     again = RunRecord.load(run)
     assert again.file == record.file
     assert json.loads((run / "run.json").read_text())["stop_reason"] == "early_stopping"
+
+
+def test_a_pruned_sweep_trial_keeps_its_sweep_and_is_not_resumed(tmp_path, capsys):
+    run = _record_run(tmp_path)
+    record = RunRecord.load(run)
+    record.file.sweep = SweepTrial(id="search", trial=3, study="search",
+                                   metric="val_loss", direction="minimize",
+                                   pruner={"type": "median"}, storage="sqlite:///s.db",
+                                   sweep_dir=str(tmp_path))
+    record.finish("pruned", stop_reason=StopReason.PRUNED,
+                  stop_note="pruned by the sweep after epoch 2")
+    data = json.loads((run / "run.json").read_text())
+    assert (data["status"], data["stop_reason"]) == ("pruned", "pruned")
+    assert (data["sweep"]["id"], data["sweep"]["trial"]) == ("search", 3)
+    assert RunRecord.load(run).file == record.file
+    code, _, err = cli_output(capsys, "resume", run)
+    assert code == 2
+    assert err.count("\n") == 1 and "was pruned by its sweep (pruned by the sweep after " \
+        "epoch 2)" in err, err
 
 
 def test_a_record_of_cbrun_0_1_still_reads():

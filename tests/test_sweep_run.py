@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, cbrun_process, cli, tiny_config, write_config
+from conftest import REPO, cbrun_process, cli_output, tiny_config, write_config
 
 EPOCHS = 3
 TRIALS = 6
@@ -126,7 +126,7 @@ def test_resume_ends_with_exactly_the_trials_asked_none_run_twice(sweep):
         assert kinds in (["train"], ["train", "resume"]), (run_dir, kinds)
 
 
-def test_the_trial_killed_mid_run_is_resumed_exactly(sweep, tmp_path):
+def test_the_trial_killed_mid_run_is_resumed_exactly(sweep, tmp_path, capsys):
     run_dir, done_at_kill, finished = sweep["killed"]
     assert finished >= 2
     data = run_json(run_dir)
@@ -136,7 +136,8 @@ def test_the_trial_killed_mid_run_is_resumed_exactly(sweep, tmp_path):
     assert resume["first_epoch"] == done_at_kill + 1
     assert epochs_in(run_dir) == list(range(EPOCHS))  # each epoch once, in order
     # One continuous run: the same trial config trained without a kill logs the same bytes.
-    assert cli("train", run_dir / "resolved.yaml", "--runs-dir", tmp_path, "--quiet") == 0
+    assert cli_output(capsys, "train", run_dir / "resolved.yaml", "--runs-dir", tmp_path,
+                      "--quiet").code == 0
     again = next(tmp_path.iterdir())
     assert (again / "log.csv").read_bytes() == (run_dir / "log.csv").read_bytes()
 
@@ -146,7 +147,9 @@ def test_a_pruned_trial_stops_after_an_epoch_with_status_pruned(sweep):
               if run_json(d)["status"] == "pruned"]
     assert len(pruned) == 1
     assert pruned[0]["epochs_done"] == 1 < EPOCHS
-    assert pruned[0]["stop_reason"] == "pruned by the sweep after epoch 1"
+    assert pruned[0]["stop_reason"] == "pruned"
+    assert pruned[0]["stop_note"] == "pruned by the sweep after epoch 1"
+    assert pruned[0]["sweep"]["id"] == sweep["dir"].name
     assert pruned[0]["sweep"]["trial"] == 4
 
 
@@ -161,7 +164,7 @@ def test_sweep_json_best_yaml_and_the_plots(sweep, capsys):
     assert (record["metric"], record["direction"]) == ("val_accuracy", "maximize")
 
     best = sweep_dir / "best.yaml"
-    assert cli("validate", best) == 0
+    assert cli_output(capsys, "validate", best).code == 0
     text = best.read_text()
     trials = [t for t in study_trials(sweep_dir) if t.state.name == "COMPLETE"]
     top = max(trials, key=lambda t: t.value)
@@ -177,17 +180,17 @@ def test_sweep_json_best_yaml_and_the_plots(sweep, capsys):
 
 
 def test_sweep_show_prints_the_table_and_json(sweep, capsys):
-    capsys.readouterr()
-    assert cli("sweep", "show", sweep["dir"], "--json") == 0
-    shown = json.loads(capsys.readouterr().out)
+    result = cli_output(capsys, "sweep", "show", sweep["dir"], "--json")
+    assert result.code == 0
+    shown = json.loads(result.out)
     rows = shown["trials"]
     assert [r["number"] for r in rows] == list(range(TRIALS))
     assert [r["status"] for r in rows].count("pruned") == 1
     assert {r["epochs"] for r in rows if r["status"] == "completed"} == {EPOCHS}
     assert shown["best"]["value"] == max(r["value"] for r in rows if r["status"] == "completed")
 
-    assert cli("sweep", "show", sweep["dir"]) == 0
-    out = capsys.readouterr().out
+    code, out, _ = cli_output(capsys, "sweep", "show", sweep["dir"])
+    assert code == 0
     assert "sweep digits: val_accuracy (maximize)" in out
     assert f"best: trial {shown['best']['number']}" in out
     assert "the top trials' curves: cbrun plot " in out

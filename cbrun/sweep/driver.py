@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.errors import RunError
-from cbrun.rundir import LOG_FILE, RunRecord
+from cbrun.record import RunRecord, SweepTrial
+from cbrun.rundir import LOG_FILE
 from cbrun.segment import Terminated, interrupts_raise
 from cbrun.sweep.load import Sweep
 from cbrun.sweep.study import STORAGE_ENV, make_pruner, make_sampler, shown_storage
@@ -281,19 +282,19 @@ class Driver:
         run_dir = trial_run_dir(self.trials_dir, job.number)
         python = [sys.executable, "-m", "cbrun"]
         if run_dir is not None:
-            status = RunRecord.load(run_dir).data.get("status")
+            status = RunRecord.load(run_dir).status
             if status in ("completed", "stopped_early", "pruned", "failed"):
                 return [], run_dir  # it ended before the study heard of it
             return [*python, "resume", str(run_dir), "--quiet"], run_dir
         spec = self.sweep.spec
-        info = {"sweep": spec.name, "study": spec.name, "trial": job.number,
-                "metric": self.sweep.metric, "direction": self.sweep.direction,
-                "pruner": spec.pruner.model_dump(), "storage": shown_storage(self.url),
-                "sweep_dir": str(self.dir)}
+        info = SweepTrial(id=spec.name, trial=job.number, study=spec.name,
+                          metric=self.sweep.metric, direction=self.sweep.direction,
+                          pruner=spec.pruner.model_dump(), storage=shown_storage(self.url),
+                          sweep_dir=str(self.dir))
         sets = [arg for text in self.sweep.trial_overrides(job.params, job.number)
                 for arg in ("--set", text)]
         return [*python, "train", str(self.sweep.base_path.resolve()), *sets, "--runs-dir",
-                str(self.trials_dir), "--quiet", "--sweep-trial", json.dumps(info)], None
+                str(self.trials_dir), "--quiet", "--sweep-trial", info.model_dump_json()], None
 
     def _run_job(self, job: Job) -> str | None:
         command, run_dir = self._command(job)
@@ -323,7 +324,7 @@ class Driver:
 
     def _tell(self, job: Job, run_dir: Path | None) -> str:
         state = self.optuna.trial.TrialState
-        status = RunRecord.load(run_dir).data.get("status") if run_dir else "failed"
+        status = RunRecord.load(run_dir).status if run_dir else "failed"
         if run_dir is not None:
             self.study._storage.set_trial_user_attr(
                 _trial_id(self.study, job.number), "run_dir", str(run_dir.relative_to(self.dir)))
@@ -333,7 +334,7 @@ class Driver:
             self._told(job.number, state=state.PRUNED)
             shown = "no value" if value is None else f"{self.sweep.metric} {value:.6g}"
             self.echo(f"trial {job.number}: pruned after epoch "
-                      f"{RunRecord.load(run_dir).data.get('epochs_done')} ({shown}), {where}")
+                      f"{RunRecord.load(run_dir).epochs_done} ({shown}), {where}")
             outcome = "pruned"
         elif status in ("completed", "stopped_early") and value is not None:
             self._told(job.number, value)

@@ -12,7 +12,8 @@ import yaml
 
 from cbrun.config.overrides import apply_overrides
 from cbrun.config.yamlio import load_yaml_text
-from cbrun.rundir import RunRecord, atomic_write_bytes
+from cbrun.record import RunRecord
+from cbrun.rundir import atomic_write_bytes
 from cbrun.sweep.driver import TRIALS_DIR, trial_run_dir
 from cbrun.sweep.load import Sweep, override
 
@@ -36,7 +37,7 @@ def trial_rows(study, sweep_dir: Path) -> list[dict[str, Any]]:
         run_dir = trial_run_dir(sweep_dir / TRIALS_DIR, trial.number)
         epochs = None
         if run_dir is not None:
-            epochs = RunRecord.load(run_dir).data.get("epochs_done")
+            epochs = RunRecord.load(run_dir).epochs_done
         elif trial.intermediate_values:
             epochs = max(trial.intermediate_values)
         value = trial.value if trial.state.name == "COMPLETE" else (

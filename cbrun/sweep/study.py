@@ -114,5 +114,7 @@ def make_pruner(spec: dict[str, Any]):
     return optuna.pruners.NopPruner()
 
 
-def storage_for_trial(info: dict[str, Any]) -> str:
-    return os.environ.get(STORAGE_ENV) or info["storage"]
+def storage_for_trial(shown: str) -> str:
+    """The URL a trial process opens: the real one from its environment, else the one its
+    run.json records (a resume run by hand, on a storage without a password)."""
+    return os.environ.get(STORAGE_ENV) or shown

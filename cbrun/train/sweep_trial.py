@@ -8,24 +8,24 @@ then ends with status `pruned`.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import keras
 
+from cbrun.record import SweepTrial
 from cbrun.sweep.study import make_pruner, open_storage, storage_for_trial
 
 
 class SweepReporter(keras.callbacks.Callback):
-    def __init__(self, info: dict[str, Any]):
+    def __init__(self, info: SweepTrial):
         super().__init__()
         import optuna
 
-        self.metric = info["metric"]
-        storage = open_storage(storage_for_trial(info))
-        study = optuna.load_study(study_name=info["study"], storage=storage,
-                                  pruner=make_pruner(info["pruner"]))
+        self.metric = info.metric
+        storage = open_storage(storage_for_trial(info.storage))
+        study = optuna.load_study(study_name=info.study, storage=storage,
+                                  pruner=make_pruner(info.pruner))
         trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id,
-                                                                   info["trial"])
+                                                                   info.trial)
         self.trial = optuna.trial.Trial(study, trial_id)
         self.pruned_after: int | None = None
 
