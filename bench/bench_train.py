@@ -28,13 +28,13 @@ REPO = Path(__file__).resolve().parents[1]
 def hand_written(out: Path, epochs: int, with_callbacks: bool = True) -> float:
     import keras
 
-    from cbrun.config.data import DataConfig
-    from cbrun.train.data import load_arrays
+    from cbrun.config.data import DigitsData
+    from cbrun.train.sources import load_splits
 
     started = time.perf_counter()
     keras.backend.clear_session()
     keras.utils.set_random_seed(42)
-    arrays = load_arrays(DataConfig(source="digits", validation_split=0.2), REPO)
+    arrays = load_splits(DigitsData(validation_split=0.2), REPO)
     model = keras.Sequential([
         keras.Input((64,)), keras.layers.Rescaling(0.0625),
         keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.2),
@@ -42,8 +42,8 @@ def hand_written(out: Path, epochs: int, with_callbacks: bool = True) -> float:
     model.compile(optimizer=keras.optimizers.Adam(0.001),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    model.fit(arrays.x_train, arrays.y_train, batch_size=32, epochs=epochs,
-              validation_data=arrays.validation, verbose=0, callbacks=[] if not with_callbacks
+    model.fit(arrays.train.x, arrays.train.y, batch_size=32, epochs=epochs,
+              validation_data=(arrays.validation.x, arrays.validation.y), verbose=0, callbacks=[] if not with_callbacks
               else [
                   keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
                                                 restore_best_weights=True),

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cbrun.commands.train:train", "Train a model from a YAML config."),
     "resume": ("cbrun.commands.resume:resume", "Continue an interrupted run exactly."),
     "validate": ("cbrun.commands.validate:validate", "Check configs without training."),
+    "init": ("cbrun.commands.init:init", "Write a starter config for a table, images or npz."),
     "plot": ("cbrun.commands.plot:plot", "Plot the curves of one or more runs."),
     "runs": ("cbrun.commands.runs:runs", "List runs with their status and best value."),
     "schema": ("cbrun.commands.schema:schema", "Print the JSON Schema of the config."),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import socket
@@ -266,6 +267,11 @@ class RunRecord:
     def set_steps_per_execution(self, steps: int) -> None:
         self.file.steps_per_execution = steps
 
+    def set_test(self, values: dict[str, float]) -> None:
+        """The test split's metrics with the weights the run ends with; a value that is not
+        finite (a diverged model) is left out, as run.json holds numbers only."""
+        self.file.test = {k: v for k, v in values.items() if math.isfinite(v)}
+
     def begin_segment(self, kind: str, first_epoch: int, command: list[str]) -> None:
         for segment in self.file.segments:
             if segment.status == "running":  # its process died without a word (kill -9)
@@ -289,6 +295,7 @@ class RunRecord:
         self.file.stopped_early_at = None
         self.file.stop_reason = None
         self.file.stop_note = None
+        self.file.test = None  # evaluated again when the resumed run ends
         if self.file.segments:
             self.file.segments[-1].first_epoch = epochs_done + 1
         self.save()

@@ -70,6 +70,7 @@ class RunInfo:
     stopped_early_at: int | None = None
     segments: tuple[Segment, ...] = ()
     process_alive: bool | None = None
+    test: tuple[tuple[str, float], ...] = ()  # ("test_loss", 0.31), ... after a test split
 
     @property
     def shown_status(self) -> str:
@@ -189,6 +190,7 @@ def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
                                last_epoch=s.last_epoch, status=s.status,
                                started=_time(s.started)) for s in file.segments),
         process_alive=_alive(run_dir, file) if status == RUNNING else None,
+        test=tuple((name, float(value)) for name, value in (file.test or {}).items()),
     )
 
 

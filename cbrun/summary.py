@@ -24,6 +24,8 @@ def summary_table(record: RunFile, run_dir: Path) -> Table:
         name = record.monitor.name if record.monitor else ""
         table.add_row(f"best {name}",
                       f"{_fmt(record.best.value)} at epoch {record.best.epoch}")
+    for name, value in (record.test or {}).items():
+        table.add_row(name, f"{_fmt(value)}  (test split, final weights)")
     if record.stopped_early_at:
         table.add_row("stopped early", f"at epoch {record.stopped_early_at}")
     if record.error:

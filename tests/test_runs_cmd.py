@@ -165,6 +165,7 @@ def test_json_lists_every_run_for_scripts(folder, capsys):
         "created": "2026-11-21T15:30:12.123456+00:00",
         "finished": "2026-11-21T15:31:02.500000+00:00",
         "problem": None,
+        "test": {},  # no test split in this run
     }
     killed = runs["20261121-180000-killed"]
     assert (killed["status"], killed["recorded_status"]) == ("interrupted", "running")

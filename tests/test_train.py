@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,8 +96,8 @@ def test_tensorboard_events_hold_the_epoch_scalars(real_run):
 def test_best_checkpoint_reloads_and_evaluates_to_the_logged_value(real_run):
     import keras
 
-    from cbrun.config.data import DataConfig
-    from cbrun.train.data import load_arrays
+    from cbrun.config.data import DigitsData
+    from cbrun.train.sources import load_splits
 
     rows = read_log(real_run / "log.csv")
     best_row = min(rows, key=lambda r: float(r["val_loss"]))
@@ -105,8 +106,8 @@ def test_best_checkpoint_reloads_and_evaluates_to_the_logged_value(real_run):
                if p.name.startswith(f"ep{epoch:03d}-")]
     assert best.name == f"ep{epoch:03d}-val_loss{float(best_row['val_loss']):.4f}.keras"
     model = keras.saving.load_model(best)
-    arrays = load_arrays(DataConfig(source="digits", validation_split=0.2), real_run)
-    loss, _ = model.evaluate(arrays.x_val, arrays.y_val, batch_size=64, verbose=0)
+    arrays = load_splits(DigitsData(validation_split=0.2), real_run)
+    loss, _ = model.evaluate(arrays.validation.x, arrays.validation.y, batch_size=64, verbose=0)
     assert loss == pytest.approx(float(best_row["val_loss"]), rel=1e-5)
 
 
@@ -192,6 +193,12 @@ def test_help_does_not_import_tensorflow():
 
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))
 def test_every_example_config_trains(config_file, tmp_path):
+    if config_file == "mnist.yaml":
+        import os
+
+        home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+        if not (home / "datasets" / "mnist.npz").is_file():
+            pytest.skip(f"MNIST is not in Keras's cache here ({home}/datasets/mnist.npz)")
     assert cli("train", REPO / "configs" / config_file, "--set", "fit.epochs=2",
                "--runs-dir", tmp_path, "--quiet") == 0
     run = only_run(tmp_path)

@@ -21,7 +21,7 @@ from cbrun.runinfo import RunInfo, find_runs, nested_run_folders, read_run_info
 
 # Columns left out, in this order, until the table fits the terminal: the id is what users
 # copy into `resume` and `plot`, so it is never cut; `--json` still has every field.
-DROPPABLE = ("started", "duration")
+DROPPABLE = ("started", "duration", "test")
 GAP = 2  # spaces between columns (rich's padding of 1 on each side)
 
 STATUS_STYLES = {
@@ -65,6 +65,7 @@ class RunRow:
             "created": info.created.isoformat() if info.created else None,
             "finished": info.finished.isoformat() if info.finished else None,
             "problem": info.problem,
+            "test": dict(info.test),
         }
 
 
@@ -133,8 +134,10 @@ def runs_table(rows: list[RunRow], width: int | None = None) -> Table:
     caption) until it fits, then `best` may wrap. The id is never cut or wrapped."""
     cells = [_cells(row) for row in rows]
     shown = ["id", "status", "epochs", "best", "at epoch", "duration", "started"]
+    if any(row.info.test for row in rows):
+        shown.insert(5, "test")
     dropped: list[str] = []
-    for name in DROPPABLE:
+    for name in (n for n in DROPPABLE if n in shown):
         if width is None or _natural_width(shown, cells) <= width:
             break
         shown.remove(name)
@@ -183,6 +186,7 @@ def _cells(row: RunRow) -> dict[str, str]:
         "epochs": _epochs(row.epochs_done, info.epochs_planned),
         "best": _best(row.monitor, row.best_value),
         "at epoch": "-" if row.best_epoch is None else str(row.best_epoch),
+        "test": _test(row),
         "duration": format_duration(row.duration_s),
         "started": format_started(info.created),
     }
@@ -200,6 +204,16 @@ def _epochs(done: int | None, planned: int | None) -> str:
     if done is None:
         return "-"
     return f"{done}/{planned}" if planned else str(done)
+
+
+def _test(row: RunRow) -> str:
+    """The test value of the monitored quantity (val_loss -> test_loss), else the first."""
+    values = dict(row.info.test)
+    if not values:
+        return "-"
+    wanted = "test_" + (row.monitor or "loss").removeprefix("val_")
+    name = wanted if wanted in values else next(iter(values))
+    return f"{name} {values[name]:.4g}"
 
 
 def _best(monitor: str | None, value: float | None) -> str:

@@ -20,7 +20,6 @@ from cbrun.config.pydantic_errors import validation_problems
 from cbrun.config.root import RunConfig
 from cbrun.config.yamlio import load_yaml_text, read_config_text
 from cbrun.errors import ConfigError, Problem
-from cbrun.suggest import did_you_mean
 
 
 @dataclass
@@ -46,34 +45,11 @@ def _sorted(problems: list[Problem], file: str) -> list[Problem]:
                   key=lambda p: (p.file != file, p.file or "", p.line or 0, p.column or 0))
 
 
-def data_file_problems(data: Any, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
-    """`data.path` (for source: npz) and `data.validation_path` must be files, relative to
-    `folder`, the config file's: found now, not after TensorFlow's import and a new run
-    directory. Only their existence: reading the arrays is training's job."""
-    section = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(section, dict):
-        return []
-    fields = ["validation_path"]
-    if section.get("source") == "npz":
-        fields.insert(0, "path")
-    found = []
-    for field in fields:
-        value = section.get(field)
-        if not isinstance(value, str) or not value.strip():
-            continue  # absent, or not text: the schema reports it
-        full = (folder / value).absolute()
-        if full.is_file():
-            continue
-        if full.is_dir():
-            message = f"{field} {value!r} is a folder ({full}); give the .npz file in it"
-        else:
-            near = full.parent.glob("*.npz") if full.parent.is_dir() else []
-            names = [str(Path(value).parent / hit.name) for hit in near if hit.is_file()]
-            message = (f"{field} {value!r} does not exist{did_you_mean(value, names)}: data "
-                       f"paths are relative to the folder of the config file, so cbrun "
-                       f"looked for {full}")
-        found.append((("data", field), message))
-    return found
+def data_file_problems(config: Any, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """What the data source finds wrong with its files, relative to `folder` (the config
+    file's): missing files, headers, shapes, listings. Found now, not after TensorFlow's
+    import and a new run directory."""
+    return config.data.preflight(folder)
 
 
 def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig:
@@ -87,15 +63,16 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
     # The legacy pass hands on a copy without the old names it reported: each is reported
     # once, with its replacement, and the schema never sees it.
     problems, data = legacy_pass(loaded.data, pos, loaded.text)
+    if isinstance(data, dict) and "data" in data:
+        from cbrun.config.data import default_source
+
+        data = {**data, "data": default_source(data["data"])}
     # The schema reports one bad layer argument per layer; this reports them all.
     layer_found = layer_value_problems(data)
     problems += [pos.problem(loc, message) for loc, message in layer_found]
     # config/model.py checks layer values twice (here and in LayerSpec's validator); until
     # it checks them once (issue 11's model kinds), the schema's copy is left out.
     layer_values = {loc for loc, _ in layer_found}
-    if data_dir is not None:
-        problems += [pos.problem(loc, message)
-                     for loc, message in data_file_problems(data, data_dir)]
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -111,6 +88,13 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
         for loc, message in spec.cross_check(config):
             found.append((("callbacks", index, *loc), message))
     problems += [pos.problem(loc, msg) for loc, msg in found]
+    if data_dir is not None and not problems:
+        # The data's files are read only for a config that is otherwise right: a source's
+        # checks need its validated fields (columns, array names, image size).
+        from cbrun.config.data import shape_problems
+
+        found = data_file_problems(config, data_dir) or shape_problems(config, data_dir)
+        problems += [pos.problem(loc, message) for loc, message in found]
     if problems:
         raise ConfigError(_sorted(problems, pos.file))
     return config
@@ -120,8 +104,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *,
                 check_data_files: bool = False) -> LoadedConfig:
     """Read, override (`--set KEY=VALUE`, applied in order) and validate a config file.
 
-    `check_data_files` also checks that the .npz files of `data` exist, relative to the
-    folder of the config file. It is off by default because a run directory's
+    `check_data_files` also checks the data source's files (that they exist, their headers
+    and shapes), relative to the folder of the config file. It is off by default because a run directory's
     resolved.yaml is not in that folder (`cbrun resume` finds the data through run.json).
 
     Raises ConfigError with every problem found, each with its file, line and column (or

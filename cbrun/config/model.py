@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from cbrun import keras_api
+from cbrun.config.adapt import adapt_problem
 from cbrun.config.base import KerasObjectSpec, StrictModel, is_number
 from cbrun.suggest import did_you_mean
 
@@ -80,6 +81,10 @@ class LayerSpec(KerasObjectSpec):
     """One layer: `type` is any keras.layers class; every other key is its keyword argument."""
 
     type: str = Field(description="A keras.layers class name, e.g. Dense, Dropout, Conv2D.")
+    adapt: bool = Field(False, strict=True, description=(
+        "Preprocessing layers only (Normalization, StringLookup, IntegerLookup, "
+        "TextVectorization, Discretization): learn from the training split before the first "
+        "epoch. Defaults to false."))
 
     @field_validator("type")
     @classmethod
@@ -101,6 +106,9 @@ class LayerSpec(KerasObjectSpec):
             problem = layer_value_problem(key, value)
             if problem:
                 raise ValueError(problem)
+        problem = adapt_problem(self.type, self.adapt)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

@@ -18,7 +18,7 @@ from cbrun import keras_api
 from cbrun.callbacks.base import CallbackSpec
 from cbrun.callbacks.registry import CallbackConfig
 from cbrun.config.compile import CompileConfig
-from cbrun.config.data import DataConfig
+from cbrun.config.data import DataConfig, default_source
 from cbrun.config.fit import FitConfig
 from cbrun.config.root import RunConfig
 from cbrun.suggest import did_you_mean
@@ -166,7 +166,7 @@ def partial_monitor_problems(data: dict[Any, Any]) -> Found:
         return []
     try:
         compile_ = CompileConfig.model_validate(data.get("compile"))
-        data_ = DataConfig.model_validate(data.get("data", {}))
+        data_ = TypeAdapter(DataConfig).validate_python(default_source(data.get("data", {})))
     except ValidationError:
         return []
     adapter = TypeAdapter(CallbackConfig)

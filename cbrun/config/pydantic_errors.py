@@ -49,7 +49,8 @@ def _user_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         elif isinstance(part, str) and (part in _UNION_MEMBER_NAMES
                                         or part.startswith(_UNION_MEMBER_PREFIXES)
                                         or (isinstance(node, dict)
-                                            and part in (node.get("type"), node.get("kind")))):
+                                            and part in (node.get("type"), node.get("kind"),
+                                                         node.get("source")))):
             continue
         else:
             out.append(part)  # a missing key: point at it (its parent's position is used)

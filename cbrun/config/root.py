@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cbrun.callbacks.csv_logger import CSVLoggerSpec
 from cbrun.callbacks.registry import CallbackConfig
 from cbrun.config.base import StrictModel
 from cbrun.config.compile import CompileConfig, optimizer_class
-from cbrun.config.data import DataConfig
+from cbrun.config.data import DataConfig, DigitsData, default_source
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
 from cbrun.rundir import LOG_FILE
@@ -29,12 +29,20 @@ class RunConfig(StrictModel):
         42, ge=0, lt=2**32, strict=True,
         description="Seeds Python, NumPy, TensorFlow and Keras, and the data order. "
                     "Defaults to 42.")
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: DataConfig = Field(
+        default_factory=DigitsData,
+        description="Where the samples come from: `source:` digits (default), npz, csv, "
+                    "parquet, images, keras or python.")
     model: ModelConfig
     compile: CompileConfig
     fit: FitConfig
     callbacks: list[CallbackConfig] = Field(
         default_factory=list, description="Keras callbacks, each `{type: Name, ...params}`.")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _digits_by_default(cls, value: Any) -> Any:
+        return default_source(value)
 
     def writes_run_log(self) -> bool:
         """Whether a declared CSVLogger writes the run's log.csv (else cbrun adds a writer)."""

@@ -11,18 +11,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from cbrun.config.base import BuildContext, DataView
 from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
-from cbrun.errors import ConfigError, Problem
+from cbrun.errors import ConfigError, Problem, RunError
 from cbrun.record import RunRecord, Status, StopReason
 from cbrun.train import callbacks as cbs
-from cbrun.train.data import batches_per_epoch, check_data_fits, load_arrays, train_dataset
+from cbrun.train.adapt import adapt_layers
+from cbrun.train.data import eval_data, train_dataset, train_steps
+from cbrun.train.datacheck import check_data_fits
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
+from cbrun.train.sources import load_splits
+from cbrun.train.sources.images import undecodable
 
 # Batches per compiled call for `steps_per_execution: auto` aim at this many progress
 # updates per epoch: enough for a live bar, few enough that Python overhead stays small.
@@ -70,9 +75,9 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
-    arrays = load_arrays(config.data, config_dir)
-    steps = batches_per_epoch(len(arrays.x_train), config.data.batch_size,
-                              config.fit.steps_per_epoch)
+    splits = load_splits(config.data, config_dir)
+    splits.save(run_dir)
+    steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
     first_epoch = restore.epochs_done if restore else 0
 
     view = DataView(splits={"train": (arrays.x_train, arrays.y_train),
@@ -95,33 +100,43 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         reporter = SweepReporter(record.file.sweep)
 
     model = build_model(config)
-    check_data_fits(config, arrays, model)
+    check_data_fits(config, splits, model)
+    adapt_layers(model, config, splits.train)
     spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
     record.set_steps_per_execution(spe)
     compile_model(model, config, spe)
     # Built now rather than lazily inside fit, so a saved state has variables to go into.
     model.optimizer.build(model.trainable_variables)
 
-    dataset = train_dataset(arrays, config.data.batch_size, config.seed, config.data.shuffle,
-                            first_epoch, config.fit.epochs, steps)
+    dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
+                                   config.data.shuffle, steps)
+    validation, validation_kw = eval_data(splits.validation, config.data.batch_size)
     epochs = config.fit.epochs
     if restore is not None and restore.meta.get("stop_training"):
         epochs = first_epoch  # the run had ended; only on_train_end is left to run
     try:
         model.fit(
             dataset,
-            steps_per_epoch=steps,
             epochs=epochs,
             initial_epoch=first_epoch,
-            validation_data=arrays.validation,
-            validation_batch_size=config.data.batch_size,
+            validation_data=validation,
+            validation_batch_size=validation_kw.get("batch_size"),
             validation_freq=config.fit.validation_freq,
             class_weight=config.fit.class_weight,
-            callbacks=[cbs.LearningRateLog(), *(b.callback for b in bound), recorder, keeper,
+            # The data order first: every other callback sees epoch k with its order set.
+            callbacks=[*([order] if order else []), cbs.LearningRateLog(),
+                       *(b.callback for b in bound), recorder, keeper,
                        *([reporter] if reporter else []), display],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
+    except tf.errors.InvalidArgumentError as exc:
+        bad = next(filter(None, (undecodable(split) for split in
+                                 (splits.train, splits.validation))), None)
+        if bad is None:
+            raise
+        raise RunError(f"cannot decode the image {bad[0]} ({bad[1]}); remove or replace "
+                       "it") from exc
     finally:
         display.close()
 
@@ -135,12 +150,27 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         note = f"a callback stopped training after epoch {epochs_done}"
     model_path = run_dir / "model.keras"
     model.save(model_path)
+    pruned = reporter is not None and reporter.pruned_after is not None
+    if splits.test is not None and not events.nan_stop and not pruned:
+        record.set_test(evaluate_test(model, splits.test, config.data.batch_size))
     if events.nan_stop:
         return Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
                        "the loss became NaN or inf", model_path)
-    if reporter is not None and reporter.pruned_after is not None:
+    if pruned:
         return Outcome("pruned", epochs_done, None, StopReason.PRUNED,
                        f"pruned by the sweep after epoch {reporter.pruned_after}", model_path)
     if stopped_at is not None:
         return Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
     return Outcome("completed", epochs_done, None, None, None, model_path)
+
+
+def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:
+    """The test split, once, with the weights the run ends with (after EarlyStopping's
+    restore_best_weights): {"test_loss": ..., "test_<metric>": ...}."""
+    data, kwargs = eval_data(split, batch_size)
+    if isinstance(data, tuple):
+        kwargs["x"], kwargs["y"] = data
+    else:
+        kwargs["x"] = data
+    results = model.evaluate(verbose=0, return_dict=True, **kwargs)
+    return {f"test_{name}": float(value) for name, value in results.items()}

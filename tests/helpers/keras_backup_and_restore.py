@@ -15,13 +15,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cbrun.config.data import DataConfig
-from cbrun.train.data import load_arrays
+from cbrun.config.data import DigitsData
+from cbrun.train.sources import load_splits
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(7)
-arrays = load_arrays(DataConfig(source="digits", validation_split=0.2), out)
+arrays = load_splits(DigitsData(validation_split=0.2), out)
 model = keras.Sequential([
     keras.Input((64,)),
     keras.layers.Rescaling(0.0625),
@@ -44,8 +44,8 @@ class KillAfter(keras.callbacks.Callback):
 kill = [KillAfter(int(sys.argv[3]))] if len(sys.argv) > 3 else []
 model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
               metrics=["accuracy"])
-model.fit(arrays.x_train, arrays.y_train, batch_size=64, epochs=int(sys.argv[2]), shuffle=True,
-          validation_data=arrays.validation, verbose=0, callbacks=[
+model.fit(arrays.train.x, arrays.train.y, batch_size=64, epochs=int(sys.argv[2]), shuffle=True,
+          validation_data=(arrays.validation.x, arrays.validation.y), verbose=0, callbacks=[
               keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, min_delta=0.008,
                                             restore_best_weights=True),
               keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0,

@@ -1,0 +1,54 @@
+"""The `data:` section: a discriminated union on `source`, one module per source.
+
+Adding a source means one module here (the keys, checked without TensorFlow) and one in
+cbrun/train/sources/ (the loading)."""
+
+from __future__ import annotations
+
+import operator
+from functools import reduce
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from cbrun.config.data.common import DataSource, tail_cuts
+from cbrun.config.data.csv import CsvData
+from cbrun.config.data.digits import DigitsData
+from cbrun.config.data.images import ImagesData
+from cbrun.config.data.kerasds import KerasData
+from cbrun.config.data.npz import NpzData
+from cbrun.config.data.parquet import ParquetData
+from cbrun.config.data.python import PythonData
+
+SOURCES: dict[str, type[DataSource]] = {
+    "digits": DigitsData, "npz": NpzData, "csv": CsvData, "parquet": ParquetData,
+    "images": ImagesData, "keras": KerasData, "python": PythonData,
+}
+
+DataConfig = Annotated[reduce(operator.or_, SOURCES.values()), Field(discriminator="source")]
+
+
+def shape_problems(config: Any, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """A single-input stack whose input_shape does not match the samples, found from the
+    data's headers or settings, before TensorFlow. Other model kinds are checked once
+    built."""
+    expected = getattr(config.model, "input_shape", None)
+    shapes = config.data.sample_shapes(folder)
+    if expected is None or not shapes or list(shapes) != [None]:
+        return []
+    given = shapes[None]
+    if list(given) == list(expected):
+        return []
+    return [(("model", "input_shape"), f"the training samples have shape {list(given)}, but "
+                                       f"the model expects input_shape {list(expected)}")]
+
+
+def default_source(value: Any) -> Any:
+    """`data:` without `source:` meant the embedded digits before sources existed."""
+    if isinstance(value, dict) and "source" not in value:
+        return {"source": "digits", **value}
+    return value
+
+
+__all__ = ["SOURCES", "DataConfig", "DataSource", "DigitsData", "default_source", "tail_cuts"]

@@ -1,0 +1,125 @@
+"""What every data source shares: batching, the data order, and the held-out splits.
+
+Each source is one module next to this one, a subclass of `DataSource` with
+`source: Literal[...]` as its tag. `preflight(folder)` checks what can be checked without
+TensorFlow (files exist, headers, shapes) and runs before any run directory exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import ConfigDict, Field, model_validator
+
+from cbrun.config.base import StrictModel
+from cbrun.suggest import did_you_mean
+
+Found = list[tuple[tuple[Any, ...], str]]  # (location in the config, message)
+
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+# Named arrays for several model inputs or outputs: {input name: array or column name}.
+Names = str | dict[str, str]
+
+
+class DataSource(StrictModel):
+    """The keys every source takes. Strict: `batch_size: true` or `'3'` is an error."""
+
+    model_config = ConfigDict(strict=True)
+    # The extension offered when a path does not exist ("*.npz"), or None for folders.
+    file_glob: ClassVar[str | None] = None
+
+    batch_size: int = Field(32, gt=0, description="Samples per batch. Defaults to 32.")
+    shuffle: bool = Field(
+        True, description="Shuffle the training samples every epoch; epoch k's order is a "
+                          "pure function of (seed, k), which is what makes resume exact. "
+                          "Defaults to true.")
+    validation_split: Fraction = Field(
+        0.0, description="Fraction of the training samples held out for validation, taken "
+                         "from the end before shuffling (as Keras does). Defaults to 0.0.")
+    test_split: Fraction = Field(
+        0.0, description="Fraction of the training samples held out as the test split, "
+                         "evaluated once after training; taken from the very end, before the "
+                         "validation part. Defaults to 0.0.")
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> DataSource:
+        if self.validation_split + self.test_split >= 1.0:
+            raise ValueError("validation_split + test_split must leave training samples "
+                             f"(given {self.validation_split} + {self.test_split})")
+        for split in ("validation", "test"):
+            if getattr(self, f"{split}_split", 0) and getattr(self, f"{split}_path", None):
+                raise ValueError(f"give either {split}_split or {split}_path, not both")
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        return bool(self.validation_split) or bool(getattr(self, "validation_path", None))
+
+    @property
+    def has_test(self) -> bool:
+        return bool(self.test_split) or bool(getattr(self, "test_path", None))
+
+    def paths(self) -> dict[str, str]:
+        """{field: path} of the files this source reads, relative to the config's folder."""
+        return {}
+
+    def sample_shapes(self, folder: Path) -> dict[str | None, list[int]] | None:
+        """{input name (None for a single input): shape of one sample}, as far as it is
+        known without TensorFlow and without reading the samples; None when not known."""
+        return None
+
+    def preflight(self, folder: Path) -> Found:
+        """Problems found without TensorFlow: every path must exist. Sources add checks of
+        their headers or shapes."""
+        return [(("data", field), message) for field, value in self.paths().items()
+                if (message := missing_path(field, value, folder, self.file_glob))]
+
+
+class FileSource(DataSource):
+    """A source read from files: the training file and, optionally, separate validation
+    and test files of the same kind."""
+
+    path: str = Field(description="The training data, relative to the config file.")
+    validation_path: str | None = Field(
+        None, description="Separate validation data of the same kind. Excludes "
+                          "validation_split.")
+    test_path: str | None = Field(
+        None, description="Separate test data of the same kind, evaluated once after "
+                          "training. Excludes test_split.")
+
+    def paths(self) -> dict[str, str]:
+        return {field: value for field in ("path", "validation_path", "test_path")
+                if (value := getattr(self, field))}
+
+
+def missing_path(field: str, value: str, folder: Path, glob: str | None) -> str | None:
+    """Why `value` (relative to `folder`) is not the file (glob given) or folder it must be,
+    or None when it is."""
+    full = (folder / value).absolute()
+    wants_file = glob is not None
+    if (full.is_file() if wants_file else full.is_dir()):
+        return None
+    if wants_file and full.is_dir():
+        return f"{field} {value!r} is a folder ({full}); give the {glob[1:]} file in it"
+    if not wants_file and full.is_file():
+        return f"{field} {value!r} is a file ({full}); give the folder of class folders"
+    near = []
+    if full.parent.is_dir():
+        near = [str(Path(value).parent / hit.name) for hit in full.parent.glob(glob or "*")
+                if (hit.is_file() if wants_file else hit.is_dir())]
+    return (f"{field} {value!r} does not exist{did_you_mean(value, near)}: data paths are "
+            f"relative to the folder of the config file, so cbrun looked for {full}")
+
+
+def names_of(value: Names) -> list[str]:
+    return [value] if isinstance(value, str) else list(value.values())
+
+
+def tail_cuts(n: int, validation_split: float, test_split: float) -> tuple[int, int]:
+    """(end of training, end of validation) for n samples: the test part is the last
+    `test_split`, the validation part the last `validation_split` of what is left, both
+    taken before any shuffling, as Keras takes validation_split."""
+    kept = int(n * (1.0 - test_split)) if test_split else n
+    cut = int(kept * (1.0 - validation_split)) if validation_split else kept
+    return cut, kept

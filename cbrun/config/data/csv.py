@@ -1,0 +1,41 @@
+"""`source: csv`: a table in a CSV file, read with pyarrow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from cbrun.config.data.table import TableSource
+
+
+class CsvData(TableSource):
+    source: Literal["csv"] = Field(description="A CSV table with a header row.")
+    delimiter: str = Field(",", min_length=1, max_length=1,
+                           description="The character between fields. Defaults to ','.")
+    file_glob = "*.csv"
+
+    def _options(self):
+        import pyarrow.csv as pacsv
+
+        return pacsv.ParseOptions(delimiter=self.delimiter)
+
+    def schema_columns(self, path: Path) -> list[str]:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        try:
+            with pacsv.open_csv(path, parse_options=self._options()) as reader:
+                return list(reader.schema.names)
+        except pa.ArrowInvalid as exc:
+            raise ValueError(str(exc)) from None
+
+    def read(self, path: Path):
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        try:
+            return pacsv.read_csv(path, parse_options=self._options())
+        except pa.ArrowInvalid as exc:
+            raise ValueError(str(exc)) from None

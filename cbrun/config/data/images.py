@@ -1,0 +1,115 @@
+"""`source: images`: a folder with one sub-folder per class, the layout of Keras's
+`image_dataset_from_directory` and of Ultralytics classification.
+
+The preflight lists the folders and reads each file's first and last bytes: a file that is
+not a PNG/JPEG/GIF/BMP, or one cut short, is named before TensorFlow is imported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from cbrun.config.data.common import FileSource, Found
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+_CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+
+
+def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """(class names, [(file, class index)]) in a stable order: classes sorted, files sorted
+    by name within each class."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir()
+                     and not p.name.startswith("."))
+    files = [(f, i) for i, name in enumerate(classes)
+             for f in sorted((folder / name).iterdir())
+             if f.is_file() and f.suffix.lower() in EXTENSIONS]
+    return classes, files
+
+
+def image_problem(path: Path) -> str | None:
+    """Why `path` is not a whole image file, from its first and last bytes, or None."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        handle.seek(max(0, size - 12))
+        tail = handle.read()
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if tail[4:8] == b"IEND" else "a PNG cut short (no IEND chunk at its end)"
+    if head.startswith(b"\xff\xd8"):
+        return None if tail.rstrip(b"\x00").endswith(b"\xff\xd9") else \
+            "a JPEG cut short (no end-of-image marker)"
+    if head.startswith((b"GIF87a", b"GIF89a", b"BM")):
+        return None
+    return "not a PNG, JPEG, GIF or BMP image"
+
+
+class ImagesData(FileSource):
+    """Images in class folders, streamed from disk: decoded in parallel, resized to
+    `image_size`, batched and prefetched by tf.data. Class names are saved in the run
+    directory (`data/classes.json`)."""
+
+    source: Literal["images"] = Field(description="A folder of class folders of images.")
+    path: str = Field(description="The folder of class folders (e.g. train/cat/1.png), "
+                                  "relative to the config file.")
+    validation_path: str | None = Field(
+        None, description="A folder with the same class folders for validation. Excludes "
+                          "validation_split (which holds out the last files of each class).")
+    test_path: str | None = Field(
+        None, description="A folder with the same class folders, evaluated once after "
+                          "training. Excludes test_split.")
+    image_size: list[int] = Field(
+        description="[height, width] every image is resized to (bilinear), e.g. [64, 64].")
+    color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
+        "rgb", description="Channels of the decoded images: 1, 3 or 4. Defaults to rgb.")
+    cache: Literal["memory"] | None = Field(
+        None, description="`memory`: decode every image once and keep them in RAM. "
+                          "Defaults to none: images stream from disk every epoch.")
+    file_glob = None
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: list[int]) -> list[int]:
+        if len(value) != 2 or any(d <= 0 for d in value):
+            raise ValueError(f"must be [height, width], two positive integers; got {value}")
+        return value
+
+    @property
+    def channels(self) -> int:
+        return _CHANNELS[self.color_mode]
+
+    @property
+    def sample_shape(self) -> list[int]:
+        return [*self.image_size, self.channels]
+
+    def sample_shapes(self, folder: Path):
+        return {None: self.sample_shape}
+
+    def preflight(self, folder: Path) -> Found:
+        found = super().preflight(folder)
+        if found:
+            return found
+        classes = None
+        for field, value in self.paths().items():
+            loc = ("data", field)
+            names, files = list_images(folder / value)
+            if not names:
+                found.append((loc, (f"{value} has no class folders; put each class's images "
+                                   f"in a folder of its own ({value}/cat/1.png, ...)")))
+                continue
+            empty = sorted(set(names) - {names[i] for _, i in files})
+            if empty:
+                found.append((loc, (f"class folder{'s' if len(empty) > 1 else ''} "
+                                   f"{', '.join(empty)} in {value} hold{'' if len(empty) > 1 else 's'}"
+                                   f" no images ({', '.join(EXTENSIONS)})")))
+            if classes is None:
+                classes = names
+            elif names != classes:
+                found.append((loc, (f"{value} has the classes {names}, but {self.path} has "
+                                   f"{classes}; the class folders must match")))
+            for file, _ in files:
+                problem = image_problem(file)
+                if problem:
+                    found.append((loc, f"{file} is {problem}; remove or replace it"))
+        return found

@@ -1,0 +1,98 @@
+"""What `source: csv` and `source: parquet` share: a target column (or several) and the
+feature columns, every other column by default.
+
+The preflight reads the files with pyarrow (no TensorFlow): columns that do not exist,
+missing values and label classes the training file never shows are reported at the line
+of the config, before a run directory exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from cbrun.config.data.common import FileSource, Found
+from cbrun.suggest import did_you_mean
+
+
+class TableSource(FileSource):
+    """A table: one row per sample. String columns are categories, mapped to integer ids
+    with a vocabulary saved in the run directory (`data/vocabularies.json`)."""
+
+    label: str | list[str] = Field(
+        description="The target column; a list of columns for a model with several "
+                    "outputs (named after the columns).")
+    features: list[str] | dict[str, list[str]] | None = Field(
+        None, description="The input columns (default: every column but the labels); a "
+                          "mapping {input name: [columns]} for a model with named inputs.")
+
+    @field_validator("label", "features")
+    @classmethod
+    def _not_empty(cls, value):
+        if value is not None and not value:
+            raise ValueError("must name at least one column")
+        return value
+
+    def label_columns(self) -> list[str]:
+        return [self.label] if isinstance(self.label, str) else list(self.label)
+
+    def feature_groups(self, columns: list[str]) -> dict[str, list[str]] | list[str]:
+        if self.features is None:
+            return [c for c in columns if c not in self.label_columns()]
+        return self.features
+
+    def sample_shapes(self, folder: Path):
+        groups = self.feature_groups(self.schema_columns(folder / self.path))
+        if isinstance(groups, dict):
+            return {key: [len(columns)] for key, columns in groups.items()}
+        return {None: [len(groups)]}
+
+    def read(self, path: Path):
+        raise NotImplementedError
+
+    def schema_columns(self, path: Path) -> list[str]:
+        raise NotImplementedError
+
+    def preflight(self, folder: Path) -> Found:
+        found = super().preflight(folder)
+        if found:
+            return found
+        for field, value in self.paths().items():
+            try:
+                columns = self.schema_columns(folder / value)
+            except (ValueError, OSError) as exc:
+                found.append((("data", field), (f"{value} is not a readable "
+                                               f"{self.source} table: {first_line(exc)}")))
+                continue
+            found += self._check_columns(field, value, columns)
+        if found:
+            return found
+        # Only now the data itself: missing values, unseen classes.
+        from cbrun.tables import TableProblem, encode_splits
+
+        try:
+            encode_splits(self, folder)
+        except TableProblem as exc:
+            found.append((exc.loc, str(exc)))
+        return found
+
+    def _check_columns(self, field: str, name: str, columns: list[str]) -> Found:
+        found: Found = []
+        wanted = [("label", c) for c in self.label_columns()]
+        groups = self.feature_groups(columns)
+        for group in (groups.values() if isinstance(groups, dict) else [groups]):
+            wanted += [("features", c) for c in group]
+        for key, column in wanted:
+            if column not in columns:
+                found.append((("data", key), (f"{name} has no column {column!r}"
+                                             f"{did_you_mean(column, columns)}; its columns: "
+                                             f"{', '.join(columns)}")))
+        if not found and not groups:
+            found.append((("data", "features"), (f"{name} has no column left for the inputs "
+                                                "besides the labels")))
+        return found
+
+
+def first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

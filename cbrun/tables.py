@@ -1,0 +1,145 @@
+"""Tables (CSV, Parquet) to arrays, without TensorFlow: the same code checks a config
+before a run directory exists and feeds the run.
+
+Numeric columns stay numbers. A string column is a category: its vocabulary is the sorted
+values of the training rows, value i maps to id i + 1 and a value never seen in training
+to 0. A string label maps to its class index, and a class the training rows never show is
+an error (the model would have no output for it). What was learned is returned as
+`artifacts`, saved under runs/<id>/data/, and `encode_table` re-applies it to new rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.config.data.common import tail_cuts
+
+Arrays = Any  # an ndarray, or {name: ndarray} for named inputs or outputs
+
+
+class TableProblem(ValueError):
+    def __init__(self, loc: tuple[Any, ...], message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
+def _is_text(column) -> bool:
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _check_present(table, columns: list[str], name: str, loc) -> None:
+    for column in columns:
+        nulls = table.column(column).null_count
+        if nulls:
+            mask = table.column(column).is_null().to_numpy(zero_copy_only=False)
+            rows = ", ".join(str(r + 2) for r in np.flatnonzero(mask)[:5])  # +2: header, 1-based
+            raise TableProblem(loc, f"column {column!r} of {name} has {nulls} missing "
+                                    f"value{'s' if nulls > 1 else ''} (line {rows}"
+                                    f"{', ...' if nulls > 5 else ''} of the file); fill or "
+                                    "drop them before training")
+
+
+def learn(table, cfg) -> dict[str, Any]:
+    """Vocabularies of the string feature columns and classes of string labels, from the
+    training rows."""
+    groups = cfg.feature_groups(table.column_names)
+    features = [c for g in (groups.values() if isinstance(groups, dict) else [groups])
+                for c in g]
+    vocab = {c: sorted(set(table.column(c).to_pylist())) for c in features
+             if _is_text(table.column(c))}
+    classes = {c: sorted(set(table.column(c).to_pylist())) for c in cfg.label_columns()
+               if _is_text(table.column(c))}
+    return {"features": groups, "labels": cfg.label_columns(),
+            "vocabularies": vocab, "classes": classes}
+
+
+def _column(table, name: str, mapping: list[str] | None) -> np.ndarray:
+    values = table.column(name)
+    if mapping is None:
+        return values.to_numpy(zero_copy_only=False)
+    index = {v: i for i, v in enumerate(mapping)}
+    return np.array([index.get(v, -1) for v in values.to_pylist()], dtype=np.int64)
+
+
+def encode_table(table, artifacts: dict[str, Any], name: str, labels: bool = True,
+                 loc=("data",)) -> tuple[Arrays, Arrays | None]:
+    """(x, y) of a table with what `learn` found; y is None when `labels` is False."""
+    groups = artifacts["features"]
+
+    def features(columns: list[str]) -> np.ndarray:
+        parts = []
+        for column in columns:
+            vocab = artifacts["vocabularies"].get(column)
+            values = _column(table, column, vocab)
+            parts.append(values + 1 if vocab is not None else values)
+        return np.stack(parts, axis=1).astype(np.float32)
+
+    x = ({key: features(cols) for key, cols in groups.items()} if isinstance(groups, dict)
+         else features(groups))
+    if not labels:
+        return x, None
+    ys = {}
+    for column in artifacts["labels"]:
+        classes = artifacts["classes"].get(column)
+        values = _column(table, column, classes)
+        if classes is not None:
+            unseen = sorted({v for v, i in zip(table.column(column).to_pylist(), values)
+                             if i < 0})
+            if unseen:
+                raise TableProblem(loc, f"{name} has label value{'s' if len(unseen) > 1 else ''}"
+                                        f" {', '.join(map(repr, unseen[:5]))} in column "
+                                        f"{column!r} that the training rows never show "
+                                        f"(classes: {', '.join(map(repr, classes[:10]))})")
+            values = values.astype(np.int32)
+        elif values.dtype.kind == "f":
+            values = values.astype(np.float32)
+        elif values.dtype.kind in "iub":
+            values = values.astype(np.int32)
+        ys[column] = values
+    y = ys if len(ys) > 1 else next(iter(ys.values()))
+    return x, y
+
+
+def encode_splits(cfg, folder: Path) -> tuple[dict[str, tuple[Arrays, Arrays] | None], dict]:
+    """{'train': (x, y), 'validation': ... or None, 'test': ... or None} and the artifacts."""
+    groups_of = {}
+
+    def read(field: str):
+        path = folder / getattr(cfg, field)
+        table = cfg.read(path)
+        groups = cfg.feature_groups(table.column_names)
+        used = cfg.label_columns() + [c for g in (groups.values() if isinstance(groups, dict)
+                                                  else [groups]) for c in g]
+        _check_present(table, used, path.name, ("data", field))
+        groups_of[field] = path.name
+        return table
+
+    table = read("path")
+    cut, kept = tail_cuts(table.num_rows, cfg.validation_split, cfg.test_split)
+    parts = {"train": table.slice(0, cut),
+             "validation": table.slice(cut, kept - cut) if cfg.validation_split else None,
+             "test": table.slice(kept) if cfg.test_split else None}
+    if cfg.validation_path:
+        parts["validation"] = read("validation_path")
+    if cfg.test_path:
+        parts["test"] = read("test_path")
+    if parts["train"].num_rows == 0:
+        raise TableProblem(("data", "path"), f"{groups_of['path']} leaves no training rows")
+    artifacts = learn(parts["train"], cfg)
+    out = {}
+    for split, part in parts.items():
+        field = {"train": "path"}.get(split, f"{split}_path")
+        name = groups_of.get(field, groups_of["path"])
+        where = f"the {split} rows of {name}" if split != "train" else name
+        out[split] = (None if part is None else
+                      encode_table(part, artifacts, where, loc=("data", field)
+                                   if getattr(cfg, field, None) else ("data", "path")))
+    return out, artifacts

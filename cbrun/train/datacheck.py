@@ -1,0 +1,97 @@
+"""The classic mismatches between data and model, caught before the first batch with a
+message, not a Keras traceback from inside the compiled step: sample shapes against the
+model's inputs, label range against the last layer, sparse labels against one-hot losses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cbrun.errors import ConfigError, Problem
+from cbrun.train.sources import Split, Splits
+
+SPARSE_LOSSES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
+ONE_HOT_LOSSES = {"categorical_crossentropy", "CategoricalCrossentropy"}
+
+
+def _sample_shapes(split: Split) -> dict[str | None, tuple[list[int], str]]:
+    """{input name or None: (shape of one sample, dtype kind)}."""
+    if split.streamed:
+        return {None: ([*split.x.size, split.x.channels], "f")}
+    if split.dataset is not None:
+        spec = split.dataset.element_spec[0]
+        specs = spec if isinstance(spec, dict) else {None: spec}
+        return {k: (list(s.shape[1:]), "f" if s.dtype.is_floating else "i")
+                for k, s in specs.items()}
+    xs = split.x if isinstance(split.x, dict) else {None: split.x}
+    return {k: (list(v.shape[1:]), v.dtype.kind) for k, v in xs.items()}
+
+
+def _input_problems(which: str, split: Split, model: Any) -> list[Problem]:
+    problems = []
+    expected = {(t.name if len(model.inputs) > 1 else None): list(t.shape[1:])
+                for t in model.inputs}
+    given = _sample_shapes(split)
+    if set(given) != set(expected):
+        names = lambda keys: ", ".join(sorted(str(k) for k in keys))
+        if None in given or None in expected:
+            return [Problem(loc=("data",), message=(
+                f"the {which} data has {'one input' if None in given else 'inputs ' + names(given)}"
+                f" but the model takes {'one input' if None in expected else 'inputs ' + names(expected)}"))]
+        return [Problem(loc=("data",), message=(
+            f"the {which} inputs are named {names(given)}, but the model's inputs are "
+            f"{names(expected)}"))]
+    for name, (shape, kind) in given.items():
+        want = expected[name]
+        label = f"input {name!r}" if name else "samples"
+        if kind not in "biuf":
+            problems.append(Problem(loc=("data",), message=(
+                f"the {which} {label} are not numbers (dtype kind {kind!r}); a model needs "
+                "numbers")))
+        elif len(shape) != len(want) or any(w is not None and w != s
+                                            for s, w in zip(shape, want)):
+            problems.append(Problem(loc=("model", "input_shape"), given=want, message=(
+                f"the {which} {label} have shape {shape}, but the model expects "
+                f"input_shape {[d for d in want]}")))
+    return problems
+
+
+def _label_problems(which: str, y: np.ndarray, config: Any, model: Any) -> list[Problem]:
+    problems = []
+    loss = (config.compile.loss if isinstance(config.compile.loss, str)
+            else config.compile.loss.type)
+    units = model.output_shape[-1]
+    last = ("model", "layers", len(config.model.layers) - 1)
+    if y.dtype.kind not in "biuf":
+        return [Problem(loc=("data",), message=f"the {which} labels are {y.dtype} values; "
+                                               "encode them as integers 0..n-1")]
+    flat = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    if loss in SPARSE_LOSSES:
+        if not flat:
+            problems.append(Problem(loc=("compile", "loss"), given=loss, message=(
+                f"{loss} expects one class id per sample, but the {which} labels have shape "
+                f"{list(y.shape[1:])} (one-hot?); use categorical_crossentropy for one-hot "
+                "labels")))
+        elif len(y) and (y.min() < 0 or y.max() >= units):
+            problems.append(Problem(loc=last, message=(
+                f"the {which} labels run from {y.min()} to {y.max()}, but the last layer has "
+                f"{units} outputs (class ids must be 0..{units - 1})")))
+    elif loss in ONE_HOT_LOSSES and flat and units > 1:
+        problems.append(Problem(loc=("compile", "loss"), given=loss, message=(
+            f"{loss} expects one-hot labels of width {units}, but the {which} labels are one "
+            "class id per sample; use sparse_categorical_crossentropy")))
+    return problems
+
+
+def check_data_fits(config: Any, splits: Splits, model: Any) -> None:
+    problems: list[Problem] = []
+    for which, split in (("training", splits.train), ("validation", splits.validation),
+                         ("test", splits.test)):
+        if split is None:
+            continue
+        problems += _input_problems(which, split, model)
+        if split.dataset is None and not isinstance(split.y, dict) and len(model.outputs) == 1:
+            problems += _label_problems(which, np.asarray(split.y), config, model)
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,98 @@
+"""Loading the data a config declares: one module per source, each with
+`load(cfg, config_dir) -> Splits`.
+
+A Split holds its samples in memory (arrays, or {name: array} for named inputs and
+outputs), as image files to stream, or as a tf.data.Dataset a Python loader returned.
+What a source learned (class names, vocabularies) travels in `Splits.artifacts` and is
+saved under runs/<id>/data/, where `data_for_run` finds it again."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LOADERS = {
+    "digits": "cbrun.train.sources.digits",
+    "npz": "cbrun.train.sources.npz",
+    "csv": "cbrun.train.sources.table",
+    "parquet": "cbrun.train.sources.table",
+    "images": "cbrun.train.sources.images",
+    "keras": "cbrun.train.sources.kerasds",
+    "python": "cbrun.train.sources.python",
+}
+DATA_DIR = "data"  # inside the run directory
+
+
+@dataclass
+class ImageFiles:
+    """Image files to decode on the fly: paths in a stable order, and how to decode."""
+
+    paths: np.ndarray  # of str
+    size: tuple[int, int]
+    channels: int
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+@dataclass
+class Split:
+    x: Any = None  # ndarray | {name: ndarray} | ImageFiles
+    y: Any = None  # ndarray | {name: ndarray}
+    dataset: Any = None  # a tf.data.Dataset of (x, y) batches, used as given
+
+    def __len__(self) -> int:
+        if self.dataset is not None:
+            raise TypeError("a dataset split has batches, not a sample count")
+        first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
+        return len(first)
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.x, ImageFiles)
+
+
+@dataclass
+class Splits:
+    train: Split
+    validation: Split | None = None
+    test: Split | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)  # file name -> JSON value
+
+    def save(self, run_dir: Path) -> list[Path]:
+        """Write what preprocessing learned under runs/<id>/data/ (JSON, one file each)."""
+        written = []
+        for name, value in self.artifacts.items():
+            path = run_dir / DATA_DIR / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+            written.append(path)
+        return written
+
+
+def load_splits(data_cfg: Any, config_dir: Path) -> Splits:
+    module = importlib.import_module(LOADERS[data_cfg.source])
+    return module.load(data_cfg, config_dir)
+
+
+def saved_artifacts(run_dir: Path) -> dict[str, Any]:
+    """What a run saved under data/ ({file name: JSON value}); empty when nothing."""
+    folder = run_dir / DATA_DIR
+    if not folder.is_dir():
+        return {}
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def data_for_run(config: Any, run_dir: Path) -> tuple[Splits, dict]:
+    """The splits of a run, rebuilt from its resolved config (data paths start at the
+    config's folder, which run.json records), and what it saved (class names, vocabularies)
+    to map new inputs the same way (`cbrun.tables.encode_table` for tables; `classes.json`
+    names the outputs of an image classifier)."""
+    record = json.loads((run_dir / "run.json").read_text())
+    config_dir = Path(record.get("config_dir") or run_dir)
+    return load_splits(config.data, config_dir), saved_artifacts(run_dir)

@@ -1,0 +1,71 @@
+"""Your own loader: `function: module:name` called with `params`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.errors import ConfigError, Problem
+from cbrun.train.sources import Split, Splits
+from cbrun.train.sources.arrays import split_arrays
+
+_LOC = ("data", "function")
+
+
+def _fail(message: str) -> ConfigError:
+    return ConfigError([Problem(loc=_LOC, message=message)])
+
+
+def _import(target: str, folder: Path):
+    module_name, attr = target.split(":")
+    sys.path.insert(0, str(folder.resolve()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise _fail(f"cannot import {module_name!r}: {exc}") from None
+    finally:
+        sys.path.remove(str(folder.resolve()))
+    function = getattr(module, attr, None)
+    if not callable(function):
+        raise _fail(f"{module_name} has no function {attr!r}")
+    return function
+
+
+def _split(name: str, value: Any) -> Split:
+    import tensorflow as tf
+
+    if isinstance(value, tf.data.Dataset):
+        return Split(dataset=value)
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise _fail(f"the loader's {name!r} must be (x, y) or a tf.data.Dataset, got "
+                    f"{type(value).__name__}")
+
+    def arrays(part):
+        if isinstance(part, dict):
+            return {str(k): np.asarray(v) for k, v in part.items()}
+        return np.asarray(part)
+
+    return Split(arrays(value[0]), arrays(value[1]))
+
+
+def load(cfg, config_dir: Path) -> Splits:
+    result = _import(cfg.function, config_dir)(**cfg.params)
+    if not isinstance(result, dict) or "train" not in result:
+        raise _fail(f"{cfg.function} must return a dict with 'train' (and optionally "
+                    f"'validation', 'test'), got {type(result).__name__}")
+    unknown = set(result) - {"train", "validation", "test"}
+    if unknown:
+        raise _fail(f"{cfg.function} returned unknown split(s) {sorted(unknown)}; the "
+                    "splits are train, validation, test")
+    parts = {k: _split(k, v) for k, v in result.items() if v is not None}
+    train = parts["train"]
+    if train.dataset is None:
+        return split_arrays(cfg, train.x, train.y, parts.get("validation"), parts.get("test"))
+    if cfg.validation_split or cfg.test_split:
+        raise _fail("validation_split and test_split cut arrays; a loader returning a "
+                    "tf.data.Dataset returns its 'validation' and 'test' itself")
+    return Splits(train, parts.get("validation"), parts.get("test"))

@@ -1,0 +1,176 @@
+"""Data problems are config errors at the line of the config, found before TensorFlow is
+imported and before a run directory exists."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, cbrun_process, cli, tiny_config, write_config
+from datafiles import image_config, table_config, table_rows, write_csv, write_images
+
+CSV = {"source": "csv", "path": "animals.csv", "label": "species"}
+
+
+def check(tmp_path, capsys, config: dict, *args: str) -> str:
+    """`cbrun train` must refuse the config with exit 2, create no run directory, and say
+    why at a line of the config file."""
+    path = write_config(tmp_path, config)
+    capsys.readouterr()
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", *args) == 2
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    err = capsys.readouterr().err
+    assert f"{path}:" in err and "Traceback" not in err
+    return err
+
+
+def test_a_column_that_does_not_exist_gets_a_did_you_mean_without_tensorflow(tmp_path):
+    write_csv(tmp_path / "animals.csv", table_rows(20))
+    path = write_config(tmp_path, table_config("typo", {**CSV, "label": "specie"}))
+    code = ("import sys; from cbrun.cli import main\n"
+            f"try:\n    main(['validate', {str(path)!r}])\nexcept SystemExit as e:\n"
+            "    print('EXIT', e.code)\n"
+            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert "EXIT 2" in out and "HEAVY []" in out
+    line = yaml.safe_dump(table_config("typo", {**CSV, "label": "specie"}),
+                          sort_keys=False).splitlines().index("  label: specie") + 1
+    assert (f"{path}:{line}:10: data.label: animals.csv has no column 'specie' (did you "
+            "mean 'species'?); its columns: height_mm, weight_g, colour, species") in out
+
+
+def test_missing_values_are_named_with_their_lines(tmp_path, capsys):
+    rows = table_rows(20)
+    rows[3]["weight_g"] = ""
+    rows[7]["weight_g"] = ""
+    write_csv(tmp_path / "animals.csv", rows)
+    err = check(tmp_path, capsys, table_config("holes", CSV))
+    assert "column 'weight_g' of animals.csv has 2 missing values (line 5, 9 of the file)" in err
+
+
+def test_a_validation_file_with_a_class_training_never_shows(tmp_path, capsys):
+    write_csv(tmp_path / "animals.csv", [r for r in table_rows(40) if r["species"] != "fox"])
+    write_csv(tmp_path / "val.csv", table_rows(10))
+    err = check(tmp_path, capsys, table_config("unseen", {**CSV, "validation_path": "val.csv"}))
+    assert "data.validation_path" in err
+    assert "label value 'fox' in column 'species' that the training rows never show" in err
+
+
+def test_a_file_that_is_not_a_table(tmp_path, capsys):
+    (tmp_path / "animals.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary\x00\n1,2,3\n")
+    err = check(tmp_path, capsys, table_config("binary", CSV))
+    assert "animals.csv is not a readable csv table" in err
+
+
+def test_a_corrupt_image_is_named_before_training(tmp_path, capsys):
+    write_images(tmp_path / "shapes", per_class=3)
+    good = tmp_path / "shapes" / "bar" / "01.png"
+    (tmp_path / "shapes" / "bar" / "02.png").write_bytes(good.read_bytes()[:60])
+    (tmp_path / "shapes" / "square" / "notes.jpg").write_text("not an image")
+    err = check(tmp_path, capsys, image_config("corrupt", {"path": "shapes"}))
+    assert "shapes/bar/02.png is a PNG cut short (no IEND chunk at its end)" in err
+    assert "shapes/square/notes.jpg is not a PNG, JPEG, GIF or BMP image" in err
+
+
+def test_an_npz_array_with_zero_dimensions_exits_2_before_a_run_directory(tmp_path, capsys):
+    np.savez(tmp_path / "flat.npz", x=np.float32(3.0), y=np.arange(4))
+    err = check(tmp_path, capsys, tiny_config(data={"source": "npz", "path": "flat.npz"}))
+    assert "array 'x' in flat.npz has 0 dimensions (one value)" in err
+
+
+def test_npz_arrays_of_different_lengths(tmp_path, capsys):
+    np.savez(tmp_path / "odd.npz", x=np.zeros((5, 64)), y=np.zeros(4))
+    err = check(tmp_path, capsys, tiny_config(data={"source": "npz", "path": "odd.npz"}))
+    assert "hold different numbers of samples (x: 5, y: 4)" in err
+
+
+@pytest.mark.parametrize("value", [True, "3", 2.0])
+def test_batch_size_is_strict(tmp_path, capsys, value):
+    err = check(tmp_path, capsys, tiny_config(data={"source": "digits", "batch_size": value}))
+    assert "data.batch_size" in err
+
+
+def test_an_unknown_source_lists_the_sources(tmp_path, capsys):
+    err = check(tmp_path, capsys, tiny_config(data={"source": "cvs", "path": "a.csv"}))
+    assert "unknown source 'cvs' (did you mean 'csv'?)" in err
+
+
+def test_labels_beyond_the_last_layer_are_caught_before_the_first_epoch(tmp_path, capsys):
+    write_csv(tmp_path / "animals.csv", table_rows(30))
+    config = table_config("narrow", CSV, units=2)
+    err = check(tmp_path, capsys, config)
+    assert "the training labels run from 0 to 2, but the last layer has 2 outputs" in err
+
+
+def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
+    """No network (a proxy that refuses), an empty KERAS_HOME: a clear error, no traceback."""
+    config = {**tiny_config(), "data": {"source": "keras", "name": "boston_housing"},
+              "model": {"input_shape": [13], "layers": [{"type": "Dense", "units": 1}]},
+              "compile": {"optimizer": "adam", "loss": "mse"}}
+    path = write_config(tmp_path, config)
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    offline = {"KERAS_HOME": str(home), "HTTPS_PROXY": "http://127.0.0.1:9",
+               "https_proxy": "http://127.0.0.1:9"}
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", env=offline)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert f"Keras looks for:\n  {home}/datasets/boston_housing.npz" in err
+    assert "Keras checks each file's hash" in err
+    # A stand-in file in the cache is what Keras reads first: its hash does not match, so
+    # Keras tries to download the original, which fails the same way.
+    (home / "datasets" / "boston_housing.npz").write_bytes(b"stand-in")
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs2", env=offline)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "hash does not match" in out
+    assert "Keras looks for:" in err
+
+
+def test_an_image_damaged_inside_is_named_when_it_fails_to_decode(tmp_path, capsys):
+    """A PNG whose ends look whole passes the listing check; its damaged middle is found by
+    the decoder during training, and the error names the file, not tf.data's stack."""
+    write_images(tmp_path / "shapes", per_class=4)
+    good = (tmp_path / "shapes" / "square" / "01.png").read_bytes()
+    damaged = good[:40] + bytes(b ^ 0xFF for b in good[40:-12]) + good[-12:]
+    (tmp_path / "shapes" / "square" / "03.png").write_bytes(damaged)
+    path = write_config(tmp_path, image_config("damaged", {"path": "shapes"}, epochs=1))
+    capsys.readouterr()
+    assert cli("train", path, "--runs-dir", tmp_path / "runs") == 1
+    err = capsys.readouterr().err
+    assert f"cannot decode the image {tmp_path}/shapes/square/03.png (" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["npz", "csv", "images"])
+def test_samples_that_do_not_fit_input_shape_are_found_from_the_headers(tmp_path, kind):
+    """Before TensorFlow: `cbrun validate` compares the data's sample shape (npz header,
+    table columns, image_size) with the stack's input_shape."""
+    if kind == "npz":
+        np.savez(tmp_path / "a.npz", x=np.zeros((4, 32)), y=np.zeros(4))
+        config = tiny_config(data={"source": "npz", "path": "a.npz"})
+        given, wanted = [32], [64]
+    elif kind == "csv":
+        write_csv(tmp_path / "animals.csv", table_rows(10))
+        config = table_config("wide", CSV, inputs=4)
+        given, wanted = [3], [4]
+    else:
+        write_images(tmp_path / "shapes", per_class=2)
+        config = image_config("gray", {"path": "shapes", "color_mode": "grayscale"})
+        given, wanted = [16, 16, 1], [16, 16, 3]
+    path = write_config(tmp_path, config)
+    code = ("import sys; from cbrun.cli import main\n"
+            f"try:\n    main(['validate', {str(path)!r}])\nexcept SystemExit as e:\n"
+            "    print('EXIT', e.code)\n"
+            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert "HEAVY []" in out
+    assert (f"model.input_shape: the training samples have shape {given}, but the model "
+            f"expects input_shape {wanted}") in out

@@ -1,0 +1,179 @@
+"""The data order contract (epoch k's order is a pure function of (seed, k)) on every
+source, and exact resume for a table and streamed images."""
+
+from __future__ import annotations
+
+import inspect
+import signal
+
+import numpy as np
+import pytest
+from conftest import cbrun_process, cli, only_run, read_log, write_config
+from datafiles import image_config, table_config, table_rows, write_csv, write_images
+
+from cbrun.train.resume import FAULT_ENV
+
+
+def test_the_order_is_a_pure_function_of_seed_and_epoch():
+    from cbrun.train.data import epoch_order
+
+    first = epoch_order(7, 0, 50, shuffle=True)
+    assert np.array_equal(first, epoch_order(7, 0, 50, shuffle=True))
+    assert not np.array_equal(first, epoch_order(7, 1, 50, shuffle=True))
+    assert not np.array_equal(first, epoch_order(8, 0, 50, shuffle=True))
+    assert sorted(first.tolist()) == list(range(50))
+    assert epoch_order(7, 3, 50, shuffle=False).tolist() == list(range(50))
+
+
+def test_orders_are_drawn_one_epoch_at_a_time():
+    """A million declared epochs cost one epoch's order, not a million."""
+    from cbrun.train.data import EpochOrder, epoch_orders, train_dataset
+
+    orders = epoch_orders(7, 0, 1_000_000, 10, shuffle=True)
+    assert inspect.isgenerator(orders)
+    assert next(orders).tolist() == np.random.default_rng([7, 0]).permutation(10).tolist()
+    # The training pipeline takes no epoch count: what it holds is one order variable.
+    assert "epochs" not in inspect.signature(train_dataset).parameters
+    assert EpochOrder(7, 10, True).order.shape == (10,)
+
+
+def test_a_million_epochs_start_at_once_and_stop_early(tmp_path):
+    write_csv(tmp_path / "animals.csv", table_rows(60))
+    config = table_config("long", {"source": "csv", "path": "animals.csv", "label": "species",
+                                   "validation_split": 0.2}, epochs=1_000_000)
+    config["callbacks"] = [{"type": "EarlyStopping", "monitor": "loss", "min_delta": 100,
+                            "patience": 1}]
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+               "-q") == 0
+    assert len(read_log(only_run(tmp_path / "runs") / "log.csv")) == 2
+
+
+def test_the_training_batches_follow_the_order_and_shuffle_false_keeps_file_order(tmp_path):
+    from cbrun.train.data import train_dataset
+    from cbrun.train.sources import ImageFiles, Split
+
+    write_images(tmp_path / "shapes", per_class=3)
+    paths = sorted(str(p) for p in (tmp_path / "shapes").rglob("*.*"))
+    split = Split(ImageFiles(np.array(paths), (16, 16), 3), np.arange(6, dtype=np.int32))
+    for shuffle, epoch in ((True, 0), (True, 1), (False, 4)):
+        dataset, order = train_dataset(split, 2, seed=3, shuffle=shuffle, steps=3)
+        order.set_epoch(epoch)
+        labels = np.concatenate([y.numpy() for _, y in dataset])
+        expected = (np.random.default_rng([3, epoch]).permutation(6) if shuffle
+                    else np.arange(6))
+        assert labels.tolist() == expected.tolist()
+
+
+def test_a_raw_csv_with_adapted_normalization_trains_like_one_normalised_by_hand(tmp_path):
+    """Normalization(adapt: true) learns the training rows' mean and variance: the curves
+    are those of the same table standardised beforehand, and far from the raw table's."""
+    rows = table_rows(150)
+    write_csv(tmp_path / "raw.csv", rows)
+    numeric = ["height_mm", "weight_g"]
+    train = rows[:120]  # validation_split 0.2: the last 30 rows
+    stats = {c: (np.mean([r[c] for r in train]), np.std([r[c] for r in train]))
+             for c in numeric}
+    write_csv(tmp_path / "scaled.csv", [
+        {**r, **{c: (r[c] - stats[c][0]) / stats[c][1] for c in numeric}} for r in rows])
+    data = {"source": "csv", "label": "species", "features": numeric,
+            "validation_split": 0.2, "batch_size": 16}
+    logs = {}
+    for name, path, adapt in (("adapted", "raw.csv", True), ("by-hand", "scaled.csv", False),
+                              ("raw", "raw.csv", False)):
+        config = table_config(name, {**data, "path": path}, adapt=adapt, inputs=2, epochs=4)
+        assert cli("train", write_config(tmp_path, config, f"{name}.yaml"), "--runs-dir",
+                   tmp_path / name, "-q") == 0
+        logs[name] = read_log(only_run(tmp_path / name) / "log.csv")
+    for a, b in zip(logs["adapted"], logs["by-hand"], strict=True):
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-3)
+    assert float(logs["adapted"][-1]["val_accuracy"]) >= 0.75
+    assert float(logs["raw"][-1]["val_loss"]) > 3 * float(logs["adapted"][-1]["val_loss"])
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """For a csv and an image run: one uninterrupted, one SIGKILLed and resumed.
+
+    The kill is the state writer's fault hook (as in test_resume.py): the process SIGKILLs
+    itself while saving epoch 3's state, so epoch 2's state is the newest whole one and
+    log.csv already holds a row of epoch 3 that resume must drop and redo. A kill from a
+    watching process would race with these sub-second epochs on a loaded machine."""
+    root = tmp_path_factory.mktemp("resume_sources")
+    write_csv(root / "animals.csv", table_rows(200))
+    write_images(root / "shapes", per_class=16)
+    configs = {
+        "csv": table_config("csv", {"source": "csv", "path": "animals.csv",
+                                    "label": "species", "validation_split": 0.2,
+                                    "batch_size": 8}, epochs=5),
+        "images": image_config("images", {"path": "shapes", "validation_split": 0.25,
+                                          "batch_size": 4}, epochs=5),
+    }
+    procs = {}
+    for name, config in configs.items():
+        path = write_config(root, config, f"{name}.yaml")
+        procs[name, "baseline"] = cbrun_process("train", path, "--runs-dir",
+                                                root / name / "baseline", "-q")
+        procs[name, "killed"] = cbrun_process("train", path, "--runs-dir",
+                                              root / name / "killed", "-q",
+                                              env={FAULT_ENV: "3"})
+    codes = {key: proc.wait(timeout=300) for key, proc in procs.items()}
+    out = {}
+    for name in configs:
+        run = only_run(root / name / "killed")
+        rows_at_kill = len(read_log(run / "log.csv"))
+        resume = cbrun_process("resume", run)
+        _, err = resume.communicate(timeout=300)
+        out[name] = {"baseline": only_run(root / name / "baseline"), "resumed": run,
+                     "codes": (codes[name, "baseline"], codes[name, "killed"],
+                               resume.returncode),
+                     "rows_at_kill": rows_at_kill, "err": err}
+    return out
+
+
+@pytest.mark.parametrize("name", ["csv", "images"])
+def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_byte_for_byte(resumed, name):
+    result = resumed[name]
+    assert result["codes"] == (0, -signal.SIGKILL, 0), result["err"]
+    assert result["rows_at_kill"] == 3, "killed while saving epoch 3's state"
+    baseline = (result["baseline"] / "log.csv").read_bytes()
+    assert len(read_log(result["baseline"] / "log.csv")) == 5
+    assert (result["resumed"] / "log.csv").read_bytes() == baseline
+
+
+def test_cache_memory_gives_the_batches_streaming_gives(tmp_path):
+    from cbrun.config.data.images import ImagesData
+    from cbrun.train.data import train_dataset
+    from cbrun.train.sources import load_splits
+
+    write_images(tmp_path / "shapes", per_class=4)
+    batches = {}
+    for cache in (None, "memory"):
+        cfg = ImagesData(source="images", path="shapes", image_size=[8, 8], cache=cache,
+                         validation_split=0.25)
+        splits = load_splits(cfg, tmp_path)
+        assert splits.train.streamed == (cache is None)
+        dataset, order = train_dataset(splits.train, 3, seed=5, shuffle=True, steps=2)
+        order.set_epoch(2)
+        batches[cache] = [(x.numpy(), y.numpy()) for x, y in dataset]
+    for (xa, ya), (xb, yb) in zip(batches[None], batches["memory"], strict=True):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_allclose(xa, xb)
+
+
+def test_discretization_adapts_its_bins_on_the_training_rows_only(tmp_path):
+    """The bins come from the training split (validation rows excluded) and travel inside
+    model.keras."""
+    import keras
+
+    rows = [{"x": float(i), "label": i % 2} for i in range(100)]
+    write_csv(tmp_path / "ramp.csv", rows)
+    config = table_config("bins", {"source": "csv", "path": "ramp.csv", "label": "label",
+                                   "validation_split": 0.2}, units=2, adapt=False, inputs=1,
+                          epochs=1)
+    config["model"]["layers"].insert(0, {"type": "Discretization", "num_bins": 4,
+                                         "adapt": True})
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+               "-q") == 0
+    model = keras.saving.load_model(only_run(tmp_path / "runs") / "model.keras")
+    # Quartiles of 0..79, the training rows; the last 20 rows (80..99) are not seen.
+    assert model.layers[0].bin_boundaries == pytest.approx([20.0, 40.0, 60.0], abs=1.0)

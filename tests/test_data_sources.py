@@ -1,0 +1,171 @@
+"""Each data source trains from real files the tests write, saves what it learned (a
+vocabulary, class names) in the run directory and evaluates its test split into run.json."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import cli, only_run, read_log, write_config
+from datafiles import (
+    LOADER,
+    image_config,
+    table_config,
+    table_rows,
+    write_csv,
+    write_images,
+    write_parquet,
+    write_two_input_npz,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One run per source, trained once for the module: {source: (code, run dir, output)}."""
+    root = tmp_path_factory.mktemp("sources")
+    rows = table_rows()
+    write_csv(root / "animals.csv", rows)
+    write_parquet(root / "animals.parquet", rows)
+    write_images(root / "shapes")
+    (root / "my_loader.py").write_text(LOADER)
+    split = {"validation_split": 0.2, "test_split": 0.2, "batch_size": 16}
+    configs = {
+        "csv": table_config("csv", {"source": "csv", "path": "animals.csv",
+                                    "label": "species", **split}),
+        "parquet": table_config("parquet", {"source": "parquet", "path": "animals.parquet",
+                                            "label": "species", "features": ["height_mm",
+                                                                             "weight_g"],
+                                            **split}, inputs=2),
+        "images": image_config("images", {"path": "shapes", "validation_split": 0.25,
+                                          "test_split": 0.25}),
+        "python": table_config("python", {"source": "python", "function": "my_loader:load",
+                                          "params": {"n": 64, "seed": 5}, "batch_size": 8},
+                               units=2, inputs=4),
+    }
+    out = {}
+    for source, config in configs.items():
+        path = write_config(root, config, f"{source}.yaml")
+        code = cli("train", path, "--runs-dir", root / "runs" / source, "--quiet")
+        out[source] = (code, only_run(root / "runs" / source))
+    return out
+
+
+@pytest.mark.parametrize("source", ["csv", "parquet", "images", "python"])
+def test_every_source_trains_and_evaluates_its_test_split_into_run_json(trained, source):
+    code, run = trained[source]
+    assert code == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert len(read_log(run / "log.csv")) == 3
+    assert set(record["test"]) == {"test_loss", "test_accuracy"}
+    assert 0.0 <= record["test"]["test_accuracy"] <= 1.0
+
+
+def test_the_test_values_are_those_of_the_final_model_on_the_test_rows(trained, tmp_path):
+    import keras
+
+    from cbrun.config.load import load_config
+    from cbrun.train.sources import data_for_run
+
+    _, run = trained["csv"]
+    config = load_config(run / "resolved.yaml").config
+    splits, saved = data_for_run(config, run)
+    model = keras.saving.load_model(run / "model.keras")
+    loss, accuracy = model.evaluate(splits.test.x, splits.test.y, batch_size=16, verbose=0)
+    record = json.loads((run / "run.json").read_text())
+    assert record["test"]["test_loss"] == pytest.approx(loss, rel=1e-6)
+    assert record["test"]["test_accuracy"] == pytest.approx(accuracy, rel=1e-6)
+    assert len(splits.test.y) == 30  # the last 20% of 150 rows
+    assert saved["table.json"]["classes"]["species"] == ["cat", "dog", "fox"]
+
+
+def test_a_table_saves_its_vocabulary_and_classes(trained):
+    _, run = trained["csv"]
+    saved = json.loads((run / "data" / "table.json").read_text())
+    assert saved["vocabularies"] == {"colour": ["blue", "green", "red"]}
+    assert saved["classes"] == {"species": ["cat", "dog", "fox"]}
+    assert saved["features"] == ["height_mm", "weight_g", "colour"]
+
+
+def test_new_rows_map_through_the_saved_vocabulary(trained):
+    import pyarrow as pa
+
+    from cbrun.tables import encode_table
+
+    _, run = trained["csv"]
+    saved = json.loads((run / "data" / "table.json").read_text())
+    rows = pa.Table.from_pylist([{"height_mm": 1.0, "weight_g": 2.0, "colour": "red"},
+                                 {"height_mm": 3.0, "weight_g": 4.0, "colour": "purple"}])
+    x, y = encode_table(rows, saved, "new rows", labels=False)
+    assert y is None
+    # red is the third word (id 3); a colour never seen in training is 0.
+    assert x.tolist() == [[1.0, 2.0, 3.0], [3.0, 4.0, 0.0]]
+
+
+def test_images_save_their_class_names(trained):
+    _, run = trained["images"]
+    assert json.loads((run / "data" / "classes.json").read_text()) == ["bar", "square"]
+
+
+def test_the_summary_and_cbrun_runs_show_the_test_value(trained, capsys):
+    _, run = trained["images"]
+    capsys.readouterr()
+    assert cli("runs", run.parent, "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert set(listed[0]["test"]) == {"test_loss", "test_accuracy"}
+    assert cli("runs", run.parent) == 0
+    text = capsys.readouterr().out
+    assert "test" in text and "test_loss" in text
+
+
+def test_a_two_input_npz_gives_named_inputs_in_every_batch(tmp_path):
+    from cbrun.config.data.npz import NpzData
+    from cbrun.train.data import train_dataset
+    from cbrun.train.sources import load_splits
+
+    write_two_input_npz(tmp_path / "qa.npz")
+    cfg = NpzData(source="npz", path="qa.npz", x={"story": "s", "question": "q"}, y="a",
+                  validation_split=0.25, batch_size=8)
+    assert cfg.preflight(tmp_path) == []
+    splits = load_splits(cfg, tmp_path)
+    assert set(splits.train.x) == {"story", "question"}
+    assert len(splits.train) == 45 and len(splits.validation) == 15
+    dataset, order = train_dataset(splits.train, 8, seed=1, shuffle=True, steps=6)
+    order.set_epoch(0)
+    x, y = next(iter(dataset))
+    first = np.random.default_rng([1, 0]).permutation(45)[:8]
+    np.testing.assert_array_equal(x["story"].numpy(), splits.train.x["story"][first])
+    np.testing.assert_array_equal(x["question"].numpy(), splits.train.x["question"][first])
+    np.testing.assert_array_equal(y.numpy(), splits.train.y[first])
+
+
+def test_named_inputs_against_a_one_input_model_are_refused_before_training(tmp_path,
+                                                                            capsys):
+    write_two_input_npz(tmp_path / "qa.npz")
+    config = table_config("qa", {"source": "npz", "path": "qa.npz",
+                                 "x": {"story": "s", "question": "q"}, "y": "a"},
+                          units=2, adapt=False, inputs=5)
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "the training data has inputs question, story but the model takes one input" in err
+
+
+def test_a_table_feeds_named_inputs_and_several_outputs(tmp_path):
+    from cbrun.config.data.csv import CsvData
+    from cbrun.train.sources import load_splits
+
+    rows = table_rows(20)
+    write_csv(tmp_path / "animals.csv", rows)
+    cfg = CsvData(source="csv", path="animals.csv", label=["species", "weight_g"],
+                  features={"size": ["height_mm"], "look": ["colour"]})
+    assert cfg.preflight(tmp_path) == []
+    splits = load_splits(cfg, tmp_path)
+    assert splits.train.x["size"][:, 0].tolist() == pytest.approx([r["height_mm"] for r in rows])
+    colours = sorted({r["colour"] for r in rows})
+    assert splits.train.x["look"][:, 0].tolist() == [colours.index(r["colour"]) + 1
+                                                     for r in rows]
+    assert splits.train.y["species"].tolist() == [["cat", "dog", "fox"].index(r["species"])
+                                                  for r in rows]
+    assert splits.train.y["weight_g"].dtype == np.float32
