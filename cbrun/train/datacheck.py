@@ -28,32 +28,42 @@ def _sample_shapes(split: Split) -> dict[str | None, tuple[list[int], str]]:
     return {k: (list(v.shape[1:]), v.dtype.kind) for k, v in xs.items()}
 
 
-def _input_problems(which: str, split: Split, model: Any) -> list[Problem]:
-    problems = []
-    expected = {(t.name if len(model.inputs) > 1 else None): list(t.shape[1:])
-                for t in model.inputs}
+def _names(keys) -> str:
+    return ", ".join(sorted(str(k) for k in keys))
+
+
+def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[Problem]:
+    """The data's inputs against the model's, by name: one unnamed array feeds a model with
+    one input, named arrays feed the inputs of those names."""
+    expected = {t.name: list(t.shape[1:]) for t in model.inputs}
     given = _sample_shapes(split)
+    if None in given and len(expected) == 1:
+        given = {next(iter(expected)): given[None]}
     if set(given) != set(expected):
-        names = lambda keys: ", ".join(sorted(str(k) for k in keys))
-        if None in given or None in expected:
-            return [Problem(loc=("data",), message=(
-                f"the {which} data has {'one input' if None in given else 'inputs ' + names(given)}"
-                f" but the model takes {'one input' if None in expected else 'inputs ' + names(expected)}"))]
-        return [Problem(loc=("data",), message=(
-            f"the {which} inputs are named {names(given)}, but the model's inputs are "
-            f"{names(expected)}"))]
+        if None in given:
+            message = (f"the {which} data has one input but the model takes inputs "
+                       f"{_names(expected)}; name the arrays for each input")
+        elif len(expected) == 1:
+            message = (f"the {which} data has inputs {_names(given)} but the model takes one "
+                       f"input ({_names(expected)})")
+        else:
+            message = (f"the {which} inputs are named {_names(given)}, but the model's inputs "
+                       f"are {_names(expected)}")
+        return [Problem(loc=("data",), message=message)]
+    problems = []
     for name, (shape, kind) in given.items():
         want = expected[name]
-        label = f"input {name!r}" if name else "samples"
+        label = f"input {name!r}" if len(expected) > 1 else "samples"
         if kind not in "biuf":
             problems.append(Problem(loc=("data",), message=(
                 f"the {which} {label} are not numbers (dtype kind {kind!r}); a model needs "
                 "numbers")))
         elif len(shape) != len(want) or any(w is not None and w != s
                                             for s, w in zip(shape, want)):
-            problems.append(Problem(loc=("model", "input_shape"), given=want, message=(
+            loc = ("model", "input_shape") if stack else ("data",)
+            problems.append(Problem(loc=loc, given=want, message=(
                 f"the {which} {label} have shape {shape}, but the model expects "
-                f"input_shape {[d for d in want]}")))
+                f"{'input_shape ' if loc[0] == 'model' else 'shape '}{list(want)}")))
     return problems
 
 
@@ -86,12 +96,14 @@ def _label_problems(which: str, y: np.ndarray, config: Any, model: Any) -> list[
 
 def check_data_fits(config: Any, splits: Splits, model: Any) -> None:
     problems: list[Problem] = []
-    for which, split in (("training", splits.train), ("validation", splits.validation),
-                         ("test", splits.test)):
-        if split is None:
-            continue
-        problems += _input_problems(which, split, model)
-        if split.dataset is None and not isinstance(split.y, dict) and len(model.outputs) == 1:
+    # A stack's problems point at its input_shape and last layer; other model kinds are
+    # checked against the built model's inputs only.
+    stack = getattr(config.model, "kind", "stack") == "stack"
+    for which, split in splits.named().items():
+        which = "training" if which == "train" else which
+        problems += _input_problems(which, split, model, stack)
+        if stack and split.dataset is None and not isinstance(split.y, dict) \
+                and len(model.outputs) == 1:
             problems += _label_problems(which, np.asarray(split.y), config, model)
     if problems:
         raise ConfigError(problems)

@@ -40,8 +40,8 @@ def shape_problems(config: Any, folder: Path) -> list[tuple[tuple[Any, ...], str
     given = shapes[None]
     if list(given) == list(expected):
         return []
-    return [(("model", "input_shape"), f"the training samples have shape {list(given)}, but "
-                                       f"the model expects input_shape {list(expected)}")]
+    return [(("model", "input_shape"), (f"the training samples have shape {list(given)}, "
+                                        f"but the model expects input_shape {list(expected)}"))]
 
 
 def default_source(value: Any) -> Any:

@@ -39,6 +39,14 @@ class ImageFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        """The images at `rows` (an index array), decoded: a callback that shows a few
+        samples (PredictionSamples) gets them without decoding the whole split."""
+        from cbrun.train.sources.images import decode
+
+        return np.stack([decode(path, self.size, self.channels).numpy()
+                         for path in np.atleast_1d(self.paths[rows])])
+
 
 @dataclass
 class Split:
@@ -63,6 +71,24 @@ class Splits:
     validation: Split | None = None
     test: Split | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # file name -> JSON value
+
+    def named(self) -> dict[str, Split]:
+        """{split name: split} of the splits this source has."""
+        return {name: split for name, split in (("train", self.train),
+                                                 ("validation", self.validation),
+                                                 ("test", self.test)) if split is not None}
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of class ids 0, 1, ... where the source knows them: an image folder's
+        class folders, the classes of a table's one string label."""
+        if "classes.json" in self.artifacts:
+            return list(self.artifacts["classes.json"])
+        table = self.artifacts.get("table.json")
+        if table and len(table["labels"]) == 1:
+            names = table["classes"].get(table["labels"][0])
+            return list(map(str, names)) if names else None
+        return None
 
     def save(self, run_dir: Path) -> list[Path]:
         """Write what preprocessing learned under runs/<id>/data/ (JSON, one file each)."""
@@ -93,6 +119,7 @@ def data_for_run(config: Any, run_dir: Path) -> tuple[Splits, dict]:
     config's folder, which run.json records), and what it saved (class names, vocabularies)
     to map new inputs the same way (`cbrun.tables.encode_table` for tables; `classes.json`
     names the outputs of an image classifier)."""
-    record = json.loads((run_dir / "run.json").read_text())
-    config_dir = Path(record.get("config_dir") or run_dir)
+    from cbrun.record import RunRecord
+
+    config_dir = Path(RunRecord.load(run_dir).file.config_dir or run_dir)
     return load_splits(config.data, config_dir), saved_artifacts(run_dir)
