@@ -12,23 +12,57 @@ from cbrun.train.data import eval_data
 from cbrun.train.sources import Split
 
 
-def adapt_layers(model: keras.Model, config: Any, train: Split) -> None:
-    specs = [(i, spec) for i, spec in enumerate(config.model.layers) if spec.adapt]
-    if not specs:
-        return
-    data, kwargs = eval_data(train, config.data.batch_size)
+def _inputs(train: Split, batch_size: int):
+    """The training split's inputs, batched, without labels."""
+    data, kwargs = eval_data(train, batch_size)
     if isinstance(data, tuple):  # arrays: a dataset of input batches
         import tensorflow as tf
 
-        inputs = tf.data.Dataset.from_tensor_slices(data[0]).batch(kwargs["batch_size"])
-    else:
-        inputs = data.map(lambda x, y: x)
+        return tf.data.Dataset.from_tensor_slices(data[0]).batch(kwargs["batch_size"])
+    return data.map(lambda x, y: x)
+
+
+def _stack_feeds(model: keras.Model, config: Any, inputs) -> list[tuple[Any, Any]]:
+    """A stack's layer i sees what layers 0..i-1 make of the inputs."""
     layers = model.layers  # a Sequential's layers, in the config's order
-    for index, spec in specs:
-        layer = layers[index]
+    feeds = []
+    for index, spec in enumerate(config.model.layers):
+        if not spec.adapt:
+            continue
         before = layers[:index]
         feed = inputs
         if before:
             prefix = keras.Sequential(before)
             feed = inputs.map(lambda x, p=prefix: p(x, training=False))
+        feeds.append((layers[index], feed))
+    return feeds
+
+
+def _graph_feeds(model: keras.Model, config: Any, inputs) -> list[tuple[Any, Any]]:
+    """A graph's layer sees its own input: a model input as it is, or what the layers
+    before it make of the model's inputs."""
+    feeds = []
+    for index in config.model.order():  # a layer is adapted after those it depends on
+        node = config.model.layers[index]
+        if not getattr(node, "adapt", False):
+            continue
+        layer = model.get_layer(node.name)
+        if isinstance(node.inputs, str) and node.inputs in config.model.inputs:
+            name = node.inputs
+            feed = inputs.map(lambda x, n=name: x[n] if isinstance(x, dict) else x)
+        else:
+            prefix = keras.Model(model.input, layer.input)
+            feed = inputs.map(lambda x, p=prefix: p(x, training=False))
+        feeds.append((layer, feed))
+    return feeds
+
+
+def adapt_layers(model: keras.Model, config: Any, train: Split) -> None:
+    kind = getattr(config.model, "kind", "stack")
+    if kind not in ("stack", "graph") or not any(
+            getattr(spec, "adapt", False) for spec in config.model.layers):
+        return
+    inputs = _inputs(train, config.data.batch_size)
+    feeds = (_stack_feeds if kind == "stack" else _graph_feeds)(model, config, inputs)
+    for layer, feed in feeds:
         layer.adapt(feed)
