@@ -47,7 +47,8 @@ def build_callback(spec: Any, ctx: Any) -> PredictionSamples:
         raise _problem("class_names", f"{len(names)} class names, but the {spec.split} "
                                       f"labels go up to {y.max()}")
     picked = choose(ctx.data.seed, len(x), spec.samples)
-    x, y = np.asarray(x)[picked], y[picked]
+    # Only the picked rows: streamed image files are decoded for these alone.
+    x, y = np.asarray(x[picked]), y[picked]
     images = None
     if spec.image_shape is not None:
         if math.prod(spec.image_shape) != math.prod(x.shape[1:]):

@@ -80,8 +80,11 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
     first_epoch = restore.epochs_done if restore else 0
 
-    view = DataView(splits={"train": (arrays.x_train, arrays.y_train),
-                            "validation": (arrays.x_val, arrays.y_val)}, seed=config.seed)
+    # What callbacks may read: each split's inputs and labels (a loader's tf.data.Dataset
+    # has no arrays to show), and the class names the source saved.
+    view = DataView(splits={name: (split.x, split.y) for name, split in splits.named().items()
+                            if split.dataset is None},
+                    seed=config.seed, class_names=splits.class_names)
     ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None,
                        data=view)
     bound = cbs.build_callbacks(config, ctx)
