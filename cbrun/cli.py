@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("cbrun.commands.schema:schema", "Print the JSON Schema of the config."),
     "callbacks": ("cbrun.commands.callbacks:callbacks", "List callbacks and their parameters."),
     "sweep": ("cbrun.commands.sweep:sweep", "Search hyperparameters (Optuna); trials are runs."),
+    "tensorboard": ("cbrun.commands.tensorboard:tensorboard",
+                    "Start TensorBoard over runs, each named by its id."),
 }
 
 

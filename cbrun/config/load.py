@@ -84,6 +84,8 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
                      for loc, message in partial_monitor_problems(data)]
         raise ConfigError(_sorted(problems, pos.file)) from None
     found = monitor_problems(config)
+    if config.tracking is not None:
+        found += config.tracking.package_problems()
     for index, spec in enumerate(config.callbacks):
         for loc, message in spec.cross_check(config):
             found.append((("callbacks", index, *loc), message))

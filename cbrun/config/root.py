@@ -14,6 +14,7 @@ from cbrun.config.compile import CompileConfig, optimizer_class
 from cbrun.config.data import DataConfig, DigitsData, default_source
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
+from cbrun.config.tracking import TrackingConfig
 from cbrun.rundir import LOG_FILE
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -38,6 +39,8 @@ class RunConfig(StrictModel):
     fit: FitConfig
     callbacks: list[CallbackConfig] = Field(
         default_factory=list, description="Keras callbacks, each `{type: Name, ...params}`.")
+    tracking: TrackingConfig | None = Field(
+        None, description="MLflow and W&B runs that mirror this run (see docs/tracking.md).")
 
     @field_validator("data", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
 from cbrun.train.sources.images import undecodable
+from cbrun.train.tracking import TrackingCallback
 
 # Batches per compiled call for `steps_per_execution: auto` aim at this many progress
 # updates per epoch: enough for a live bar, few enough that Python overhead stays small.
@@ -101,6 +102,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         from cbrun.train.sweep_trial import SweepReporter
 
         reporter = SweepReporter(record.file.sweep)
+    tracking = TrackingCallback(config, run_dir, record, first_epoch)
 
     model = build_model(config)
     check_data_fits(config, splits, model)
@@ -129,7 +131,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             # The data order first: every other callback sees epoch k with its order set.
             callbacks=[*([order] if order else []), cbs.LearningRateLog(),
                        *(b.callback for b in bound), recorder, keeper,
-                       *([reporter] if reporter else []), display],
+                       *([reporter] if reporter else []), tracking, display],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
@@ -157,14 +159,16 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     if splits.test is not None and not events.nan_stop and not pruned:
         record.set_test(evaluate_test(model, splits.test, config.data.batch_size))
     if events.nan_stop:
-        return Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
-                       "the loss became NaN or inf", model_path)
-    if pruned:
-        return Outcome("pruned", epochs_done, None, StopReason.PRUNED,
-                       f"pruned by the sweep after epoch {reporter.pruned_after}", model_path)
-    if stopped_at is not None:
-        return Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
-    return Outcome("completed", epochs_done, None, None, None, model_path)
+        outcome = Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
+                          "the loss became NaN or inf", model_path)
+    elif pruned:
+        outcome = Outcome("pruned", epochs_done, None, StopReason.PRUNED,
+                          f"pruned by the sweep after epoch {reporter.pruned_after}", model_path)
+    elif stopped_at is not None:
+        outcome = Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
+    else:
+        outcome = Outcome("completed", epochs_done, None, None, None, model_path)
+    return tracking.finish(outcome)
 
 
 def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:

@@ -1,0 +1,112 @@
+"""An MLflow run fed by a TrackingView. mlflow is imported here only, when a run uses it."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cbrun.config.tracking import MlflowConfig
+
+# MLflow retries a request 7 times with a growing pause and waits 120 s for an answer: a
+# server that is down would hold training for minutes at every epoch. A user's own
+# setting of these wins.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+_BATCH = 100  # MLflow's limit on params (and tags) per log_batch
+
+
+class MlflowSink:
+    name = "mlflow"
+    title = "MLflow"
+
+    def __init__(self, config: MlflowConfig, run_dir: Path):
+        self.config = config
+        self.run_dir = run_dir
+        self.client: Any = None
+        self.run_id: str | None = None
+
+    def open(self, state: dict[str, Any]) -> None:
+        for key, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        import mlflow
+        from mlflow import MlflowClient
+
+        uri = self.config.tracking_uri or mlflow.get_tracking_uri()
+        state["tracking_uri"] = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        if state.get("run_id"):
+            self.run_id = state["run_id"]
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        experiment = self.client.get_experiment_by_name(self.config.experiment)
+        experiment_id = (experiment.experiment_id if experiment is not None else
+                         self.client.create_experiment(
+                             self.config.experiment,
+                             artifact_location=self.config.artifact_location))
+        tags = {"cbrun.run_id": self.run_dir.name, "cbrun.run_dir": str(self.run_dir.resolve()),
+                **self.config.tags}
+        run = self.client.create_run(experiment_id, run_name=self.config.run_name
+                                     or self.run_dir.name, tags=tags)
+        self.run_id = run.info.run_id
+        state.update(run_id=self.run_id, experiment_id=experiment_id, url=_url(
+            uri, experiment_id, self.run_id))
+
+    def sent_steps(self) -> set[int]:
+        """Epochs the MLflow run already holds: asked of the store, so an epoch logged just
+        before a kill is not logged again. One log_batch is one transaction, so any key
+        tells."""
+        latest = self.client.get_run(self.run_id).data.metrics
+        steps: set[int] = set()
+        for key in latest:
+            steps.update(m.step for m in self.client.get_metric_history(self.run_id, key))
+        return steps
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param, RunTag
+
+        # A param cannot change in MLflow; a resume with --set records the new value as a
+        # tag instead, so the run shows both.
+        held = self.client.get_run(self.run_id).data.params
+        new = [Param(k, v) for k, v in params.items() if k not in held]
+        changed = [RunTag(f"cbrun.changed.{k}", v) for k, v in params.items()
+                   if k in held and held[k] != v]
+        for start in range(0, len(new), _BATCH):
+            self.client.log_batch(self.run_id, params=new[start:start + _BATCH])
+        for start in range(0, len(changed), _BATCH):
+            self.client.log_batch(self.run_id, tags=changed[start:start + _BATCH])
+
+    def log_epoch(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[
+            Metric(key, float(value), now, step) for key, value in sorted(metrics.items())])
+
+    def log_summary(self, metrics: dict[str, float], tags: dict[str, str], step: int) -> None:
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())],
+            tags=[RunTag(k, v) for k, v in sorted(tags.items())])
+
+    def log_text(self, name: str, text: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def log_file(self, path: Path) -> None:
+        folder = path.parent.relative_to(self.run_dir).as_posix()
+        self.client.log_artifact(self.run_id, str(path),
+                                 artifact_path=None if folder == "." else folder)
+
+    def end(self, ok: bool) -> None:
+        self.client.set_terminated(self.run_id, status="FINISHED" if ok else "FAILED")
+
+
+def _url(uri: str, experiment_id: str, run_id: str) -> str | None:
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return None
