@@ -65,9 +65,10 @@ def collect(paths: tuple[Path, ...], runs_dir: Path) -> tuple[list[tuple[str, Pa
               help="Where to look for runs when none are given.")
 @click.option("--host", default="localhost", show_default=True,
               help="Address to serve on (0.0.0.0 for every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=6006, show_default=True,
-              help="Port to serve on (0 picks a free one).")
-def tensorboard(paths: tuple[Path, ...], runs_dir: Path, host: str, port: int) -> int:
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to serve on; 0 lets the system pick one. Default: 6006, or the "
+                   "next free port after it.")
+def tensorboard(paths: tuple[Path, ...], runs_dir: Path, host: str, port: int | None) -> int:
     """Start TensorBoard over RUNS (run directories, or folders of runs; default: every run
     in runs/), each shown under its run id. Runs that wrote no TensorBoard events (no
     TensorBoard callback) are skipped with a note. Ctrl-C stops it.
@@ -91,5 +92,5 @@ def tensorboard(paths: tuple[Path, ...], runs_dir: Path, host: str, port: int) -
 
     board = program.TensorBoard()
     board.configure(argv=[None, "--logdir_spec", logdir_spec(runs), "--host", host,
-                          "--port", str(port)])
+                          "--port", "default" if port is None else str(port)])
     return board.main()

@@ -40,6 +40,10 @@ class _Tracked:
         self.down = False
         self.unsent_epochs: list[int] = []
         self.unsent: list[str] = []
+        # Epochs the tracked run held when this process began. A resume that falls back to
+        # an older state (the newest was damaged) redoes epochs that were sent; cbrun's
+        # resume is exact, so they would only repeat the same values.
+        self.held: set[int] = set()
 
     def listed(self) -> list[str]:
         first = [item for item in self.unsent if item in ("the run", "params")]
@@ -81,8 +85,10 @@ class TrackingView:
                 continue
             self._send(t, "params", lambda t=t: t.sink.log_params(self.params))
             known = self._sent_steps(t)
-            if known is None:
-                continue  # unknown which epochs it holds: they are listed as unsent
+            if known is None:  # the tracker failed when asked
+                t.unsent_epochs += [epoch for epoch, _ in done]
+                continue
+            t.held = known
             for epoch, metrics in done:
                 if epoch not in known:
                     self._epoch(t, epoch, metrics)
@@ -134,6 +140,8 @@ class TrackingView:
     # ------------------------------------------------------------------ the parts
 
     def _epoch(self, t: _Tracked, epoch: int, metrics: dict[str, float]) -> None:
+        if epoch in t.held:
+            return
         if self._send(t, None, lambda: t.sink.log_epoch(epoch, metrics)):
             t.state["last_epoch"] = max(epoch, int(t.state.get("last_epoch") or 0))
         else:
