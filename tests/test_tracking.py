@@ -284,3 +284,32 @@ def test_a_missing_package_names_the_extra():
     assert package_missing("cbrun_no_such_tracker", "mlflow") == (
         "needs the cbrun_no_such_tracker package, which is not installed; install it with "
         "pip install 'cbrun[mlflow]'")
+
+
+def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, capfd):
+    """The SQLite file's folder is a file while the run trains (a store unreachable at run
+    time); once it is a folder, a resume creates the MLflow run and sends every epoch from
+    log.csv, then the new one."""
+    store = tmp_path / "later"
+    store.write_text("not a folder")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {
+        "tracking_uri": uri, "artifact_location": str(tmp_path / "artifacts")}})
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    assert "warning: MLflow tracking failed" in capfd.readouterr().err
+    run_dir = only_run(tmp_path / "runs")
+    before = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert before["unsent"][:3] == ["the run", "params", "epochs 1-2"]
+
+    store.unlink()
+    store.mkdir()
+    assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
+    entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert entry["unsent"] == [] and "error" not in entry
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for key, points in log_columns(run_dir).items():
+        assert history(client, entry["run_id"], key) == points, key
+    assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3]
