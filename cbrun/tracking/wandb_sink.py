@@ -56,9 +56,13 @@ class WandbSink:
         for file in (self.run_dir / "wandb").glob(f"offline-run-*-{self.run.id}*/run-*.wandb"):
             if file.parent.resolve() == current:
                 continue
-            result = subprocess.run(
-                [str(reader), "leet", "inspect", "-json", "-no-observability", "-run-file",
-                 str(file)], capture_output=True, text=True, timeout=120, check=True)
+            try:
+                result = subprocess.run(
+                    [str(reader), "leet", "inspect", "-json", "-no-observability",
+                     "-run-file", str(file)], capture_output=True, text=True, timeout=120,
+                    check=True)
+            except (OSError, subprocess.SubprocessError):
+                return None  # a wandb without this reader: the view's count decides
             for line in result.stdout.splitlines():
                 record = json.loads(line) if line.strip() else {}
                 if record.get("type") == "history":
