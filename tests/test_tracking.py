@@ -294,7 +294,9 @@ def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, cap
     store.write_text("not a folder")
     uri = f"sqlite:///{store / 'mlflow.db'}"
     config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {
-        "tracking_uri": uri, "artifact_location": str(tmp_path / "artifacts")}})
+        # A new experiment: MLflow's own "Default" keeps artifacts in ./mlruns.
+        "tracking_uri": uri, "experiment": "later",
+        "artifact_location": str(tmp_path / "artifacts")}})
     path = write_config(tmp_path, config)
     assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
     assert "warning: MLflow tracking failed" in capfd.readouterr().err
