@@ -78,12 +78,32 @@ class Segment(_Part):
     status: SegmentStatus | None = None
 
 
-class Tracking(_Part):
-    """Experiment trackers following the run (issue 15): backend -> run id or URL, and
-    the items not sent yet."""
+class TrackedRun(_Part):
+    """The run an experiment tracker holds for this one (issue 15, docs/tracking.md)."""
 
-    runs: dict[str, str] = Field(default_factory=dict)
-    unsent: list[dict[str, Any]] = Field(default_factory=list)
+    run_id: str | None = None
+    url: str | None = None  # None where the tracker has no page for it (a file store, offline)
+    last_epoch: Count | None = None  # the newest epoch this tracker took
+    unsent: list[str] = Field(default_factory=list)  # "the run", "params", "epochs 1-3", ...
+    error: str | None = None  # why the last process stopped sending to it
+    status: str | None = None  # the end state cbrun gave the tracked run
+
+
+class MlflowRun(TrackedRun):
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+
+
+class WandbRun(TrackedRun):
+    mode: Literal["online", "offline"] | None = None
+    offline_dir: str | None = None  # where offline files are, relative to the run dir
+
+
+class Tracking(_Part):
+    """Experiment trackers following the run, one entry per tracker."""
+
+    mlflow: MlflowRun | None = None
+    wandb: WandbRun | None = None
 
 
 class SweepTrial(_Part):
@@ -299,6 +319,16 @@ class RunRecord:
         if self.file.segments:
             self.file.segments[-1].first_epoch = epochs_done + 1
         self.save()
+
+    def tracked(self, tracker: Literal["mlflow", "wandb"]) -> TrackedRun:
+        """This run's entry for `tracker`, made empty on first use; the tracking view fills
+        it in (typed: a wrong value fails on assignment) and saves through `save`."""
+        if self.file.tracking is None:
+            self.file.tracking = Tracking()
+        if getattr(self.file.tracking, tracker) is None:
+            setattr(self.file.tracking, tracker,
+                    MlflowRun() if tracker == "mlflow" else WandbRun())
+        return getattr(self.file.tracking, tracker)
 
     def add_overrides(self, overrides: list[str]) -> None:
         self.file.overrides.extend(overrides)

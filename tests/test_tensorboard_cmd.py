@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, cli, tiny_config, write_config
+from conftest import cbrun_process, cli, cli_output, tiny_config, write_config
 
 TB = {"type": "TensorBoard", "log_dir": "tensorboard"}
 
@@ -81,10 +81,12 @@ def test_serves_only_the_runs_given(runs):
 
 def test_runs_without_events_are_refused_with_the_way_out(runs, capsys):
     plain = next(p for p in runs.iterdir() if p.name.endswith("-plain"))
-    assert cli("tensorboard", plain) == 2
-    assert "add `- {type: TensorBoard, log_dir: tensorboard}`" in capsys.readouterr().err
+    code, _, err = cli_output(capsys, "tensorboard", plain)
+    assert code == 2
+    assert "add `- {type: TensorBoard, log_dir: tensorboard}`" in err
 
 
 def test_a_missing_folder_is_named(tmp_path, capsys):
-    assert cli("tensorboard", "--runs-dir", tmp_path / "nope") == 2
-    assert f"no such run directory: {tmp_path / 'nope'}" in capsys.readouterr().err
+    code, _, err = cli_output(capsys, "tensorboard", "--runs-dir", tmp_path / "nope")
+    assert code == 2
+    assert f"no such run directory: {tmp_path / 'nope'}" in err

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, cli, only_run, read_log, tiny_config, write_config
+from conftest import cbrun_process, cli, cli_output, only_run, read_log, tiny_config, write_config
+
+from cbrun.runguard import check_tree
 
 EPOCHS = 3
 # patience 0 and a huge min_delta: from epoch 2 on no epoch counts as better, so the rate is
@@ -89,7 +91,7 @@ def test_mlflow_holds_params_every_epoch_once_and_the_files(tracked):
     folder, run_dir = tracked
     record = json.loads((run_dir / "run.json").read_text())
     entry = record["tracking"]["mlflow"]
-    assert entry["unsent"] == [] and "error" not in entry
+    assert entry["unsent"] == [] and entry["error"] is None
     client = client_for(folder)
     run = client.get_run(entry["run_id"])
     assert run.info.status == "FINISHED"
@@ -166,6 +168,7 @@ def test_wandb_offline_run_holds_the_same(tracked):
     files = {f["path"] for r in records if r["type"] == "files" for f in r["files"]["files"]}
     assert {"config.yaml", "resolved.yaml", "log.csv", "log.png", "model.keras"} <= files
     assert [r["exit"]["exit_code"] for r in records if r["type"] == "exit"] == [0]
+    check_tree(run_dir)  # no links W&B made would stop a resume
 
 
 def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
@@ -178,7 +181,7 @@ def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
     # Its own W&B service: this test process's (WANDB_SERVICE, set by an earlier in-process
     # run) would outlive the kill and still hold the run's stream when the resume asks.
     proc = cbrun_process("train", path, "--runs-dir", runs, "--quiet",
-                         env={"WANDB_SERVICE": ""})
+                         env={"WANDB_SERVICE": "", **OWN_WANDB_DIRS})
     deadline = time.monotonic() + 240
     while not any(len(p.read_text().splitlines()) >= 3 for p in runs.glob("*/log.csv")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
@@ -214,6 +217,49 @@ def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
         assert [(row["_step"], row[key]) for row in rows] == points, key
 
 
+# Earlier in-process runs of this worker set these to their run dirs; a child process that
+# inherited them would take them for the user's choice.
+OWN_WANDB_DIRS = {var: "" for var in ("WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR",
+                                      "WANDB_ARTIFACT_DIR")}
+
+
+def test_sigterm_marks_the_tracked_runs_interrupted_and_wandb_stays_inside_the_run(tmp_path):
+    """SIGTERM mid-run: the MLflow run ends KILLED and the W&B run with a non-zero exit,
+    not "running"; and W&B wrote nothing outside the run dir (HOME and TMPDIR in tmp_path)."""
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 50},
+                                              tracking=tracking_for(tmp_path)))
+    runs = tmp_path / "runs"
+    proc = cbrun_process("train", path, "--runs-dir", runs, "--quiet", cwd=tmp_path, env={
+        "HOME": str(home), "TMPDIR": str(temp), "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local"),
+        "WANDB_SERVICE": "", **OWN_WANDB_DIRS})
+    deadline = time.monotonic() + 240
+    while not any(len(p.read_text().splitlines()) >= 2 for p in runs.glob("*/log.csv")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    run_dir = only_run(runs)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] < 50
+    for tracker in ("mlflow", "wandb"):
+        assert record["tracking"][tracker]["status"] == "interrupted", tracker
+    run = client_for(tmp_path).get_run(record["tracking"]["mlflow"]["run_id"])
+    assert run.info.status == "KILLED"
+    (records,) = wandb_records(run_dir)
+    assert [r["exit"]["exit_code"] for r in records if r["type"] == "exit"] == [130]
+
+    outside = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+               if "wandb" in p.relative_to(tmp_path).as_posix().lower()
+               and run_dir not in p.parents and p != run_dir]
+    assert outside == []
+    assert (run_dir / "wandb" / "cache").is_dir()  # wandb-core's debug log went here
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -237,7 +283,7 @@ def test_a_server_that_refuses_connections_costs_a_warning_not_the_run(tmp_path,
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 2
     entry = record["tracking"]["mlflow"]
-    assert entry["tracking_uri"] == uri and "run_id" not in entry
+    assert entry["tracking_uri"] == uri and entry["run_id"] is None
     assert "Connection" in entry["error"] or "refused" in entry["error"]
     assert entry["unsent"][:3] == ["the run", "params", "epochs 1-2"]
     assert {"final values", "file log.csv", "file config.yaml", "end status"} <= set(
@@ -259,8 +305,8 @@ def test_a_server_that_refuses_connections_costs_a_warning_not_the_run(tmp_path,
 def test_a_bad_tracking_section_is_refused_before_training(tmp_path, capsys, tracking, where,
                                                            message):
     path = write_config(tmp_path, tiny_config(tracking=tracking))
-    assert cli("train", path, "--runs-dir", tmp_path / "runs") == 2
-    err = capsys.readouterr().err
+    code, _, err = cli_output(capsys, "train", path, "--runs-dir", tmp_path / "runs")
+    assert code == 2
     assert f"{path}:" in err and where in err and message in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -308,7 +354,7 @@ def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, cap
     store.mkdir()
     assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
     entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
-    assert entry["unsent"] == [] and "error" not in entry
+    assert entry["unsent"] == [] and entry["error"] is None
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)

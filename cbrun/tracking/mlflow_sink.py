@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.config.tracking import MlflowConfig
+from cbrun.record import MlflowRun
 
 # MLflow retries a request 7 times with a growing pause and waits 120 s for an answer: a
 # server that is down would hold training for minutes at every epoch. A user's own
@@ -15,6 +16,8 @@ from cbrun.config.tracking import MlflowConfig
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+# cbrun's end of a run -> MLflow's; anything else is FAILED.
+END_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "interrupted": "KILLED"}
 _BATCH = 100  # MLflow's limit on params (and tags) per log_batch
 
 
@@ -28,17 +31,17 @@ class MlflowSink:
         self.client: Any = None
         self.run_id: str | None = None
 
-    def open(self, state: dict[str, Any]) -> None:
+    def open(self, state: MlflowRun) -> None:
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
         import mlflow
         from mlflow import MlflowClient
 
         uri = self.config.tracking_uri or mlflow.get_tracking_uri()
-        state["tracking_uri"] = uri
+        state.tracking_uri = uri
         self.client = MlflowClient(tracking_uri=uri)
-        if state.get("run_id"):
-            self.run_id = state["run_id"]
+        if state.run_id:
+            self.run_id = state.run_id
             self.client.update_run(self.run_id, status="RUNNING")
             return
         experiment = self.client.get_experiment_by_name(self.config.experiment)
@@ -51,8 +54,8 @@ class MlflowSink:
         run = self.client.create_run(experiment_id, run_name=self.config.run_name
                                      or self.run_dir.name, tags=tags)
         self.run_id = run.info.run_id
-        state.update(run_id=self.run_id, experiment_id=experiment_id, url=_url(
-            uri, experiment_id, self.run_id))
+        state.run_id, state.experiment_id = self.run_id, experiment_id
+        state.url = _url(uri, experiment_id, self.run_id)
 
     def sent_steps(self) -> set[int]:
         """Epochs the MLflow run already holds: asked of the store, so an epoch logged just
@@ -102,8 +105,8 @@ class MlflowSink:
         self.client.log_artifact(self.run_id, str(path),
                                  artifact_path=None if folder == "." else folder)
 
-    def end(self, ok: bool) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED" if ok else "FAILED")
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=END_STATUS.get(status, "FAILED"))
 
 
 def _url(uri: str, experiment_id: str, run_id: str) -> str | None:

@@ -21,7 +21,8 @@ import click
 from cbrun.config.tracking import TrackingConfig
 from cbrun.errors import CbrunError
 from cbrun.logs import LogError, TrainingLog, read_log
-from cbrun.rundir import LOG_FILE, RunRecord
+from cbrun.record import RunRecord, TrackedRun
+from cbrun.rundir import LOG_FILE
 from cbrun.tracking.params import learning_rate_events, rows
 
 PLOT_FILE = "log.png"  # what `cbrun plot` writes beside log.csv by default
@@ -34,7 +35,7 @@ def _warn(text: str) -> None:
 class _Tracked:
     """One tracker and what this process could not send it."""
 
-    def __init__(self, sink: Any, state: dict[str, Any]):
+    def __init__(self, sink: Any, state: TrackedRun):
         self.sink = sink
         self.state = state
         self.down = False
@@ -68,8 +69,7 @@ class TrackingView:
             sinks.append(MlflowSink(config.mlflow, run_dir))
         if config.wandb is not None:
             sinks.append(WandbSink(config.wandb, run_dir))
-        entry = record.data.setdefault("tracking", {})
-        self.tracked = [_Tracked(s, entry.setdefault(s.name, {})) for s in sinks]
+        self.tracked = [_Tracked(s, record.tracked(s.name)) for s in sinks]
 
     # ------------------------------------------------------------------ the three moments
 
@@ -78,7 +78,7 @@ class TrackingView:
         lacks of the first `epochs_done` epochs."""
         done = rows(self._log(), epochs_done) if epochs_done else []
         for t in self.tracked:
-            t.state.pop("error", None)
+            t.state.error = None
             if not self._send(t, "the run", lambda t=t: t.sink.open(t.state)):
                 t.unsent_epochs += [epoch for epoch, _ in done]
                 t.unsent.append("params")
@@ -103,19 +103,17 @@ class TrackingView:
     def finish(self, status: str, stopped_early_at: int | None, note: str | None,
                model_path: Path | None = None) -> None:
         """After the last epoch of this process: finals, events, files, the end state."""
-        data = self.record.data
+        file = self.record.file
         log = self._log()
-        step = int(data.get("epochs_done") or 0)
+        step = file.epochs_done
         summary: dict[str, float] = {}
-        best = data.get("best")
-        monitor = (data.get("monitor") or {}).get("name")
-        if best and monitor:
-            summary[f"best_{monitor}"] = float(best["value"])
-            summary["best_epoch"] = float(best["epoch"])
+        if file.best is not None and file.monitor is not None:
+            summary[f"best_{file.monitor.name}"] = file.best.value
+            summary["best_epoch"] = float(file.best.epoch)
         if log is not None and len(log):
             for column in log.columns:
                 summary[f"final_{column}"] = log.values[column][-1]
-        for name, value in (data.get("test") or {}).items():
+        for name, value in (file.test or {}).items():
             key = name if name.startswith("test_") else f"test_{name}"
             summary[key] = float(value)
         tags = {"cbrun.status": status, "cbrun.epochs_done": str(step)}
@@ -133,9 +131,19 @@ class TrackingView:
             for path in files:
                 self._send(t, f"file {path.relative_to(self.run_dir).as_posix()}",
                            lambda t=t, path=path: t.sink.log_file(path))
-            self._send(t, "end status",
-                       lambda t=t: t.sink.end(status in ("completed", "stopped_early")))
+            self._end(t, status)
         self._save()
+
+    def abort(self, status: str) -> None:
+        """The process is ending mid-run (Ctrl-C, SIGTERM, a crash): what was sent stays,
+        and each tracked run is told how it ended. A resume reopens it."""
+        for t in self.tracked:
+            self._end(t, status)
+        self._save()
+
+    def _end(self, t: _Tracked, status: str) -> None:
+        if self._send(t, "end status", lambda: t.sink.end(status)):
+            t.state.status = status
 
     # ------------------------------------------------------------------ the parts
 
@@ -143,7 +151,7 @@ class TrackingView:
         if epoch in t.held:
             return
         if self._send(t, None, lambda: t.sink.log_epoch(epoch, metrics)):
-            t.state["last_epoch"] = max(epoch, int(t.state.get("last_epoch") or 0))
+            t.state.last_epoch = max(epoch, t.state.last_epoch or 0)
         else:
             t.unsent_epochs.append(epoch)
 
@@ -153,7 +161,7 @@ class TrackingView:
             return None
         if asked[0] is not None:
             return asked[0]
-        return set(range(1, int(t.state.get("last_epoch") or 0) + 1))
+        return set(range(1, (t.state.last_epoch or 0) + 1))
 
     def _send(self, t: _Tracked, item: str | None, call: Callable[[], Any]) -> bool:
         """Run `call` unless the tracker failed before; a failure is warned about once and
@@ -165,7 +173,7 @@ class TrackingView:
             except Exception as exc:  # noqa: BLE001 - any tracker failure: warned, recorded
                 t.down = True
                 reason = f"{type(exc).__name__}: {exc}".strip()[:1000]
-                t.state["error"] = reason
+                t.state.error = reason
                 self.warn(f"warning: {t.sink.title} tracking failed ({reason.splitlines()[0]}); "
                           f"the run goes on without it, and run.json lists what it did not "
                           f"get under tracking.{t.sink.name}.unsent")
@@ -190,7 +198,7 @@ class TrackingView:
 
     def _save(self) -> None:
         for t in self.tracked:
-            t.state["unsent"] = t.listed()
+            t.state.unsent = t.listed()
         self.record.save()
 
 

@@ -3,13 +3,46 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
 import string
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from cbrun.config.tracking import WandbConfig
+from cbrun.record import WandbRun
+
+# W&B's folders outside `dir=`, each sent into <run dir>/wandb/ unless the user chose it.
+_DIRS = {"WANDB_CACHE_DIR": "cache", "WANDB_CONFIG_DIR": "config", "WANDB_DATA_DIR": "data",
+         "WANDB_ARTIFACT_DIR": "artifacts"}
+_SET_BY_US: set[str] = set()
+
+
+def _import_inside(run_dir: Path) -> None:
+    """Point W&B's folders into the run directory, then import wandb.
+
+    The environment is read by wandb and by the wandb-core service it starts (whose debug
+    log goes to the cache folder). Importing wandb makes two temp folders (wandb-media,
+    wandb-artifacts) that it does not always remove; made under the run directory, they
+    stay inside it."""
+    where = run_dir.resolve() / "wandb"
+    for var, sub in _DIRS.items():
+        if not os.environ.get(var) or var in _SET_BY_US:
+            os.environ[var] = str(where / sub)
+            _SET_BY_US.add(var)
+    temp = where / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(temp)
+    try:
+        import wandb
+        import wandb.sdk.artifacts.artifact
+        import wandb.sdk.data_types._private  # noqa: F401
+    finally:
+        tempfile.tempdir = saved
 
 
 class WandbSink:
@@ -21,13 +54,17 @@ class WandbSink:
         self.run_dir = run_dir
         self.run: Any = None
 
-    def open(self, state: dict[str, Any]) -> None:
+    def open(self, state: WandbRun) -> None:
+        _import_inside(self.run_dir)
         import wandb
 
-        run_id = state.get("run_id") or _new_id()
-        state["run_id"] = run_id  # before init: a resume after a failed start keeps the id
+        run_id = state.run_id or _new_id()
+        state.run_id = run_id  # before init: a resume after a failed start keeps the id
+        # symlink=False: no links in the run dir (latest-run, debug.log), which resume
+        # refuses (cbrun/runguard.py).
         quiet = wandb.Settings(silent=True, console="off", disable_git=True, save_code=False,
-                               x_disable_stats=True, x_disable_machine_info=True)
+                               x_disable_stats=True, x_disable_machine_info=True,
+                               symlink=False)
         wandb.setup(settings=quiet)  # W&B prints through its process-wide setup, not init's
         self.run = wandb.init(
             project=self.config.project, entity=self.config.entity, mode=self.config.mode,
@@ -35,10 +72,11 @@ class WandbSink:
             dir=str(self.run_dir.resolve()),  # offline files land in <run dir>/wandb/
             settings=quiet,
         )
-        state["mode"] = self.config.mode
-        state["url"] = self.run.url if self.config.mode == "online" else None
+        _drop_links(self.run_dir / "wandb")
+        state.mode = self.config.mode
+        state.url = self.run.url if self.config.mode == "online" else None
         if self.config.mode == "offline":
-            state["offline_dir"] = Path(self.run.dir).parent.relative_to(
+            state.offline_dir = Path(self.run.dir).parent.relative_to(
                 self.run_dir.resolve()).as_posix()
 
     def sent_steps(self) -> set[int] | None:
@@ -82,10 +120,28 @@ class WandbSink:
         self.run.summary[Path(name).stem] = text.splitlines()
 
     def log_file(self, path: Path) -> None:
-        self.run.save(str(path), base_path=str(self.run_dir), policy="now")
+        # A copy in the W&B run's files folder, saved from there: run.save would otherwise
+        # hard-link the run's own file (log.csv), and resume refuses hard links.
+        files = Path(self.run.dir)
+        copy = files / path.relative_to(self.run_dir)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        self.run.save(str(copy), base_path=str(files), policy="now")
 
-    def end(self, ok: bool) -> None:
-        self.run.finish(exit_code=0 if ok else 1)
+    def end(self, status: str) -> None:
+        # W&B has no "killed": a non-zero exit code shows the run as failed.
+        ok = status in ("completed", "stopped_early")
+        self.run.finish(exit_code=0 if ok else 130 if status == "interrupted" else 1)
+        _drop_links(self.run_dir / "wandb")
+
+
+def _drop_links(folder: Path) -> None:
+    """wandb-core links logs/debug-core.log to its log in the cache folder whatever the
+    settings say; resume refuses links in a run dir (cbrun/runguard.py), and the log itself
+    is kept in wandb/cache/."""
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            path.unlink()
 
 
 def _new_id() -> str:

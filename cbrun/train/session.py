@@ -136,12 +136,18 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             verbose=0,
         )
     except tf.errors.InvalidArgumentError as exc:
+        tracking.abort("failed")
         bad = next(filter(None, (undecodable(split) for split in
                                  (splits.train, splits.validation))), None)
         if bad is None:
             raise
         raise RunError(f"cannot decode the image {bad[0]} ({bad[1]}); remove or replace "
                        "it") from exc
+    except BaseException as exc:
+        # Ctrl-C and SIGTERM (not Exceptions) end the tracked runs as interrupted, a crash
+        # as failed, rather than leaving them "running" forever.
+        tracking.abort("failed" if isinstance(exc, Exception) else "interrupted")
+        raise
     finally:
         display.close()
 

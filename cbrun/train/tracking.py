@@ -10,7 +10,7 @@ from typing import Any
 import keras
 
 from cbrun.config.root import RunConfig
-from cbrun.rundir import RunRecord
+from cbrun.record import RunRecord
 
 
 class TrackingCallback(keras.callbacks.Callback):
@@ -36,6 +36,10 @@ class TrackingCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.view is not None:
             self.view.epoch(epoch + 1, _numbers(logs or {}))
+
+    def abort(self, status: str) -> None:
+        if self.view is not None:
+            self.view.abort(status)
 
     def finish(self, outcome: Any) -> Any:
         """Sends the finals once the session knows how the run ended; returns `outcome`."""
