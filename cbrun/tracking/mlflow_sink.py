@@ -17,7 +17,9 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 # cbrun's end of a run -> MLflow's; anything else is FAILED.
-END_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "interrupted": "KILLED"}
+# A pruned sweep trial ended as planned: FINISHED, its tag cbrun.status says pruned.
+END_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "pruned": "FINISHED",
+              "interrupted": "KILLED"}
 _BATCH = 100  # MLflow's limit on params (and tags) per log_batch
 
 

@@ -130,7 +130,7 @@ class WandbSink:
 
     def end(self, status: str) -> None:
         # W&B has no "killed": a non-zero exit code shows the run as failed.
-        ok = status in ("completed", "stopped_early")
+        ok = status in ("completed", "stopped_early", "pruned")
         self.run.finish(exit_code=0 if ok else 130 if status == "interrupted" else 1)
         _drop_links(self.run_dir / "wandb")
 
