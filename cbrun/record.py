@@ -45,6 +45,7 @@ class StopReason(StrEnum):
     CALLBACK = "callback"  # some other callback set model.stop_training
     NAN_LOSS = "nan_loss"  # the loss became NaN or inf
     PRUNED = "pruned"  # a sweep ended the trial
+    NO_SPACE = "no_space"  # a write failed: the disk (or a quota, or a file size limit) was full
 
 
 # What cbrun 0.1 wrote in `stop_reason`: a sentence.

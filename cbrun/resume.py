@@ -10,6 +10,7 @@ is alive, or that completed or stopped early, is not silently trained further.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from cbrun.config.root import RunConfig
 
 STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
+# Written last into a state: the SHA-256 of each of STATE_FILES as written. A state whose
+# bytes changed since (a flipped bit inside an intact zip archive, an edit) is not used.
+CHECKSUMS = "checksums.json"
 
 
 def state_dirs(run_dir: Path) -> list[Path]:
@@ -37,14 +41,51 @@ def state_dirs(run_dir: Path) -> list[Path]:
     return sorted(found, reverse=True)
 
 
+def state_epoch(path: Path) -> int:
+    return int(path.name.removeprefix("epoch-"))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def state_problem(path: Path) -> str | None:
+    """What is wrong with the bytes of a saved state, or None when every file is as written.
+    A state from before checksums were recorded has none to compare; the upper floor reads it
+    in full instead (cbrun/train/resume.py, latest_state)."""
+    sums_path = path / CHECKSUMS
+    if not sums_path.exists():
+        return None
+    try:
+        sums = json.loads(sums_path.read_bytes())
+        if not isinstance(sums, dict) or set(sums) != set(STATE_FILES):
+            return f"{CHECKSUMS} does not list {', '.join(STATE_FILES)}"
+        for name in STATE_FILES:
+            if file_sha256(path / name) != sums[name]:
+                return f"{name} does not match the checksum recorded when it was written"
+    except (OSError, ValueError) as exc:
+        return f"{CHECKSUMS} cannot be read ({exc})"
+    return None
+
+
+def valid_state_dirs(run_dir: Path) -> list[Path]:
+    """The saved states whose bytes are as written, newest first."""
+    return [p for p in state_dirs(run_dir) if state_problem(p) is None]
+
+
 def newest_state_epoch(run_dir: Path) -> int:
-    dirs = state_dirs(run_dir)
-    return int(dirs[0].name.removeprefix("epoch-")) if dirs else 0
+    """The epoch resume would start after: the newest state that is whole and as written."""
+    dirs = valid_state_dirs(run_dir)
+    return state_epoch(dirs[0]) if dirs else 0
 
 
 def newest_state_best(run_dir: Path) -> dict[str, Any] | None:
-    """The run's best value as of its newest state (what resume will start from)."""
-    for path in state_dirs(run_dir):
+    """The run's best value as of its newest valid state (what resume will start from)."""
+    for path in valid_state_dirs(run_dir):
         try:
             return json.loads((path / "state.json").read_text()).get("best")
         except (OSError, ValueError):

@@ -44,11 +44,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # No-follow: a link planted under the temporary name must not take the bytes elsewhere;
     # the rename then replaces a link at `path` itself, never its target.
-    with os.fdopen(open_new(tmp), "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(open_new(tmp), "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves the old file and no debris
+        raise
 
 
 def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:

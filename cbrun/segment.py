@@ -10,6 +10,8 @@ to continue it.
 
 from __future__ import annotations
 
+import errno
+import os
 import shlex
 import shutil
 import signal
@@ -22,7 +24,7 @@ import click
 from rich.console import Console
 
 from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
-from cbrun.record import RunRecord
+from cbrun.record import RunRecord, StopReason
 from cbrun.resume import newest_state_best, newest_state_epoch
 from cbrun.summary import summary_table
 
@@ -106,18 +108,75 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
             record.finish("failed", error=str(exc))
         raise
     except CbrunError as exc:
-        record.finish("failed", error=str(exc))
+        _failed(record, str(exc))
         raise
     except Exception as exc:  # noqa: BLE001 - recorded, shown with its traceback, exit 1
-        record.finish("failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        full = _out_of_space(exc)
+        if full is not None:
+            return _stopped_by_full_disk(record, full)
+        _failed(record, f"{type(exc).__name__}: {exc}"[:2000])
         traceback.print_exc()
         click.echo(f"run failed: {run_dir} (run.json has the error)", err=True)
         return 1
-    record.finish(outcome.status, error=outcome.note if outcome.status == "failed" else None,
-                  stopped_early_at=outcome.stopped_early_at, stop_reason=outcome.stop_reason,
-                  stop_note=outcome.note)
+    try:
+        record.finish(outcome.status,
+                      error=outcome.note if outcome.status == "failed" else None,
+                      stopped_early_at=outcome.stopped_early_at,
+                      stop_reason=outcome.stop_reason, stop_note=outcome.note)
+    except OSError as exc:
+        full = _out_of_space(exc)
+        if full is None:
+            raise
+        return _stopped_by_full_disk(record, full)
     console.print(summary_table(record.file, run_dir))
     return 0 if outcome.status in ("completed", "stopped_early", "pruned") else 1
+
+
+# A write that found no room: the disk, a quota, or a file size limit (RLIMIT_FSIZE).
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _out_of_space(exc: BaseException) -> OSError | None:
+    """The full-disk error behind `exc` (Keras and NumPy may wrap it), or None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _settle(record: RunRecord) -> int:
+    """run.json never claims more than the newest valid state holds (the epoch whose state
+    write failed is not done, whatever memory had reached)."""
+    done = newest_state_epoch(record.run_dir)
+    if record.epochs_done > done:
+        record.epoch_done(done, newest_state_best(record.run_dir))
+    return min(done, record.epochs_done)
+
+
+def _failed(record: RunRecord, error: str) -> None:
+    _settle(record)
+    record.finish("failed", error=error)
+
+
+def _stopped_by_full_disk(record: RunRecord, exc: OSError) -> int:
+    """One line, run.json `failed` with the reason when it can still be written, no debris
+    (the state and run.json writers remove their temporary files themselves)."""
+    what = f"{os.strerror(exc.errno)} while writing {exc.filename or 'into the run'}"
+    done = _settle(record)
+    try:
+        record.finish("failed", error=what, stop_reason=StopReason.NO_SPACE,
+                      stop_note=f"{what} after epoch {done}")
+        recorded = "run.json says failed"
+    except OSError:
+        recorded = ("run.json could not be updated either; resume sees that this process "
+                    "is gone")
+    hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
+    click.echo(f"error: {what}; the run holds {done} complete epoch"
+               f"{'s' if done != 1 else ''} ({recorded}); free space, then continue with: "
+               f"{hint}", err=True)
+    return 1
 
 
 def _interrupted(record: RunRecord, what: str, code: int) -> int:

@@ -14,7 +14,7 @@ import click
 from cbrun.commands.common import console_for, fill_positions
 from cbrun.errors import ConfigError
 from cbrun.record import RunRecord
-from cbrun.resume import check_resumable, plan_resume
+from cbrun.resume import check_resumable, plan_resume, state_dirs
 from cbrun.rundir import RUN_FILE, run_lock, write_config_files
 from cbrun.segment import run_segment
 
@@ -64,7 +64,8 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
         first = saved.epochs_done if saved else 0
         specs = config.tracked_callbacks()
         if saved is None:
-            click.echo("no saved state: the run starts again from epoch 1", err=True)
+            what = "no valid saved state" if state_dirs(run_dir) else "no saved state"
+            click.echo(f"{what}: the run starts again from epoch 1", err=True)
         elif past_early_stop:
             state.continue_after_early_stop(saved, specs)
         dropped = state.rewind(run_dir, specs, saved)

@@ -9,7 +9,8 @@ Order matters. Keras calls callbacks in list order, so:
      `learning_rate`, the rate used during the epoch, before ReduceLROnPlateau changes it;
   2. the user's callbacks, in the order of the file;
   3. cbrun's log.csv writer (unless the user's CSVLogger already writes log.csv);
-  4. RunRecorder and the StateKeeper, after everything that changes state this epoch;
+  4. the NaN guard, RunRecorder and the StateKeeper, after everything that changes state
+     this epoch;
   5. the progress display last, so it can report what the others did.
 """
 
@@ -39,6 +40,22 @@ class LearningRateLog(keras.callbacks.Callback):
         if logs is not None:
             logs.setdefault("learning_rate", float(
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Ends the run after an epoch whose logged loss is NaN or inf, whatever callbacks the
+    config has: weights that produced it are no start for more epochs (the run is recorded
+    `failed`, and resume refuses it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch: int | None = None  # the 1-based epoch whose loss was not finite
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.epoch = epoch + 1
+            self.model.stop_training = True
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -19,7 +19,6 @@ class Events:
     def __init__(self, bound: list[Bound]):
         self.bound = bound
         self.stop_note: str | None = None  # what the callback that ended the run said
-        self.nan_stop = False
 
     def start(self) -> None:
         for spec, callback in self.bound:
@@ -38,9 +37,7 @@ class Events:
             if said and model.stop_training and spec.stopped_epoch(callback) == epoch + 1:
                 self.stop_note = said[-1]
         loss = logs.get("loss")
-        if (model.stop_training and self.stop_note is None and loss is not None
-                and not math.isfinite(float(loss))):
-            self.nan_stop = True
+        if loss is not None and not math.isfinite(float(loss)):  # cbrun's NanGuard stops it
             lines.append("the loss became NaN or inf and training was stopped")
         return lines
 

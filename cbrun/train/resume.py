@@ -9,9 +9,14 @@ Training state is everything an exact resume needs, saved at every epoch end.
                       arrays.npz     arrays held by callbacks (EarlyStopping's best weights)
                       state.json     epoch, callback states, Python/NumPy/Keras random
                                      states, the run's best value so far
+                      checksums.json the SHA-256 of the three files above, written last
 
 A state is written into a temporary folder and renamed into place, so a kill at any instant
-leaves the previous state whole. The newest `epoch-*` folder is the one resume uses.
+leaves the previous state whole; a write that fails (a full disk) leaves no temporary folder.
+Resume uses the newest state whose bytes match their checksums and read back in full; a
+damaged one is skipped for the spare, and with none left the run starts again from epoch 1.
+Pruning keeps the newest states this run wrote: a state past the epoch just saved belongs to
+a future the run no longer follows (a damaged state a restart went around) and goes.
 
 Keras's `on_train_begin` resets EarlyStopping, ReduceLROnPlateau and TensorBoard, and no
 Keras callback can save what it has counted: each callback's spec names the state that
@@ -27,6 +32,7 @@ import random
 import shutil
 import signal
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,14 @@ import numpy as np
 
 from cbrun.callbacks.base import RewindPoint
 from cbrun.errors import RunError
-from cbrun.resume import state_dirs
+from cbrun.resume import (
+    CHECKSUMS,
+    STATE_FILES,
+    file_sha256,
+    state_dirs,
+    state_epoch,
+    state_problem,
+)
 from cbrun.rundir import STATE_DIR
 from cbrun.runguard import check_inside
 from cbrun.segment import interrupts_deferred
@@ -123,7 +136,20 @@ def save_state(run_dir: Path, model: keras.Model, bound: list[Bound], epochs_don
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    try:
+        _write_state(tmp, model, bound, epochs_done, extra)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves nothing half-written
+        raise
+    if final.exists():  # left by a run that was resumed from an earlier epoch
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _prune(root, epochs_done)
+    return final
 
+
+def _write_state(tmp: Path, model: keras.Model, bound: list[Bound], epochs_done: int,
+                 extra: dict[str, Any]) -> None:
     variables = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
     variables.update({f"o{i}": np.asarray(v.numpy())
                       for i, v in enumerate(model.optimizer.variables)})
@@ -154,16 +180,18 @@ def save_state(run_dir: Path, model: keras.Model, bound: list[Bound], epochs_don
     # allow_nan: a best value starts at inf, and Python's json round-trips it.
     _fsync_write(tmp / "state.json",
                  lambda h: h.write(json.dumps(meta, indent=1, allow_nan=True).encode()))
-    if final.exists():  # left by a run that was resumed from an earlier epoch
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _prune(root)
-    return final
+    # Read back from disk, so the checksums are of the bytes the disk holds.
+    sums = {name: file_sha256(tmp / name) for name in STATE_FILES}
+    _fsync_write(tmp / CHECKSUMS, lambda h: h.write(json.dumps(sums, indent=1).encode()))
 
 
-def _prune(root: Path) -> None:
+def _prune(root: Path, epochs_done: int) -> None:
     states = sorted(p for p in root.glob("epoch-*") if p.is_dir())
-    for old in states[:-KEEP]:
+    for path in states:
+        if state_epoch(path) > epochs_done:  # see the module docstring
+            shutil.rmtree(path, ignore_errors=True)
+    kept = [p for p in states if state_epoch(p) <= epochs_done]
+    for old in kept[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     for tmp in root.glob(".tmp-*"):
         if not tmp.name.endswith(f"-{os.getpid()}"):
@@ -186,18 +214,30 @@ def _tuple_deep(value: Any) -> Any:
 
 
 def latest_state(run_dir: Path, warn=print) -> SavedState | None:
-    """The newest state that reads back whole; a damaged one is skipped, with a warning."""
+    """The newest state whose bytes match their checksums and that reads back in full; a
+    damaged one is skipped, with a warning."""
     for path in state_dirs(run_dir):
         try:
+            problem = state_problem(path)
+            if problem is not None:
+                raise ValueError(problem)
             meta = json.loads((path / "state.json").read_text())
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, this cbrun reads {FORMAT}")
+            # Every array read in full: zip checks each member's CRC as it reads it, which
+            # covers a state saved before checksums were recorded.
             with np.load(path / "variables.npz") as data:
-                if len(data.files) != len(meta["model_shapes"]) + len(meta["optimizer_shapes"]):
+                wanted = ([f"m{i}" for i in range(len(meta["model_shapes"]))]
+                          + [f"o{i}" for i in range(len(meta["optimizer_shapes"]))])
+                if sorted(data.files) != sorted(wanted):
                     raise ValueError("variables.npz does not hold every variable")
+                for name in wanted:
+                    data[name]
             with np.load(path / "arrays.npz") as data:
-                data.files  # noqa: B018 - reading the index is the check
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                for name in data.files:
+                    data[name]
+        except (OSError, ValueError, KeyError, TypeError, EOFError, SyntaxError, zlib.error,
+                zipfile.BadZipFile) as exc:
             warn(f"warning: saved state {path} is damaged ({exc}); trying the one before it")
             continue
         return SavedState(path, meta)

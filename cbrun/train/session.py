@@ -91,6 +91,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     bound = cbs.build_callbacks(config, ctx)
     monitor, mode = primary_monitor(config)
     recorder = cbs.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
+    nan_guard = cbs.NanGuard()
     keeper = StateKeeper(run_dir, bound, restore,
                          extra_state=lambda: {"best": record.best},
                          after_save=record.save, learning_rate=learning_rate,
@@ -130,7 +131,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             class_weight=config.fit.class_weight,
             # The data order first: every other callback sees epoch k with its order set.
             callbacks=[*([order] if order else []), cbs.LearningRateLog(),
-                       *(b.callback for b in bound), recorder, keeper,
+                       *(b.callback for b in bound), nan_guard, recorder, keeper,
                        *([reporter] if reporter else []), tracking, display],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
@@ -154,7 +155,9 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     epochs_done = record.epochs_done
     stopped_at = cbs.stopped_epoch(bound)
     reason, note = StopReason.EARLY_STOPPING, events.stop_note
-    if stopped_at is None and epochs_done < config.fit.epochs and not events.nan_stop:
+    if nan_guard.epoch is not None:
+        stopped_at = None
+    elif stopped_at is None and epochs_done < config.fit.epochs:
         # A callback whose spec does not say it stops (a custom one, say) set
         # model.stop_training.
         stopped_at, reason = epochs_done, StopReason.CALLBACK
@@ -162,11 +165,12 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     model_path = run_dir / "model.keras"
     model.save(model_path)
     pruned = reporter is not None and reporter.pruned_after is not None
-    if splits.test is not None and not events.nan_stop and not pruned:
+    nan = nan_guard.epoch is not None
+    if splits.test is not None and not nan and not pruned:
         record.set_test(evaluate_test(model, splits.test, config.data.batch_size))
-    if events.nan_stop:
+    if nan:
         outcome = Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
-                          "the loss became NaN or inf", model_path)
+                          f"the loss became NaN or inf in epoch {nan_guard.epoch}", model_path)
     elif pruned:
         outcome = Outcome("pruned", epochs_done, None, StopReason.PRUNED,
                           f"pruned by the sweep after epoch {reporter.pruned_after}", model_path)
