@@ -64,13 +64,22 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     code = _run(sys.argv[1:] if argv is None else argv)
-    if argv is None and "tensorflow" in sys.modules:
-        # This process trained and its run directory is complete. Skip TensorFlow's teardown,
-        # whose threads can crash a finishing interpreter (seen as exit -11 after Ctrl-C).
+    if argv is None and _native_threads_possible():
+        # This process trained (or began to load TensorFlow) and its run directory says how
+        # it ended. Skip the interpreter's teardown, which TensorFlow's native threads can
+        # crash (seen as exit -11 after Ctrl-C or SIGTERM).
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _native_threads_possible() -> bool:
+    """Whether TensorFlow's native libraries may be loaded. Not `"tensorflow" in
+    sys.modules`: an import interrupted by a signal is removed from sys.modules, while the
+    libraries it loaded, and the threads they started, stay (cbrun/train/tfimport.py is
+    imported right before TensorFlow, so its presence marks the attempt)."""
+    return any(name in sys.modules for name in ("cbrun.train.tfimport", "tensorflow", "keras"))
 
 
 def _run(args: list[str]) -> int:
