@@ -35,7 +35,7 @@ def test_sigterm_during_the_import_or_training_exits_143_not_a_crash(tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
     for i, proc in enumerate(procs):
-        out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=240)
         assert proc.returncode == 143, (i, proc.returncode, err[-3000:])
         assert "Fatal Python error" not in err and "Traceback" not in err
         assert "interrupted by SIGTERM" in err
