@@ -27,6 +27,11 @@ def layer_params(name: str) -> list[str] | None:
     return api()["layers"].get(name)
 
 
+def application_params(name: str) -> list[str] | None:
+    """The keyword arguments of a keras.applications model (a backbone); None when none."""
+    return api()["applications"].get(name)
+
+
 def optimizer_class(name: str) -> str | None:
     """Keras resolves optimizer names case-insensitively ('adam', 'Adam', 'ADAM')."""
     return api()["optimizers_by_lower"].get(name.lower())
@@ -87,6 +92,8 @@ def _usable(objects: dict[str, Any]) -> list[str]:
 
 
 def generate() -> dict[str, Any]:
+    import inspect
+
     import keras
     from keras.src.losses import ALL_OBJECTS_DICT as LOSSES
     from keras.src.metrics import ALL_OBJECTS_DICT as METRICS
@@ -99,6 +106,10 @@ def generate() -> dict[str, Any]:
             if name in ("Layer", "InputLayer", "Input"):
                 continue
             layers[name] = _params_of(obj)[0]
+
+    # Backbones are functions, not classes: their signature is their parameter list.
+    applications = {name: list(inspect.signature(getattr(keras.applications, name)).parameters)
+                    for name in dir(keras.applications) if name[0].isupper()}
 
     optimizers = {}
     for cls in OPTIMIZERS.values():
@@ -137,6 +148,7 @@ def generate() -> dict[str, Any]:
     return {
         "keras_version": keras.__version__,
         "layers": dict(sorted(layers.items())),
+        "applications": dict(sorted(applications.items())),
         "optimizers": dict(sorted(optimizers.items())),
         "optimizers_by_lower": {k: v.__name__ for k, v in sorted(OPTIMIZERS.items())
                                 if v.__name__ in optimizers},

@@ -23,11 +23,18 @@ def config_schema() -> dict[str, Any]:
     api = keras_api.api()
     # Editors complete from `enum`; these names are case-sensitive in cbrun too. Optimizer
     # names are not (Keras takes 'adam' and 'ADAM'), so they get no enum to warn about.
-    _enum(defs.get("LayerSpec"), "type", sorted(api["layers"]))
+    layer_types = sorted({*api["layers"], *api["applications"]})
+    _enum(defs.get("LayerSpec"), "type", layer_types)
+    _string_enum(defs.get("NodeSpec", {}).get("properties", {}).get("type"), layer_types)
     _enum(defs.get("ObjectSpec"), "type", sorted({*api["losses"], *api["metric_strings"]}))
     compile_ = defs.get("CompileConfig", {}).get("properties", {})
-    _string_enum(compile_.get("loss"), sorted(api["losses"]))
-    _string_enum(compile_.get("metrics", {}).get("items"), sorted(api["metric_strings"]))
+    for key, names in (("loss", api["losses"]), ("metrics", api["metric_strings"])):
+        field = compile_.get(key, {})
+        # One value, or a mapping by output name: `{type: Foo}` reads as either, so an
+        # editor must accept a value that fits both.
+        if "oneOf" in field:
+            field["anyOf"] = field.pop("oneOf")
+        _strings_everywhere(field, sorted(names))
     _standard_bounds(schema)
     _drop_refused(schema)
     return {"$schema": SCHEMA_DIALECT, **schema, "title": "cbrun run config"}
@@ -71,6 +78,18 @@ def _standard_bounds(node: Any) -> None:
 def _enum(model: dict[str, Any] | None, key: str, names: list[str]) -> None:
     if model and key in model.get("properties", {}):
         model["properties"][key]["enum"] = names
+
+
+def _strings_everywhere(node: Any, names: list[str]) -> None:
+    """Offer `names` for every plain string inside a field's schema (each output's too)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and "enum" not in node:
+            node["enum"] = names
+        for value in node.values():
+            _strings_everywhere(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _strings_everywhere(value, names)
 
 
 def _string_enum(field: dict[str, Any] | None, names: list[str]) -> None:

@@ -81,3 +81,13 @@ class BuildContext:
 
     def resolve(self, relative: str) -> Path:
         return self.run_dir / relative
+
+
+class ManyProblems(ValueError):
+    """Raised by a validator that found several problems, each at its own location
+    (relative to the object validated): pydantic keeps the exception in the error's context,
+    and the loader reports every entry at its own line and column."""
+
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]):
+        self.problems = list(problems)
+        super().__init__(self.problems[0][1] if self.problems else "invalid")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from cbrun import keras_api
-from cbrun.config.base import KerasObjectSpec, StrictModel, is_number, name_or
+from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel, is_number, name_or
 from cbrun.suggest import did_you_mean
 
 
@@ -59,13 +59,53 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z][a-z])|(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+def _per_output(value: Any) -> str:
+    """A mapping without `type:` gives one entry per named output."""
+    if isinstance(value, dict) and "type" not in value:
+        return "kind:per-output"
+    return "kind:one"
+
+
+OneLoss = name_or(ObjectSpec)
+Metrics = list[name_or(ObjectSpec)]  # type: ignore[valid-type]
+LossConfig = Annotated[
+    Union[Annotated[OneLoss, Tag("kind:one")],  # noqa: UP007
+          Annotated[dict[str, OneLoss], Tag("kind:per-output")]],
+    Discriminator(_per_output)]
+MetricsConfig = Annotated[
+    Union[Annotated[Metrics, Tag("kind:one")],  # noqa: UP007
+          Annotated[dict[str, Metrics], Tag("kind:per-output")]],
+    Discriminator(lambda v: "kind:per-output" if isinstance(v, dict) else "kind:one")]
+
+
+def _loss_problem(value: str | ObjectSpec) -> str | None:
+    name = value if isinstance(value, str) else value.type
+    if name not in keras_api.api()["losses"]:
+        return f"unknown loss {name!r}" + did_you_mean(name, keras_api.api()["losses"])
+    return None
+
+
+def _metric_problem(item: str | ObjectSpec) -> str | None:
+    known = keras_api.api()["metric_strings"]
+    name = item if isinstance(item, str) else item.type
+    return None if name in known else f"unknown metric {name!r}" + did_you_mean(name, known)
+
+
 class CompileConfig(StrictModel):
     optimizer: name_or(OptimizerSpec) = Field(  # type: ignore[valid-type]
         "adam", description="An optimizer name ('adam') or {type, ...params}. Defaults to adam.")
-    loss: name_or(ObjectSpec) = Field(description="A keras.losses name or {type, ...params}.")
-    metrics: list[name_or(ObjectSpec)] = Field(  # type: ignore[valid-type]
-        default_factory=list, description="keras.metrics names or {type, ...params}; each is "
-                                          "logged under its name (and val_<name>).")
+    loss: LossConfig = Field(
+        description="A keras.losses name or {type, ...params}; for a model with several "
+                    "outputs, one per output name: {answer: sparse_categorical_crossentropy, "
+                    "size: mse}.")
+    metrics: MetricsConfig = Field(
+        default_factory=list,
+        description="keras.metrics names or {type, ...params}; each is logged under its name "
+                    "(and val_<name>). With several outputs, per output name: {answer: "
+                    "[accuracy]}, logged as answer_accuracy.")
+    loss_weights: dict[str, float] | None = Field(
+        None, description="With several outputs: how much each output's loss counts in the "
+                          "total `loss`, by output name. Defaults to 1 each.")
     steps_per_execution: int | Literal["auto"] = Field(
         "auto", description="Batches per compiled call. `auto` lets cbrun pick the largest "
                             "value the batch-level callbacks allow (same results, less Python "
@@ -80,24 +120,41 @@ class CompileConfig(StrictModel):
             optimizer_class(value)  # Keras takes the name as written ('adam'), in any case
         return value
 
-    @field_validator("loss")
-    @classmethod
-    def _loss_name(cls, value: str | ObjectSpec) -> str | ObjectSpec:
-        name = value if isinstance(value, str) else value.type
-        if name not in keras_api.api()["losses"]:
-            raise ValueError(f"unknown loss {name!r}"
-                             + did_you_mean(name, keras_api.api()["losses"]))
-        return value
+    @model_validator(mode="after")
+    def _names(self) -> CompileConfig:
+        found: list[tuple[tuple[Any, ...], str]] = []
+        losses = self.loss if isinstance(self.loss, dict) else {None: self.loss}
+        for key, value in losses.items():
+            problem = _loss_problem(value)
+            if problem:
+                found.append((("loss",) if key is None else ("loss", key), problem))
+        metrics = self.metrics if isinstance(self.metrics, dict) else {None: self.metrics}
+        for key, items in metrics.items():
+            for index, item in enumerate(items):
+                problem = _metric_problem(item)
+                if problem:
+                    where = ("metrics", index) if key is None else ("metrics", key, index)
+                    found.append((where, problem))
+        outputs = self.output_names()
+        if outputs and len(outputs) > 1 and isinstance(self.metrics, list) and self.metrics:
+            found.append((("metrics",), f"with several outputs ({', '.join(outputs)}), give "
+                                        f"metrics per output: {{{outputs[0]}: [accuracy]}}"))
+        for key in self.loss_weights or {}:
+            if outputs is None:
+                found.append((("loss_weights",), "loss_weights weigh the losses of several "
+                                                 "outputs; give loss per output first"))
+                break
+            if key not in outputs:
+                found.append((("loss_weights", key), f"no loss is given for output {key!r}"
+                                                     f"{did_you_mean(key, outputs)}; outputs: "
+                                                     f"{', '.join(outputs)}"))
+        if found:
+            raise ManyProblems(found)
+        return self
 
-    @field_validator("metrics")
-    @classmethod
-    def _metric_names(cls, value: list[str | ObjectSpec]) -> list[str | ObjectSpec]:
-        known = keras_api.api()["metric_strings"]
-        for item in value:
-            name = item if isinstance(item, str) else item.type
-            if name not in known:
-                raise ValueError(f"unknown metric {name!r}" + did_you_mean(name, known))
-        return value
+    def output_names(self) -> list[str] | None:
+        """The output names a per-output loss gives, or None for a single loss."""
+        return list(self.loss) if isinstance(self.loss, dict) else None
 
     @field_validator("steps_per_execution")
     @classmethod
@@ -107,14 +164,28 @@ class CompileConfig(StrictModel):
                              f"got {value}")
         return value
 
+    def logged_metrics(self) -> list[tuple[str, str | ObjectSpec]]:
+        """(name Keras logs, metric) for each compiled metric. Keras 3 logs a model with
+        several outputs as <output>_<metric> (and <output>_loss); one output, unprefixed."""
+        outputs = self.output_names() or []
+        if isinstance(self.metrics, list):
+            return [(_metric_name(item), item) for item in self.metrics]
+        several = len(outputs) > 1
+        return [(f"{out}_{_metric_name(item)}" if several else _metric_name(item), item)
+                for out, items in self.metrics.items() for item in items]
+
     def metric_names(self) -> list[str]:
-        """The names Keras logs for the compiled metrics (Keras logs a string as given)."""
-        names = []
-        for item in self.metrics:
-            if isinstance(item, str):
-                names.append(item)
-            else:
-                entry = keras_api.api()["metrics"].get(item.type, {})
-                names.append(item.kwargs.get("name") or entry.get("default_name")
-                             or _snake(item.type))
-        return names
+        return [name for name, _ in self.logged_metrics()]
+
+    def loss_names(self) -> list[str]:
+        """`loss`, and with several outputs each output's `<output>_loss`."""
+        outputs = self.output_names() or []
+        return ["loss"] + ([f"{out}_loss" for out in outputs] if len(outputs) > 1 else [])
+
+
+def _metric_name(item: str | ObjectSpec) -> str:
+    """The name Keras logs a compiled metric under (a string as given)."""
+    if isinstance(item, str):
+        return item
+    entry = keras_api.api()["metrics"].get(item.type, {})
+    return item.kwargs.get("name") or entry.get("default_name") or _snake(item.type)

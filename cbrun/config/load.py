@@ -56,7 +56,6 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
     """Validate a parsed file: every legacy, schema, cross-field and monitor problem, and
     with `data_dir` (where relative data paths start) whether the data files exist."""
     from cbrun.config.legacy import legacy_pass
-    from cbrun.config.model import layer_value_problems
     from cbrun.config.monitors import monitor_problems, partial_monitor_problems
 
     pos = loaded.positions
@@ -67,17 +66,10 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
         from cbrun.config.data import default_source
 
         data = {**data, "data": default_source(data["data"])}
-    # The schema reports one bad layer argument per layer; this reports them all.
-    layer_found = layer_value_problems(data)
-    problems += [pos.problem(loc, message) for loc, message in layer_found]
-    # config/model.py checks layer values twice (here and in LayerSpec's validator); until
-    # it checks them once (issue 11's model kinds), the schema's copy is left out.
-    layer_values = {loc for loc, _ in layer_found}
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        problems += [p for p in validation_problems(exc, data, pos)
-                     if p.loc not in layer_values]
+        problems += validation_problems(exc, data, pos)
         # The monitors of the callbacks that are valid on their own: the schema cannot
         # see them (they need the whole config), so nothing here repeats it.
         problems += [pos.problem(loc, message)

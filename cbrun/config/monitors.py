@@ -32,7 +32,7 @@ def logged_keys(config: RunConfig) -> list[str]:
 
 
 def _logged_keys(compile_: CompileConfig, data: DataConfig) -> list[str]:
-    train = ["loss", *map(str, compile_.metric_names())]
+    train = [*compile_.loss_names(), *map(str, compile_.metric_names())]
     keys = list(train)
     if data.has_validation:
         keys += [f"val_{k}" for k in train]
@@ -49,8 +49,12 @@ def monitor_direction(compile_: CompileConfig, name: str) -> str | None:
     metric = name.removeprefix("val_")
     if metric == "loss":
         return "down"
+    if len(compile_.output_names() or []) > 1:
+        # Keras matches the metric object's own name (`accuracy`), never the logged
+        # `answer_accuracy` or `answer_loss`, so mode: auto fails on every per-output key.
+        return None
     found = None
-    for item, logged in zip(compile_.metrics, compile_.metric_names(), strict=True):
+    for logged, item in compile_.logged_metrics():
         if str(logged) != metric:
             continue
         if isinstance(item, str):

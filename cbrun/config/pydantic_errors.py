@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from cbrun.config.base import BRANCH_TAGS
+from cbrun.config.base import BRANCH_TAGS, ManyProblems
 from cbrun.config.positions import Positions
 from cbrun.config.root import RunConfig
 from cbrun.errors import Problem, format_loc
@@ -29,8 +29,9 @@ _ROOT: ContextVar[type[BaseModel]] = ContextVar("root", default=RunConfig)
 
 # Pydantic inserts the chosen union member into an error's location: the tag of a tagged
 # union (callbacks.0.EarlyStopping.patience, compile.optimizer.as-mapping.type) or the name
-# of a plain type it tried (str, int, list[int]); users never wrote them.
-_UNION_MEMBER_PREFIXES = ("function-", "literal[", "json-or-python", "lax-or-strict")
+# of a plain type it tried (str, int, list[int]), or the model form's tag (kind:graph);
+# users never wrote them.
+_UNION_MEMBER_PREFIXES = ("kind:", "function-", "literal[", "json-or-python", "lax-or-strict")
 _UNION_MEMBER_NAMES = {"str", "int", "float", "bool", "list", "dict", "list[int]",
                        "tagged-union", "none", *BRANCH_TAGS}
 _QUOTED = re.compile(r"'([^'\s]+)'|`([^`\s]+)`")
@@ -242,6 +243,15 @@ def _problems(exc: ValidationError, data: Any, pos: Positions) -> list[Problem]:
     seen: set[tuple[Any, ...]] = set()
     for err in _prefer_matching_branch(exc.errors(include_url=False), data):
         loc = _user_loc(tuple(err["loc"]), data)
+        many = (err.get("ctx") or {}).get("error")
+        if isinstance(many, ManyProblems):
+            for where, message in many.problems:
+                if (loc + where, message) not in seen:
+                    seen.add((loc + where, message))
+                    given = _get(data, loc + where)
+                    extra = {} if isinstance(given, (dict, list)) else {"given": given}
+                    problems.append(pos.problem(loc + where, message, **extra))
+            continue
         loc, message, at_key = _describe(err, loc, data)
         if (loc, message) in seen:
             continue

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cbrun.callbacks.csv_logger import CSVLoggerSpec
 from cbrun.callbacks.registry import CallbackConfig
-from cbrun.config.base import StrictModel
+from cbrun.config.base import ManyProblems, StrictModel
 from cbrun.config.compile import CompileConfig, optimizer_class
 from cbrun.config.data import DataConfig, DigitsData, default_source
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
+from cbrun.config.outputs import output_problems
 from cbrun.config.tracking import TrackingConfig
 from cbrun.rundir import LOG_FILE
 
@@ -46,6 +47,13 @@ class RunConfig(StrictModel):
     @classmethod
     def _digits_by_default(cls, value: Any) -> Any:
         return default_source(value)
+
+    @model_validator(mode="after")
+    def _outputs_fit(self) -> RunConfig:
+        found = output_problems(self)
+        if found:
+            raise ManyProblems(found)
+        return self
 
     def writes_run_log(self) -> bool:
         """Whether a declared CSVLogger writes the run's log.csv (else cbrun adds a writer)."""

@@ -7,6 +7,7 @@ a run directory".
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from cbrun.train.data import eval_data, train_dataset, train_steps
 from cbrun.train.datacheck import check_data_fits
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
+from cbrun.train.model.phases import Unfreeze, optimizer_variables, unfreeze_before
 from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
@@ -105,14 +107,21 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         reporter = SweepReporter(record.file.sweep)
     tracking = TrackingCallback(config, run_dir, record, first_epoch)
 
-    model = build_model(config)
+    if config.model.kind == "path" and not config.model.safe_mode:
+        print(f"warning: model.path {config.model.path} is loaded with safe_mode: false, so "
+              "any code it holds (Lambda layers) runs; only do this with files you trust",
+              file=sys.stderr)
+    model = build_model(config, config_dir)
     check_data_fits(config, splits, model)
     adapt_layers(model, config, splits.train)
     spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
     record.set_steps_per_execution(spe)
     compile_model(model, config, spe)
-    # Built now rather than lazily inside fit, so a saved state has variables to go into.
-    model.optimizer.build(model.trainable_variables)
+    stages = list(getattr(config.model, "unfreeze", []))
+    # Built now rather than lazily inside fit, so a saved state has variables to go into;
+    # for every variable an unfreeze stage will train, so its shape never changes.
+    model.optimizer.build(optimizer_variables(model, stages))
+    unfreeze_before(model, stages, first_epoch)
 
     dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
                                    config.data.shuffle, steps)
@@ -129,8 +138,9 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             validation_batch_size=validation_kw.get("batch_size"),
             validation_freq=config.fit.validation_freq,
             class_weight=config.fit.class_weight,
-            # The data order first: every other callback sees epoch k with its order set.
-            callbacks=[*([order] if order else []), cbs.LearningRateLog(),
+            # Unfreeze first: a stage's layers train from the first batch of its epoch. Then
+            # the data order: every other callback sees epoch k with its order set.
+            callbacks=[Unfreeze(stages), *([order] if order else []), cbs.LearningRateLog(),
                        *(b.callback for b in bound), nan_guard, recorder, keeper,
                        *([reporter] if reporter else []), tracking, display],
             shuffle=False,  # the dataset is already in the (seed, epoch) order

@@ -1,0 +1,48 @@
+"""Checks across sections: compile's per-output loss and metrics against the outputs the
+model declares, and unfreeze stages against fit's epochs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cbrun.suggest import did_you_mean
+
+Found = list[tuple[tuple[Any, ...], str]]
+
+
+def output_problems(config: Any) -> Found:
+    found: Found = []
+    compile_, model = config.compile, config.model
+    declared = model.output_names()  # None: one output, or unknown before TensorFlow
+    given = compile_.output_names()
+    if model.kind == "stack" and given is not None:
+        found.append((("compile", "loss"), "a stack has one output: give one loss, not a "
+                                           "mapping by output name"))
+    if declared is not None and len(declared) > 1 and given is None:
+        example = ", ".join(f"{name}: ..." for name in declared)
+        found.append((("compile", "loss"), f"the model has {len(declared)} outputs "
+                                           f"({', '.join(declared)}): give a loss for each, "
+                                           f"loss: {{{example}}}"))
+    if declared is not None and given is not None:
+        for key in given:
+            if key not in declared:
+                found.append((("compile", "loss", key), f"the model has no output {key!r}"
+                                                        f"{did_you_mean(key, declared)}; "
+                                                        f"outputs: {', '.join(declared)}"))
+        missing = [name for name in declared if name not in given]
+        if missing:
+            found.append((("compile", "loss"), f"no loss for output {missing[0]!r}; each "
+                                               f"output needs one ({', '.join(declared)})"))
+    if isinstance(compile_.metrics, dict):
+        targets = given or declared or []
+        for key in compile_.metrics:
+            if key not in targets:
+                found.append((("compile", "metrics", key),
+                              f"no output {key!r} has a loss{did_you_mean(key, targets)}; "
+                              f"outputs: {', '.join(targets) or 'one, unnamed'}"))
+    for index, stage in enumerate(getattr(model, "unfreeze", [])):
+        if stage.at_epoch >= config.fit.epochs:
+            found.append((("model", "unfreeze", index, "at_epoch"),
+                          f"at_epoch {stage.at_epoch} is not before the last epoch "
+                          f"(fit.epochs is {config.fit.epochs}), so nothing would unfreeze"))
+    return found
