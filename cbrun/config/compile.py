@@ -139,15 +139,9 @@ class CompileConfig(StrictModel):
         if outputs and len(outputs) > 1 and isinstance(self.metrics, list) and self.metrics:
             found.append((("metrics",), f"with several outputs ({', '.join(outputs)}), give "
                                         f"metrics per output: {{{outputs[0]}: [accuracy]}}"))
-        for key in self.loss_weights or {}:
-            if outputs is None:
-                found.append((("loss_weights",), "loss_weights weigh the losses of several "
-                                                 "outputs; give loss per output first"))
-                break
-            if key not in outputs:
-                found.append((("loss_weights", key), f"no loss is given for output {key!r}"
-                                                     f"{did_you_mean(key, outputs)}; outputs: "
-                                                     f"{', '.join(outputs)}"))
+        if self.loss_weights is not None and outputs is None:
+            found.append((("loss_weights",), "loss_weights weigh the losses of several "
+                                             "outputs; give loss per output first"))
         if found:
             raise ManyProblems(found)
         return self

@@ -33,8 +33,14 @@ def output_problems(config: Any) -> Found:
         if missing:
             found.append((("compile", "loss"), f"no loss for output {missing[0]!r}; each "
                                                f"output needs one ({', '.join(declared)})"))
+    # The model's own outputs when it declares them, else those the losses name.
+    targets = declared or given or []
+    for key in compile_.loss_weights or {}:
+        if given is not None and key not in targets:
+            found.append((("compile", "loss_weights", key),
+                          f"no output {key!r}{did_you_mean(key, targets)}; outputs: "
+                          f"{', '.join(targets)}"))
     if isinstance(compile_.metrics, dict):
-        targets = given or declared or []
         for key in compile_.metrics:
             if key not in targets:
                 found.append((("compile", "metrics", key),

@@ -162,8 +162,9 @@ def graph_problems(graph: GraphModel) -> Found:
             what = "an input" if node.name in graph.inputs else "an earlier layer"
             found.append((("layers", i, "name"), f"the name {node.name!r} is already taken by "
                                                  f"{what}; every input and layer needs its own"))
+        elif node.name not in seen:
+            names.append(node.name)
         seen.add(node.name)
-        names.append(node.name)
     layer_names = {node.name: node for node in graph.layers}
     used: set[str] = set(graph.outputs)
     for i, node in enumerate(graph.layers):

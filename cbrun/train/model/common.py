@@ -52,6 +52,7 @@ def _weights_from_cache(loc: Loc):
     ~/.keras/models); offline, Keras's download fails with a bare "URL fetch failure"
     traceback. Its applications fetch through file_utils.get_file, so wrapping that one
     function turns the failure into a message naming the file and the folder."""
+    from keras.src.backend.config import keras_home
     from keras.src.utils import file_utils
 
     original = file_utils.get_file
@@ -62,7 +63,7 @@ def _weights_from_cache(loc: Loc):
         except Exception as exc:
             if not str(exc).startswith("URL fetch failure"):
                 raise
-            folder = os.path.join(kwargs.get("cache_dir") or keras.config.keras_home(),
+            folder = os.path.join(kwargs.get("cache_dir") or keras_home(),
                                   kwargs.get("cache_subdir", "datasets"))
             name = fname or os.path.basename(origin or "")
             raise ConfigError([Problem(

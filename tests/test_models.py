@@ -1,0 +1,368 @@
+"""Any Keras model: functional graphs with several inputs and outputs, shared layers,
+backbones from keras.applications, unfreeze stages, factories and saved models."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO, cbrun_process, cli, only_run, read_log, tiny_config, write_config
+from test_resume import differences, interrupt_all, log_of
+
+# Two inputs (a, b) through one shared Dense, two outputs: a class and a number.
+TWO_IO = textwrap.dedent("""\
+    name: two-io
+    seed: 3
+    data:
+      source: npz
+      path: two.npz
+      x_key: {a: a, b: b}
+      y_key: {digit: digit, size: size}
+      validation_split: 0.25
+      batch_size: 16
+    model:
+      inputs:
+        a: {shape: [6]}
+        b: {shape: [6]}
+      layers:
+        - {name: encode_a, type: Dense, units: 8, activation: relu, inputs: a}
+        - {name: encode_b, shares: encode_a, inputs: b}
+        - {name: both, type: Concatenate, inputs: [encode_a, encode_b]}
+        - {name: digit, type: Dense, units: 3, activation: softmax, inputs: both}
+        - {name: size, type: Dense, units: 1, inputs: both}
+      outputs: [digit, size]
+    compile:
+      optimizer: {type: Adam, learning_rate: 0.02}
+      loss: {digit: sparse_categorical_crossentropy, size: mse}
+      loss_weights: {digit: 1.0, size: 0.5}
+      metrics: {digit: [accuracy], size: [mae]}
+    fit:
+      epochs: 3
+    callbacks:
+      - type: ModelCheckpoint
+        filepath: checkpoints/ep{epoch:02d}-acc{val_digit_accuracy:.3f}.keras
+      - type: EarlyStopping
+        monitor: val_size_loss
+        mode: min
+        patience: 5
+    """)
+
+
+def two_io_data(folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    a = rng.random((96, 6), dtype=np.float32)
+    b = rng.random((96, 6), dtype=np.float32)
+    digit = (a.sum(1) > b.sum(1)).astype("int32") + (a[:, 0] > 0.8)
+    np.savez(folder / "two.npz", a=a, b=b, digit=digit.astype("int32"),
+             size=(a - b).sum(1, keepdims=True).astype("float32"))
+
+
+@pytest.fixture(scope="module")
+def two_io(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("two_io")
+    two_io_data(folder)
+    (folder / "run.yaml").write_text(TWO_IO)
+    assert cli("train", folder / "run.yaml", "--runs-dir", folder / "runs", "--quiet") == 0
+    return only_run(folder / "runs")
+
+
+def test_two_inputs_two_outputs_with_a_shared_layer_train_and_log_per_output(two_io):
+    rows = read_log(two_io / "log.csv")
+    assert len(rows) == 3
+    assert {"loss", "digit_loss", "size_loss", "digit_accuracy", "size_mae", "val_loss",
+            "val_digit_loss", "val_size_loss", "val_digit_accuracy",
+            "val_size_mae"} <= set(rows[0])
+    # The checkpoint template names a per-output key, filled in by Keras.
+    saved = sorted(p.name for p in (two_io / "checkpoints").iterdir())
+    assert len(saved) == 3 and saved[0].startswith("ep01-acc0.")
+
+    import keras
+
+    model = keras.saving.load_model(two_io / "model.keras")
+    assert [t.name for t in model.inputs] == ["a", "b"]
+    # Applied twice, one set of weights: the graph has one Dense kernel of shape (6, 8).
+    kernels = [w for w in model.weights if tuple(w.shape) == (6, 8)]
+    assert len(kernels) == 1
+
+
+def test_a_per_output_key_is_checked_before_training(tmp_path, capsys):
+    text = TWO_IO.replace("monitor: val_size_loss", "monitor: val_size_los")
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    assert cli("validate", path) == 2
+    out = capsys.readouterr().out
+    assert "run.yaml:32:14:" in out and "did you mean 'val_size_loss'" in out
+    # Keras's mode: auto matches metric objects by their own name (accuracy), never the
+    # logged digit_accuracy: cbrun asks for the mode instead of failing at epoch 1.
+    path.write_text(TWO_IO.replace("monitor: val_size_loss\n    mode: min",
+                                   "monitor: val_digit_accuracy"))
+    assert cli("validate", path) == 2
+    assert "write mode: min" in capsys.readouterr().out
+
+
+# (replace, with, line, column, message part): each graph mistake, located.
+GRAPH_MISTAKES = [
+    ("inputs: b}", "inputs: bb}", 16, 50, "takes 'bb', which is neither an input nor a layer "
+                                          "(did you mean 'b'?)"),
+    ("{name: both, type: Concatenate, inputs: [encode_a, encode_b]}",
+     "{name: both, type: Concatenate, inputs: [encode_a, digit]}", 17, 47, "form a cycle"),
+    ("{name: size, type: Dense, units: 1, inputs: both}",
+     "{name: size, type: Dense, units: 1, inputs: both}\n    - {name: spare, type: Dense, "
+     "units: 2, inputs: both}", 20, 14, "layer 'spare' is never used"),
+    ("outputs: [digit, size]", "outputs: [digit, sise]", 20, 20,
+     "output 'sise' is neither a layer nor an input (did you mean 'size'?)"),
+    ("{name: size, type: Dense", "{name: digit, type: Dense", 19, 14,
+     "the name 'digit' is already taken by an earlier layer"),
+    ("{name: encode_b, shares: encode_a", "{name: encode_b, shares: encode_x", 16, 32,
+     "shares 'encode_x', which is not a layer (did you mean 'encode_a'?)"),
+    ("{name: encode_a, type: Dense, units: 8", "{name: encode_a, type: Dens, units: 8", 15, 30,
+     "unknown layer type 'Dens' (did you mean 'Dense'?)"),
+    ("loss: {digit: sparse_categorical_crossentropy, size: mse}",
+     "loss: {digit: sparse_categorical_crossentropy, siez: mse}", 23, 56,
+     "the model has no output 'siez' (did you mean 'size'?)"),
+]
+
+
+@pytest.mark.parametrize("old, new, line, column, part", GRAPH_MISTAKES,
+                         ids=["unknown", "cycle", "unused", "output", "duplicate", "shares",
+                              "type", "loss-key"])
+def test_validate_locates_each_graph_mistake(tmp_path, capsys, old, new, line, column, part):
+    assert TWO_IO.count(old) == 1
+    path = tmp_path / "run.yaml"
+    path.write_text(TWO_IO.replace(old, new))
+    assert cli("validate", path) == 2
+    out = capsys.readouterr().out
+    located = [row for row in out.splitlines() if part in row]
+    assert located, out
+    assert located[0].startswith(f"{path}:{line}:{column}: "), out
+
+
+def test_graph_validation_never_imports_tensorflow(tmp_path):
+    two_io_data(tmp_path)
+    (tmp_path / "run.yaml").write_text(TWO_IO.replace("outputs: [digit, size]",
+                                                      "outputs: [digit, sise]"))
+    code = ("import sys; from cbrun.cli import main\n"
+            "try: main(['validate', sys.argv[1]])\n"
+            "except SystemExit as e: code = e.code\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code, tmp_path / "run.yaml"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2, done.stderr
+    assert "did you mean 'size'" in done.stdout
+
+
+def test_schema_describes_the_graph_form(capsys):
+    assert cli("schema") == 0
+    schema = json.loads(capsys.readouterr().out)
+    kinds = [ref["$ref"].rsplit("/", 1)[1] for ref in schema["properties"]["model"]["oneOf"]]
+    assert kinds == ["StackModel", "GraphModel", "FactoryModel", "SavedModel"]
+    graph = schema["$defs"]["GraphModel"]
+    assert graph["required"] == ["inputs", "layers", "outputs"]
+    node = schema["$defs"]["NodeSpec"]["properties"]
+    assert {"name", "inputs", "shares", "type"} <= set(node)
+    assert "MobileNetV2" in next(b for b in node["type"]["anyOf"] if "enum" in b)["enum"]
+
+
+# ---------------------------------------------------------------- backbones
+
+BACKBONE = {
+    "name": "frozen", "seed": 5,
+    "data": {"source": "npz", "path": "images.npz", "validation_split": 0.25,
+             "batch_size": 8},
+    "model": {
+        "inputs": {"image": {"shape": [32, 32, 3]}},
+        "layers": [
+            {"name": "backbone", "type": "MobileNetV2", "alpha": 0.35, "include_top": False,
+             "weights": None, "pooling": "avg", "trainable": False, "inputs": "image"},
+            {"name": "head", "type": "Dense", "units": 2, "activation": "softmax",
+             "inputs": "backbone"}],
+        "outputs": "head"},
+    "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01},
+                "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+                "jit_compile": False},
+    "fit": {"epochs": 2},
+}
+
+
+def test_a_frozen_backbone_trains_its_head_and_keeps_its_weights_bit_for_bit(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "images.npz", x=rng.random((32, 32, 32, 3), dtype=np.float32),
+             y=rng.integers(0, 2, 32).astype("int32"))
+    path = write_config(tmp_path, BACKBONE)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    run = only_run(tmp_path / "runs")
+    assert len(read_log(run / "log.csv")) == 2
+
+    from cbrun.config.load import load_config
+    from cbrun.train.model import build_model
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(5)  # as the run did before building: the same initial weights
+    fresh = build_model(load_config(path).config, tmp_path)
+    trained = keras.saving.load_model(run / "model.keras")
+    before = fresh.get_layer("backbone").get_weights()
+    after = trained.get_layer("backbone").get_weights()
+    assert len(before) > 200  # every kernel and batch-norm statistic of MobileNetV2
+    assert all(np.array_equal(x, y) for x, y in zip(before, after, strict=True))
+    head = zip(fresh.get_layer("head").get_weights(), trained.get_layer("head").get_weights(),
+               strict=True)
+    assert not all(np.array_equal(x, y) for x, y in head)
+
+
+def test_imagenet_weights_offline_name_the_file_and_the_folder(tmp_path):
+    config = json.loads(json.dumps(BACKBONE))
+    config["model"]["layers"][0]["weights"] = "imagenet"
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "images.npz", x=rng.random((8, 32, 32, 3), dtype=np.float32),
+             y=rng.integers(0, 2, 8).astype("int32"))
+    path = write_config(tmp_path, config)
+    home = tmp_path / "keras-home"
+    # Nothing listens on port 9: the download fails here as it does offline.
+    proxy = "http://127.0.0.1:9"
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q",
+                         env={"KERAS_HOME": str(home), "HTTPS_PROXY": proxy,
+                              "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy})
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in out + err
+    assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5" in out + err
+    assert str(home / "models") in (out + err).replace("\n", "")
+
+
+# ---------------------------------------------------------------- exact resume
+
+FACTORY_CODE = textwrap.dedent("""\
+    import keras
+
+
+    def build(units, classes=10):
+        inputs = keras.Input((64,))
+        x = keras.layers.Rescaling(1 / 16)(inputs)
+        x = keras.layers.Dense(units, activation="relu")(x)
+        x = keras.layers.Dropout(0.2)(x)
+        return keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(x))
+    """)
+
+
+def _unfreeze_config() -> dict:
+    config = tiny_config(name="unfreeze", fit={"epochs": 5},
+                         callbacks=[{"type": "CSVLogger", "filename": "log.csv"}])
+    config["model"]["layers"][1].update({"name": "trunk", "trainable": False})
+    config["model"]["unfreeze"] = [{"at_epoch": 2, "layers": ["trunk"],
+                                    "learning_rate": 0.002}]
+    return config
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory):
+    """For an unfreeze stage, a factory model and a saved model: an uninterrupted run and one
+    SIGKILLed in the epoch after a given one, then resumed; all started together."""
+    import keras
+
+    root = tmp_path_factory.mktemp("models_resume")
+    (root / "my_models.py").write_text(FACTORY_CODE)
+    start = keras.Sequential([keras.Input((64,)), keras.layers.Rescaling(1 / 16),
+                              keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    start.save(root / "start.keras")
+    configs = {
+        # unfreeze at epoch 2; killed once epoch 3 (k + 1) is logged
+        "unfreeze": (_unfreeze_config(), 3),
+        "factory": (tiny_config(name="factory", fit={"epochs": 4}, model={
+            "factory": "my_models:build", "params": {"units": 24}}), 2),
+        "path": (tiny_config(name="path", fit={"epochs": 4},
+                             model={"path": "start.keras"}), 2),
+    }
+    procs, plans = {}, {}
+    for name, (config, rows) in configs.items():
+        path = write_config(root, config, f"{name}.yaml")
+        procs[name] = cbrun_process("train", path, "--runs-dir", root / name / "base", "-q")
+        killed = cbrun_process("train", path, "--runs-dir", root / name / "kill", "-q")
+        plans[name] = (killed, lambda n=name: log_of(root / n / "kill"), rows, signal.SIGKILL)
+    killed_codes = interrupt_all(plans)
+    codes = {name: proc.communicate(timeout=240) and proc.returncode
+             for name, proc in procs.items()}
+    resumes = {name: cbrun_process("resume", only_run(root / name / "kill"))
+               for name in configs}
+    outputs = {name: proc.communicate(timeout=240) for name, proc in resumes.items()}
+    return {"root": root, "codes": codes, "killed": killed_codes, "outputs": outputs,
+            "resume_codes": {name: proc.returncode for name, proc in resumes.items()}}
+
+
+@pytest.mark.parametrize("name", ["unfreeze", "factory", "path"])
+def test_killed_and_resumed_runs_end_exactly_like_uninterrupted_ones(resumed, name):
+    assert resumed["codes"][name] == 0
+    assert resumed["killed"][name][0] == -signal.SIGKILL
+    assert resumed["resume_codes"][name] == 0, resumed["outputs"][name]
+    base = only_run(resumed["root"] / name / "base")
+    again = only_run(resumed["root"] / name / "kill")
+    assert differences(base, again) == []
+    assert (base / "log.csv").read_bytes() == (again / "log.csv").read_bytes()
+
+
+def test_the_unfreeze_stage_sets_its_rate_and_trains_the_trunk(resumed):
+    import keras
+
+    run = only_run(resumed["root"] / "unfreeze" / "base")
+    rates = [row["learning_rate"] for row in read_log(run / "log.csv")]
+    assert rates[:2] == ["0.009999999776482582"] * 2 and set(rates[2:]) == {
+        "0.0020000000949949026"}
+    states = {p.name: p for p in (run / "state").iterdir()}
+    assert sorted(states) == ["epoch-00004", "epoch-00005"]
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("trunk").trainable
+
+
+def test_a_lambda_model_is_refused_under_safe_mode(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((64,))
+    outputs = keras.layers.Dense(10, activation="softmax")(
+        keras.layers.Lambda(lambda x: x / 16.0)(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
+    config = tiny_config(name="lambda", fit={"epochs": 1}, model={"path": "lambda.keras"})
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 2
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "lambda.keras holds Python code" in text and "safe_mode: false" in text
+    assert "Traceback" not in text
+
+    config["model"]["safe_mode"] = False
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs2", "--quiet") == 0
+    assert "loaded with safe_mode: false" in capsys.readouterr().err
+
+
+def test_the_memory_network_example_trains(tmp_path):
+    config = yaml.safe_load((REPO / "configs" / "memnet.yaml").read_text())
+    assert list(config["model"]["inputs"]) == ["story", "question"]
+    path = REPO / "configs" / "memnet.yaml"
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet",
+               "--set", "fit.epochs=3") == 0
+    rows = read_log(only_run(tmp_path / "runs") / "log.csv")
+    assert len(rows) == 3
+    assert float(rows[-1]["val_accuracy"]) > 1 / 6  # better than guessing among 6 places
+
+
+def test_the_memory_network_data_is_what_its_script_writes():
+    sys.path.insert(0, str(REPO / "configs"))
+    try:
+        from memnet_data import make
+    finally:
+        sys.path.remove(str(REPO / "configs"))
+    with np.load(REPO / "configs" / "data" / "memnet.npz") as shipped:
+        made = make()
+        assert all(np.array_equal(shipped[k], made[k]) for k in made)
+    assert os.path.getsize(REPO / "configs" / "data" / "memnet.npz") < 20_000
