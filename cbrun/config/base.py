@@ -88,6 +88,8 @@ class ManyProblems(ValueError):
     (relative to the object validated): pydantic keeps the exception in the error's context,
     and the loader reports every entry at its own line and column."""
 
-    def __init__(self, problems: list[tuple[tuple[Any, ...], str]]):
+    def __init__(self, problems: list[tuple[tuple[Any, ...], str]],
+                 unknown_keys: tuple[tuple[Any, ...], ...] = ()):
         self.problems = list(problems)
+        self.unknown_keys = unknown_keys  # locations of keys that should not be there
         super().__init__(self.problems[0][1] if self.problems else "invalid")

@@ -249,7 +249,10 @@ def _problems(exc: ValidationError, data: Any, pos: Positions) -> list[Problem]:
                 if (loc + where, message) not in seen:
                     seen.add((loc + where, message))
                     given = _get(data, loc + where)
-                    extra = {} if isinstance(given, (dict, list)) else {"given": given}
+                    extra: dict[str, Any] = {} if isinstance(given, (dict, list)) \
+                        else {"given": given}
+                    if where in many.unknown_keys:  # point at the key; its value is noise
+                        extra = {"at_key": True}
                     problems.append(pos.problem(loc + where, message, **extra))
             continue
         loc, message, at_key = _describe(err, loc, data)

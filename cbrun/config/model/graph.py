@@ -20,8 +20,9 @@ from cbrun.config.model.layers import (
     UnfreezeSpec,
     layer_problems,
     unfreeze_problems,
+    unknown_keys,
 )
-from cbrun.suggest import did_you_mean
+from cbrun.suggest import close_matches, did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 DTYPES = Literal["float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool"]
@@ -66,14 +67,14 @@ class NodeSpec(KerasObjectSpec):
                          next(iter(self.kwargs)) if self.kwargs else "adapt")
                 raise ManyProblems([((extra,), f"a layer that shares {self.shares!r} takes "
                                                "its type and settings from it; give only name, "
-                                               "shares and inputs")])
+                                               "shares and inputs")], ((extra,),))
             return self
         if self.type is None:
             raise ValueError("a layer needs `type:` (a keras.layers class), or `shares:` the "
                              "name of a layer whose weights it reuses")
         found = layer_problems(self.type, self.kwargs, self.adapt)
         if found:
-            raise ManyProblems(found)
+            raise ManyProblems(found, unknown_keys(self.type, self.kwargs))
         return self
 
     def references(self) -> list[tuple[tuple[Any, ...], str]]:
@@ -167,6 +168,10 @@ def graph_problems(graph: GraphModel) -> Found:
         seen.add(node.name)
     layer_names = {node.name: node for node in graph.layers}
     used: set[str] = set(graph.outputs)
+    # A misspelt reference leaves the name it meant unused: one mistake, reported once.
+    used.update(hit for name in [*graph.outputs, *(n for node in graph.layers
+                                                  for _, n in node.references())]
+                if name not in names for hit in close_matches(name, names, n=1))
     for i, node in enumerate(graph.layers):
         for where, name in node.references():
             used.add(name)

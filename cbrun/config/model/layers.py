@@ -117,6 +117,11 @@ def layer_problems(kind: str, kwargs: dict[str, Any], adapt: bool = False) -> Fo
     return found
 
 
+def unknown_keys(kind: str, kwargs: dict[str, Any]) -> tuple[tuple[str], ...]:
+    allowed = accepted_params(kind) or []
+    return tuple((key,) for key in kwargs if key not in allowed)
+
+
 class LayerSpec(KerasObjectSpec):
     """One layer: `type` is a keras.layers class or a keras.applications backbone (e.g.
     MobileNetV2; `trainable: false` freezes it); every other key is its keyword argument."""
@@ -129,7 +134,7 @@ class LayerSpec(KerasObjectSpec):
     def _known(self) -> LayerSpec:
         found = layer_problems(self.type, self.kwargs, self.adapt)
         if found:
-            raise ManyProblems(found)
+            raise ManyProblems(found, unknown_keys(self.type, self.kwargs))
         return self
 
     @property
