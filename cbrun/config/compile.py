@@ -137,11 +137,11 @@ class CompileConfig(StrictModel):
                     found.append((where, problem))
         outputs = self.output_names()
         if outputs and len(outputs) > 1 and isinstance(self.metrics, list) and self.metrics:
-            found.append((("metrics",), f"with several outputs ({', '.join(outputs)}), give "
-                                        f"metrics per output: {{{outputs[0]}: [accuracy]}}"))
+            found.append((("metrics",), (f"with several outputs ({', '.join(outputs)}), give "
+                                        f"metrics per output: {{{outputs[0]}: [accuracy]}}")))
         if self.loss_weights is not None and outputs is None:
-            found.append((("loss_weights",), "loss_weights weigh the losses of several "
-                                             "outputs; give loss per output first"))
+            found.append((("loss_weights",), ("loss_weights weigh the losses of several "
+                                             "outputs; give loss per output first")))
         if found:
             raise ManyProblems(found)
         return self

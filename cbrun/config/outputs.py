@@ -16,39 +16,39 @@ def output_problems(config: Any) -> Found:
     declared = model.output_names()  # None: one output, or unknown before TensorFlow
     given = compile_.output_names()
     if model.kind == "stack" and given is not None:
-        found.append((("compile", "loss"), "a stack has one output: give one loss, not a "
-                                           "mapping by output name"))
+        found.append((("compile", "loss"), ("a stack has one output: give one loss, not a "
+                                           "mapping by output name")))
     if declared is not None and len(declared) > 1 and given is None:
         example = ", ".join(f"{name}: ..." for name in declared)
-        found.append((("compile", "loss"), f"the model has {len(declared)} outputs "
+        found.append((("compile", "loss"), (f"the model has {len(declared)} outputs "
                                            f"({', '.join(declared)}): give a loss for each, "
-                                           f"loss: {{{example}}}"))
+                                           f"loss: {{{example}}}")))
     if declared is not None and given is not None:
         for key in given:
             if key not in declared:
-                found.append((("compile", "loss", key), f"the model has no output {key!r}"
+                found.append((("compile", "loss", key), (f"the model has no output {key!r}"
                                                         f"{did_you_mean(key, declared)}; "
-                                                        f"outputs: {', '.join(declared)}"))
+                                                        f"outputs: {', '.join(declared)}")))
         missing = [name for name in declared if name not in given]
         if missing:
-            found.append((("compile", "loss"), f"no loss for output {missing[0]!r}; each "
-                                               f"output needs one ({', '.join(declared)})"))
+            found.append((("compile", "loss"), (f"no loss for output {missing[0]!r}; each "
+                                               f"output needs one ({', '.join(declared)})")))
     # The model's own outputs when it declares them, else those the losses name.
     targets = declared or given or []
     for key in compile_.loss_weights or {}:
         if given is not None and key not in targets:
             found.append((("compile", "loss_weights", key),
-                          f"no output {key!r}{did_you_mean(key, targets)}; outputs: "
-                          f"{', '.join(targets)}"))
+                          (f"no output {key!r}{did_you_mean(key, targets)}; outputs: "
+                          f"{', '.join(targets)}")))
     if isinstance(compile_.metrics, dict):
         for key in compile_.metrics:
             if key not in targets:
                 found.append((("compile", "metrics", key),
-                              f"no output {key!r} has a loss{did_you_mean(key, targets)}; "
-                              f"outputs: {', '.join(targets) or 'one, unnamed'}"))
+                              (f"no output {key!r} has a loss{did_you_mean(key, targets)}; "
+                              f"outputs: {', '.join(targets) or 'one, unnamed'}")))
     for index, stage in enumerate(getattr(model, "unfreeze", [])):
         if stage.at_epoch >= config.fit.epochs:
             found.append((("model", "unfreeze", index, "at_epoch"),
-                          f"at_epoch {stage.at_epoch} is not before the last epoch "
-                          f"(fit.epochs is {config.fit.epochs}), so nothing would unfreeze"))
+                          (f"at_epoch {stage.at_epoch} is not before the last epoch "
+                          f"(fit.epochs is {config.fit.epochs}), so nothing would unfreeze")))
     return found

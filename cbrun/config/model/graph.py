@@ -65,9 +65,9 @@ class NodeSpec(KerasObjectSpec):
             if self.type is not None or self.kwargs or self.adapt:
                 extra = ("type" if self.type is not None else
                          next(iter(self.kwargs)) if self.kwargs else "adapt")
-                raise ManyProblems([((extra,), f"a layer that shares {self.shares!r} takes "
+                raise ManyProblems([((extra,), (f"a layer that shares {self.shares!r} takes "
                                                "its type and settings from it; give only name, "
-                                               "shares and inputs")], ((extra,),))
+                                               "shares and inputs"))], ((extra,),))
             return self
         if self.type is None:
             raise ValueError("a layer needs `type:` (a keras.layers class), or `shares:` the "
@@ -161,9 +161,9 @@ def graph_problems(graph: GraphModel) -> Found:
     for i, node in enumerate(graph.layers):
         if node.name in seen:
             what = "an input" if node.name in graph.inputs else "an earlier layer"
-            found.append((("layers", i, "name"), f"the name {node.name!r} is already taken by "
-                                                 f"{what}; every input and layer needs its own"))
-        elif node.name not in seen:
+            found.append((("layers", i, "name"), (f"the name {node.name!r} is already taken by "
+                                                 f"{what}; every input and layer needs its own")))
+        else:
             names.append(node.name)
         seen.add(node.name)
     layer_names = {node.name: node for node in graph.layers}
@@ -177,38 +177,38 @@ def graph_problems(graph: GraphModel) -> Found:
             used.add(name)
             if name not in seen:
                 found.append((("layers", i, *where),
-                              f"layer {node.name!r} takes {name!r}, which is neither an input "
+                              (f"layer {node.name!r} takes {name!r}, which is neither an input "
                               f"nor a layer{did_you_mean(name, names)}; names: "
-                              f"{', '.join(names)}"))
+                              f"{', '.join(names)}")))
             elif name == node.name:
                 found.append((("layers", i, *where), f"layer {node.name!r} takes itself"))
         if node.shares is not None:
             target = layer_names.get(node.shares)
             if target is None:
                 found.append((("layers", i, "shares"),
-                              f"layer {node.name!r} shares {node.shares!r}, which is not a "
-                              f"layer{did_you_mean(node.shares, list(layer_names))}"))
+                              (f"layer {node.name!r} shares {node.shares!r}, which is not a "
+                              f"layer{did_you_mean(node.shares, list(layer_names))}")))
             elif target.shares is not None:
                 found.append((("layers", i, "shares"),
-                              f"{node.shares!r} itself shares {target.shares!r}; share "
-                              f"{target.shares!r} directly"))
+                              (f"{node.shares!r} itself shares {target.shares!r}; share "
+                              f"{target.shares!r} directly")))
     for cycle in _topological(graph)[1]:
         path = " -> ".join(graph.layers[i].name for i in cycle)
         first = min(cycle)
         found.append((("layers", first, "inputs"),
-                       f"layers {path} form a cycle: a layer can only take what is computed "
-                       "before it"))
+                       (f"layers {path} form a cycle: a layer can only take what is computed "
+                       "before it")))
     for j, name in enumerate(graph.outputs):
         if name not in seen:
-            found.append((("outputs", j), f"output {name!r} is neither a layer nor an input"
+            found.append((("outputs", j), (f"output {name!r} is neither a layer nor an input"
                                           f"{did_you_mean(name, names)}; layers: "
-                                          f"{', '.join(layer_names)}"))
+                                          f"{', '.join(layer_names)}")))
     for name in graph.inputs:
         if name not in used:
             found.append((("inputs", name), f"input {name!r} is never used: no layer takes it"))
     for i, node in enumerate(graph.layers):
         if node.name not in used:
             found.append((("layers", i, "name"),
-                          f"layer {node.name!r} is never used: no layer takes it and it is not "
-                          f"an output (outputs: {', '.join(graph.outputs)})"))
+                          (f"layer {node.name!r} is never used: no layer takes it and it is not "
+                          f"an output (outputs: {', '.join(graph.outputs)})")))
     return found

@@ -97,13 +97,13 @@ def layer_problems(kind: str, kwargs: dict[str, Any], adapt: bool = False) -> Fo
     allowed = accepted_params(kind)
     if allowed is None:
         names = [*keras_api.api()["layers"], *keras_api.api()["applications"]]
-        return [(("type",), f"unknown layer type {kind!r}{did_you_mean(kind, names)}; "
-                            "a keras.layers class or a keras.applications backbone")]
+        return [(("type",), (f"unknown layer type {kind!r}{did_you_mean(kind, names)}; "
+                            "a keras.layers class or a keras.applications backbone"))]
     found: Found = []
     for key, value in kwargs.items():
         if key not in allowed:
-            found.append(((key,), f"{kind} has no parameter {key!r}"
-                                  f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}"))
+            found.append(((key,), (f"{kind} has no parameter {key!r}"
+                                  f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}")))
             continue
         problem = layer_value_problem(key, value)
         choices = _BACKBONE_CHOICES.get(key) if is_backbone(kind) else None
@@ -167,10 +167,10 @@ def unfreeze_problems(stages: list[UnfreezeSpec], frozen: dict[str, bool]) -> Fo
         for j, name in enumerate(stage.layers):
             loc = ("unfreeze", index, "layers", j)
             if name not in frozen:
-                found.append((loc, f"no layer is named {name!r}"
+                found.append((loc, (f"no layer is named {name!r}"
                                    f"{did_you_mean(name, frozen)}; layers: "
-                                   f"{', '.join(frozen) or 'none has a name'}"))
+                                   f"{', '.join(frozen) or 'none has a name'}")))
             elif not frozen[name]:
-                found.append((loc, f"layer {name!r} is not frozen (declare it with trainable: "
-                                   "false), so unfreezing it would change nothing"))
+                found.append((loc, (f"layer {name!r} is not frozen (declare it with trainable: "
+                                   "false), so unfreezing it would change nothing")))
     return found
