@@ -366,3 +366,31 @@ def test_the_memory_network_data_is_what_its_script_writes():
         made = make()
         assert all(np.array_equal(shipped[k], made[k]) for k in made)
     assert os.path.getsize(REPO / "configs" / "data" / "memnet.npz") < 20_000
+
+
+@pytest.mark.parametrize("change, field, part", [
+    (lambda c: c["model"]["unfreeze"][0].update(layers=["trunc"]),
+     "model.unfreeze[0].layers[0]", "no layer is named 'trunc' (did you mean 'trunk'?)"),
+    (lambda c: c["model"]["layers"][1].pop("trainable"),
+     "model.unfreeze[0].layers[0]", "layer 'trunk' is not frozen"),
+    (lambda c: c["model"]["unfreeze"][0].update(at_epoch=5),
+     "model.unfreeze[0].at_epoch", "is not before the last epoch (fit.epochs is 5)"),
+    (lambda c: c["model"]["layers"][1].update(trainable="no"),
+     "model.layers[1].trainable", "trainable must be true or false"),
+    (lambda c: c.update(model={"factory": "my_models.build"}),
+     "model.factory", "factory must be 'module:function'"),
+    (lambda c: c.update(model={"path": "start.h5"}),
+     "model.path", "path must be a .keras file"),
+    (lambda c: c["compile"].update(loss={"a": "mse", "b": "mse"}),
+     "compile.loss", "a stack has one output"),
+    (lambda c: c["model"]["layers"].insert(0, {"type": "MobileNetV2", "weights": "places365"}),
+     "model.layers[0].weights", "weights must be one of null, imagenet"),
+], ids=["unknown-layer", "not-frozen", "too-late", "trainable-text", "factory-path",
+        "not-keras-file", "stack-outputs", "backbone-weights"])
+def test_other_model_mistakes_are_found_before_tensorflow(tmp_path, capsys, change, field,
+                                                          part):
+    config = _unfreeze_config()
+    change(config)
+    assert cli("validate", write_config(tmp_path, config)) == 2
+    rows = [row for row in capsys.readouterr().out.splitlines() if f" {field}: " in row]
+    assert rows and part in rows[0], rows

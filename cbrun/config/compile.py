@@ -135,11 +135,7 @@ class CompileConfig(StrictModel):
                 if problem:
                     where = ("metrics", index) if key is None else ("metrics", key, index)
                     found.append((where, problem))
-        outputs = self.output_names()
-        if outputs and len(outputs) > 1 and isinstance(self.metrics, list) and self.metrics:
-            found.append((("metrics",), (f"with several outputs ({', '.join(outputs)}), give "
-                                        f"metrics per output: {{{outputs[0]}: [accuracy]}}")))
-        if self.loss_weights is not None and outputs is None:
+        if self.loss_weights is not None and self.output_names() is None:
             found.append((("loss_weights",), ("loss_weights weigh the losses of several "
                                              "outputs; give loss per output first")))
         if found:

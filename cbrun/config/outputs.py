@@ -33,6 +33,12 @@ def output_problems(config: Any) -> Found:
         if missing:
             found.append((("compile", "loss"), (f"no loss for output {missing[0]!r}; each "
                                                f"output needs one ({', '.join(declared)})")))
+    several = given if given is not None and len(given) > 1 else None
+    if several and model.kind != "stack" and isinstance(compile_.metrics, list) \
+            and compile_.metrics:
+        found.append((("compile", "metrics"), (f"with several outputs ({', '.join(several)}), "
+                                               f"give metrics per output: {{{several[0]}: "
+                                               "[accuracy]}")))
     # The model's own outputs when it declares them, else those the losses name.
     targets = declared or given or []
     for key in compile_.loss_weights or {}:
