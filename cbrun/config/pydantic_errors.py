@@ -15,7 +15,7 @@ import typing
 from contextvars import ContextVar
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from cbrun.config.base import BRANCH_TAGS, ManyProblems
 from cbrun.config.positions import Positions
@@ -74,7 +74,8 @@ def _get(data: Any, loc: tuple[Any, ...]) -> Any:
 def _unwrap(annotation: Any, node: Any) -> Any:
     """Strip Annotated/Optional/Union down to the member that fits what the user wrote."""
     while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
+        args = typing.get_args(annotation)
+        annotation = _tagged_member(args, node) or args[0]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         members = [_unwrap(a, node) for a in typing.get_args(annotation)]
         models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
@@ -88,6 +89,20 @@ def _unwrap(annotation: Any, node: Any) -> Any:
             return lists[0]
         return None
     return annotation
+
+
+def _tagged_member(args: tuple[Any, ...], node: Any) -> Any:
+    """The member a callable Discriminator picks for `node` (model: stack, graph...)."""
+    disc = next((m for m in args[1:] if isinstance(m, Discriminator)
+                 and callable(m.discriminator)), None)
+    if disc is None:
+        return None
+    tag = disc.discriminator(node)
+    for member in typing.get_args(args[0]):
+        if typing.get_origin(member) is typing.Annotated and any(
+                isinstance(m, Tag) and m.tag == tag for m in typing.get_args(member)[1:]):
+            return typing.get_args(member)[0]
+    return None
 
 
 def _tags(model: type[BaseModel]) -> list[tuple[str, Any]]:
@@ -122,6 +137,9 @@ def _model_at(loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
             if info is None:
                 return None
             annotation = info.annotation
+            for meta in info.metadata:  # pydantic keeps a field's Discriminator apart
+                if isinstance(meta, Discriminator):
+                    annotation = typing.Annotated[annotation, meta]
         elif typing.get_origin(annotation) is list and isinstance(part, int):
             annotation = typing.get_args(annotation)[0]
         elif typing.get_origin(annotation) is dict:
