@@ -53,11 +53,16 @@ def interrupt_all(plans: dict) -> dict[str, tuple[int, str]]:
     waiting = dict(plans)
     while waiting:
         for name, (proc, log, rows, sig) in list(waiting.items()):
-            if rows_in(log() if callable(log) else log) >= rows:
+            ended = proc.poll() is not None  # before reading the log: it may end meanwhile
+            logged = rows_in(log() if callable(log) else log)
+            if logged >= rows and not ended:
                 proc.send_signal(sig)
                 del waiting[name]
-            elif proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{name} ended before {rows} epochs: {proc.communicate()}")
+            elif ended or time.monotonic() > deadline:
+                what = (f"exited ({proc.returncode})" if ended else "was still running at the "
+                        "deadline")
+                raise AssertionError(f"{name} {what} with {logged} epochs logged, to be "
+                                     f"signalled at {rows}: {proc.communicate()}")
         time.sleep(0.002)
     results = {}
     for name, (proc, *_) in plans.items():
