@@ -24,8 +24,8 @@ TWO_IO = textwrap.dedent("""\
     data:
       source: npz
       path: two.npz
-      x_key: {a: a, b: b}
-      y_key: {digit: digit, size: size}
+      x: {a: a, b: b}
+      y: {digit: digit, size: size}
       validation_split: 0.25
       batch_size: 16
     model:
@@ -400,3 +400,30 @@ def test_other_model_mistakes_are_found_before_tensorflow(tmp_path, capsys, chan
     assert cli("validate", write_config(tmp_path, config)) == 2
     rows = [row for row in capsys.readouterr().out.splitlines() if f" {field}: " in row]
     assert rows and part in rows[0], rows
+
+
+def test_a_graph_layer_with_adapt_learns_the_training_split_of_its_input(tmp_path):
+    two_io_data(tmp_path)
+    text = (TWO_IO.replace("- {name: encode_a, type: Dense, units: 8, activation: relu, inputs: a}",
+                           "- {name: norm_a, type: Normalization, adapt: true, inputs: a}\n"
+                           "    - {name: encode_a, type: Dense, units: 8, activation: relu, "
+                           "inputs: norm_a}")
+            .replace("fit:\n  epochs: 3", "fit:\n  epochs: 1"))
+    (tmp_path / "run.yaml").write_text(text)
+    assert cli("train", tmp_path / "run.yaml", "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    import keras
+
+    model = keras.saving.load_model(only_run(tmp_path / "runs") / "model.keras")
+    with np.load(tmp_path / "two.npz") as arrays:
+        train_a = arrays["a"][:72]  # validation_split 0.25 of 96 keeps the last 24 out
+    learned = np.asarray(model.get_layer("norm_a").adapt_mean)
+    np.testing.assert_allclose(learned, train_a.mean(0), rtol=1e-4)
+
+
+def test_adapt_on_a_layer_that_learns_nothing_is_refused_at_its_key(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text(TWO_IO.replace("{name: size, type: Dense, units: 1,",
+                                   "{name: size, type: Dense, adapt: true, units: 1,"))
+    assert cli("validate", path) == 2
+    out = capsys.readouterr().out
+    assert "model.layers[4].adapt" in out and "Dense has nothing to adapt" in out, out
