@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cbrun.callbacks.imports import import_object
 from cbrun.errors import ConfigError, Problem
 from cbrun.train.sources import Split, Splits
 from cbrun.train.sources.arrays import split_arrays
@@ -21,17 +20,9 @@ def _fail(message: str) -> ConfigError:
 
 
 def _import(target: str, folder: Path):
-    module_name, attr = target.split(":")
-    sys.path.insert(0, str(folder.resolve()))
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise _fail(f"cannot import {module_name!r}: {exc}") from None
-    finally:
-        sys.path.remove(str(folder.resolve()))
-    function = getattr(module, attr, None)
+    function = import_object(folder, target, _LOC, "functions", callable)
     if not callable(function):
-        raise _fail(f"{module_name} has no function {attr!r}")
+        raise _fail(f"{target} is {type(function).__name__}, not a function")
     return function
 
 
