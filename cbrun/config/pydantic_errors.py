@@ -51,7 +51,8 @@ def _user_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
                                         or part.startswith(_UNION_MEMBER_PREFIXES)
                                         or (isinstance(node, dict)
                                             and part in (node.get("type"), node.get("kind"),
-                                                         node.get("source")))):
+                                                         node.get("source")))
+                                        or part == node):  # `key: tag`, short for {type: tag}
             continue
         else:
             out.append(part)  # a missing key: point at it (its parent's position is used)

@@ -12,6 +12,7 @@ from cbrun.callbacks.registry import CallbackConfig
 from cbrun.config.base import ManyProblems, StrictModel
 from cbrun.config.compile import CompileConfig, optimizer_class
 from cbrun.config.data import DataConfig, DigitsData, default_source
+from cbrun.config.distribute import DistributeConfig, NoStrategy, by_name
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
 from cbrun.config.outputs import output_problems
@@ -40,6 +41,11 @@ class RunConfig(StrictModel):
     fit: FitConfig
     callbacks: list[CallbackConfig] = Field(
         default_factory=list, description="Keras callbacks, each `{type: Name, ...params}`.")
+    distribute: DistributeConfig = Field(
+        default_factory=NoStrategy,
+        description="Devices that train the model: none (the default device), one_device, "
+                    "or mirrored (one replica per device; data.batch_size is the global "
+                    "batch, split between them). See docs/speed.md.")
     tracking: TrackingConfig | None = Field(
         None, description="MLflow and W&B runs that mirror this run (see docs/tracking.md).")
 
@@ -47,6 +53,11 @@ class RunConfig(StrictModel):
     @classmethod
     def _digits_by_default(cls, value: Any) -> Any:
         return default_source(value)
+
+    @field_validator("distribute", mode="before")
+    @classmethod
+    def _strategy_by_name(cls, value: Any) -> Any:
+        return by_name(value)
 
     @model_validator(mode="after")
     def _outputs_fit(self) -> RunConfig:

@@ -23,6 +23,7 @@ from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
 from cbrun.train.data import eval_data, train_dataset, train_steps
 from cbrun.train.datacheck import check_data_fits
+from cbrun.train.distribute import scope, strategy_for
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.model.phases import Unfreeze, optimizer_variables, unfreeze_before
@@ -74,6 +75,8 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     """learning_rate: a rate set with --set on resume, replacing the one the state holds.
     on_restored: called once the saved state is back in place (resume writes its changed
     config only then, so a resume that cannot start changes nothing)."""
+    # First: splitting the CPU into logical devices is only possible before any tensor.
+    strategy = strategy_for(config)
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
@@ -111,16 +114,17 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         print(f"warning: model.path {config.model.path} is loaded with safe_mode: false, so "
               "any code it holds (Lambda layers) runs; only do this with files you trust",
               file=sys.stderr)
-    model = build_model(config, config_dir)
-    check_data_fits(config, splits, model)
-    adapt_layers(model, config, splits.train)
-    spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
-    record.set_steps_per_execution(spe)
-    compile_model(model, config, spe)
     stages = list(getattr(config.model, "unfreeze", []))
-    # Built now rather than lazily inside fit, so a saved state has variables to go into;
-    # for every variable an unfreeze stage will train, so its shape never changes.
-    model.optimizer.build(optimizer_variables(model, stages))
+    with scope(strategy):  # the model's and the optimizer's variables live on its devices
+        model = build_model(config, config_dir)
+        check_data_fits(config, splits, model)
+        adapt_layers(model, config, splits.train)
+        spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
+        record.set_steps_per_execution(spe)
+        compile_model(model, config, spe)
+        # Built now rather than lazily inside fit, so a saved state has variables to go
+        # into; for every variable an unfreeze stage will train, so its shape never changes.
+        model.optimizer.build(optimizer_variables(model, stages))
     unfreeze_before(model, stages, first_epoch)
 
     dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,

@@ -1,0 +1,91 @@
+"""The `distribute:` key: which devices train the model (tf.distribute strategies).
+
+Checked here, before TensorFlow loads; whether the named devices exist is only known once it
+has (cbrun/train/distribute.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+
+from cbrun.config.base import StrictModel
+
+DEVICE = re.compile(r"^/(?:device:)?(cpu|gpu):(\d+)$", re.IGNORECASE)
+KINDS = ("none", "one_device", "mirrored", "multi_worker")
+MULTI_WORKER_REFUSED = (
+    "multi_worker (MultiWorkerMirroredStrategy) does not work with Keras 3 today: model.fit "
+    "fails with \"Attempt to convert a value (PerReplica...)\" (keras-team/keras#20585, "
+    "tensorflow/tensorflow#72388); use mirrored for the devices of one machine, or a sweep "
+    "sharing one study across machines")
+
+
+def parse_device(value: str) -> tuple[str, int]:
+    """'/gpu:1' -> ('GPU', 1); ValueError naming the accepted forms."""
+    found = DEVICE.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise ValueError(f"a device is written /cpu:N or /gpu:N (or /device:GPU:N), got "
+                         f"{value!r}")
+    return found.group(1).upper(), int(found.group(2))
+
+
+def canonical(value: str) -> str:
+    kind, index = parse_device(value)
+    return f"/{kind.lower()}:{index}"
+
+
+class NoStrategy(StrictModel):
+    type: Literal["none"] = "none"
+
+
+class OneDevice(StrictModel):
+    type: Literal["one_device"]
+    device: str | None = Field(
+        None, description="The device, /gpu:N or /cpu:N. Defaults to the first GPU, else the "
+                          "CPU.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return None if value is None else canonical(value)
+
+
+class Mirrored(StrictModel):
+    type: Literal["mirrored"]
+    devices: list[str] | None = Field(
+        None, min_length=1,
+        description="The devices holding a replica each, e.g. [/gpu:0, /gpu:1]. Defaults to "
+                    "every GPU, else the CPU (one replica). CPUs past the machine's one "
+                    "(/cpu:1, ...) are made by splitting it, as Keras's own tests do.")
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [canonical(v) for v in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"each device holds one replica; {', '.join(twice)} is listed "
+                             "twice")
+        return names
+
+
+class MultiWorker(StrictModel):
+    type: Literal["multi_worker"]
+
+    @field_validator("type")
+    @classmethod
+    def _refused(cls, value: str) -> str:
+        raise ValueError(MULTI_WORKER_REFUSED)
+
+
+def by_name(value: Any) -> Any:
+    """`distribute: mirrored` is short for `distribute: {type: mirrored}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+DistributeConfig = Annotated[NoStrategy | OneDevice | Mirrored | MultiWorker,
+                             Field(discriminator="type")]

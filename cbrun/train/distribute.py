@@ -1,0 +1,74 @@
+"""`distribute:` on the upper floor: the named devices made real, and the tf.distribute
+strategy the model is built and compiled under (Keras's fit then runs every step through it).
+
+A machine has one CPU device; `/cpu:1` and up are made by splitting it into logical devices,
+as Keras's own distribute tests do. TensorFlow accepts that only before it sets up its
+devices, i.e. before the first tensor of the process: `strategy_for` runs first in a session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import tensorflow as tf
+
+from cbrun.config.distribute import parse_device
+from cbrun.config.root import RunConfig
+from cbrun.errors import ConfigError, Problem, RunError
+
+
+def _split_cpu(count: int) -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    with contextlib.suppress(RuntimeError):  # raised once the devices are set up
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+    have = len(tf.config.list_logical_devices("CPU"))
+    if have < count:
+        raise RunError(f"distribute names /cpu:{count - 1}, but TensorFlow in this process "
+                       f"already set up its devices with {have} CPU; run it in a fresh "
+                       "process (`cbrun train`)")
+
+
+def _check(devices: list[str], loc: tuple) -> list[str]:
+    """The devices, made to exist (split CPUs) or refused (a GPU the machine lacks)."""
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    parsed = [parse_device(d) for d in devices]
+    cpus = [index for kind, index in parsed if kind == "CPU"]
+    problems = []
+    for i, (kind, index) in enumerate(parsed):
+        if kind == "GPU" and index >= gpus:
+            have = ", ".join(f"/gpu:{g}" for g in range(gpus)) or "none"
+            problems.append(Problem(loc=(*loc, i) if loc[-1] == "devices" else loc,
+                                    given=devices[i],
+                                    message=f"this machine has {gpus} GPU(s) ({have})"))
+    if problems:
+        raise ConfigError(problems)
+    if cpus:
+        _split_cpu(max(cpus) + 1)
+    return devices
+
+
+def strategy_for(config: RunConfig) -> tf.distribute.Strategy | None:
+    """The strategy of `config.distribute`, or None for TensorFlow's default device."""
+    spec = config.distribute
+    if spec.type == "none":
+        return None
+    gpus = [f"/gpu:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
+    if spec.type == "one_device":
+        device = spec.device or (gpus[0] if gpus else "/cpu:0")
+        devices = _check([device], ("distribute", "device"))
+        strategy = tf.distribute.OneDeviceStrategy(device)
+    else:
+        devices = _check(spec.devices or gpus or ["/cpu:0"], ("distribute", "devices"))
+        strategy = tf.distribute.MirroredStrategy(devices)
+    print(f"distribute: {spec.type} on {', '.join(devices)} "
+          f"({strategy.num_replicas_in_sync} replica"
+          f"{'s' if strategy.num_replicas_in_sync > 1 else ''}; batch_size "
+          f"{config.data.batch_size} is split between them)", file=sys.stderr)
+    return strategy
+
+
+def scope(strategy: tf.distribute.Strategy | None):
+    """Where variables are made: the model's and the optimizer's."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
