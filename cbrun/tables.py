@@ -53,12 +53,16 @@ def learn(table, cfg) -> dict[str, Any]:
     groups = cfg.feature_groups(table.column_names)
     features = [c for g in (groups.values() if isinstance(groups, dict) else [groups])
                 for c in g]
+    for column in cfg.text:
+        if not _is_text(table.column(column)):
+            raise TableProblem(("data", "text"), f"column {column!r} holds "
+                                                 f"{table.column(column).type} values, not text")
     vocab = {c: sorted(set(table.column(c).to_pylist())) for c in features
-             if _is_text(table.column(c))}
+             if _is_text(table.column(c)) and c not in cfg.text}
     classes = {c: sorted(set(table.column(c).to_pylist())) for c in cfg.label_columns()
                if _is_text(table.column(c))}
     return {"features": groups, "labels": cfg.label_columns(),
-            "vocabularies": vocab, "classes": classes}
+            "vocabularies": vocab, "classes": classes, "text": list(cfg.text)}
 
 
 def _column(table, name: str, mapping: list[str] | None) -> np.ndarray:
@@ -74,7 +78,12 @@ def encode_table(table, artifacts: dict[str, Any], name: str, labels: bool = Tru
     """(x, y) of a table with what `learn` found; y is None when `labels` is False."""
     groups = artifacts["features"]
 
+    text = set(artifacts.get("text", []))  # runs before text columns have none
+
     def features(columns: list[str]) -> np.ndarray:
+        if text.intersection(columns):  # a text input: raw strings, checked to be all text
+            return np.stack([np.asarray(table.column(c).to_pylist(), dtype=str)
+                             for c in columns], axis=1)
         parts = []
         for column in columns:
             vocab = artifacts["vocabularies"].get(column)

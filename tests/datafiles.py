@@ -107,3 +107,51 @@ def image_config(name: str, data: dict, epochs: int = 3) -> dict:
             "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
                         "metrics": ["accuracy"]},
             "fit": {"epochs": epochs}}
+
+
+PRAISE = ["great", "lovely", "superb", "moving", "clever"]
+SCORN = ["awful", "dull", "clumsy", "tedious", "flat"]
+FILLER = ["the", "a", "film", "plot", "was", "very", "and", "it", "cast", "ending"]
+
+
+def review_rows(n: int = 160, seed: int = 0) -> list[dict]:
+    """Short reviews whose words give the verdict away, a star category and a length that
+    is raw (unnormalised) and uninformative."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        good = i % 2
+        words = [*rng.choice(FILLER, 5), *rng.choice(PRAISE if good else SCORN, 2)]
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words), "stars": ["one", "two", "three"][i % 3],
+                     "length": float(400 + rng.integers(0, 300)),
+                     "verdict": "pos" if good else "neg"})
+    return rows
+
+
+def text_graph_config(name: str, data: dict, epochs: int = 3) -> dict:
+    """A graph over a table's three named inputs: raw text through an adapted
+    TextVectorization, a category id, a raw number through an adapted Normalization."""
+    layers = [
+        {"name": "words", "type": "TextVectorization", "adapt": True, "max_tokens": 40,
+         "output_sequence_length": 8, "inputs": "review"},
+        {"name": "embedded", "type": "Embedding", "input_dim": 40, "output_dim": 8,
+         "inputs": "words"},
+        {"name": "pooled", "type": "GlobalAveragePooling1D", "inputs": "embedded"},
+        {"name": "scaled", "type": "Normalization", "adapt": True, "inputs": "length"},
+        {"name": "joined", "type": "Concatenate", "inputs": ["pooled", "stars", "scaled"]},
+        {"name": "verdict", "type": "Dense", "units": 2, "activation": "softmax",
+         "inputs": "joined"},
+    ]
+    return {"name": name, "seed": 5, "data": data,
+            "model": {"inputs": {"review": {"shape": [1], "dtype": "string"},
+                                 "stars": {"shape": [1]}, "length": {"shape": [1]}},
+                      "layers": layers, "outputs": "verdict"},
+            "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.02},
+                        "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+            "fit": {"epochs": epochs}}
+
+
+REVIEWS_DATA = {"source": "csv", "path": "reviews.csv", "label": "verdict",
+                "features": {"review": ["review"], "stars": ["stars"], "length": ["length"]},
+                "text": ["review"], "validation_split": 0.25, "batch_size": 16}

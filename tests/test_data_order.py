@@ -9,7 +9,16 @@ import signal
 import numpy as np
 import pytest
 from conftest import cbrun_process, cli, only_run, read_log, write_config
-from datafiles import image_config, table_config, table_rows, write_csv, write_images
+from datafiles import (
+    REVIEWS_DATA,
+    image_config,
+    review_rows,
+    table_config,
+    table_rows,
+    text_graph_config,
+    write_csv,
+    write_images,
+)
 
 from cbrun.train.resume import FAULT_ENV
 
@@ -92,7 +101,7 @@ def test_a_raw_csv_with_adapted_normalization_trains_like_one_normalised_by_hand
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
-    """For a csv and an image run: one uninterrupted, one SIGKILLed and resumed.
+    """For a csv, an image and a text-table run: one uninterrupted, one SIGKILLed and resumed.
 
     The kill is the state writer's fault hook (as in test_resume.py): the process SIGKILLs
     itself while saving epoch 3's state, so epoch 2's state is the newest whole one and
@@ -101,12 +110,15 @@ def resumed(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume_sources")
     write_csv(root / "animals.csv", table_rows(200))
     write_images(root / "shapes", per_class=16)
+    write_csv(root / "reviews.csv", review_rows())
     configs = {
         "csv": table_config("csv", {"source": "csv", "path": "animals.csv",
                                     "label": "species", "validation_split": 0.2,
                                     "batch_size": 8}, epochs=5),
         "images": image_config("images", {"path": "shapes", "validation_split": 0.25,
                                           "batch_size": 4}, epochs=5),
+        # Named inputs from a table, raw text and a number adapted again on resume.
+        "text": text_graph_config("text", REVIEWS_DATA, epochs=5),
     }
     procs = {}
     for name, config in configs.items():
@@ -130,7 +142,7 @@ def resumed(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["csv", "images"])
+@pytest.mark.parametrize("name", ["csv", "images", "text"])
 def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_byte_for_byte(resumed, name):
     result = resumed[name]
     assert result["codes"] == (0, -signal.SIGKILL, 0), result["err"]

@@ -390,7 +390,8 @@ def test_the_memory_network_data_is_what_its_script_writes():
      "model.layers[0].weights", "weights must be one of null, imagenet"),
     (lambda c: c["model"].update(input_shap=c["model"].pop("input_shape")),
      "model.input_shap",
-     "unknown key 'input_shap' (did you mean 'input_shape'?); model takes: input_shape, layers"),
+     ("unknown key 'input_shap' (did you mean 'input_shape'?); model takes: input_shape, "
+     "input_dtype, layers")),
 ], ids=["unknown-layer", "not-frozen", "too-late", "trainable-text", "factory-path",
         "not-keras-file", "stack-outputs", "backbone-weights", "stack-key"])
 def test_other_model_mistakes_are_found_before_tensorflow(tmp_path, capsys, change, field,

@@ -108,11 +108,17 @@ def eval_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str, Any]
         return None, {}
     if split.dataset is not None:
         return split.dataset, {}
-    if not split.streamed:
+    if not split.streamed and not _has_text(split.x):
         # Arrays as Keras takes them, batched by Keras as it always was.
         return (split.x, split.y), {"batch_size": batch_size}
+    # Keras's array adapter takes no numpy strings: text goes through tf.data as tf.string.
     indices = tf.data.Dataset.range(len(split))
     return _samples(split, indices, batch_size).prefetch(tf.data.AUTOTUNE), {}
+
+
+def _has_text(x: Any) -> bool:
+    values = x.values() if isinstance(x, dict) else [x]
+    return any(np.asarray(v).dtype.kind in "US" for v in values)
 
 
 def train_steps(split: Split, batch_size: int, cap: int | None) -> int:

@@ -22,8 +22,8 @@ def _sample_shapes(split: Split) -> dict[str | None, tuple[list[int], str]]:
     if split.dataset is not None:
         spec = split.dataset.element_spec[0]
         specs = spec if isinstance(spec, dict) else {None: spec}
-        return {k: (list(s.shape[1:]), "f" if s.dtype.is_floating else "i")
-                for k, s in specs.items()}
+        return {k: (list(s.shape[1:]), "U" if s.dtype.name == "string" else
+                    "f" if s.dtype.is_floating else "i") for k, s in specs.items()}
     xs = split.x if isinstance(split.x, dict) else {None: split.x}
     return {k: (list(v.shape[1:]), v.dtype.kind) for k, v in xs.items()}
 
@@ -36,6 +36,7 @@ def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[P
     """The data's inputs against the model's, by name: one unnamed array feeds a model with
     one input, named arrays feed the inputs of those names."""
     expected = {t.name: list(t.shape[1:]) for t in model.inputs}
+    text = {t.name for t in model.inputs if t.dtype == "string"}
     given = _sample_shapes(split)
     if None in given and len(expected) == 1:
         given = {next(iter(expected)): given[None]}
@@ -54,7 +55,16 @@ def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[P
     for name, (shape, kind) in given.items():
         want = expected[name]
         label = f"input {name!r}" if len(expected) > 1 else "samples"
-        if kind not in "biuf":
+        dtype_key = ("model", "input_dtype") if stack else ("model", "inputs", name, "dtype")
+        if name in text and kind not in "US":
+            problems.append(Problem(loc=dtype_key, given="string", message=(
+                f"the model's {label.replace('samples', 'input')} is declared string, but the "
+                f"{which} {label} are numbers")))
+        elif name not in text and kind in "US":
+            problems.append(Problem(loc=dtype_key, message=(
+                f"the {which} {label} are text; declare the input's dtype as string and let "
+                "a TextVectorization or StringLookup layer (adapt: true) turn it into numbers")))
+        elif kind not in "biufUS":
             problems.append(Problem(loc=("data",), message=(
                 f"the {which} {label} are not numbers (dtype kind {kind!r}); a model needs "
                 "numbers")))

@@ -17,7 +17,8 @@ from cbrun.suggest import did_you_mean
 
 class TableSource(FileSource):
     """A table: one row per sample. String columns are categories, mapped to integer ids
-    with a vocabulary saved in the run directory (`data/vocabularies.json`)."""
+    with a vocabulary saved in the run directory (`data/table.json`); columns listed in `text`
+    stay raw strings."""
 
     label: str | list[str] = Field(
         description="The target column; a list of columns for a model with several "
@@ -25,6 +26,13 @@ class TableSource(FileSource):
     features: list[str] | dict[str, list[str]] | None = Field(
         None, description="The input columns (default: every column but the labels); a "
                           "mapping {input name: [columns]} for a model with named inputs.")
+
+    text: list[str] = Field(
+        default_factory=list, description="String columns kept as raw text (no vocabulary) for "
+                                          "a TextVectorization or StringLookup layer with "
+                                          "`adapt: true`; a named input of text columns only "
+                                          "(features: {review: [review], ...}) or the only "
+                                          "feature.")
 
     @field_validator("label", "features")
     @classmethod
@@ -90,6 +98,31 @@ class TableSource(FileSource):
         if not found and not groups:
             found.append((("data", "features"), (f"{name} has no column left for the inputs "
                                                 "besides the labels")))
+        if not found:
+            found += self._text_problems(groups)
+        return found
+
+    def _text_problems(self, groups) -> Found:
+        """Text stays strings, so it cannot share an input with numbers: each input is all
+        text or no text."""
+        used = [c for g in (groups.values() if isinstance(groups, dict) else [groups])
+                for c in g]
+        found: Found = []
+        for i, column in enumerate(self.text):
+            if column not in used:
+                found.append((("data", "text", i), (f"{column!r} is not among the feature "
+                                                   f"columns ({', '.join(used)})")))
+        named = groups.items() if isinstance(groups, dict) else [(None, groups)]
+        for key, columns in named:
+            texts = [c for c in columns if c in self.text]
+            if texts and len(texts) != len(columns):
+                where = ("data", "features", key) if key else ("data", "text")
+                found.append((where, (f"text column{'s' if len(texts) > 1 else ''} "
+                                      f"{', '.join(texts)} and number columns "
+                                      f"{', '.join(c for c in columns if c not in texts)} "
+                                      "cannot form one input; give the text its own input: "
+                                      f"features: {{text: [{', '.join(texts)}], numbers: "
+                                      "[...]}}")))
         return found
 
 

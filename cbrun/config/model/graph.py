@@ -9,13 +9,14 @@ exist, a name given twice) are found here, before TensorFlow is imported.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel
 from cbrun.config.model.layers import (
     ADAPT_FIELD,
+    DTYPES,
     Found,
     UnfreezeSpec,
     layer_problems,
@@ -25,7 +26,6 @@ from cbrun.config.model.layers import (
 from cbrun.suggest import close_matches, did_you_mean
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
-DTYPES = Literal["float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool"]
 
 
 class InputSpec(StrictModel):
@@ -33,7 +33,8 @@ class InputSpec(StrictModel):
         min_length=1, description="Shape of one sample, without the batch axis; null for a "
                                   "length that varies.")
     dtype: DTYPES = Field("float32", description="Element type. Defaults to float32 "
-                                                 "(int32 for token ids fed to Embedding).")
+                                                 "(int32 for token ids fed to Embedding, string for "
+                                                 "raw text).")
 
     @field_validator("shape")
     @classmethod

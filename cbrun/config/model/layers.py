@@ -3,16 +3,21 @@ keyword arguments, checked without Keras."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from cbrun import keras_api
-from cbrun.config.adapt import adapt_problem
+from cbrun.config.adapt import adapt_problem, adapt_width_problem
 from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel, is_number
 from cbrun.suggest import did_you_mean
 
 Found = list[tuple[tuple[Any, ...], str]]
+
+# `string` feeds raw text to TextVectorization or StringLookup, which learn their vocabulary
+# with `adapt: true`.
+DTYPES = Literal["float32", "float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool",
+                 "string"]
 
 # Keras checks these only when it builds the model, after TensorFlow's import (`Softmax`:
 # "Could not interpret activation function identifier"; `units: "10"`: "expected a positive
@@ -114,6 +119,9 @@ def layer_problems(kind: str, kwargs: dict[str, Any], adapt: bool = False) -> Fo
             problem = f"trainable must be true or false, got {_shown(value)}"
         if problem:
             found.append(((key,), problem))
+    width = adapt_width_problem(kind, kwargs, adapt)
+    if width and not found:
+        found.append(((width[0] if width[0] in kwargs else "adapt",), width[1]))
     return found
 
 

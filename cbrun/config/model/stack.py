@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from cbrun.config.base import ManyProblems, StrictModel
-from cbrun.config.model.layers import LayerSpec, UnfreezeSpec, unfreeze_problems
+from cbrun.config.model.layers import DTYPES, LayerSpec, UnfreezeSpec, unfreeze_problems
 
 
 class StackModel(StrictModel):
@@ -17,6 +17,9 @@ class StackModel(StrictModel):
 
     input_shape: list[int] = Field(
         min_length=1, description="Shape of one sample, without the batch axis, e.g. [64].")
+    input_dtype: DTYPES = Field(
+        "float32", description="Element type of the samples: int32/int64 for ids, string for "
+                               "raw text fed to TextVectorization or StringLookup.")
     layers: list[LayerSpec] = Field(min_length=1, description="The layers, first to last.")
     unfreeze: list[UnfreezeSpec] = Field(
         default_factory=list, description="Stages that unfreeze layers declared `trainable: "

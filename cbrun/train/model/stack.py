@@ -10,7 +10,7 @@ from cbrun.train.model.common import keras_refused, make_layer
 
 def build_stack(cfg: StackModel, name: str) -> keras.Model:
     model = keras.Sequential(name=name)
-    model.add(keras.Input(shape=tuple(cfg.input_shape)))
+    model.add(keras.Input(shape=tuple(cfg.input_shape), dtype=cfg.input_dtype))
     shape = tuple(cfg.input_shape)
     for index, spec in enumerate(cfg.layers):
         loc = ("model", "layers", index)
