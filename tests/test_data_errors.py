@@ -4,6 +4,7 @@ imported and before a run directory exists."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -119,8 +120,11 @@ def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
                "https_proxy": "http://127.0.0.1:9"}
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", env=offline)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err
+    assert proc.returncode == 2, err
     assert "Traceback" not in err
+    assert re.search(rf"{re.escape(str(path))}:\d+:\d+: data.name: keras.datasets.boston_housing "
+                     "could not download", err), err
+    assert not any((tmp_path / "runs").iterdir()), "nothing trained, no run directory kept"
     assert f"Keras looks for:\n  {home}/datasets/boston_housing.npz" in err
     assert "Keras checks each file's hash" in err
     # A stand-in file in the cache is what Keras reads first: its hash does not match, so
@@ -128,7 +132,7 @@ def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
     (home / "datasets" / "boston_housing.npz").write_bytes(b"stand-in")
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs2", env=offline)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "hash does not match" in out
     assert "Keras looks for:" in err
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cbrun.config.data.kerasds import CACHE_FILES
-from cbrun.errors import RunError
+from cbrun.errors import ConfigError, Problem
 from cbrun.train.sources import Split, Splits
 from cbrun.train.sources.arrays import split_arrays
 
@@ -20,16 +20,17 @@ def cache_folder() -> Path:
                                    else os.environ.get("KERAS_HOME", "~/.keras"))) / "datasets"
 
 
-def _offline(cfg, exc: Exception) -> RunError:
+def _offline(cfg, exc: Exception) -> ConfigError:
+    """At the config's `name:` line: nothing trained, so no run directory is kept."""
     folder = cache_folder()
     files = "\n".join(f"  {folder / name}" for name in CACHE_FILES[cfg.name])
-    return RunError(
+    return ConfigError([Problem(loc=("data", "name"), message=
         f"keras.datasets.{cfg.name} could not download its data ({exc}).\n"
         f"Keras looks for:\n{files}\n"
         f"Put the file{'s' if len(CACHE_FILES[cfg.name]) > 1 else ''} there (copied from a "
         "machine that has it, or downloaded from the URL above), or set KERAS_HOME to the "
         "folder above `datasets/`. Keras checks each file's hash and downloads again when it "
-        "does not match, so the file must be the original.")
+        "does not match, so the file must be the original.")])
 
 
 def load(cfg, config_dir: Path) -> Splits:
