@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO, cbrun_process, cli, only_run, read_log, tiny_config, write_config
+from datafiles import write_images
 from test_resume import differences, interrupt_all, log_of
 
 # Two inputs (a, b) through one shared Dense, two outputs: a class and a number.
@@ -255,6 +256,26 @@ FACTORY_CODE = textwrap.dedent("""\
     """)
 
 
+def _backbone_unfreeze_config() -> dict:
+    """A keras.applications backbone frozen for two epochs, then fine-tuned at a lower rate.
+    MobileNetV3Small, minimalistic, on 32x32 images: the smallest graph Keras ships; the
+    unfreeze retraces it once (seconds), and the epochs after it are short, so the kill
+    after epoch 3 leaves several to redo."""
+    return {"name": "backbone", "seed": 3,
+            "data": {"source": "images", "path": "shapes", "image_size": [32, 32],
+                     "validation_split": 0.25, "batch_size": 4},
+            "model": {"input_shape": [32, 32, 3], "layers": [
+                {"name": "trunk", "type": "MobileNetV3Small", "include_top": False,
+                 "weights": None, "pooling": "avg", "alpha": 0.75, "minimalistic": True,
+                 "include_preprocessing": False, "trainable": False},
+                {"type": "Dense", "units": 2, "activation": "softmax"}],
+                "unfreeze": [{"at_epoch": 2, "layers": ["trunk"], "learning_rate": 0.001}]},
+            "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01},
+                        "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+            "fit": {"epochs": 10},
+            "callbacks": [{"type": "CSVLogger", "filename": "log.csv"}]}
+
+
 def _unfreeze_config() -> dict:
     config = tiny_config(name="unfreeze", fit={"epochs": 12},
                          callbacks=[{"type": "CSVLogger", "filename": "log.csv"}])
@@ -276,12 +297,14 @@ def resumed(tmp_path_factory):
                               keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(10, activation="softmax")])
     start.save(root / "start.keras")
+    write_images(root / "shapes", per_class=8, size=32)
     # Each run has many epochs left after its kill point: a digits epoch takes a fraction of
     # a second, and on a loaded machine a run with only two left can finish between the
     # watcher reading its log and sending the signal.
     configs = {
         # unfreeze at epoch 2; killed once epoch 3 (k + 1) is logged
         "unfreeze": (_unfreeze_config(), 3),
+        "backbone": (_backbone_unfreeze_config(), 3),
         "factory": (tiny_config(name="factory", fit={"epochs": 10}, model={
             "factory": "my_models:build", "params": {"units": 24}}), 2),
         "path": (tiny_config(name="path", fit={"epochs": 10},
@@ -303,7 +326,7 @@ def resumed(tmp_path_factory):
             "resume_codes": {name: proc.returncode for name, proc in resumes.items()}}
 
 
-@pytest.mark.parametrize("name", ["unfreeze", "factory", "path"])
+@pytest.mark.parametrize("name", ["unfreeze", "backbone", "factory", "path"])
 def test_killed_and_resumed_runs_end_exactly_like_uninterrupted_ones(resumed, name):
     assert resumed["codes"][name] == 0
     assert resumed["killed"][name][0] == -signal.SIGKILL
@@ -323,6 +346,20 @@ def test_the_unfreeze_stage_sets_its_rate_and_trains_the_trunk(resumed):
         "0.0020000000949949026"}
     states = {p.name: p for p in (run / "state").iterdir()}
     assert sorted(states) == ["epoch-00011", "epoch-00012"]
+    model = keras.saving.load_model(run / "model.keras")
+    assert model.get_layer("trunk").trainable
+
+
+def test_the_backbone_is_frozen_until_its_stage_and_fine_tuned_after(resumed):
+    """The resumed run kept the stage across its kill: the backbone's rate from epoch 3 on,
+    and a trainable backbone in the final model."""
+    run = only_run(resumed["root"] / "backbone" / "kill")
+    rates = [row["learning_rate"] for row in read_log(run / "log.csv")]
+    assert rates[:2] == ["0.009999999776482582"] * 2
+    assert set(rates[2:]) == {"0.0010000000474974513"}
+
+    import keras
+
     model = keras.saving.load_model(run / "model.keras")
     assert model.get_layer("trunk").trainable
 
