@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, cbrun_process, cli, only_run, read_log, tiny_config, write_config
+from conftest import (
+    REPO,
+    cbrun_process,
+    cli,
+    cli_output,
+    only_run,
+    read_log,
+    tiny_config,
+    write_config,
+)
 from datafiles import write_images
 from test_resume import differences, interrupt_all, log_of
 
@@ -92,6 +101,23 @@ def test_two_inputs_two_outputs_with_a_shared_layer_train_and_log_per_output(two
     # Applied twice, one set of weights: the graph has one Dense kernel of shape (6, 8).
     kernels = [w for w in model.weights if tuple(w.shape) == (6, 8)]
     assert len(kernels) == 1
+
+
+@pytest.mark.parametrize("old, new, where, message", [
+    ("units: 3, activation: softmax", "units: 2, activation: softmax", "model.layers[3]",
+     ("the training labels of output 'digit' run from 0 to 2, but the layer 'digit' has 2 "
+     "outputs")),
+    ("digit: sparse_categorical_crossentropy", "digit: categorical_crossentropy",
+     "compile.loss.digit", ("categorical_crossentropy expects one-hot labels of width 3, but "
+     "the training labels of output 'digit' are one class id per sample")),
+])
+def test_each_output_s_labels_are_checked_against_its_layer_and_loss(tmp_path, capsys, old,
+                                                                     new, where, message):
+    two_io_data(tmp_path)
+    (tmp_path / "run.yaml").write_text(TWO_IO.replace(old, new))
+    result = cli_output(capsys, "train", tmp_path / "run.yaml", "--runs-dir", tmp_path / "runs")
+    assert result.code == 2
+    assert f"{where}: {message}" in result.err, result.err
 
 
 def test_a_per_output_key_is_checked_before_training(tmp_path, capsys):

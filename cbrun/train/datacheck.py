@@ -77,43 +77,83 @@ def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[P
     return problems
 
 
-def _label_problems(which: str, y: np.ndarray, config: Any, model: Any) -> list[Problem]:
+def _loss_name(loss: Any) -> str:
+    return loss if isinstance(loss, str) else loss.type
+
+
+def _label_problems(which: str, y: np.ndarray, loss: str, units: int, last: tuple,
+                    output: str | None) -> list[Problem]:
     problems = []
-    loss = (config.compile.loss if isinstance(config.compile.loss, str)
-            else config.compile.loss.type)
-    units = model.output_shape[-1]
-    last = ("model", "layers", len(config.model.layers) - 1)
+    what = f"{which} labels" if output is None else f"{which} labels of output {output!r}"
+    loss_key = ("compile", "loss") if output is None else ("compile", "loss", output)
     if y.dtype.kind not in "biuf":
-        return [Problem(loc=("data",), message=f"the {which} labels are {y.dtype} values; "
+        return [Problem(loc=("data",), message=f"the {what} are {y.dtype} values; "
                                                "encode them as integers 0..n-1")]
     flat = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
     if loss in SPARSE_LOSSES:
         if not flat:
-            problems.append(Problem(loc=("compile", "loss"), given=loss, message=(
-                f"{loss} expects one class id per sample, but the {which} labels have shape "
+            problems.append(Problem(loc=loss_key, given=loss, message=(
+                f"{loss} expects one class id per sample, but the {what} have shape "
                 f"{list(y.shape[1:])} (one-hot?); use categorical_crossentropy for one-hot "
                 "labels")))
         elif len(y) and (y.min() < 0 or y.max() >= units):
             problems.append(Problem(loc=last, message=(
-                f"the {which} labels run from {y.min()} to {y.max()}, but the last layer has "
+                f"the {what} run from {y.min()} to {y.max()}, but the "
+                f"{'last layer' if output is None else 'layer ' + repr(output)} has "
                 f"{units} outputs (class ids must be 0..{units - 1})")))
     elif loss in ONE_HOT_LOSSES and flat and units > 1:
-        problems.append(Problem(loc=("compile", "loss"), given=loss, message=(
-            f"{loss} expects one-hot labels of width {units}, but the {which} labels are one "
+        problems.append(Problem(loc=loss_key, given=loss, message=(
+            f"{loss} expects one-hot labels of width {units}, but the {what} are one "
             "class id per sample; use sparse_categorical_crossentropy")))
     return problems
 
 
+def _output_layer_loc(config: Any, name: str | None) -> tuple:
+    """Where a class-count mismatch is fixed: the stack's last layer, or the graph layer
+    that is the output; other model kinds have no layer in the config."""
+    model = config.model
+    kind = getattr(model, "kind", "stack")
+    if kind == "stack":
+        return ("model", "layers", len(model.layers) - 1)
+    if kind == "graph":
+        for index, node in enumerate(model.layers):
+            if node.name == name:
+                return ("model", "layers", index)
+    return ("model",)
+
+
+def _labels_by_output(split: Split, config: Any, model: Any) -> list[tuple]:
+    """(output name or None, labels, loss name, units, loc) for each output whose labels
+    are arrays in memory."""
+    if split.dataset is not None or split.y is None:
+        return []
+    names = (config.model.output_names() if getattr(config.model, "kind", "") == "graph"
+             else list(getattr(model, "output_names", None) or []))
+    losses = config.compile.loss
+    if len(model.outputs) == 1 and not isinstance(split.y, dict):
+        only = names[0] if names else None
+        loss = next(iter(losses.values())) if isinstance(losses, dict) else losses
+        return [(None, np.asarray(split.y), _loss_name(loss), model.outputs[0].shape[-1],
+                 _output_layer_loc(config, only))]
+    if not isinstance(split.y, dict) or not isinstance(losses, dict):
+        return []
+    found = []
+    for name, tensor in zip(names, model.outputs, strict=False):
+        if name in split.y and name in losses:
+            found.append((name, np.asarray(split.y[name]), _loss_name(losses[name]),
+                          tensor.shape[-1], _output_layer_loc(config, name)))
+    return found
+
+
 def check_data_fits(config: Any, splits: Splits, model: Any) -> None:
     problems: list[Problem] = []
-    # A stack's problems point at its input_shape and last layer; other model kinds are
-    # checked against the built model's inputs only.
+    # A stack's problems point at its input_shape and last layer, a graph's at its output
+    # layers; other model kinds at the model.
     stack = getattr(config.model, "kind", "stack") == "stack"
     for which, split in splits.named().items():
         which = "training" if which == "train" else which
         problems += _input_problems(which, split, model, stack)
-        if stack and split.dataset is None and not isinstance(split.y, dict) \
-                and len(model.outputs) == 1:
-            problems += _label_problems(which, np.asarray(split.y), config, model)
+        for output, y, loss, units, loc in _labels_by_output(split, config, model):
+            problems += _label_problems(which, y, loss, units, loc, output)
     if problems:
         raise ConfigError(problems)
