@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("cbrun.commands.sweep:sweep", "Search hyperparameters (Optuna); trials are runs."),
     "tensorboard": ("cbrun.commands.tensorboard:tensorboard",
                     "Start TensorBoard over runs, each named by its id."),
+    "export": ("cbrun.commands.export:export",
+               "Export a run's model to SavedModel, LiteRT or ONNX, verified."),
+    "completion": ("cbrun.commands.completion:completion",
+                   "Print the shell completion script (bash, zsh, fish)."),
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from cbrun.completion import complete_callback_names
 from cbrun.errors import UsageError
 
 
@@ -159,7 +160,7 @@ def describe(name: str, cls: type, width: int = 80) -> str:
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_callback_names)
 def callbacks(name: str | None) -> None:
     """List the callbacks a config can declare, or show NAME's parameters: their types,
     defaults and meaning."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from cbrun.completion import complete_logs
 from cbrun.errors import UsageError
 from cbrun.logs import LogError, resolve_log_path
 from cbrun.plotting.inputs import (
@@ -32,7 +33,8 @@ from cbrun.runinfo import read_run_info
 
 
 @click.command("plot")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path),
+                shell_complete=complete_logs)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Image to write; the suffix picks the format: .png, .svg, .pdf or .jpg. "
                    "Defaults to a PNG beside the CSV (compare.png beside the runs "

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from cbrun.commands.common import console_for, fill_positions
+from cbrun.completion import complete_run_dirs
 from cbrun.errors import ConfigError
 from cbrun.record import RunRecord
 from cbrun.resume import check_resumable, plan_resume, state_dirs
@@ -20,7 +21,8 @@ from cbrun.segment import run_segment
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False),
+                shell_complete=complete_run_dirs)
 @click.option("--epochs", type=click.IntRange(min=1),
               help="New total number of epochs (extends a completed run).")
 @click.option("--continue-after-early-stop", "past_early_stop", is_flag=True,

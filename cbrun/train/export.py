@@ -1,0 +1,147 @@
+"""Export a run's model with Keras's `model.export`, then verify the artifact.
+
+An export is only as good as its agreement with the model: the artifact is loaded with its
+own runtime (cbrun/train/exportcheck.py), run on samples of the run's data, and compared
+output by output with the Keras model.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.errors import RunError, UsageError
+from cbrun.exports import FORMATS, INSTALL_HINT, remove_target
+from cbrun.record import RunRecord
+
+# cbrun's format names -> Keras's `model.export(format=...)`.
+KERAS_FORMATS = {"saved_model": "tf_saved_model", "litert": "litert", "onnx": "onnx"}
+
+
+def require(fmt: str) -> None:
+    """Import what `fmt` needs; a module of the export extra that is missing is a usage
+    error naming the extra, anything else that breaks the import is a bug to show."""
+    import importlib
+
+    needed = FORMATS[fmt][2]
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in needed:
+                raise
+            raise UsageError(f"--format {fmt} needs {', '.join(needed)} from the export "
+                             f"extra ({exc.name} not installed): {INSTALL_HINT}") from None
+
+
+def load_run_model(record: RunRecord, checkpoint: str) -> Any:
+    """The run's model at `checkpoint`. Stand-in for cbrun.train.runmodel: `last` is
+    model.keras, FILE a .keras file."""
+    import keras
+
+    if checkpoint == "best":
+        raise UsageError("--checkpoint best is not available in this version: name the "
+                         "checkpoint file")
+    path = record.run_dir / "model.keras" if checkpoint == "last" else Path(checkpoint)
+    if not path.is_file():
+        raise RunError(f"no model at {path}" + (" (the run has not finished; name a "
+                                                "checkpoint file)" if checkpoint == "last"
+                                                else ""))
+    return keras.saving.load_model(path)
+
+
+def sample_inputs(record: RunRecord, model: Any, count: int) -> tuple[Any, str]:
+    """Up to `count` samples of the run's validation split (else train), as the model
+    takes them, and the split's name."""
+    from cbrun.config.load import load_config
+    from cbrun.train.sources import data_for_run
+
+    config = load_config(record.run_dir / "resolved.yaml").config
+    splits, _ = data_for_run(config, record.run_dir)
+    name, split = next((n, s) for n, s in (("validation", splits.validation),
+                                           ("train", splits.train)) if s is not None)
+    if split.dataset is not None:
+        x = next(iter(split.dataset))[0]
+        x = {k: np.asarray(v)[:count] for k, v in x.items()} if isinstance(x, dict) \
+            else np.asarray(x)[:count]
+    else:
+        rows = np.arange(min(count, len(split)))
+        x = {k: np.asarray(v[rows]) for k, v in split.x.items()} if isinstance(split.x, dict) \
+            else np.asarray(split.x[rows])
+    dtypes = {t.name: t.dtype for t in model.inputs}
+    if isinstance(x, dict):
+        return {k: v.astype(dtypes.get(k, v.dtype)) for k, v in x.items()}, name
+    return x.astype(model.inputs[0].dtype), name
+
+
+def _write(model: Any, fmt: str, target: Path) -> float:
+    """Export into a sibling first: an export that fails halfway leaves nothing at
+    `target`, and an earlier artifact is replaced only by a complete one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial{FORMATS[fmt][1]}")
+    remove_target(partial)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            # Keras's own tf2onnx patch for NumPy 2 touches np.object; nothing for the user.
+            warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
+            model.export(str(partial), format=KERAS_FORMATS[fmt], verbose=False)
+    except BaseException:
+        remove_target(partial)
+        raise
+    seconds = time.perf_counter() - start
+    remove_target(target)
+    os.replace(partial, target)
+    return seconds
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def export_run(record: RunRecord, fmt: str, target: Path, *, checkpoint: str,
+               tolerance: float, samples: int, verify_only: bool,
+               echo: Callable[[str], None]) -> None:
+    from cbrun.train.exportcheck import compare, run_artifact
+
+    require(fmt)
+    model = load_run_model(record, checkpoint)
+    x, split = sample_inputs(record, model, samples)
+    # Before exporting: Keras's ONNX export refuses a loaded model that was never called.
+    expected = model(x, training=False)
+    if not verify_only:
+        seconds = _write(model, fmt, target)
+        echo(f"exported {fmt} to {target} ({_size(target) / 1024:.0f} KiB, {seconds:.1f} s)")
+    got = run_artifact(fmt, target, x)
+    count = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    echo(f"verified on {count} {split} samples with {_RUNTIMES[fmt]}:")
+    failed = []
+    for name, diff in compare(expected, got, _output_names(model)):
+        over = not diff <= tolerance  # NaN fails too
+        echo(f"  {name}: largest absolute difference {diff:.3g}"
+             + (f"  OVER the tolerance {tolerance:g}" if over else ""))
+        if over:
+            failed.append(f"{name} by {diff:.3g}")
+    if failed:
+        raise RunError(f"{target} does not match the model: output {', '.join(failed)} "
+                       f"(tolerance {tolerance:g}); the artifact is left there for "
+                       f"inspection, do not ship it")
+    echo(f"ok: every output within {tolerance:g}")
+
+
+def _output_names(model: Any) -> list[str]:
+    # A functional model names its outputs; a Sequential one has one, named by position.
+    return list(getattr(model, "output_names", None) or
+                [f"output_{i}" for i in range(len(model.outputs))])
+
+
+_RUNTIMES = {"saved_model": "tf.saved_model.load", "litert": "the LiteRT interpreter",
+             "onnx": "ONNX Runtime"}

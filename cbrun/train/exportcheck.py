@@ -1,0 +1,92 @@
+"""Run an exported artifact with its own runtime, and compare it with the Keras model.
+
+Each runtime takes the inputs by the names Keras gave them (the model's input names) and
+names its outputs: by the model's output names when it has named outputs, else by
+position (`output_0`, ... in TensorFlow's signatures; graph order in ONNX).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.errors import RunError
+
+
+def _by_name(x: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """The samples keyed by the artifact's input names."""
+    if isinstance(x, dict):
+        return {name: x[name] for name in names}
+    if len(names) != 1:
+        raise RunError(f"the artifact takes {len(names)} inputs ({', '.join(names)}), the "
+                       f"run's data gives one")
+    return {names[0]: x}
+
+
+def _natural(names: list[str]) -> list[str]:
+    """output_10 after output_9."""
+    return sorted(names, key=lambda n: [int(p) if p.isdigit() else p
+                                        for p in re.split(r"(\d+)", n)])
+
+
+def _saved_model(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    names = list(serve.structured_input_signature[1])
+    out = serve(**{k: tf.constant(v) for k, v in _by_name(x, names).items()})
+    return [(name, out[name].numpy()) for name in _natural(list(out))]
+
+
+def _litert(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    out = runner(**_by_name(x, list(runner.get_input_details())))
+    return [(name, np.asarray(out[name])) for name in _natural(list(out))]
+
+
+def _onnx(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    out = session.run(None, _by_name(x, names))
+    return [(o.name, value) for o, value in zip(session.get_outputs(), out, strict=True)]
+
+
+RUNNERS = {"saved_model": _saved_model, "litert": _litert, "onnx": _onnx}
+
+
+def run_artifact(fmt: str, path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+    """The artifact's outputs on `x`, as (name, array) in its order."""
+    return RUNNERS[fmt](path, x)
+
+
+def compare(expected: Any, got: list[tuple[str, np.ndarray]],
+            output_names: list[str]) -> list[tuple[str, float]]:
+    """(output name, largest absolute difference) for each output of the Keras model.
+    Outputs pair by name where the artifact kept the model's names, else by position."""
+    if isinstance(expected, dict):
+        wanted = {name: np.asarray(expected[name]) for name in output_names
+                  if name in expected} or {k: np.asarray(v) for k, v in expected.items()}
+    elif isinstance(expected, (list, tuple)):
+        wanted = dict(zip(output_names, map(np.asarray, expected), strict=True))
+    else:
+        wanted = {output_names[0]: np.asarray(expected)}
+    if len(got) != len(wanted):
+        raise RunError(f"the artifact has {len(got)} outputs, the model {len(wanted)}")
+    found = dict(got)
+    pairs = ([(name, found[name]) for name in wanted] if set(found) == set(wanted)
+             else [(name, value) for name, (_, value) in zip(wanted, got, strict=True)])
+    result = []
+    for name, value in pairs:
+        if value.shape != wanted[name].shape:
+            raise RunError(f"output {name}: the artifact gives shape {value.shape}, the model "
+                           f"{wanted[name].shape}")
+        diff = np.abs(value.astype(np.float64) - wanted[name].astype(np.float64))
+        result.append((name, float(diff.max()) if diff.size else 0.0))
+    return result
