@@ -36,20 +36,18 @@ def _is_run(path: Path) -> bool:
     return (path / RUN_FILE).is_file()
 
 
-def _holds_runs(path: Path) -> bool:
+def _holds_runs(path: Path, depth: int = 2) -> bool:
+    """Whether runs lie in `path` or one folder further (runs/<sweep>/<trial>)."""
     try:
-        return any(_is_run(child) for child in path.iterdir() if child.is_dir())
+        folders = [child for child in path.iterdir() if child.is_dir()]
     except OSError:
         return False
+    return any(_is_run(child) or (depth > 1 and _holds_runs(child, depth - 1))
+               for child in folders)
 
 
-def run_dir_candidates(incomplete: str, files: tuple[str, ...] = ()) -> list[str]:
-    """Run directories (folders holding run.json) the typed text can become: in the typed
-    folder, and in runs/ when nothing typed yet points elsewhere; folders that hold runs
-    (runs/, a sweep's folder) end in '/' to go on from; `files` are file suffixes also
-    offered (plot takes a log.csv)."""
-    folder, prefix = os.path.split(incomplete)
-    found: list[str] = []
+def _candidates(folder: str, prefix: str, files: tuple[str, ...]) -> list[str]:
+    found = []
     for text, path in _entries(folder, prefix):
         if path.is_dir():
             if _is_run(path):
@@ -58,9 +56,20 @@ def run_dir_candidates(incomplete: str, files: tuple[str, ...] = ()) -> list[str
                 found.append(text + os.sep)
         elif files and text.endswith(files):
             found.append(text)
+    return found
+
+
+def run_dir_candidates(incomplete: str, files: tuple[str, ...] = ()) -> list[str]:
+    """Run directories (folders holding run.json) the typed text can become, in the typed
+    folder; before a '/' is typed, the runs in runs/ too, in place of runs/ itself. Folders
+    that hold runs (a sweep's) end in '/' to go on from; `files` are file suffixes also
+    offered (plot takes a log.csv)."""
+    folder, prefix = os.path.split(incomplete)
+    found = _candidates(folder, prefix, files)
     if not folder and os.path.isdir(RUNS_DIR):
-        found += [text for text, path in _entries(RUNS_DIR, "")
-                  if text.startswith(incomplete) and path.is_dir() and _is_run(path)]
+        found = [text for text in found if text != RUNS_DIR + os.sep]
+        found += [text for text in _candidates(RUNS_DIR, "", files)
+                  if text.startswith(incomplete)]
     return list(dict.fromkeys(found))
 
 

@@ -1,0 +1,237 @@
+"""`cbrun export`: each format exported from a real run and verified with its own runtime;
+an artifact changed after export fails the verification, naming the output and the
+difference; the export extra missing, unsafe outputs and `--help` stay before TensorFlow."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, cli, cli_output, only_run, tiny_config, write_config
+from test_models import TWO_IO, two_io_data
+
+FORMATS = ["saved_model", "litert", "onnx"]
+ARTIFACT = {"saved_model": "export/saved_model", "litert": "export/model.tflite",
+            "onnx": "export/model.onnx"}
+DIFF = re.compile(r"^  (\S+): largest absolute difference (\S+)", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("export_digits")
+    path = write_config(folder, tiny_config(fit={"epochs": 2}))
+    assert cli("train", path, "--runs-dir", folder / "runs", "--quiet") == 0
+    return only_run(folder / "runs")
+
+
+@pytest.fixture(scope="module")
+def two_io_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("export_two_io")
+    two_io_data(folder)
+    (folder / "run.yaml").write_text(TWO_IO)
+    assert cli("train", folder / "run.yaml", "--runs-dir", folder / "runs", "--quiet") == 0
+    return only_run(folder / "runs")
+
+
+def differences(out: str) -> dict[str, float]:
+    return {name: float(value) for name, value in DIFF.findall(out)}
+
+
+def files_outside(root: Path, run_dir: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if run_dir not in p.parents and p != run_dir}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_is_exported_inside_the_run_and_verified(digits_run, capsys, fmt):
+    before = files_outside(digits_run.parents[1], digits_run)
+    result = cli_output(capsys, "export", digits_run, "--format", fmt, "--force")
+    assert result.code == 0, result.err
+    artifact = digits_run / ARTIFACT[fmt]
+    assert f"exported {fmt} to {artifact}" in result.out
+    assert "verified on 32 validation samples" in result.out
+    diffs = differences(result.out)
+    assert list(diffs) == ["output_0"] and diffs["output_0"] <= 1e-4, result.out
+    assert result.out.rstrip().endswith("ok: every output within 0.0001")
+    assert artifact.exists() and not list(artifact.parent.glob(".*partial*"))
+    assert files_outside(digits_run.parents[1], digits_run) == before
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_graph_with_two_inputs_and_two_outputs_is_verified_per_output(two_io_run, capsys,
+                                                                         fmt):
+    result = cli_output(capsys, "export", two_io_run, "-f", fmt, "--force")
+    assert result.code == 0, result.err
+    diffs = differences(result.out)
+    assert set(diffs) == {"digit", "size"} and max(diffs.values()) <= 1e-4, result.out
+
+
+def perturb_saved_model(folder: Path) -> None:
+    """Scale every matrix in the SavedModel's variables by 1.5, rewriting the bundle."""
+    import tensorflow as tf
+
+    prefix = str(folder / "variables" / "variables")
+    reader = tf.train.load_checkpoint(prefix)
+    names = sorted(reader.get_variable_to_shape_map())
+    values = [reader.get_tensor(name) for name in names]
+    values = [v * 1.5 if isinstance(v, np.ndarray) and v.ndim == 2 else v for v in values]
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(v) for v in values])
+
+
+def perturb_tflite(path: Path, model_file: Path) -> None:
+    """Find a weight of the Keras model among the .tflite file's buffers and change it."""
+    import keras
+
+    data = bytearray(path.read_bytes())
+    for weight in keras.saving.load_model(model_file).weights:
+        value = np.asarray(weight, dtype="<f4")
+        for layout in (value, value.T):
+            raw = np.ascontiguousarray(layout).tobytes()
+            at = data.find(raw)
+            if at >= 0:
+                data[at:at + len(raw)] = (layout * 1.5 + 0.5).astype("<f4").tobytes()
+                path.write_bytes(bytes(data))
+                return
+    raise AssertionError("no weight of the model found in the .tflite buffers")
+
+
+def perturb_onnx(path: Path) -> None:
+    """Scale the largest initializer (a Dense kernel) through the onnx package."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    largest = max(model.graph.initializer, key=lambda t: numpy_helper.to_array(t).size)
+    changed = numpy_helper.to_array(largest) * 1.5
+    largest.CopyFrom(numpy_helper.from_array(changed.astype(np.float32), largest.name))
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_an_artifact_changed_after_export_fails_the_verification(digits_run, capsys, fmt):
+    assert cli_output(capsys, "export", digits_run, "-f", fmt, "--force").code == 0
+    artifact = digits_run / ARTIFACT[fmt]
+    if fmt == "saved_model":
+        perturb_saved_model(artifact)
+    elif fmt == "litert":
+        perturb_tflite(artifact, digits_run / "model.keras")
+    else:
+        perturb_onnx(artifact)
+    result = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only")
+    assert result.code == 1
+    diff = differences(result.out)["output_0"]
+    assert diff > 1e-2, result.out
+    assert "OVER the tolerance 0.0001" in result.out
+    assert re.search(rf"error: {re.escape(str(artifact))} does not match the model: output "
+                     rf"output_0 by {diff:.3g} \(tolerance 0.0001\)", result.err), result.err
+    # A tolerance that the change fits in lets it pass: the number printed is the measure.
+    loose = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only",
+                       "--tolerance", str(diff * 2))
+    assert loose.code == 0, loose.err
+
+
+def test_an_unsafe_output_is_refused_before_anything_is_written(digits_run, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "link.onnx"
+    link.symlink_to(elsewhere / "model.onnx")
+    result = cli_output(capsys, "export", digits_run, "-f", "onnx", "-o", link)
+    assert result.code == 2 and "is a symbolic link" in result.err
+    assert not (elsewhere / "model.onnx").exists()
+
+    kept = tmp_path / "kept.onnx"
+    kept.write_text("mine")
+    result = cli_output(capsys, "export", digits_run, "-f", "onnx", "-o", kept)
+    assert result.code == 2 and "exists; add --force to replace it" in result.err
+    assert kept.read_text() == "mine"
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "todo.txt").write_text("keep me")
+    result = cli_output(capsys, "export", digits_run, "-f", "saved_model", "-o", folder,
+                        "--force")
+    assert result.code == 2 and "no saved_model.pb" in result.err
+    assert (folder / "todo.txt").read_text() == "keep me"
+
+    result = cli_output(capsys, "export", digits_run, "-f", "litert", "-o", tmp_path / "m.bin")
+    assert result.code == 2 and "ending in .tflite" in result.err
+
+
+def test_o_with_force_replaces_an_earlier_export(digits_run, tmp_path, capsys):
+    target = tmp_path / "out" / "digits.tflite"
+    assert cli_output(capsys, "export", digits_run, "-f", "litert", "-o", target).code == 0
+    target.write_bytes(b"stale")
+    result = cli_output(capsys, "export", digits_run, "-f", "litert", "-o", target, "--force")
+    assert result.code == 0, result.err
+    assert target.stat().st_size > 1000 and sorted(os.listdir(target.parent)) == [target.name]
+
+
+def test_a_link_inside_the_run_stops_the_export(digits_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / digits_run.name
+    shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("export"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (run / "export").symlink_to(outside)
+    result = cli_output(capsys, "export", run, "-f", "onnx")
+    assert result.code == 1 and f"{run / 'export'} is a symbolic link" in result.err
+    assert list(outside.iterdir()) == []
+
+
+def test_not_a_run_directory(tmp_path, capsys):
+    result = cli_output(capsys, "export", tmp_path, "-f", "onnx")
+    assert result.code == 2
+    assert result.err == f"error: {tmp_path} is not a run directory (no run.json); give a " \
+                         f"folder that `cbrun train` created, e.g. runs/<id>\n"
+
+
+# Makes one module unimportable, as if never installed: the import system itself says so.
+HIDE = textwrap.dedent("""\
+    import sys
+
+    class _NotInstalled:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == {name!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return None
+
+    sys.meta_path.insert(0, _NotInstalled())
+    """)
+
+
+@pytest.mark.parametrize(("fmt", "hidden"), [("onnx", "tf2onnx"), ("litert", "ai_edge_litert")])
+def test_a_missing_export_extra_is_one_line_naming_the_extra(digits_run, tmp_path, fmt,
+                                                             hidden):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(HIDE.format(name=hidden))
+    probe = ("import sys\nfrom cbrun.cli import main\ntry:\n    main()\nfinally:\n"
+             "    print('TF', 'tensorflow' in sys.modules, file=sys.stderr)\n")
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "export", str(digits_run), "-f", fmt], check=False,
+        env={**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}, capture_output=True,
+        text=True, timeout=120)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines[0] == (f"error: --format {fmt} needs "
+                        f"{'onnx, onnxruntime, tf2onnx' if fmt == 'onnx' else 'ai_edge_litert'}"
+                        f" from the export extra ({hidden} not installed): "
+                        f"pip install 'cbrun[export]'")
+    assert lines[1:] == ["TF False"]
+
+
+def test_export_help_does_not_import_tensorflow():
+    probe = ("import sys\nfrom cbrun.cli import main\ntry:\n    main(['export', '--help'])\n"
+             "finally:\n    print('HEAVY', [m for m in ('tensorflow', 'keras') "
+             "if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert "--format [saved_model|litert|onnx]" in done.stdout
+    assert "HEAVY []" in done.stdout
