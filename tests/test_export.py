@@ -25,7 +25,9 @@ DIFF = re.compile(r"^  (\S+): largest absolute difference (\S+)", re.MULTILINE)
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("export_digits")
-    path = write_config(folder, tiny_config(fit={"epochs": 2}))
+    path = write_config(folder, tiny_config(fit={"epochs": 3}, callbacks=[
+        {"type": "ModelCheckpoint", "filepath": "checkpoints/ep{epoch}.keras",
+         "monitor": "val_loss", "save_best_only": True}]))
     assert cli("train", path, "--runs-dir", folder / "runs", "--quiet") == 0
     return only_run(folder / "runs")
 
@@ -134,6 +136,23 @@ def test_an_artifact_changed_after_export_fails_the_verification(digits_run, cap
     loose = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only",
                        "--tolerance", str(diff * 2))
     assert loose.code == 0, loose.err
+
+
+def test_the_best_checkpoint_is_exported_and_verified(digits_run, tmp_path, capsys):
+    import keras
+    import onnxruntime
+
+    target = tmp_path / "best.onnx"
+    result = cli_output(capsys, "export", digits_run, "-f", "onnx", "--checkpoint", "best",
+                        "-o", target)
+    assert result.code == 0, result.err
+    epoch = int(re.search(r"model: best: epoch (\d) \(val_loss ", result.out).group(1))
+    # The artifact computes what that epoch's checkpoint file computes.
+    best = keras.saving.load_model(digits_run / "checkpoints" / f"ep{epoch}.keras")
+    x = np.random.default_rng(1).random((5, 64), dtype=np.float32) * 16
+    session = onnxruntime.InferenceSession(str(target))
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert np.abs(got - np.asarray(best(x, training=False))).max() < 1e-5
 
 
 def test_an_unsafe_output_is_refused_before_anything_is_written(digits_run, tmp_path, capsys):

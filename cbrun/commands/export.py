@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from cbrun.checkpoints import choose_checkpoint, open_run
 from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
 from cbrun.exports import (
@@ -22,7 +23,6 @@ from cbrun.exports import (
     extra_message,
     missing_modules,
 )
-from cbrun.record import RunRecord
 from cbrun.runguard import check_inside, check_tree
 
 
@@ -36,8 +36,8 @@ from cbrun.runguard import check_inside, check_tree
               help="Where to write the artifact. Defaults to RUN_DIR/export/saved_model/, "
                    "RUN_DIR/export/model.tflite or RUN_DIR/export/model.onnx.")
 @click.option("--checkpoint", default="last", show_default=True, metavar="last|best|FILE",
-              help="Which weights: the model at the end of the run, the best monitored "
-                   "epoch's checkpoint, or a .keras file.")
+              help="Which weights: those the run ended with, the best monitored epoch's "
+                   "ModelCheckpoint file, or a .keras / .weights.h5 file or a saved state.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=DEFAULT_TOLERANCE,
               show_default=True,
               help="Largest absolute difference allowed between the artifact's outputs and "
@@ -62,10 +62,11 @@ def export(run_dir: Path, fmt: str, output: Path | None, checkpoint: str, tolera
       cbrun export runs/20261121-153012-digits-mlp --format onnx
       cbrun export runs/20261121-153012-digits-mlp -f litert -o phone/digits.tflite
     """
-    record = RunRecord.load(run_dir)  # "not a run directory" before anything else
+    run = open_run(run_dir)  # "not a run directory" before anything else
     missing = missing_modules(fmt)
     if missing:
         raise UsageError(extra_message(fmt, missing))
+    chosen = choose_checkpoint(run, checkpoint)
     if output is None:
         check_tree(run_dir)
         target = default_target(run_dir, fmt)
@@ -76,6 +77,6 @@ def export(run_dir: Path, fmt: str, output: Path | None, checkpoint: str, tolera
 
     from cbrun.train.export import export_run
 
-    export_run(record, fmt, target, checkpoint=checkpoint, tolerance=tolerance,
-               samples=samples, verify_only=verify_only, echo=click.echo)
+    export_run(run, chosen, fmt, target, tolerance=tolerance, samples=samples,
+               verify_only=verify_only, echo=click.echo)
     return 0

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from cbrun.checkpoints import Checkpoint, TrainedRun
 from cbrun.errors import RunError, UsageError
 from cbrun.exports import FORMATS, INSTALL_HINT, remove_target
-from cbrun.record import RunRecord
 
 # cbrun's format names -> Keras's `model.export(format=...)`.
 KERAS_FORMATS = {"saved_model": "tf_saved_model", "litert": "litert", "onnx": "onnx"}
@@ -40,30 +40,12 @@ def require(fmt: str) -> None:
                              f"extra ({exc.name} not installed): {INSTALL_HINT}") from None
 
 
-def load_run_model(record: RunRecord, checkpoint: str) -> Any:
-    """The run's model at `checkpoint`. Stand-in for cbrun.train.runmodel: `last` is
-    model.keras, FILE a .keras file."""
-    import keras
-
-    if checkpoint == "best":
-        raise UsageError("--checkpoint best is not available in this version: name the "
-                         "checkpoint file")
-    path = record.run_dir / "model.keras" if checkpoint == "last" else Path(checkpoint)
-    if not path.is_file():
-        raise RunError(f"no model at {path}" + (" (the run has not finished; name a "
-                                                "checkpoint file)" if checkpoint == "last"
-                                                else ""))
-    return keras.saving.load_model(path)
-
-
-def sample_inputs(record: RunRecord, model: Any, count: int) -> tuple[Any, str]:
+def sample_inputs(run: TrainedRun, model: Any, count: int) -> tuple[Any, str]:
     """Up to `count` samples of the run's validation split (else train), as the model
     takes them, and the split's name."""
-    from cbrun.config.load import load_config
     from cbrun.train.sources import data_for_run
 
-    config = load_config(record.run_dir / "resolved.yaml").config
-    splits, _ = data_for_run(config, record.run_dir)
+    splits, _ = data_for_run(run.config, run.run_dir)
     name, split = next((n, s) for n, s in (("validation", splits.validation),
                                            ("train", splits.train)) if s is not None)
     if split.dataset is not None:
@@ -107,14 +89,16 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def export_run(record: RunRecord, fmt: str, target: Path, *, checkpoint: str,
+def export_run(run: TrainedRun, checkpoint: Checkpoint, fmt: str, target: Path, *,
                tolerance: float, samples: int, verify_only: bool,
                echo: Callable[[str], None]) -> None:
     from cbrun.train.exportcheck import compare, run_artifact
+    from cbrun.train.runmodel import load_run_model
 
     require(fmt)
-    model = load_run_model(record, checkpoint)
-    x, split = sample_inputs(record, model, samples)
+    model = load_run_model(run, checkpoint, compile=False)
+    echo(f"model: {checkpoint.label}")
+    x, split = sample_inputs(run, model, samples)
     # Before exporting: Keras's ONNX export refuses a loaded model that was never called.
     expected = model(x, training=False)
     if not verify_only:
