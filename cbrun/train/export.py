@@ -62,6 +62,21 @@ def sample_inputs(run: TrainedRun, model: Any, count: int) -> tuple[Any, str]:
     return x.astype(model.inputs[0].dtype), name
 
 
+def _captured_tensors_as_constants(model: Any) -> None:
+    """tf2onnx 1.17's `convert.from_function`, which Keras's ONNX export calls, declares
+    every tensor the traced function captures as an ONNX input, and freezes only variables:
+    a tensor a layer holds as a plain attribute (an adapted Normalization's `mean` and
+    `variance`) becomes an input nobody can feed, its value lost. Handed to the tracer as a
+    NumPy array, the same value becomes a constant of the graph. The Keras model computes
+    the same either way; the verification compares against its outputs from before."""
+    import tensorflow as tf
+
+    for layer in model._flatten_layers():  # every layer, nested models' too
+        for name, value in list(vars(layer).items()):
+            if isinstance(value, tf.Tensor) and not isinstance(value, tf.Variable):
+                setattr(layer, name, value.numpy())
+
+
 def _write(model: Any, fmt: str, target: Path) -> float:
     """Export into a sibling first: an export that fails halfway leaves nothing at
     `target`, and an earlier artifact is replaced only by a complete one."""
@@ -102,6 +117,8 @@ def export_run(run: TrainedRun, checkpoint: Checkpoint, fmt: str, target: Path, 
     # Before exporting: Keras's ONNX export refuses a loaded model that was never called.
     expected = model(x, training=False)
     if not verify_only:
+        if fmt == "onnx":
+            _captured_tensors_as_constants(model)
         seconds = _write(model, fmt, target)
         echo(f"exported {fmt} to {target} ({_size(target) / 1024:.0f} KiB, {seconds:.1f} s)")
     got = run_artifact(fmt, target, x)
