@@ -55,6 +55,28 @@ def table_run(tmp_path_factory) -> Path:
     return only_run(folder / "runs")
 
 
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """Reviews as raw strings through an adapted TextVectorization."""
+    from datafiles import review_rows
+    from test_text_data import _text_stack
+
+    folder = tmp_path_factory.mktemp("export_text")
+    rows = review_rows(80)
+    np.savez(folder / "reviews.npz", x=np.array([[r["review"]] for r in rows]),
+             y=np.array([r["verdict"] == "pos" for r in rows], dtype=np.int32))
+    config = _text_stack(
+        "words", {"source": "npz", "path": "reviews.npz", "validation_split": 0.25,
+                  "batch_size": 16},
+        {"type": "TextVectorization", "adapt": True, "max_tokens": 40,
+         "output_sequence_length": 8}, 2, input_dtype="string",
+        middle=[{"type": "Embedding", "input_dim": 40, "output_dim": 8},
+                {"type": "GlobalAveragePooling1D"}])
+    assert cli("train", write_config(folder, config), "--runs-dir", folder / "runs",
+               "-q") == 0
+    return only_run(folder / "runs")
+
+
 def differences(out: str) -> dict[str, float]:
     return {name: float(value) for name, value in DIFF.findall(out)}
 
@@ -100,6 +122,27 @@ def test_a_table_run_with_an_adapted_normalization_is_verified(table_run, capsys
 
         model = onnx.load(str(table_run / ARTIFACT[fmt]))
         assert [i.name for i in model.graph.input] == ["input_layer"]
+
+
+def test_a_text_model_is_verified_where_its_runtime_can_run_it(text_run, capsys):
+    result = cli_output(capsys, "export", text_run, "-f", "saved_model")
+    assert result.code == 0, result.err
+    assert "verified on 20 validation samples" in result.out
+    assert differences(result.out)["output_0"] <= 1e-4
+
+    # TextVectorization lowercases with a TensorFlow op that TFLite has no kernel for: the
+    # converter keeps it for the Flex delegate, which no Python interpreter here links.
+    result = cli_output(capsys, "export", text_run, "-f", "litert")
+    assert result.code == 1
+    assert "it needs TensorFlow ops through the Flex delegate (FlexStringLower)" in result.err
+    assert "the export is not verified" in result.err
+
+    # tf2onnx leaves its punctuation-stripping regex op as it is; ONNX has no such operator.
+    result = cli_output(capsys, "export", text_run, "-f", "onnx")
+    assert result.code == 1
+    assert result.err == (f"error: ONNX Runtime cannot load {text_run}/export/model.onnx: "
+                          "tf2onnx left TensorFlow's StaticRegexReplace in the graph, and ONNX "
+                          "has no such operator: this model cannot be exported to ONNX\n")
 
 
 def perturb_saved_model(folder: Path) -> None:

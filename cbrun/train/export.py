@@ -58,8 +58,15 @@ def sample_inputs(run: TrainedRun, model: Any, count: int) -> tuple[Any, str]:
             else np.asarray(split.x[rows])
     dtypes = {t.name: t.dtype for t in model.inputs}
     if isinstance(x, dict):
-        return {k: v.astype(dtypes.get(k, v.dtype)) for k, v in x.items()}, name
-    return x.astype(model.inputs[0].dtype), name
+        return {k: _as_dtype(v, dtypes.get(k)) for k, v in x.items()}, name
+    return _as_dtype(x, model.inputs[0].dtype), name
+
+
+def _as_dtype(values: np.ndarray, dtype: str | None) -> np.ndarray:
+    # Text stays text (str objects, which every runtime takes for a string tensor).
+    if dtype == "string":
+        return values.astype(object)
+    return values.astype(dtype) if dtype else values
 
 
 def _captured_tensors_as_constants(model: Any) -> None:

@@ -45,14 +45,34 @@ def _litert(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_path=str(path)).get_signature_runner()
-    out = runner(**_by_name(x, list(runner.get_input_details())))
+    try:
+        out = runner(**_by_name(x, list(runner.get_input_details())))
+    except RuntimeError as exc:
+        # The converter keeps ops TFLite lacks (text ops) as TensorFlow ops for the Flex
+        # delegate, which neither ai_edge_litert's nor TensorFlow's Python interpreter has.
+        if "Select TensorFlow op" not in str(exc):
+            raise
+        ops = sorted(set(re.findall(r"\((Flex\w+)\)", str(exc)))) or ["Flex ops"]
+        raise RunError(
+            f"the LiteRT interpreter cannot run {path}: it needs TensorFlow ops through the "
+            f"Flex delegate ({', '.join(ops)}), which the interpreter here does not have, so "
+            f"the export is not verified. A device runs it only with the Select TF ops "
+            f"library (org.tensorflow:tensorflow-lite-select-tf-ops on Android)") from None
     return [(name, np.asarray(out[name])) for name in _natural(list(out))]
 
 
 def _onnx(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
     import onnxruntime
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except (ort_errors.InvalidGraph, ort_errors.NotImplemented) as exc:
+        message = str(exc).strip().splitlines()[0]
+        op = re.search(r"No Op registered for (\w+)", message)
+        why = (f"tf2onnx left TensorFlow's {op.group(1)} in the graph, and ONNX has no such "
+               f"operator: this model cannot be exported to ONNX" if op else message)
+        raise RunError(f"ONNX Runtime cannot load {path}: {why}") from None
     names = [i.name for i in session.get_inputs()]
     out = session.run(None, _by_name(x, names))
     return [(o.name, value) for o, value in zip(session.get_outputs(), out, strict=True)]
