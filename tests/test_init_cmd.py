@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO, cli, only_run
-from datafiles import table_rows, write_csv, write_images, write_parquet
+from datafiles import review_rows, table_rows, write_csv, write_images, write_parquet
 
 
 def make(kind: str, folder):
@@ -19,6 +19,10 @@ def make(kind: str, folder):
         return write_csv(folder / "animals.csv", table_rows(60))
     if kind == "parquet":
         return write_parquet(folder / "animals.parquet", table_rows(60))
+    if kind == "text":  # free text, a category, a number, and odd column names
+        rows = [{"Review text": r["review"], "stars": r["stars"], "length (chars)": r["length"],
+                 "verdict": r["verdict"]} for r in review_rows(80)]
+        return write_csv(folder / "reviews.csv", rows)
     if kind == "images":
         return write_images(folder / "shapes", per_class=5)
     rng = np.random.default_rng(0)
@@ -28,7 +32,7 @@ def make(kind: str, folder):
     return path
 
 
-@pytest.mark.parametrize("kind", ["csv", "parquet", "images", "npz"])
+@pytest.mark.parametrize("kind", ["csv", "parquet", "text", "images", "npz"])
 def test_init_writes_a_config_that_validates_and_trains(tmp_path, capsys, kind):
     data = make(kind, tmp_path / "data")
     output = tmp_path / "configs" / "start.yaml"
@@ -50,6 +54,16 @@ def test_init_guesses_the_label_and_its_classes_from_a_table(tmp_path):
     assert "label: species          # the target: 3 classes" in text
     assert "features: [height_mm, weight_g, colour]" in text
     assert "{type: Normalization, adapt: true}" in text
+
+
+def test_init_reads_free_text_as_text_and_categories_as_categories(tmp_path):
+    data = make("text", tmp_path)
+    assert cli("init", data) == 0
+    text = (tmp_path / "reviews.yaml").read_text()
+    assert 'text: ["Review text"]' in text
+    assert 'Review_text: ["Review text"]' in text
+    assert 'numbers: [stars, "length (chars)"]' in text
+    assert "type: TextVectorization, adapt: true" in text
 
 
 def test_init_takes_a_regression_label_and_refuses_an_unknown_one(tmp_path, capsys):

@@ -4,7 +4,9 @@ The file validates and trains as it is; TensorFlow is not imported to write it."
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -16,6 +18,31 @@ from cbrun.suggest import did_you_mean
 
 MAX_CLASSES = 50  # an integer label with more distinct values is taken as a number
 LABEL_NAMES = ("label", "labels", "target", "class", "y", "species", "category")
+
+
+def _q(name: str) -> str:
+    """A column name as YAML reads it back: bare where plain, else a quoted string."""
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) else json.dumps(name)
+
+
+def _input_name(column: str, taken: set[str]) -> str:
+    """A graph input name (letters, digits, _) for a column, unique among `taken`."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", column).strip("_") or "text"
+    base = base if base[0].isalpha() else f"c_{base}"
+    name, n = base[:60], 2
+    while name in taken:
+        name, n = f"{base[:57]}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _is_free_text(column) -> bool:
+    """Sentences rather than categories: most values differ and hold several words."""
+    values = [v for v in column.to_pylist() if v is not None]
+    if len(values) < 10:
+        return False
+    words = sum(len(v.split()) for v in values) / len(values)
+    return words >= 3 and len(set(values)) > 0.5 * len(values)
 
 
 def _head(section: str, lines: list[str]) -> str:
@@ -81,11 +108,14 @@ def _table(path: Path, rel: str, label: str | None) -> tuple[str, str, str]:
         head, compile_ = _regression()
         kind = "a number (regression)"
     strings = [c for c in features if _is_text(table.column(c))]
+    texts = [c for c in strings if _is_free_text(table.column(c))]
+    if texts:
+        return _text_table(source, rel, label, kind, features, texts, head, compile_)
     data = _head("data", [
         f"source: {source}",
         f"path: {rel}",
-        f"label: {label}          # the target: {kind}",
-        f"features: [{', '.join(features)}]",
+        f"label: {_q(label)}          # the target: {kind}",
+        f"features: [{', '.join(map(_q, features))}]",
         *([(f"# string columns {', '.join(strings)} become integer ids (vocabulary saved "
             "in the run's data/table.json)")] if strings else []),
         "validation_split: 0.2    # the last 20% of the rows",
@@ -99,6 +129,58 @@ def _table(path: Path, rel: str, label: str | None) -> tuple[str, str, str]:
         "  - {type: Dense, units: 64, activation: relu}",
         *[f"  {line}" for line in head],
     ])
+    return data, model, compile_
+
+
+def _text_table(source: str, rel: str, label: str, kind: str, features: list[str],
+                texts: list[str], head: list[str], compile_: str) -> tuple[str, str, str]:
+    """A graph: each free-text column through its own adapted TextVectorization and an
+    Embedding, the other columns together through an adapted Normalization."""
+    taken = {"joined", "hidden", "output"}  # the layer names written below
+    text_inputs = {_input_name(c, taken): c for c in texts}
+    rest = [c for c in features if c not in texts]
+    groups = {name: [column] for name, column in text_inputs.items()}
+    numbers = _input_name("numbers", taken) if rest else None
+    if numbers:
+        groups[numbers] = rest
+    data = _head("data", [
+        f"source: {source}",
+        f"path: {rel}",
+        f"label: {_q(label)}          # the target: {kind}",
+        "features:                # one named input per text column, the rest together",
+        *[f"  {name}: [{', '.join(map(_q, cols))}]" for name, cols in groups.items()],
+        f"text: [{', '.join(map(_q, texts))}]   # kept as raw strings for TextVectorization",
+        "validation_split: 0.2    # the last 20% of the rows",
+        "batch_size: 32",
+    ])
+    inputs = [f"  {name}: {{shape: [1], dtype: string}}" for name in text_inputs]
+    if numbers:
+        inputs.append(f"  {numbers}: {{shape: [{len(rest)}]}}   # string columns here become "
+                      "integer ids")
+    layers, joined = [], []
+    for name in text_inputs:
+        layers += [
+            f"  # {name}: the 10000 most frequent words of the training rows, 100 per row.",
+            (f"  - {{name: {name}_words, type: TextVectorization, adapt: true, "
+            f"max_tokens: 10000, output_sequence_length: 100, inputs: {name}}}"),
+            (f"  - {{name: {name}_vectors, type: Embedding, input_dim: 10000, output_dim: 32, "
+            f"inputs: {name}_words}}"),
+            f"  - {{name: {name}_mean, type: GlobalAveragePooling1D, inputs: {name}_vectors}}",
+        ]
+        joined.append(f"{name}_mean")
+    if numbers:
+        layers.append(f"  - {{name: {numbers}_scaled, type: Normalization, adapt: true, "
+                      f"inputs: {numbers}}}")
+        joined.append(f"{numbers}_scaled")
+    last = joined[0]
+    if len(joined) > 1:
+        layers.append(f"  - {{name: joined, type: Concatenate, inputs: [{', '.join(joined)}]}}")
+        last = "joined"
+    layers.append(f"  - {{name: hidden, type: Dense, units: 64, activation: relu, inputs: {last}}}")
+    out = head[0].replace("- {type: Dense,", "- {name: output, type: Dense,").replace(
+        "}", ", inputs: hidden}", 1)
+    layers.append(f"  {out}")
+    model = _head("model", ["inputs:", *inputs, "layers:", *layers, "outputs: output"])
     return data, model, compile_
 
 
