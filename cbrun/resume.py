@@ -147,6 +147,7 @@ FROZEN_ON_RESUME = {
     ("model",): "the saved weights belong to these layers and this input shape",
     ("name",): "the run id is made from it",
     ("seed",): "the saved random states came from it",
+    ("compile", "mixed_precision"): "the saved optimizer state and numbers came from it",
 }
 OPTIMIZER_FROZEN = "the saved optimizer state belongs to this optimizer (its other "\
     "parameters, learning_rate included, can change)"

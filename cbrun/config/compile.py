@@ -112,6 +112,11 @@ class CompileConfig(StrictModel):
                             "overhead). Defaults to auto.")
     jit_compile: bool | Literal["auto"] = Field(
         "auto", description="XLA compilation, as in keras.Model.compile. Defaults to auto.")
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
+        None, description="Compute in float16 or bfloat16, keep the variables in float32 "
+                          "(Keras's dtype policies); mixed_float16 scales the loss (Keras's "
+                          "LossScaleOptimizer). Defaults to none (float32). See "
+                          "docs/devices.md.")
 
     @field_validator("optimizer")
     @classmethod

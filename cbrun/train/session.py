@@ -81,6 +81,8 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
+    # Process-wide in Keras: set (or reset) it for every run before its model is built.
+    keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     splits = load_splits(config.data, config_dir)
     splits.save(run_dir)
     steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
