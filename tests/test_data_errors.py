@@ -137,14 +137,16 @@ def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
     assert "Keras looks for:" in err
 
 
-def test_an_image_damaged_inside_is_named_when_it_fails_to_decode(tmp_path, capsys):
+@pytest.mark.parametrize("cache", [None, "memory", "disk"])
+def test_an_image_damaged_inside_is_named_when_it_fails_to_decode(tmp_path, capsys, cache):
     """A PNG whose ends look whole passes the listing check; its damaged middle is found by
     the decoder during training, and the error names the file, not tf.data's stack."""
     write_images(tmp_path / "shapes", per_class=4)
     good = (tmp_path / "shapes" / "square" / "01.png").read_bytes()
     damaged = good[:40] + bytes(b ^ 0xFF for b in good[40:-12]) + good[-12:]
     (tmp_path / "shapes" / "square" / "03.png").write_bytes(damaged)
-    path = write_config(tmp_path, image_config("damaged", {"path": "shapes"}, epochs=1))
+    path = write_config(tmp_path, image_config("damaged", {"path": "shapes", "cache": cache},
+                                               epochs=1))
     capsys.readouterr()
     assert cli("train", path, "--runs-dir", tmp_path / "runs") == 1
     err = capsys.readouterr().err

@@ -117,6 +117,10 @@ def resumed(tmp_path_factory):
                                     "batch_size": 8}, epochs=5),
         "images": image_config("images", {"path": "shapes", "validation_split": 0.25,
                                           "batch_size": 4}, epochs=5),
+        # Decoded once into the run directory; the resumed process reads that copy.
+        "images_disk": image_config("images_disk", {"path": "shapes", "validation_split": 0.25,
+                                                    "batch_size": 4, "cache": "disk"},
+                                    epochs=5),
         # Named inputs from a table, raw text and a number adapted again on resume.
         "text": text_graph_config("text", REVIEWS_DATA, epochs=5),
     }
@@ -142,7 +146,7 @@ def resumed(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["csv", "images", "text"])
+@pytest.mark.parametrize("name", ["csv", "images", "images_disk", "text"])
 def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_byte_for_byte(resumed, name):
     result = resumed[name]
     assert result["codes"] == (0, -signal.SIGKILL, 0), result["err"]
@@ -152,24 +156,45 @@ def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_byte_for_byte(res
     assert (result["resumed"] / "log.csv").read_bytes() == baseline
 
 
-def test_cache_memory_gives_the_batches_streaming_gives(tmp_path):
+def test_each_cache_gives_the_batches_streaming_gives(tmp_path):
     from cbrun.config.data.images import ImagesData
     from cbrun.train.data import train_dataset
     from cbrun.train.sources import load_splits
 
     write_images(tmp_path / "shapes", per_class=4)
     batches = {}
-    for cache in (None, "memory"):
+    for cache in (None, "memory", "disk"):
         cfg = ImagesData(source="images", path="shapes", image_size=[8, 8], cache=cache,
                          validation_split=0.25)
-        splits = load_splits(cfg, tmp_path)
-        assert splits.train.streamed == (cache is None)
+        splits = load_splits(cfg, tmp_path, tmp_path / "run")
+        assert splits.train.streamed == (cache != "memory")
         dataset, order = train_dataset(splits.train, 3, seed=5, shuffle=True, steps=2)
         order.set_epoch(2)
         batches[cache] = [(x.numpy(), y.numpy()) for x, y in dataset]
-    for (xa, ya), (xb, yb) in zip(batches[None], batches["memory"], strict=True):
-        np.testing.assert_array_equal(ya, yb)
-        np.testing.assert_allclose(xa, xb)
+    # The disk copy: one file of raw pixels per image, in the run directory.
+    cached = sorted((tmp_path / "run" / "cache" / "images" / "train").glob("*.f32"))
+    assert len(cached) == 6 and cached[0].stat().st_size == 8 * 8 * 3 * 4
+    for cache in ("memory", "disk"):
+        for (xa, ya), (xb, yb) in zip(batches[None], batches[cache], strict=True):
+            np.testing.assert_array_equal(ya, yb)
+            np.testing.assert_allclose(xa, xb)
+
+
+def test_a_complete_disk_cache_is_reused_and_a_changed_folder_decoded_again(tmp_path):
+    from cbrun.config.data.images import ImagesData
+    from cbrun.train.sources import load_splits
+
+    write_images(tmp_path / "shapes", per_class=3)
+    cfg = ImagesData(source="images", path="shapes", image_size=[8, 8], cache="disk")
+    load_splits(cfg, tmp_path, tmp_path / "run")
+    first = tmp_path / "run" / "cache" / "images" / "train" / "0000000.f32"
+    first.write_bytes(b"\0" * first.stat().st_size)  # a mark: kept only if not redone
+    load_splits(cfg, tmp_path, tmp_path / "run")
+    assert first.read_bytes() == b"\0" * first.stat().st_size
+    (tmp_path / "shapes" / "bar" / "00.jpg").unlink()
+    splits = load_splits(cfg, tmp_path, tmp_path / "run")
+    assert len(splits.train) == 5
+    assert first.read_bytes() != b"\0" * first.stat().st_size
 
 
 def test_discretization_adapts_its_bins_on_the_training_rows_only(tmp_path):

@@ -32,8 +32,9 @@ Mode = Literal["auto", "min", "max"]
 # What cbrun itself writes in a run directory (docs/ARCHITECTURE.md, "The run directory");
 # a callback writing
 # there would clobber it or be clobbered. log.csv is absent on purpose: CSVLogger's default.
+# data/: what the data source learned (classes, vocabularies); cache/: decoded images
 RESERVED_RUN_PATHS = ("config.yaml", "resolved.yaml", "run.json", "model.keras", "state",
-                      "data")  # data/: what the data source learned (classes, vocabularies)
+                      "data", "cache")
 
 _YAML_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -79,7 +80,7 @@ def check_run_path(value: str, what: str, example: str) -> str:
     """check_run_relative, and the path must not be one that cbrun writes itself."""
     check_run_relative(value, what, example)
     parts = posixpath.normpath(value.replace("\\", "/")).split("/")
-    if parts and (parts[0] in ("state", "data") or (len(parts) == 1 and parts[0] in RESERVED_RUN_PATHS)):
+    if parts and (parts[0] in ("state", "data", "cache") or (len(parts) == 1 and parts[0] in RESERVED_RUN_PATHS)):
         raise ValueError(
             f"{what} {value!r} is where cbrun writes its own {parts[0]!r} in the run "
             f"directory; choose another name (cbrun reserves {', '.join(RESERVED_RUN_PATHS)})"

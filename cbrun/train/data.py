@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from cbrun.errors import ConfigError, Problem
 from cbrun.train.sources import Split
-from cbrun.train.sources.images import decode
+from cbrun.train.sources.images import read_image
 
 
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
@@ -76,8 +76,7 @@ def _samples(split: Split, indices: tf.data.Dataset, batch_size: int) -> tf.data
         files = split.x
         paths = tf.constant(files.paths)
         return (indices
-                .map(lambda i: (decode(tf.gather(paths, i), files.size, files.channels),
-                                tf.gather(y, i)),
+                .map(lambda i: (read_image(tf.gather(paths, i), files), tf.gather(y, i)),
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                 .batch(batch_size))
     x = _constant(split.x)

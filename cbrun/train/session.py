@@ -17,7 +17,7 @@ import tensorflow as tf
 from cbrun.config.base import BuildContext, DataView
 from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
-from cbrun.errors import ConfigError, Problem, RunError
+from cbrun.errors import ConfigError, Problem
 from cbrun.record import RunRecord, Status, StopReason
 from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
@@ -30,7 +30,7 @@ from cbrun.train.model.phases import Unfreeze, optimizer_variables, unfreeze_bef
 from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
-from cbrun.train.sources.images import undecodable
+from cbrun.train.sources.images import decode_error
 from cbrun.train.tracking import TrackingCallback
 
 # Batches per compiled call for `steps_per_execution: auto` aim at this many progress
@@ -83,7 +83,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     keras.utils.set_random_seed(config.seed)
     # Process-wide in Keras: set (or reset) it for every run before its model is built.
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
-    splits = load_splits(config.data, config_dir)
+    splits = load_splits(config.data, config_dir, run_dir)
     splits.save(run_dir)
     steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
     first_epoch = restore.epochs_done if restore else 0
@@ -154,12 +154,10 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         )
     except tf.errors.InvalidArgumentError as exc:
         tracking.abort("failed")
-        bad = next(filter(None, (undecodable(split) for split in
-                                 (splits.train, splits.validation))), None)
-        if bad is None:
+        error = decode_error((splits.train, splits.validation))
+        if error is None:
             raise
-        raise RunError(f"cannot decode the image {bad[0]} ({bad[1]}); remove or replace "
-                       "it") from exc
+        raise error from exc
     except BaseException as exc:
         # Ctrl-C and SIGTERM (not Exceptions) end the tracked runs as interrupted, a crash
         # as failed, rather than leaving them "running" forever.

@@ -63,9 +63,11 @@ class ImagesData(FileSource):
         description="[height, width] every image is resized to (bilinear), e.g. [64, 64].")
     color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
         "rgb", description="Channels of the decoded images: 1, 3 or 4. Defaults to rgb.")
-    cache: Literal["memory"] | None = Field(
-        None, description="`memory`: decode every image once and keep them in RAM. "
-                          "Defaults to none: images stream from disk every epoch.")
+    cache: Literal["memory", "disk"] | None = Field(
+        None, description="`memory`: decode every image once and keep them in RAM; `disk`: "
+                          "decode every image once into raw pixel files in the run directory "
+                          "(runs/<id>/cache/), read back each epoch without decoding. Defaults "
+                          "to none: images are decoded from their files every epoch.")
     file_glob = None
 
     @field_validator("image_size")

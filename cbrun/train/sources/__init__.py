@@ -30,11 +30,13 @@ DATA_DIR = "data"  # inside the run directory
 
 @dataclass
 class ImageFiles:
-    """Image files to decode on the fly: paths in a stable order, and how to decode."""
+    """Image files to decode on the fly: paths in a stable order, and how to decode.
+    `raw`: the files hold decoded float32 pixels (the `cache: disk` copies)."""
 
     paths: np.ndarray  # of str
     size: tuple[int, int]
     channels: int
+    raw: bool = False
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -42,9 +44,9 @@ class ImageFiles:
     def __getitem__(self, rows: Any) -> np.ndarray:
         """The images at `rows` (an index array), decoded: a callback that shows a few
         samples (PredictionSamples) gets them without decoding the whole split."""
-        from cbrun.train.sources.images import decode
+        from cbrun.train.sources.images import read_image
 
-        return np.stack([decode(path, self.size, self.channels).numpy()
+        return np.stack([read_image(path, self).numpy()
                          for path in np.atleast_1d(self.paths[rows])])
 
 
@@ -101,8 +103,12 @@ class Splits:
         return written
 
 
-def load_splits(data_cfg: Any, config_dir: Path) -> Splits:
+def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None) -> Splits:
+    """`run_dir`: where a source that caches on disk (images, `cache: disk`) keeps its copy;
+    without one it streams."""
     module = importlib.import_module(LOADERS[data_cfg.source])
+    if getattr(data_cfg, "cache", None) == "disk":
+        return module.load(data_cfg, config_dir, run_dir=run_dir)
     return module.load(data_cfg, config_dir)
 
 
@@ -122,4 +128,4 @@ def data_for_run(config: Any, run_dir: Path) -> tuple[Splits, dict]:
     from cbrun.record import RunRecord
 
     config_dir = Path(RunRecord.load(run_dir).file.config_dir or run_dir)
-    return load_splits(config.data, config_dir), saved_artifacts(run_dir)
+    return load_splits(config.data, config_dir, run_dir), saved_artifacts(run_dir)

@@ -1,14 +1,20 @@
 """Class folders of images: listed here, decoded by tf.data while training (cbrun/train/
-data.py), or once into memory with `cache: memory`."""
+data.py), or decoded once: into memory (`cache: memory`) or into raw pixel files inside the
+run directory (`cache: disk`), read back by index so that the (seed, epoch) order holds."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from cbrun.config.data.images import list_images
+from cbrun.errors import RunError
+from cbrun.runguard import open_new
 from cbrun.train.sources import ImageFiles, Split, Splits
+
+CACHE_DIR = "cache"  # inside the run directory
 
 
 def decode(path, size: tuple[int, int], channels: int):
@@ -21,6 +27,16 @@ def decode(path, size: tuple[int, int], channels: int):
     image = tf.image.resize(image, size)
     image.set_shape((*size, channels))
     return image
+
+
+def read_image(path, files: ImageFiles):
+    """One sample of `files`: a file decoded, or a cached copy's float32 pixels."""
+    import tensorflow as tf
+
+    if not files.raw:
+        return decode(path, files.size, files.channels)
+    pixels = tf.io.decode_raw(tf.io.read_file(path), tf.float32)
+    return tf.reshape(pixels, (*files.size, files.channels))
 
 
 def _files(cfg, folder: Path, labels: list[int], paths: list[str]) -> Split:
@@ -49,7 +65,7 @@ def _per_class_tail(paths, labels, fraction_val, fraction_test):
     return parts
 
 
-def load(cfg, config_dir: Path) -> Splits:
+def load(cfg, config_dir: Path, run_dir: Path | None = None) -> Splits:
     classes, paths, labels = _listing(cfg, config_dir / cfg.path)
     parts = _per_class_tail(paths, labels, cfg.validation_split, cfg.test_split)
     splits = {name: _files(cfg, config_dir, lab, pth) if pth else None
@@ -59,22 +75,72 @@ def load(cfg, config_dir: Path) -> Splits:
         if folder:
             _, pth, lab = _listing(cfg, config_dir / folder)
             splits[name] = _files(cfg, config_dir, lab, pth)
-    if cfg.cache == "memory":
-        splits = {name: split and in_memory(split) for name, split in splits.items()}
+    if cfg.cache:
+        splits = _cached(cfg.cache, splits, run_dir)
     return Splits(splits["train"], splits["validation"], splits["test"],
                   {"classes.json": classes})
 
 
-def in_memory(split: Split) -> Split:
-    """Every image decoded once, in file order, into one array."""
+def _cached(cache: str, splits: dict[str, Split | None], run_dir: Path | None) -> dict:
     import tensorflow as tf
 
+    try:
+        if cache == "memory":
+            return {name: split and in_memory(split) for name, split in splits.items()}
+        if run_dir is None:  # nowhere to keep a disk copy: stream
+            return splits
+        return {name: split and on_disk(split, run_dir / CACHE_DIR / "images" / name)
+                for name, split in splits.items()}
+    except tf.errors.InvalidArgumentError as exc:
+        error = decode_error(splits.values())
+        if error is None:
+            raise
+        raise error from exc
+
+
+def in_memory(split: Split) -> Split:
+    """Every image decoded once, in file order, into one array."""
+    return Split(np.concatenate([b.numpy() for b in _decoded_batches(split.x)]), split.y)
+
+
+def _decoded_batches(files: ImageFiles):
+    import tensorflow as tf
+
+    return (tf.data.Dataset.from_tensor_slices(files.paths)
+            .map(lambda p: decode(p, files.size, files.channels),
+                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(256))
+
+
+def on_disk(split: Split, folder: Path) -> Split:
+    """Every image decoded once, in file order, into a file of raw pixels under `folder`;
+    a folder that a complete earlier pass left (a resumed run) is used as it is. The
+    listing of the source files is part of the check, so a changed folder is decoded
+    again."""
     files = split.x
-    images = (tf.data.Dataset.from_tensor_slices(files.paths)
-              .map(lambda p: decode(p, files.size, files.channels),
-                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-              .batch(256))
-    return Split(np.concatenate([b.numpy() for b in images]), split.y)
+    listing = "\n".join([f"{files.size} {files.channels}", *map(str, files.paths)]) + "\n"
+    done = folder / "complete"
+    names = np.array([str(folder / f"{i:07d}.f32") for i in range(len(files))])
+    cached = ImageFiles(names, files.size, files.channels, raw=True)
+    if done.is_file() and done.read_text() == listing:
+        return Split(cached, split.y)
+    folder.mkdir(parents=True, exist_ok=True)
+    done.unlink(missing_ok=True)
+    index = 0
+    for batch in _decoded_batches(files):
+        for image in batch.numpy():
+            handle = open_new(Path(names[index]))
+            try:
+                os.write(handle, image.astype(np.float32).tobytes())
+            finally:
+                os.close(handle)
+            index += 1
+    handle = open_new(done)  # last: a pass cut short leaves no `complete` and is redone
+    try:
+        os.write(handle, listing.encode())
+    finally:
+        os.close(handle)
+    return Split(cached, split.y)
 
 
 def undecodable(split: Split | None) -> tuple[str, str] | None:
@@ -83,7 +149,7 @@ def undecodable(split: Split | None) -> tuple[str, str] | None:
     stack trace."""
     import tensorflow as tf
 
-    if split is None or not split.streamed:
+    if split is None or not split.streamed or split.x.raw:
         return None
     for path in split.x.paths:
         try:
@@ -92,3 +158,11 @@ def undecodable(split: Split | None) -> tuple[str, str] | None:
         except tf.errors.InvalidArgumentError as exc:
             return str(path), exc.message.strip().splitlines()[0]
     return None
+
+
+def decode_error(splits) -> RunError | None:
+    """The error that names the first image of `splits` that does not decode, if any."""
+    bad = next(filter(None, (undecodable(split) for split in splits)), None)
+    if bad is None:
+        return None
+    return RunError(f"cannot decode the image {bad[0]} ({bad[1]}); remove or replace it")
