@@ -145,6 +145,32 @@ def test_a_text_model_is_verified_where_its_runtime_can_run_it(text_run, capsys)
                           "has no such operator: this model cannot be exported to ONNX\n")
 
 
+def test_a_mixed_precision_run_is_exported_in_float32_and_verified(tmp_path, capsys):
+    config = tiny_config(fit={"epochs": 1})
+    config["compile"]["mixed_precision"] = "mixed_float16"
+    import keras
+
+    try:
+        assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+                   "-q") == 0
+    finally:
+        # The session leaves its policy global; the other tests of this process load
+        # float32 models.
+        keras.config.set_dtype_policy("float32")
+    run = only_run(tmp_path / "runs")
+    for fmt in ("litert", "onnx"):
+        # As trained, the graph computes in float16: the TFLite converter leaves those ops
+        # to the Flex delegate, and Keras's ONNX export wants float32.
+        result = cli_output(capsys, "export", run, "-f", fmt)
+        assert result.code == 0, result.err
+        drift = float(re.search(r"the run computes in mixed_float16: exported in float32 "
+                                r"with the same weights \(largest difference from the "
+                                r"mixed_float16 model on these samples (\S+)\)",
+                                result.out).group(1))
+        assert 0 < drift < 1e-2
+        assert differences(result.out)["output_0"] <= 1e-5
+
+
 def perturb_saved_model(folder: Path) -> None:
     """Scale every matrix in the SavedModel's variables by 1.5, rewriting the bundle."""
     import tensorflow as tf

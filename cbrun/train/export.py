@@ -69,6 +69,36 @@ def _as_dtype(values: np.ndarray, dtype: str | None) -> np.ndarray:
     return values.astype(dtype) if dtype else values
 
 
+def _mixed_policy(model: Any) -> str | None:
+    names = {layer.dtype_policy.name for layer in model._flatten_layers()}
+    return next((name for name in sorted(names) if name.startswith("mixed_")), None)
+
+
+def _float32_copy(model: Any) -> Any:
+    """The model with float32 computation throughout, same weights. A mixed-precision
+    graph is not what serving wants: Keras's ONNX export requires float32, and the TFLite
+    converter keeps float16 arithmetic as TensorFlow (Flex) ops no interpreter here runs."""
+    import keras
+
+    def float32(layer: Any) -> Any:
+        config = layer.get_config()
+        if layer.dtype_policy.name.startswith("mixed_"):
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=float32, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _outputs(model: Any, x: Any) -> list[tuple[str, Any]]:
+    out = model(x, training=False)
+    if isinstance(out, dict):
+        return list(out.items())
+    values = out if isinstance(out, (list, tuple)) else [out]
+    return list(zip(_output_names(model), values, strict=True))
+
+
 def _captured_tensors_as_constants(model: Any) -> None:
     """tf2onnx 1.17's `convert.from_function`, which Keras's ONNX export calls, declares
     every tensor the traced function captures as an ONNX input, and freezes only variables:
@@ -121,6 +151,13 @@ def export_run(run: TrainedRun, checkpoint: Checkpoint, fmt: str, target: Path, 
     model = load_run_model(run, checkpoint, compile=False)
     echo(f"model: {checkpoint.label}")
     x, split = sample_inputs(run, model, samples)
+    mixed = _mixed_policy(model)
+    if mixed:
+        trained = model(x, training=False)
+        model = _float32_copy(model)
+        drift = max(d for _, d in compare(trained, _outputs(model, x), _output_names(model)))
+        echo(f"the run computes in {mixed}: exported in float32 with the same weights "
+             f"(largest difference from the {mixed} model on these samples {drift:.3g})")
     # Before exporting: Keras's ONNX export refuses a loaded model that was never called.
     expected = model(x, training=False)
     if not verify_only:

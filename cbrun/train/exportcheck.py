@@ -104,6 +104,7 @@ def compare(expected: Any, got: list[tuple[str, np.ndarray]],
              else [(name, value) for name, (_, value) in zip(wanted, got, strict=True)])
     result = []
     for name, value in pairs:
+        value = np.asarray(value)
         if value.shape != wanted[name].shape:
             raise RunError(f"output {name}: the artifact gives shape {value.shape}, the model "
                            f"{wanted[name].shape}")
