@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 import traceback
 
@@ -71,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv is None and _native_threads_possible():
         # This process trained (or began to load TensorFlow) and its run directory says how
         # it ended. Skip the interpreter's teardown, which TensorFlow's native threads can
-        # crash (seen as exit -11 after Ctrl-C or SIGTERM).
+        # crash (seen as exit -11 after Ctrl-C or SIGTERM). A signal now changes nothing.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

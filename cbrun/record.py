@@ -19,6 +19,7 @@ import math
 import os
 import re
 import socket
+import threading
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -49,6 +50,9 @@ class StopReason(StrEnum):
 
 
 # What cbrun 0.1 wrote in `stop_reason`: a sentence.
+# Held around every run.json write: a second Ctrl-C or SIGTERM marks the run from another
+# thread (cbrun/segment.py) and must not interleave with a write of the main thread.
+SAVE_LOCK = threading.RLock()
 _OLD_NAN_SENTENCE = "loss became NaN or inf"
 
 
@@ -281,7 +285,8 @@ class RunRecord:
 
     def save(self) -> None:
         text = self.file.model_dump_json(indent=2, exclude_none=False)
-        atomic_write_bytes(self.path, (text + "\n").encode())
+        with SAVE_LOCK:
+            atomic_write_bytes(self.path, (text + "\n").encode())
 
     # --- changes, each a step of a run's life -------------------------------------------
 

@@ -6,6 +6,17 @@ itself, so a Ctrl-C during the ~4 s import is an interruption like any other.
 Exit codes: 0 when the run completed or stopped early, 1 when it failed, 130 after Ctrl-C,
 143 after SIGTERM. Either way run.json says what happened, and an interrupted run says how
 to continue it.
+
+Signals. A Ctrl-C or SIGTERM handler only records the signal: a Python handler runs at
+whatever bytecode the main thread is at, and an exception raised there may unwind through
+TensorFlow's C++ (an import, a tracing, a pybind11 callback), which then crashes or reports
+a mismatched error. The run stops at the next safe point instead (`stop_point`): between
+the steps of setting up, at every batch and epoch boundary, where the exception
+`Interrupted` unwinds plain Python. A second signal, while the first waits for its safe
+point, ends the process at once from a watcher thread, even inside a long compiled step:
+run.json is marked interrupted after the newest whole state, and the process exits with
+os._exit, which neither runs Python code in the main thread nor tears down the interpreter
+around TensorFlow's threads.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import os
 import shlex
 import shutil
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,45 +36,106 @@ import click
 from rich.console import Console
 
 from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
-from cbrun.record import RunRecord, StopReason
+from cbrun.record import SAVE_LOCK, RunRecord, StopReason
 from cbrun.resume import newest_state_best, newest_state_epoch
 from cbrun.summary import summary_table
 
 
 class Terminated(BaseException):
-    """SIGTERM, turned into an exception so the run unwinds like Ctrl-C does."""
+    """SIGTERM, turned into an exception (`interrupts_raise`: processes without TensorFlow,
+    such as the sweep driver)."""
+
+
+class Interrupted(BaseException):
+    """A recorded Ctrl-C or SIGTERM, raised at a safe point (`stop_point`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+_NAMES = {signal.SIGINT: ("Ctrl-C", EXIT_SIGINT), signal.SIGTERM: ("SIGTERM", EXIT_SIGTERM)}
+
+# The interrupts received while `interrupts_recorded` is in place, first first.
+_requested: list[int] = []
+# What a second signal does before the process exits (run_segment sets it: mark the run).
+_on_force: list[Callable[[int], str]] = []
+_depth: list[bool] = []  # non-empty while interrupts_recorded is in place
+
+
+def stop_point() -> None:
+    """Raise Interrupted if a Ctrl-C or SIGTERM has arrived. Called only where unwinding is
+    safe: between setup steps and from the SafeStop callback at batch and epoch boundaries."""
+    if _requested:
+        raise Interrupted(_requested[0])
 
 
 @contextmanager
-def interrupts_deferred(reraise: bool = True) -> Iterator[list[int]]:
-    """Ctrl-C and SIGTERM wait until the block is done (a state write, a run directory being
-    set up), then arrive as usual. Yields the list of held signals; with reraise=False the
-    caller re-delivers them where it can record them (see run_segment's `pending`).
+def interrupts_recorded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are recorded for `stop_point`; a second one ends the process at
+    once (see the module docstring)."""
+    if _depth:  # already in place (the command holds it; run_segment asks again)
+        yield
+        return
 
-    A Python-level hold rather than a thread signal mask: TensorFlow's threads would take a
-    masked signal, and Python runs its handler in the main thread all the same."""
-    pending: list[int] = []
+    def record(signum, frame):
+        _requested.append(signum)
 
-    def hold(signum, frame):
-        pending.append(signum)
-
-    previous = {sig: signal.signal(sig, hold) for sig in INTERRUPTS}
+    _requested.clear()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = {sig: signal.signal(sig, record) for sig in INTERRUPTS}
+    # The C-level handler writes each signal's number here the moment it arrives, while the
+    # Python handler waits for the main thread to run bytecode again.
+    old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    # The terminal's stderr as it is now: the TensorFlow import points fd 2 at /dev/null.
+    stderr = os.dup(2)
+    watcher = threading.Thread(target=_watch, args=(read_end, stderr), daemon=True,
+                               name="cbrun-interrupts")
+    watcher.start()
+    _depth.append(True)
     try:
-        yield pending
+        yield
     finally:
+        _depth.clear()
+        signal.set_wakeup_fd(old_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if pending and reraise:
-            signal.raise_signal(pending[0])
+        os.write(write_end, b"\0")  # wakes the watcher to end it
+        watcher.join()
+        for fd in (read_end, write_end, stderr):
+            os.close(fd)
+
+
+def _watch(read_end: int, stderr: int) -> None:
+    seen = 0
+    while True:
+        for signum in os.read(read_end, 64):
+            if signum == 0:
+                return
+            if signum in _NAMES:
+                seen += 1
+                if seen >= 2:
+                    _force_exit(signum, stderr)
+
+
+def _force_exit(signum: int, stderr: int) -> None:
+    what, code = _NAMES[signum]
+    line = f"\nsecond {what}: stopped at once"
+    for hook in _on_force:
+        try:
+            line = hook(signum)
+        except BaseException as exc:  # noqa: BLE001 - exiting anyway; say why it is unrecorded
+            line += f" (run.json not updated: {exc})"
+    os.write(stderr, (line + "\n").encode())
+    os._exit(code)
 
 
 @contextmanager
 def interrupts_raise() -> Iterator[None]:
     """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, whatever handlers an
-    enclosing block (such as interrupts_deferred) had put in place."""
+    enclosing block had put in place. Only for processes that never load TensorFlow."""
     def terminated(signum, frame):
         raise Terminated()
 
@@ -77,23 +150,31 @@ def interrupts_raise() -> Iterator[None]:
 
 def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
                 console: Console, debug: bool, fresh_dir: bool,
-                train: Callable[[], Any], pending: list[int] | None = None) -> int:
-    """`train()` imports the upper floor and trains; it returns a session Outcome.
-    `pending`: interrupts held while the run was being set up, delivered here."""
-    run_dir = record.run_dir
-    record.begin_segment(kind, first_epoch, command)
-    try:
-        with interrupts_raise():
-            if pending:
-                signal.raise_signal(pending[0])
-            from cbrun.train.tfimport import import_tensorflow
+                train: Callable[[], Any]) -> int:
+    """`train()` imports the upper floor and trains; it returns a session Outcome. A signal
+    that arrived earlier (the caller holds `interrupts_recorded` from before the run directory
+    exists) stops it at the first `stop_point`."""
+    with interrupts_recorded():
+        record.begin_segment(kind, first_epoch, command)
+        _on_force.append(lambda signum: _force_record(record.run_dir, signum))
+        try:
+            return _run(record, console, debug, fresh_dir, train)
+        finally:
+            _on_force.clear()
 
-            import_tensorflow(debug)
-            outcome = train()
-    except KeyboardInterrupt:
-        return _interrupted(record, "Ctrl-C", EXIT_SIGINT)
-    except Terminated:
-        return _interrupted(record, "SIGTERM", EXIT_SIGTERM)
+
+def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
+         train: Callable[[], Any]) -> int:
+    run_dir = record.run_dir
+    try:
+        stop_point()
+        from cbrun.train.tfimport import import_tensorflow
+
+        import_tensorflow(debug)
+        stop_point()
+        outcome = train()
+    except Interrupted as exc:
+        return _interrupted(record, *_NAMES[exc.signum])
     except ConfigError as exc:
         if fresh_dir and newest_state_epoch(run_dir) == 0:
             # Refused before the first epoch: nothing was trained, so nothing is kept.
@@ -177,6 +258,21 @@ def _stopped_by_full_disk(record: RunRecord, exc: OSError) -> int:
                f"{'s' if done != 1 else ''} ({recorded}); free space, then continue with: "
                f"{hint}", err=True)
     return 1
+
+
+def _force_record(run_dir, signum: int) -> str:
+    """A second signal, from the watcher thread: run.json interrupted after the newest whole
+    state (read from disk: the main thread may be halfway through changing the record in
+    memory). SAVE_LOCK is kept until the process exits, so no later write of the main thread
+    replaces this one."""
+    what, _code = _NAMES[signum]
+    SAVE_LOCK.acquire(timeout=10)
+    done = newest_state_epoch(run_dir)
+    RunRecord.load(run_dir).interrupted(done, newest_state_best(run_dir),
+                                        f"{what} (a second one: stopped at once)")
+    return (f"\nsecond {what}: stopped at once after {done} complete epoch"
+            f"{'s' if done != 1 else ''}; continue exactly where it stopped with:\n"
+            f"  cbrun resume {shlex.quote(str(run_dir))}")
 
 
 def _interrupted(record: RunRecord, what: str, code: int) -> int:

@@ -1,7 +1,12 @@
-"""SIGTERM at any instant ends a training process with 143 and an `interrupted` run, never a
-crash: during the TensorFlow import (an interrupted import leaves TensorFlow's native
-threads running; the interpreter must not be torn down around them) and during training.
-A loop of such kills at random instants is reported in the issue-10 notes; a few stay here."""
+"""Ctrl-C and SIGTERM at any instant end a training process with 130 or 143 and an
+`interrupted` run, never a crash or a traceback, and resume then ends exactly like the
+uninterrupted run.
+
+The instants are random over a whole run's life (the TensorFlow import, loading, the model
+build and its first traced step, epochs, state writes), drawn from how long the
+uninterrupted run took. The handlers only record a signal; the run stops at the next safe
+point (cbrun/segment.py), so no instant is special. Cost: about 20 TensorFlow processes, run a
+few at a time."""
 
 from __future__ import annotations
 
@@ -9,35 +14,151 @@ import json
 import random
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
-from conftest import cbrun_process, tiny_config, write_config
+import pytest
+from conftest import cbrun_process, only_run, read_log, tiny_config, write_config
+
+RUNS = 16
+RESUMED = 4  # a sample, spread over where the runs stopped
+EPOCHS = 4
+CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
-def _wait_for(pattern: str, root: Path, proc, timeout: float = 240) -> None:
+def _wait_for(pattern: str, root: Path, proc, timeout: float = 240) -> float:
     deadline = time.monotonic() + timeout
     while not list(root.glob(pattern)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, f"no {pattern} under {root}"
-        time.sleep(0.01)
+        time.sleep(0.005)
+    return time.monotonic()
 
 
-def test_sigterm_during_the_import_or_training_exits_143_not_a_crash(tmp_path):
-    path = write_config(tmp_path, tiny_config(fit={"epochs": 200}))
-    rng = random.Random(10)
-    # (what to wait for, extra delay): run.json appears just before TensorFlow is imported.
-    plans = [("*/run.json", 0.0), ("*/run.json", rng.uniform(0.2, 1.5)),
-             ("*/state/epoch-*", 0.0), ("*/state/epoch-*", rng.uniform(0, 1.0))]
-    procs = [cbrun_process("train", path, "--runs-dir", tmp_path / f"r{i}", "-q",
-                           env={"PYTHONFAULTHANDLER": "1"}) for i in range(len(plans))]
-    for i, ((pattern, delay), proc) in enumerate(zip(plans, procs, strict=True)):
-        _wait_for(pattern, tmp_path / f"r{i}", proc)
+def _state_epochs(run: Path) -> list[int]:
+    return sorted(int(p.name.removeprefix("epoch-")) for p in (run / "state").glob("epoch-*"))
+
+
+# Where a signal's instant is measured from, and until which milestone of the uninterrupted
+# run its delay may reach: the import, loading, model build and first step; then epochs.
+MILESTONES = ["*/run.json", "*/state/epoch-00001", "*/state/epoch-00002", "*/model.keras"]
+
+
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory):
+    root = tmp_path_factory.mktemp("signals")
+    config = write_config(root, tiny_config(fit={"epochs": EPOCHS}))
+    proc = cbrun_process("train", config, "--runs-dir", root / "baseline", "-q")
+    seen = [_wait_for(pattern, root / "baseline", proc) for pattern in MILESTONES]
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    gaps = [later - earlier for earlier, later in pairwise(seen)]
+
+    rng = random.Random(1010)
+    plans = []
+    for i in range(RUNS):
+        start = 0 if i < RUNS // 2 else rng.randrange(1, len(gaps))
+        plans.append((i, MILESTONES[start], rng.uniform(0, gaps[start]),
+                      rng.choice(list(CODES))))
+
+    def interrupt(plan):
+        i, milestone, delay, sig = plan
+        proc = cbrun_process("train", config, "--runs-dir", root / f"r{i}", "-q",
+                             env={"PYTHONFAULTHANDLER": "1"})
+        _wait_for(milestone, root / f"r{i}", proc)
         time.sleep(delay)
-        proc.send_signal(signal.SIGTERM)
-    for i, proc in enumerate(procs):
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=240)
-        assert proc.returncode == 143, (i, proc.returncode, err[-3000:])
-        assert "Fatal Python error" not in err and "Traceback" not in err
-        assert "interrupted by SIGTERM" in err
-        (run_json,) = (tmp_path / f"r{i}").glob("*/run.json")
-        assert json.loads(run_json.read_text())["status"] == "interrupted"
+        return i, f"{sig.name} {delay:.2f}s after {milestone}", sig, proc.returncode, err
+
+    with ThreadPoolExecutor(4) as pool:
+        ended = list(pool.map(interrupt, plans))
+    records = {i: json.loads((only_run(root / f"r{i}") / "run.json").read_text())
+               for i in range(RUNS)}
+    states = {i: _state_epochs(only_run(root / f"r{i}")) for i in range(RUNS)}
+    rows = {i: len(read_log(log)) if (log := only_run(root / f"r{i}") / "log.csv").exists()
+            else 0 for i in range(RUNS)}
+    debris = {i: [p.name for p in only_run(root / f"r{i}").glob("state/.tmp-*")]
+              for i in range(RUNS)}
+
+    # Resume a sample spread over how far the runs got, the earliest and latest included.
+    by_progress = sorted(range(RUNS), key=lambda i: (records[i]["epochs_done"], i))
+    sample = sorted({by_progress[round(k * (RUNS - 1) / (RESUMED - 1))]
+                     for k in range(RESUMED)})
+    resumes = {i: cbrun_process("resume", only_run(root / f"r{i}"), "-q") for i in sample}
+    resumed = {i: (p.communicate(timeout=240), p.returncode) for i, p in resumes.items()}
+    return {"root": root, "ended": ended, "records": records, "states": states,
+            "rows": rows, "debris": debris, "resumed": resumed}
+
+
+def test_every_signal_ends_the_run_interrupted_with_its_exit_code(storm):
+    for i, what, sig, code, err in storm["ended"]:
+        assert code == CODES[sig], (what, code, err[-3000:])
+        assert "Traceback" not in err and "Fatal Python error" not in err, (what, err)
+        assert "error_already_set" not in err, (what, err)
+        record = storm["records"][i]
+        assert record["status"] == "interrupted", (what, record)
+        assert f"cbrun resume {only_run(storm['root'] / f'r{i}')}" in err, (what, err)
+
+
+def test_an_interrupted_run_claims_exactly_the_epochs_its_state_and_log_hold(storm):
+    for i in range(RUNS):
+        done = storm["records"][i]["epochs_done"]
+        assert done == (storm["states"][i] or [0])[-1], (i, done, storm["states"][i])
+        assert storm["rows"][i] == done, (i, done, storm["rows"][i])
+        # No temporary state folder is left: a signal never stops a state write halfway.
+        assert storm["debris"][i] == [], i
+
+
+def test_the_instants_cover_the_import_and_the_epochs(storm):
+    done = [storm["records"][i]["epochs_done"] for i in range(RUNS)]
+    assert 0 in done and max(done) >= 2, done
+
+
+def test_resume_after_any_instant_ends_exactly_like_the_uninterrupted_run(storm):
+    baseline = (only_run(storm["root"] / "baseline") / "log.csv").read_bytes()
+    assert len(storm["resumed"]) >= RESUMED - 1
+    for i, ((_out, err), code) in storm["resumed"].items():
+        assert code == 0, (i, err[-3000:])
+        run = only_run(storm["root"] / f"r{i}")
+        assert (run / "log.csv").read_bytes() == baseline, i
+        assert json.loads((run / "run.json").read_text())["status"] == "completed"
+
+
+def test_a_second_signal_stops_at_once_even_inside_the_tensorflow_import(tmp_path):
+    """The first SIGTERM waits for the import to finish (a safe point); a second one ends the
+    process there and then, with run.json saying so and the run resumable."""
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 2}))
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q",
+                         env={"PYTHONFAULTHANDLER": "1"})
+    _wait_for("*/run.json", tmp_path / "runs", proc)
+    time.sleep(0.5)  # past the first safe point, inside the import (seconds long)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Fatal Python error" not in err
+    assert "second Ctrl-C: stopped at once after 0 complete epochs" in err
+    run = only_run(tmp_path / "runs")
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] == 0
+    assert "a second one" in record["error"]
+    again = cbrun_process("resume", run, "-q")
+    _out, err = again.communicate(timeout=240)
+    assert again.returncode == 0, err[-3000:]
+    assert len(read_log(run / "log.csv")) == 2
+
+
+def test_a_signal_inside_the_state_write_lets_it_finish_and_stops_after_that_epoch(tmp_path):
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 4}))
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q",
+                         env={"CBRUN_FAULT_KILL_IN_STATE_WRITE": "2:SIGTERM"})
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 143, err[-3000:]
+    run = only_run(tmp_path / "runs")
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] == 2
+    assert _state_epochs(run) == [1, 2] and not list((run / "state").glob(".tmp-*"))
+    assert "after 2 complete epochs" in err

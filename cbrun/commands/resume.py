@@ -17,7 +17,7 @@ from cbrun.errors import ConfigError
 from cbrun.record import RunRecord
 from cbrun.resume import check_resumable, plan_resume, state_dirs
 from cbrun.rundir import RUN_FILE, run_lock, write_config_files
-from cbrun.segment import run_segment
+from cbrun.segment import interrupts_recorded, run_segment
 
 
 @click.command()
@@ -38,7 +38,8 @@ def resume(ctx: click.Context, run_dir: Path, epochs: int | None, past_early_sto
     same callback state, so it ends where an uninterrupted run would have."""
     if not (run_dir / RUN_FILE).is_file():
         RunRecord.load(run_dir)  # raises the "not a run directory" error
-    with run_lock(run_dir):  # first: a second resume of this run stops here
+    # A Ctrl-C from here on stops the resume at its first safe point, recorded in run.json.
+    with interrupts_recorded(), run_lock(run_dir):  # a second resume of this run stops here
         # Read only under the lock: a process finishing a moment ago has written its last.
         record = RunRecord.load(run_dir)
         return _resume(ctx, record, epochs, past_early_stop, overrides, quiet)

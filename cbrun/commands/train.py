@@ -12,7 +12,7 @@ from cbrun.config.monitors import primary_monitor
 from cbrun.errors import ConfigError
 from cbrun.record import RunRecord, SweepTrial
 from cbrun.rundir import create_run_dir, run_lock, write_config_files
-from cbrun.segment import interrupts_deferred, run_segment
+from cbrun.segment import interrupts_recorded, run_segment
 
 
 @click.command()
@@ -32,15 +32,16 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
     loaded = load_config(config_path, overrides, check_data_files=True)
-    # From the moment the run directory exists, a Ctrl-C must leave it marked interrupted.
-    with interrupts_deferred(reraise=False) as pending:
+    # From the moment the run directory exists, a Ctrl-C must leave it marked interrupted:
+    # one that comes while it is set up stops the run as soon as run.json exists.
+    with interrupts_recorded():
         run_dir = create_run_dir(runs_dir, loaded.config.name)
         with run_lock(run_dir):
-            return _train(ctx, loaded, run_dir, overrides, quiet, pending, sweep_trial)
+            return _train(ctx, loaded, run_dir, overrides, quiet, sweep_trial)
 
 
 def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
-           pending: list[int], sweep_trial: str | None = None) -> int:
+           sweep_trial: str | None = None) -> int:
     config = loaded.config
     console = console_for(quiet)
     root = ctx.find_root().obj
@@ -62,7 +63,7 @@ def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     try:
         code = run_segment(record, kind="train", first_epoch=1, command=root["argv"],
                            console=console, debug=root.get("debug", False), fresh_dir=True,
-                           train=start, pending=pending)
+                           train=start)
     except ConfigError as exc:
         raise fill_positions(exc, loaded.positions) from None
     if quiet:

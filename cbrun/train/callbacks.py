@@ -11,7 +11,9 @@ Order matters. Keras calls callbacks in list order, so:
   3. cbrun's log.csv writer (unless the user's CSVLogger already writes log.csv);
   4. the NaN guard, RunRecorder and the StateKeeper, after everything that changes state
      this epoch;
-  5. the progress display last, so it can report what the others did.
+  5. the progress display, so it can report what the others did;
+  6. SafeStop last: a Ctrl-C or SIGTERM stops the run at the next batch or epoch boundary,
+     after the epoch's state is written when it came during that epoch's end.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from cbrun.config.base import BuildContext
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError
 from cbrun.record import RunRecord
+from cbrun.segment import stop_point
 
 
 class Bound(NamedTuple):
@@ -56,6 +59,27 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.epoch = epoch + 1
             self.model.stop_training = True
+
+
+class SafeStop(keras.callbacks.Callback):
+    """Where a recorded Ctrl-C or SIGTERM stops training (cbrun/segment.py): each hook runs
+    in plain Python between compiled steps. Only `*_begin` hooks and epoch ends, which Keras
+    always calls in the main thread (batch ends may be dispatched to a thread pool)."""
+
+    def on_train_begin(self, logs=None):
+        stop_point()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        stop_point()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        stop_point()
+
+    def on_test_batch_begin(self, batch, logs=None):
+        stop_point()
+
+    def on_epoch_end(self, epoch, logs=None):
+        stop_point()
 
 
 class RunRecorder(keras.callbacks.Callback):

@@ -19,6 +19,7 @@ from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
 from cbrun.record import RunRecord, Status, StopReason
+from cbrun.segment import stop_point
 from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
 from cbrun.train.data import eval_data, train_dataset, train_steps
@@ -84,6 +85,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     # Process-wide in Keras: set (or reset) it for every run before its model is built.
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     splits = load_splits(config.data, config_dir, run_dir)
+    stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/segment.py)
     splits.save(run_dir)
     steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
     first_epoch = restore.epochs_done if restore else 0
@@ -119,8 +121,10 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     stages = list(getattr(config.model, "unfreeze", []))
     with scope(strategy):  # the model's and the optimizer's variables live on its devices
         model = build_model(config, config_dir)
+        stop_point()
         check_data_fits(config, splits, model)
         adapt_layers(model, config, splits.train)
+        stop_point()
         spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
         record.set_steps_per_execution(spe)
         compile_model(model, config, spe)
@@ -148,10 +152,14 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             # the data order: every other callback sees epoch k with its order set.
             callbacks=[Unfreeze(stages), *([order] if order else []), cbs.LearningRateLog(),
                        *(b.callback for b in bound), nan_guard, recorder, keeper,
-                       *([reporter] if reporter else []), tracking, display],
+                       *([reporter] if reporter else []), tracking, display,
+                       cbs.SafeStop()],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
+        # A signal after this lets the run finish: saving the model and the test metrics
+        # take moments, and the record then says how the run really ended.
+        stop_point()
     except tf.errors.InvalidArgumentError as exc:
         tracking.abort("failed")
         error = decode_error((splits.train, splits.validation))
