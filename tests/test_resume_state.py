@@ -73,14 +73,16 @@ def base(tmp_path_factory):
     val = [float(r["val_loss"]) for r in rows]
     rates = [float(r["learning_rate"]) for r in rows]
     waits, cooldowns = es_waits(val), rlrop_cooldowns(val)
-    # After epoch k: EarlyStopping waits the longest (its best is one later epochs fail to
-    # beat), and the rate was already cut while a cooldown runs into an epoch that does not
-    # improve (so a lost counter would cut again).
-    deep_wait = max(range(1, stopped - 1), key=lambda k: (waits[k - 1], k))
+    # After epoch k: EarlyStopping waits the longest, and epoch k + 1 fails to beat its best
+    # too (where it improves, Keras resets wait and best anyway, and a resume that lost them
+    # would still end alike); and the rate was already cut while a cooldown runs into an
+    # epoch that does not improve (so a lost counter would cut again).
+    deep_wait = max((k for k in range(1, stopped) if waits[k - 1] and waits[k]),
+                    key=lambda k: (waits[k - 1], k), default=0)
     cooling = [k for k in range(1, stopped - 1)
                if cooldowns[k - 1] > 0 and rates[k] < rates[0]
                and val[k] >= min(val[:k]) - RLROP["min_delta"]]
-    if not waits[deep_wait - 1] or not cooling:
+    if not deep_wait or not cooling:
         pytest.fail(f"the baseline has no point where the callbacks hold state: {rows}")
     points = {"deep-wait": deep_wait, "cooldown": cooling[0]}
     interrupted = {}
