@@ -171,6 +171,19 @@ def test_a_mixed_precision_run_is_exported_in_float32_and_verified(tmp_path, cap
         assert differences(result.out)["output_0"] <= 1e-5
 
 
+def test_an_image_folder_run_is_verified_on_its_decoded_images(tmp_path, capsys):
+    from datafiles import image_config, write_images
+
+    write_images(tmp_path / "shapes")
+    config = image_config("shapes", {"path": "shapes", "validation_split": 0.25}, epochs=1)
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+               "-q") == 0
+    result = cli_output(capsys, "export", only_run(tmp_path / "runs"), "-f", "litert")
+    assert result.code == 0, result.err
+    assert "verified on 6 validation samples" in result.out
+    assert differences(result.out)["output_0"] <= 1e-4
+
+
 def perturb_saved_model(folder: Path) -> None:
     """Scale every matrix in the SavedModel's variables by 1.5, rewriting the bundle."""
     import tensorflow as tf
