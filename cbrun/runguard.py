@@ -5,8 +5,11 @@ any point of a name: a link planted as `log.csv` or `checkpoints/` would send th
 its target; a hard link planted as `log.csv` shares the bytes of a file elsewhere. cbrun
 itself never makes either, so one rule covers every file and every callback: before a
 command works on a run, the run directory must hold no link of either kind (`check_tree`).
-Names formatted while training (ModelCheckpoint's `{epoch}`) are checked again where they
-are written (`check_inside`), and cbrun's own writes open with O_NOFOLLOW (`open_new`).
+A link planted while a run trains is found before the next write: the tree is checked
+again at every epoch's and validation's start and end, first of all callbacks (RunGuard,
+cbrun/train/callbacks.py), and before model.keras is saved. Names formatted while training
+(ModelCheckpoint's `{epoch}`) are checked again where they are written (`check_inside`),
+and cbrun's own writes open with O_NOFOLLOW (`open_new`).
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ def check_inside(run_dir: Path, path: str | os.PathLike, what: str) -> str:
     return str(path)
 
 
-def check_tree(run_dir: Path) -> None:
-    """RunError naming the first symbolic link, or hard-linked file, inside the run dir."""
+def check_tree(run_dir: Path, shallow: tuple[str, ...] = ()) -> None:
+    """RunError naming the first symbolic link, or hard-linked file, inside the run dir.
+    `shallow`: top-level folders checked themselves but not walked (nothing writes in them
+    while a run trains, and they may hold many files)."""
     for folder, dirs, files in os.walk(run_dir, followlinks=False):
-        for name in sorted(dirs) + sorted(files):
+        names = sorted(dirs) + sorted(files)
+        if Path(folder) == Path(run_dir):
+            dirs[:] = [name for name in dirs if name not in shallow]  # not walked, but checked
+        for name in names:
             path = Path(folder, name)
             info = path.lstat()
             if stat.S_ISLNK(info.st_mode):

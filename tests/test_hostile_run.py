@@ -4,6 +4,7 @@ with one line and writes nothing anywhere, checked by listing the whole temp tre
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -100,40 +101,89 @@ def test_a_hard_linked_log_is_refused(runs, tmp_path, capsys):
     assert tree(tmp_path) == before
 
 
-LINKER = """
-import keras
+PLANTER = """
+import shutil
 from pathlib import Path
 
+import keras
 
-class Linker(keras.callbacks.Callback):
-    '''Replaces the run's checkpoints folder with a link to `outside` during epoch 2.'''
 
-    def __init__(self, runs, outside):
+class Planter(keras.callbacks.Callback):
+    '''Replaces `name` in the run directory with a link to `target` at `hook` of the first
+    epoch (or of the end of training): a link that appears while the run trains.'''
+
+    def __init__(self, runs, name, target, hook):
         super().__init__()
-        self.runs, self.outside = Path(runs), outside
+        self.runs, self.name, self.target, self.hook = Path(runs), name, target, hook
+
+    def plant(self):
+        place = next(self.runs.iterdir()) / self.name
+        if place.is_dir() and not place.is_symlink():
+            shutil.rmtree(place)
+        elif place.exists() or place.is_symlink():
+            place.unlink()
+        place.symlink_to(self.target)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 1:
-            folder = next(self.runs.iterdir()) / "checkpoints"
-            for child in folder.iterdir():
-                child.unlink()
-            folder.rmdir()
-            folder.symlink_to(self.outside)
+        if self.hook == "epoch_begin" and epoch == 0:
+            self.plant()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.hook == "epoch_end" and epoch == 0:
+            self.plant()
+
+    def on_train_end(self, logs=None):
+        if self.hook == "train_end":
+            self.plant()
 """
 
 
-def test_a_link_planted_while_training_stops_the_checkpoint(tmp_path, capsys):
-    """Where a template is formatted and written, its real path is checked again."""
-    (tmp_path / "linker.py").write_text(LINKER)
+def _train_with_planter(tmp_path, capsys, name, hook, *more_callbacks):
+    (tmp_path / "planter.py").write_text(PLANTER)
     outside, runs_dir = tmp_path / "outside", tmp_path / "runs"
     outside.mkdir()
-    config = write_config(tmp_path, tiny_config(fit={"epochs": 3}, callbacks=[
-        {"type": "Custom", "class": "linker:Linker",
-         "params": {"runs": str(runs_dir), "outside": str(outside)}}, CALLBACKS[0]]))
-    code, _, err = cli_output(capsys, "train", config, "--runs-dir", runs_dir, "--quiet")
+    (outside / "precious").write_text("not cbrun's\n")
+    folder = name in ("tensorboard", "state", "checkpoints")
+    config = write_config(tmp_path, tiny_config(fit={"epochs": 2}, callbacks=[
+        {"type": "Custom", "class": "planter:Planter",
+         "params": {"runs": str(runs_dir), "name": name, "hook": hook,
+                    "target": str(outside if folder else outside / "precious")}},
+        *more_callbacks]))
+
+    def outside_the_runs():
+        return {path: entry for path, entry in tree(tmp_path).items()
+                if not path.startswith(str(runs_dir))}
+
+    before = outside_the_runs()
+    result = cli_output(capsys, "train", config, "--runs-dir", runs_dir, "--quiet")
+    return result, before, outside_the_runs(), only_run(runs_dir)
+
+
+@pytest.mark.parametrize("name, hook", [
+    ("tensorboard", "epoch_begin"), ("log.csv", "epoch_begin"), ("run.json", "epoch_begin"),
+    ("state", "epoch_begin"), ("state", "epoch_end"), ("model.keras", "train_end")])
+def test_a_link_planted_while_training_is_never_written_through(tmp_path, capsys, name, hook):
+    """Every write of cbrun and of the callbacks (CSVLogger, TensorBoard, run.json, the
+    state, model.keras): the run fails in one line naming the link, and nothing outside the
+    runs folder changed (the whole temp tree listed before and after)."""
+    (code, _out, err), before, after, run = _train_with_planter(
+        tmp_path, capsys, name, hook, *CALLBACKS[1:])
+    assert code == 1
+    _one_line(err, str(run / name))
+    assert "is a symbolic link" in err or "leads outside the run directory" in err
+    assert after == before
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed"
+
+
+def test_a_link_planted_while_training_stops_the_checkpoint(tmp_path, capsys):
+    """Planted in the same epoch end, after RunGuard's check: where a template is formatted
+    and written, its real path is checked again."""
+    (code, _out, err), before, after, _run = _train_with_planter(
+        tmp_path, capsys, "checkpoints", "epoch_end", CALLBACKS[0])
     assert code == 1
     assert "ModelCheckpoint filepath" in err and "leads outside the run directory" in err
-    assert list(outside.iterdir()) == []
+    assert after == before
 
 
 # ---------------------------------------------------------------- nowhere to write

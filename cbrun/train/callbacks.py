@@ -5,7 +5,9 @@ run does with a callback beyond handing it to Keras (its state, its messages, it
 asked of its spec. See docs/ARCHITECTURE.md, "Adding a callback".
 
 Order matters. Keras calls callbacks in list order, so:
-  1. LearningRateLog first: every later callback (CSVLogger, TensorBoard) sees
+  0. RunGuard before all: a link planted in the run directory while it trains is found
+     before any callback writes through it;
+  1. LearningRateLog first of the others: every later callback (CSVLogger, TensorBoard) sees
      `learning_rate`, the rate used during the epoch, before ReduceLROnPlateau changes it;
   2. the user's callbacks, in the order of the file;
   3. cbrun's log.csv writer (unless the user's CSVLogger already writes log.csv);
@@ -28,6 +30,7 @@ from cbrun.config.base import BuildContext
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError
 from cbrun.record import RunRecord
+from cbrun.runguard import check_tree
 from cbrun.segment import stop_point
 
 
@@ -59,6 +62,22 @@ class NanGuard(keras.callbacks.Callback):
         if loss is not None and not math.isfinite(float(loss)):
             self.epoch = epoch + 1
             self.model.stop_training = True
+
+
+class RunGuard(keras.callbacks.Callback):
+    """Checks the run directory for links before every hook where a callback or cbrun
+    writes (runguard.py): first in the list, so before their writes. What is written only
+    before training (the data source's `data/` and `cache/`) is checked, not walked."""
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.run_dir = run_dir
+
+    def _check(self, *_args, **_kwargs):
+        check_tree(self.run_dir, shallow=("data", "cache"))
+
+    on_train_begin = on_epoch_begin = on_test_begin = on_test_end = _check
+    on_epoch_end = on_train_end = _check
 
 
 class SafeStop(keras.callbacks.Callback):

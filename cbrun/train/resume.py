@@ -129,6 +129,7 @@ def _join_arrays(state: dict[str, Any], arrays: Any) -> dict[str, Any]:
 def save_state(run_dir: Path, model: keras.Model, bound: list[Bound], epochs_done: int,
                extra: dict[str, Any]) -> Path:
     root = run_dir / STATE_DIR
+    check_inside(run_dir, root, "the state folder")  # a link planted while training
     root.mkdir(exist_ok=True)
     final = root / f"epoch-{epochs_done:05d}"
     tmp = root / f".tmp-{final.name}-{os.getpid()}"

@@ -19,6 +19,7 @@ from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
 from cbrun.record import RunRecord, Status, StopReason
+from cbrun.runguard import check_tree
 from cbrun.segment import stop_point
 from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
@@ -150,7 +151,8 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
             class_weight=config.fit.class_weight,
             # Unfreeze first: a stage's layers train from the first batch of its epoch. Then
             # the data order: every other callback sees epoch k with its order set.
-            callbacks=[Unfreeze(stages), *([order] if order else []), cbs.LearningRateLog(),
+            callbacks=[cbs.RunGuard(run_dir), Unfreeze(stages), *([order] if order else []),
+                       cbs.LearningRateLog(),
                        *(b.callback for b in bound), nan_guard, recorder, keeper,
                        *([reporter] if reporter else []), tracking, display,
                        cbs.SafeStop()],
@@ -185,6 +187,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         stopped_at, reason = epochs_done, StopReason.CALLBACK
         note = f"a callback stopped training after epoch {epochs_done}"
     model_path = run_dir / "model.keras"
+    check_tree(run_dir, shallow=("data", "cache"))  # Keras's save follows a link
     model.save(model_path)
     pruned = reporter is not None and reporter.pruned_after is not None
     nan = nan_guard.epoch is not None
