@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO, cli, only_run
-from datafiles import review_rows, table_rows, write_csv, write_images, write_parquet
+from datafiles import SPECIES, review_rows, table_rows, write_csv, write_images, write_parquet
 
 
 def make(kind: str, folder):
@@ -78,11 +78,204 @@ def test_init_takes_a_regression_label_and_refuses_an_unknown_one(tmp_path, caps
 
 def test_init_does_not_overwrite_and_does_not_import_tensorflow(tmp_path):
     data = make("npz", tmp_path)
+    table = make("csv", tmp_path)
     code = ("import sys; from cbrun.cli import main\n"
-            f"for _ in range(2):\n    try:\n        main(['init', {str(data)!r}])\n"
+            f"for args in [[{str(data)!r}]] * 2 + [[{str(table)!r}, '--label', 'weight_g']]:\n"
+            "    try:\n        main(['init', *args])\n"
             "    except SystemExit as e:\n        print('EXIT', e.code)\n"
             "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert "EXIT 0\nEXIT 2\nHEAVY []" in result.stdout
+    assert "EXIT 0\nEXIT 2\nwrote" in result.stdout and "EXIT 0\nHEAVY []" in result.stdout
     assert "arrays.yaml exists" in result.stderr
+
+
+def trains(config, runs) -> dict:
+    """`cbrun validate` then two epochs of `cbrun train`; the run's record."""
+    assert cli("validate", config) == 0
+    assert cli("train", config, "--set", "fit.epochs=2", "--runs-dir", runs, "-q") == 0
+    return json.loads((only_run(runs) / "run.json").read_text())
+
+
+def semicolon_rows(n: int = 40) -> str:
+    """A European export: `;` between fields, a decimal comma in one column."""
+    rows = ["height;weight_kg;species"]
+    for i in range(n):
+        rows.append(f"{100 + 3 * i};{i % 7},{i % 10};{SPECIES[i % 3]}")
+    return "\n".join(rows) + "\n"
+
+
+SEMICOLONS = ("animals.csv is not a comma-separated table (line 2 has 2 fields where the "
+              "header has 1); if it uses another delimiter, pass --delimiter ';'")
+RAGGED = ("animals.csv: line 32 has 3 fields where the header has 2; every row needs one "
+          "field per column")
+UNREADABLE = {
+    "semicolons": (semicolon_rows(), SEMICOLONS),
+    "binary": (bytes(range(256)) * 4, "animals.csv is not a text file (it holds binary bytes)"),
+    "empty": ("", "animals.csv is empty; a CSV table starts with a header row"),
+    "header only": ("height,species\n", "animals.csv has a header (height, species) but no rows"),
+    "a ragged row": ("height,species\n" + "1,cat\n" * 30 + "2,dog,3\n", RAGGED),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+def test_init_says_in_one_line_why_a_table_cannot_be_read(tmp_path, capsys, case):
+    content, expected = UNREADABLE[case]
+    data = tmp_path / "animals.csv"
+    (data.write_bytes if isinstance(content, bytes) else data.write_text)(content)
+    assert cli("init", data) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "animals.yaml").exists()
+
+
+def test_init_with_a_delimiter_writes_it_into_a_config_that_trains(tmp_path, capsys):
+    data = tmp_path / "animals.csv"
+    data.write_text(semicolon_rows())
+    assert cli("init", data, "--delimiter", ";") == 0
+    text = (tmp_path / "animals.yaml").read_text()
+    assert 'delimiter: ";"' in text
+    assert "features: [height, weight_kg]" in text
+    assert "# weight_kg looks like numbers with decimal commas" in text
+    assert trains(tmp_path / "animals.yaml", tmp_path / "runs")["status"] in (
+        "completed", "stopped_early")
+    capsys.readouterr()
+    assert cli("init", make("parquet", tmp_path / "pq"), "--delimiter", ";") == 2
+    assert "--delimiter is for a .csv table" in capsys.readouterr().err
+
+
+ODD_NAMES = ["yes", "no", "null", "true", "on", "~", "1.5", "a: b", "#x", "-x"]
+
+
+def test_init_quotes_column_names_yaml_would_read_as_something_else(tmp_path):
+    import yaml
+
+    rng = np.random.default_rng(0)
+    rows = [{**{name: round(float(rng.normal()), 3) for name in ODD_NAMES},
+             "off": ["low", "high"][i % 2]} for i in range(40)]
+    data = write_csv(tmp_path / "odd.csv", rows)
+    assert cli("init", data, "--label", "off") == 0
+    config = yaml.safe_load((tmp_path / "odd.yaml").read_text())
+    assert config["data"]["label"] == "off"
+    assert config["data"]["features"] == ODD_NAMES
+    assert trains(tmp_path / "odd.yaml", tmp_path / "runs")["status"] in (
+        "completed", "stopped_early")
+
+
+def test_init_quotes_odd_names_as_graph_inputs_too(tmp_path):
+    import yaml
+
+    rows = [{"yes": r["review"], "no": r["length"], "verdict": r["verdict"]}
+            for r in review_rows(40)]
+    assert cli("init", write_csv(tmp_path / "r.csv", rows)) == 0
+    config = yaml.safe_load((tmp_path / "r.yaml").read_text())
+    assert config["data"]["features"] == {"c_yes": ["yes"], "numbers": ["no"]}
+    assert config["data"]["text"] == ["yes"]
+    assert set(config["model"]["inputs"]) == {"c_yes", "numbers"}
+    assert cli("validate", tmp_path / "r.yaml") == 0
+
+
+def test_init_leaves_out_dates_and_takes_a_bool_label_as_two_classes(tmp_path):
+    lines = ["day,seen_at,at,raining,temperature,cold"]
+    for i in range(40):
+        cold = i % 2 == 0
+        lines.append(f"2024-01-{1 + i % 28:02d},2024-01-01 10:{i:02d}:00,12:{i:02d}:00,"
+                     f"{'true' if i % 3 else 'false'},{(-5 if cold else 15) + i % 4},"
+                     f"{'true' if cold else 'false'}")
+    data = tmp_path / "weather.csv"
+    data.write_text("\n".join(lines) + "\n")
+    assert cli("init", data) == 0
+    text = (tmp_path / "weather.yaml").read_text()
+    assert "label: cold          # the target: 2 classes (false 0, true 1)" in text
+    assert "features: [raining, temperature]" in text
+    assert "# left out: day (a date; cbrun takes numbers and text)" in text
+    assert "# left out: seen_at (a timestamp; cbrun takes numbers and text)" in text
+    assert "# left out: at (a time of day; cbrun takes numbers and text)" in text
+    assert "{type: Dense, units: 2, activation: softmax}" in text
+    assert "sparse_categorical_crossentropy" in text
+    record = trains(data.with_suffix(".yaml"), tmp_path / "runs")
+    assert record["status"] in ("completed", "stopped_early")
+
+
+@pytest.mark.parametrize("shape", [(4,), (4, 2)])
+def test_init_gives_an_npz_regression_the_width_of_y(tmp_path, shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 8)).astype("float32")
+    y = (x[:, :int(np.prod(shape))] * 2).reshape(60, *shape)
+    np.savez(tmp_path / "boxes.npz", x=x, y=y)
+    assert cli("init", tmp_path / "boxes.npz") == 0
+    text = (tmp_path / "boxes.yaml").read_text()
+    units = int(np.prod(shape))
+    assert f"{{type: Dense, units: {units}}}   # {units} numbers out: a regression" in text
+    assert ("{type: Reshape, target_shape: [4, 2]}" in text) == (len(shape) == 2)
+    assert "loss: mse" in text
+    assert trains(tmp_path / "boxes.yaml", tmp_path / "runs")["status"] in (
+        "completed", "stopped_early")
+
+
+def test_init_takes_as_npz_targets_a_label_array_of_class_ids(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mixed.npz", inputs=rng.normal(size=(50, 3)).astype("float32"),
+             row_id=np.arange(50), boxes=rng.normal(size=(50, 4)).astype("float32"),
+             labels=rng.integers(0, 3, 50))
+    assert cli("init", tmp_path / "mixed.npz") == 0
+    text = (tmp_path / "mixed.yaml").read_text()
+    assert "x: inputs\n  y: labels\n" in text
+    assert "{type: Dense, units: 3, activation: softmax}" in text
+
+
+def test_init_names_the_config_after_the_output_file(tmp_path):
+    data = make("csv", tmp_path)
+    assert cli("init", data, "--output", tmp_path / "kind.yaml") == 0
+    assert "\nname: kind\n" in (tmp_path / "kind.yaml").read_text()
+    assert cli("init", data, "--output", tmp_path / "yes.yaml") == 0
+    assert '\nname: "yes"\n' in (tmp_path / "yes.yaml").read_text()
+    assert cli("validate", tmp_path / "yes.yaml") == 0
+
+
+def test_init_reads_a_train_val_test_layout_of_images(tmp_path):
+    ds = tmp_path / "ds"
+    for split, seed in (("train", 0), ("val", 1), ("test", 2)):
+        write_images(ds / split, per_class=4, seed=seed)
+    assert cli("init", ds) == 0
+    text = (tmp_path / "ds.yaml").read_text()
+    assert "path: ds/train            # 2 class folders, 8 images" in text
+    assert "validation_path: ds/val            # 8 images" in text
+    assert "test_path: ds/test            # 8 images" in text
+    assert "validation_split" not in text
+    run = trains(tmp_path / "ds.yaml", tmp_path / "runs")
+    assert run["status"] in ("completed", "stopped_early")
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return write_images(tmp_path_factory.mktemp("images") / "shapes", per_class=4)
+
+
+def _spoil(folder, how):
+    if how == "an empty class folder":
+        (folder / "circle").mkdir()
+        return "class folder circle in shapes holds no images"
+    if how == "a cut-short PNG":
+        png = folder / "bar" / "01.png"
+        png.write_bytes(png.read_bytes()[:-20])
+        return "bar/01.png is a PNG cut short"
+    (folder / "bar" / "._01.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    return "bar/._01.png is not a PNG, JPEG, GIF or BMP image"
+
+
+@pytest.mark.parametrize("how", ["an empty class folder", "a cut-short PNG",
+                                 "a macOS ._ file"])
+def test_init_says_when_the_config_it_wrote_fails_validation(tmp_path, capsys, shapes, how):
+    import shutil
+
+    folder = shutil.copytree(shapes, tmp_path / "shapes")
+    expected = _spoil(folder, how)
+    assert cli("init", folder) == 2
+    err = capsys.readouterr().err
+    assert "wrote " in err and "shapes.yaml, but it does not validate because of the data" in err
+    assert expected in err and "Traceback" not in err
+    # The file stays, for the user to fix the data (or edit it) and validate again.
+    assert (tmp_path / "shapes.yaml").exists()
+    assert cli("validate", tmp_path / "shapes.yaml") == 2
