@@ -109,19 +109,27 @@ SEMICOLONS = ("animals.csv is not a comma-separated table (line 2 has 2 fields w
               "header has 1); if it uses another delimiter, pass --delimiter ';'")
 RAGGED = ("animals.csv: line 32 has 3 fields where the header has 2; every row needs one "
           "field per column")
+ONLY_DATES = ("animals.csv has no column cbrun can take as an input besides 'y': day: a date; "
+              "cbrun takes numbers and text")
 UNREADABLE = {
     "semicolons": (semicolon_rows(), SEMICOLONS),
     "binary": (bytes(range(256)) * 4, "animals.csv is not a text file (it holds binary bytes)"),
+    "latin-1": ("name,kind\ncafé,a\n".encode("latin-1"),
+                "animals.csv is not UTF-8 text (byte 0xe9 at offset 13); save it as UTF-8"),
+    "utf-16": ("name,kind\ncafe,a\n".encode("utf-16"), "animals.csv is UTF-16 text"),
     "empty": ("", "animals.csv is empty; a CSV table starts with a header row"),
     "header only": ("height,species\n", "animals.csv has a header (height, species) but no rows"),
     "a ragged row": ("height,species\n" + "1,cat\n" * 30 + "2,dog,3\n", RAGGED),
+    "a name twice": ("a,a,b\n1,2,x\n", "animals.csv has the column name 'a' more than once"),
+    "parquet": (b"PAR1 but not really" * 5, "animals.parquet is not a readable Parquet table: "),
+    "only dates": ("day,y\n2024-01-01,1\n2024-01-02,0\n", ONLY_DATES),
 }
 
 
 @pytest.mark.parametrize("case", list(UNREADABLE))
-def test_init_says_in_one_line_why_a_table_cannot_be_read(tmp_path, capsys, case):
+def test_init_says_in_one_line_why_it_cannot_use_a_table(tmp_path, capsys, case):
     content, expected = UNREADABLE[case]
-    data = tmp_path / "animals.csv"
+    data = tmp_path / ("animals.parquet" if case == "parquet" else "animals.csv")
     (data.write_bytes if isinstance(content, bytes) else data.write_text)(content)
     assert cli("init", data) == 2
     err = capsys.readouterr().err
@@ -177,10 +185,10 @@ def test_init_quotes_odd_names_as_graph_inputs_too(tmp_path):
 
 
 def test_init_leaves_out_dates_and_takes_a_bool_label_as_two_classes(tmp_path):
-    lines = ["day,seen_at,at,raining,temperature,cold"]
+    lines = [",day,seen_at,at,raining,temperature,cold"]  # pandas's unnamed row index first
     for i in range(40):
         cold = i % 2 == 0
-        lines.append(f"2024-01-{1 + i % 28:02d},2024-01-01 10:{i:02d}:00,12:{i:02d}:00,"
+        lines.append(f"{i},2024-01-{1 + i % 28:02d},2024-01-01 10:{i:02d}:00,12:{i:02d}:00,"
                      f"{'true' if i % 3 else 'false'},{(-5 if cold else 15) + i % 4},"
                      f"{'true' if cold else 'false'}")
     data = tmp_path / "weather.csv"
@@ -192,6 +200,7 @@ def test_init_leaves_out_dates_and_takes_a_bool_label_as_two_classes(tmp_path):
     assert "# left out: day (a date; cbrun takes numbers and text)" in text
     assert "# left out: seen_at (a timestamp; cbrun takes numbers and text)" in text
     assert "# left out: at (a time of day; cbrun takes numbers and text)" in text
+    assert '# left out: "" (a column without a name: a saved row index?)' in text
     assert "{type: Dense, units: 2, activation: softmax}" in text
     assert "sparse_categorical_crossentropy" in text
     record = trains(data.with_suffix(".yaml"), tmp_path / "runs")

@@ -70,7 +70,8 @@ def _regression(units: int) -> tuple[list[str], str]:
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     """(height, width) from a PNG or JPEG header, without an image library."""
-    data = path.read_bytes()[:65536]
+    with path.open("rb") as handle:
+        data = handle.read(65536)
     if data.startswith(b"\x89PNG") and len(data) >= 24:
         width, height = struct.unpack(">II", data[16:24])
         return height, width

@@ -27,20 +27,26 @@ _DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+")
 
 def _text_head(path: Path) -> str:
     """The first 64 KiB as text, or a UsageError for a file that is empty or not text."""
-    head = path.read_bytes()[:65536]
+    with path.open("rb") as handle:
+        head = handle.read(65536)
     if not head.strip():
         raise UsageError(f"{path} is empty; a CSV table starts with a header row of column names")
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not a character cut in two at the 64 KiB mark
-            text = None
-        else:
-            text = head[:exc.start].decode("utf-8")
-    if text is None or "\0" in text:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UsageError(f"{path} is UTF-16 text; save it as UTF-8 (e.g. iconv -f utf-16 -t "
+                         "utf-8)")
+    controls = sum(b < 32 and b not in b"\t\r\n" for b in head)
+    if b"\0" in head or controls > len(head) // 100:
         raise UsageError(f"{path} is not a text file (it holds binary bytes); a CSV table is "
                          "UTF-8 text with a header row")
-    return text
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        cut = len(head) == 65536 and exc.start > len(head) - 4  # a character cut in two
+        if not cut:
+            raise UsageError(f"{path} is not UTF-8 text (byte {head[exc.start]:#x} at offset "
+                             f"{exc.start}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                             ) from None
+        return head[:exc.start].decode("utf-8")
 
 
 def _guess_delimiter(text: str, not_this: str) -> str | None:
@@ -246,18 +252,27 @@ def table(path: Path, rel: str, label: str | None,
 
     data, source = read_table(path, delimiter)
     columns = data.column_names
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise UsageError(f"{path.name} has the column name{'s' if len(twice) > 1 else ''} "
+                         f"{', '.join(map(repr, twice))} more than once; give each column a "
+                         "name of its own")
     if label is None:
         label = next((c for c in columns if c.lower() in LABEL_NAMES), columns[-1])
     elif label not in columns:
         raise UsageError(f"{path.name} has no column {label!r}{did_you_mean(label, columns)}"
                          f"; its columns: {', '.join(columns)}")
     head, compile_, kind = _target(data, label)
-    left_out = {c: why for c in columns if c != label and (why := _kind(data.column(c)))}
+    left_out = {c: f"{why}; cbrun takes numbers and text" for c in columns
+                if c != label and (why := _kind(data.column(c)))}
+    if "" in columns and label != "":  # pandas's to_csv writes its row index so
+        left_out[""] = "a column without a name: a saved row index?"
     features = [c for c in columns if c != label and c not in left_out]
     if not features:
         raise UsageError(f"{path.name} has no column cbrun can take as an input besides "
-                         f"{label!r}: " + "; ".join(f"{c} is {w}" for c, w in left_out.items()))
-    notes = [f"# left out: {c} ({why}; cbrun takes numbers and text)"
+                         f"{label!r}: " + "; ".join(f"{c or '(no name)'}: {w}"
+                                               for c, w in left_out.items()))
+    notes = [f"# left out: {c or json.dumps(c)} ({why})"
              for c, why in left_out.items()]
     strings = [c for c in features if _is_text(data.column(c))]
     notes += [f"# {c} looks like numbers with decimal commas; cbrun reads it as categories"
