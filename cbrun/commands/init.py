@@ -256,6 +256,7 @@ def init(data_path: Path, output: Path | None, label: str | None, delimiter: str
         f"name: {_q(name)}", "seed: 42", data, model, compile_,
         "fit:\n  epochs: 50                # EarlyStopping below usually ends it sooner",
         _callbacks()])
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     _check(output)
     click.echo(f"wrote {output}; train it with: cbrun train {output}")
