@@ -128,43 +128,31 @@ def _join_arrays(state: dict[str, Any], arrays: Any) -> dict[str, Any]:
 
 def save_state(run_dir: Path, model: keras.Model, bound: list[Bound], epochs_done: int,
                extra: dict[str, Any]) -> Path:
-    root = run_dir / STATE_DIR
-    check_inside(run_dir, root, "the state folder")  # a link planted while training
-    root.mkdir(exist_ok=True)
-    final = root / f"epoch-{epochs_done:05d}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        _write_state(tmp, model, bound, epochs_done, extra)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves nothing half-written
-        raise
-    if final.exists():  # left by a run that was resumed from an earlier epoch
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _prune(root, epochs_done)
-    return final
+    return write_state(run_dir, capture_state(model, bound, epochs_done, extra))
 
 
-def _write_state(tmp: Path, model: keras.Model, bound: list[Bound], epochs_done: int,
-                 extra: dict[str, Any]) -> None:
-    variables = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
-    variables.update({f"o{i}": np.asarray(v.numpy())
+@dataclass
+class CapturedState:
+    """A state as read on the training thread: copies, so it can be written elsewhere while
+    training moves on (cbrun/train/statewrite.py)."""
+
+    epochs_done: int
+    variables: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def capture_state(model: keras.Model, bound: list[Bound], epochs_done: int,
+                  extra: dict[str, Any]) -> CapturedState:
+    variables = {f"m{i}": np.array(v.numpy()) for i, v in enumerate(model.variables)}
+    variables.update({f"o{i}": np.array(v.numpy())
                       for i, v in enumerate(model.optimizer.variables)})
-    _fsync_write(tmp / "variables.npz", lambda h: np.savez(h, **variables))
-    fault_epoch, _, fault_signal = os.environ.get(FAULT_ENV, "").partition(":")
-    if fault_epoch == str(epochs_done):  # "5" or "5:SIGTERM"
-        os.kill(os.getpid(), getattr(signal, fault_signal or "SIGKILL"))
-
     arrays: dict[str, np.ndarray] = {}
     states = []
     for index, (spec, callback) in enumerate(bound):
         state = spec.get_state(callback)
         states.append(None if state is None else {
             "class": type(callback).__name__, "state": _split_arrays(index, state, arrays)})
-    _fsync_write(tmp / "arrays.npz", lambda h: np.savez(h, **arrays))
     meta = {
         "format": FORMAT,
         "epochs_done": epochs_done,
@@ -178,9 +166,44 @@ def _write_state(tmp: Path, model: keras.Model, bound: list[Bound], epochs_done:
         "optimizer_shapes": [list(v.shape) for v in model.optimizer.variables],
         **extra,
     }
-    # allow_nan: a best value starts at inf, and Python's json round-trips it.
-    _fsync_write(tmp / "state.json",
-                 lambda h: h.write(json.dumps(meta, indent=1, allow_nan=True).encode()))
+    # JSON now: what it holds may change once training goes on.
+    text = json.dumps(meta, indent=1, allow_nan=True)  # a best value starts at inf
+    arrays = {key: np.array(value) for key, value in arrays.items()}
+    return CapturedState(epochs_done, variables, arrays, json.loads(text))
+
+
+def write_state(run_dir: Path, state: CapturedState) -> Path:
+    """Written into a temporary folder, then renamed into place: a kill at any instant
+    leaves the previous state whole."""
+    epochs_done = state.epochs_done
+    root = run_dir / STATE_DIR
+    check_inside(run_dir, root, "the state folder")  # a link planted while training
+    root.mkdir(exist_ok=True)
+    final = root / f"epoch-{epochs_done:05d}"
+    tmp = root / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        _write_state(tmp, state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk leaves nothing half-written
+        raise
+    if final.exists():  # left by a run that was resumed from an earlier epoch
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _prune(root, epochs_done)
+    return final
+
+
+def _write_state(tmp: Path, state: CapturedState) -> None:
+    _fsync_write(tmp / "variables.npz", lambda h: np.savez(h, **state.variables))
+    fault_epoch, _, fault_signal = os.environ.get(FAULT_ENV, "").partition(":")
+    if fault_epoch == str(state.epochs_done):  # "5" or "5:SIGTERM"
+        os.kill(os.getpid(), getattr(signal, fault_signal or "SIGKILL"))
+    _fsync_write(tmp / "arrays.npz", lambda h: np.savez(h, **state.arrays))
+    _fsync_write(tmp / "state.json", lambda h: h.write(
+        json.dumps(state.meta, indent=1, allow_nan=True).encode()))
     # Read back from disk, so the checksums are of the bytes the disk holds.
     sums = {name: file_sha256(tmp / name) for name in STATE_FILES}
     _fsync_write(tmp / CHECKSUMS, lambda h: h.write(json.dumps(sums, indent=1).encode()))
@@ -284,15 +307,18 @@ class StateKeeper(keras.callbacks.Callback):
 
     def __init__(self, run_dir: Path, tracked: list[Bound], restore: SavedState | None,
                  extra_state, after_save, learning_rate: float | None = None,
-                 on_restored=None):
+                 on_restored=None, background: bool = True):
         super().__init__()
         self.run_dir = run_dir
         self.tracked = tracked
         self.restore = restore
         self.extra_state = extra_state  # () -> dict, e.g. the run's best value so far
-        self.after_save = after_save  # () -> None, e.g. write run.json
+        # () -> (() -> None): called when the epoch ends, returns what writes run.json as
+        # it was then, once the state is on disk (cbrun/train/statewrite.py)
+        self.after_save = after_save
         self.learning_rate = learning_rate  # a --set on resume that replaces the saved rate
         self.on_restored = on_restored
+        self.writer = state_writer(background)
 
     def on_train_begin(self, logs=None):
         if self.restore is not None:
@@ -304,9 +330,19 @@ class StateKeeper(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         # Ctrl-C and SIGTERM only stop a run at safe points (cbrun/segment.py), none of them
-        # in here: an interrupted run always holds the epoch it reports.
-        save_state(self.run_dir, self.model, self.tracked, epoch + 1, self.extra_state())
-        self.after_save()
+        # in here; the run's end waits for the write in flight (statewrite.py): an
+        # interrupted run always holds the epoch it reports.
+        state = capture_state(self.model, self.tracked, epoch + 1, self.extra_state())
+        self.writer.save(self.run_dir, state, self.after_save())  # then run.json
+
+    def on_train_end(self, logs=None):
+        self.writer.close()
+
+
+def state_writer(background: bool):
+    from cbrun.train.statewrite import StateWriter  # it imports this module
+
+    return StateWriter(background)
 
 
 def continue_after_early_stop(saved: SavedState, specs: list[Any]) -> None:

@@ -102,10 +102,14 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     monitor, mode = primary_monitor(config)
     recorder = cbs.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
     nan_guard = cbs.NanGuard()
+    tracking = TrackingCallback(config, run_dir, record, first_epoch)
     keeper = StateKeeper(run_dir, bound, restore,
                          extra_state=lambda: {"best": record.best},
-                         after_save=record.save, learning_rate=learning_rate,
-                         on_restored=on_restored)
+                         # run.json as it is now, written once the state is on disk
+                         after_save=lambda: RunRecord(run_dir, record.file.model_copy(
+                             deep=True)).save,
+                         learning_rate=learning_rate, on_restored=on_restored,
+                         background=tracking.view is None)
     events = Events(bound)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
     reporter = None
@@ -113,7 +117,6 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         from cbrun.train.sweep_trial import SweepReporter
 
         reporter = SweepReporter(record.file.sweep)
-    tracking = TrackingCallback(config, run_dir, record, first_epoch)
 
     if config.model.kind == "path" and not config.model.safe_mode:
         print(f"warning: model.path {config.model.path} is loaded with safe_mode: false, so "
@@ -174,6 +177,7 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         tracking.abort("failed" if isinstance(exc, Exception) else "interrupted")
         raise
     finally:
+        keeper.writer.close()  # the last state on disk before the run's end is recorded
         display.close()
 
     epochs_done = record.epochs_done

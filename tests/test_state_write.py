@@ -1,0 +1,84 @@
+"""The state written off the training thread: a kill during that write leaves the previous
+state whole and the run resumes exactly; what is written is the epoch's end, not what
+training has moved on to."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import numpy as np
+from conftest import cbrun_process, only_run, tiny_config, write_config
+
+from cbrun.resume import state_problem
+from cbrun.train.resume import FAULT_ENV
+
+
+def run(*args, env=None) -> subprocess.CompletedProcess:
+    proc = cbrun_process(*args, env=env)
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def test_a_kill_during_the_background_write_leaves_the_previous_state_and_resumes_exactly(
+        tmp_path):
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 4}))
+    whole = run("train", path, "--runs-dir", tmp_path / "whole", "-q")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    # Killed by the writer thread itself, halfway through epoch 3's files.
+    killed = run("train", path, "--runs-dir", tmp_path / "killed", "-q", env={FAULT_ENV: "3"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    run_dir = only_run(tmp_path / "killed")
+    states = sorted(p.name for p in (run_dir / "state").iterdir())
+    assert "epoch-00002" in states and "epoch-00003" not in states, states
+    assert state_problem(run_dir / "state" / "epoch-00002") is None
+    assert json.loads((run_dir / "run.json").read_text())["epochs_done"] == 2
+    resumed = run("resume", run_dir, "-q")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert ((run_dir / "log.csv").read_bytes()
+            == (only_run(tmp_path / "whole") / "log.csv").read_bytes())
+
+
+def test_the_state_written_is_the_one_captured_at_the_epoch_end(tmp_path):
+    import keras
+
+    from cbrun.train.resume import capture_state
+    from cbrun.train.statewrite import StateWriter
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    kernel = model.layers[0].kernel
+    kernel.assign(np.ones((3, 2), "float32"))
+    state = capture_state(model, [], 1, {"best": None})
+    kernel.assign(np.full((3, 2), 7.0, "float32"))  # training moved on before the write
+    written = []
+    writer = StateWriter()
+    writer.save(tmp_path, state, lambda: written.append(True))
+    writer.close()
+    assert written == [True]  # run.json's turn came after the state was in place
+    folder = tmp_path / "state" / "epoch-00001"
+    assert state_problem(folder) is None
+    with np.load(folder / "variables.npz") as data:
+        np.testing.assert_array_equal(data["m0"], np.ones((3, 2), "float32"))
+
+
+def test_a_failed_background_write_fails_the_run_when_waited_for(tmp_path):
+    import keras
+
+    from cbrun.train.resume import capture_state
+    from cbrun.train.statewrite import StateWriter
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    (tmp_path / "state").write_text("a file where the state folder goes")
+    writer = StateWriter()
+    writer.save(tmp_path, capture_state(model, [], 1, {}), lambda: None)
+    try:
+        writer.close()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the write's failure was lost")
