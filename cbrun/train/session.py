@@ -29,15 +29,12 @@ from cbrun.train.distribute import scope, strategy_for
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.model.phases import Unfreeze, optimizer_variables, unfreeze_before
+from cbrun.train.pacing import batches_per_call, step_seconds
 from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
 from cbrun.train.sources.images import decode_error
 from cbrun.train.tracking import TrackingCallback
-
-# Batches per compiled call for `steps_per_execution: auto` aim at this many progress
-# updates per epoch: enough for a live bar, few enough that Python overhead stays small.
-TARGET_UPDATES_PER_EPOCH = 8
 
 
 @dataclass
@@ -50,11 +47,13 @@ class Outcome:
     model_path: Path
 
 
-def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool) -> int:
-    """The largest divisor of the epoch's steps that keeps ~8 updates per epoch.
+def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool,
+                               step_seconds: float | None = None) -> int:
+    """`auto`: as many batches per call as take ~0.25 s, up to an epoch (train/pacing.py).
 
-    A divisor, because cbrun's data pipeline yields exactly `steps` batches per epoch and
-    Keras would otherwise pull the next epoch's first batches into this epoch's last call.
+    A divisor of the epoch's steps, because cbrun's data pipeline yields exactly `steps`
+    batches per epoch and Keras would otherwise pull the next epoch's first batches into
+    this epoch's last call.
     """
     wanted = config.compile.steps_per_execution
     if wanted != "auto":
@@ -67,8 +66,7 @@ def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool)
         return wanted
     if batch_level:
         return 1
-    limit = max(1, steps // TARGET_UPDATES_PER_EPOCH)
-    return max(d for d in range(1, limit + 1) if steps % d == 0)
+    return batches_per_call(steps, step_seconds)
 
 
 def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
@@ -129,7 +127,10 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         check_data_fits(config, splits, model)
         adapt_layers(model, config, splits.train)
         stop_point()
-        spe = choose_steps_per_execution(config, steps, cbs.needs_every_batch(bound))
+        batch_level = cbs.needs_every_batch(bound)
+        auto = config.compile.steps_per_execution == "auto" and not batch_level
+        spe = choose_steps_per_execution(config, steps, batch_level, step_seconds(
+            model, splits.train, config.data.batch_size) if auto else None)
         record.set_steps_per_execution(spe)
         compile_model(model, config, spe)
         # Built now rather than lazily inside fit, so a saved state has variables to go

@@ -1,0 +1,58 @@
+"""How many batches per compiled call `steps_per_execution: auto` runs: as many as fit in a
+quarter of a second (the display then moves ~4 times a second), up to a whole epoch.
+
+The time of a training step is estimated before `fit` from the model's forward pass on
+real samples, eagerly and in inference mode: nothing is traced and no state changes (no
+dropout or seed draw, no statistics), so the run trains exactly as with any other value.
+A step (forward, backward, update) is taken as three forward passes. Where no batch is at
+hand (image files, a loader's dataset) the old rule stays: ~8 calls an epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+SECONDS_PER_CALL = 0.25
+STEP_OVER_FORWARD = 3
+TARGET_CALLS_PER_EPOCH = 8  # without a time estimate
+
+
+def step_seconds(model: Any, split: Any, batch_size: int) -> float | None:
+    """Estimated seconds of one training step, or None when the split has no arrays.
+
+    An eager call costs a fixed overhead per layer, far more than a compiled step of a
+    small model, so the forward pass of a whole batch is timed against that of one sample:
+    the difference is what the batch's samples cost.
+    """
+    if split.dataset is not None or split.streamed:
+        return None
+    x = split.x
+
+    def first(n):
+        return ({k: np.asarray(v[:n]) for k, v in x.items()} if isinstance(x, dict)
+                else np.asarray(x[:n]))
+
+    def forward(batch) -> float:
+        best = float("inf")
+        for _ in range(3):  # the first call pays for setting up the eager ops
+            start = time.perf_counter()
+            model(batch, training=False)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    one, whole = forward(first(1)), forward(first(batch_size))
+    return max(whole - one, 0.0) * STEP_OVER_FORWARD
+
+
+def batches_per_call(steps: int, seconds: float | None) -> int:
+    """The largest divisor of the epoch's steps that keeps a call near a quarter second
+    (a divisor, so that every call stays inside one epoch's data)."""
+    if seconds is None:
+        limit = steps // TARGET_CALLS_PER_EPOCH
+    else:
+        limit = int(SECONDS_PER_CALL / max(seconds, 1e-9))
+    limit = min(steps, max(1, limit))
+    return max(d for d in range(1, limit + 1) if steps % d == 0)
