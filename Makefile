@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Two CPU workers match the CI machine; override with `make test PYTEST_WORKERS=auto`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: install install-test demo test lint bench clean
+.PHONY: install install-test demo test lint bench gpu-check clean
 
 install: $(VENV)/.cbrun-installed
 install-test: $(VENV)/.cbrun-test-installed
@@ -31,8 +31,13 @@ test: install-test
 lint: install-test
 	$(BIN)/ruff check cbrun tests bench
 
+# Whole processes, cbrun against hand-written Keras, in turn; a few minutes (docs/speed.md).
 bench: install
-	$(BIN)/python bench/bench_train.py
+	$(BIN)/python bench/bench_whole.py
+
+# On a machine with a GPU: one GPU, mixed precision, two GPUs mirrored; exact resume on each.
+gpu-check: install
+	$(BIN)/python bench/gpu_check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
