@@ -127,7 +127,9 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
         check_data_fits(config, splits, model)
         adapt_layers(model, config, splits.train)
         stop_point()
-        batch_level = cbs.needs_every_batch(bound)
+        # Under a strategy, Keras's multi-step loop fails on the distributed iterator
+        # ("while/cond/Placeholder"): `auto` keeps one batch per call there.
+        batch_level = cbs.needs_every_batch(bound) or strategy is not None
         auto = config.compile.steps_per_execution == "auto" and not batch_level
         spe = choose_steps_per_execution(config, steps, batch_level, step_seconds(
             model, splits.train, config.data.batch_size) if auto else None)
