@@ -1,6 +1,24 @@
 """cbrun: train Keras models from YAML files, with validated callbacks and exact resume.
 
-This module stays light: importing it must never import TensorFlow or Keras.
+The Python API (cbrun/api.py): `cbrun.train(config, overrides=...)`, `cbrun.resume(run_dir)`,
+`cbrun.load_run(run_dir)`. This module stays light: importing it must never import
+TensorFlow or Keras, so the API is imported when first used.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("resume", "load_run", "Run"):
+        return getattr(importlib.import_module("cbrun.api"), name)
+    if name == "train":
+        # The package cbrun.train (the upper floor) is callable as the API's train: Python
+        # sets `cbrun.train` to that package whenever a module in it is imported, so the
+        # function and the package must be one object.
+        return importlib.import_module("cbrun.train")
+    raise AttributeError(f"module 'cbrun' has no attribute {name!r}")

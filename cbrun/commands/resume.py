@@ -7,6 +7,7 @@ puts the saved state back and rewinds the files written past it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -36,17 +37,27 @@ def resume(ctx: click.Context, run_dir: Path, epochs: int | None, past_early_sto
            overrides: tuple[str, ...], quiet: bool) -> int:
     """Continue RUN_DIR from its newest saved state: same data order, same random draws,
     same callback state, so it ends where an uninterrupted run would have."""
+    root = ctx.find_root().obj
+    return resume_run(run_dir, epochs, past_early_stop, overrides, quiet=quiet,
+                      argv=root["argv"], debug=root.get("debug", False))
+
+
+def resume_run(run_dir: Path, epochs: int | None, past_early_stop: bool,
+               overrides: Sequence[str], *, quiet: bool, argv: list[str],
+               debug: bool = False) -> int:
+    """The whole of `cbrun resume` (the command and `cbrun.resume` both call it)."""
+    overrides = tuple(overrides)
     if not (run_dir / RUN_FILE).is_file():
         RunRecord.load(run_dir)  # raises the "not a run directory" error
     # A Ctrl-C from here on stops the resume at its first safe point, recorded in run.json.
     with interrupts_recorded(), run_lock(run_dir):  # a second resume of this run stops here
         # Read only under the lock: a process finishing a moment ago has written its last.
         record = RunRecord.load(run_dir)
-        return _resume(ctx, record, epochs, past_early_stop, overrides, quiet)
+        return _resume(record, epochs, past_early_stop, overrides, quiet, argv, debug)
 
 
-def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_early_stop: bool,
-            overrides: tuple[str, ...], quiet: bool) -> int:
+def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
+            overrides: tuple[str, ...], quiet: bool, argv: list[str], debug: bool) -> int:
     run_dir = record.run_dir
     check_resumable(record, epochs, past_early_stop)
     done = record.epochs_done
@@ -57,7 +68,6 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
         click.echo(f"{path}: {was!r} -> {now!r}", err=True)
 
     console = console_for(quiet)
-    root = ctx.find_root().obj
 
     def start():
         from cbrun.train import resume as state
@@ -89,8 +99,8 @@ def _resume(ctx: click.Context, record: RunRecord, epochs: int | None, past_earl
                              learning_rate=plan.learning_rate, on_restored=keep_changes)
 
     try:
-        code = run_segment(record, kind="resume", first_epoch=done + 1, command=root["argv"],
-                           console=console, debug=root.get("debug", False), fresh_dir=False,
+        code = run_segment(record, kind="resume", first_epoch=done + 1, command=argv,
+                           console=console, debug=debug, fresh_dir=False,
                            train=start)
     except ConfigError as exc:
         raise fill_positions(exc, plan.loaded.positions) from None

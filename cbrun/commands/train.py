@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -30,6 +31,18 @@ from cbrun.segment import interrupts_recorded, run_segment
 def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], runs_dir: Path,
           quiet: bool, sweep_trial: str | None) -> int:
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
+    root = ctx.find_root().obj
+    code, _ = train_config(config_path, overrides, runs_dir, quiet=quiet, argv=root["argv"],
+                           debug=root.get("debug", False), sweep_trial=sweep_trial)
+    return code
+
+
+def train_config(config_path: Path, overrides: Sequence[str], runs_dir: Path, *, quiet: bool,
+                 argv: list[str], debug: bool = False,
+                 sweep_trial: str | None = None) -> tuple[int, Path]:
+    """The whole of `cbrun train` (the command and `cbrun.train` both call it): (exit code,
+    run directory). argv: the command run.json records."""
+    overrides = tuple(overrides)
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
     loaded = load_config(config_path, overrides, check_data_files=True)
     # From the moment the run directory exists, a Ctrl-C must leave it marked interrupted:
@@ -37,18 +50,17 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
     with interrupts_recorded():
         run_dir = create_run_dir(runs_dir, loaded.config.name)
         with run_lock(run_dir):
-            return _train(ctx, loaded, run_dir, overrides, quiet, sweep_trial)
+            return _train(loaded, run_dir, overrides, quiet, argv, debug, sweep_trial), run_dir
 
 
-def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
-           sweep_trial: str | None = None) -> int:
+def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
+           argv: list[str], debug: bool, sweep_trial: str | None = None) -> int:
     config = loaded.config
     console = console_for(quiet)
-    root = ctx.find_root().obj
     write_config_files(run_dir, loaded.text.encode("utf-8"),  # what was validated
                        config.model_dump(mode="json", by_alias=True))
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
-                           primary_monitor(config), root["argv"],
+                           primary_monitor(config), argv,
                            config_dir=loaded.config_dir.resolve(), overrides=list(overrides),
                            sweep=SweepTrial.model_validate_json(sweep_trial)
                            if sweep_trial else None)
@@ -61,8 +73,8 @@ def _train(ctx, loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
                              live=console.is_terminal and not quiet)
 
     try:
-        code = run_segment(record, kind="train", first_epoch=1, command=root["argv"],
-                           console=console, debug=root.get("debug", False), fresh_dir=True,
+        code = run_segment(record, kind="train", first_epoch=1, command=argv,
+                           console=console, debug=debug, fresh_dir=True,
                            train=start)
     except ConfigError as exc:
         raise fill_positions(exc, loaded.positions) from None

@@ -1,0 +1,49 @@
+"""`cbrun predict RUN_DIR INPUT -o OUT`: the run's model on new samples of its kind (a
+table without the label column, an image or a folder of images, an .npz), one row per
+sample in OUT (.csv or .npz). The run, the checkpoint and OUT are checked before
+TensorFlow is imported; the prediction is cbrun/train/predict.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cbrun.checkpoints import choose_checkpoint, open_run
+from cbrun.commands.evaluate import CHECKPOINT_HELP
+from cbrun.errors import UsageError
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the predictions: a .csv, or an .npz (which also holds "
+                   "the raw outputs).")
+@click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
+              help="For a classifier: how many classes to list per sample, most probable "
+                   "first.")
+@click.option("--checkpoint", default="last", show_default=True, metavar="last|best|FILE",
+              help=CHECKPOINT_HELP)
+@click.pass_context
+def predict(ctx: click.Context, run_dir: Path, source: Path, output: Path, top_k: int,
+            checkpoint: str) -> int:
+    """Predict with the model of RUN_DIR on INPUT: for a classifier the class name and its
+    probability per sample, else the model's outputs."""
+    if output.suffix.lower() not in (".csv", ".npz"):
+        raise UsageError(f"-o {output}: write predictions to a .csv or an .npz file")
+    if not source.exists():
+        raise UsageError(f"INPUT {source} does not exist")
+    run = open_run(run_dir)
+    chosen = choose_checkpoint(run, checkpoint)
+    from cbrun.train.tfimport import import_tensorflow
+
+    import_tensorflow(ctx.find_root().obj.get("debug", False))
+    from cbrun.train.predict import predict_run, write_predictions
+
+    columns, raw, inputs = predict_run(run, chosen, source, top_k)
+    for note in inputs.notes:
+        click.echo(f"note: {note}", err=True)
+    write_predictions(output, columns, raw)
+    click.echo(f"{len(inputs.ids)} predictions ({chosen.label}) -> {output}")
+    return 0

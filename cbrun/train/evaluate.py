@@ -1,0 +1,75 @@
+"""`cbrun evaluate`: a run's model at a checkpoint on one of its splits, rebuilt as its
+resolved.yaml declares them, or on a new file of the same kind (cbrun/train/inputs.py).
+
+The split is evaluated as `fit` evaluated validation data (same batches, file order), so
+a checkpoint reproduces the val_* values log.csv holds for its epoch. For a classifier the
+confusion matrix comes from the same data, predicted once more.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cbrun.checkpoints import Checkpoint, TrainedRun
+from cbrun.errors import UsageError
+from cbrun.evaluation import Evaluation
+from cbrun.train.data import eval_data
+from cbrun.train.outputs import by_output, model_outputs, output_tasks
+from cbrun.train.runmodel import load_run_model
+from cbrun.train.sources import Split, data_for_run
+
+
+def choose_split(run: TrainedRun, split: str | None, data: Path | None) -> tuple[Split, str, list[str]]:
+    """(the split, what to call it, notes) for --split / --data; by default the test split,
+    else the validation split."""
+    if data is not None:
+        from cbrun.train.inputs import labelled
+
+        found, notes = labelled(run, data)
+        return found, str(data), notes
+    splits, _ = data_for_run(run.config, run.run_dir)
+    named = splits.named()
+    if split is None:
+        split = "test" if "test" in named else "validation"
+    if split not in named:
+        has = [name for name in ("validation", "test") if name in named]
+        raise UsageError(f"{run.run_dir} has no {split} split (its data config sets no "
+                         f"{split}_split or {split}_path); "
+                         + (f"use --split {has[0]}, or " if has else "")
+                         + "give a labelled file of the run's kind with --data PATH")
+    return named[split], f"the {split} split", []
+
+
+def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = None,
+                 data: Path | None = None) -> Evaluation:
+    chosen, name, notes = choose_split(run, split, data)
+    model = load_run_model(run, checkpoint)
+    batch_size = run.config.data.batch_size
+    inputs, kwargs = eval_data(chosen, batch_size)
+    if isinstance(inputs, tuple):
+        kwargs["x"], kwargs["y"] = inputs
+    else:
+        kwargs["x"] = inputs
+    metrics = model.evaluate(verbose=0, return_dict=True, **kwargs)
+    result = Evaluation(run_dir=str(run.run_dir), checkpoint=checkpoint.label,
+                        epoch=checkpoint.epoch, data=name, samples=_samples(chosen),
+                        metrics={k: float(v) for k, v in metrics.items()}, notes=notes)
+    outputs = model_outputs(model)
+    tasks = output_tasks(run.config, run.run_dir, outputs)
+    if len(tasks) == 1 and tasks[0].classifies and chosen.dataset is None:
+        predicted = by_output(model.predict(kwargs["x"], batch_size=kwargs.get("batch_size"),
+                                            verbose=0), [n for n, _ in outputs])[0]
+        task = tasks[0]
+        truth = task.label_ids(np.asarray(chosen.y))
+        guess = task.class_ids(predicted)
+        names = task.class_names(task.probabilities(predicted).shape[1])
+        matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+        np.add.at(matrix, (truth, guess), 1)
+        result.classes, result.confusion = names, matrix.tolist()
+    return result
+
+
+def _samples(split: Split) -> int | None:
+    return None if split.dataset is not None else len(split)

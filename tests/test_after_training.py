@@ -1,0 +1,242 @@
+"""`cbrun evaluate` and `cbrun predict` on real runs: digits (arrays), a CSV table with
+string columns, class folders of images."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, cli, cli_output, only_run, read_log, tiny_config, write_config
+from tests.datafiles import image_config, table_config, table_rows, write_csv, write_images
+
+CHECKPOINT = {"type": "ModelCheckpoint", "monitor": "val_loss", "save_best_only": True,
+              "filepath": "checkpoints/ep{epoch:03d}-{val_loss:.4f}.keras"}
+
+
+def _train(folder: Path, config: dict) -> Path:
+    path = write_config(folder, config)
+    assert cli("train", path, "--runs-dir", folder / "runs", "--quiet") == 0
+    return only_run(folder / "runs")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory) -> Path:
+    """val_loss is best at an earlier epoch than the last (checked in the test)."""
+    config = tiny_config(name="digits", fit={"epochs": 5}, callbacks=[CHECKPOINT])
+    config["compile"]["optimizer"]["learning_rate"] = 0.05
+    return _train(tmp_path_factory.mktemp("digits"), config)
+
+
+@pytest.fixture(scope="module")
+def table_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("table")
+    write_csv(folder / "animals.csv", table_rows(150))
+    data = {"source": "csv", "path": "animals.csv", "label": "species", "batch_size": 16,
+            "validation_split": 0.2, "test_split": 0.2}
+    return _train(folder, table_config("animals", data))
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    write_images(folder / "shapes", per_class=8)
+    return _train(folder, image_config("shapes", {"path": "shapes", "validation_split": 0.25},
+                                       epochs=2))
+
+
+def _evaluate_json(capsys, *args) -> dict:
+    result = cli_output(capsys, "evaluate", *map(str, args), "--json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def _logged(run_dir: Path, epoch: int) -> dict[str, float]:
+    row = read_log(run_dir / "log.csv")[epoch - 1]
+    return {k.removeprefix("val_"): float(v) for k, v in row.items() if k.startswith("val_")}
+
+
+# --- evaluate ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["last", "best"])
+def test_evaluate_reproduces_the_logged_validation_values(digits_run, capsys, which):
+    losses = [float(r["val_loss"]) for r in read_log(digits_run / "log.csv")]
+    best = losses.index(min(losses)) + 1
+    assert best < len(losses), "the config must make the best epoch an earlier one"
+    result = _evaluate_json(capsys, digits_run, "--split", "validation", "--checkpoint", which)
+    assert result["epoch"] == (best if which == "best" else len(losses))
+    logged = _logged(digits_run, result["epoch"])
+    assert result["metrics"].keys() == logged.keys()
+    for name, value in result["metrics"].items():
+        assert abs(value - logged[name]) < 1e-6, name
+    matrix = np.array(result["confusion"])
+    assert result["classes"] == [str(i) for i in range(10)]
+    assert matrix.sum() == result["samples"] == 360
+    assert abs(np.trace(matrix) / matrix.sum() - result["metrics"]["accuracy"]) < 1e-6
+
+
+def test_evaluate_prints_a_table_and_draws_the_confusion_matrix(digits_run, capsys, tmp_path):
+    from matplotlib.image import imread
+
+    png = tmp_path / "confusion.png"
+    result = cli_output(capsys, "evaluate", digits_run, "-o", png)
+    assert result.code == 0, result.err
+    assert "the validation split (360 samples)" in result.out
+    assert "accuracy" in result.out and "true \\ predicted" in result.out
+    assert png.read_bytes().startswith(b"\x89PNG")
+    pixels = imread(png)
+    assert pixels.shape[0] > 300 and pixels.shape[1] > 300
+    assert pixels[..., :3].std() > 0.05  # not blank: shaded cells, labels, a colour bar
+
+
+def test_evaluate_an_npz_file_of_the_runs_kind(digits_run, capsys, tmp_path):
+    """A digits run (no saved data/ at all, as in cbrun 0.1) takes an .npz with x and y."""
+    with np.load(REPO / "cbrun" / "datasets" / "digits.npz") as archive:
+        x, y = archive["x"][-360:], archive["y"][-360:]  # the validation rows
+    np.savez(tmp_path / "new.npz", x=x, y=y)
+    result = _evaluate_json(capsys, digits_run, "--data", tmp_path / "new.npz")
+    for name, value in _logged(digits_run, 5).items():
+        assert abs(result["metrics"][name] - value) < 1e-6, name
+
+
+def test_evaluate_defaults_to_the_test_split_and_matches_run_json(table_run, capsys):
+    result = _evaluate_json(capsys, table_run)
+    assert result["data"] == "the test split"
+    recorded = json.loads((table_run / "run.json").read_text())["test"]
+    for name, value in result["metrics"].items():
+        assert abs(value - recorded[f"test_{name}"]) < 1e-6, name
+    assert result["classes"] == ["cat", "dog", "fox"]
+
+
+def test_evaluate_a_table_through_the_saved_vocabulary(table_run, capsys, tmp_path):
+    """A file with only some colours and species: re-deriving the vocabulary and classes
+    from it would number them differently; the run's saved ones are used."""
+    from cbrun.checkpoints import choose_checkpoint, open_run
+    from cbrun.tables import encode_table, learn
+    from cbrun.train.runmodel import load_run_model
+
+    rows = [r for r in table_rows(300, seed=5) if r["colour"] != "blue"
+            and r["species"] != "cat"]
+    path = write_csv(tmp_path / "new.csv", rows)
+    result = _evaluate_json(capsys, table_run, "--data", path)
+    assert result["classes"] == ["cat", "dog", "fox"]
+    assert np.array(result["confusion"])[0].sum() == 0  # no true cat
+
+    run = open_run(table_run)
+    model = load_run_model(run, choose_checkpoint(run, "last"))
+    table = run.config.data.read(path)
+    saved = json.loads((table_run / "data" / "table.json").read_text())
+    x, y = encode_table(table, saved, "new.csv")
+    expected = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    for name, value in expected.items():
+        assert abs(result["metrics"][name] - float(value)) < 1e-6, name
+    relearned = learn(table, run.config.data)
+    assert relearned["vocabularies"]["colour"] != saved["vocabularies"]["colour"]
+    x2, y2 = encode_table(table, relearned, "new.csv")
+    assert not np.array_equal(x, x2) and not np.array_equal(y, y2)
+    other = model.evaluate(x2, y2, batch_size=16, verbose=0, return_dict=True)
+    assert abs(float(other["loss"]) - result["metrics"]["loss"]) > 1e-3
+
+
+def test_evaluate_an_image_run_reproduces_its_last_epoch(image_run, capsys):
+    result = _evaluate_json(capsys, image_run)
+    assert result["classes"] == ["bar", "square"]
+    for name, value in _logged(image_run, 2).items():
+        assert abs(result["metrics"][name] - value) < 1e-6, name
+
+
+# --- predict ----------------------------------------------------------------------------
+
+def test_predict_an_image_folder_writes_a_row_per_file(image_run, capsys, tmp_path):
+    import csv
+
+    images = write_images(tmp_path / "new", per_class=3, seed=9)
+    out = tmp_path / "pred.csv"
+    result = cli_output(capsys, "predict", image_run, images, "-o", out, "--top-k", "2")
+    assert result.code == 0, result.err
+    assert "6 predictions" in result.out
+    rows = list(csv.DictReader(out.open()))
+    assert [r["file"] for r in rows] == sorted(str(p) for p in images.rglob("*.*"))
+    assert list(rows[0]) == ["file", "class", "probability", "class_2", "probability_2"]
+    for row in rows:
+        assert {row["class"], row["class_2"]} == {"bar", "square"}
+        assert abs(float(row["probability"]) + float(row["probability_2"]) - 1) < 1e-5
+        assert float(row["probability"]) >= float(row["probability_2"])
+    one = tmp_path / "one.npz"
+    assert cli("predict", image_run, rows[0]["file"], "-o", one) == 0
+    with np.load(one) as saved:
+        assert saved["class"].tolist() == [rows[0]["class"]]
+        assert saved["raw"].shape == (1, 2)
+
+
+def test_predict_a_table_without_its_label(table_run, capsys, tmp_path):
+    import csv
+
+    rows = table_rows(7, seed=11)
+    for row in rows:
+        del row["species"]
+    rows[2]["colour"] = "purple"
+    out = tmp_path / "pred.csv"
+    result = cli_output(capsys, "predict", table_run, write_csv(tmp_path / "new.csv", rows),
+                        "-o", out)
+    assert result.code == 0, result.err
+    assert "'purple' never appeared in training" in result.err
+    written = list(csv.DictReader(out.open()))
+    assert [r["row"] for r in written] == [str(i) for i in range(1, 8)]
+    assert {r["class"] for r in written} <= {"cat", "dog", "fox"}
+
+
+def test_predict_names_missing_and_extra_columns(table_run, capsys, tmp_path):
+    rows = table_rows(3)
+    for row in rows:
+        row["weight"] = row.pop("weight_g")
+    result = cli_output(capsys, "predict", table_run, write_csv(tmp_path / "bad.csv", rows),
+                        "-o", tmp_path / "p.csv")
+    assert result.code == 2
+    assert "lacks the column 'weight_g'" in result.err and "did you mean" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    rows = table_rows(3)
+    for row in rows:
+        row["note"] = "x"
+    result = cli_output(capsys, "predict", table_run, write_csv(tmp_path / "more.csv", rows),
+                        "-o", tmp_path / "p.csv")
+    assert result.code == 2 and "column 'note' the run never trained on" in result.err
+
+
+# --- user errors -----------------------------------------------------------------------------
+
+def test_user_errors_are_one_line_and_exit_2(digits_run, table_run, capsys, tmp_path):
+    cases = [
+        (("evaluate", tmp_path), "is not a run directory"),
+        (("evaluate", digits_run, "--split", "test"), "has no test split"),
+        (("evaluate", digits_run, "--checkpoint", "nope.keras"), "neither last, best"),
+        (("evaluate", table_run, "--checkpoint", "best"), "kept no checkpoint"),
+        (("evaluate", digits_run, "-o", tmp_path / "c.jpg"), "name a .png file"),
+        (("predict", digits_run, tmp_path, "-o", tmp_path / "p.txt"), ".csv or an .npz"),
+        (("predict", digits_run, tmp_path / "none.npz", "-o", tmp_path / "p.csv"),
+         "does not exist"),
+    ]
+    for args, message in cases:
+        result = cli_output(capsys, *args)
+        assert result.code == 2, (args, result.err)
+        assert message in result.err, (args, result.err)
+        assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_help_and_refusals_do_not_import_tensorflow(tmp_path):
+    code = ("import sys\nfrom cbrun.cli import main\n"
+            "for args in (['evaluate', '--help'], ['predict', '--help'],\n"
+            f"             ['evaluate', {str(tmp_path)!r}]):\n"
+            "    try:\n        main(args)\n    except SystemExit as e:\n"
+            "        print('EXIT', e.code)\n"
+            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert out.count("EXIT 0") == 2 and "EXIT 2" in out
+    assert "HEAVY []" in out
+    assert "--checkpoint last|best|FILE" in out and "--top-k" in out
