@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cbrun import callable_module
 from cbrun.errors import RunError, UsageError, format_loc
 from cbrun.record import RunRecord, StopReason
 from cbrun.rundir import STATE_DIR
@@ -232,3 +233,7 @@ def _check_matches_record(record: RunRecord, config: RunConfig, resolved: Path) 
             raise UsageError(f"{resolved} has {field}: {now!r}, but the run was trained with "
                              f"{field} {was!r} (run.json); {FROZEN_ON_RESUME[(field,)]}, so "
                              f"it cannot change on resume; put back {field}: {was!r}")
+
+
+# Called, this module is the Python API's `cbrun.resume(run_dir, ...)` (cbrun/api.py).
+callable_module(__name__)
