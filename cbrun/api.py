@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,9 @@ class Run:
         import_tensorflow()
         from cbrun.train.predict import predict_run
 
-        columns, _, _ = predict_run(self.opened, chosen, Path(source), top_k)
+        columns, _, inputs = predict_run(self.opened, chosen, Path(source), top_k)
+        for note in inputs.notes:  # what the command prints as `note:` lines
+            warnings.warn(note, stacklevel=2)
         return columns
 
 

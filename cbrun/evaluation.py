@@ -44,11 +44,14 @@ def metrics_table(result: Evaluation) -> Table:
     return table
 
 
+CONFUSION_HEADING = "confusion matrix (rows: true class, columns: predicted class)"
+
+
 def confusion_table(result: Evaluation) -> Table:
-    """Rows: true class; columns: predicted class; the diagonal in bold."""
+    """Rows: true class; columns: predicted class; the diagonal in bold (CONFUSION_HEADING
+    goes above it: a title would wrap to the width of a small table)."""
     names = result.classes or []
-    table = Table(title="confusion matrix (rows: true class, columns: predicted)",
-                  title_justify="left")
+    table = Table()
     table.add_column("true \\ predicted", style="bold")
     for name in names:
         table.add_column(name, justify="right")

@@ -52,3 +52,26 @@ def test_the_architecture_names_files_that_exist():
     assert {"callbacks/early_stopping.py", "record.py", "train/resume.py"} <= named
     missing = [n for n in named if not (REPO / "cbrun" / n).exists()]
     assert not missing, missing
+
+
+def test_the_after_training_examples_are_commands_cbrun_takes():
+    """Every `$ cbrun evaluate|predict ...` line shown parses with today's options, and the
+    Python calls shown take the arguments given (both without TensorFlow)."""
+    import inspect
+    import shlex
+
+    from cbrun import api
+    from cbrun.cli import COMMANDS, cli
+
+    shown = page("after-training.md") + README
+    lines = re.findall(r"^\$ cbrun ((?:evaluate|predict) .*)$", shown, re.MULTILINE)
+    assert len(lines) >= 5
+    for line in lines:
+        name, *args = shlex.split(line)
+        assert name in COMMANDS
+        command = cli.get_command(None, name)
+        command.make_context(name, list(args))  # raises on an unknown option or argument
+    assert "overrides" in inspect.signature(api.train).parameters
+    assert "epochs" in inspect.signature(api.resume).parameters
+    for method in ("model", "evaluate", "predict", "checkpoint"):
+        assert f"run.{method}(" in shown and hasattr(api.Run, method)

@@ -39,7 +39,13 @@ def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | 
     classifier the confusion matrix with the run's class names."""
     from rich.console import Console
 
-    from cbrun.evaluation import confusion_table, heading, metrics_table, save_confusion_png
+    from cbrun.evaluation import (
+        CONFUSION_HEADING,
+        confusion_table,
+        heading,
+        metrics_table,
+        save_confusion_png,
+    )
 
     if split is not None and data is not None:
         raise UsageError("give --split or --data, not both")
@@ -60,6 +66,7 @@ def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | 
     console.print(heading(result), markup=False)
     console.print(metrics_table(result))
     if result.confusion is not None:
+        console.print(CONFUSION_HEADING)
         console.print(confusion_table(result))
     if output is not None:
         console.print(f"confusion matrix: {output}")

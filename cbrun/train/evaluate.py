@@ -55,7 +55,7 @@ def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = No
     metrics = model.evaluate(verbose=0, return_dict=True, **kwargs)
     result = Evaluation(run_dir=str(run.run_dir), checkpoint=checkpoint.label,
                         epoch=checkpoint.epoch, data=name, samples=_samples(chosen),
-                        metrics={k: float(v) for k, v in metrics.items()}, notes=notes)
+                        metrics={k: float(v) for k, v in _loss_first(metrics)}, notes=notes)
     outputs = model_outputs(model)
     tasks = output_tasks(run.config, run.run_dir, outputs)
     if len(tasks) == 1 and tasks[0].classifies and chosen.dataset is None:
@@ -69,6 +69,11 @@ def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = No
         np.add.at(matrix, (truth, guess), 1)
         result.classes, result.confusion = names, matrix.tolist()
     return result
+
+
+def _loss_first(metrics: dict) -> list:
+    """As log.csv lists them: the losses, then the metrics (Keras returns metrics first)."""
+    return sorted(metrics.items(), key=lambda item: not item[0].endswith("loss"))
 
 
 def _samples(split: Split) -> int | None:

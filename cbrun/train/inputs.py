@@ -69,8 +69,8 @@ def _table(run: TrainedRun, path: Path, labels: bool):
     if missing:
         hint = "".join(did_you_mean(c, columns) for c in missing[:1])
         raise UsageError(f"{path.name} lacks the column{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(map(repr, missing))} the run's model "
-                         f"{'was evaluated' if labels else 'takes'} on{hint}; its columns: "
+                         f"{', '.join(map(repr, missing))} that the run "
+                         f"{'evaluates with' if labels else 'predicts from'}{hint}; its columns: "
                          f"{', '.join(columns)}")
     if cfg.features is None:  # every other column was an input: one more would be too
         extra = [c for c in columns if c not in features and c not in artifacts["labels"]]
