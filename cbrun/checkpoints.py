@@ -69,7 +69,7 @@ def open_run(run_dir: Path) -> TrainedRun:
     if not (run_dir / RESOLVED).is_file():
         raise UsageError(f"{run_dir} is not a complete run directory: it has no {RESOLVED}, "
                          "the config the run trained with")
-    config = load_config(run_dir / RESOLVED).config
+    config = load_config(run_dir / RESOLVED, resolved=True).config
     return TrainedRun(run_dir, record, config, Path(record.file.config_dir or run_dir))
 
 

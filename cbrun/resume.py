@@ -211,9 +211,9 @@ def plan_resume(record: RunRecord, epochs: int | None,
     from cbrun.config.load import load_config
 
     resolved = record.run_dir / "resolved.yaml"
-    before = load_config(resolved)
+    before = load_config(resolved, resolved=True)
     _check_matches_record(record, before.config, resolved)
-    loaded = load_config(resolved, overrides) if overrides else before
+    loaded = load_config(resolved, overrides, resolved=True) if overrides else before
     config = loaded.config
     if epochs is not None:
         if config is before.config:  # no --set: keep `before` as it was for the comparison

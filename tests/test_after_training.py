@@ -104,6 +104,30 @@ def test_evaluate_an_npz_file_of_the_runs_kind(digits_run, capsys, tmp_path):
         assert abs(result["metrics"][name] - value) < 1e-6, name
 
 
+def test_a_run_of_cbrun_0_1_evaluates(digits_run, capsys, tmp_path):
+    """cbrun 0.1 wrote a digits run's resolved.yaml with its npz keys at their defaults
+    (seen by training with the commit before data sources, 43f42ea^); they are read as
+    nothing, and only at those defaults."""
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / digits_run.name
+    shutil.copytree(digits_run, copy)
+    resolved = yaml.safe_load((copy / "resolved.yaml").read_text())
+    resolved["data"] = {"source": "digits", "path": None, "x_key": "x", "y_key": "y",
+                        "validation_path": None, "validation_split": 0.2, "batch_size": 64,
+                        "shuffle": True}
+    (copy / "resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    result = _evaluate_json(capsys, copy)
+    for name, value in _logged(digits_run, 5).items():
+        assert abs(result["metrics"][name] - value) < 1e-6, name
+    resolved["data"]["x_key"] = "pixels"
+    (copy / "resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    failed = cli_output(capsys, "evaluate", copy)
+    assert failed.code == 2 and "data.x_key: unknown key 'x_key'" in failed.err
+
+
 def test_evaluate_defaults_to_the_test_split_and_matches_run_json(table_run, capsys):
     result = _evaluate_json(capsys, table_run)
     assert result["data"] == "the test split"
@@ -206,6 +230,28 @@ def test_predict_names_missing_and_extra_columns(table_run, capsys, tmp_path):
     result = cli_output(capsys, "predict", table_run, write_csv(tmp_path / "more.csv", rows),
                         "-o", tmp_path / "p.csv")
     assert result.code == 2 and "column 'note' the run never trained on" in result.err
+
+
+def test_several_outputs_get_columns_per_output(tmp_path, capsys):
+    import csv
+
+    from tests.test_models import TWO_IO, two_io_data
+
+    two_io_data(tmp_path)
+    (tmp_path / "run.yaml").write_text(TWO_IO)
+    assert cli("train", tmp_path / "run.yaml", "--runs-dir", tmp_path / "runs", "-q") == 0
+    run_dir = only_run(tmp_path / "runs")
+    result = _evaluate_json(capsys, run_dir)
+    assert result["confusion"] is None
+    for name, value in _logged(run_dir, 3).items():
+        assert abs(result["metrics"][name] - value) < 1e-6, name
+    with np.load(tmp_path / "two.npz") as archive:
+        np.savez(tmp_path / "new.npz", a=archive["a"][:5], b=archive["b"][:5])
+    out = tmp_path / "pred.csv"
+    assert cli("predict", run_dir, tmp_path / "new.npz", "-o", out) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["row", "digit_class", "digit_probability", "size_output"]
+    assert len(rows) == 5 and {r["digit_class"] for r in rows} <= {"0", "1", "2"}
 
 
 # --- user errors -----------------------------------------------------------------------------

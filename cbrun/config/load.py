@@ -52,9 +52,11 @@ def data_file_problems(config: Any, folder: Path) -> list[tuple[tuple[Any, ...],
     return config.data.preflight(folder)
 
 
-def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig:
+def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,
+                  resolved: bool = False) -> RunConfig:
     """Validate a parsed file: every legacy, schema, cross-field and monitor problem, and
-    with `data_dir` (where relative data paths start) whether the data files exist."""
+    with `data_dir` (where relative data paths start) whether the data files exist.
+    `resolved`: a run's resolved.yaml, which an older cbrun may have written."""
     from cbrun.config.legacy import legacy_pass
     from cbrun.config.monitors import monitor_problems, partial_monitor_problems
 
@@ -63,9 +65,10 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
     # once, with its replacement, and the schema never sees it.
     problems, data = legacy_pass(loaded.data, pos, loaded.text)
     if isinstance(data, dict) and "data" in data:
-        from cbrun.config.data import default_source
+        from cbrun.config.data import default_source, resolved_by_older
 
-        data = {**data, "data": default_source(data["data"])}
+        section = default_source(data["data"])
+        data = {**data, "data": resolved_by_older(section) if resolved else section}
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -95,7 +98,7 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None) -> RunConfig
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = (), *,
-                check_data_files: bool = False) -> LoadedConfig:
+                check_data_files: bool = False, resolved: bool = False) -> LoadedConfig:
     """Read, override (`--set KEY=VALUE`, applied in order) and validate a config file.
 
     `check_data_files` also checks the data source's files (that they exist, their headers
@@ -111,6 +114,6 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *,
     loaded = load_yaml_text(text, str(path))
     if overrides:
         loaded = apply_overrides(loaded, overrides)
-    config = validate_data(loaded, path.parent if check_data_files else None)
+    config = validate_data(loaded, path.parent if check_data_files else None, resolved)
     return LoadedConfig(config=config, path=path, text=text, positions=loaded.positions,
                         overrides=tuple(overrides))

@@ -51,4 +51,19 @@ def default_source(value: Any) -> Any:
     return value
 
 
-__all__ = ["SOURCES", "DataConfig", "DataSource", "DigitsData", "default_source", "tail_cuts"]
+# What cbrun 0.1 wrote into a digits run's resolved.yaml: its one data section's npz keys,
+# at their defaults. They mean nothing for digits, and today's digits source takes none.
+_DIGITS_01_DEFAULTS = {"path": None, "x_key": "x", "y_key": "y", "validation_path": None}
+
+
+def resolved_by_older(value: Any) -> Any:
+    """A run's resolved `data:` as an older cbrun wrote it (every default of that version
+    filled in), read today: the defaults that no longer exist are dropped, nothing else."""
+    if isinstance(value, dict) and value.get("source") == "digits":
+        return {key: item for key, item in value.items()
+                if not (key in _DIGITS_01_DEFAULTS and item == _DIGITS_01_DEFAULTS[key])}
+    return value
+
+
+__all__ = ["SOURCES", "DataConfig", "DataSource", "DigitsData", "default_source", "resolved_by_older",
+           "tail_cuts"]
