@@ -174,6 +174,19 @@ def test_evaluate_an_image_run_reproduces_its_last_epoch(image_run, capsys):
         assert abs(result["metrics"][name] - value) < 1e-6, name
 
 
+def test_evaluate_a_folder_with_some_of_the_classes(image_run, capsys, tmp_path):
+    import shutil
+
+    folder = write_images(tmp_path / "new", per_class=3, seed=4)
+    shutil.rmtree(folder / "bar")
+    result = _evaluate_json(capsys, image_run, "--data", folder)
+    assert result["classes"] == ["bar", "square"] and result["samples"] == 3
+    assert sum(result["confusion"][0]) == 0 and sum(result["confusion"][1]) == 3
+    (folder / "circle").mkdir()
+    failed = cli_output(capsys, "evaluate", image_run, "--data", folder)
+    assert failed.code == 2 and "class folder circle the run never trained on" in failed.err
+
+
 # --- predict ----------------------------------------------------------------------------
 
 def test_predict_an_image_folder_writes_a_row_per_file(image_run, capsys, tmp_path):

@@ -120,3 +120,26 @@ def test_last_with_restored_weights_is_the_epoch_early_stopping_restored(real_ru
     got = load_run_model(run, chosen).evaluate(
         splits.validation.x, splits.validation.y, batch_size=64, verbose=0, return_dict=True)
     assert abs(float(got["loss"]) - _val(real_run, chosen.epoch)["val_loss"]) < 1e-6
+
+
+def test_best_weights_only_go_into_the_configs_model(tmp_path):
+    """save_weights_only: the best file is weights, loaded into the model resolved.yaml
+    builds; the result reproduces that epoch's logged values."""
+    from cbrun.train.runmodel import load_run_model
+    from cbrun.train.sources import data_for_run
+
+    config = tiny_config(name="weights", fit={"epochs": 3}, callbacks=[
+        {"type": "ModelCheckpoint", "filepath": "checkpoints/best.weights.h5",
+         "save_weights_only": True, "save_best_only": True, "monitor": "val_accuracy"}])
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+               "--quiet") == 0
+    run_dir = only_run(tmp_path / "runs")
+    run = open_run(run_dir)
+    chosen = choose_checkpoint(run, "best")
+    accuracies = [float(r["val_accuracy"]) for r in read_log(run_dir / "log.csv")]
+    assert (chosen.kind, chosen.epoch) == ("weights", accuracies.index(max(accuracies)) + 1)
+    splits, _ = data_for_run(run.config, run_dir)
+    got = load_run_model(run, chosen).evaluate(
+        splits.validation.x, splits.validation.y, batch_size=64, verbose=0, return_dict=True)
+    for key, value in got.items():
+        assert abs(float(value) - _val(run_dir, chosen.epoch)[f"val_{key}"]) < 1e-6, key
