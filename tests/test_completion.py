@@ -43,7 +43,7 @@ def workdir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.parametrize("command", ["resume", "export"])
+@pytest.mark.parametrize("command", ["resume", "export", "evaluate", "predict"])
 def test_run_directories_complete_from_runs_without_typing_it(workdir, command):
     assert complete(workdir, f"cbrun {command} ") == [
         "old/", "runs/20261121-101010-mlp", "runs/20261122-090000-cnn", "runs/sweep-lr/"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cbrun.checkpoints import choose_checkpoint, open_run
+from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
 
 CHECKPOINT_HELP = ("last (the model the run ended with), best (the ModelCheckpoint file of "
@@ -20,7 +21,7 @@ CHECKPOINT_HELP = ("last (the model the run ended with), best (the ModelCheckpoi
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path), shell_complete=complete_run_dirs)
 @click.option("--split", type=click.Choice(["test", "validation"]), default=None,
               help="The run's split to evaluate (default: test if the run has one, else "
                    "validation), rebuilt as its resolved.yaml declares.")

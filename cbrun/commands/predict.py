@@ -11,11 +11,12 @@ import click
 
 from cbrun.checkpoints import choose_checkpoint, open_run
 from cbrun.commands.evaluate import CHECKPOINT_HELP
+from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path), shell_complete=complete_run_dirs)
 @click.argument("source", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the predictions: a .csv, or an .npz (which also holds "
