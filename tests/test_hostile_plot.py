@@ -3,16 +3,21 @@ terminal drawing puts its best-epoch mark."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import resource
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 from conftest import cli_output, fake_run
 from test_plot import RUN_ID, assert_not_blank, figure_of, panels
+
+from cbrun.plotting.figure import MOST_POINTS, build_figure
+from cbrun.plotting.inputs import all_families, load_runs
 
 EXTREME = {
     "float64 limits": "epoch,loss,val_loss\n0,1.7e308,-1.7e308\n1,-1.79e308,1e-300\n"
@@ -95,6 +100,46 @@ def test_terminal_drawing_of_a_long_log_stays_small(tmp_path):
         env=env, check=False)
     assert (result.returncode, result.stderr) == (0, "")
     assert "250000 epochs" in result.stdout and "learning rate" in result.stdout
+
+
+def test_png_drawing_of_a_long_log_keeps_what_a_panel_shows_and_costs_per_pixel(tmp_path,
+                                                                              capsys):
+    """60,000 epochs with a one-epoch spike and a gap: each curve is drawn from at most
+    about MOST_POINTS points (per pixel, not per epoch), the spike, the lowest value and the
+    gap are still drawn, and drawing the PNG allocates a few MB however long the log (it
+    grew with the log before: 12 MB here, the 45 MB log's million rows 170 MB more)."""
+    log = tmp_path / "log.csv"
+    with log.open("w") as handle:
+        handle.write("epoch,loss,val_loss,learning_rate\n")
+        for i in range(60_000):
+            val = "nan" if 20_000 <= i < 20_050 else f"{2 / (i + 2):.10f}"
+            loss = 9.5 if i == 33_333 else 1 / (i + 1) + (i % 97) / 1e4
+            handle.write(f"{i},{loss:.10f},{val},{0.001 * 0.5 ** (i // 10_000):.6g}\n")
+    runs = load_runs([log])
+    tracemalloc.start()
+    try:
+        fig = build_figure(runs, all_families(runs))
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6 * 2**20, peak
+    lines = {(ax.get_title(), line.get_label()): line for ax in fig.axes
+             for line in ax.get_lines() if line.get_gid() == "series"}
+    assert set(lines) == {("loss", "loss"), ("loss", "val_loss"),
+                          ("learning rate", "learning_rate")}
+    for line in lines.values():
+        assert len(line.get_xdata()) <= 1.5 * MOST_POINTS
+    loss = lines["loss", "loss"]
+    assert max(loss.get_ydata()) == 9.5  # the spike
+    assert min(loss.get_ydata()) == pytest.approx(min(runs[0].log.values["loss"]))
+    assert any(math.isnan(v) for v in lines["loss", "val_loss"].get_ydata())  # the gap
+    xs = list(loss.get_xdata())
+    assert xs == sorted(xs) and xs[0] == 1 and xs[-1] > 59_900  # the whole span
+    code, _out, err = cli_output(capsys, "plot", log, "-o", tmp_path / "long.png")
+    assert code == 0, err
+    assert_not_blank(tmp_path / "long.png")
 
 
 # ---------------------------------------------------------------- the best-epoch mark

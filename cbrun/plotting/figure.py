@@ -28,6 +28,10 @@ PANEL_SIZE = (5.4, 3.7)  # inches; at DPI 120 a panel is about 650 x 440 pixels
 DPI = 120
 # Markers on every point while they stay apart; past this, only isolated points get one.
 DOTS_UP_TO = 40
+# A panel is about 650 pixels wide: a curve longer than this is drawn from each stretch's
+# lowest and highest values, which look the same there and cost memory and time per pixel,
+# not per epoch (a 45 MB log has a million rows).
+MOST_POINTS = 2000
 
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 RUN_COLORS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple",
@@ -95,9 +99,9 @@ def _draw_panel(ax, runs: Sequence[PlotRun], family: Family, compare: bool) -> N
             if column not in run.log.values:
                 continue
             is_val = column.startswith(VAL_PREFIX)
-            y = run.log.values[column]
+            x, y = thinned(run.log.epochs, run.log.values[column])
             ax.plot(
-                run.log.epochs,
+                x,
                 y,
                 color=color if compare else (VAL_COLOR if is_val else TRAIN_COLOR),
                 linestyle="--" if compare and is_val else "-",
@@ -177,6 +181,30 @@ def _runs_legend(fig: Figure, runs: Sequence[PlotRun]) -> None:
         handles.append(Line2D([], [], color="0.3", linestyle=":", label="resumed"))
     fig.legend(handles=handles, loc="outside lower center",
                ncols=min(len(handles), 5), fontsize=9, frameon=False)
+
+
+def thinned(x: Sequence[int], y: Sequence[float],
+            most: int = MOST_POINTS) -> tuple[Sequence[int], Sequence[float]]:
+    """At most about `most` points of the curve (x, y): each of `most / 2` stretches keeps
+    its lowest and highest value (a spike stays visible) and a gap (a NaN) where it had
+    one, in the order of x."""
+    if len(x) <= most:
+        return x, y
+    size = -(-len(x) // max(1, most // 2))
+    xs: list[int] = []
+    ys: list[float] = []
+    for start in range(0, len(x), size):
+        chunk = range(start, min(len(x), start + size))
+        finite = [i for i in chunk if not math.isnan(y[i])]
+        kept = set()
+        if finite:
+            kept |= {min(finite, key=y.__getitem__), max(finite, key=y.__getitem__)}
+        if len(finite) < len(chunk):
+            kept.add(next(i for i in chunk if math.isnan(y[i])))
+        for i in sorted(kept):
+            xs.append(x[i])
+            ys.append(y[i])
+    return xs, ys
 
 
 def _dots(y: Sequence[float]) -> list[int]:
