@@ -207,6 +207,8 @@ def test_a_kill_inside_the_state_write_leaves_the_previous_state_whole(runs):
     # Epoch 5's state was half written under a temporary name; epoch 4's is whole.
     assert "epoch-00004" in states and "epoch-00005" not in states
     assert any(s.startswith(".tmp-epoch-00005") for s in states)
+    # run.json is written after the state: it never claims the epoch that was lost.
+    assert runs["before"]["kill-in-state-write"]["epochs_done"] == 4
 
 
 def test_keras_backup_and_restore_fails_the_same_comparison(tmp_path):

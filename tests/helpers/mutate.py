@@ -1,0 +1,166 @@
+"""The mutation pass of docs/mutations.md: break one promise at a time in a scratch copy of
+the repository, run the tests meant to catch it, and print whether they did.
+
+    python tests/helpers/mutate.py            # every mutation
+    python tests/helpers/mutate.py es-wait    # some
+
+Each mutation is (file, text, replacement, tests[, (text, replacement)...]); the copy is
+made afresh for each run and the repository itself is never changed. Prints one JSON line
+per mutation: CAUGHT (a test failed), SURVIVED (all passed) or the pytest exit code.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WT = Path(__file__).resolve().parents[2]
+COPY = Path(os.environ.get("MUT_DIR") or tempfile.mkdtemp(prefix="cbrun-mutations-")) / "repo"
+PY = sys.executable
+
+M = {
+ "es-wait-best": ("cbrun/callbacks/early_stopping.py",
+   'state_attrs = ("wait", "stopped_epoch", "best", "best_weights", "best_epoch")',
+   'state_attrs = ("stopped_epoch", "best_weights", "best_epoch")',
+   ["tests/test_resume_state.py::test_resume_where_callbacks_hold_state_ends_like_the_uninterrupted_run[deep-wait]"]),
+ "es-wait": ("cbrun/callbacks/early_stopping.py",
+   'state_attrs = ("wait", "stopped_epoch", "best", "best_weights", "best_epoch")',
+   'state_attrs = ("stopped_epoch", "best", "best_weights", "best_epoch")',
+   ["tests/test_resume_state.py::test_resume_where_callbacks_hold_state_ends_like_the_uninterrupted_run[deep-wait]"]),
+ "es-best": ("cbrun/callbacks/early_stopping.py",
+   'state_attrs = ("wait", "stopped_epoch", "best", "best_weights", "best_epoch")',
+   'state_attrs = ("wait", "stopped_epoch", "best_weights", "best_epoch")',
+   ["tests/test_resume_state.py::test_resume_where_callbacks_hold_state_ends_like_the_uninterrupted_run[deep-wait]"]),
+ "rlrop-cooldown-wait": ("cbrun/callbacks/reduce_lr_on_plateau.py",
+   'state_attrs = ("wait", "cooldown_counter", "best")', 'state_attrs = ("best",)',
+   ["tests/test_resume_state.py::test_resume_where_callbacks_hold_state_ends_like_the_uninterrupted_run[cooldown]"]),
+ "lr-not-restored": ("cbrun/train/resume.py",
+   '''    with np.load(saved.path / "variables.npz") as data:
+        for i, variable in enumerate(model.variables):''',
+   '''    lr0 = np.asarray(model.optimizer.learning_rate)
+    with np.load(saved.path / "variables.npz") as data:
+        for i, variable in enumerate(model.variables):''',
+   ["tests/test_resume_state.py::test_resume_where_callbacks_hold_state_ends_like_the_uninterrupted_run[cooldown]"],
+   ('''    random.setstate(_tuple_deep(meta["python_random"]))''',
+    '''    model.optimizer.learning_rate.assign(lr0)
+    random.setstate(_tuple_deep(meta["python_random"]))''')),
+ "no-spare": ("cbrun/train/resume.py", "KEEP = 2  #", "KEEP = 1  #",
+   ["tests/test_resume_state.py::test_a_spare_state_is_kept_and_used_when_the_newest_is_damaged_inside"]),
+ "spare-never-used": ("cbrun/train/resume.py",
+   '''            warn(f"warning: saved state {path} is damaged ({exc}); trying the one before it")
+            continue''',
+   '''            warn(f"warning: saved state {path} is damaged ({exc}); trying the one before it")
+            return None''',
+   ["tests/test_resume_state.py::test_a_spare_state_is_kept_and_used_when_the_newest_is_damaged_inside"]),
+ "checksums-not-checked": ("cbrun/resume.py", "def state_problem(path: Path) -> str | None:\n",
+   "def state_problem(path: Path) -> str | None:\n    return None\n",
+   ["tests/test_resume_state.py::test_a_spare_state_is_kept_and_used_when_the_newest_is_damaged_inside"]),
+ "prune-keeps-highest": ("cbrun/train/resume.py",
+   '''    kept = [p for p in states if state_epoch(p) <= epochs_done]''',
+   '''    kept = states''',
+   ["tests/test_resume_state.py::test_all_states_damaged_restarts_cleanly_and_pruning_keeps_the_fresh_ones"],
+   ('''        if state_epoch(path) > epochs_done:  # see the module docstring''',
+    '''        if False:''')),
+ "runjson-before-state": ("cbrun/train/statewrite.py",
+   "            write_state(run_dir, state)\n", "",
+   ["tests/test_resume.py::test_a_kill_inside_the_state_write_leaves_the_previous_state_whole"],
+   ("                    then()\n", "                    then()\n            write_state(run_dir, state)\n")),
+ "settle-off": ("cbrun/segment.py",
+   '''    done = newest_state_epoch(record.run_dir)
+    if record.epochs_done > done:''',
+   '''    done = record.epochs_done
+    if record.epochs_done > done:''',
+   ["tests/test_run_faults.py"]),
+ "order-same-every-epoch": ("cbrun/train/data.py",
+   "return np.random.default_rng([seed, epoch]).permutation(n)",
+   "return np.random.default_rng([seed, 0]).permutation(n)",
+   ["tests/test_data_order.py::test_the_order_is_a_pure_function_of_seed_and_epoch",
+    "tests/test_data_order.py::test_the_training_batches_follow_the_order_and_shuffle_false_keeps_file_order"]),
+ "shuffle-false-shuffles": ("cbrun/train/data.py",
+   "        return np.arange(n, dtype=np.int64)",
+   "        return np.random.default_rng([seed]).permutation(n).astype(np.int64)",
+   ["tests/test_data_order.py::test_the_order_is_a_pure_function_of_seed_and_epoch",
+    "tests/test_data_order.py::test_the_training_batches_follow_the_order_and_shuffle_false_keeps_file_order"]),
+ "terminal-best-off-by-one": ("cbrun/plotting/terminal.py",
+   "stars.append((epoch, math.log10", "stars.append((epoch + 1, math.log10",
+   ["tests/test_plot_marks.py"]),
+ "png-best-off-by-one": ("cbrun/plotting/figure.py",
+   "ax.plot([epoch], [value], linestyle", "ax.plot([epoch + 1], [value], linestyle",
+   ["tests/test_plot.py"]),
+ "nan-guard-off": ("cbrun/train/callbacks.py",
+   "        if loss is not None and not math.isfinite(float(loss)):\n            self.epoch",
+   "        if False:\n            self.epoch",
+   ["tests/test_run_faults.py::test_a_loss_that_becomes_nan_fails_the_run_without_terminate_on_nan"]),
+ "checkpoint-check-off": ("cbrun/callbacks/model_checkpoint.py",
+   '            return check_inside(self._run_dir, path, "ModelCheckpoint filepath")',
+   '            return path',
+   ["tests/test_hostile_run.py::test_a_link_planted_while_training_stops_the_checkpoint",
+    "tests/test_hostile_config.py"]),
+ "link-check-off": ("cbrun/runguard.py",
+   "        names = sorted(dirs) + sorted(files)\n", "        names = []\n",
+   ["tests/test_hostile_run.py::test_a_link_planted_in_a_run_is_never_written_through"]),
+ "signal-never-stops": ("cbrun/segment.py",
+   "    if _requested:\n        raise Interrupted(_requested[0])",
+   "    if False:\n        raise Interrupted(_requested[0])",
+   ["tests/test_signals.py::test_a_signal_inside_the_state_write_lets_it_finish_and_stops_after_that_epoch"]),
+ "second-signal-waits": ("cbrun/segment.py",
+   "                if seen >= 2:", "                if seen >= 99:",
+   ["tests/test_signals.py::test_a_second_signal_stops_at_once_even_inside_the_tensorflow_import"]),
+ "state-write-not-atomic": ("cbrun/train/resume.py",
+   '''    tmp = root / f".tmp-{final.name}-{os.getpid()}"''',
+   '''    tmp = final''',
+   ["tests/test_resume.py::test_a_kill_inside_the_state_write_leaves_the_previous_state_whole"],
+   ('''    os.rename(tmp, final)''', '''    pass''')),
+}
+
+M.update({  # added with the tests of issue 10
+ "png-not-thinned": ("cbrun/plotting/figure.py",
+   "    if len(x) <= most:\n        return x, y", "    if True:\n        return x, y",
+   ["tests/test_hostile_plot.py::test_png_drawing_of_a_long_log_keeps_what_a_panel_shows_and_costs_per_pixel"]),
+ "runguard-off-while-training": ("cbrun/train/callbacks.py",
+   '        check_tree(self.run_dir, shallow=("data", "cache"))', '        pass',
+   ["tests/test_hostile_run.py::test_a_link_planted_while_training_is_never_written_through"]),
+    # With OLD_TEST=8468cef:tests/test_resume_state.py: the test before issue 10's fix.
+ "es-wait-best-old-test": M["es-wait-best"],
+})
+
+
+def sync():
+    if COPY.exists():
+        shutil.rmtree(COPY)
+    COPY.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(WT, COPY, ignore=shutil.ignore_patterns(".git", "__pycache__", ".venv"))
+    if os.environ.get("OLD_TEST"):  # a test file as a commit had it: OLD_TEST=REV:PATH
+        rev, path = os.environ["OLD_TEST"].split(":", 1)
+        (COPY / path).write_text(subprocess.run(
+            ["git", "-C", str(WT), "show", f"{rev}:{path}"], capture_output=True,
+            text=True, check=True).stdout)
+
+def main() -> None:
+    names = sys.argv[1:] or list(M)
+    sync()
+    for name in names:
+        path, old, new, tests, *more = M[name]
+        f = COPY / path
+        orig = f.read_text()
+        text = orig
+        for a, b in [(old, new), *more]:
+            assert text.count(a) == 1, (name, a)
+            text = text.replace(a, b)
+        f.write_text(text)
+        t0 = time.time()
+        r = subprocess.run([PY, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider"],
+                           cwd=COPY, env={**os.environ, "PYTHONPATH": str(COPY)},
+                           capture_output=True, text=True, check=False)
+        f.write_text(orig)
+        verdict = {0: "SURVIVED", 1: "CAUGHT"}.get(r.returncode, f"rc={r.returncode}")
+        failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")][:2]
+        print(json.dumps({"mutation": name, "verdict": verdict, "tests": tests,
+                          "failed": failed, "seconds": round(time.time() - t0)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
