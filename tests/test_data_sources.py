@@ -147,9 +147,9 @@ def test_named_inputs_against_a_one_input_model_are_refused_before_training(tmp_
                                  "x": {"story": "s", "question": "q"}, "y": "a"},
                           units=2, adapt=False, inputs=5)
     path = write_config(tmp_path, config)
-    assert cli("train", path, "--runs-dir", tmp_path / "runs") == 2
-    err = capsys.readouterr().err
-    assert "the training data has inputs question, story but the model takes one input" in err
+    assert cli("validate", path) == 2  # before TensorFlow
+    out = capsys.readouterr().out
+    assert "data.x: a stack has one unnamed input, but the data names story, question" in out
 
 
 def test_a_table_feeds_named_inputs_and_several_outputs(tmp_path):

@@ -120,6 +120,38 @@ def test_each_output_s_labels_are_checked_against_its_layer_and_loss(tmp_path, c
     assert f"{where}: {message}" in result.err, result.err
 
 
+@pytest.mark.parametrize("old, new, where, message", [
+    ("x: {a: a, b: b}", "x: {a: a, bb: b}", "data.x.bb",
+     "the model has no input 'bb' (did you mean 'b'?); its inputs: a, b"),
+    ("x: {a: a, b: b}", "x: {a: a}", "data.x", "nothing feeds the model's input b"),
+    ("y: {digit: digit, size: size}", "y: {digit: digit, sise: size}", "data.y.sise",
+     "the model has no output 'sise' (did you mean 'size'?)"),
+])
+def test_the_data_s_names_are_checked_against_the_graph_before_tensorflow(
+        tmp_path, capsys, old, new, where, message):
+    (tmp_path / "run.yaml").write_text(TWO_IO.replace(old, new))
+    result = cli_output(capsys, "validate", tmp_path / "run.yaml")
+    assert result.code == 2
+    assert f"{where}: {message}" in result.out, result.out
+
+
+def test_one_output_named_in_y_trains_like_a_bare_array(tmp_path):
+    """y: {name: array} for a graph's only output is that output's array."""
+    two_io_data(tmp_path)
+    text = (TWO_IO.replace("y: {digit: digit, size: size}", "y: {digit: digit}")
+            .replace("outputs: [digit, size]", "outputs: [digit]")
+            .replace("loss: {digit: sparse_categorical_crossentropy, size: mse}",
+                     "loss: {digit: sparse_categorical_crossentropy}")
+            .replace("  loss_weights: {digit: 1.0, size: 0.5}\n", "")
+            .replace("metrics: {digit: [accuracy], size: [mae]}", "metrics: {digit: [accuracy]}")
+            .replace("    - {name: size, type: Dense, units: 1, inputs: both}\n", "")
+            .replace("acc{val_digit_accuracy:.3f}", "acc{val_accuracy:.3f}")
+            .replace("monitor: val_size_loss", "monitor: val_loss"))
+    (tmp_path / "run.yaml").write_text(text)
+    assert cli("train", tmp_path / "run.yaml", "--runs-dir", tmp_path / "runs", "-q") == 0
+    assert "val_accuracy" in read_log(only_run(tmp_path / "runs") / "log.csv")[0]
+
+
 def test_a_per_output_key_is_checked_before_training(tmp_path, capsys):
     text = TWO_IO.replace("monitor: val_size_loss", "monitor: val_size_los")
     path = tmp_path / "run.yaml"

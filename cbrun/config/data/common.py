@@ -64,6 +64,15 @@ class DataSource(StrictModel):
         """{field: path} of the files this source reads, relative to the config's folder."""
         return {}
 
+    def named_inputs(self) -> tuple[str, list[str]] | None:
+        """(the field that names them, the input names) when the data feeds named inputs;
+        None for one unnamed input or when the names are known only after loading."""
+        return None
+
+    def named_outputs(self) -> tuple[str, list[str]] | None:
+        """The same for the targets: (field, output names) or None."""
+        return None
+
     def sample_shapes(self, folder: Path) -> dict[str | None, list[int]] | None:
         """{input name (None for a single input): shape of one sample}, as far as it is
         known without TensorFlow and without reading the samples; None when not known."""

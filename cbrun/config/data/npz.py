@@ -47,6 +47,12 @@ class NpzData(FileSource):
                                  "Defaults to y; `y_key` is the older spelling.")
     file_glob = "*.npz"
 
+    def named_inputs(self) -> tuple[str, list[str]] | None:
+        return ("x", list(self.x)) if isinstance(self.x, dict) else None
+
+    def named_outputs(self) -> tuple[str, list[str]] | None:
+        return ("y", list(self.y)) if isinstance(self.y, dict) else None
+
     def sample_shapes(self, folder: Path):
         headers = npz_headers(folder / self.path)
         if isinstance(self.x, str):

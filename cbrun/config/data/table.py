@@ -41,6 +41,13 @@ class TableSource(FileSource):
             raise ValueError("must name at least one column")
         return value
 
+    def named_inputs(self) -> tuple[str, list[str]] | None:
+        return ("features", list(self.features)) if isinstance(self.features, dict) else None
+
+    def named_outputs(self) -> tuple[str, list[str]] | None:
+        return ("label", list(self.label)) if isinstance(self.label, list) and \
+            len(self.label) > 1 else None
+
     def label_columns(self) -> list[str]:
         return [self.label] if isinstance(self.label, str) else list(self.label)
 

@@ -108,8 +108,19 @@ def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None) ->
     without one it streams."""
     module = importlib.import_module(LOADERS[data_cfg.source])
     if getattr(data_cfg, "cache", None) == "disk":
-        return module.load(data_cfg, config_dir, run_dir=run_dir)
-    return module.load(data_cfg, config_dir)
+        return _bare_labels(module.load(data_cfg, config_dir, run_dir=run_dir))
+    return _bare_labels(module.load(data_cfg, config_dir))
+
+
+def _bare_labels(splits: Splits) -> Splits:
+    """Targets named for a model's only output ({answer: y}) as the bare array: Keras
+    matches a dict of targets to outputs only when there are several (with one it tries
+    to read the name as a number). The config check has made sure the name is that
+    output's."""
+    for split in splits.named().values():
+        if isinstance(split.y, dict) and len(split.y) == 1:
+            split.y = next(iter(split.y.values()))
+    return splits
 
 
 def saved_artifacts(run_dir: Path) -> dict[str, Any]:
