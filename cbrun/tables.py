@@ -35,16 +35,36 @@ def _is_text(column) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def _usable(column) -> bool:
+    import pyarrow as pa
+
+    kind = column.type
+    return (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_null(kind) or _is_text(column))
+
+
 def _check_present(table, columns: list[str], name: str, loc) -> None:
+    """Every used column holds numbers, true/false or text, and no value is missing; all
+    the columns at fault are named at once."""
+    odd = [f"{c!r} ({table.column(c).type})" for c in columns if not _usable(table.column(c))]
+    if odd:
+        raise TableProblem(loc, f"column{'s' if len(odd) > 1 else ''} {', '.join(odd)} of "
+                                f"{name} hold{'' if len(odd) > 1 else 's'} neither numbers, "
+                                "true/false nor text; leave "
+                                f"{'them' if len(odd) > 1 else 'it'} out of features, or "
+                                "turn the values into numbers first (a date into a day "
+                                "number, for example)")
+    gaps = []
     for column in columns:
         nulls = table.column(column).null_count
         if nulls:
             mask = table.column(column).is_null().to_numpy(zero_copy_only=False)
             rows = ", ".join(str(r + 2) for r in np.flatnonzero(mask)[:5])  # +2: header, 1-based
-            raise TableProblem(loc, f"column {column!r} of {name} has {nulls} missing "
-                                    f"value{'s' if nulls > 1 else ''} (line {rows}"
-                                    f"{', ...' if nulls > 5 else ''} of the file); fill or "
-                                    "drop them before training")
+            gaps.append(f"column {column!r} of {name} has {nulls} missing value"
+                        f"{'s' if nulls > 1 else ''} (line {rows}{', ...' if nulls > 5 else ''}"
+                        " of the file)")
+    if gaps:
+        raise TableProblem(loc, f"{'; '.join(gaps)}; fill or drop them before training")
 
 
 def learn(table, cfg) -> dict[str, Any]:

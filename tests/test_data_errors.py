@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import REPO, cbrun_process, cli, tiny_config, write_config
-from datafiles import image_config, table_config, table_rows, write_csv, write_images
+from datafiles import image_config, table_config, table_rows, write_csv, write_images, write_parquet
 
 CSV = {"source": "csv", "path": "animals.csv", "label": "species"}
 
@@ -45,13 +45,34 @@ def test_a_column_that_does_not_exist_gets_a_did_you_mean_without_tensorflow(tmp
             "mean 'species'?); its columns: height_mm, weight_g, colour, species") in out
 
 
-def test_missing_values_are_named_with_their_lines(tmp_path, capsys):
+def test_missing_values_are_named_with_their_lines_in_every_column_at_once(tmp_path, capsys):
     rows = table_rows(20)
     rows[3]["weight_g"] = ""
     rows[7]["weight_g"] = ""
+    rows[11]["colour"] = ""  # an empty text field is missing too, not a category ""
     write_csv(tmp_path / "animals.csv", rows)
     err = check(tmp_path, capsys, table_config("holes", CSV))
-    assert "column 'weight_g' of animals.csv has 2 missing values (line 5, 9 of the file)" in err
+    assert ("column 'weight_g' of animals.csv has 2 missing values (line 5, 9 of the file); "
+            "column 'colour' of animals.csv has 1 missing value (line 13 of the file); fill "
+            "or drop them before training") in err
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_date_column_is_named_not_a_numpy_traceback(tmp_path, capsys, kind):
+    rows = [{**r, "seen": f"2024-03-{i % 28 + 1:02d}"} for i, r in enumerate(table_rows(20))]
+    if kind == "csv":
+        write_csv(tmp_path / "animals.csv", rows)
+        data = CSV
+    else:
+        import datetime
+
+        write_parquet(tmp_path / "animals.parquet", [
+            {**r, "seen": datetime.date.fromisoformat(r["seen"])} for r in rows])
+        data = {**CSV, "source": "parquet", "path": "animals.parquet"}
+    err = check(tmp_path, capsys, table_config("dates", {**data, "features": [
+        "height_mm", "seen"]}, inputs=2))
+    assert "column 'seen' (date32[day]) of animals." in err
+    assert "holds neither numbers, true/false nor text; leave it out of features" in err
 
 
 def test_a_validation_file_with_a_class_training_never_shows(tmp_path, capsys):

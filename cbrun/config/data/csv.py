@@ -36,6 +36,8 @@ class CsvData(TableSource):
         import pyarrow.csv as pacsv
 
         try:
-            return pacsv.read_csv(path, parse_options=self._options())
+            # An empty field of a text column is a missing value, as it is in a number column.
+            return pacsv.read_csv(path, parse_options=self._options(),
+                                  convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         except pa.ArrowInvalid as exc:
             raise ValueError(str(exc)) from None
