@@ -167,7 +167,7 @@ def encode_splits(cfg, folder: Path) -> tuple[dict[str, tuple[Arrays, Arrays] | 
     for split, part in parts.items():
         field = {"train": "path"}.get(split, f"{split}_path")
         name = groups_of.get(field, groups_of["path"])
-        where = f"the {split} rows of {name}" if split != "train" else name
+        where = f"{name} (its {split} rows)" if split != "train" else name
         out[split] = (None if part is None else
                       encode_table(part, artifacts, where, loc=("data", field)
                                    if getattr(cfg, field, None) else ("data", "path")))

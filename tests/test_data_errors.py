@@ -201,3 +201,67 @@ def test_samples_that_do_not_fit_input_shape_are_found_from_the_headers(tmp_path
     assert "HEAVY []" in out
     assert (f"model.input_shape: the training samples have shape {given}, but the model "
             f"expects input_shape {wanted}") in out
+
+
+PICKY_LOADER = '''
+import numpy as np
+
+
+def load(kind):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    if kind == "no_validation":
+        return {"train": (x, y)}
+    if kind == "short_y":
+        return {"train": (x, y[:50])}
+    if kind == "wide_y":
+        return {"train": (x, np.stack([y] * 4, axis=1).astype("float32")),
+                "validation": (x[:5], np.stack([y[:5]] * 4, axis=1).astype("float32"))}
+    return {"train": (x[:50], y[:50]), "validation": (x[50:], y[50:])}
+'''
+
+
+def _loader_config(tmp_path, kind: str, **data) -> dict:
+    (tmp_path / "picky.py").write_text(PICKY_LOADER)
+    config = table_config("picky", {"source": "python", "function": "picky:load",
+                                    "params": {"kind": kind}, **data}, units=2, adapt=False,
+                          inputs=4, epochs=2)
+    config["callbacks"] = [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 1}]
+    return config
+
+
+def test_a_loader_s_validation_split_is_watchable_and_trains(tmp_path, capsys):
+    """The config cannot see what a loader returns: callbacks may watch val_ values."""
+    path = write_config(tmp_path, _loader_config(tmp_path, "good"))
+    assert cli("validate", path) == 0
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "-q") == 0
+    from conftest import only_run, read_log
+
+    assert "val_loss" in read_log(only_run(tmp_path / "runs") / "log.csv")[0]
+
+
+@pytest.mark.parametrize("kind, data, where, message", [
+    ("no_validation", {}, "callbacks[0].monitor",
+     ("EarlyStopping watches 'val_loss', but the data has no validation split (the loader "
+     "returned no 'validation')")),
+    ("good", {"validation_split": 0.2}, "data.function",
+     ("picky:load returned a 'validation' split and validation_split is set; use one or the "
+     "other")),
+    ("short_y", {}, "data.function",
+     "the loader's 'train' arrays hold different numbers of samples (x 60, y 50)"),
+])
+def test_a_loader_s_splits_are_checked_before_the_first_epoch(tmp_path, capsys, kind, data,
+                                                               where, message):
+    path = write_config(tmp_path, _loader_config(tmp_path, kind, **data))
+    err = check(tmp_path, capsys, yaml.safe_load(path.read_text()))
+    assert f"{where}: {message}" in err, err
+
+
+def test_targets_wider_than_the_output_are_refused_not_broadcast(tmp_path, capsys):
+    config = _loader_config(tmp_path, "wide_y")
+    config["model"]["layers"][-1] = {"type": "Dense", "units": 1}
+    config["compile"].update(loss="mse", metrics=["mae"])
+    err = check(tmp_path, capsys, config)
+    assert ("model.layers[1]: the training labels have shape [4] per sample, but the last "
+            "layer gives [1]; make the layer's output match the targets") in err, err

@@ -55,6 +55,7 @@ def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[P
     for name, (shape, kind) in given.items():
         want = expected[name]
         label = f"input {name!r}" if len(expected) > 1 else "samples"
+        are = "are" if label == "samples" else "is"
         dtype_key = ("model", "input_dtype") if stack else ("model", "inputs", name, "dtype")
         if name in text and kind not in "US":
             problems.append(Problem(loc=dtype_key, given="string", message=(
@@ -62,18 +63,19 @@ def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[P
                 f"{which} {label} are numbers")))
         elif name not in text and kind in "US":
             problems.append(Problem(loc=dtype_key, message=(
-                f"the {which} {label} are text; declare the input's dtype as string and let "
+                f"the {which} {label} {are} text; declare the input's dtype as string and let "
                 "a TextVectorization or StringLookup layer (adapt: true) turn it into numbers")))
         elif kind not in "biufUS":
             problems.append(Problem(loc=("data",), message=(
-                f"the {which} {label} are not numbers (dtype kind {kind!r}); a model needs "
+                f"the {which} {label} {are} not numbers (dtype kind {kind!r}); a model needs "
                 "numbers")))
         elif len(shape) != len(want) or any(w is not None and w != s
                                             for s, w in zip(shape, want)):
             loc = ("model", "input_shape") if stack else ("data",)
             problems.append(Problem(loc=loc, given=want, message=(
-                f"the {which} {label} have shape {shape}, but the model expects "
-                f"{'input_shape ' if loc[0] == 'model' else 'shape '}{list(want)}")))
+                f"the {which} {label} {'have' if are == 'are' else 'has'} shape {shape}, but "
+                f"the model expects {'input_shape ' if loc[0] == 'model' else 'shape '}"
+                f"{list(want)}")))
     return problems
 
 
@@ -81,21 +83,28 @@ def _loss_name(loss: Any) -> str:
     return loss if isinstance(loss, str) else loss.type
 
 
-def _label_problems(which: str, y: np.ndarray, loss: str, units: int, last: tuple,
+def _label_problems(which: str, y: np.ndarray, loss: str, shape: list, last: tuple,
                     output: str | None) -> list[Problem]:
     problems = []
+    units = shape[-1] if shape else 1
     what = f"{which} labels" if output is None else f"{which} labels of output {output!r}"
     loss_key = ("compile", "loss") if output is None else ("compile", "loss", output)
     if y.dtype.kind not in "biuf":
         return [Problem(loc=("data",), message=f"the {what} are {y.dtype} values; "
                                                "encode them as integers 0..n-1")]
     flat = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+    given = list(y.shape[1:])
     if loss in SPARSE_LOSSES:
-        if not flat:
+        ids_fit = given in (shape[:-1], shape[:-1] + [1]) or (given == [] and len(shape) == 1)
+        if not ids_fit and given == shape and units > 1:
             problems.append(Problem(loc=loss_key, given=loss, message=(
                 f"{loss} expects one class id per sample, but the {what} have shape "
-                f"{list(y.shape[1:])} (one-hot?); use categorical_crossentropy for one-hot "
-                "labels")))
+                f"{given} (one-hot?); use categorical_crossentropy for one-hot labels")))
+        elif not ids_fit and None not in shape:
+            problems.append(Problem(loc=last, message=(
+                f"the {what} have shape {given or [1]} per sample, but the "
+                f"{'last layer' if output is None else 'layer ' + repr(output)} gives "
+                f"{shape}, which takes class ids of shape {shape[:-1] or [1]}")))
         elif len(y) and (y.min() < 0 or y.max() >= units):
             problems.append(Problem(loc=last, message=(
                 f"the {what} run from {y.min()} to {y.max()}, but the "
@@ -105,6 +114,13 @@ def _label_problems(which: str, y: np.ndarray, loss: str, units: int, last: tupl
         problems.append(Problem(loc=loss_key, given=loss, message=(
             f"{loss} expects one-hot labels of width {units}, but the {what} are one "
             "class id per sample; use sparse_categorical_crossentropy")))
+    elif None not in shape and (list(y.shape[1:]) or [1]) != (shape or [1]):
+        # Keras would broadcast (n, 4) targets against (n, 1) outputs and train on a loss
+        # that means nothing.
+        problems.append(Problem(loc=last, message=(
+            f"the {what} have shape {list(y.shape[1:]) or [1]} per sample, but the "
+            f"{'last layer' if output is None else 'layer ' + repr(output)} gives "
+            f"{shape or [1]}; make the layer's output match the targets")))
     return problems
 
 
@@ -133,7 +149,7 @@ def _labels_by_output(split: Split, config: Any, model: Any) -> list[tuple]:
     if len(model.outputs) == 1 and not isinstance(split.y, dict):
         only = names[0] if names else None
         loss = next(iter(losses.values())) if isinstance(losses, dict) else losses
-        return [(None, np.asarray(split.y), _loss_name(loss), model.outputs[0].shape[-1],
+        return [(None, np.asarray(split.y), _loss_name(loss), list(model.outputs[0].shape[1:]),
                  _output_layer_loc(config, only))]
     if not isinstance(split.y, dict) or not isinstance(losses, dict):
         return []
@@ -141,19 +157,35 @@ def _labels_by_output(split: Split, config: Any, model: Any) -> list[tuple]:
     for name, tensor in zip(names, model.outputs, strict=False):
         if name in split.y and name in losses:
             found.append((name, np.asarray(split.y[name]), _loss_name(losses[name]),
-                          tensor.shape[-1], _output_layer_loc(config, name)))
+                          list(tensor.shape[1:]), _output_layer_loc(config, name)))
     return found
 
 
+def _watched_without_validation(config: Any, splits: Splits) -> list[Problem]:
+    """A loader that returned no validation split, under callbacks that watch val_ values
+    (the config could not know: only the loader does)."""
+    if splits.validation is not None:
+        return []
+    problems = []
+    for index, spec in enumerate(config.callbacks):
+        for loc, name in spec.monitored():
+            if name.startswith("val_"):
+                problems.append(Problem(loc=("callbacks", index, *loc), message=(
+                    f"{spec.type} watches {name!r}, but the data has no validation split (the "
+                    "loader returned no 'validation'); return one, set data.validation_split, "
+                    f"or watch {name.removeprefix('val_')!r}")))
+    return problems
+
+
 def check_data_fits(config: Any, splits: Splits, model: Any) -> None:
-    problems: list[Problem] = []
+    problems: list[Problem] = _watched_without_validation(config, splits)
     # A stack's problems point at its input_shape and last layer, a graph's at its output
     # layers; other model kinds at the model.
     stack = getattr(config.model, "kind", "stack") == "stack"
     for which, split in splits.named().items():
         which = "training" if which == "train" else which
         problems += _input_problems(which, split, model, stack)
-        for output, y, loss, units, loc in _labels_by_output(split, config, model):
-            problems += _label_problems(which, y, loss, units, loc, output)
+        for output, y, loss, shape, loc in _labels_by_output(split, config, model):
+            problems += _label_problems(which, y, loss, shape, loc, output)
     if problems:
         raise ConfigError(problems)

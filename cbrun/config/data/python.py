@@ -26,6 +26,13 @@ class PythonData(DataSource):
     params: dict[str, Any] = Field(default_factory=dict,
                                    description="Keyword arguments for the function.")
 
+    @property
+    def has_validation(self) -> bool:
+        """Known only once the loader ran: a loader is taken to return a 'validation' split
+        (so callbacks may watch val_ values); one that does not is told so before the
+        first epoch when a callback watches one."""
+        return True
+
     @field_validator("function")
     @classmethod
     def _target(cls, value: str) -> str:

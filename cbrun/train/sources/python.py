@@ -40,7 +40,19 @@ def _split(name: str, value: Any) -> Split:
             return {str(k): np.asarray(v) for k, v in part.items()}
         return np.asarray(part)
 
-    return Split(arrays(value[0]), arrays(value[1]))
+    x, y = arrays(value[0]), arrays(value[1])
+    lengths = {}
+    for what, part in (("x", x), ("y", y)):
+        for key, array in (part.items() if isinstance(part, dict) else [(None, part)]):
+            label = what if key is None else f"{what}[{key!r}]"
+            if array.ndim == 0:
+                raise _fail(f"the loader's {name!r} {label} is a single value, not an array of "
+                            "samples")
+            lengths[label] = len(array)
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{label} {n}" for label, n in lengths.items())
+        raise _fail(f"the loader's {name!r} arrays hold different numbers of samples ({shown})")
+    return Split(x, y)
 
 
 def load(cfg, config_dir: Path) -> Splits:
@@ -54,6 +66,10 @@ def load(cfg, config_dir: Path) -> Splits:
                     "splits are train, validation, test")
     parts = {k: _split(k, v) for k, v in result.items() if v is not None}
     train = parts["train"]
+    for split in ("validation", "test"):
+        if split in parts and getattr(cfg, f"{split}_split"):
+            raise _fail(f"{cfg.function} returned a {split!r} split and {split}_split is set; "
+                        f"use one or the other (the loader's {split} would be dropped)")
     if train.dataset is None:
         return split_arrays(cfg, train.x, train.y, parts.get("validation"), parts.get("test"))
     if cfg.validation_split or cfg.test_split:
