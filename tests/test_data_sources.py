@@ -4,6 +4,7 @@ vocabulary, class names) in the run directory and evaluates its test split into 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,46 @@ def test_a_table_feeds_named_inputs_and_several_outputs(tmp_path):
     assert splits.train.y["species"].tolist() == [["cat", "dog", "fox"].index(r["species"])
                                                   for r in rows]
     assert splits.train.y["weight_g"].dtype == np.float32
+
+
+def _formats_folder(root: Path) -> Path:
+    """Two classes, each with a PNG, a JPEG, a BMP and a GIF, grayscale and colour, one in a
+    nested folder; plus the hidden files a Mac leaves behind."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(["dark", "light"]):
+        for i, (fmt, mode) in enumerate([("PNG", "RGB"), ("JPEG", "L"), ("BMP", "L"),
+                                         ("GIF", "RGB"), ("BMP", "RGB")]):
+            pixels = (rng.random((12, 10, 3)) * 60 + 150 * c).astype(np.uint8)
+            image = Image.fromarray(pixels, "RGB").convert(mode)
+            folder = root / name / ("more" if i == 4 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"{i}.{fmt.lower()}", fmt)
+        (root / name / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / name / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    return root
+
+
+@pytest.mark.parametrize("color_mode, channels", [("grayscale", 1), ("rgb", 3), ("rgba", 4)])
+def test_every_format_decodes_in_every_color_mode(tmp_path, color_mode, channels):
+    """Keras's own loader fails on a grayscale BMP or GIF and an RGBA JPEG; cbrun decodes
+    them and converts; nested folders count, hidden files do not."""
+    from cbrun.config.data.images import ImagesData
+    from cbrun.train.data import eval_data
+    from cbrun.train.sources import load_splits
+
+    _formats_folder(tmp_path / "mixed")
+    cfg = ImagesData(source="images", path="mixed", image_size=[8, 8], color_mode=color_mode)
+    assert cfg.preflight(tmp_path) == []
+    splits = load_splits(cfg, tmp_path)
+    assert [Path(p).relative_to(tmp_path / "mixed").as_posix()
+            for p in splits.train.x.paths][:5] == [
+        "dark/0.png", "dark/1.jpeg", "dark/2.bmp", "dark/3.gif", "dark/more/4.bmp"]
+    data, _ = eval_data(splits.train, 4)
+    images = np.concatenate([x.numpy() for x, _ in data])
+    assert images.shape == (10, 8, 8, channels)
+    # The light class is light in every format and mode (alpha, where added, is opaque).
+    assert images[:5].mean() < 120 < images[5:, ..., :min(channels, 3)].mean()
+    if channels == 4:
+        assert set(np.unique(images[..., 3])) == {255.0}

@@ -17,14 +17,26 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
+def _class_files(folder: Path) -> list[Path]:
+    """A class folder's images, subfolders included (as Keras's image_dataset_from_directory
+    reads them), sorted by path; hidden files and folders (.DS_Store, macOS's ._name
+    copies) are not images."""
+    found = []
+    for path in folder.rglob("*"):
+        parts = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in parts):
+            continue
+        if path.suffix.lower() in EXTENSIONS and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
 def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     """(class names, [(file, class index)]) in a stable order: classes sorted, files sorted
-    by name within each class."""
+    by path within each class."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir()
                      and not p.name.startswith("."))
-    files = [(f, i) for i, name in enumerate(classes)
-             for f in sorted((folder / name).iterdir())
-             if f.is_file() and f.suffix.lower() in EXTENSIONS]
+    files = [(f, i) for i, name in enumerate(classes) for f in _class_files(folder / name)]
     return classes, files
 
 

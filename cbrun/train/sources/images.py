@@ -17,13 +17,39 @@ from cbrun.train.sources import ImageFiles, Split, Splits
 CACHE_DIR = "cache"  # inside the run directory
 
 
-def decode(path, size: tuple[int, int], channels: int):
-    """One file to a float32 image of `size`, as keras.utils.image_dataset_from_directory
-    decodes and resizes (bilinear)."""
+def _converted(data, channels: int):
+    """A BMP or GIF (which decode only to 3 or 4 channels), or a JPEG asked for 4: decoded
+    as it is, then turned into `channels`."""
     import tensorflow as tf
 
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
-                               expand_animations=False)
+    image = tf.io.decode_image(data, channels=0, expand_animations=False)
+    have = tf.shape(image)[-1]
+    rgb = tf.cond(have == 1, lambda: tf.image.grayscale_to_rgb(image), lambda: image[..., :3])
+    if channels == 1:
+        return tf.image.rgb_to_grayscale(rgb)
+    opaque = tf.concat([rgb, tf.fill(tf.concat([tf.shape(rgb)[:2], [1]], 0),
+                                     tf.constant(255, image.dtype))], axis=-1)
+    return tf.cond(have == 4, lambda: image, lambda: opaque)
+
+
+def decode(path, size: tuple[int, int], channels: int):
+    """One file to a float32 image of `size`, as keras.utils.image_dataset_from_directory
+    decodes and resizes (bilinear). Keras asks the decoder for `channels` directly, which
+    fails for grayscale BMP and GIF files and for RGBA JPEGs; those are decoded as they are
+    and converted (PNG and JPEG otherwise decode exactly as Keras decodes them)."""
+    import tensorflow as tf
+
+    data = tf.io.read_file(path)
+    if channels == 3:  # every format decodes to 3 channels
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    else:
+        head = tf.strings.substr(data, 0, 4)
+        native = tf.strings.substr(data, 0, 2) == b"\xff\xd8" if channels == 1 else \
+            tf.constant(False)
+        native = tf.logical_or(native, head == b"\x89PNG")
+        image = tf.cond(native, lambda: tf.io.decode_image(data, channels=channels,
+                                                           expand_animations=False),
+                        lambda: _converted(data, channels))
     image = tf.image.resize(image, size)
     image.set_shape((*size, channels))
     return image
@@ -153,10 +179,11 @@ def undecodable(split: Split | None) -> tuple[str, str] | None:
         return None
     for path in split.x.paths:
         try:
-            tf.io.decode_image(tf.io.read_file(path), channels=split.x.channels,
-                               expand_animations=False)
+            decode(path, split.x.size, split.x.channels)
         except tf.errors.InvalidArgumentError as exc:
-            return str(path), exc.message.strip().splitlines()[0]
+            # TensorFlow prefixes its op: "{{function_node __wrapped__DecodeImage...}} ".
+            reason = exc.message.strip().splitlines()[0]
+            return str(path), reason.split("}} ", 1)[-1]
     return None
 
 
