@@ -220,7 +220,24 @@ def plan_resume(record: RunRecord, epochs: int | None,
             config = config.model_copy(deep=True)
         config.fit.epochs = epochs
     changes = override_changes(before.config, config, record.epochs_done)
+    _check_same_data(record, config, {path for path, _, _ in changes})
     return ResumePlan(config, changes, changed_learning_rate(before.config, config), loaded)
+
+
+def _check_same_data(record: RunRecord, config: RunConfig, changed_keys: set[str]) -> None:
+    """The data files must be those the run started on, unless --set points elsewhere."""
+    from cbrun.config.data.fingerprint import changed
+
+    before = {field: print_ for field, print_ in (record.file.data_files or {}).items()
+              if f"data.{field}" not in changed_keys}
+    if not before or record.file.config_dir is None:
+        return
+    differs = changed(before, config.data, Path(record.file.config_dir))
+    if differs:
+        raise UsageError(
+            f"{record.run_dir}: the data changed since the run started ({'; '.join(differs)}); "
+            "resuming would train the remaining epochs on other data than the first ones. "
+            "Put the original back, or start a new run with cbrun train")
 
 
 def _check_matches_record(record: RunRecord, config: RunConfig, resolved: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cbrun.commands.common import console_for, fill_positions
+from cbrun.config.data.fingerprint import fingerprint
 from cbrun.config.load import load_config
 from cbrun.config.monitors import primary_monitor
 from cbrun.errors import ConfigError
@@ -63,7 +64,8 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
                            primary_monitor(config), argv,
                            config_dir=loaded.config_dir.resolve(), overrides=list(overrides),
                            sweep=SweepTrial.model_validate_json(sweep_trial)
-                           if sweep_trial else None)
+                           if sweep_trial else None,
+                           data_files=fingerprint(config.data, loaded.config_dir))
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
     def start():
