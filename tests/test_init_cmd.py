@@ -144,7 +144,8 @@ def test_init_with_a_delimiter_writes_it_into_a_config_that_trains(tmp_path, cap
     text = (tmp_path / "animals.yaml").read_text()
     assert 'delimiter: ";"' in text
     assert "features: [height, weight_kg]" in text
-    assert "# weight_kg looks like numbers with decimal commas" in text
+    assert 'decimal: ","' in text and "# weight_kg: numbers with decimal commas" in text
+    assert "string columns" not in text  # weight_kg is read as numbers, not categories
     assert trains(tmp_path / "animals.yaml", tmp_path / "runs")["status"] in (
         "completed", "stopped_early")
     capsys.readouterr()
@@ -269,12 +270,21 @@ def _spoil(folder, how):
         png = folder / "bar" / "01.png"
         png.write_bytes(png.read_bytes()[:-20])
         return "bar/01.png is a PNG cut short"
+    (folder / "bar" / "07.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    return "bar/07.png is not a PNG, JPEG, GIF or BMP image"
+
+
+def test_init_skips_the_hidden_files_macos_leaves(tmp_path, shapes):
+    import shutil
+
+    folder = shutil.copytree(shapes, tmp_path / "shapes")
     (folder / "bar" / "._01.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
-    return "bar/._01.png is not a PNG, JPEG, GIF or BMP image"
+    assert cli("init", folder) == 0
+    assert "8 images" in (tmp_path / "shapes.yaml").read_text()
 
 
 @pytest.mark.parametrize("how", ["an empty class folder", "a cut-short PNG",
-                                 "a macOS ._ file"])
+                                 "not an image"])
 def test_init_says_when_the_config_it_wrote_fails_validation(tmp_path, capsys, shapes, how):
     import shutil
 

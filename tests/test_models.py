@@ -375,11 +375,11 @@ def resumed(tmp_path_factory):
         killed = cbrun_process("train", path, "--runs-dir", root / name / "kill", "-q")
         plans[name] = (killed, lambda n=name: log_of(root / n / "kill"), rows, signal.SIGKILL)
     killed_codes = interrupt_all(plans)
-    codes = {name: proc.communicate(timeout=240) and proc.returncode
+    codes = {name: proc.communicate(timeout=600) and proc.returncode
              for name, proc in procs.items()}
     resumes = {name: cbrun_process("resume", only_run(root / name / "kill"))
                for name in configs}
-    outputs = {name: proc.communicate(timeout=240) for name, proc in resumes.items()}
+    outputs = {name: proc.communicate(timeout=600) for name, proc in resumes.items()}
     return {"root": root, "codes": codes, "killed": killed_codes, "outputs": outputs,
             "resume_codes": {name: proc.returncode for name, proc in resumes.items()}}
 

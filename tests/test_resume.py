@@ -49,7 +49,7 @@ def interrupt_all(plans: dict) -> dict[str, tuple[int, str]]:
     has that many rows; the run is then somewhere in the next epoch (or its end), as a real
     Ctrl-C or kill would find it. `log` is a path or a function returning one (the run
     directory appears only once the run starts). All plans are watched at once."""
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600  # a safety net: runs start slowly on a loaded machine
     waiting = dict(plans)
     while waiting:
         for name, (proc, log, rows, sig) in list(waiting.items()):

@@ -107,7 +107,8 @@ def test_text_mistakes_in_a_table_are_found_before_training(tmp_path, capsys, ch
     write_csv(tmp_path / "reviews.csv", review_rows(20))
     config = text_graph_config("bad", {**REVIEWS_DATA, **change})
     if change.get("text") == ["review", "stars"]:
-        config["data"]["features"] = {"review": ["review"], "stars": ["stars", "length"]}
+        config["data"]["features"] = {"review": ["review"], "stars": ["stars", "length"],
+                                      "length": ["length"]}
     result = cli_output(capsys, "validate", write_config(tmp_path, config))
     assert result.code == 2
     assert where in result.out and message in result.out, result.out

@@ -74,7 +74,7 @@ def _field_count_problem(path: Path, delimiter: str) -> tuple[int, int, int] | N
     return None
 
 
-def read_table(path: Path, delimiter: str | None):
+def read_table(path: Path, delimiter: str | None, decimal: str = "."):
     """(table, source) of a .csv or .parquet, or a UsageError saying what the file is."""
     import pyarrow as pa
 
@@ -94,7 +94,8 @@ def read_table(path: Path, delimiter: str | None):
 
         text, sep = _text_head(path), delimiter or ","
         try:
-            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep))
+            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
+                                   convert_options=pacsv.ConvertOptions(decimal_point=decimal))
         except pa.ArrowInvalid as exc:
             raise UsageError(_csv_problem(path, text, sep, exc)) from None
         source = "csv"
@@ -275,10 +276,14 @@ def table(path: Path, rel: str, label: str | None,
     notes = [f"# left out: {c or json.dumps(c)} ({why})"
              for c, why in left_out.items()]
     strings = [c for c in features if _is_text(data.column(c))]
-    notes += [f"# {c} looks like numbers with decimal commas; cbrun reads it as categories"
-              for c in strings if _decimal_commas(data.column(c))]
+    commas = [c for c in strings if _decimal_commas(data.column(c))]
+    if commas and source == "csv":  # read as numbers with the data source's `decimal: ","`
+        data, _ = read_table(path, delimiter, decimal=",")
+        strings = [c for c in features if _is_text(data.column(c))]
+        notes.append(f"# {', '.join(commas)}: numbers with decimal commas (decimal: \",\")")
     top = [f"source: {source}", f"path: {_q_path(rel)}",
            *([f"delimiter: {json.dumps(delimiter)}"] if delimiter else []),
+           *(['decimal: ","'] if commas and source == "csv" else []),
            f"label: {_q(label)}          # the target: {kind}"]
     texts = [c for c in strings if _is_free_text(data.column(c))]
     if texts:

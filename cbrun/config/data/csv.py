@@ -14,6 +14,9 @@ class CsvData(TableSource):
     source: Literal["csv"] = Field(description="A CSV table with a header row.")
     delimiter: str = Field(",", min_length=1, max_length=1,
                            description="The character between fields. Defaults to ','.")
+    decimal: Literal[".", ","] = Field(
+        ".", description="The decimal mark of numbers: '.' or ',' (2,5 in a file written "
+                         "with a semicolon delimiter). Defaults to '.'.")
     file_glob = "*.csv"
 
     def _options(self):
@@ -38,6 +41,7 @@ class CsvData(TableSource):
         try:
             # An empty field of a text column is a missing value, as it is in a number column.
             return pacsv.read_csv(path, parse_options=self._options(),
-                                  convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+                                  convert_options=pacsv.ConvertOptions(
+                                      strings_can_be_null=True, decimal_point=self.decimal))
         except pa.ArrowInvalid as exc:
             raise ValueError(str(exc)) from None
