@@ -46,7 +46,12 @@ def check_tree(run_dir: Path, shallow: tuple[str, ...] = ()) -> None:
             dirs[:] = [name for name in dirs if name not in shallow]  # not walked, but checked
         for name in names:
             path = Path(folder, name)
-            info = path.lstat()
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                # Gone since it was listed: the state writer's thread renames and prunes
+                # while a run trains. What no longer exists leads nowhere.
+                continue
             if stat.S_ISLNK(info.st_mode):
                 raise RunError(
                     f"{path} is a symbolic link (to {os.readlink(path)}); cbrun never writes "

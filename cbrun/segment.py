@@ -75,7 +75,10 @@ def stop_point() -> None:
 def interrupts_recorded() -> Iterator[None]:
     """Ctrl-C and SIGTERM are recorded for `stop_point`; a second one ends the process at
     once (see the module docstring)."""
-    if _depth:  # already in place (the command holds it; run_segment asks again)
+    if _depth or threading.current_thread() is not threading.main_thread():
+        # Already in place (the command holds it; run_segment asks again), or a Python-API
+        # call from another thread: signals reach only the main thread, which keeps its own
+        # handlers, and Python refuses to install one elsewhere.
         yield
         return
 

@@ -108,3 +108,17 @@ def test_the_api_imports_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
     assert out.splitlines() == ["True True True", "True True", "HEAVY []"]
+
+
+def test_train_runs_from_a_thread_other_than_the_main_one(tmp_path):
+    """Signals reach only the main thread: from a worker thread cbrun trains without its
+    Ctrl-C handling (Python refuses handlers there) instead of failing."""
+    import threading
+
+    path = write_config(tmp_path, tiny_config(name="thread", fit={"epochs": 1}))
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(
+        run=cbrun.train(path, runs_dir=tmp_path / "runs", quiet=True)))
+    worker.start()
+    worker.join(timeout=300)
+    assert done["run"].status == "completed"

@@ -95,3 +95,15 @@ def test_an_unknown_policy_is_refused_before_tensorflow(tmp_path, capsys):
     assert result.code == 2
     assert "compile.mixed_precision" in result.out + result.err
     assert "mixed_bfloat16" in result.out + result.err
+
+
+def test_a_mixed_precision_run_gives_the_process_its_policy_back(tmp_path, capsys):
+    """Keras's policy is process-wide: after cbrun trains in a notebook's process, the
+    notebook's own models are float32 again."""
+    import keras
+
+    path = write_config(tmp_path, {**config("mixed_bfloat16"), "fit": {"epochs": 1}})
+    result = cli_output(capsys, "train", path, "--runs-dir", tmp_path / "runs", "-q")
+    assert result.code == 0, result.err
+    assert keras.mixed_precision.dtype_policy().name == "float32"
+    assert keras.layers.Dense(2).compute_dtype == "float32"

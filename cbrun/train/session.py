@@ -75,14 +75,26 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     """learning_rate: a rate set with --set on resume, replacing the one the state holds.
     on_restored: called once the saved state is back in place (resume writes its changed
     config only then, so a resume that cannot start changes nothing)."""
+    # Keras's dtype policy is process-wide: set for this run's model, and given back after,
+    # so a notebook's own Keras code after cbrun.train() is not silently in mixed precision.
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
+    try:
+        return _train(config, run_dir, config_dir, record, console=console, live=live,
+                      restore=restore, learning_rate=learning_rate, on_restored=on_restored)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
+           console, live: bool, restore: SavedState | None,
+           learning_rate: float | None, on_restored) -> Outcome:
     # First: splitting the CPU into logical devices is only possible before any tensor.
     strategy = strategy_for(config)
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
-    # Process-wide in Keras: set (or reset) it for every run before its model is built.
-    keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     splits = load_splits(config.data, config_dir, run_dir)
     stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/segment.py)
     splits.save(run_dir)
