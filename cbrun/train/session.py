@@ -78,7 +78,6 @@ def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord,
     # Keras's dtype policy is process-wide: set for this run's model, and given back after,
     # so a notebook's own Keras code after cbrun.train() is not silently in mixed precision.
     previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     try:
         return _train(config, run_dir, config_dir, record, console=console, live=live,
                       restore=restore, learning_rate=learning_rate, on_restored=on_restored)
@@ -95,6 +94,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     # run in this process would otherwise make two identical configs train differently.
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
+    # After clear_session, which resets it: this run's policy, before its model is built.
+    keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     splits = load_splits(config.data, config_dir, run_dir)
     stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/segment.py)
     splits.save(run_dir)
