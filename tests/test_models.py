@@ -523,3 +523,23 @@ def test_adapt_on_a_layer_that_learns_nothing_is_refused_at_its_key(tmp_path, ca
     assert cli("validate", path) == 2
     out = capsys.readouterr().out
     assert "model.layers[4].adapt" in out and "Dense has nothing to adapt" in out, out
+
+
+@pytest.mark.parametrize("model, where, message", [
+    ({"factory": "my_models:build", "params": {"unitz": 24}}, "model.params.unitz",
+     "build() in my_models.py takes no parameter 'unitz' (did you mean 'units'?); it takes: "
+     "units, classes"),
+    ({"factory": "my_models:build", "params": {}}, "model.params",
+     "build() in my_models.py needs units; give it in params"),
+    ({"path": "absent.keras"}, "model.path", "absent.keras does not exist"),
+    ({"path": "junk.keras"}, "model.path", "junk.keras is not a .keras file"),
+])
+def test_factory_params_and_saved_files_are_checked_without_running_them(
+        tmp_path, capsys, model, where, message):
+    """The factory's source is read, not imported: a module that would fail on import (or
+    import TensorFlow) is never run by validate."""
+    (tmp_path / "my_models.py").write_text(FACTORY_CODE + "\nraise SystemExit('imported')\n")
+    (tmp_path / "junk.keras").write_text("not a zip")
+    result = cli_output(capsys, "validate", write_config(tmp_path, tiny_config(model=model)))
+    assert result.code == 2
+    assert f"{where}: {message}" in result.out, result.out

@@ -4,7 +4,9 @@ code (a Lambda layer's bytecode); `safe_mode: false` turns that off, and says so
 
 from __future__ import annotations
 
-from typing import ClassVar
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -31,3 +33,14 @@ class SavedModel(StrictModel):
 
     def output_names(self) -> list[str] | None:
         return None
+
+    def preflight(self, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
+        """The file exists and is a .keras archive (a zip), found without TensorFlow."""
+        path = folder / self.path
+        if not path.is_file():
+            return [(("model", "path"), (f"{self.path} does not exist (paths start at the config's "
+                                        "folder)"))]
+        if not zipfile.is_zipfile(path):
+            return [(("model", "path"), (f"{self.path} is not a .keras file: model.save('x.keras') "
+                                        "writes a zip archive, and this is not one"))]
+        return []
