@@ -527,8 +527,8 @@ def test_adapt_on_a_layer_that_learns_nothing_is_refused_at_its_key(tmp_path, ca
 
 @pytest.mark.parametrize("model, where, message", [
     ({"factory": "my_models:build", "params": {"unitz": 24}}, "model.params.unitz",
-     "build() in my_models.py takes no parameter 'unitz' (did you mean 'units'?); it takes: "
-     "units, classes"),
+     ("build() in my_models.py takes no parameter 'unitz' (did you mean 'units'?); it takes: "
+     "units, classes")),
     ({"factory": "my_models:build", "params": {}}, "model.params",
      "build() in my_models.py needs units; give it in params"),
     ({"path": "absent.keras"}, "model.path", "absent.keras does not exist"),
