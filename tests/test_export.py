@@ -59,22 +59,9 @@ def table_run(tmp_path_factory) -> Path:
 def text_run(tmp_path_factory) -> Path:
     """Reviews as raw strings through an adapted TextVectorization."""
     from datafiles import review_rows
-    from test_text_data import _text_stack
+    from test_text_data import train_reviews_npz
 
-    folder = tmp_path_factory.mktemp("export_text")
-    rows = review_rows(80)
-    np.savez(folder / "reviews.npz", x=np.array([[r["review"]] for r in rows]),
-             y=np.array([r["verdict"] == "pos" for r in rows], dtype=np.int32))
-    config = _text_stack(
-        "words", {"source": "npz", "path": "reviews.npz", "validation_split": 0.25,
-                  "batch_size": 16},
-        {"type": "TextVectorization", "adapt": True, "max_tokens": 40,
-         "output_sequence_length": 8}, 2, input_dtype="string",
-        middle=[{"type": "Embedding", "input_dim": 40, "output_dim": 8},
-                {"type": "GlobalAveragePooling1D"}])
-    assert cli("train", write_config(folder, config), "--runs-dir", folder / "runs",
-               "-q") == 0
-    return only_run(folder / "runs")
+    return train_reviews_npz(tmp_path_factory.mktemp("export_text"), review_rows(80))
 
 
 def differences(out: str) -> dict[str, float]:

@@ -21,9 +21,9 @@ def _text_stack(name: str, data: dict, first: dict, units: int, **model) -> dict
             "fit": {"epochs": 3}}
 
 
-def test_text_vectorization_learns_the_training_words_of_an_npz(tmp_path):
-    rows = review_rows(160)
-    np.savez(tmp_path / "reviews.npz", x=np.array([[r["review"]] for r in rows]),
+def train_reviews_npz(folder, rows: list[dict]):
+    """A run of reviews as raw strings (an npz) through an adapted TextVectorization."""
+    np.savez(folder / "reviews.npz", x=np.array([[r["review"]] for r in rows]),
              y=np.array([r["verdict"] == "pos" for r in rows], dtype=np.int32))
     config = _text_stack(
         "words", {"source": "npz", "path": "reviews.npz", "validation_split": 0.25,
@@ -32,9 +32,14 @@ def test_text_vectorization_learns_the_training_words_of_an_npz(tmp_path):
          "output_sequence_length": 8}, 2, input_dtype="string",
         middle=[{"type": "Embedding", "input_dim": 40, "output_dim": 8},
                 {"type": "GlobalAveragePooling1D"}])
-    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+    assert cli("train", write_config(folder, config), "--runs-dir", folder / "runs",
                "-q") == 0
-    run = only_run(tmp_path / "runs")
+    return only_run(folder / "runs")
+
+
+def test_text_vectorization_learns_the_training_words_of_an_npz(tmp_path):
+    rows = review_rows(160)
+    run = train_reviews_npz(tmp_path, rows)
     assert float(read_log(run / "log.csv")[-1]["val_accuracy"]) >= 0.9
 
     import keras

@@ -115,6 +115,17 @@ def eval_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str, Any]
     return _samples(split, indices, batch_size).prefetch(tf.data.AUTOTUNE), {}
 
 
+def evaluate_split(model: Any, split: Split, batch_size: int) -> dict[str, float]:
+    """model.evaluate on a split in file order: {metric name Keras logs: value}."""
+    data, kwargs = eval_data(split, batch_size)
+    if isinstance(data, tuple):
+        kwargs["x"], kwargs["y"] = data
+    else:
+        kwargs["x"] = data
+    return {name: float(value) for name, value in
+            model.evaluate(verbose=0, return_dict=True, **kwargs).items()}
+
+
 def _has_text(x: Any) -> bool:
     values = x.values() if isinstance(x, dict) else [x]
     return any(np.asarray(v).dtype.kind in "US" for v in values)

@@ -15,7 +15,7 @@ import numpy as np
 from cbrun.checkpoints import Checkpoint, TrainedRun
 from cbrun.errors import UsageError
 from cbrun.evaluation import Evaluation
-from cbrun.train.data import eval_data
+from cbrun.train.data import eval_data, evaluate_split
 from cbrun.train.outputs import by_output, model_outputs, output_tasks
 from cbrun.train.runmodel import load_run_model
 from cbrun.train.sources import Split, data_for_run
@@ -47,19 +47,16 @@ def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = No
     chosen, name, notes = choose_split(run, split, data)
     model = load_run_model(run, checkpoint)
     batch_size = run.config.data.batch_size
-    inputs, kwargs = eval_data(chosen, batch_size)
-    if isinstance(inputs, tuple):
-        kwargs["x"], kwargs["y"] = inputs
-    else:
-        kwargs["x"] = inputs
-    metrics = model.evaluate(verbose=0, return_dict=True, **kwargs)
+    metrics = evaluate_split(model, chosen, batch_size)
     result = Evaluation(run_dir=str(run.run_dir), checkpoint=checkpoint.label,
                         epoch=checkpoint.epoch, data=name, samples=_samples(chosen),
                         metrics={k: float(v) for k, v in _loss_first(metrics)}, notes=notes)
     outputs = model_outputs(model)
     tasks = output_tasks(run.config, run.run_dir, outputs)
     if len(tasks) == 1 and tasks[0].classifies and chosen.dataset is None:
-        predicted = by_output(model.predict(kwargs["x"], batch_size=kwargs.get("batch_size"),
+        inputs, kwargs = eval_data(chosen, batch_size)
+        x = inputs[0] if isinstance(inputs, tuple) else inputs
+        predicted = by_output(model.predict(x, batch_size=kwargs.get("batch_size"),
                                             verbose=0), [n for n, _ in outputs])[0]
         task = tasks[0]
         truth = task.label_ids(np.asarray(chosen.y))

@@ -23,7 +23,7 @@ from cbrun.runguard import check_tree
 from cbrun.segment import stop_point
 from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
-from cbrun.train.data import eval_data, train_dataset, train_steps
+from cbrun.train.data import eval_data, evaluate_split, train_dataset, train_steps
 from cbrun.train.datacheck import check_data_fits
 from cbrun.train.distribute import scope, strategy_for
 from cbrun.train.events import Events
@@ -229,10 +229,5 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
 def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:
     """The test split, once, with the weights the run ends with (after EarlyStopping's
     restore_best_weights): {"test_loss": ..., "test_<metric>": ...}."""
-    data, kwargs = eval_data(split, batch_size)
-    if isinstance(data, tuple):
-        kwargs["x"], kwargs["y"] = data
-    else:
-        kwargs["x"] = data
-    results = model.evaluate(verbose=0, return_dict=True, **kwargs)
-    return {f"test_{name}": float(value) for name, value in results.items()}
+    return {f"test_{name}": value
+            for name, value in evaluate_split(model, split, batch_size).items()}
