@@ -5,7 +5,7 @@ callbacks (EarlyStopping that never fires, best-only ModelCheckpoint, CSVLogger,
 ReduceLROnPlateau) and save the final model. cbrun additionally validates the config, writes
 the run directory and saves its exact-resume state every epoch.
 
-    make bench                  # or: .venv/bin/python bench/bench_train.py --epochs 20 --repeats 3
+    .venv/bin/python bench/bench_train.py --epochs 20 --repeats 3   # make bench runs bench_whole.py
 
 Prints the median wall time of each and the ratio cbrun / hand-written, with the five
 callbacks and without any (where per-step overhead, not callback I/O, dominates).

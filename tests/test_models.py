@@ -408,7 +408,7 @@ def test_the_unfreeze_stage_sets_its_rate_and_trains_the_trunk(resumed):
     assert model.get_layer("trunk").trainable
 
 
-def test_the_backbone_is_frozen_until_its_stage_and_fine_tuned_after(resumed):
+def test_the_resumed_backbone_run_keeps_its_unfreeze_stage(resumed):
     """The resumed run kept the stage across its kill: the backbone's rate from epoch 3 on,
     and a trainable backbone in the final model."""
     run = only_run(resumed["root"] / "backbone" / "kill")

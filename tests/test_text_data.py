@@ -139,17 +139,14 @@ def test_a_wide_lookup_without_a_fixed_size_is_refused_at_its_key(tmp_path, caps
     assert "max_tokens: N and pad_to_max_tokens: true" in result.out
 
 
-@pytest.mark.parametrize("dtype, message", [
-    ("float32", "are text; declare the input's dtype as string"),
-])
-def test_text_fed_to_a_numeric_input_is_named_before_the_first_batch(tmp_path, capsys, dtype,
-                                                                     message):
+def test_text_fed_to_a_numeric_input_is_named_before_the_first_batch(tmp_path, capsys):
     np.savez(tmp_path / "words.npz", x=np.array([["a b"], ["c d"]] * 10),
              y=np.zeros(20, np.int32))
     config = _text_stack("numeric", {"source": "npz", "path": "words.npz"},
-                         {"type": "Dense", "units": 4}, 2, input_dtype=dtype)
+                         {"type": "Dense", "units": 4}, 2, input_dtype="float32")
     result = cli_output(capsys, "train", write_config(tmp_path, config), "--runs-dir",
                         tmp_path / "runs")
     assert result.code == 2
-    assert "model.input_dtype" in result.err and message in result.err, result.err
+    assert "model.input_dtype" in result.err, result.err
+    assert "are text; declare the input's dtype as string" in result.err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
