@@ -63,11 +63,11 @@ def main(argv: list[str]) -> None:
 
     keras.Model.fit = timed_fit
     keras.Model.save = timed(keras.Model.save, "model.save")
-    try:
-        cbrun_main(["train", *argv])
-    except SystemExit:
-        pass
-    mark("cbrun done")
+    mark("cbrun starting")
+    # As the `cbrun` command runs: main() without arguments reads sys.argv and, once the
+    # run is recorded, skips the interpreter's teardown (cbrun/cli.py), as `cbrun train` does.
+    sys.argv = ["cbrun", "train", *argv]
+    cbrun_main()
 
 
 if __name__ == "__main__":

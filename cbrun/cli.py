@@ -71,7 +71,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj.setdefault("argv", ["cbrun", *sys.argv[1:]])  # run.json records the command
 
 
+# True when this process is the `cbrun` command itself, not a caller of main(argv) or of
+# cbrun.api: what only the whole process may do (cbrun/train/tfimport.py) asks this.
+WHOLE_PROCESS = False
+
+
 def main(argv: list[str] | None = None) -> None:
+    global WHOLE_PROCESS
+    WHOLE_PROCESS = argv is None
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None and _native_threads_possible():
         # This process trained (or began to load TensorFlow) and its run directory says how

@@ -73,6 +73,34 @@ def test_the_training_batches_follow_the_order_and_shuffle_false_keeps_file_orde
         assert labels.tolist() == expected.tolist()
 
 
+def test_arrays_gathered_per_epoch_or_per_batch_give_the_same_batches():
+    """Small training arrays are put in epoch order in one gather, large ones a batch at a
+    time: the batches (a dict of inputs, a partial last batch, steps_per_epoch's cap) are
+    the same."""
+    from cbrun.train.data import train_dataset
+    from cbrun.train.sources import Split
+
+    rng = np.random.default_rng(0)
+    split = Split({"a": rng.normal(size=(23, 3)).astype("float32"),
+                   "b": np.array([f"w{i}" for i in range(23)])},
+                  rng.integers(0, 4, size=23).astype("int32"))
+    for steps in (5, 3):
+        seen = []
+        for limit in (10**9, 0):  # whole epoch, per batch
+            dataset, order = train_dataset(split, 5, seed=7, shuffle=True, steps=steps,
+                                           whole_epoch_bytes=limit)
+            order.set_epoch(2)
+            seen.append([(x["a"].numpy(), x["b"].numpy(), y.numpy()) for x, y in dataset])
+        assert len(seen[0]) == steps
+        expected = np.random.default_rng([7, 2]).permutation(23)[:steps * 5]
+        assert np.concatenate([y for _, _, y in seen[0]]).tolist() == \
+            split.y[expected].tolist()
+        for (a1, b1, y1), (a2, b2, y2) in zip(*seen, strict=True):
+            np.testing.assert_array_equal(a1, a2)
+            np.testing.assert_array_equal(b1, b2)
+            np.testing.assert_array_equal(y1, y2)
+
+
 def test_a_raw_csv_with_adapted_normalization_trains_like_one_normalised_by_hand(tmp_path):
     """Normalization(adapt: true) learns the training rows' mean and variance: the curves
     are those of the same table standardised beforehand, and far from the raw table's."""

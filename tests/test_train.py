@@ -89,8 +89,38 @@ def test_tensorboard_events_hold_the_epoch_scalars(real_run):
         assert [step for step, _ in points] == list(range(len(rows)))
         np.testing.assert_allclose([v for _, v in points],
                                    [float(r[column]) for r in rows], rtol=1e-6)
-    histograms = list((real_run / "tensorboard" / "train").glob("events.out.tfevents.*"))
-    assert histograms, "histogram_freq: 1 writes train events"
+
+
+def test_tensorboard_histograms_are_those_of_the_weights_each_epoch(real_run):
+    """histogram_freq: 1: every weight's histogram at every epoch, under Keras's tags, and at
+    the best epoch equal to TensorBoard's own numpy histogram of the checkpoint's weights."""
+    import keras
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.histogram.summary_v2 import histogram_pb
+    from tensorboard.util import tensor_util
+
+    written: dict[tuple[str, int], np.ndarray] = {}
+    for path in (real_run / "tensorboard" / "train").glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "histograms":
+                    written[(value.tag, event.step)] = tensor_util.make_ndarray(value.tensor)
+    rows = read_log(real_run / "log.csv")
+    best_row = min(rows, key=lambda r: float(r["val_loss"]))
+    epoch = int(best_row["epoch"])
+    (best,) = (real_run / "checkpoints").glob(f"ep{epoch + 1:03d}-*.keras")
+    model = keras.saving.load_model(best)
+    # Keras's tags: the variable's path while training, under the model's name.
+    weights = {f"{model.name}/{w.path}/histogram": w
+               for layer in model.layers for w in layer.weights}
+    assert set(weights) == {tag for tag, _ in written} and len(weights) == 4
+    assert {step for _, step in written} == set(range(len(rows)))
+    for tag, weight in weights.items():
+        expected = tensor_util.make_ndarray(
+            histogram_pb("t", keras.ops.convert_to_numpy(weight)).value[0].tensor)
+        got = written[(tag, epoch)]
+        np.testing.assert_array_equal(got[:, 2], expected[:, 2])
+        np.testing.assert_allclose(got[:, :2], expected[:, :2], rtol=1e-12)
 
 
 def test_best_checkpoint_reloads_and_evaluates_to_the_logged_value(real_run):

@@ -112,12 +112,12 @@ class TensorBoardSpec(CallbackSpec):
         return self.update_freq != "epoch" or self.profile_batch != 0
 
     def build(self, ctx: BuildContext) -> Any:
-        import keras
+        from cbrun.train.tensorboard import TensorBoard
 
         kwargs = self.kwargs(ctx)
         if isinstance(kwargs["profile_batch"], list):
             kwargs["profile_batch"] = tuple(kwargs["profile_batch"])
-        return keras.callbacks.TensorBoard(**kwargs)
+        return TensorBoard(**kwargs)
 
     def run_files(self) -> list[PurePosixPath]:
         return [run_relative(self.log_dir)]

@@ -23,7 +23,7 @@ from cbrun.runguard import check_tree
 from cbrun.segment import stop_point
 from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
-from cbrun.train.data import eval_data, evaluate_split, train_dataset, train_steps
+from cbrun.train.data import evaluate_split, train_dataset, train_steps, validation_data
 from cbrun.train.datacheck import check_data_fits
 from cbrun.train.distribute import scope, strategy_for
 from cbrun.train.events import Events
@@ -35,6 +35,8 @@ from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
 from cbrun.train.sources.images import decode_error
 from cbrun.train.tracking import TrackingCallback
+
+_RUNS_IN_PROCESS = 0
 
 
 @dataclass
@@ -92,7 +94,11 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     strategy = strategy_for(config)
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
-    keras.backend.clear_session()
+    # Collecting garbage with TensorFlow loaded takes ~0.15 s; only a process that has
+    # trained before has a previous run's model to free.
+    global _RUNS_IN_PROCESS
+    keras.backend.clear_session(free_memory=_RUNS_IN_PROCESS > 0)
+    _RUNS_IN_PROCESS += 1
     keras.utils.set_random_seed(config.seed)
     # After clear_session, which resets it: this run's policy, before its model is built.
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
@@ -155,7 +161,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
 
     dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
                                    config.data.shuffle, steps)
-    validation, validation_kw = eval_data(splits.validation, config.data.batch_size)
+    validation, validation_kw = validation_data(splits.validation, config.data.batch_size)
     epochs = config.fit.epochs
     if restore is not None and restore.meta.get("stop_training"):
         epochs = first_epoch  # the run had ended; only on_train_end is left to run
