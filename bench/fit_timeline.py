@@ -38,9 +38,15 @@ def timed(function, name: str, after=None):
 def main(argv: list[str]) -> None:
     stacks = "--stacks" in argv
     argv = [a for a in argv if a != "--stacks"]
-    import keras
-
+    import cbrun.cli
     from cbrun.cli import main as cbrun_main
+    from cbrun.train.tfimport import import_tensorflow
+
+    # TensorFlow imported as `cbrun train` imports it (cbrun/train/tfimport.py), so that
+    # Model.fit can be wrapped here before the run starts.
+    cbrun.cli.WHOLE_PROCESS = True
+    import_tensorflow()
+    import keras
 
     mark("imported")
     fit = keras.Model.fit

