@@ -86,6 +86,32 @@ def test_a_gpu_the_machine_lacks_is_a_config_error_and_leaves_no_run(tmp_path):
     assert not list((tmp_path / "runs").glob("*"))
 
 
+def test_what_keras_fails_on_under_two_replicas_is_refused_before_the_first_batch(tmp_path):
+    """A global batch the replicas cannot share, several batches per call, XLA across split
+    CPUs: each a traceback in epoch 1 otherwise. All three at once, each at its key."""
+    path = write_config(tmp_path, tiny_config(distribute=MIRRORED))
+    result = run("train", path, "--runs-dir", tmp_path / "runs", "--set",
+                 "data.batch_size=33", "--set", "compile.steps_per_execution=5", "--set",
+                 "compile.jit_compile=true")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for says in (("data.batch_size: under distribute: mirrored, batch_size is the global "
+                 "batch, split evenly between the 2 replicas; use a multiple of 2 (e.g. 32)"),
+                 "compile.steps_per_execution: Keras's multi-batch loop fails",
+                 "compile.jit_compile: XLA cannot run replicas on split CPUs"):
+        assert says in result.stderr, result.stderr[-3000:]
+    assert not list((tmp_path / "runs").glob("*"))
+
+
+def test_a_logical_cpu_far_past_the_machine_is_refused(tmp_path):
+    path = write_config(tmp_path, tiny_config(distribute={"type": "one_device",
+                                                          "device": "/cpu:100000"}))
+    result = run("train", path, "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "distribute.device: CPUs past /cpu:0 are made by splitting the CPU" in result.stderr
+    assert not list((tmp_path / "runs").glob("*"))
+
+
 def _free_ports(count: int) -> list[int]:
     socks = [socket.socket() for _ in range(count)]
     for sock in socks:

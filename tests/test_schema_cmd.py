@@ -72,6 +72,16 @@ def test_the_design_config_conforms(schema):
     assert violations(yaml.safe_load(DESIGN), schema) == []
 
 
+@pytest.mark.parametrize("distribute", ["mirrored", "none", "one_device",
+                                        {"type": "mirrored", "devices": ["/cpu:0", "/cpu:1"]}])
+def test_both_forms_of_distribute_conform(schema, distribute):
+    config = yaml.safe_load(DESIGN)
+    config["distribute"] = distribute
+    assert violations(config, schema) == []
+    config["distribute"] = "mirorred"
+    assert violations(config, schema) != []
+
+
 @pytest.mark.parametrize("old, new, path, keyword", [
     ("patience: 5", "patiance: 5", "$.callbacks[0]", "additionalProperties"),
     ("type: Dense, units: 128", "type: Dens, units: 128", "$.model.layers[0].type", "enum"),

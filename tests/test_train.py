@@ -18,6 +18,7 @@ from conftest import (
     HELPERS,
     REPO,
     cli,
+    cli_output,
     only_run,
     read_log,
     tb_scalars,
@@ -237,37 +238,48 @@ def test_every_example_config_trains(config_file, tmp_path):
     assert len(read_log(run / "log.csv")) >= 1
 
 
-def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_path):
-    """`auto` runs several batches per compiled call (fewer Python round trips); the curves
-    must not change by a bit."""
+def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_path, capsys):
+    """`auto` runs several batches per compiled call (fewer Python round trips), and says
+    how many; the curves must not change by a bit."""
     logs = []
     for spe in ("auto", "1"):
         path = write_config(tmp_path / spe, tiny_config(fit={"epochs": 3}))
         # 1,437 samples in batches of 32: 45 batches, which auto runs several at a time.
-        assert cli("train", path, "--set", f"compile.steps_per_execution={spe}",
-                   "--set", "data.batch_size=32", "--runs-dir", tmp_path / spe / "runs",
-                   "-q") == 0
+        result = cli_output(capsys, "train", path, "--set",
+                            f"compile.steps_per_execution={spe}", "--set",
+                            "data.batch_size=32", "--runs-dir", tmp_path / spe / "runs")
+        assert result.code == 0
         run = only_run(tmp_path / spe / "runs")
         logs.append((run / "log.csv").read_bytes())
         picked = json.loads((run / "run.json").read_text())["steps_per_execution"]
         assert (picked > 1 and 45 % picked == 0) if spe == "auto" else picked == 1
+        said = f"steps_per_execution auto: {picked} batches per compiled call"
+        assert (said in result.out) == (spe == "auto"), result.out
     assert logs[0] == logs[1]
 
 
 def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks():
     from cbrun.config.load import load_config
+    from cbrun.errors import ConfigError
     from cbrun.train.session import choose_steps_per_execution
 
     config = load_config(REPO / "configs" / "digits.yaml").config
-    assert choose_steps_per_execution(config, 45, batch_level=False) == 5  # 9 calls an epoch
-    assert choose_steps_per_execution(config, 47, batch_level=False) == 1  # 47 is prime
-    assert choose_steps_per_execution(config, 45, batch_level=True) == 1
+    assert choose_steps_per_execution(config, 45, []) == 5  # 9 calls an epoch
+    assert choose_steps_per_execution(config, 47, []) == 1  # 47 is prime
+    assert choose_steps_per_execution(config, 45, ["TensorBoard"]) == 1
     # With a step's time measured: ~0.25 s a call, up to the whole epoch.
-    assert choose_steps_per_execution(config, 45, False, step_seconds=0.001) == 45
-    assert choose_steps_per_execution(config, 45, False, step_seconds=0.05) == 5
-    assert choose_steps_per_execution(config, 45, False, step_seconds=0.1) == 1  # 45 has no divisor 2
-    assert choose_steps_per_execution(config, 64, False, step_seconds=0.1) == 2
-    assert choose_steps_per_execution(config, 45, True, step_seconds=0.001) == 1
+    assert choose_steps_per_execution(config, 45, [], step_seconds=0.001) == 45
+    assert choose_steps_per_execution(config, 45, [], step_seconds=0.05) == 5
+    assert choose_steps_per_execution(config, 45, [], step_seconds=0.1) == 1  # no divisor 2
+    assert choose_steps_per_execution(config, 64, [], step_seconds=0.1) == 2
+    assert choose_steps_per_execution(config, 45, ["LambdaCallback"], step_seconds=0.001) == 1
+    # A number is taken as given, except where a callback needs every batch.
+    config.compile.steps_per_execution = 5
+    assert choose_steps_per_execution(config, 45, ["distribute: one_device"]) == 5
+    with pytest.raises(ConfigError, match="LambdaCallback need every batch"):
+        choose_steps_per_execution(config, 45, ["LambdaCallback"])
+    with pytest.raises(ConfigError, match=r"divisors: \[1, 2, 4, 8, 16, 32, 64\]"):
+        choose_steps_per_execution(config, 64, [])
 
 
 def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):

@@ -106,10 +106,12 @@ class CompileConfig(StrictModel):
     loss_weights: dict[str, float] | None = Field(
         None, description="With several outputs: how much each output's loss counts in the "
                           "total `loss`, by output name. Defaults to 1 each.")
-    steps_per_execution: int | Literal["auto"] = Field(
-        "auto", description="Batches per compiled call. `auto` lets cbrun pick the largest "
-                            "value the batch-level callbacks allow (same results, less Python "
-                            "overhead). Defaults to auto.")
+    steps_per_execution: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description=(
+            "Batches per compiled call (same results, less Python overhead). `auto`: as many "
+            "as take about a quarter of a second, up to an epoch; 1 where a callback needs "
+            "every batch or under a strategy with several replicas. A number must divide the "
+            "batches of an epoch. Defaults to auto."))
     jit_compile: bool | Literal["auto"] = Field(
         "auto", description="XLA compilation, as in keras.Model.compile. Defaults to auto.")
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
@@ -151,13 +153,14 @@ class CompileConfig(StrictModel):
         """The output names a per-output loss gives, or None for a single loss."""
         return list(self.loss) if isinstance(self.loss, dict) else None
 
-    @field_validator("steps_per_execution")
+    @field_validator("steps_per_execution", mode="before")
     @classmethod
-    def _spe(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"steps_per_execution must be 'auto' or an integer >= 1, "
-                             f"got {value}")
-        return value
+    def _spe(cls, value: Any) -> Any:
+        # One message for every wrong value, and no lax coercion (true -> 1, "5" -> 5).
+        if value == "auto" or (type(value) is int and value >= 1):
+            return value
+        raise ValueError(f"steps_per_execution must be 'auto' or a whole number >= 1 "
+                         f"(batches per compiled call), got {value!r}")
 
     def logged_metrics(self) -> list[tuple[str, str | ObjectSpec]]:
         """(name Keras logs, metric) for each compiled metric. Keras 3 logs a model with

@@ -87,5 +87,13 @@ def by_name(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+def short_form_in_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema editors read accepts the short form too. (Validation reads it through
+    `by_name`; in the type it would double every error message of the long form.)"""
+    long_form = {key: schema.pop(key) for key in ("oneOf", "discriminator") if key in schema}
+    schema["anyOf"] = [{"type": "string", "enum": ["none", "one_device", "mirrored"]},
+                       long_form]
+
+
 DistributeConfig = Annotated[NoStrategy | OneDevice | Mirrored | MultiWorker,
                              Field(discriminator="type")]

@@ -12,7 +12,12 @@ from cbrun.callbacks.registry import CallbackConfig
 from cbrun.config.base import ManyProblems, StrictModel
 from cbrun.config.compile import CompileConfig, optimizer_class
 from cbrun.config.data import DataConfig, DigitsData, default_source
-from cbrun.config.distribute import DistributeConfig, NoStrategy, by_name
+from cbrun.config.distribute import (
+    DistributeConfig,
+    NoStrategy,
+    by_name,
+    short_form_in_schema,
+)
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
 from cbrun.config.outputs import output_problems
@@ -45,7 +50,8 @@ class RunConfig(StrictModel):
         default_factory=NoStrategy,
         description="Devices that train the model: none (the default device), one_device, "
                     "or mirrored (one replica per device; data.batch_size is the global "
-                    "batch, split between them). See docs/speed.md.")
+                    "batch, split between them). See docs/devices.md.",
+        json_schema_extra=short_form_in_schema)
     tracking: TrackingConfig | None = Field(
         None, description="MLflow and W&B runs that mirror this run (see docs/tracking.md).")
 

@@ -143,8 +143,9 @@ def build_callbacks(config: RunConfig, ctx: BuildContext) -> list[Bound]:
     return built
 
 
-def needs_every_batch(bound: list[Bound]) -> bool:
-    return any(spec.batch_level(callback) for spec, callback in bound)
+def every_batch(bound: list[Bound]) -> list[str]:
+    """The callbacks that need every batch (a batch hook, a batch-level frequency)."""
+    return [spec.type for spec, callback in bound if spec.batch_level(callback)]
 
 
 def judge_of(bound: list[Bound], monitor: str) -> Bound | None:

@@ -25,7 +25,7 @@ from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
 from cbrun.train.data import evaluate_split, train_dataset, train_steps, validation_data
 from cbrun.train.datacheck import check_data_fits
-from cbrun.train.distribute import scope, strategy_for
+from cbrun.train.distribute import check_strategy_fits, scope, strategy_for
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.model.phases import Unfreeze, optimizer_variables, unfreeze_before
@@ -49,9 +49,10 @@ class Outcome:
     model_path: Path
 
 
-def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool,
+def choose_steps_per_execution(config: RunConfig, steps: int, one_because: list[str],
                                step_seconds: float | None = None) -> int:
-    """`auto`: as many batches per call as take ~0.25 s, up to an epoch (train/pacing.py).
+    """`auto`: as many batches per call as take ~0.25 s, up to an epoch (train/pacing.py);
+    1 where `one_because` names something that needs every batch.
 
     A divisor of the epoch's steps, because cbrun's data pipeline yields exactly `steps`
     batches per epoch and Keras would otherwise pull the next epoch's first batches into
@@ -59,16 +60,32 @@ def choose_steps_per_execution(config: RunConfig, steps: int, batch_level: bool,
     """
     wanted = config.compile.steps_per_execution
     if wanted != "auto":
+        loc = ("compile", "steps_per_execution")
         if steps % wanted:
             divisors = [d for d in range(1, steps + 1) if steps % d == 0]
             raise ConfigError([Problem(
-                loc=("compile", "steps_per_execution"), given=wanted,
+                loc=loc, given=wanted,
                 message=f"must divide the {steps} batches of an epoch so epochs stay aligned "
                         f"with the data order; divisors: {divisors}")])
+        callbacks = [why for why in one_because if not why.startswith("distribute")]
+        if wanted > 1 and callbacks:
+            # Keras would call their batch hooks once per call, with the call's last batch.
+            raise ConfigError([Problem(
+                loc=loc, given=wanted,
+                message=f"{' and '.join(callbacks)} need every batch, but {wanted} batches "
+                        "per call run their batch hooks once per call; use auto or 1")])
         return wanted
-    if batch_level:
+    if one_because:
         return 1
     return batches_per_call(steps, step_seconds)
+
+
+def describe_choice(spe: int, steps: int, one_because: list[str]) -> str:
+    """The line that tells what `auto` chose, and why."""
+    if one_because:
+        return f"steps_per_execution auto: 1 (every batch: {', '.join(one_because)})"
+    share = "the whole epoch" if spe == steps else f"{steps // spe} calls an epoch"
+    return f"steps_per_execution auto: {spe} batches per compiled call ({share})"
 
 
 def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
@@ -92,6 +109,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
            learning_rate: float | None, on_restored) -> Outcome:
     # First: splitting the CPU into logical devices is only possible before any tensor.
     strategy = strategy_for(config)
+    check_strategy_fits(config, strategy)
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
     # Collecting garbage with TensorFlow loaded takes ~0.15 s; only a process that has
@@ -148,10 +166,15 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         stop_point()
         # Under a strategy, Keras's multi-step loop fails on the distributed iterator
         # ("while/cond/Placeholder"): `auto` keeps one batch per call there.
-        batch_level = cbs.needs_every_batch(bound) or strategy is not None
-        auto = config.compile.steps_per_execution == "auto" and not batch_level
-        spe = choose_steps_per_execution(config, steps, batch_level, step_seconds(
-            model, splits.train, config.data.batch_size) if auto else None)
+        one_because = cbs.every_batch(bound) + (
+            [f"distribute: {config.distribute.type}"] if strategy is not None else [])
+        auto = config.compile.steps_per_execution == "auto"
+        spe = choose_steps_per_execution(config, steps, one_because, step_seconds(
+            model, splits.train, config.data.batch_size)
+            if auto and not one_because else None)
+        if auto:
+            console.print(describe_choice(spe, steps, one_because), style="dim",
+                          highlight=False)
         record.set_steps_per_execution(spe)
         compile_model(model, config, spe)
         # Built now rather than lazily inside fit, so a saved state has variables to go
