@@ -10,6 +10,7 @@ at /dev/null for the length of the import. Python exceptions still propagate and
 from __future__ import annotations
 
 import gc
+import importlib.abc
 import os
 import sys
 
@@ -34,13 +35,51 @@ def _freeze_if_command() -> None:
     garbage collector's sight: each full collection would otherwise walk them all (0.12 s on
     2 cores, several times a run), and none of them is ever garbage. Not in a notebook's
     process (cbrun.api), whose own objects would be frozen too."""
-    command = getattr(sys.modules.get("cbrun.cli"), "WHOLE_PROCESS", False)
-    if command and "tensorflow" in sys.modules:
+    if _command() and "tensorflow" in sys.modules:
         gc.freeze()
 
 
+def _command() -> bool:
+    return getattr(sys.modules.get("cbrun.cli"), "WHOLE_PROCESS", False)
+
+
+class _NoMatplotlib(importlib.abc.MetaPathFinder):
+    """Keras's import reaches `import matplotlib.pyplot` (for keras.visualization's image
+    gallery, inside a try): 0.33 s of the ~2 s import, for a function training never calls.
+    In a `cbrun` process that import fails while TensorFlow loads, and the gallery gets a
+    stand-in that imports pyplot when first used."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"{name} is imported later, when used", name=name)
+
+
+class _PyplotWhenUsed:
+    def __getattr__(self, name: str):
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
 def _import(debug: bool) -> None:
-    if debug or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
+        return
+    if not _command() or "matplotlib" in sys.modules:
+        _import_quietly(debug)
+        return
+    blocker = _NoMatplotlib()
+    sys.meta_path.insert(0, blocker)
+    try:
+        _import_quietly(debug)
+    finally:
+        sys.meta_path.remove(blocker)
+    gallery = sys.modules.get("keras.src.visualization.plot_image_gallery")
+    if gallery is not None and getattr(gallery, "plt", None) is None:
+        gallery.plt = _PyplotWhenUsed()
+
+
+def _import_quietly(debug: bool) -> None:
+    if debug:
         import tensorflow  # noqa: F401
         return
     sys.stderr.flush()
