@@ -162,3 +162,23 @@ def test_a_signal_inside_the_state_write_lets_it_finish_and_stops_after_that_epo
     assert record["status"] == "interrupted" and record["epochs_done"] == 2
     assert _state_epochs(run) == [1, 2] and not list((run / "state").glob(".tmp-*"))
     assert "after 2 complete epochs" in err
+
+
+def test_a_signal_after_the_last_epoch_lets_the_run_finish_as_it_ended(tmp_path):
+    """Ctrl-C once every epoch has run (here from a callback's on_train_end, the last place
+    before `fit` returns) has nothing left to stop: the model is saved and the run recorded
+    completed, not interrupted with its model missing."""
+    (tmp_path / "late.py").write_text(
+        "import os, signal\nimport keras\n\n\n"
+        "class Late(keras.callbacks.Callback):\n"
+        "    def on_train_end(self, logs=None):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n")
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 2}, callbacks=[
+        {"type": "Custom", "class": "late:Late"}]))
+    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q")
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-3000:]
+    run = only_run(tmp_path / "runs")
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 2
+    assert (run / "model.keras").is_file()

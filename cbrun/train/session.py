@@ -207,9 +207,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
-        # A signal after this lets the run finish: saving the model and the test metrics
-        # take moments, and the record then says how the run really ended.
-        stop_point()
+        # fit returned on its own: every epoch ran, or a callback ended the run. A signal
+        # that came after the last epoch's end (SafeStop's last look) has nothing left to
+        # stop: saving the model and the test metrics take moments, and the record then
+        # says how the run really ended (not "interrupted" with its model unsaved).
     except tf.errors.InvalidArgumentError as exc:
         tracking.abort("failed")
         error = decode_error((splits.train, splits.validation))
