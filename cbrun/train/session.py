@@ -85,7 +85,8 @@ def describe_choice(spe: int, steps: int, one_because: list[str]) -> str:
     if one_because:
         return f"steps_per_execution auto: 1 (every batch: {', '.join(one_because)})"
     share = "the whole epoch" if spe == steps else f"{steps // spe} calls an epoch"
-    return f"steps_per_execution auto: {spe} batches per compiled call ({share})"
+    return (f"steps_per_execution auto: {spe} batch{'es' if spe > 1 else ''} per compiled "
+            f"call ({share})")
 
 
 def train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
