@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -304,6 +304,7 @@ class RunRecord:
         for segment in self.file.segments:
             if segment.status == "running":  # its process died without a word (kill -9)
                 segment.status = "killed"
+                self._count_killed(segment)
         self.file.status = "running"
         self.file.pid = os.getpid()
         self.file.host = socket.gethostname()
@@ -313,6 +314,22 @@ class RunRecord:
             kind=kind, started=iso(utc_now()), pid=os.getpid(), command=command,
             first_epoch=first_epoch, last_epoch=first_epoch - 1, status="running"))
         self.save()
+
+    def _count_killed(self, segment: Segment) -> None:
+        """A killed process's time, up to its last word: run.json, written at each epoch's
+        end, was last written by it."""
+        if segment.started is None or segment.finished is not None:
+            return
+        try:
+            last = datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
+        except OSError:
+            return
+        started = datetime.fromisoformat(segment.started)
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        segment.finished = iso(last)
+        self.file.duration_s = round(
+            (self.file.duration_s or 0.0) + max((last - started).total_seconds(), 0.0), 3)
 
     def resume_from(self, epochs_done: int, epochs_planned: int,
                     best: dict[str, Any] | None) -> None:

@@ -10,6 +10,7 @@ whole listing down. Epoch numbers in run.json are
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -71,6 +72,7 @@ class RunInfo:
     segments: tuple[Segment, ...] = ()
     process_alive: bool | None = None
     test: tuple[tuple[str, float], ...] = ()  # ("test_loss", 0.31), ... after a test split
+    updated: datetime | None = None  # when run.json was last written
 
     @property
     def shown_status(self) -> str:
@@ -102,13 +104,17 @@ class RunInfo:
     def elapsed_s(self, now: datetime | None = None) -> float | None:
         """Training time so far. run.json adds a segment's time to `duration_s` only when
         the segment ends, so for a live run the current segment's time is added here."""
-        if not self.is_running or not self.segments or self.segments[-1].started is None:
+        gone = self.shown_status == PROCESS_GONE and self.updated is not None
+        if (not (self.is_running or gone) or not self.segments
+                or self.segments[-1].started is None):
             return self.duration_s
         started = self.segments[-1].started
         if started.tzinfo is None:  # cbrun writes UTC with an offset; a bare time is UTC too
             started = started.replace(tzinfo=UTC)
-        now = now or datetime.now(UTC)
-        running = max((now - started).total_seconds(), 0.0)
+        # A process killed without a word last wrote run.json at its last epoch's end: its
+        # time counts up to then.
+        end = self.updated if gone else (now or datetime.now(UTC))
+        running = max((end - started).total_seconds(), 0.0)
         return (self.duration_s or 0.0) + running
 
 
@@ -152,7 +158,12 @@ def read_run_info(run_dir: Path) -> RunInfo:
         return _unreadable(run_dir, f"{file}: {_reason(exc)}")
     if not isinstance(data, dict):
         return _unreadable(run_dir, f"{file}: expected a JSON object, got {type(data).__name__}")
-    return _from_dict(run_dir, data)
+    info = _from_dict(run_dir, data)
+    try:
+        updated = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+    except OSError:
+        return info
+    return dataclasses.replace(info, updated=updated)
 
 
 def _unreadable(run_dir: Path, problem: str) -> RunInfo:

@@ -44,6 +44,28 @@ def test_the_record_reads_back_what_it_wrote(tmp_path):
     assert json.loads((run / "run.json").read_text())["stop_reason"] == "early_stopping"
 
 
+def test_a_killed_segment_counts_its_time_up_to_its_last_record(tmp_path):
+    """kill -9 leaves the segment `running` with no time added; the next segment (resume)
+    marks it killed and counts it up to run.json's last write, its last epoch's end."""
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    run = _record_run(tmp_path)
+    data = json.loads((run / "run.json").read_text())
+    started = datetime.now(UTC) - timedelta(hours=1)
+    data["segments"][-1].update(status="running", finished=None, started=started.isoformat())
+    data.update(status="running", duration_s=2.5)
+    (run / "run.json").write_text(json.dumps(data))
+    last = (started + timedelta(seconds=40)).timestamp()
+    os.utime(run / "run.json", (last, last))
+    record = RunRecord.load(run)
+    record.begin_segment("resume", 1, ["cbrun", "resume"])
+    killed = record.file.segments[0]
+    assert killed.status == "killed"
+    assert record.file.duration_s == pytest.approx(42.5, abs=0.01)
+    assert datetime.fromisoformat(killed.finished).timestamp() == pytest.approx(last)
+
+
 def test_a_pruned_sweep_trial_keeps_its_sweep_and_is_not_resumed(tmp_path, capsys):
     run = _record_run(tmp_path)
     record = RunRecord.load(run)

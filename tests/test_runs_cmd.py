@@ -50,10 +50,17 @@ def folder(tmp_path) -> Path:
                         "first_epoch": 1, "last_epoch": 1, "status": "interrupted"},
                        {"kind": "resume", "started": resumed, "first_epoch": 2,
                         "status": None}])
-    # kill -9 leaves "running" behind; its pid is gone.
-    fake_run(runs, "20261121-180000-killed", status="running", pid=_dead_pid(), host=HOST,
-             epochs_done=6, best={"epoch": 6, "value": 0.3858}, duration_s=192.4,
-             created="2026-11-21T18:00:00+00:00", stopped_early_at=None)
+    # kill -9 leaves "running" behind, its pid gone and its time uncounted (duration_s is
+    # added when a segment ends); run.json was last written at its sixth epoch's end, 192.4 s
+    # in, and the listing counts up to then.
+    killed = fake_run(runs, "20261121-180000-killed", status="running", pid=_dead_pid(),
+                      host=HOST, epochs_done=6, best={"epoch": 6, "value": 0.3858},
+                      duration_s=0.0, created="2026-11-21T18:00:00+00:00",
+                      stopped_early_at=None,
+                      segments=[{"kind": "train", "started": "2026-11-21T18:00:00+00:00",
+                                 "first_epoch": 1, "last_epoch": 6, "status": "running"}])
+    last = datetime(2026, 11, 21, 18, 0, tzinfo=UTC).timestamp() + 192.4
+    os.utime(killed / "run.json", (last, last))
     fake_run(runs, "20261121-190000-crashed", csv=False, status="failed", epochs_done=0,
              best=None, duration_s=0.8, created="2026-11-21T19:00:00+00:00",
              error="ValueError: shapes")
