@@ -488,6 +488,27 @@ def test_a_moved_value_is_checked_at_its_new_place_where_it_was_written(tmp_path
     assert one(tmp_path, text).field_path == "fit.validation_split"
 
 
+@pytest.mark.parametrize("line, field, hint", [
+    ("validation_split: 0.2", "data.validation_split",
+     "move it under `data:` as  validation_split: 0.2"),
+    ("steps_per_execution: 5", "compile.steps_per_execution",
+     "move it under `compile:` as  steps_per_execution: 5"),
+    ("epochs: 3", "fit.epochs", None),  # fit.epochs is set: "remove this one"
+])
+def test_a_section_key_at_the_top_level_names_its_section(tmp_path, line, field, hint):
+    key = line.split(":")[0]
+    problem = one(tmp_path, NO_SPLIT + f"{line}\n")
+    assert problem.field_path == key
+    assert f"'{key}' is not a top-level key: cbrun reads it from {field}" in problem.message
+    assert problem.hint == hint
+    assert ("already set" in problem.message) == (hint is None)
+
+
+def test_a_section_key_moved_from_the_top_level_is_checked_at_its_place(tmp_path):
+    found = problems(tmp_path, NO_SPLIT + "validation_split: 7\n")
+    assert [p.field_path for p in found] == ["validation_split", "data.validation_split"]
+
+
 def test_fit_callbacks_are_checked_as_the_callbacks_section(tmp_path):
     text = NO_SPLIT.replace("  epochs: 2\n", "  epochs: 2\n  callbacks:\n"
                                              "    - {type: EarlyStopping, patience: -1}\n")

@@ -56,6 +56,27 @@ MISPLACED: dict[Loc, Moved | str] = {
 }
 
 
+# Keys written at the top level that belong to a section: the value is carried there and
+# checked there, as for the keys above.
+TOP_LEVEL: dict[str, Loc] = {
+    "validation_split": ("data", "validation_split"),
+    "batch_size": ("data", "batch_size"),
+    "shuffle": ("data", "shuffle"),
+    "source": ("data", "source"),
+    "layers": ("model", "layers"),
+    "input_shape": ("model", "input_shape"),
+    "optimizer": ("compile", "optimizer"),
+    "loss": ("compile", "loss"),
+    "metrics": ("compile", "metrics"),
+    "steps_per_execution": ("compile", "steps_per_execution"),
+    "mixed_precision": ("compile", "mixed_precision"),
+    "jit_compile": ("compile", "jit_compile"),
+    "epochs": ("fit", "epochs"),
+    "steps_per_epoch": ("fit", "steps_per_epoch"),
+    "class_weight": ("fit", "class_weight"),
+}
+
+
 class MisplacedKeys:
     """The misplaced-key checks of the legacy pass (cbrun.config.legacy._Pass), which
     provides `raw` (the data as parsed), `data` (the cleaned copy), `pos` and `report`."""
@@ -66,6 +87,18 @@ class MisplacedKeys:
     report: Any
 
     def misplaced(self) -> None:
+        for key, to in TOP_LEVEL.items():
+            if key not in self.raw or not isinstance(self.data, dict) or key not in self.data:
+                continue
+            value = self.data.pop(key)
+            hint, already = self.move((key,), to, value)
+            where = format_loc(to)
+            message = f"{key!r} is not a top-level key: cbrun reads it from {where}"
+            if already is not _ABSENT:
+                shown = "" if isinstance(already, (list, dict)) else f" ({already!r})"
+                message += f"; {where} is already set{shown}, so remove this one"
+                hint = None
+            self.report((key,), message, Edit(drop=True), hint=hint)
         for loc, rule in MISPLACED.items():
             section = self.raw.get(loc[0])
             if not (isinstance(section, dict) and loc[1] in section):
