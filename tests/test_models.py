@@ -204,6 +204,15 @@ def test_validate_locates_each_graph_mistake(tmp_path, capsys, old, new, line, c
     assert located[0].startswith(f"{path}:{line}:{column}: "), out
 
 
+def test_a_layer_that_takes_itself_is_said_once(tmp_path, capsys):
+    path = tmp_path / "run.yaml"
+    path.write_text(TWO_IO.replace("activation: relu, inputs: a}",
+                                   "activation: relu, inputs: [a, encode_a]}"))
+    assert cli("validate", path) == 2
+    out = capsys.readouterr().out
+    assert out.count("encode_a") == 1 and "layer 'encode_a' takes itself" in out, out
+
+
 def test_graph_validation_never_imports_tensorflow(tmp_path):
     two_io_data(tmp_path)
     (tmp_path / "run.yaml").write_text(TWO_IO.replace("outputs: [digit, size]",

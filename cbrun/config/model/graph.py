@@ -194,6 +194,9 @@ def graph_problems(graph: GraphModel) -> Found:
                               (f"{node.shares!r} itself shares {target.shares!r}; share "
                               f"{target.shares!r} directly")))
     for cycle in _topological(graph)[1]:
+        if len(cycle) == 1 and any(name == graph.layers[cycle[0]].name
+                                   for _, name in graph.layers[cycle[0]].references()):
+            continue  # a layer that takes itself: said above, once
         path = " -> ".join(graph.layers[i].name for i in cycle)
         first = min(cycle)
         found.append((("layers", first, "inputs"),
