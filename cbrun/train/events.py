@@ -24,13 +24,17 @@ class Events:
         for spec, callback in self.bound:
             spec.begin_events(callback)
 
-    def after_epoch(self, model: keras.Model, epoch: int, logs: dict[str, Any]) -> list[str]:
+    def after_epoch(self, model: keras.Model, epoch: int, logs: dict[str, Any],
+                    epochs: int | None = None) -> list[str]:
         lines = []
         # Whoever changed it (ReduceLROnPlateau, a schedule, custom code), the user hears it.
         used = logs.get("learning_rate")
         now = _lr(model)
         if used is not None and not _close(float(used), now):
-            lines.append(f"learning rate {float(used):.3g} -> {now:.3g} from epoch {epoch + 2}")
+            last = model.stop_training or (epochs is not None and epoch + 1 >= epochs)
+            # After the last epoch no epoch uses it, unless a resume adds some.
+            when = ("for epochs a resume adds" if last else f"from epoch {epoch + 2}")
+            lines.append(f"learning rate {float(used):.3g} -> {now:.3g} {when}")
         for spec, callback in self.bound:
             said = spec.events(callback, epoch, logs, model)
             lines.extend(said)

@@ -91,7 +91,7 @@ class ProgressDisplay(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._epoch_started
         self.console.print(epoch_line(epoch, self.epochs, logs, seconds),
                            highlight=False, soft_wrap=True)
-        for line in self.events.after_epoch(self.model, epoch, logs):
+        for line in self.events.after_epoch(self.model, epoch, logs, self.epochs):
             self.console.print(f"  [cyan]>[/cyan] {line}", highlight=False, soft_wrap=True)
         if self._progress is not None:
             self._progress.update(self._epoch_task, completed=epoch + 1)
