@@ -276,7 +276,7 @@ def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks
     # A number is taken as given, except where a callback needs every batch.
     config.compile.steps_per_execution = 5
     assert choose_steps_per_execution(config, 45, ["distribute: one_device"]) == 5
-    with pytest.raises(ConfigError, match="LambdaCallback need every batch"):
+    with pytest.raises(ConfigError, match="LambdaCallback needs every batch"):
         choose_steps_per_execution(config, 45, ["LambdaCallback"])
     with pytest.raises(ConfigError, match=r"divisors: \[1, 2, 4, 8, 16, 32, 64\]"):
         choose_steps_per_execution(config, 64, [])

@@ -72,8 +72,9 @@ def choose_steps_per_execution(config: RunConfig, steps: int, one_because: list[
             # Keras would call their batch hooks once per call, with the call's last batch.
             raise ConfigError([Problem(
                 loc=loc, given=wanted,
-                message=f"{' and '.join(callbacks)} need every batch, but {wanted} batches "
-                        "per call run their batch hooks once per call; use auto or 1")])
+                message=f"{' and '.join(callbacks)} need{'s' * (len(callbacks) == 1)} every "
+                        f"batch, but {wanted} batches per call run batch hooks once per call; "
+                        "use auto or 1")])
         return wanted
     if one_because:
         return 1
@@ -83,7 +84,13 @@ def choose_steps_per_execution(config: RunConfig, steps: int, one_because: list[
 def describe_choice(spe: int, steps: int, one_because: list[str]) -> str:
     """The line that tells what `auto` chose, and why."""
     if one_because:
-        return f"steps_per_execution auto: 1 (every batch: {', '.join(one_because)})"
+        callbacks = [why for why in one_because if not why.startswith("distribute")]
+        reasons = [f"{why} runs one batch per call" for why in one_because
+                   if why.startswith("distribute")]
+        if callbacks:
+            reasons.insert(0, f"{', '.join(callbacks)} need{'s' * (len(callbacks) == 1)} "
+                              "every batch")
+        return f"steps_per_execution auto: 1 ({'; '.join(reasons)})"
     share = "the whole epoch" if spe == steps else f"{steps // spe} calls an epoch"
     return (f"steps_per_execution auto: {spe} batch{'es' if spe > 1 else ''} per compiled "
             f"call ({share})")
