@@ -104,7 +104,9 @@ class RunInfo:
     def elapsed_s(self, now: datetime | None = None) -> float | None:
         """Training time so far. run.json adds a segment's time to `duration_s` only when
         the segment ends, so for a live run the current segment's time is added here."""
-        gone = self.shown_status == PROCESS_GONE and self.updated is not None
+        # Recorded running, its process gone (kill -9); an interrupted run's time is counted.
+        gone = (self.status == RUNNING and self.process_alive is False
+                and self.updated is not None)
         if (not (self.is_running or gone) or not self.segments
                 or self.segments[-1].started is None):
             return self.duration_s

@@ -27,8 +27,11 @@ def run(*args, env=None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
     root = tmp_path_factory.mktemp("mirrored")
+    # TensorBoard: the resume rewinds its event files, touching TensorFlow's devices before
+    # the session splits the CPU (it once failed there).
     path = write_config(root, tiny_config(name="mirrored", fit={"epochs": 3},
-                                          distribute=MIRRORED))
+                                          distribute=MIRRORED, callbacks=[
+                                              {"type": "TensorBoard", "histogram_freq": 1}]))
     whole = run("train", path, "--runs-dir", root / "whole", "-q")
     killed = run("train", path, "--runs-dir", root / "killed", "-q", env={FAULT_ENV: "2"})
     resumed = None
@@ -141,3 +144,19 @@ def test_multi_worker_still_fails_in_keras_so_cbrun_still_refuses_it():
         pytest.fail("multi_worker works now: lift cbrun's refusal "
                     "(cbrun/config/distribute.py, MultiWorker) and test it like mirrored")
     assert all("Attempt to convert a value (PerReplica" in out for out in outputs), outputs
+
+
+def test_one_device_runs_several_batches_per_call_and_trains_like_no_strategy(tmp_path):
+    """One replica: Keras's multi-batch loop works, so `auto` is free to use it, and the
+    curves are those of the same run without a strategy."""
+    from conftest import cli
+
+    logs = {}
+    for kind in ("none", "one_device"):
+        path = write_config(tmp_path / kind, tiny_config(fit={"epochs": 2}, distribute=kind))
+        assert cli("train", path, "--runs-dir", tmp_path / kind / "runs", "-q") == 0
+        run = only_run(tmp_path / kind / "runs")
+        logs[kind] = (run / "log.csv").read_bytes()
+        if kind == "one_device":
+            assert json.loads((run / "run.json").read_text())["steps_per_execution"] > 1
+    assert logs["none"] == logs["one_device"]

@@ -333,3 +333,13 @@ def test_huge_integers_in_run_json_are_ignored_not_a_traceback(tmp_path, capsys)
     assert "pid: input should be less than 2147483648" in err
     assert json.loads(out)[0]["epochs_done"] == 17  # from the log, as for a missing value
     assert cli_output(capsys, "plot", run, "-o", tmp_path / "p.png")[0] == 0
+
+
+def test_an_interrupted_runs_time_is_counted_once(tmp_path):
+    """Ctrl-C ends its segment and adds its time to duration_s; the listing adds nothing."""
+    run = fake_run(tmp_path, "20261121-183000-stopped", status="interrupted",
+                   duration_s=2.306, segments=[
+                       {"kind": "train", "started": "2026-11-21T18:30:00+00:00",
+                        "finished": "2026-11-21T18:30:02.306000+00:00", "first_epoch": 1,
+                        "last_epoch": 3, "status": "interrupted"}])
+    assert read_run_info(run).elapsed_s() == 2.306

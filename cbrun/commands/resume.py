@@ -71,7 +71,10 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
 
     def start():
         from cbrun.train import resume as state
+        from cbrun.train.distribute import split_cpu_first
         from cbrun.train.session import train as train_session
+
+        split_cpu_first(config)
 
         saved = state.latest_state(run_dir, warn=lambda text: click.echo(text, err=True))
         first = saved.epochs_done if saved else 0

@@ -23,16 +23,32 @@ from cbrun.errors import ConfigError, Problem, RunError
 MAX_LOGICAL_CPUS = 8
 
 
-def _split_cpu(count: int) -> None:
+def split_cpu_first(config: RunConfig) -> None:
+    """The logical CPUs `distribute:` names, made before anything else in the process touches
+    TensorFlow's devices (a resume reads its saved state and rewinds TensorBoard's event
+    files first). What is wrong with the names is said later, by `strategy_for`."""
+    spec = config.distribute
+    names = ([spec.device] if spec.type == "one_device" and spec.device
+             else spec.devices or [] if spec.type == "mirrored" else [])
+    cpus = [index for kind, index in map(parse_device, names) if kind == "CPU"]
+    if cpus and max(cpus) < max(MAX_LOGICAL_CPUS, os.cpu_count() or 1):
+        _try_split(max(cpus) + 1)
+
+
+def _try_split(count: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     with contextlib.suppress(RuntimeError):  # raised once the devices are set up
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+
+
+def _split_cpu(count: int) -> None:
+    _try_split(count)
     have = len(tf.config.list_logical_devices("CPU"))
     if have < count:
         raise RunError(f"distribute names /cpu:{count - 1}, but TensorFlow in this process "
                        f"already set up its devices with {have} CPU; run it in a fresh "
-                       "process (`cbrun train`)")
+                       "process (the `cbrun` command)")
 
 
 def _check(devices: list[str], loc: tuple) -> list[str]:
@@ -109,6 +125,7 @@ def strategy_for(config: RunConfig) -> tf.distribute.Strategy | None:
     else:
         devices = _check(spec.devices or gpus or ["/cpu:0"], ("distribute", "devices"))
         strategy = tf.distribute.MirroredStrategy(devices)
+    check_strategy_fits(config, strategy)  # before the line that says how it splits
     replicas = strategy.num_replicas_in_sync
     split = (f"{replicas} replicas; batch_size {config.data.batch_size} is split between them, "
              f"{config.data.batch_size // replicas} each" if replicas > 1 else "1 replica")

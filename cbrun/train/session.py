@@ -25,7 +25,7 @@ from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
 from cbrun.train.data import evaluate_split, train_dataset, train_steps, validation_data
 from cbrun.train.datacheck import check_data_fits
-from cbrun.train.distribute import check_strategy_fits, scope, strategy_for
+from cbrun.train.distribute import scope, strategy_for
 from cbrun.train.events import Events
 from cbrun.train.model import build_model, compile_model
 from cbrun.train.model.phases import Unfreeze, optimizer_variables, unfreeze_before
@@ -117,7 +117,6 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
            learning_rate: float | None, on_restored) -> Outcome:
     # First: splitting the CPU into logical devices is only possible before any tensor.
     strategy = strategy_for(config)
-    check_strategy_fits(config, strategy)
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
     # run in this process would otherwise make two identical configs train differently.
     # Collecting garbage with TensorFlow loaded takes ~0.15 s; only a process that has
@@ -172,10 +171,11 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         check_data_fits(config, splits, model)
         adapt_layers(model, config, splits.train)
         stop_point()
-        # Under a strategy, Keras's multi-step loop fails on the distributed iterator
+        # Under several replicas, Keras's multi-step loop fails on the distributed iterator
         # ("while/cond/Placeholder"): `auto` keeps one batch per call there.
+        several = strategy is not None and strategy.num_replicas_in_sync > 1
         one_because = cbs.every_batch(bound) + (
-            [f"distribute: {config.distribute.type}"] if strategy is not None else [])
+            [f"distribute: {config.distribute.type}"] if several else [])
         auto = config.compile.steps_per_execution == "auto"
         spe = choose_steps_per_execution(config, steps, one_because, step_seconds(
             model, splits.train, config.data.batch_size)
