@@ -664,3 +664,25 @@ def test_validation_freq_problems_show_even_when_another_section_is_wrong(tmp_pa
         "units: 10", "unit: 10")
     found = problems(tmp_path, with_callbacks("- {type: EarlyStopping}\n", base))
     assert [p.field_path for p in found] == ["model.layers[0].unit", "callbacks[0].monitor"]
+
+
+@pytest.mark.parametrize("value", ["float32", "mixed_float32"])
+def test_float32_as_a_mixed_precision_says_to_leave_the_key_out(tmp_path, value):
+    text = BASE.replace("  loss: sparse_categorical_crossentropy\n",
+                        f"  loss: sparse_categorical_crossentropy\n  mixed_precision: {value}\n")
+    problem = one(tmp_path, text)
+    assert problem.field_path == "compile.mixed_precision"
+    assert problem.message.startswith("float32 is the default: leave mixed_precision out")
+    assert "did you mean" not in problem.message
+
+
+def test_two_misplaced_keys_for_one_place_ask_to_keep_one(tmp_path):
+    """batch_size at the top level and in fit: data.batch_size was not written, so neither
+    message may say it is 'already set'."""
+    found = problems(tmp_path, NO_SPLIT.replace("  epochs: 2\n", "  epochs: 2\n  batch_size: 8\n")
+                     + "batch_size: 16\n")
+    by_place = {p.field_path: p.message for p in found}
+    assert set(by_place) == {"batch_size", "fit.batch_size"}
+    assert not any("already set" in message for message in by_place.values())
+    assert by_place["fit.batch_size"].endswith(
+        "batch_size gives data.batch_size too, so keep one of them")

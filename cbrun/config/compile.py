@@ -153,6 +153,16 @@ class CompileConfig(StrictModel):
         """The output names a per-output loss gives, or None for a single loss."""
         return list(self.loss) if isinstance(self.loss, dict) else None
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _float32(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in ("float32", "mixed_float32", "none",
+                                                        "off", "false"):
+            raise ValueError(f"float32 is the default: leave mixed_precision out (or null) "
+                             f"for float32; got {value!r}. The mixed policies are "
+                             "mixed_float16 and mixed_bfloat16")
+        return value
+
     @field_validator("steps_per_execution", mode="before")
     @classmethod
     def _spe(cls, value: Any) -> Any:

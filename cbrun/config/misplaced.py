@@ -87,17 +87,26 @@ class MisplacedKeys:
     report: Any
 
     def misplaced(self) -> None:
+        moved: dict[Loc, Loc] = {}  # where a value was carried -> where it was written
+
+        def taken(where: Loc, already: Any) -> str:
+            if where in moved:  # not set there: another misplaced key was carried there
+                return (f"; {format_loc(moved[where])} gives {format_loc(where)} too, so keep "
+                        "one of them")
+            shown = "" if isinstance(already, (list, dict)) else f" ({already!r})"
+            return f"; {format_loc(where)} is already set{shown}, so remove this one"
+
         for key, to in TOP_LEVEL.items():
             if key not in self.raw or not isinstance(self.data, dict) or key not in self.data:
                 continue
             value = self.data.pop(key)
             hint, already = self.move((key,), to, value)
-            where = format_loc(to)
-            message = f"{key!r} is not a top-level key: cbrun reads it from {where}"
+            message = f"{key!r} is not a top-level key: cbrun reads it from {format_loc(to)}"
             if already is not _ABSENT:
-                shown = "" if isinstance(already, (list, dict)) else f" ({already!r})"
-                message += f"; {where} is already set{shown}, so remove this one"
+                message += taken(to, already)
                 hint = None
+            else:
+                moved[to] = (key,)
             self.report((key,), message, Edit(drop=True), hint=hint)
         for loc, rule in MISPLACED.items():
             section = self.raw.get(loc[0])
@@ -118,9 +127,10 @@ class MisplacedKeys:
             message = (f"{loc[1]!r} is an argument of model.{loc[0]}(), but cbrun reads it "
                        f"from {where}: {rule.why}")
             if already is not _ABSENT:
-                shown = "" if isinstance(already, (list, dict)) else f" ({already!r})"
-                message += f"; {where} is already set{shown}, so remove this one"
+                message += taken(rule.to, already)
                 hint = None
+            else:
+                moved[rule.to] = loc
             self.report(loc, message, Edit(drop=True), hint=hint)
 
     def move(self, old: Loc, new: Loc, value: Any) -> tuple[str | None, Any]:
