@@ -75,6 +75,26 @@ def test_distribute_mistakes_are_found_before_tensorflow(tmp_path, capsys, distr
     assert f"{where}: " in result.out + result.err and says in result.out + result.err
 
 
+@pytest.mark.parametrize(("changes", "where", "says"), [
+    ({"distribute": MIRRORED, "data": {"source": "digits", "batch_size": 33}},
+     "data.batch_size", "split evenly between the 2 replicas; use a multiple of 2 (e.g. 32)"),
+    ({"distribute": MIRRORED, "compile": {"optimizer": "adam", "loss": "mse",
+                                          "steps_per_execution": 5}},
+     "compile.steps_per_execution", "fails under a strategy with 2 replicas"),
+    ({"distribute": {"type": "one_device", "device": "/cpu:100"}}, "distribute.device",
+     "CPUs past /cpu:0 are made by splitting the CPU"),
+    ({"compile": {"optimizer": "adam", "loss": "mse", "steps_per_execution": 5},
+      "callbacks": [{"type": "TensorBoard", "update_freq": "batch"}]},
+     "compile.steps_per_execution", "TensorBoard needs every batch"),
+])
+def test_what_would_fail_mid_epoch_is_found_by_validate(tmp_path, capsys, changes, where,
+                                                         says):
+    """Judged from the config alone: `cbrun validate` says it, before TensorFlow."""
+    result = cli_output(capsys, "validate", write_config(tmp_path, tiny_config(**changes)))
+    assert result.code == 2
+    assert f"{where}: " in result.out and says in result.out, result.out
+
+
 def test_a_gpu_the_machine_lacks_is_a_config_error_and_leaves_no_run(tmp_path):
     import tensorflow as tf
 

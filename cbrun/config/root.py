@@ -18,6 +18,7 @@ from cbrun.config.distribute import (
     by_name,
     short_form_in_schema,
 )
+from cbrun.config.execution import execution_problems
 from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
 from cbrun.config.outputs import output_problems
@@ -67,7 +68,7 @@ class RunConfig(StrictModel):
 
     @model_validator(mode="after")
     def _outputs_fit(self) -> RunConfig:
-        found = output_problems(self)
+        found = output_problems(self) + execution_problems(self)
         if found:
             raise ManyProblems(found)
         return self

@@ -9,18 +9,14 @@ devices, i.e. before the first tensor of the process: `strategy_for` runs first 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 
 import tensorflow as tf
 
 from cbrun.config.distribute import parse_device
+from cbrun.config.execution import cpu_limit, cpu_too_far, replica_problems
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem, RunError
-
-# Splitting the CPU is for running replicas side by side (and for tests); hundreds of
-# logical CPUs would only be a typo.
-MAX_LOGICAL_CPUS = 8
 
 
 def split_cpu_first(config: RunConfig) -> None:
@@ -31,7 +27,7 @@ def split_cpu_first(config: RunConfig) -> None:
     names = ([spec.device] if spec.type == "one_device" and spec.device
              else spec.devices or [] if spec.type == "mirrored" else [])
     cpus = [index for kind, index in map(parse_device, names) if kind == "CPU"]
-    if cpus and max(cpus) < max(MAX_LOGICAL_CPUS, os.cpu_count() or 1):
+    if cpus and max(cpus) < cpu_limit():
         _try_split(max(cpus) + 1)
 
 
@@ -65,13 +61,10 @@ def _check(devices: list[str], loc: tuple) -> list[str]:
                                     message=f"this machine has {gpus} GPU(s) ({have})"))
     if problems:
         raise ConfigError(problems)
-    most = max(MAX_LOGICAL_CPUS, os.cpu_count() or 1)
     for i, (kind, index) in enumerate(parsed):
-        if kind == "CPU" and index >= most:
-            problems.append(Problem(
-                loc=(*loc, i) if loc[-1] == "devices" else loc, given=devices[i],
-                message=f"CPUs past /cpu:0 are made by splitting the CPU, into at most {most} "
-                        f"here (/cpu:0 to /cpu:{most - 1})"))
+        if kind == "CPU" and index >= cpu_limit():
+            problems.append(Problem(loc=(*loc, i) if loc[-1] == "devices" else loc,
+                                    given=devices[i], message=cpu_too_far(cpu_limit())))
     if problems:
         raise ConfigError(problems)
     if cpus:
@@ -81,35 +74,15 @@ def _check(devices: list[str], loc: tuple) -> list[str]:
 
 def check_strategy_fits(config: RunConfig, strategy: tf.distribute.Strategy | None) -> None:
     """What Keras fails on mid-epoch under several replicas, refused before the first batch
-    (each found by running it: a traceback in epoch 1 otherwise)."""
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    if replicas < 2:
+    (each found by running it: a traceback in epoch 1 otherwise). The config's own check
+    (cbrun/config/execution.py) knows the replicas only where the devices are listed."""
+    if strategy is None:
         return
-    problems = []
-    batch = config.data.batch_size
-    if batch % replicas:
-        problems.append(Problem(
-            loc=("data", "batch_size"), given=batch,
-            message=f"under distribute: {config.distribute.type}, batch_size is the global "
-                    f"batch, split evenly between the {replicas} replicas; use a multiple of "
-                    f"{replicas} (e.g. {batch - batch % replicas or replicas})"))
-    spe = config.compile.steps_per_execution
-    if spe != "auto" and spe > 1:
-        problems.append(Problem(
-            loc=("compile", "steps_per_execution"), given=spe,
-            message=f"Keras's multi-batch loop fails under a strategy with {replicas} "
-                    "replicas (\"You must feed a value for placeholder tensor\"); use 1 or "
-                    "auto (which takes 1 here)"))
     cpus = all(tf.DeviceSpec.from_string(device).device_type == "CPU"
                for device in strategy.extended.worker_devices)
-    if config.compile.jit_compile is True and cpus:
-        problems.append(Problem(
-            loc=("compile", "jit_compile"), given=True,
-            message="XLA cannot run replicas on split CPUs (\"Trying to access resource ... "
-                    "located in device CPU:1 from device CPU:0\"); use jit_compile: auto or "
-                    "false, or GPUs"))
-    if problems:
-        raise ConfigError(problems)
+    found = replica_problems(config, strategy.num_replicas_in_sync, cpus)
+    if found:
+        raise ConfigError([Problem(loc=loc, message=message) for loc, message in found])
 
 
 def strategy_for(config: RunConfig) -> tf.distribute.Strategy | None:

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from cbrun.config.base import BuildContext, DataView
+from cbrun.config.execution import batch_hooks_refused
 from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
@@ -70,11 +71,9 @@ def choose_steps_per_execution(config: RunConfig, steps: int, one_because: list[
         callbacks = [why for why in one_because if not why.startswith("distribute")]
         if wanted > 1 and callbacks:
             # Keras would call their batch hooks once per call, with the call's last batch.
-            raise ConfigError([Problem(
-                loc=loc, given=wanted,
-                message=f"{' and '.join(callbacks)} need{'s' * (len(callbacks) == 1)} every "
-                        f"batch, but {wanted} batches per call run batch hooks once per call; "
-                        "use auto or 1")])
+            # (The config refuses this for every callback but Custom, known only once built.)
+            raise ConfigError([Problem(loc=loc, given=wanted,
+                                       message=batch_hooks_refused(callbacks, wanted))])
         return wanted
     if one_because:
         return 1

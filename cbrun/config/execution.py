@@ -1,0 +1,89 @@
+"""How the batches run: what Keras fails on mid-epoch, judged from the config.
+
+`cbrun validate` and the start of a run both ask `execution_problems`; a run asks again once
+TensorFlow knows the devices (cbrun/train/distribute.py: the default `mirrored` takes every
+GPU, a number only known then), with the same messages.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cbrun.config.distribute import parse_device
+
+# Splitting the CPU is for running replicas side by side (and for tests); hundreds of
+# logical CPUs would only be a typo.
+MAX_LOGICAL_CPUS = 8
+
+XLA_ON_SPLIT_CPUS = ("XLA cannot run replicas on split CPUs (\"Trying to access resource ... "
+                     "located in device CPU:1 from device CPU:0\"); use jit_compile: auto or "
+                     "false, or GPUs")
+
+Found = list[tuple[tuple[Any, ...], str]]
+
+
+def cpu_limit() -> int:
+    return max(MAX_LOGICAL_CPUS, os.cpu_count() or 1)
+
+
+def cpu_too_far(limit: int) -> str:
+    return (f"CPUs past /cpu:0 are made by splitting the CPU, into at most {limit} here "
+            f"(/cpu:0 to /cpu:{limit - 1})")
+
+
+def uneven_batch(kind: str, batch: int, replicas: int) -> str:
+    return (f"under distribute: {kind}, batch_size is the global batch, split evenly between "
+            f"the {replicas} replicas; use a multiple of {replicas} "
+            f"(e.g. {batch - batch % replicas or replicas})")
+
+
+def multi_step_refused(replicas: int) -> str:
+    return (f"Keras's multi-batch loop fails under a strategy with {replicas} replicas (\"You "
+            "must feed a value for placeholder tensor\"); use 1 or auto (which takes 1 here)")
+
+
+def batch_hooks_refused(callbacks: list[str], wanted: int) -> str:
+    return (f"{' and '.join(callbacks)} need{'s' * (len(callbacks) == 1)} every batch, but "
+            f"{wanted} batches per call run batch hooks once per call; use auto or 1")
+
+
+def replica_problems(config: Any, replicas: int, all_cpus: bool) -> Found:
+    found: Found = []
+    if replicas < 2:
+        return found
+    batch = config.data.batch_size
+    if batch % replicas:
+        found.append((("data", "batch_size"),
+                      uneven_batch(config.distribute.type, batch, replicas)))
+    spe = config.compile.steps_per_execution
+    if spe != "auto" and spe > 1:
+        found.append((("compile", "steps_per_execution"), multi_step_refused(replicas)))
+    if config.compile.jit_compile is True and all_cpus:
+        found.append((("compile", "jit_compile"), XLA_ON_SPLIT_CPUS))
+    return found
+
+
+def execution_problems(config: Any) -> Found:
+    found: Found = []
+    spe = config.compile.steps_per_execution
+    # A Custom class's hooks are only known once it is imported: the run judges those.
+    hooks = [spec.type for spec in config.callbacks
+             if spec.type != "Custom" and spec.batch_level()]
+    if spe != "auto" and spe > 1 and hooks:
+        found.append((("compile", "steps_per_execution"), batch_hooks_refused(hooks, spe)))
+    spec = config.distribute
+    if spec.type == "one_device":
+        named = {("distribute", "device"): spec.device} if spec.device else {}
+    elif spec.type == "mirrored":
+        named = {("distribute", "devices", i): d for i, d in enumerate(spec.devices or [])}
+    else:
+        named = {}
+    parsed = {loc: parse_device(name) for loc, name in named.items()}
+    for loc, (kind, index) in parsed.items():
+        if kind == "CPU" and index >= cpu_limit():
+            found.append((loc, cpu_too_far(cpu_limit())))
+    if spec.type == "mirrored" and spec.devices:
+        found += replica_problems(config, len(spec.devices),
+                                  all(kind == "CPU" for kind, _ in parsed.values()))
+    return found
