@@ -686,3 +686,20 @@ def test_two_misplaced_keys_for_one_place_ask_to_keep_one(tmp_path):
     assert not any("already set" in message for message in by_place.values())
     assert by_place["fit.batch_size"].endswith(
         "batch_size gives data.batch_size too, so keep one of them")
+
+
+@pytest.mark.parametrize("section, line, says", [
+    ("fit", "steps_per_execution: 4", "it belongs to compile.steps_per_execution"),
+    ("fit", "mixed_precision: mixed_float16", "it belongs to compile.mixed_precision"),
+    ("compile", "epochs: 3", "it belongs to fit.epochs"),
+    ("compile", "batch_size: 8", "it belongs to data.batch_size"),
+    ("fit", "distribute: none", "it belongs to the top level (distribute:)"),
+])
+def test_a_key_of_another_section_names_where_it_belongs(tmp_path, section, line, says):
+    marker = {"fit": "  epochs: 2\n", "compile": "  loss: sparse_categorical_crossentropy\n"}
+    text = BASE.replace(marker[section], f"{marker[section]}  {line}\n")
+    problem = one(tmp_path, text)
+    key = line.split(":")[0]
+    assert problem.field_path == f"{section}.{key}"
+    assert problem.message.startswith(f"'{key}' is not a key of {section}: {says}")
+    assert "did you mean" not in problem.message
