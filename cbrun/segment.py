@@ -71,6 +71,11 @@ def stop_point() -> None:
         raise Interrupted(_requested[0])
 
 
+def pending_interrupt() -> str | None:
+    """The name of a Ctrl-C or SIGTERM recorded and not acted on ("Ctrl-C"), else None."""
+    return _NAMES[_requested[0]][0] if _requested else None
+
+
 @contextmanager
 def interrupts_recorded() -> Iterator[None]:
     """Ctrl-C and SIGTERM are recorded for `stop_point`; a second one ends the process at

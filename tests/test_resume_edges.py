@@ -204,3 +204,26 @@ def test_batch_level_tensorboard_steps_continue_after_a_resume(tmp_path):
     assert cli("resume", run, "--epochs", "3", "-q") == 0
     after = [step for step, _ in tb_scalars(run / "tb")[("train", "batch_loss")]]
     assert after == list(range(1, 3 * per_epoch + 1)), after
+
+
+def test_rewinding_a_finished_runs_tensorboard_counts_nothing_dropped(real_run, tmp_path):
+    """Resuming a finished run (--epochs more): nothing was written past its last state, so
+    nothing is reported dropped; only the model summary goes, which the resume rewrites."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    from cbrun.callbacks.tensorboard_trim import trim_event_files
+
+    folder = shutil.copytree(real_run / "tensorboard", tmp_path / "tensorboard")
+    epochs = len(read_log(real_run / "log.csv"))
+
+    def tags():
+        return sorted(v.tag for p in folder.rglob("events.out.tfevents.*")
+                      for e in EventFileLoader(str(p)).Load() for v in e.summary.value)
+
+    before = tags()
+    assert trim_event_files(folder, epochs, 10**9, 10**9) == 0
+    after = tags()
+    assert before.count("keras") == 1 and "keras" not in after
+    assert len(after) == len(before) - 1
+    # One epoch back, the last epoch's scalars count as dropped.
+    assert trim_event_files(folder, epochs - 1, 10**9, 10**9) > 0

@@ -182,3 +182,4 @@ def test_a_signal_after_the_last_epoch_lets_the_run_finish_as_it_ended(tmp_path)
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 2
     assert (run / "model.keras").is_file()
+    assert "Ctrl-C after the last epoch: finishing the run (saving the model)" in err

@@ -17,6 +17,11 @@ from typing import Any
 # resume of a run with TensorBoard event files calls them.
 
 
+def _is_model_summary(event: Any) -> bool:
+    return (event.HasField("summary") and bool(event.summary.value)
+            and event.summary.value[0].tag == "keras")
+
+
 def _keep(event: Any, epochs_done: int, train_batches: int,
           iterations: int) -> bool:
     if not event.HasField("summary") or not event.summary.value:
@@ -52,11 +57,14 @@ def trim_event_files(log_dir: Path, epochs_done: int, train_batches: int,
     dropped = 0
     for path in sorted(log_dir.rglob("events.out.tfevents.*")):
         records = _read_records(path)
-        kept = [r for r in records
-                if _keep(event_pb2.Event.FromString(r), epochs_done, train_batches, iterations)]
+        events = [event_pb2.Event.FromString(r) for r in records]
+        kept = [r for r, event in zip(records, events, strict=True)
+                if _keep(event, epochs_done, train_batches, iterations)]
         if len(kept) == len(records):
             continue
-        dropped += len(records) - len(kept)
+        # The model summary is written again, not lost: only what came after the state counts.
+        summaries = sum(1 for event in events if _is_model_summary(event))
+        dropped += len(records) - len(kept) - summaries
         tmp = path.with_name(path.name + ".trim")
         with tf.io.TFRecordWriter(str(tmp)) as writer:
             for record in kept:

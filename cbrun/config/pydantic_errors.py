@@ -198,8 +198,9 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], data: Any) -> tuple[tup
         if home is not None:
             return loc, (f"{loc[-1]!r} is not a key of {_where(parent, model)}: it belongs to "
                          f"{home}; {_where(parent, model)} takes: {', '.join(names)}"), True
+        takes = f"takes: {', '.join(names)}" if names else "takes no key besides type"
         return loc, (f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), names)}; "
-                     f"{_where(parent, model)} takes: {', '.join(names)}"), True
+                     f"{_where(parent, model)} {takes}"), True
     if kind == "missing":
         model = _model_at(loc[:-1], data)
         info = _field(model, loc[-1]) if model is not None else None

@@ -21,7 +21,7 @@ from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem
 from cbrun.record import RunRecord, Status, StopReason
 from cbrun.runguard import check_tree
-from cbrun.segment import stop_point
+from cbrun.segment import pending_interrupt, stop_point
 from cbrun.train import callbacks as cbs
 from cbrun.train.adapt import adapt_layers
 from cbrun.train.data import evaluate_split, train_dataset, train_steps, validation_data
@@ -218,6 +218,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         # that came after the last epoch's end (SafeStop's last look) has nothing left to
         # stop: saving the model and the test metrics take moments, and the record then
         # says how the run really ended (not "interrupted" with its model unsaved).
+        late = pending_interrupt()
+        if late is not None:
+            print(f"{late} after the last epoch: finishing the run (saving the model)",
+                  file=sys.stderr)
     except tf.errors.InvalidArgumentError as exc:
         tracking.abort("failed")
         error = decode_error((splits.train, splits.validation))
