@@ -32,6 +32,7 @@ from cbrun.errors import ConfigError
 from cbrun.record import RunRecord
 from cbrun.runguard import check_tree
 from cbrun.segment import stop_point
+from cbrun.train.tfimport import collector_back
 
 
 class Bound(NamedTuple):
@@ -78,6 +79,17 @@ class RunGuard(keras.callbacks.Callback):
 
     on_train_begin = on_epoch_begin = on_test_begin = on_test_end = _check
     on_epoch_end = on_train_end = _check
+
+
+class CollectorBack(keras.callbacks.Callback):
+    """The garbage collector back on once the first epoch has built and traced what the run
+    keeps (cbrun/train/tfimport.py holds it off until then in a `cbrun` process)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        collector_back()
+
+    def on_train_end(self, logs=None):
+        collector_back()
 
 
 class SafeStop(keras.callbacks.Callback):

@@ -35,6 +35,7 @@ from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
 from cbrun.train.sources.images import decode_error
+from cbrun.train.tfimport import collector_back
 from cbrun.train.tracking import TrackingCallback
 
 _RUNS_IN_PROCESS = 0
@@ -210,7 +211,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
                        cbs.LearningRateLog(),
                        *(b.callback for b in bound), nan_guard, recorder, keeper,
                        *([reporter] if reporter else []), tracking, display,
-                       cbs.SafeStop()],
+                       cbs.CollectorBack(), cbs.SafeStop()],
             shuffle=False,  # the dataset is already in the (seed, epoch) order
             verbose=0,
         )
@@ -234,6 +235,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         tracking.abort("failed" if isinstance(exc, Exception) else "interrupted")
         raise
     finally:
+        collector_back()  # if fit ended before an epoch did
         keeper.writer.close()  # the last state on disk before the run's end is recorded
         display.close()
 

@@ -13,6 +13,7 @@ import gc
 import importlib.abc
 import os
 import sys
+import threading
 
 
 def import_tensorflow(debug: bool = False) -> None:
@@ -26,17 +27,43 @@ def import_tensorflow(debug: bool = False) -> None:
         _import(debug)
     finally:
         _freeze_if_command()
-        if enabled:
+        if enabled and not _HELD:
             gc.enable()
+
+
+# Seconds the collector may stay off in a `cbrun` process if the first epoch takes long.
+HOLD_AT_MOST = 60.0
+_HELD: list[threading.Timer] = []
 
 
 def _freeze_if_command() -> None:
     """In a `cbrun` process, the ~300,000 objects TensorFlow's import made go out of the
     garbage collector's sight: each full collection would otherwise walk them all (0.12 s on
     2 cores, several times a run), and none of them is ever garbage. Not in a notebook's
-    process (cbrun.api), whose own objects would be frozen too."""
+    process (cbrun.api), whose own objects would be frozen too.
+
+    The collector then stays off through building the model and tracing the first epoch,
+    which make hundreds of thousands of long-lived objects more (0.3-0.5 s of collections
+    on 2 cores), until `collector_back` (the first epoch's end) or HOLD_AT_MOST seconds."""
     if _command() and "tensorflow" in sys.modules:
         gc.freeze()
+        if not _HELD:
+            timer = threading.Timer(HOLD_AT_MOST, collector_back)
+            timer.daemon = True
+            _HELD.append(timer)
+            timer.start()
+
+
+def collector_back() -> None:
+    """The collector on again, what the first epoch built frozen with the rest (alive for
+    the whole run); a no-op where `_freeze_if_command` did not hold it."""
+    try:
+        timer = _HELD.pop()  # the first caller only: the epoch's end or the timer
+    except IndexError:
+        return
+    timer.cancel()
+    gc.freeze()
+    gc.enable()
 
 
 def _command() -> bool:
