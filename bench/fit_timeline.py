@@ -45,7 +45,7 @@ def main(argv: list[str]) -> None:
     # TensorFlow imported as `cbrun train` imports it (cbrun/train/tfimport.py), so that
     # Model.fit can be wrapped here before the run starts.
     cbrun.cli.WHOLE_PROCESS = True
-    import_tensorflow()
+    import_tensorflow(training=True)
     import keras
 
     mark("imported")

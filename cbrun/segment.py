@@ -178,7 +178,7 @@ def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
         stop_point()
         from cbrun.train.tfimport import import_tensorflow
 
-        import_tensorflow(debug)
+        import_tensorflow(debug, training=True)
         stop_point()
         outcome = train()
     except Interrupted as exc:

@@ -16,7 +16,9 @@ import sys
 import threading
 
 
-def import_tensorflow(debug: bool = False) -> None:
+def import_tensorflow(debug: bool = False, *, training: bool = False) -> None:
+    """training: a run follows (train, resume), whose first epoch ends the collector's hold
+    (`collector_back`); evaluate and predict get the collector back at once."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The import makes ~300,000 objects and few of them garbage; with the collector on, its
     # full collections walk the growing heap again and again: 2.3 s -> 1.8 s without
@@ -26,7 +28,7 @@ def import_tensorflow(debug: bool = False) -> None:
     try:
         _import(debug)
     finally:
-        _freeze_if_command()
+        _freeze_if_command(training)
         if enabled and not _HELD:
             gc.enable()
 
@@ -36,7 +38,7 @@ HOLD_AT_MOST = 60.0
 _HELD: list[threading.Timer] = []
 
 
-def _freeze_if_command() -> None:
+def _freeze_if_command(training: bool) -> None:
     """In a `cbrun` process, the ~300,000 objects TensorFlow's import made go out of the
     garbage collector's sight: each full collection would otherwise walk them all (0.12 s on
     2 cores, several times a run), and none of them is ever garbage. Not in a notebook's
@@ -47,7 +49,7 @@ def _freeze_if_command() -> None:
     on 2 cores), until `collector_back` (the first epoch's end) or HOLD_AT_MOST seconds."""
     if _command() and "tensorflow" in sys.modules:
         gc.freeze()
-        if not _HELD:
+        if training and not _HELD:
             timer = threading.Timer(HOLD_AT_MOST, collector_back)
             timer.daemon = True
             _HELD.append(timer)
