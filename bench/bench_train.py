@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hand_keras import digits_callbacks, digits_model  # bench/, this script's folder
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,25 +37,12 @@ def hand_written(out: Path, epochs: int, with_callbacks: bool = True) -> float:
     keras.backend.clear_session()
     keras.utils.set_random_seed(42)
     arrays = load_splits(DigitsData(validation_split=0.2), REPO)
-    model = keras.Sequential([
-        keras.Input((64,)), keras.layers.Rescaling(0.0625),
-        keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.2),
-        keras.layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(0.001),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    model = digits_model(keras)
+    out.mkdir(parents=True, exist_ok=True)
     model.fit(arrays.train.x, arrays.train.y, batch_size=32, epochs=epochs,
-              validation_data=(arrays.validation.x, arrays.validation.y), verbose=0, callbacks=[] if not with_callbacks
-              else [
-                  keras.callbacks.EarlyStopping(monitor="val_loss", patience=epochs,
-                                                restore_best_weights=True),
-                  keras.callbacks.ModelCheckpoint(
-                      str(out / "checkpoints" / "ep{epoch:03d}-val_loss{val_loss:.3f}.keras"),
-                      monitor="val_loss", save_best_only=True),
-                  keras.callbacks.CSVLogger(str(out / "log.csv")),
-                  keras.callbacks.TensorBoard(str(out / "tensorboard"), histogram_freq=1),
-                  keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2),
-              ])
+              validation_data=(arrays.validation.x, arrays.validation.y), verbose=0,
+              callbacks=digits_callbacks(keras, str(out), patience=epochs)
+              if with_callbacks else [])
     model.save(out / "model.keras")
     return time.perf_counter() - started
 

@@ -18,6 +18,30 @@ def mark(message: str) -> None:
     print(f"[{time.perf_counter() - T0:8.2f}] {message}", file=sys.stderr, flush=True)
 
 
+def digits_model(keras):
+    """configs/digits.yaml's model and compile, written by hand."""
+    model = keras.Sequential([
+        keras.Input((64,)), keras.layers.Rescaling(0.0625),
+        keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.2),
+        keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.001),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def digits_callbacks(keras, out, patience: int) -> list:
+    """The five callbacks of configs/digits.yaml, writing under `out`."""
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(out, "ep{epoch:03d}-val_loss{val_loss:.3f}.keras"),
+            monitor="val_loss", save_best_only=True),
+        keras.callbacks.CSVLogger(os.path.join(out, "log.csv")),
+        keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), histogram_freq=1),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)]
+
+
 def main(kind: str, data: str, out: str, epochs: int) -> None:
     import keras
     import numpy as np
@@ -37,21 +61,8 @@ def main(kind: str, data: str, out: str, epochs: int) -> None:
     os.makedirs(out, exist_ok=True)
     if kind == "digits":
         cut = int(len(x) * 0.8)
-        model = keras.Sequential([
-            keras.Input((64,)), keras.layers.Rescaling(0.0625),
-            keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(0.2),
-            keras.layers.Dense(10, activation="softmax")])
-        model.compile(optimizer=keras.optimizers.Adam(0.001),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        callbacks = [
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=1000,
-                                          restore_best_weights=True),
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(out, "ep{epoch:03d}-val_loss{val_loss:.3f}.keras"),
-                monitor="val_loss", save_best_only=True),
-            keras.callbacks.CSVLogger(os.path.join(out, "log.csv")),
-            keras.callbacks.TensorBoard(os.path.join(out, "tensorboard"), histogram_freq=1),
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)]
+        model = digits_model(keras)
+        callbacks = digits_callbacks(keras, out, patience=1000)
         fit = {"x": x[:cut], "y": y[:cut], "batch_size": 32,
                "validation_data": (x[cut:], y[cut:])}
     else:

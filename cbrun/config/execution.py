@@ -27,11 +27,6 @@ def cpu_limit() -> int:
     return max(MAX_LOGICAL_CPUS, os.cpu_count() or 1)
 
 
-def cpu_too_far(limit: int) -> str:
-    return (f"CPUs past /cpu:0 are made by splitting the CPU, into at most {limit} here "
-            f"(/cpu:0 to /cpu:{limit - 1})")
-
-
 def uneven_batch(kind: str, batch: int, replicas: int) -> str:
     return (f"under distribute: {kind}, batch_size is the global batch, split evenly between "
             f"the {replicas} replicas; use a multiple of {replicas} "
@@ -46,6 +41,15 @@ def multi_step_refused(replicas: int) -> str:
 def batch_hooks_refused(callbacks: list[str], wanted: int) -> str:
     return (f"{' and '.join(callbacks)} need{'s' * (len(callbacks) == 1)} every batch, but "
             f"{wanted} batches per call run batch hooks once per call; use auto or 1")
+
+
+def named_devices(spec: Any) -> dict[tuple[Any, ...], str]:
+    """The devices `distribute:` lists, by their place in the file (none for the defaults)."""
+    if spec.type == "one_device":
+        return {("distribute", "device"): spec.device} if spec.device else {}
+    if spec.type == "mirrored":
+        return {("distribute", "devices", i): d for i, d in enumerate(spec.devices or [])}
+    return {}
 
 
 def replica_problems(config: Any, replicas: int, all_cpus: bool) -> Found:
@@ -73,16 +77,11 @@ def execution_problems(config: Any) -> Found:
     if spe != "auto" and spe > 1 and hooks:
         found.append((("compile", "steps_per_execution"), batch_hooks_refused(hooks, spe)))
     spec = config.distribute
-    if spec.type == "one_device":
-        named = {("distribute", "device"): spec.device} if spec.device else {}
-    elif spec.type == "mirrored":
-        named = {("distribute", "devices", i): d for i, d in enumerate(spec.devices or [])}
-    else:
-        named = {}
-    parsed = {loc: parse_device(name) for loc, name in named.items()}
+    parsed = {loc: parse_device(name) for loc, name in named_devices(spec).items()}
     for loc, (kind, index) in parsed.items():
-        if kind == "CPU" and index >= cpu_limit():
-            found.append((loc, cpu_too_far(cpu_limit())))
+        if kind == "CPU" and index >= (limit := cpu_limit()):
+            found.append((loc, (f"CPUs past /cpu:0 are made by splitting the CPU, into at "
+                                f"most {limit} here (/cpu:0 to /cpu:{limit - 1})")))
     if spec.type == "mirrored" and spec.devices:
         found += replica_problems(config, len(spec.devices),
                                   all(kind == "CPU" for kind, _ in parsed.values()))

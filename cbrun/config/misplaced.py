@@ -10,6 +10,7 @@ written) and the rest of the config validates as if the user had moved it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,25 +57,31 @@ MISPLACED: dict[Loc, Moved | str] = {
 }
 
 
-# Keys written at the top level that belong to a section: the value is carried there and
-# checked there, as for the keys above.
-TOP_LEVEL: dict[str, Loc] = {
-    "validation_split": ("data", "validation_split"),
-    "batch_size": ("data", "batch_size"),
-    "shuffle": ("data", "shuffle"),
-    "source": ("data", "source"),
-    "layers": ("model", "layers"),
-    "input_shape": ("model", "input_shape"),
-    "optimizer": ("compile", "optimizer"),
-    "loss": ("compile", "loss"),
-    "metrics": ("compile", "metrics"),
-    "steps_per_execution": ("compile", "steps_per_execution"),
-    "mixed_precision": ("compile", "mixed_precision"),
-    "jit_compile": ("compile", "jit_compile"),
-    "epochs": ("fit", "epochs"),
-    "steps_per_epoch": ("fit", "steps_per_epoch"),
-    "class_weight": ("fit", "class_weight"),
-}
+@functools.cache
+def section_keys() -> dict[tuple[str, ...], list[str]]:
+    """The keys each section takes (the top level: ()), read from the section models, so
+    that a key written in the wrong one can be sent home."""
+    from cbrun.config.compile import CompileConfig
+    from cbrun.config.data.common import DataSource
+    from cbrun.config.fit import FitConfig
+    from cbrun.config.model.stack import StackModel
+    from cbrun.config.root import RunConfig
+
+    def keys(model: Any) -> list[str]:
+        return [info.alias or name for name, info in model.model_fields.items()
+                if name != "type"]
+
+    return {("data",): keys(DataSource), ("model",): keys(StackModel),
+            ("compile",): keys(CompileConfig), ("fit",): keys(FitConfig), (): keys(RunConfig)}
+
+
+def home_of(key: str, written_in: Loc) -> Loc | None:
+    """Where `key`, written in `written_in` (a section or the top level), belongs; None
+    when it is no section's key (or is that section's own)."""
+    for section, keys in section_keys().items():
+        if section != written_in and key in keys:
+            return (*section, key)
+    return None
 
 
 class MisplacedKeys:
@@ -96,9 +103,11 @@ class MisplacedKeys:
             shown = "" if isinstance(already, (list, dict)) else f" ({already!r})"
             return f"; {format_loc(where)} is already set{shown}, so remove this one"
 
-        for key, to in TOP_LEVEL.items():
-            if key not in self.raw or not isinstance(self.data, dict) or key not in self.data:
-                continue
+        top_level = section_keys()[()]
+        for key in [k for k in self.raw if isinstance(k, str) and k not in top_level]:
+            to = home_of(key, ())
+            if to is None or not isinstance(self.data, dict) or key not in self.data:
+                continue  # an unknown key: the schema says so
             value = self.data.pop(key)
             hint, already = self.move((key,), to, value)
             message = f"{key!r} is not a top-level key: cbrun reads it from {format_loc(to)}"

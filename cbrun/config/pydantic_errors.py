@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from cbrun.config.base import BRANCH_TAGS, ManyProblems
+from cbrun.config.misplaced import home_of
 from cbrun.config.positions import Positions
 from cbrun.config.root import RunConfig
 from cbrun.errors import Problem, format_loc
@@ -157,23 +158,6 @@ def _key_names(model: type[BaseModel]) -> list[str]:
     return [info.alias or name for name, info in model.model_fields.items()]
 
 
-def _home(key: str, parent: tuple[Any, ...]) -> str | None:
-    """Where a key written in the wrong section of the file belongs (`fit.mixed_precision`
-    -> compile.mixed_precision), for the sections and the top level; None elsewhere."""
-    from cbrun.config.compile import CompileConfig
-    from cbrun.config.data.common import DataSource
-    from cbrun.config.fit import FitConfig
-
-    if parent not in ((), ("data",), ("compile",), ("fit",), ("model",)):
-        return None
-    homes = {("data",): _key_names(DataSource), ("compile",): _key_names(CompileConfig),
-             ("fit",): _key_names(FitConfig), (): _key_names(RunConfig)}
-    for where, names in homes.items():
-        if where != parent and key in names and key != "type":
-            return format_loc((*where, key)) if where else f"the top level ({key}:)"
-    return None
-
-
 def _where(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
     tag = _tag(model)
     if tag is not None:
@@ -194,10 +178,11 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], data: Any) -> tuple[tup
         if model is None:
             return loc, "unknown key", True
         names = [n for n in _key_names(model) if n != "type"]
-        home = _home(str(loc[-1]), parent)
+        home = home_of(str(loc[-1]), parent) if len(parent) <= 1 else None
         if home is not None:
+            where = format_loc(home) if len(home) > 1 else f"the top level ({home[0]}:)"
             return loc, (f"{loc[-1]!r} is not a key of {_where(parent, model)}: it belongs to "
-                         f"{home}; {_where(parent, model)} takes: {', '.join(names)}"), True
+                         f"{where}; {_where(parent, model)} takes: {', '.join(names)}"), True
         takes = f"takes: {', '.join(names)}" if names else "takes no key besides type"
         return loc, (f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), names)}; "
                      f"{_where(parent, model)} {takes}"), True

@@ -62,9 +62,14 @@ def _gather(value: Any, idx):
     return tf.gather(value, idx)
 
 
-def _constant(value: Any):
+def _constant(value: Any, floatx: bool = False):
+    """Tensors of an array or a dict of arrays; floatx: other floats cast to Keras's floatx,
+    as its array adapter does with what `fit` and `evaluate` are given."""
     if isinstance(value, dict):
-        return {k: tf.constant(v) for k, v in value.items()}
+        return {k: _constant(v, floatx) for k, v in value.items()}
+    value = np.asarray(value)
+    if floatx and value.dtype.kind == "f" and value.dtype != np.dtype(keras.config.floatx()):
+        value = value.astype(keras.config.floatx())
     return tf.constant(value)
 
 
@@ -158,19 +163,9 @@ def validation_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str
     """
     if split is None or split.dataset is not None or split.streamed:
         return eval_data(split, batch_size)
-
-    def tensor(value):
-        value = np.asarray(value)
-        if value.dtype.kind == "f" and value.dtype != np.dtype(keras.config.floatx()):
-            value = value.astype(keras.config.floatx())
-        return tf.constant(value)
-
-    def tensors(value):
-        return ({k: tensor(v) for k, v in value.items()} if isinstance(value, dict)
-                else tensor(value))
-
     return _untuned(tf.data.Dataset.from_tensor_slices(
-        (tensors(split.x), tensors(split.y))).batch(batch_size)), {}
+        (_constant(split.x, floatx=True), _constant(split.y, floatx=True))).batch(
+            batch_size)), {}
 
 
 def evaluate_split(model: Any, split: Split, batch_size: int) -> dict[str, float]:

@@ -14,7 +14,7 @@ import sys
 import tensorflow as tf
 
 from cbrun.config.distribute import parse_device
-from cbrun.config.execution import cpu_limit, cpu_too_far, replica_problems
+from cbrun.config.execution import named_devices, replica_problems
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem, RunError
 
@@ -22,12 +22,10 @@ from cbrun.errors import ConfigError, Problem, RunError
 def split_cpu_first(config: RunConfig) -> None:
     """The logical CPUs `distribute:` names, made before anything else in the process touches
     TensorFlow's devices (a resume reads its saved state and rewinds TensorBoard's event
-    files first). What is wrong with the names is said later, by `strategy_for`."""
-    spec = config.distribute
-    names = ([spec.device] if spec.type == "one_device" and spec.device
-             else spec.devices or [] if spec.type == "mirrored" else [])
+    files first). A GPU the machine lacks is said later, by `strategy_for`."""
+    names = named_devices(config.distribute).values()
     cpus = [index for kind, index in map(parse_device, names) if kind == "CPU"]
-    if cpus and max(cpus) < cpu_limit():
+    if cpus:  # within the limit: the config was validated (config/execution.py)
         _try_split(max(cpus) + 1)
 
 
@@ -61,13 +59,7 @@ def _check(devices: list[str], loc: tuple) -> list[str]:
                                     message=f"this machine has {gpus} GPU(s) ({have})"))
     if problems:
         raise ConfigError(problems)
-    for i, (kind, index) in enumerate(parsed):
-        if kind == "CPU" and index >= cpu_limit():
-            problems.append(Problem(loc=(*loc, i) if loc[-1] == "devices" else loc,
-                                    given=devices[i], message=cpu_too_far(cpu_limit())))
-    if problems:
-        raise ConfigError(problems)
-    if cpus:
+    if cpus:  # within the limit: the config was validated (config/execution.py)
         _split_cpu(max(cpus) + 1)
     return devices
 
