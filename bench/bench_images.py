@@ -41,7 +41,7 @@ def cbrun_pipeline(root: Path, size: int, batch: int):
 
     cfg = ImagesData(source="images", path=root.name, image_size=[size, size],
                      batch_size=batch)
-    splits = load_splits(cfg, root.parent)
+    splits = load_splits(cfg, root.parent, seed=42)
     steps = train_steps(splits.train, batch, None)
     dataset, order = train_dataset(splits.train, batch, seed=1, shuffle=True, steps=steps)
     return dataset, order, len(splits.train)

@@ -36,7 +36,7 @@ def hand_written(out: Path, epochs: int, with_callbacks: bool = True) -> float:
     started = time.perf_counter()
     keras.backend.clear_session()
     keras.utils.set_random_seed(42)
-    arrays = load_splits(DigitsData(validation_split=0.2), REPO)
+    arrays = load_splits(DigitsData(validation_split=0.2), REPO, seed=42)
     model = digits_model(keras)
     out.mkdir(parents=True, exist_ok=True)
     model.fit(arrays.train.x, arrays.train.y, batch_size=32, epochs=epochs,

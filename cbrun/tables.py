@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from cbrun.config.data.common import tail_cuts
-
 Arrays = Any  # an ndarray, or {name: ndarray} for named inputs or outputs
 
 
@@ -137,8 +135,20 @@ def encode_table(table, artifacts: dict[str, Any], name: str, labels: bool = Tru
     return x, y
 
 
-def encode_splits(cfg, folder: Path) -> tuple[dict[str, tuple[Arrays, Arrays] | None], dict]:
-    """{'train': (x, y), 'validation': ... or None, 'test': ... or None} and the artifacts."""
+def label_values(table, cfg):
+    """The one label column's values (for a stratified split), or None for several."""
+    labels = cfg.label_columns()
+    if len(labels) != 1:
+        return None
+    return table.column(labels[0]).to_numpy(zero_copy_only=False)
+
+
+def encode_splits(cfg, folder: Path, seed: int
+                  ) -> tuple[dict[str, tuple[Arrays, Arrays] | None], dict, dict]:
+    """{'train': (x, y), 'validation': ... or None, 'test': ... or None}, the artifacts,
+    and how the rows were split (`Cut.summary()`)."""
+    from cbrun.data.splits import draw
+
     groups_of = {}
 
     def read(field: str):
@@ -152,10 +162,11 @@ def encode_splits(cfg, folder: Path) -> tuple[dict[str, tuple[Arrays, Arrays] | 
         return table
 
     table = read("path")
-    cut, kept = tail_cuts(table.num_rows, cfg.validation_split, cfg.test_split)
-    parts = {"train": table.slice(0, cut),
-             "validation": table.slice(cut, kept - cut) if cfg.validation_split else None,
-             "test": table.slice(kept) if cfg.test_split else None}
+    cut = draw(table.num_rows, cfg.validation_split, cfg.test_split, cfg.split, seed,
+               labels=label_values(table, cfg))
+    parts = {"train": table.take(cut.train),
+             "validation": table.take(cut.validation) if cfg.validation_split else None,
+             "test": table.take(cut.test) if cfg.test_split else None}
     if cfg.validation_path:
         parts["validation"] = read("validation_path")
     if cfg.test_path:
@@ -171,4 +182,4 @@ def encode_splits(cfg, folder: Path) -> tuple[dict[str, tuple[Arrays, Arrays] | 
         out[split] = (None if part is None else
                       encode_table(part, artifacts, where, loc=("data", field)
                                    if getattr(cfg, field, None) else ("data", "path")))
-    return out, artifacts
+    return out, artifacts, cut.summary()

@@ -194,7 +194,7 @@ def test_each_cache_gives_the_batches_streaming_gives(tmp_path):
     for cache in (None, "memory", "disk"):
         cfg = ImagesData(source="images", path="shapes", image_size=[8, 8], cache=cache,
                          validation_split=0.25)
-        splits = load_splits(cfg, tmp_path, tmp_path / "run")
+        splits = load_splits(cfg, tmp_path, tmp_path / "run", seed=42)
         assert splits.train.streamed == (cache != "memory")
         dataset, order = train_dataset(splits.train, 3, seed=5, shuffle=True, steps=2)
         order.set_epoch(2)
@@ -214,13 +214,13 @@ def test_a_complete_disk_cache_is_reused_and_a_changed_folder_decoded_again(tmp_
 
     write_images(tmp_path / "shapes", per_class=3)
     cfg = ImagesData(source="images", path="shapes", image_size=[8, 8], cache="disk")
-    load_splits(cfg, tmp_path, tmp_path / "run")
+    load_splits(cfg, tmp_path, tmp_path / "run", seed=42)
     first = tmp_path / "run" / "cache" / "images" / "train" / "0000000.f32"
     first.write_bytes(b"\0" * first.stat().st_size)  # a mark: kept only if not redone
-    load_splits(cfg, tmp_path, tmp_path / "run")
+    load_splits(cfg, tmp_path, tmp_path / "run", seed=42)
     assert first.read_bytes() == b"\0" * first.stat().st_size
     (tmp_path / "shapes" / "bar" / "00.jpg").unlink()
-    splits = load_splits(cfg, tmp_path, tmp_path / "run")
+    splits = load_splits(cfg, tmp_path, tmp_path / "run", seed=42)
     assert len(splits.train) == 5
     assert first.read_bytes() != b"\0" * first.stat().st_size
 

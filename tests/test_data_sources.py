@@ -128,8 +128,8 @@ def test_a_two_input_npz_gives_named_inputs_in_every_batch(tmp_path):
     write_two_input_npz(tmp_path / "qa.npz")
     cfg = NpzData(source="npz", path="qa.npz", x={"story": "s", "question": "q"}, y="a",
                   validation_split=0.25, batch_size=8)
-    assert cfg.preflight(tmp_path) == []
-    splits = load_splits(cfg, tmp_path)
+    assert cfg.preflight(tmp_path, seed=42) == []
+    splits = load_splits(cfg, tmp_path, seed=42)
     assert set(splits.train.x) == {"story", "question"}
     assert len(splits.train) == 45 and len(splits.validation) == 15
     dataset, order = train_dataset(splits.train, 8, seed=1, shuffle=True, steps=6)
@@ -161,8 +161,8 @@ def test_a_table_feeds_named_inputs_and_several_outputs(tmp_path):
     write_csv(tmp_path / "animals.csv", rows)
     cfg = CsvData(source="csv", path="animals.csv", label=["species", "weight_g"],
                   features={"size": ["height_mm"], "look": ["colour"]})
-    assert cfg.preflight(tmp_path) == []
-    splits = load_splits(cfg, tmp_path)
+    assert cfg.preflight(tmp_path, seed=42) == []
+    splits = load_splits(cfg, tmp_path, seed=42)
     assert splits.train.x["size"][:, 0].tolist() == pytest.approx([r["height_mm"] for r in rows])
     colours = sorted({r["colour"] for r in rows})
     assert splits.train.x["look"][:, 0].tolist() == [colours.index(r["colour"]) + 1
@@ -201,8 +201,8 @@ def test_every_format_decodes_in_every_color_mode(tmp_path, color_mode, channels
 
     _formats_folder(tmp_path / "mixed")
     cfg = ImagesData(source="images", path="mixed", image_size=[8, 8], color_mode=color_mode)
-    assert cfg.preflight(tmp_path) == []
-    splits = load_splits(cfg, tmp_path)
+    assert cfg.preflight(tmp_path, seed=42) == []
+    splits = load_splits(cfg, tmp_path, seed=42)
     assert [Path(p).relative_to(tmp_path / "mixed").as_posix()
             for p in splits.train.x.paths][:5] == [
         "dark/0.png", "dark/1.jpeg", "dark/2.bmp", "dark/3.gif", "dark/more/4.bmp"]

@@ -81,8 +81,8 @@ def test_a_table_keeps_its_text_columns_as_strings_and_the_rest_as_before(tmp_pa
     rows = review_rows(40)
     write_csv(tmp_path / "reviews.csv", rows)
     cfg = CsvData(**REVIEWS_DATA)
-    assert cfg.preflight(tmp_path) == []
-    splits = load_splits(cfg, tmp_path)
+    assert cfg.preflight(tmp_path, seed=42) == []
+    splits = load_splits(cfg, tmp_path, seed=42)
     assert splits.train.x["review"][:, 0].tolist() == [r["review"] for r in rows[:30]]
     assert splits.train.x["stars"][:, 0].tolist() == [
         ["one", "three", "two"].index(r["stars"]) + 1 for r in rows[:30]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from cbrun.errors import EXIT_USAGE, ConfigError
 def _check(path: str, overrides: tuple[str, ...]) -> dict[str, Any]:
     from cbrun.config.load import load_config
     from cbrun.config.monitors import logged_keys
+    from cbrun.data.balance import data_warnings
 
     try:
         loaded = load_config(path, overrides, check_data_files=True)
@@ -22,7 +24,8 @@ def _check(path: str, overrides: tuple[str, ...]) -> dict[str, Any]:
     config = loaded.config
     return {"file": path, "ok": True, "problems": [], "name": config.name,
             "callbacks": [spec.type for spec in config.callbacks],
-            "logged_keys": logged_keys(config)}
+            "logged_keys": logged_keys(config),
+            "warnings": data_warnings(config.data, Path(path).parent, config.seed)}
 
 
 def _strict(value: Any) -> Any:
@@ -39,8 +42,10 @@ def _strict(value: Any) -> Any:
 def _text(result: dict[str, Any]) -> str:
     if result["ok"]:
         count = len(result["callbacks"])
-        return (f"ok  {result['file']}  ({result['name']}: {count} "
-                f"callback{'' if count == 1 else 's'}; logs {', '.join(result['logged_keys'])})")
+        return "\n".join([
+            (f"ok  {result['file']}  ({result['name']}: {count} "
+             f"callback{'' if count == 1 else 's'}; logs {', '.join(result['logged_keys'])})"),
+            *[f"  warning: data: {line}" for line in result["warnings"]]])
     problems = result["problems"]
     head = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
     return f"FAIL {result['file']}  ({head})\n" + "\n".join(p.render() for p in problems)

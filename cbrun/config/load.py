@@ -49,7 +49,7 @@ def data_file_problems(config: Any, folder: Path) -> list[tuple[tuple[Any, ...],
     """What the data source finds wrong with its files, relative to `folder` (the config
     file's): missing files, headers, shapes, listings. Found now, not after TensorFlow's
     import and a new run directory."""
-    return config.data.preflight(folder)
+    return config.data.preflight(folder, seed=config.seed)
 
 
 def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,

@@ -127,7 +127,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     keras.utils.set_random_seed(config.seed)
     # After clear_session, which resets it: this run's policy, before its model is built.
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
-    splits = load_splits(config.data, config_dir, run_dir)
+    splits = load_splits(config.data, config_dir, run_dir, seed=config.seed)
+    if restore is None:  # a resume draws the same rows: said once is enough
+        for line in splits.warnings(config.data):
+            print(f"warning: data: {line}", file=sys.stderr)
     stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/segment.py)
     splits.save(run_dir)
     steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)

@@ -21,7 +21,7 @@ from cbrun.train.sources import load_splits
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(7)
-arrays = load_splits(DigitsData(validation_split=0.2), out)
+arrays = load_splits(DigitsData(validation_split=0.2), out, seed=7)
 model = keras.Sequential([
     keras.Input((64,)),
     keras.layers.Rescaling(0.0625),

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from cbrun.config.data.common import DataSource, tail_cuts
+from cbrun.config.data.common import DataSource
 from cbrun.config.data.csv import CsvData
 from cbrun.config.data.digits import DigitsData
 from cbrun.config.data.images import ImagesData
@@ -58,12 +58,18 @@ _DIGITS_01_DEFAULTS = {"path": None, "x_key": "x", "y_key": "y", "validation_pat
 
 def resolved_by_older(value: Any) -> Any:
     """A run's resolved `data:` as an older cbrun wrote it (every default of that version
-    filled in), read today: the defaults that no longer exist are dropped, nothing else."""
-    if isinstance(value, dict) and value.get("source") == "digits":
-        return {key: item for key, item in value.items()
-                if not (key in _DIGITS_01_DEFAULTS and item == _DIGITS_01_DEFAULTS[key])}
+    filled in), read today: the defaults that no longer exist are dropped, and the
+    held-out rows are those it cut, the last ones (`split: tail`: before `split` existed,
+    there was no other way)."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("source") == "digits":
+        value = {key: item for key, item in value.items()
+                 if not (key in _DIGITS_01_DEFAULTS and item == _DIGITS_01_DEFAULTS[key])}
+    if "split" not in value:
+        value = {**value, "split": "tail"}
     return value
 
 
-__all__ = ["SOURCES", "DataConfig", "DataSource", "DigitsData", "default_source", "resolved_by_older",
-           "tail_cuts"]
+__all__ = ["SOURCES", "DataConfig", "DataSource", "DigitsData", "default_source",
+           "resolved_by_older"]

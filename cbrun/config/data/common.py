@@ -8,7 +8,7 @@ TensorFlow (files exist, headers, shapes) and runs before any run directory exis
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -35,12 +35,19 @@ class DataSource(StrictModel):
                           "pure function of (seed, k), which is what makes resume exact. "
                           "Defaults to true.")
     validation_split: Fraction = Field(
-        0.0, description="Fraction of the training samples held out for validation, taken "
-                         "from the end before shuffling (as Keras does). Defaults to 0.0.")
+        0.0, description="Fraction of the training samples held out for validation, drawn "
+                         "as `split` says. Defaults to 0.0.")
     test_split: Fraction = Field(
         0.0, description="Fraction of the training samples held out as the test split, "
-                         "evaluated once after training; taken from the very end, before the "
+                         "evaluated once after training; drawn as `split` says, before the "
                          "validation part. Defaults to 0.0.")
+    split: Literal["auto", "stratified", "random", "tail"] = Field(
+        "auto", description="How validation_split and test_split choose their rows: "
+                            "`stratified` (every class keeps its share in every split, rows "
+                            "drawn from the seed), `random` (rows drawn from the seed), `tail` "
+                            "(the last rows of the file, as Keras's validation_split; a file "
+                            "sorted by its label then validates on one class). Defaults to "
+                            "auto: stratified for a target of classes, random otherwise.")
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> DataSource:
@@ -78,7 +85,26 @@ class DataSource(StrictModel):
         known without TensorFlow and without reading the samples; None when not known."""
         return None
 
-    def preflight(self, folder: Path) -> Found:
+    def file_labels(self, folder: Path):
+        """The targets of the training file's rows, in file order, where they can be read
+        without TensorFlow and the source draws held-out rows from them; None otherwise
+        (several targets, a loader, a dataset)."""
+
+    def split_labels(self, folder: Path, seed: int) -> tuple[dict[str, Any], dict] | None:
+        """({split: targets of its rows}, how they were drawn: `Cut.summary()`) as the run
+        will draw them, for the warnings of cbrun/data/balance.py; None when not known
+        before TensorFlow or when no rows are held out."""
+        from cbrun.data.splits import draw
+
+        labels = self.file_labels(folder)
+        if labels is None or not (self.validation_split or self.test_split):
+            return None
+        cut = draw(len(labels), self.validation_split, self.test_split, self.split, seed,
+                   labels=labels)
+        return ({"train": labels[cut.train], "validation": labels[cut.validation],
+                 "test": labels[cut.test]}, cut.summary())
+
+    def preflight(self, folder: Path, *, seed: int) -> Found:
         """Problems found without TensorFlow: every path must exist. Sources add checks of
         their headers or shapes."""
         return [(("data", field), message) for field, value in self.paths().items()
@@ -123,12 +149,3 @@ def missing_path(field: str, value: str, folder: Path, glob: str | None) -> str 
 
 def names_of(value: Names) -> list[str]:
     return [value] if isinstance(value, str) else list(value.values())
-
-
-def tail_cuts(n: int, validation_split: float, test_split: float) -> tuple[int, int]:
-    """(end of training, end of validation) for n samples: the test part is the last
-    `test_split`, the validation part the last `validation_split` of what is left, both
-    taken before any shuffling, as Keras takes validation_split."""
-    kept = int(n * (1.0 - test_split)) if test_split else n
-    cut = int(kept * (1.0 - validation_split)) if validation_split else kept
-    return cut, kept

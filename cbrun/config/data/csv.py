@@ -34,7 +34,7 @@ class CsvData(TableSource):
         except pa.ArrowInvalid as exc:
             raise ValueError(str(exc)) from None
 
-    def read(self, path: Path):
+    def read(self, path: Path, columns: list[str] | None = None):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
@@ -42,6 +42,7 @@ class CsvData(TableSource):
             # An empty field of a text column is a missing value, as it is in a number column.
             return pacsv.read_csv(path, parse_options=self._options(),
                                   convert_options=pacsv.ConvertOptions(
-                                      strings_can_be_null=True, decimal_point=self.decimal))
+                                      strings_can_be_null=True, decimal_point=self.decimal,
+                                      include_columns=columns))
         except pa.ArrowInvalid as exc:
             raise ValueError(str(exc)) from None

@@ -57,6 +57,35 @@ def image_problem(path: Path) -> str | None:
     return "not a PNG, JPEG, GIF or BMP image"
 
 
+def split_files(paths: list, labels: list[int], cfg, seed: int
+                ) -> tuple[dict[str, tuple[list, list]], dict]:
+    """({split: (files, class ids)}, the split's summary): validation and test drawn as
+    `cfg.split` says, always per class (a folder's classes are its labels). `tail` takes
+    the last files of each class by name, as cbrun did before `split` existed."""
+    import numpy as np
+
+    from cbrun.data.splits import draw
+
+    val, test = cfg.validation_split, cfg.test_split
+    if cfg.split == "tail":
+        rows = {"train": [], "validation": [], "test": []}
+        for cls in sorted(set(labels)):
+            mine = np.flatnonzero(np.asarray(labels) == cls)
+            cut = draw(len(mine), val, test, "tail", seed)
+            for name, found in rows.items():
+                found.extend(mine[getattr(cut, name)])
+        method = "tail"
+    else:
+        cut = draw(len(paths), val, test, "stratified" if cfg.split == "auto" else cfg.split,
+                   seed, labels=np.asarray(labels, dtype=np.int64))
+        rows = {name: list(getattr(cut, name)) for name in ("train", "validation", "test")}
+        method = cut.method
+    summary = {"method": method, "sorted_by_label": False,
+               "rows": {name: len(found) for name, found in rows.items()}}
+    return {name: ([paths[i] for i in sorted(found)], [labels[i] for i in sorted(found)])
+            for name, found in rows.items()}, summary
+
+
 class ImagesData(FileSource):
     """Images in class folders, streamed from disk: decoded in parallel, resized to
     `image_size`, batched and prefetched by tf.data. Class names are saved in the run
@@ -100,8 +129,18 @@ class ImagesData(FileSource):
     def sample_shapes(self, folder: Path):
         return {None: self.sample_shape}
 
-    def preflight(self, folder: Path) -> Found:
-        found = super().preflight(folder)
+    def split_labels(self, folder: Path, seed: int):
+        if not (self.validation_split or self.test_split):
+            return None
+        classes, files = list_images(folder / self.path)
+        parts, summary = split_files([f for f, _ in files], [i for _, i in files], self, seed)
+        import numpy as np
+
+        return ({name: np.array([classes[i] for i in ids], dtype=object)
+                 for name, (_, ids) in parts.items()}, summary)
+
+    def preflight(self, folder: Path, *, seed: int) -> Found:
+        found = super().preflight(folder, seed=seed)
         if found:
             return found
         classes = None

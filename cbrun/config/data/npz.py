@@ -59,8 +59,17 @@ class NpzData(FileSource):
             return {None: list(headers[self.x][0][1:])}
         return {key: list(headers[name][0][1:]) for key, name in self.x.items()}
 
-    def preflight(self, folder: Path) -> Found:
-        found = super().preflight(folder)
+    def file_labels(self, folder: Path):
+        if not isinstance(self.y, str):
+            return None
+        try:
+            with np.load(folder / self.path, allow_pickle=False) as archive:
+                return archive[self.y]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None  # the preflight says what is wrong with the file
+
+    def preflight(self, folder: Path, *, seed: int) -> Found:
+        found = super().preflight(folder, seed=seed)
         if found:
             return found
         for field, value in self.paths().items():

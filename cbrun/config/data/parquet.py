@@ -23,11 +23,11 @@ class ParquetData(TableSource):
         except pa.ArrowInvalid as exc:
             raise ValueError(str(exc)) from None
 
-    def read(self, path: Path):
+    def read(self, path: Path, columns: list[str] | None = None):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(path)
+            return pq.read_table(path, columns=columns)
         except pa.ArrowInvalid as exc:
             raise ValueError(str(exc)) from None

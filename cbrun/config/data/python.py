@@ -40,7 +40,7 @@ class PythonData(DataSource):
             raise ValueError(f"must be `module:function` (e.g. my_data:load), got {value!r}")
         return value
 
-    def preflight(self, folder: Path) -> Found:
+    def preflight(self, folder: Path, *, seed: int) -> Found:
         module = self.function.split(":")[0]
         local = folder / (module.replace(".", "/") + ".py")
         if local.is_file() or (folder / module.split(".")[0]).is_dir():

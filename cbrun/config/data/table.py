@@ -62,14 +62,25 @@ class TableSource(FileSource):
             return {key: [len(columns)] for key, columns in groups.items()}
         return {None: [len(groups)]}
 
-    def read(self, path: Path):
+    def read(self, path: Path, columns: list[str] | None = None):
+        """The table at `path` (only `columns`, when given), or ValueError."""
         raise NotImplementedError
+
+    def file_labels(self, folder: Path):
+        labels = self.label_columns()
+        if len(labels) != 1:
+            return None
+        try:
+            table = self.read(folder / self.path, labels)
+        except (ValueError, OSError, KeyError):
+            return None  # the preflight says what is wrong with the file
+        return table.column(labels[0]).to_numpy(zero_copy_only=False)
 
     def schema_columns(self, path: Path) -> list[str]:
         raise NotImplementedError
 
-    def preflight(self, folder: Path) -> Found:
-        found = super().preflight(folder)
+    def preflight(self, folder: Path, *, seed: int) -> Found:
+        found = super().preflight(folder, seed=seed)
         if found:
             return found
         for field, value in self.paths().items():
@@ -86,7 +97,7 @@ class TableSource(FileSource):
         from cbrun.tables import TableProblem, encode_splits
 
         try:
-            encode_splits(self, folder)
+            encode_splits(self, folder, seed)
         except TableProblem as exc:
             found.append((exc.loc, str(exc)))
         return found

@@ -92,6 +92,16 @@ class Splits:
             return list(map(str, names)) if names else None
         return None
 
+    def warnings(self, data_cfg: Any) -> list[str]:
+        """Whether the held-out splits represent training (cbrun/data/balance.py)."""
+        from cbrun.data.balance import split_warnings
+        from cbrun.data.splits import SPLIT_FILE
+
+        labels = {name: split.y for name, split in self.named().items()
+                  if split.dataset is None and not isinstance(split.y, dict)}
+        return split_warnings(labels, data_cfg, self.artifacts.get(SPLIT_FILE),
+                              self.class_names)
+
     def save(self, run_dir: Path) -> list[Path]:
         """Write what preprocessing learned under runs/<id>/data/ (JSON, one file each)."""
         written = []
@@ -103,13 +113,14 @@ class Splits:
         return written
 
 
-def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None) -> Splits:
+def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None, *,
+                seed: int) -> Splits:
     """`run_dir`: where a source that caches on disk (images, `cache: disk`) keeps its copy;
-    without one it streams."""
+    without one it streams. `seed`: the run's, which draws the held-out rows."""
     module = importlib.import_module(LOADERS[data_cfg.source])
     if getattr(data_cfg, "cache", None) == "disk":
-        return _bare_labels(module.load(data_cfg, config_dir, run_dir=run_dir))
-    return _bare_labels(module.load(data_cfg, config_dir))
+        return _bare_labels(module.load(data_cfg, config_dir, seed=seed, run_dir=run_dir))
+    return _bare_labels(module.load(data_cfg, config_dir, seed=seed))
 
 
 def _bare_labels(splits: Splits) -> Splits:
@@ -139,4 +150,5 @@ def data_for_run(config: Any, run_dir: Path) -> tuple[Splits, dict]:
     from cbrun.record import RunRecord
 
     config_dir = Path(RunRecord.load(run_dir).file.config_dir or run_dir)
-    return load_splits(config.data, config_dir, run_dir), saved_artifacts(run_dir)
+    return (load_splits(config.data, config_dir, run_dir, seed=config.seed),
+            saved_artifacts(run_dir))

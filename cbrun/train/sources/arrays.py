@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cbrun.config.data.common import tail_cuts
+from cbrun.data.splits import draw, held_out, take
 from cbrun.errors import ConfigError, Problem
 from cbrun.train.sources import Split, Splits
-
-
-def take(value: Any, start: int, stop: int | None) -> Any:
-    if isinstance(value, dict):
-        return {k: v[start:stop] for k, v in value.items()}
-    return value[start:stop]
 
 
 def count(value: Any) -> int:
@@ -20,15 +14,18 @@ def count(value: Any) -> int:
 
 
 def split_arrays(cfg, x: Any, y: Any, validation: Split | None = None,
-                 test: Split | None = None, artifacts: dict | None = None) -> Splits:
-    """Validation and test parts cut from the end of (x, y), as configured, unless given."""
+                 test: Split | None = None, artifacts: dict | None = None, *,
+                 seed: int) -> Splits:
+    """Validation and test parts drawn from (x, y) as `cfg.split` says (cbrun/data/
+    splits.py), unless given."""
     n = count(x)
-    cut, kept = tail_cuts(n, cfg.validation_split, cfg.test_split)
+    cut = draw(n, cfg.validation_split, cfg.test_split, cfg.split, seed,
+               labels=None if isinstance(y, dict) else y)
     if cfg.test_split:
-        test = Split(take(x, kept, None), take(y, kept, None))
+        test = Split(take(x, cut.test), take(y, cut.test))
     if cfg.validation_split:
-        validation = Split(take(x, cut, kept), take(y, cut, kept))
-    if cut == 0:
+        validation = Split(take(x, cut.validation), take(y, cut.validation))
+    if len(cut.train) == 0:
         raise ConfigError([Problem(loc=("data",), message="no training samples are left")])
-    return Splits(Split(take(x, 0, cut), take(y, 0, cut)), validation, test,
-                  artifacts or {})
+    return Splits(Split(take(x, cut.train), take(y, cut.train)), validation, test,
+                  {**(artifacts or {}), **held_out(cfg, cut.summary())})

@@ -11,9 +11,9 @@ from cbrun.train.sources import Splits
 from cbrun.train.sources.arrays import split_arrays
 
 
-def load(cfg, config_dir: Path) -> Splits:
+def load(cfg, config_dir: Path, *, seed: int) -> Splits:
     source = resources.files("cbrun.datasets").joinpath("digits.npz")
     with source.open("rb") as handle, np.load(handle) as archive:
         x = archive["x"].astype("float32")
         y = archive["y"].astype("int32")
-    return split_arrays(cfg, x, y)
+    return split_arrays(cfg, x, y, seed=seed)

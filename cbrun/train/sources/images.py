@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cbrun.config.data.images import list_images
+from cbrun.config.data.images import list_images, split_files
+from cbrun.data.splits import held_out
 from cbrun.errors import RunError
 from cbrun.runguard import open_new
 from cbrun.train.sources import ImageFiles, Split, Splits
@@ -75,25 +76,9 @@ def _listing(cfg, folder: Path) -> tuple[list[str], list[str], list[int]]:
     return classes, [str(f) for f, _ in files], [i for _, i in files]
 
 
-def _per_class_tail(paths, labels, fraction_val, fraction_test):
-    """The last files of each class (by name) for validation and test: every class is in
-    every split, and the split does not depend on the seed."""
-    from cbrun.config.data.common import tail_cuts
-
-    parts = {"train": ([], []), "validation": ([], []), "test": ([], [])}
-    for cls in sorted(set(labels)):
-        mine = [p for p, c in zip(paths, labels) if c == cls]
-        cut, kept = tail_cuts(len(mine), fraction_val, fraction_test)
-        for name, chunk in (("train", mine[:cut]), ("validation", mine[cut:kept]),
-                            ("test", mine[kept:])):
-            parts[name][0].extend(chunk)
-            parts[name][1].extend([cls] * len(chunk))
-    return parts
-
-
-def load(cfg, config_dir: Path, run_dir: Path | None = None) -> Splits:
+def load(cfg, config_dir: Path, *, seed: int, run_dir: Path | None = None) -> Splits:
     classes, paths, labels = _listing(cfg, config_dir / cfg.path)
-    parts = _per_class_tail(paths, labels, cfg.validation_split, cfg.test_split)
+    parts, split = split_files(paths, labels, cfg, seed)
     splits = {name: _files(cfg, config_dir, lab, pth) if pth else None
               for name, (pth, lab) in parts.items()}
     for name in ("validation", "test"):
@@ -104,7 +89,7 @@ def load(cfg, config_dir: Path, run_dir: Path | None = None) -> Splits:
     if cfg.cache:
         splits = _cached(cfg.cache, splits, run_dir)
     return Splits(splits["train"], splits["validation"], splits["test"],
-                  {"classes.json": classes})
+                  {"classes.json": classes, **held_out(cfg, split)})
 
 
 def _cached(cache: str, splits: dict[str, Split | None], run_dir: Path | None) -> dict:

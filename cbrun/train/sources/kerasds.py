@@ -33,7 +33,7 @@ def _offline(cfg, exc: Exception) -> ConfigError:
         "does not match, so the file must be the original.")])
 
 
-def load(cfg, config_dir: Path) -> Splits:
+def load(cfg, config_dir: Path, *, seed: int) -> Splits:
     import keras
 
     module = getattr(keras.datasets, cfg.name)
@@ -54,4 +54,4 @@ def load(cfg, config_dir: Path) -> Splits:
     if y.ndim == 2 and y.shape[1] == 1:
         y, y_test = y[:, 0], np.asarray(y_test)[:, 0]
     test = Split(np.asarray(x_test), np.asarray(y_test)) if cfg.test else None
-    return split_arrays(cfg, x, y, test=test)
+    return split_arrays(cfg, x, y, test=test, seed=seed)

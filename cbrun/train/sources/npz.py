@@ -20,11 +20,11 @@ def _read(path: Path, cfg) -> tuple:
         return pick(cfg.x), pick(cfg.y)
 
 
-def load(cfg, config_dir: Path) -> Splits:
+def load(cfg, config_dir: Path, *, seed: int) -> Splits:
     x, y = _read(config_dir / cfg.path, cfg)
     extra = {}
     for split in ("validation", "test"):
         path = getattr(cfg, f"{split}_path")
         if path:
             extra[split] = Split(*_read(config_dir / path, cfg))
-    return split_arrays(cfg, x, y, **extra)
+    return split_arrays(cfg, x, y, **extra, seed=seed)

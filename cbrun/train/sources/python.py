@@ -55,7 +55,7 @@ def _split(name: str, value: Any) -> Split:
     return Split(x, y)
 
 
-def load(cfg, config_dir: Path) -> Splits:
+def load(cfg, config_dir: Path, *, seed: int) -> Splits:
     result = _import(cfg.function, config_dir)(**cfg.params)
     if not isinstance(result, dict) or "train" not in result:
         raise _fail(f"{cfg.function} must return a dict with 'train' (and optionally "
@@ -71,7 +71,8 @@ def load(cfg, config_dir: Path) -> Splits:
             raise _fail(f"{cfg.function} returned a {split!r} split and {split}_split is set; "
                         f"use one or the other (the loader's {split} would be dropped)")
     if train.dataset is None:
-        return split_arrays(cfg, train.x, train.y, parts.get("validation"), parts.get("test"))
+        return split_arrays(cfg, train.x, train.y, parts.get("validation"), parts.get("test"),
+                            seed=seed)
     if cfg.validation_split or cfg.test_split:
         raise _fail("validation_split and test_split cut arrays; a loader returning a "
                     "tf.data.Dataset returns its 'validation' and 'test' itself")
