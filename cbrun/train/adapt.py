@@ -1,12 +1,17 @@
 """Adapting the `adapt: true` preprocessing layers on the training split, in file order,
 before the first epoch (and again, identically, when a run resumes: same split, same
-order, same result; the restored weights then overwrite it with equal values)."""
+order, same result; the restored weights then overwrite it with equal values).
+
+`adapt: targets` (a Normalization with invert: true at an output) adapts on that output's
+training targets instead: the network then learns targets of mean 0 and variance 1, and
+the layer maps its output back to the data's units."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import keras
+import numpy as np
 
 from cbrun.train.data import eval_data
 from cbrun.train.sources import Split
@@ -22,12 +27,28 @@ def _inputs(train: Split, batch_size: int):
     return data.map(lambda x, y: x)
 
 
+def _targets(train: Split, batch_size: int, output: str | None):
+    """The training split's targets for `output` (None: the only one), batched, each a row
+    of the output's width (a 1-D target becomes one column)."""
+    import tensorflow as tf
+
+    def pick(y):
+        y = y[output] if isinstance(y, dict) and output in y else y
+        return tf.reshape(y, (-1, 1)) if len(y.shape) == 1 else y
+
+    if train.dataset is not None:
+        return train.dataset.map(lambda x, y: pick(y))
+    y = train.y[output] if isinstance(train.y, dict) and output in train.y else train.y
+    y = np.asarray(y, dtype=np.float32)
+    return tf.data.Dataset.from_tensor_slices(y.reshape(len(y), -1)).batch(batch_size)
+
+
 def _stack_feeds(model: keras.Model, config: Any, inputs) -> list[tuple[Any, Any]]:
     """A stack's layer i sees what layers 0..i-1 make of the inputs."""
     layers = model.layers  # a Sequential's layers, in the config's order
     feeds = []
     for index, spec in enumerate(config.model.layers):
-        if not spec.adapt:
+        if spec.adapt is not True:
             continue
         before = layers[:index]
         feed = inputs
@@ -44,7 +65,7 @@ def _graph_feeds(model: keras.Model, config: Any, inputs) -> list[tuple[Any, Any
     feeds = []
     for index in config.model.order():  # a layer is adapted after those it depends on
         node = config.model.layers[index]
-        if not getattr(node, "adapt", False):
+        if node.adapt is not True:
             continue
         layer = model.get_layer(node.name)
         if isinstance(node.inputs, str) and node.inputs in config.model.inputs:
@@ -57,6 +78,16 @@ def _graph_feeds(model: keras.Model, config: Any, inputs) -> list[tuple[Any, Any
     return feeds
 
 
+def _target_feeds(model: keras.Model, config: Any, train: Split) -> list[tuple[Any, Any]]:
+    batch = config.data.batch_size
+    if config.model.kind == "stack":
+        last = config.model.layers[-1]
+        return [(model.layers[-1], _targets(train, batch, None))] if \
+            last.adapt == "targets" else []
+    return [(model.get_layer(node.name), _targets(train, batch, node.name))
+            for node in config.model.layers if node.adapt == "targets"]
+
+
 def adapt_layers(model: keras.Model, config: Any, train: Split) -> None:
     kind = getattr(config.model, "kind", "stack")
     if kind not in ("stack", "graph") or not any(
@@ -64,5 +95,5 @@ def adapt_layers(model: keras.Model, config: Any, train: Split) -> None:
         return
     inputs = _inputs(train, config.data.batch_size)
     feeds = (_stack_feeds if kind == "stack" else _graph_feeds)(model, config, inputs)
-    for layer, feed in feeds:
+    for layer, feed in [*feeds, *_target_feeds(model, config, train)]:
         layer.adapt(feed)

@@ -17,6 +17,7 @@ from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel
 from cbrun.config.model.layers import (
     ADAPT_FIELD,
     DTYPES,
+    Adapt,
     Found,
     UnfreezeSpec,
     layer_problems,
@@ -58,7 +59,7 @@ class NodeSpec(KerasObjectSpec):
                     "query/value).")
     shares: str | None = Field(
         None, description="Apply the layer of this named layer again: the same weights.")
-    adapt: bool = ADAPT_FIELD
+    adapt: Adapt = ADAPT_FIELD
 
     @model_validator(mode="after")
     def _layer(self) -> NodeSpec:
@@ -207,6 +208,11 @@ def graph_problems(graph: GraphModel) -> Found:
             found.append((("outputs", j), (f"output {name!r} is neither a layer nor an input"
                                           f"{did_you_mean(name, names)}; layers: "
                                           f"{', '.join(layer_names)}")))
+    for i, node in enumerate(graph.layers):
+        if node.adapt == "targets" and node.name not in graph.outputs:
+            found.append((("layers", i, "adapt"),
+                          (f"adapt: targets learns an output's targets; {node.name!r} is not "
+                           f"an output (outputs: {', '.join(graph.outputs)})")))
     for name in graph.inputs:
         if name not in used:
             found.append((("inputs", name), f"input {name!r} is never used: no layer takes it"))

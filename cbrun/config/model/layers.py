@@ -3,9 +3,9 @@ keyword arguments, checked without Keras."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from cbrun import keras_api
 from cbrun.config.adapt import adapt_problem, adapt_width_problem
@@ -88,15 +88,18 @@ def accepted_params(kind: str) -> list[str] | None:
     return [p for p in params if p not in _BACKBONE_SET_BY_CBRUN] + ["trainable"]
 
 
-ADAPT_FIELD = Field(False, strict=True, description=(
-    "Preprocessing layers only (Normalization, StringLookup, IntegerLookup, "
-    "TextVectorization, Discretization): learn from the training split before the first "
-    "epoch. Defaults to false."))
+ADAPT_FIELD = Field(False, description=(
+    "true, for preprocessing layers (Normalization, StringLookup, IntegerLookup, "
+    "TextVectorization, Discretization): learn from the training split's inputs before the "
+    "first epoch. `targets`, for a Normalization with invert: true at a model output: learn "
+    "the training targets' mean and variance, so the network learns scaled targets and the "
+    "model outputs values in the data's units. Defaults to false."))
+Adapt = Annotated[bool, Strict()] | Literal["targets"]
 
 
-def layer_problems(kind: str, kwargs: dict[str, Any], adapt: bool = False) -> Found:
+def layer_problems(kind: str, kwargs: dict[str, Any], adapt: bool | str = False) -> Found:
     """Every problem of one layer's type and keyword arguments, each at its key."""
-    problem = adapt_problem(kind, adapt)
+    problem = adapt_problem(kind, adapt, kwargs)
     if problem and accepted_params(kind) is not None:
         return [(("adapt",), problem), *layer_problems(kind, kwargs)]
     allowed = accepted_params(kind)
@@ -136,7 +139,7 @@ class LayerSpec(KerasObjectSpec):
 
     type: str = Field(description="A keras.layers class (Dense, Conv2D...) or a "
                                   "keras.applications backbone (MobileNetV2, ResNet50...).")
-    adapt: bool = ADAPT_FIELD
+    adapt: Adapt = ADAPT_FIELD
 
     @model_validator(mode="after")
     def _known(self) -> LayerSpec:

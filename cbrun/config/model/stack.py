@@ -36,6 +36,9 @@ class StackModel(StrictModel):
     def _unfreeze_names(self) -> StackModel:
         frozen = {spec.layer_name: spec.frozen for spec in self.layers if spec.layer_name}
         found = unfreeze_problems(self.unfreeze, frozen)
+        found += [(("layers", i, "adapt"), ("adapt: targets learns the targets at the "
+                                            "model's output, so it is for the last layer"))
+                  for i, spec in enumerate(self.layers[:-1]) if spec.adapt == "targets"]
         if found:
             raise ManyProblems(found)
         return self
