@@ -1,23 +1,21 @@
 """`cbrun init` for a CSV or Parquet table: read it (a failure is one line that says what the
-file is instead), pick the label and the columns cbrun can take, write `data` and `model`."""
+file is instead), pick the label and the columns cbrun can take, write `data` and `model`.
+
+Numbers go through an adapted Normalization. Columns of a few text values are categories,
+encoded inside the model by an adapted StringLookup (one-hot for a few values, an embedding
+for many), so the trained and the exported model take the raw columns by name. Free text
+gets a TextVectorization. A regression's target is learned scaled and given back in the
+data's units (templates.TARGET_SCALE)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from pathlib import Path
 
-from cbrun.commands.init import (
-    LABEL_NAMES,
-    MAX_CLASSES,
-    _classification,
-    _head,
-    _q,
-    _q_path,
-    _regression,
-)
+from cbrun.commands.init import templates as t
+from cbrun.commands.init.document import Block, Items
 from cbrun.errors import UsageError
 from cbrun.suggest import did_you_mean
 
@@ -123,20 +121,6 @@ def _shell(char: str) -> str:
     return "$'\\t'" if char == "\t" else f"'{char}'"
 
 
-def _input_name(column: str, taken: set[str]) -> str:
-    """A graph input name (letters, digits, _) for a column, unique among `taken`."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", column).strip("_") or "text"
-    import yaml
-
-    # `yes`, `null`... are not strings to YAML: a key `yes:` would be read as true.
-    base = base if base[0].isalpha() and yaml.safe_load(base) == base else f"c_{base}"
-    name, n = base[:60], 2
-    while name in taken:
-        name, n = f"{base[:57]}_{n}", n + 1
-    taken.add(name)
-    return name
-
-
 def _is_free_text(column) -> bool:
     """Sentences rather than categories: most values differ and hold several words."""
     values = [v for v in column.to_pylist() if v is not None]
@@ -144,56 +128,6 @@ def _is_free_text(column) -> bool:
         return False
     words = sum(len(v.split()) for v in values) / len(values)
     return words >= 3 and len(set(values)) > 0.5 * len(values)
-
-
-def _text_table(top: list[str], features: list[str], texts: list[str], head: list[str],
-                compile_: str) -> tuple[str, str, str]:
-    """A graph: each free-text column through its own adapted TextVectorization and an
-    Embedding, the other columns together through an adapted Normalization."""
-    taken = {"joined", "hidden", "output"}  # the layer names written below
-    text_inputs = {_input_name(c, taken): c for c in texts}
-    rest = [c for c in features if c not in texts]
-    groups = {name: [column] for name, column in text_inputs.items()}
-    numbers = _input_name("numbers", taken) if rest else None
-    if numbers:
-        groups[numbers] = rest
-    data = _head("data", [
-        *top,
-        "features:                # one named input per text column, the rest together",
-        *[f"  {name}: [{', '.join(map(_q, cols))}]" for name, cols in groups.items()],
-        f"text: [{', '.join(map(_q, texts))}]   # kept as raw strings for TextVectorization",
-        "validation_split: 0.2    # the last 20% of the rows",
-        "batch_size: 32",
-    ])
-    inputs = [f"  {name}: {{shape: [1], dtype: string}}" for name in text_inputs]
-    if numbers:
-        inputs.append(f"  {numbers}: {{shape: [{len(rest)}]}}   # string columns here become "
-                      "integer ids")
-    layers, joined = [], []
-    for name in text_inputs:
-        layers += [
-            f"  # {name}: the 10000 most frequent words of the training rows, 100 per row.",
-            (f"  - {{name: {name}_words, type: TextVectorization, adapt: true, "
-            f"max_tokens: 10000, output_sequence_length: 100, inputs: {name}}}"),
-            (f"  - {{name: {name}_vectors, type: Embedding, input_dim: 10000, output_dim: 32, "
-            f"inputs: {name}_words}}"),
-            f"  - {{name: {name}_mean, type: GlobalAveragePooling1D, inputs: {name}_vectors}}",
-        ]
-        joined.append(f"{name}_mean")
-    if numbers:
-        layers.append(f"  - {{name: {numbers}_scaled, type: Normalization, adapt: true, "
-                      f"inputs: {numbers}}}")
-        joined.append(f"{numbers}_scaled")
-    last = joined[0]
-    if len(joined) > 1:
-        layers.append(f"  - {{name: joined, type: Concatenate, inputs: [{', '.join(joined)}]}}")
-        last = "joined"
-    layers.append(f"  - {{name: hidden, type: Dense, units: 64, activation: relu, inputs: {last}}}")
-    out = head[0].replace("- {type: Dense,", "- {name: output, type: Dense,").replace(
-        "}", ", inputs: hidden}", 1)
-    layers.append(f"  {out}")
-    model = _head("model", ["inputs:", *inputs, "layers:", *layers, "outputs: output"])
-    return data, model, compile_
 
 
 def _kind(column) -> str | None:
@@ -215,40 +149,144 @@ def _kind(column) -> str | None:
     return f"of type {kind}"
 
 
-def _target(table, label: str) -> tuple[list[str], str, str]:
-    import pyarrow as pa
-
-    from cbrun.tables import _is_text
-
-    target = table.column(label)
-    values = sorted(set(target.to_pylist()) - {None})
-    why = _kind(target)
-    if why:
-        raise UsageError(f"the label column {label!r} is {why}; cbrun learns a number or a "
-                         "class (pass another column with --label)")
-    if _is_text(target):
-        head, compile_ = _classification(len(values), f"class ({', '.join(map(str, values[:6]))}"
-                                                      f"{', ...' if len(values) > 6 else ''})")
-        return head, compile_, f"{len(values)} classes"
-    if pa.types.is_boolean(target.type):
-        head, compile_ = _classification(2, "class id (0 false, 1 true)")
-        return head, compile_, "2 classes (false 0, true 1)"
-    if pa.types.is_integer(target.type) and values and len(values) <= MAX_CLASSES \
-            and values[0] >= 0:
-        head, compile_ = _classification(int(values[-1]) + 1, "class id 0..")
-        return head, compile_, f"{int(values[-1]) + 1} classes (integer ids)"
-    head, compile_ = _regression(1)
-    return head, compile_, "a number (regression)"
-
-
 def _decimal_commas(column) -> bool:
     values = [v for v in column.to_pylist() if v is not None]
     return bool(values) and all(_DECIMAL_COMMA.fullmatch(v) or v.isdigit() for v in values) \
         and any("," in v for v in values)
 
 
-def table(path: Path, rel: str, label: str | None,
-          delimiter: str | None) -> tuple[str, str, str]:
+
+LABEL_NAMES = ("label", "labels", "target", "class", "y", "species", "category", "diagnosis")
+MAX_CLASSES = 50  # an integer label with more distinct values is taken as a number
+ONE_HOT_MOST = 16  # a category with more values gets an embedding instead of one-hot
+MAX_VOCABULARY = 10_000  # the most values a category keeps; the rarer ones are unknown
+
+
+def _target(table, label: str) -> tuple[dict, Block, str, str]:
+    """(output layer, compile, what the target is, the split that suits it)."""
+    import pyarrow as pa
+
+    from cbrun.tables import _is_text
+
+    target = table.column(label)
+    why = _kind(target)
+    if why:
+        raise UsageError(f"the label column {label!r} is {why}; cbrun learns a number or a "
+                         "class (pass another column with --label)")
+    values = sorted(set(target.to_pylist()) - {None})
+    if _is_text(target):
+        head, compile_ = t.classifier(len(values))
+        return head, compile_, f"{len(values)} classes ({t.shown(values)})", "stratified"
+    if pa.types.is_boolean(target.type):
+        head, compile_ = t.classifier(2)
+        return head, compile_, "2 classes (false 0, true 1)", "stratified"
+    if pa.types.is_integer(target.type) and values and len(values) <= MAX_CLASSES \
+            and values[0] >= 0:
+        units = int(values[-1]) + 1  # a class id is an output's index: ids 1..K need K+1
+        head, compile_ = t.classifier(units)
+        gaps = "" if len(values) == units else f"; ids {t.shown(values)} used"
+        return head, compile_, f"{units} classes (integer ids 0..{units - 1}{gaps})", \
+            "stratified"
+    head, compile_ = t.regression(1)
+    return head, compile_, "a number (regression)", "random"
+
+
+def _categories(column) -> list:
+    return sorted(set(column.to_pylist()) - {None})
+
+
+def _graph(features: list[str], label: str, kinds: dict[str, str], counts: dict[str, int],
+           head: dict, regression: bool) -> tuple[Block, dict[str, list[str]]]:
+    """A graph with one input per column (named after it): the exported model takes the
+    raw columns. Returns (model, features: {input name: [column]})."""
+    taken = {"numbers", "numbers_scaled", "joined", "hidden", "output"}
+    names = {column: t.identifier(column, taken) for column in features}
+    inputs, layers, joined = Block(), Items(), []
+    for column in features:
+        spec = {"shape": [1]} if kinds[column] == "number" else {"shape": [1], "dtype": "string"}
+        inputs.set(names[column], spec, None if names[column] == column else column)
+    numbers = [names[c] for c in features if kinds[c] == "number"]
+    if numbers:
+        layers.note("The number columns together, each scaled by its training mean and "
+                    "variance.")
+        source = numbers[0]
+        if len(numbers) > 1:
+            layers.add({"name": "numbers", "type": "Concatenate", "inputs": numbers})
+            source = "numbers"
+        layers.add({"name": "numbers_scaled", "type": "Normalization", "adapt": True,
+                    "inputs": source})
+        joined.append("numbers_scaled")
+    for column in features:
+        name = names[column]
+        if kinds[column] == "category":
+            n = counts[column]
+            tokens = min(n, MAX_VOCABULARY) + 1  # + the bucket of values never seen
+            if n <= ONE_HOT_MOST:
+                layers.note(f"{column}: {n} values, a column each (one-hot); a value the "
+                            "training rows never show gets a column of its own.")
+                layers.add({"name": f"{name}_onehot", "type": "StringLookup", "adapt": True,
+                            "output_mode": "one_hot", "max_tokens": tokens,
+                            "pad_to_max_tokens": True, "inputs": name})
+                joined.append(f"{name}_onehot")
+            else:
+                width = min(16, max(4, round(n ** 0.5)))
+                layers.note(f"{column}: {n} values, each learned as {width} numbers (an "
+                            "embedding); unseen values share one.")
+                layers.add({"name": f"{name}_ids", "type": "StringLookup", "adapt": True,
+                            "max_tokens": tokens, "inputs": name})
+                layers.add({"name": f"{name}_vectors", "type": "Embedding",
+                            "input_dim": tokens, "output_dim": width,
+                            "inputs": f"{name}_ids"})
+                layers.add({"name": f"{name}_flat", "type": "Flatten",
+                            "inputs": f"{name}_vectors"})
+                joined.append(f"{name}_flat")
+        elif kinds[column] == "text":
+            layers.note(f"{column}: free text, the 10000 most frequent words of the training "
+                        "rows, 100 per row.")
+            layers.add({"name": f"{name}_words", "type": "TextVectorization", "adapt": True,
+                        "max_tokens": 10000, "output_sequence_length": 100, "inputs": name})
+            layers.add({"name": f"{name}_vectors", "type": "Embedding", "input_dim": 10000,
+                        "output_dim": 32, "inputs": f"{name}_words"})
+            layers.add({"name": f"{name}_mean", "type": "GlobalAveragePooling1D",
+                        "inputs": f"{name}_vectors"})
+            joined.append(f"{name}_mean")
+    last = joined[0]
+    if len(joined) > 1:
+        layers.add({"name": "joined", "type": "Concatenate", "inputs": joined})
+        last = "joined"
+    layers.add({"name": "hidden", "type": "Dense", "units": 64, "activation": "relu",
+                "inputs": last})
+    output = t.identifier(label, taken)
+    if regression:
+        layers.add({"name": "output", **head, "inputs": "hidden"}, "one number out")
+        layers.note(t.TARGET_SCALE_NOTE)
+        layers.add({"name": output, **t.TARGET_SCALE, "inputs": "output"})
+    else:
+        layers.add({"name": output, **head, "inputs": "hidden"}, "one output per class")
+    model = Block().set("inputs", inputs, "one per column: the model takes the raw columns")
+    model.set("layers", layers).set("outputs", output)
+    return model, {names[c]: [c] for c in features}
+
+
+def _stack(features: list[str], head: dict, regression: bool) -> Block:
+    layers = (Items()
+              .note("Learns each column's mean and variance from the training rows before "
+                    "epoch 1.")
+              .add({"type": "Normalization", "adapt": True})
+              .add({"type": "Dense", "units": 64, "activation": "relu"}))
+    if regression:
+        layers.add(head, "one number out: a regression")
+        layers.note(t.TARGET_SCALE_NOTE)
+        layers.add(dict(t.TARGET_SCALE))
+    else:
+        layers.add(head, "one output per class")
+    return Block().set("input_shape", [len(features)]).set("layers", layers)
+
+
+def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
+          delimiter: str | None) -> tuple[Block, Block, Block, str]:
+    """(data, model, compile, what the table is) for a CSV or Parquet table; `layout`: the
+    validation and test tables found beside it."""
     from cbrun.tables import _is_text
 
     data, source = read_table(path, delimiter)
@@ -263,7 +301,7 @@ def table(path: Path, rel: str, label: str | None,
     elif label not in columns:
         raise UsageError(f"{path.name} has no column {label!r}{did_you_mean(label, columns)}"
                          f"; its columns: {', '.join(columns)}")
-    head, compile_, kind = _target(data, label)
+    head, compile_, kind, split = _target(data, label)
     left_out = {c: f"{why}; cbrun takes numbers and text" for c in columns
                 if c != label and (why := _kind(data.column(c)))}
     if "" in columns and label != "":  # pandas's to_csv writes its row index so
@@ -273,37 +311,44 @@ def table(path: Path, rel: str, label: str | None,
         raise UsageError(f"{path.name} has no column cbrun can take as an input besides "
                          f"{label!r}: " + "; ".join(f"{c or '(no name)'}: {w}"
                                                for c, w in left_out.items()))
-    notes = [f"# left out: {c or json.dumps(c)} ({why})"
-             for c, why in left_out.items()]
     strings = [c for c in features if _is_text(data.column(c))]
     commas = [c for c in strings if _decimal_commas(data.column(c))]
     if commas and source == "csv":  # read as numbers with the data source's `decimal: ","`
         data, _ = read_table(path, delimiter, decimal=",")
         strings = [c for c in features if _is_text(data.column(c))]
-        notes.append(f"# {', '.join(commas)}: numbers with decimal commas (decimal: \",\")")
-    top = [f"source: {source}", f"path: {_q_path(rel)}",
-           *([f"delimiter: {json.dumps(delimiter)}"] if delimiter else []),
-           *(['decimal: ","'] if commas and source == "csv" else []),
-           f"label: {_q(label)}          # the target: {kind}"]
-    texts = [c for c in strings if _is_free_text(data.column(c))]
-    if texts:
-        return _text_table(top + notes, features, texts, head, compile_)
-    body = _head("data", [
-        *top,
-        f"features: [{', '.join(map(_q, features))}]",
-        *notes,
-        *([(f"# string columns {', '.join(strings)} become integer ids (vocabulary saved "
-            "in the run's data/table.json)")] if strings else []),
-        "validation_split: 0.2    # the last 20% of the rows",
-        "batch_size: 32",
-    ])
-    model = _head("model", [
-        f"input_shape: [{len(features)}]",
-        "layers:",
-        "  # Learns each column's mean and variance from the training rows before epoch 1.",
-        "  - {type: Normalization, adapt: true}",
-        "  - {type: Dense, units: 64, activation: relu}",
-        *[f"  {line}" for line in head],
-    ])
-    return body, model, compile_
+    kinds = {c: "number" for c in features}
+    kinds.update({c: "text" if _is_free_text(data.column(c)) else "category" for c in strings})
+    counts = {c: len(_categories(data.column(c))) for c in strings}
+    block = Block().set("source", source).set("path", rel_of(path))
+    for field in ("validation_path", "test_path"):
+        if field in layout:
+            block.set(field, rel_of(layout[field]))
+    if delimiter:
+        block.set("delimiter", delimiter)
+    if commas and source == "csv":
+        block.set("decimal", ",", f"{t.shown(commas)}: numbers with decimal commas")
+    block.set("label", label, f"the target: {kind}")
+    regression = split == "random"
+    if strings:
+        model, groups = _graph(features, label, kinds, counts, head, regression)
+        block.set("features", _features_block(groups),
+                  "one input per column, named after it")
+        block.set("text", strings, "kept as strings: the model's own layers encode them")
+    else:
+        model = _stack(features, head, regression)
+        block.set("features", features)
+    for column, why in left_out.items():
+        block.note(f"left out: {column!r} ({why})")
+    if "validation_path" not in layout:
+        block.set("validation_split", 0.2, t.split_note(split))
+        block.set("split", split)
+    block.set("batch_size", 32)
+    return block, model, compile_, (f"a {source} table of {data.num_rows} rows, label "
+                                    f"{label!r}: {kind}")
 
+
+def _features_block(groups: dict[str, list[str]]) -> Block:
+    block = Block()
+    for name, columns in groups.items():
+        block.set(name, columns)
+    return block

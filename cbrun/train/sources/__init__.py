@@ -108,9 +108,21 @@ class Splits:
         for name, value in self.artifacts.items():
             path = run_dir / DATA_DIR / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+            path.write_text(json_text(value), encoding="utf-8")
             written.append(path)
         return written
+
+
+def json_text(value: Any) -> str:
+    """JSON as UTF-8 text, names as they are; a name that is not text (a folder name of
+    bytes that are not UTF-8, a lone surrogate in Python) escaped as \\udcff, which JSON
+    reads back as the same name."""
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=2) + "\n"
+    return text
 
 
 def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None, *,
