@@ -126,6 +126,30 @@ class SweepTrial(_Part):
     sweep_dir: str
 
 
+class Baseline(_Part):
+    """The trivial model's score (issue 21): what it predicts, on which split, its logged
+    metrics (`val_loss`, `val_accuracy`...), computed before epoch 1."""
+
+    split: Literal["validation", "train"]
+    predicts: str
+    metrics: dict[str, Number] = Field(default_factory=dict)
+
+    def verdict(self, monitor: Monitor | None, best: Best | None) -> str | None:
+        """One line when the run's best monitored value is no better than the baseline's
+        (by 1% of it, at least), else None."""
+        if monitor is None or best is None or monitor.name not in self.metrics:
+            return None
+        base = self.metrics[monitor.name]
+        margin = 0.01 * abs(base)
+        better = best.value < base - margin if monitor.mode == "min" else \
+            best.value > base + margin
+        if better:
+            return None
+        return (f"the run is no better than its baseline: best {monitor.name} "
+                f"{best.value:.4g}, against {base:.4g} for always predicting "
+                f"{self.predicts}")
+
+
 class RunFile(_Part):
     """Every key of run.json. Keys this cbrun does not know are kept as they are."""
 
@@ -154,6 +178,7 @@ class RunFile(_Part):
     overrides: list[str] = Field(default_factory=list)
     steps_per_execution: Count | None = None
     test: dict[str, Number] | None = None  # test-split metrics (issue 9)
+    baseline: Baseline | None = None
     tracking: Tracking | None = None
     sweep: SweepTrial | None = None
 
@@ -299,6 +324,10 @@ class RunRecord:
         """The test split's metrics with the weights the run ends with; a value that is not
         finite (a diverged model) is left out, as run.json holds numbers only."""
         self.file.test = {k: v for k, v in values.items() if math.isfinite(v)}
+
+    def set_baseline(self, value: dict[str, Any] | None) -> None:
+        self.file.baseline = None if value is None else Baseline.model_validate(value)
+        self.save()
 
     def begin_segment(self, kind: str, first_epoch: int, command: list[str]) -> None:
         for segment in self.file.segments:

@@ -72,6 +72,8 @@ class RunInfo:
     segments: tuple[Segment, ...] = ()
     process_alive: bool | None = None
     test: tuple[tuple[str, float], ...] = ()  # ("test_loss", 0.31), ... after a test split
+    baseline: tuple[tuple[str, float], ...] = ()  # the trivial model's ("val_loss", 1.1), ...
+    verdict: str | None = None  # when the run is no better than its baseline
     updated: datetime | None = None  # when run.json was last written
 
     @property
@@ -204,6 +206,9 @@ def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
                                started=_time(s.started)) for s in file.segments),
         process_alive=_alive(run_dir, file) if status == RUNNING else None,
         test=tuple((name, float(value)) for name, value in (file.test or {}).items()),
+        baseline=tuple((name, float(value)) for name, value in
+                       (file.baseline.metrics.items() if file.baseline else ())),
+        verdict=file.baseline.verdict(file.monitor, file.best) if file.baseline else None,
     )
 
 

@@ -218,6 +218,10 @@ def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
             raise
         return _stopped_by_full_disk(record, full)
     console.print(summary_table(record.file, run_dir))
+    verdict = record.file.baseline and record.file.baseline.verdict(record.file.monitor,
+                                                                     record.file.best)
+    if verdict:
+        click.echo(f"warning: {verdict}", err=True)
     return 0 if outcome.status in ("completed", "stopped_early", "pruned") else 1
 
 

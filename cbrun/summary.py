@@ -26,6 +26,12 @@ def summary_table(record: RunFile, run_dir: Path) -> Table:
                       f"{_fmt(record.best.value)} at epoch {record.best.epoch}")
     for name, value in (record.test or {}).items():
         table.add_row(name, f"{_fmt(value)}  (test split, final weights)")
+    if record.baseline:
+        shown = ", ".join(f"{k} {_fmt(v)}" for k, v in record.baseline.metrics.items())
+        table.add_row("baseline", f"{shown}  (always predicting {record.baseline.predicts})")
+        verdict = record.baseline.verdict(record.monitor, record.best)
+        if verdict:
+            table.add_row("", f"[bold yellow]{verdict}[/]")
     if record.stopped_early_at:
         table.add_row("stopped early", f"at epoch {record.stopped_early_at}")
     if record.error:

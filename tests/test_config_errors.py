@@ -545,7 +545,7 @@ def test_a_moved_learning_rate_is_still_checked(tmp_path):
     found = problems(tmp_path, text)
     assert [(p.field_path, p.line) for p in found] == [
         ("compile.learning_rate", 9), ("compile.optimizer.learning_rate", 9)]
-    assert "positive number" in found[1].message
+    assert "must be a number >= 0" in found[1].message
 
 
 # ---------------------------------------------------------------- suggestions

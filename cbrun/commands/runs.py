@@ -21,7 +21,7 @@ from cbrun.runinfo import RunInfo, find_runs, nested_run_folders, read_run_info
 
 # Columns left out, in this order, until the table fits the terminal: the id is what users
 # copy into `resume` and `plot`, so it is never cut; `--json` still has every field.
-DROPPABLE = ("started", "duration", "test")
+DROPPABLE = ("started", "duration", "test", "baseline")
 GAP = 2  # spaces between columns (rich's padding of 1 on each side)
 
 STATUS_STYLES = {
@@ -66,6 +66,8 @@ class RunRow:
             "finished": info.finished.isoformat() if info.finished else None,
             "problem": info.problem,
             "test": dict(info.test),
+            "baseline": dict(info.baseline),
+            "no_better_than_baseline": info.verdict is not None,
         }
 
 
@@ -134,17 +136,24 @@ def runs_table(rows: list[RunRow], width: int | None = None) -> Table:
     caption) until it fits, then `best` may wrap. The id is never cut or wrapped."""
     cells = [_cells(row) for row in rows]
     shown = ["id", "status", "epochs", "best", "at epoch", "duration", "started"]
+    if any(row.info.baseline for row in rows):
+        shown.insert(4, "baseline")
     if any(row.info.test for row in rows):
-        shown.insert(5, "test")
+        shown.insert(shown.index("at epoch") + 1, "test")
     dropped: list[str] = []
     for name in (n for n in DROPPABLE if n in shown):
         if width is None or _natural_width(shown, cells) <= width:
             break
         shown.remove(name)
         dropped.append(name)
-    caption = None
+    notes = []
+    if "baseline" in shown and any(row.info.verdict for row in rows):
+        notes.append("baseline: the monitored value of always predicting the training "
+                     "mean or class shares; ! the run is no better")
     if dropped:
-        caption = f"({' and '.join(dropped)} left out to fit {width} columns; --json has all)"
+        notes.append(f"({' and '.join(dropped)} left out to fit {width} columns; --json has "
+                     "all)")
+    caption = "\n".join(notes) or None
     table = Table(box=None, header_style="bold", pad_edge=False, caption=caption,
                   caption_justify="left", caption_style="dim")
     for name in shown:
@@ -187,6 +196,7 @@ def _cells(row: RunRow) -> dict[str, str]:
         "best": _best(row.monitor, row.best_value),
         "at epoch": "-" if row.best_epoch is None else str(row.best_epoch),
         "test": _test(row),
+        "baseline": _baseline(row),
         "duration": format_duration(row.duration_s),
         "started": format_started(info.created),
     }
@@ -214,6 +224,15 @@ def _test(row: RunRow) -> str:
     wanted = "test_" + (row.monitor or "loss").removeprefix("val_")
     name = wanted if wanted in values else next(iter(values))
     return f"{name} {values[name]:.4g}"
+
+
+def _baseline(row: RunRow) -> str:
+    """The trivial model's value of the monitored quantity; `!` when the run's best is no
+    better (run.json's baseline.verdict)."""
+    values = dict(row.info.baseline)
+    if row.monitor not in values:
+        return "-"
+    return f"{values[row.monitor]:.4g}{' !' if row.info.verdict else ''}"
 
 
 def _best(monitor: str | None, value: float | None) -> str:

@@ -38,8 +38,9 @@ class OptimizerSpec(KerasObjectSpec):
             if key not in allowed:
                 raise ValueError(f"{self.type} has no parameter {key!r}"
                                  f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}")
-            if key == "learning_rate" and not (is_number(value) and value > 0):
-                raise ValueError(f"learning_rate must be a positive number, got {value!r}")
+            # 0 is allowed: a model that learns nothing is how one checks the baseline.
+            if key == "learning_rate" and not (is_number(value) and value >= 0):
+                raise ValueError(f"learning_rate must be a number >= 0, got {value!r}")
         return self
 
 

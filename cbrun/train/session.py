@@ -188,6 +188,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
                           highlight=False)
         record.set_steps_per_execution(spe)
         compile_model(model, config, spe)
+        if restore is None:  # a resumed run keeps the one its first segment scored
+            record.set_baseline(_baseline(model, config, splits))
         # Built now rather than lazily inside fit, so a saved state has variables to go
         # into; for every variable an unfreeze stage will train, so its shape never changes.
         model.optimizer.build(optimizer_variables(model, stages))
@@ -270,6 +272,19 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     else:
         outcome = Outcome("completed", epochs_done, None, None, None, model_path)
     return tracking.finish(outcome)
+
+
+def _baseline(model: keras.Model, config: RunConfig, splits) -> dict | None:
+    """The trivial model's score, or None with a line saying why there is none. A baseline
+    that cannot be scored never stops a run from training."""
+    from cbrun.train.baseline import baseline
+
+    try:
+        return baseline(model, config, splits)
+    except Exception as exc:  # noqa: BLE001 - a comparison, not the run: said, not raised
+        print(f"warning: no baseline for this run ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)
+        return None
 
 
 def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:
