@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from cbrun import keras_api
 from cbrun.config.adapt import adapt_problem, adapt_width_problem
@@ -94,7 +94,13 @@ ADAPT_FIELD = Field(False, description=(
     "first epoch. `targets`, for a Normalization with invert: true at a model output: learn "
     "the training targets' mean and variance, so the network learns scaled targets and the "
     "model outputs values in the data's units. Defaults to false."))
-Adapt = Annotated[bool, Strict()] | Literal["targets"]
+def _adapt_value(value: Any) -> Any:
+    if value is True or value is False or value == "targets":
+        return value
+    raise ValueError(f"adapt must be true, false or targets, got {_shown(value)}")
+
+
+Adapt = Annotated[bool | Literal["targets"], BeforeValidator(_adapt_value)]
 
 
 def layer_problems(kind: str, kwargs: dict[str, Any], adapt: bool | str = False) -> Found:
