@@ -17,7 +17,6 @@ TensorFlow; training, loading a model, evaluating and predicting do.
 from __future__ import annotations
 
 import csv
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,47 +120,44 @@ class Run:
     @property
     def checkpoints(self) -> list[Path]:
         """The model files in the run: model.keras and what ModelCheckpoint wrote."""
-        from cbrun.callbacks.base import run_relative
+        from cbrun.runfiles import checkpoint_files
 
-        found = [self.run_dir / "model.keras"] if (self.run_dir / "model.keras").is_file() \
-            else []
-        for spec in self.config.callbacks:
-            if spec.type == "ModelCheckpoint":
-                pattern = str(run_relative(spec.filepath))
-                found += sorted(p for p in self.run_dir.glob(re.sub(r"\{[^}]*\}", "*", pattern))
-                                if p.is_file() and p not in found)
-        return found
+        return checkpoint_files(self.run_dir, self.config)
 
-    def checkpoint(self, which: str = "last") -> Checkpoint:
-        """What `last`, `best` or a file name: the file, and the epoch when known."""
-        return choose_checkpoint(self.opened, which)
+    def checkpoint(self, which: str = "last", safe_mode: bool = True) -> Checkpoint:
+        """What `last`, `best` or a file name: the file, and the epoch when known.
+        `safe_mode=False` loads a .keras file the run did not write even if it holds code
+        (cbrun/checkpoints.py)."""
+        return choose_checkpoint(self.opened, which, safe_mode)
 
-    def model(self, checkpoint: str = "last", compile: bool = True) -> Any:
+    def model(self, checkpoint: str = "last", compile: bool = True,
+              safe_mode: bool = True) -> Any:
         """The Keras model at `checkpoint` (last, best or a file), compiled as the run was."""
         from cbrun.train.tfimport import import_tensorflow
 
+        chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
         from cbrun.train.runmodel import load_run_model
 
-        return load_run_model(self.opened, self.checkpoint(checkpoint), compile=compile)
+        return load_run_model(self.opened, chosen, compile=compile)
 
     def evaluate(self, split: str | None = None, data: str | Path | None = None,
-                 checkpoint: str = "last") -> Any:
+                 checkpoint: str = "last", safe_mode: bool = True) -> Any:
         """What `cbrun evaluate` computes (cbrun.evaluation.Evaluation)."""
         from cbrun.train.tfimport import import_tensorflow
 
-        chosen = self.checkpoint(checkpoint)
+        chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
         from cbrun.train.evaluate import evaluate_run
 
         return evaluate_run(self.opened, chosen, split, Path(data) if data else None)
 
     def predict(self, source: str | Path, top_k: int = 1,
-                checkpoint: str = "last") -> dict[str, Any]:
+                checkpoint: str = "last", safe_mode: bool = True) -> dict[str, Any]:
         """What `cbrun predict` writes, as {column: numpy array}."""
         from cbrun.train.tfimport import import_tensorflow
 
-        chosen = self.checkpoint(checkpoint)
+        chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
         from cbrun.train.predict import predict_run
 

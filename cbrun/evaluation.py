@@ -95,6 +95,7 @@ def save_confusion_png(result: Evaluation, path: Path) -> Path:
                       color="white" if share[i, j] > 0.5 else "black")
     axes.set_title(f"{Path(result.run_dir).name}: {result.data}", fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    from cbrun.outpath import replace_with
+
+    replace_with(path, lambda partial: figure.savefig(partial, format="png"))
     return path

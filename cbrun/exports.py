@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from cbrun.errors import UsageError
+from cbrun.outpath import check_run_files, check_writable
 
 EXPORT_DIR = "export"  # inside the run directory
 # format -> (default artifact name, its suffix or "" for a folder, the modules it needs
@@ -46,22 +47,23 @@ def default_target(run_dir: Path, fmt: str) -> Path:
 
 
 def check_target(target: Path, fmt: str, force: bool, verify_only: bool) -> None:
-    """Refuse an output that cbrun must not write: a link, a non-empty target without
-    --force, a folder that --force would wipe although no export made it."""
+    """Refuse an output that cbrun must not write: a link, what a run wrote for itself, a
+    non-empty target without --force, a folder that --force would wipe although no export
+    made it, a place where nothing can be written."""
     suffix = FORMATS[fmt][1]
     if suffix and target.suffix != suffix:
         raise UsageError(f"-o {target}: a {fmt} export is one file ending in {suffix}")
     if os.path.islink(target):
         raise UsageError(f"-o {target} is a symbolic link (to {os.readlink(target)}); cbrun "
                          f"does not write through links: name the real path")
+    check_run_files(target)
     if verify_only:
         if not target.exists():
             raise UsageError(f"--verify-only: no {fmt} artifact at {target} (export it first, "
                              f"or name it with -o)")
         return
+    check_writable(target)
     if not target.exists():
-        if not target.parent.is_dir() and target.parent.exists():
-            raise UsageError(f"-o {target}: {target.parent} is not a folder")
         return
     if suffix:
         if target.is_dir():

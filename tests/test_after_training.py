@@ -299,3 +299,321 @@ def test_help_and_refusals_do_not_import_tensorflow(tmp_path):
     assert out.count("EXIT 0") == 2 and "EXIT 2" in out
     assert "HEAVY []" in out
     assert "--checkpoint last|best|FILE" in out and "--top-k" in out
+
+
+# --- new files checked as training checks its data (issue 22) --------------------------------
+
+def _npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(("command", "arrays", "message"), [
+    ("predict", {"x": np.zeros((5, 32))},
+     "the wide.npz samples have shape [32], but the model expects shape [64]"),
+    ("predict", {"x": np.zeros((0, 64))}, "wide.npz holds no samples"),
+    ("evaluate", {"x": np.zeros((0, 64)), "y": np.zeros(0, int)}, "wide.npz holds no samples"),
+    ("evaluate", {"x": np.zeros((5, 64)), "y": np.array([0, 1, 2, 3, 12])},
+     "the wide.npz labels run from 0 to 12, but the last layer has 10 outputs"),
+    ("predict", {"x": np.full((3, 64), "a")},
+     "the wide.npz samples are text, but the model takes numbers"),
+    ("evaluate", {"x": np.zeros((5, 64)), "y": np.eye(10)[:5]},
+     "expects one class id per sample, but the wide.npz labels have shape [10]"),
+])
+def test_an_array_file_that_does_not_fit_the_model_is_one_line(digits_run, capsys, tmp_path,
+                                                                command, arrays, message):
+    path = _npz(tmp_path / "wide.npz", **arrays)
+    args = ("--data", path) if command == "evaluate" else (path, "-o", tmp_path / "p.csv")
+    result = cli_output(capsys, command, digits_run, *args)
+    assert result.code == 2, result.err
+    assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert "; use " not in result.err  # the file is wrong, not the config
+    assert not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize(("command", "text", "message"), [
+    ("predict", "height_mm,weight_g,colour\n1200,heavy,red\n",
+     "column 'weight_g' of {path} holds text ('heavy' at line 2), but the run trained on numbers"),
+    ("predict", "height_mm,weight_g,colour\n", "{path} has no rows, only its header"),
+    ("evaluate", "height_mm,weight_g,colour,species\n", "{path} has no rows, only its header"),
+    ("evaluate", "height_mm,weight_g,colour,species\n1200,5000,red,wolf\n",
+     "label value 'wolf' in column 'species' that the training rows never show"),
+])
+def test_a_table_that_does_not_fit_the_run_is_one_line(table_run, capsys, tmp_path, command,
+                                                       text, message):
+    path = tmp_path / "new.csv"
+    path.write_text(text)
+    args = ("--data", path) if command == "evaluate" else (path, "-o", tmp_path / "p.csv")
+    result = cli_output(capsys, command, table_run, *args)
+    assert result.code == 2, result.err
+    assert message.format(path=path) in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_predict_on_a_folder_skips_hidden_files_as_training_does(image_run, capsys, tmp_path):
+    import csv
+
+    images = write_images(tmp_path / "new", per_class=2, seed=3)
+    (images / "bar" / "._00.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    (images / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (images / ".thumbnails").mkdir()
+    (images / ".thumbnails" / "00.png").write_bytes(b"not a png")
+    out = tmp_path / "pred.csv"
+    result = cli_output(capsys, "predict", image_run, images, "-o", out)
+    assert result.code == 0, result.err
+    files = [row["file"] for row in csv.DictReader(out.open())]
+    assert files == sorted(str(p) for p in (images / "bar").glob("[0-9]*")) + sorted(
+        str(p) for p in (images / "square").glob("[0-9]*"))
+
+
+# --- where -o writes (issue 22) ----------------------------------------------------------------
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permission bits: /sys)."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    try:
+        (Path("/sys") / "cbrun-probe").touch()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no folder here refuses a new file")
+
+
+def test_predict_never_replaces_a_file_without_force(digits_run, capsys, tmp_path):
+    new = _npz(tmp_path / "new.npz", x=np.zeros((3, 64)))
+    out = tmp_path / "pred.csv"
+    out.write_text("my notes\n")
+    result = cli_output(capsys, "predict", digits_run, new, "-o", out)
+    assert result.code == 2 and f"{out} exists; add --force to replace it" in result.err
+    assert out.read_text() == "my notes\n"
+    result = cli_output(capsys, "predict", digits_run, new, "-o", out, "--force")
+    assert result.code == 0, result.err
+    assert out.read_text().startswith("row,class,probability\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.npz", "pred.csv"]
+
+
+def test_no_output_goes_over_or_into_a_runs_own_files(digits_run, capsys, tmp_path):
+    """Even with --force: a run's log.csv, its states and data, and what its callbacks
+    write (their paths in its resolved.yaml) are never written by -o."""
+    import hashlib
+    import shutil
+
+    import yaml
+
+    run = tmp_path / digits_run.name
+    shutil.copytree(digits_run, run)
+    resolved = yaml.safe_load((run / "resolved.yaml").read_text())
+    resolved["callbacks"] += [{"type": "CSVLogger", "filename": "history/metrics.csv"},
+                              {"type": "TensorBoard", "log_dir": "tb"}]
+    (run / "resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    (run / "history").mkdir()
+    (run / "history" / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+
+    def snapshot():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in run.rglob("*") if p.is_file()}
+
+    new = _npz(tmp_path / "new.npz", x=np.zeros((3, 64)))
+    before = snapshot()
+    cases = [("predict", "log.csv", "cbrun's log.csv"), ("predict", "state/p.csv", "state"),
+             ("predict", "data/p.npz", "cbrun's data"),
+             ("predict", "history/metrics.csv", "what its CSVLogger writes"),
+             ("evaluate", "tb/c.png", "what its TensorBoard writes"),
+             ("evaluate", "cache/c.png", "cbrun's cache")]
+    for command, inside, what in cases:
+        args = (new,) if command == "predict" else ()
+        result = cli_output(capsys, command, run, *args, "-o", run / inside, "--force")
+        assert result.code == 2, result.err
+        assert what in result.err and f"in the run {run}" in result.err, result.err
+    assert snapshot() == before
+    result = cli_output(capsys, "predict", run, new, "-o", run / "predictions.csv")
+    assert result.code == 0, result.err  # a file of the user's own in the run is fine
+
+
+def test_an_unwritable_output_is_one_line_before_the_model_loads(digits_run, capsys,
+                                                                  tmp_path):
+    new = _npz(tmp_path / "new.npz", x=np.zeros((3, 64)))
+    locked = _unwritable(tmp_path)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    (tmp_path / "folder.csv").mkdir()
+    cases = [
+        (("predict", digits_run, new, "-o", locked / "p.csv"), f"cannot write in {locked}"),
+        (("predict", digits_run, new, "-o", locked / "sub" / "p.csv"),
+         f"cannot write in {locked}"),
+        (("predict", digits_run, new, "-o", a_file / "p.csv"), f"{a_file} is a file, not a folder"),
+        (("evaluate", digits_run, "-o", locked / "c.png"), f"cannot write in {locked}"),
+        (("evaluate", digits_run, "-o", a_file / "c.png"), "is a file, not a folder"),
+        (("export", digits_run, "-f", "saved_model", "-o", locked / "sm"),
+         f"cannot write in {locked}"),
+        (("export", digits_run, "-f", "saved_model", "-o", a_file / "sm"),
+         "is a file, not a folder"),
+    ]
+    for args, message in cases:
+        result = cli_output(capsys, *args)
+        assert result.code == 2, (args, result.err)
+        assert message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+        assert not result.out, result.out  # refused before anything ran
+    result = cli_output(capsys, "predict", digits_run, new, "-o", tmp_path / "folder.csv")
+    assert result.code == 2 and "is a directory" in result.err  # click's own check
+
+
+def test_output_refusals_do_not_import_tensorflow(digits_run, tmp_path):
+    kept = tmp_path / "kept.csv"
+    kept.write_text("mine")
+    (tmp_path / "kept.png").write_text("mine")
+    code = ("import sys\nfrom cbrun.cli import main\n"
+            f"for args in (['predict', {str(digits_run)!r}, {str(kept)!r}, '-o', {str(kept)!r}],\n"
+            f"             ['evaluate', {str(digits_run)!r}, '-o', "
+            f"{str(tmp_path / 'kept.png')!r}],\n"
+            f"             ['evaluate', {str(digits_run)!r}, '-o', "
+            f"{str(digits_run / 'state' / 'c.png')!r}, '--force']):\n"
+            "    try:\n        main(args)\n    except SystemExit as e:\n"
+            "        print('EXIT', e.code)\n"
+            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.stdout.count("EXIT 2") == 3, run.stdout + run.stderr
+    assert "HEAVY []" in run.stdout
+
+
+# --- a run's own code: a Lambda layer, a loader that prints (issue 22) --------------------------
+
+LAMBDA_MODELS = '''\
+import keras
+
+
+def build(units=16):
+    inputs = keras.Input((64,))
+    x = keras.layers.Lambda(lambda t: t / 16.0)(inputs)
+    x = keras.layers.Dense(units, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+'''
+
+CHATTY_LOADER = '''\
+import numpy as np
+
+
+def load():
+    print("chatty loader: reading digits")
+    with np.load({digits!r}) as data:
+        x, y = data["x"].astype("float32"), data["y"]
+    return {{"train": (x[:1200], y[:1200]), "validation": (x[1200:1500], y[1200:1500])}}
+'''
+
+
+@pytest.fixture(scope="module")
+def lambda_run(tmp_path_factory) -> Path:
+    """A factory model with a Lambda layer, fed by a loader that prints on stdout."""
+    folder = tmp_path_factory.mktemp("lambda")
+    (folder / "lambda_models.py").write_text(LAMBDA_MODELS)
+    (folder / "chatty.py").write_text(CHATTY_LOADER.format(
+        digits=str(REPO / "cbrun" / "datasets" / "digits.npz")))
+    config = tiny_config(name="lambda", fit={"epochs": 2},
+                         model={"factory": "lambda_models:build"},
+                         data={"source": "python", "function": "chatty:load",
+                               "batch_size": 64},
+                         callbacks=[{"type": "ModelCheckpoint",
+                                     "filepath": "checkpoints/ep{epoch}.keras"}])
+    return _train(folder, config)
+
+
+def test_a_lambda_factory_runs_own_model_files_load(lambda_run, capsys):
+    """cbrun wrote them, and the factory that made the Lambda is the run's own code; what
+    the loader prints goes to stderr, so stdout is only the JSON."""
+    for checkpoint in ("last", "checkpoints/ep1.keras"):
+        result = cli_output(capsys, "evaluate", lambda_run, "--checkpoint", checkpoint,
+                            "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out)["samples"] == 300
+        assert "chatty loader" in result.err and "chatty" not in result.out
+    logged = _logged(lambda_run, 2)
+    metrics = json.loads(cli_output(capsys, "evaluate", lambda_run, "--json").out)["metrics"]
+    for name, value in logged.items():
+        assert abs(metrics[name] - value) < 1e-6, name
+
+
+def test_a_lambda_factory_run_exports(lambda_run, capsys, tmp_path):
+    result = cli_output(capsys, "export", lambda_run, "-f", "saved_model", "-o",
+                        tmp_path / "sm")
+    assert result.code == 0, result.err
+    assert "ok: every output within" in result.out
+
+
+def test_a_file_the_run_did_not_write_loads_with_safe_mode(lambda_run, digits_run, capsys,
+                                                             tmp_path):
+    """Another run's Lambda model is refused in cbrun's words, and loads with
+    --no-safe-mode; the same for predict and export."""
+    import shutil
+
+    foreign = shutil.copy(lambda_run / "model.keras", tmp_path / "lambda.keras")
+    new = _npz(tmp_path / "new.npz", x=np.zeros((3, 64)))
+    commands = [("evaluate",), ("predict", new, "-o", tmp_path / "p.csv"),
+                ("export", "-f", "saved_model", "-o", tmp_path / "sm")]
+    for command, *rest in commands:
+        args = (command, digits_run, *rest, "--checkpoint", foreign)
+        result = cli_output(capsys, *args)
+        assert result.code == 2, result.err
+        assert f"{foreign} holds Python code" in result.err
+        assert "add --no-safe-mode" in result.err and "to the loading function" not in result.err
+        assert len(result.err.strip().splitlines()) == 1
+    result = cli_output(capsys, "evaluate", digits_run, "--checkpoint", foreign,
+                        "--no-safe-mode", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["checkpoint"] == f"model {foreign}"
+
+
+def test_safe_mode_false_in_a_config_trusts_only_the_runs_own_files(lambda_run, capsys,
+                                                                    tmp_path):
+    """`model: {path, safe_mode: false}` trusts its start file and what the run writes;
+    a --checkpoint FILE from elsewhere still loads under safe_mode."""
+    import shutil
+
+    shutil.copy(lambda_run / "model.keras", tmp_path / "start.keras")
+    config = tiny_config(name="trusting", fit={"epochs": 1},
+                         model={"path": "start.keras", "safe_mode": False})
+    run_dir = _train(tmp_path, config)
+    assert cli_output(capsys, "evaluate", run_dir).code == 0
+    foreign = shutil.copy(lambda_run / "checkpoints" / "ep1.keras", tmp_path / "other.keras")
+    result = cli_output(capsys, "evaluate", run_dir, "--checkpoint", foreign)
+    assert result.code == 2 and "add --no-safe-mode" in result.err, result.err
+    assert cli_output(capsys, "evaluate", run_dir, "--checkpoint", foreign,
+                      "--no-safe-mode").code == 0
+
+
+# --- a run still training (issue 22) ---------------------------------------------------------
+
+def test_evaluate_and_predict_a_run_while_it_trains(tmp_path, capsys):
+    """The run prunes its older states every epoch while evaluate and predict read its
+    newest one; neither may fail, nor block the run."""
+    import time
+
+    from tests.conftest import cbrun_process
+
+    path = write_config(tmp_path, tiny_config(name="busy", fit={"epochs": 100000}))
+    process = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "--quiet")
+    try:
+        while process.poll() is None and not list(tmp_path.glob("runs/*/state/epoch-*")):
+            time.sleep(0.05)
+        assert process.poll() is None, process.communicate()
+        run_dir = only_run(tmp_path / "runs")
+        new = _npz(tmp_path / "new.npz", x=np.full((4, 64), 8.0))
+        epochs = []
+        for round_ in range(6):
+            result = cli_output(capsys, "evaluate", run_dir, "--json")
+            assert result.code == 0, result.err
+            found = json.loads(result.out)
+            assert found["checkpoint"].startswith(f"last: the saved state after epoch "
+                                                  f"{found['epoch']} (the run is running")
+            epochs.append(found["epoch"])
+            result = cli_output(capsys, "predict", run_dir, new, "-o",
+                                tmp_path / f"p{round_}.csv")
+            assert result.code == 0, result.err
+        assert process.poll() is None  # it trained all along
+        assert epochs == sorted(epochs) and epochs[-1] > epochs[0]
+    finally:
+        process.terminate()
+        process.communicate()

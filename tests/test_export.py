@@ -353,3 +353,17 @@ def test_export_help_does_not_import_tensorflow():
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert "--format [saved_model|litert|onnx]" in done.stdout
     assert "HEAVY []" in done.stdout
+
+
+def test_the_difference_is_taken_both_ways():
+    """An artifact whose outputs are 0.3 below the model's differs by 0.3, as one 0.3
+    above it does (issue 22: the difference without its absolute value passed any
+    tolerance)."""
+    from cbrun.train.exportcheck import compare
+
+    model = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
+    for shift in (-0.3, 0.3):
+        [(name, diff)] = compare(model, [("output_0", model + shift)], ["output_0"])
+        assert name == "output_0" and abs(diff - 0.3) < 1e-6, (shift, diff)
+    pairs = compare({"a": model, "b": model}, [("a", model), ("b", model - 0.3)], ["a", "b"])
+    assert [(n, round(d, 6)) for n, d in pairs] == [("a", 0.0), ("b", 0.3)]

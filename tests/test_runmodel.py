@@ -143,3 +143,133 @@ def test_best_weights_only_go_into_the_configs_model(tmp_path):
         splits.validation.x, splits.validation.y, batch_size=64, verbose=0, return_dict=True)
     for key, value in got.items():
         assert abs(float(value) - _val(run_dir, chosen.epoch)[f"val_{key}"]) < 1e-6, key
+
+
+# --- damaged model files (issue 22) ------------------------------------------------------------
+
+def _rezip(source: Path, target: Path, change) -> None:
+    """A copy of a .keras archive with its members passed through `change(name, bytes)`
+    (None drops the member)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            data = change(name, old.read(name))
+            if data is not None:
+                new.writestr(name, data)
+
+
+def _flip_inside(path: Path) -> None:
+    """One byte of the weights changed inside an intact archive: only its CRC knows."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("model.weights.h5")
+    data = bytearray(path.read_bytes())
+    spot = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    data[spot] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = {
+    "truncated": (lambda src, dst: dst.write_bytes(src.read_bytes()[:3000]),
+                  "it is truncated (a zip archive whose end is missing)"),
+    "empty": (lambda src, dst: dst.write_bytes(b""), "it is not a zip archive"),
+    "text": (lambda src, dst: dst.write_text("not a model\n"), "it is not a zip archive"),
+    "no config": (lambda src, dst: _rezip(src, dst, lambda n, d: None if n == "config.json"
+                                          else d), "it holds no config.json"),
+    "no weights": (lambda src, dst: _rezip(src, dst, lambda n, d: None if n.startswith(
+        "model.weights") else d), "it holds no model.weights.h5"),
+    "config not json": (lambda src, dst: _rezip(src, dst, lambda n, d: b"{oops" if
+                                                n == "config.json" else d),
+                        "its config.json is not valid JSON"),
+    "weights not hdf5": (lambda src, dst: _rezip(src, dst, lambda n, d: b"garbage" * 9 if
+                                                 n == "model.weights.h5" else d),
+                         "its model.weights.h5 is not an HDF5 file"),
+    "bit flipped": (lambda src, dst: (dst.write_bytes(src.read_bytes()), _flip_inside(dst)),
+                    "its model.weights.h5 is damaged"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_model_file_is_one_line_naming_it(best_run, tmp_path, capsys, damage):
+    """As --checkpoint FILE and as the run's own model.keras (`last`): exit 2, the file and
+    what is wrong with it, before TensorFlow loads."""
+    from tests.conftest import cli_output
+
+    make, message = DAMAGES[damage]
+    file = tmp_path / "damaged.keras"
+    make(best_run / "model.keras", file)
+    copy = tmp_path / "run"
+    shutil.copytree(best_run, copy)
+    make(best_run / "model.keras", copy / "model.keras")
+    for args in ((best_run, "--checkpoint", file), (copy,)):
+        result = cli_output(capsys, "evaluate", *args)
+        shown = file if len(args) > 1 else copy / "model.keras"
+        assert result.code == 2, result.err
+        assert result.err == (f"error: {shown} is not a model file cbrun can load: "
+                              f"{message}{result.err.split(message, 1)[1]}")
+        assert len(result.err.strip().splitlines()) == 1
+
+
+def test_damaged_weights_are_one_line(best_run, tmp_path, capsys):
+    from tests.conftest import cli_output
+
+    (tmp_path / "text.weights.h5").write_text("not weights")
+    result = cli_output(capsys, "evaluate", best_run, "--checkpoint",
+                        tmp_path / "text.weights.h5")
+    assert result.code == 2 and "is not a weights file cbrun can load: it is not an HDF5 " \
+                                 "file" in result.err, result.err
+    import keras
+
+    keras.saving.load_model(best_run / "model.keras").save_weights(tmp_path / "w.weights.h5")
+    whole = (tmp_path / "w.weights.h5").read_bytes()
+    (tmp_path / "cut.weights.h5").write_bytes(whole[:len(whole) // 2])
+    result = cli_output(capsys, "evaluate", best_run, "--checkpoint",
+                        tmp_path / "cut.weights.h5")
+    assert result.code == 2, result.err
+    assert f"Keras could not read the weights in {tmp_path / 'cut.weights.h5'}" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_a_state_pruned_after_it_was_chosen_still_loads(best_run, tmp_path):
+    """A run still training removes the chosen state at any moment: it was read whole
+    when it was chosen."""
+    import json
+
+    from cbrun.train.runmodel import load_run_model
+    from cbrun.train.sources import data_for_run
+
+    copy = tmp_path / best_run.name
+    shutil.copytree(best_run, copy)
+    record = json.loads((copy / "run.json").read_text())
+    record["status"] = "running"
+    (copy / "run.json").write_text(json.dumps(record))
+    run = open_run(copy)
+    chosen = choose_checkpoint(run, "last")
+    assert (chosen.kind, chosen.epoch) == ("state", 5)
+    shutil.rmtree(copy / "state")
+    model = load_run_model(run, chosen)
+    splits, _ = data_for_run(run.config, copy)
+    got = model.evaluate(splits.validation.x, splits.validation.y, batch_size=64, verbose=0,
+                         return_dict=True)
+    assert abs(float(got["loss"]) - _val(best_run, 5)["val_loss"]) < 1e-6
+
+
+def test_last_passes_over_a_state_that_goes_or_is_damaged(best_run, tmp_path):
+    """A damaged newest state (its checksums say so, or, from before checksums, its
+    archive): the one before it is read."""
+    import json
+
+    copy = tmp_path / best_run.name
+    shutil.copytree(best_run, copy)
+    record = json.loads((copy / "run.json").read_text())
+    record["status"] = "running"
+    (copy / "run.json").write_text(json.dumps(record))
+    newest = copy / "state" / "epoch-00005"
+    data = bytearray((newest / "variables.npz").read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    (newest / "variables.npz").write_bytes(bytes(data))
+    assert choose_checkpoint(open_run(copy), "last").epoch == 4
+    (newest / "checksums.json").unlink()  # a state from before checksums
+    assert choose_checkpoint(open_run(copy), "last").epoch == 4

@@ -1,13 +1,17 @@
 """`cbrun evaluate RUN_DIR`: the run's model at a checkpoint on one of its splits, or on a
 labelled file of the run's kind; a table, JSON, and a classifier's confusion matrix.
 
-The run and the checkpoint are checked before TensorFlow is imported (cbrun/checkpoints.py);
-the evaluation itself is cbrun/train/evaluate.py.
+The run, the checkpoint and -o are checked before TensorFlow is imported
+(cbrun/checkpoints.py, cbrun/outpath.py); the evaluation itself is cbrun/train/evaluate.py.
+What the run's own code prints while it runs (a data loader, a model factory) goes to
+stderr, so stdout holds only the result (`--json`: only the JSON).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -15,9 +19,14 @@ import click
 from cbrun.checkpoints import choose_checkpoint, open_run
 from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
+from cbrun.outpath import check_output_file
 
 CHECKPOINT_HELP = ("last (the model the run ended with), best (the ModelCheckpoint file of "
                    "the best monitored epoch), or a .keras / .weights.h5 file.")
+FORCE_HELP = "Replace the -o file if it exists."
+SAFE_MODE_HELP = ("Load a --checkpoint .keras file the run did not write even if it holds "
+                  "Python code (a Lambda layer), which runs when it loads: only for files "
+                  "you trust. The run's own model files load without it.")
 
 
 @click.command()
@@ -33,9 +42,12 @@ CHECKPOINT_HELP = ("last (the model the run ended with), best (the ModelCheckpoi
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw a classifier's confusion matrix into this PNG.")
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--no-safe-mode", "unsafe", is_flag=True, help=SAFE_MODE_HELP)
 @click.pass_context
 def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | None,
-             checkpoint: str, as_json: bool, output: Path | None) -> int:
+             checkpoint: str, as_json: bool, output: Path | None, force: bool,
+             unsafe: bool) -> int:
     """Evaluate the model of RUN_DIR: loss and metrics as training logged them, and for a
     classifier the confusion matrix with the run's class names."""
     from rich.console import Console
@@ -53,9 +65,12 @@ def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | 
     if output is not None and output.suffix.lower() != ".png":
         raise UsageError(f"-o {output}: the confusion matrix is written as a PNG; name "
                          "a .png file")
+    if output is not None:
+        check_output_file(output, force)
     run = open_run(run_dir)
-    chosen = choose_checkpoint(run, checkpoint)
-    result = _evaluate(ctx, run, chosen, split, data)
+    chosen = choose_checkpoint(run, checkpoint, safe_mode=not unsafe)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = _evaluate(ctx, run, chosen, split, data)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if output is not None:

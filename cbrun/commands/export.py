@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from cbrun.checkpoints import choose_checkpoint, open_run
+from cbrun.commands.evaluate import SAFE_MODE_HELP
 from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
 from cbrun.exports import (
@@ -47,8 +48,9 @@ from cbrun.runguard import check_inside, check_tree
 @click.option("--force", is_flag=True, help="Replace an earlier export at the output path.")
 @click.option("--verify-only", is_flag=True,
               help="Do not export: verify the artifact already at the output path.")
+@click.option("--no-safe-mode", "unsafe", is_flag=True, help=SAFE_MODE_HELP)
 def export(run_dir: Path, fmt: str, output: Path | None, checkpoint: str, tolerance: float,
-           samples: int, force: bool, verify_only: bool) -> int:
+           samples: int, force: bool, verify_only: bool, unsafe: bool) -> int:
     """Export the model of RUN_DIR and verify the artifact: it is loaded with its own
     runtime (TensorFlow, the LiteRT interpreter, ONNX Runtime), run on samples of the
     run's validation data (else its training data), and each output is compared with the
@@ -66,7 +68,7 @@ def export(run_dir: Path, fmt: str, output: Path | None, checkpoint: str, tolera
     missing = missing_modules(fmt)
     if missing:
         raise UsageError(extra_message(fmt, missing))
-    chosen = choose_checkpoint(run, checkpoint)
+    chosen = choose_checkpoint(run, checkpoint, safe_mode=not unsafe)
     if output is None:
         check_tree(run_dir)
         target = default_target(run_dir, fmt)

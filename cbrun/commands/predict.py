@@ -1,18 +1,23 @@
 """`cbrun predict RUN_DIR INPUT -o OUT`: the run's model on new samples of its kind (a
 table without the label column, an image or a folder of images, an .npz), one row per
 sample in OUT (.csv or .npz). The run, the checkpoint and OUT are checked before
-TensorFlow is imported; the prediction is cbrun/train/predict.py."""
+TensorFlow is imported (OUT: cbrun/outpath.py); the prediction is cbrun/train/predict.py.
+What the run's own code prints (a data loader, a model factory) goes to stderr: stdout
+holds cbrun's one line."""
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 import click
 
 from cbrun.checkpoints import choose_checkpoint, open_run
-from cbrun.commands.evaluate import CHECKPOINT_HELP
+from cbrun.commands.evaluate import CHECKPOINT_HELP, FORCE_HELP, SAFE_MODE_HELP
 from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
+from cbrun.outpath import check_output_file
 
 
 @click.command()
@@ -26,23 +31,27 @@ from cbrun.errors import UsageError
                    "first.")
 @click.option("--checkpoint", default="last", show_default=True, metavar="last|best|FILE",
               help=CHECKPOINT_HELP)
+@click.option("--force", is_flag=True, help=FORCE_HELP)
+@click.option("--no-safe-mode", "unsafe", is_flag=True, help=SAFE_MODE_HELP)
 @click.pass_context
 def predict(ctx: click.Context, run_dir: Path, source: Path, output: Path, top_k: int,
-            checkpoint: str) -> int:
+            checkpoint: str, force: bool, unsafe: bool) -> int:
     """Predict with the model of RUN_DIR on INPUT: for a classifier the class name and its
     probability per sample, else the model's outputs."""
     if output.suffix.lower() not in (".csv", ".npz"):
         raise UsageError(f"-o {output}: write predictions to a .csv or an .npz file")
     if not source.exists():
         raise UsageError(f"INPUT {source} does not exist")
+    check_output_file(output, force)
     run = open_run(run_dir)
-    chosen = choose_checkpoint(run, checkpoint)
+    chosen = choose_checkpoint(run, checkpoint, safe_mode=not unsafe)
     from cbrun.train.tfimport import import_tensorflow
 
     import_tensorflow(ctx.find_root().obj.get("debug", False))
     from cbrun.train.predict import predict_run, write_predictions
 
-    columns, raw, inputs = predict_run(run, chosen, source, top_k)
+    with contextlib.redirect_stdout(sys.stderr):
+        columns, raw, inputs = predict_run(run, chosen, source, top_k)
     for note in inputs.notes:
         click.echo(f"note: {note}", err=True)
     write_predictions(output, columns, raw)

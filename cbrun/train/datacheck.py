@@ -32,9 +32,11 @@ def _names(keys) -> str:
     return ", ".join(sorted(str(k) for k in keys))
 
 
-def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[Problem]:
+def _input_problems(which: str, split: Split, model: Any, stack: bool,
+                    advice: bool = True) -> list[Problem]:
     """The data's inputs against the model's, by name: one unnamed array feeds a model with
-    one input, named arrays feed the inputs of those names."""
+    one input, named arrays feed the inputs of those names. Without `advice` (a new file
+    for a trained model) the messages say what the model takes, not how to change it."""
     expected = {t.name: list(t.shape[1:]) for t in model.inputs}
     text = {t.name for t in model.inputs if t.dtype == "string"}
     given = _sample_shapes(split)
@@ -64,7 +66,8 @@ def _input_problems(which: str, split: Split, model: Any, stack: bool) -> list[P
         elif name not in text and kind in "US":
             problems.append(Problem(loc=dtype_key, message=(
                 f"the {which} {label} {are} text; declare the input's dtype as string and let "
-                "a TextVectorization or StringLookup layer (adapt: true) turn it into numbers")))
+                "a TextVectorization or StringLookup layer (adapt: true) turn it into numbers"
+                if advice else f"the {which} {label} {are} text, but the model takes numbers")))
         elif kind not in "biufUS":
             problems.append(Problem(loc=("data",), message=(
                 f"the {which} {label} {are} not numbers (dtype kind {kind!r}); a model needs "
@@ -84,7 +87,7 @@ def _loss_name(loss: Any) -> str:
 
 
 def _label_problems(which: str, y: np.ndarray, loss: str, shape: list, last: tuple,
-                    output: str | None) -> list[Problem]:
+                    output: str | None, advice: bool = True) -> list[Problem]:
     problems = []
     units = shape[-1] if shape else 1
     what = f"{which} labels" if output is None else f"{which} labels of output {output!r}"
@@ -99,7 +102,8 @@ def _label_problems(which: str, y: np.ndarray, loss: str, shape: list, last: tup
         if not ids_fit and given == shape and units > 1:
             problems.append(Problem(loc=loss_key, given=loss, message=(
                 f"{loss} expects one class id per sample, but the {what} have shape "
-                f"{given} (one-hot?); use categorical_crossentropy for one-hot labels")))
+                f"{given} (one-hot?)"
+                + ("; use categorical_crossentropy for one-hot labels" if advice else ""))))
         elif not ids_fit and None not in shape:
             problems.append(Problem(loc=last, message=(
                 f"the {what} have shape {given or [1]} per sample, but the "
@@ -113,14 +117,16 @@ def _label_problems(which: str, y: np.ndarray, loss: str, shape: list, last: tup
     elif loss in ONE_HOT_LOSSES and flat and units > 1:
         problems.append(Problem(loc=loss_key, given=loss, message=(
             f"{loss} expects one-hot labels of width {units}, but the {what} are one "
-            "class id per sample; use sparse_categorical_crossentropy")))
+            "class id per sample" + ("; use sparse_categorical_crossentropy" if advice else
+                                     ""))))
     elif None not in shape and (list(y.shape[1:]) or [1]) != (shape or [1]):
         # Keras would broadcast (n, 4) targets against (n, 1) outputs and train on a loss
         # that means nothing.
         problems.append(Problem(loc=last, message=(
             f"the {what} have shape {list(y.shape[1:]) or [1]} per sample, but the "
             f"{'last layer' if output is None else 'layer ' + repr(output)} gives "
-            f"{shape or [1]}; make the layer's output match the targets")))
+            f"{shape or [1]}" + ("; make the layer's output match the targets" if advice
+                                 else ""))))
     return problems
 
 
@@ -175,6 +181,17 @@ def _watched_without_validation(config: Any, splits: Splits) -> list[Problem]:
                     "loader returned no 'validation'); return one, set data.validation_split, "
                     f"or watch {name.removeprefix('val_')!r}")))
     return problems
+
+
+def file_problems(name: str, split: Split, config: Any, model: Any) -> list[str]:
+    """A new file's samples and labels (`cbrun evaluate --data`, `cbrun predict`) checked
+    against a trained model as training checks its splits; each message says what the
+    model takes (the file is what is wrong, not the config)."""
+    problems = _input_problems(name, split, model, stack=False, advice=False)
+    if not problems:
+        for output, y, loss, shape, loc in _labels_by_output(split, config, model):
+            problems += _label_problems(name, y, loss, shape, loc, output, advice=False)
+    return [p.message for p in problems]
 
 
 def check_data_fits(config: Any, splits: Splits, model: Any) -> None:

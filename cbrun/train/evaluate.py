@@ -46,6 +46,10 @@ def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = No
                  data: Path | None = None) -> Evaluation:
     chosen, name, notes = choose_split(run, split, data)
     model = load_run_model(run, checkpoint)
+    if data is not None:
+        from cbrun.train.inputs import check_fits
+
+        check_fits(data.name, chosen, run, model)
     batch_size = run.config.data.batch_size
     metrics = evaluate_split(model, chosen, batch_size)
     result = Evaluation(run_dir=str(run.run_dir), checkpoint=checkpoint.label,

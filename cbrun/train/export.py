@@ -117,22 +117,32 @@ def _captured_tensors_as_constants(model: Any) -> None:
 def _write(model: Any, fmt: str, target: Path) -> float:
     """Export into a sibling first: an export that fails halfway leaves nothing at
     `target`, and an earlier artifact is replaced only by a complete one."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial{FORMATS[fmt][1]}")
-    remove_target(partial)
     start = time.perf_counter()
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_target(partial)
         with warnings.catch_warnings():
             # Keras's own tf2onnx patch for NumPy 2 touches np.object; nothing for the user.
             warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
             model.export(str(partial), format=KERAS_FORMATS[fmt], verbose=False)
+        seconds = time.perf_counter() - start
+        remove_target(target)
+        os.replace(partial, target)
+    except OSError as exc:  # a full disk, a folder made read-only after the check
+        _discard(partial)
+        raise RunError(f"could not write {target}: {exc.strerror or exc}") from None
     except BaseException:
-        remove_target(partial)
+        _discard(partial)
         raise
-    seconds = time.perf_counter() - start
-    remove_target(target)
-    os.replace(partial, target)
     return seconds
+
+
+def _discard(partial: Path) -> None:
+    try:
+        remove_target(partial)
+    except OSError:
+        pass
 
 
 def _size(path: Path) -> int:

@@ -3,6 +3,10 @@ the run mapped its training data: a table through the vocabularies and classes s
 runs/<id>/data/table.json, image folders through data/classes.json, npz arrays under the
 names the run's config gives. Nothing is learned again from the new file: a category the
 training rows never showed maps to 0, the id training gave unknown values.
+
+What training checks in its data is checked here too, each a one-line error naming the
+file: no rows, text where the run had numbers, and (`check_fits`, once the model is
+loaded) the width and kind of the inputs and the range of the labels against the model.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cbrun.checkpoints import TrainedRun
-from cbrun.config.data.images import EXTENSIONS, list_images
+from cbrun.config.data.images import EXTENSIONS, image_files, list_images
 from cbrun.errors import UsageError
 from cbrun.suggest import did_you_mean
 from cbrun.train.sources import ImageFiles, Split, saved_artifacts
@@ -79,10 +83,17 @@ def _table(run: TrainedRun, path: Path, labels: bool):
                              f"{', '.join(map(repr, extra))} the run never trained on (its "
                              f"inputs: {', '.join(features)}); drop "
                              f"{'them' if len(extra) > 1 else 'it'}")
+    if table.num_rows == 0:
+        raise UsageError(f"{path} has no rows, only its header: nothing to "
+                         f"{'evaluate' if labels else 'predict'}")
     from cbrun.tables import _check_present
 
     try:
         _check_present(table, wanted, path.name, ("data",))
+    except TableProblem as exc:
+        raise UsageError(str(exc)) from None
+    _numbers_where_trained(table, artifacts, path, wanted, cfg.source)
+    try:
         x, y = encode_table(table, artifacts, path.name, labels=labels)
     except TableProblem as exc:
         raise UsageError(str(exc)) from None
@@ -97,9 +108,28 @@ def _table(run: TrainedRun, path: Path, labels: bool):
     return x, y, table.num_rows, notes
 
 
+def _numbers_where_trained(table, artifacts: dict, path: Path, wanted: list[str],
+                           source: str) -> None:
+    """A column the run read as numbers (no vocabulary, no classes, no text) must hold
+    numbers: the reader makes a column text for a single word in it."""
+    from cbrun.tables import _is_text
+
+    mapped = {*artifacts["vocabularies"], *artifacts["classes"], *artifacts.get("text", [])}
+    for column in wanted:
+        if column in mapped or not _is_text(table.column(column)):
+            continue
+        for row, value in enumerate(table.column(column).to_pylist()):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                where = f"line {row + 2}" if source == "csv" else f"row {row + 1}"
+                raise UsageError(f"column {column!r} of {path} holds text ({value!r} at "
+                                 f"{where}), but the run trained on numbers in it") from None
+
+
 # --- images ---------------------------------------------------------------------------
 
-def _image_files(cfg, paths: list[str]) -> ImageFiles:
+def _streamed(cfg, paths: list[str]) -> ImageFiles:
     return ImageFiles(np.array(paths, dtype=str), tuple(cfg.image_size), cfg.channels)
 
 
@@ -125,16 +155,14 @@ def _labelled_images(run: TrainedRun, folder: Path) -> Split:
     if not files:
         raise UsageError(f"{folder} holds no images in class folders ({', '.join(EXTENSIONS)})")
     labels = np.array([classes.index(names[i]) for _, i in files], dtype=np.int32)
-    return Split(_image_files(run.config.data, [str(f) for f, _ in files]), labels)
+    return Split(_streamed(run.config.data, [str(f) for f, _ in files]), labels)
 
 
 def _unlabelled_images(run: TrainedRun, path: Path) -> Inputs:
     _exists(path, "the input")
-    if path.is_file():
-        files = [path]
-    else:
-        files = sorted(p for p in path.rglob("*") if p.is_file()
-                       and p.suffix.lower() in EXTENSIONS)
+    # A folder is read as training reads a class folder: hidden files (.DS_Store, macOS's
+    # ._name copies) are no images.
+    files = [path] if path.is_file() else image_files(path)
     if not files or files[0].suffix.lower() not in EXTENSIONS:
         raise UsageError(f"{path} is no image and holds none ({', '.join(EXTENSIONS)})")
     from cbrun.config.data.images import image_problem
@@ -143,7 +171,7 @@ def _unlabelled_images(run: TrainedRun, path: Path) -> Inputs:
         problem = image_problem(file)
         if problem:
             raise UsageError(f"{file} is {problem}; remove or replace it")
-    images = _image_files(run.config.data, [str(f) for f in files])
+    images = _streamed(run.config.data, [str(f) for f in files])
     return Inputs(images, [str(f) for f in files], [])
 
 
@@ -178,6 +206,28 @@ def _count(x: Any) -> int:
     return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
 
 
+def _npz_count(path: Path, x: Any) -> int:
+    """How many samples the arrays hold: the same number in each, and at least one."""
+    arrays = x if isinstance(x, dict) else {"x": x}
+    counts = {name: len(value) if value.ndim else 0 for name, value in arrays.items()}
+    if len(set(counts.values())) > 1:
+        raise UsageError(f"{path}: the input arrays hold different numbers of samples ("
+                         + ", ".join(f"{k}: {v}" for k, v in counts.items()) + ")")
+    count = next(iter(counts.values()))
+    if count == 0:
+        raise UsageError(f"{path} holds no samples (its arrays have 0 rows)")
+    return count
+
+
+def check_fits(name: str, split: Split, run: TrainedRun, model: Any) -> None:
+    """The samples (and labels) against the loaded model, as training checks its splits."""
+    from cbrun.train.datacheck import file_problems
+
+    problems = file_problems(name, split, run.config, model)
+    if problems:
+        raise UsageError("; ".join(problems))
+
+
 # --- what the commands call ---------------------------------------------------------------
 
 def labelled(run: TrainedRun, path: Path) -> tuple[Split, list[str]]:
@@ -189,7 +239,7 @@ def labelled(run: TrainedRun, path: Path) -> tuple[Split, list[str]]:
     if source == "images":
         return _labelled_images(run, path), []
     x, y = _npz(run, path, labels=True)
-    if _count(x) != _count(y):
+    if _npz_count(path, x) != _count(y):
         raise UsageError(f"{path.name} holds {_count(x)} inputs but {_count(y)} labels")
     return Split(x, y), []
 
@@ -203,4 +253,4 @@ def unlabelled(run: TrainedRun, path: Path) -> Inputs:
     if source == "images":
         return _unlabelled_images(run, path)
     x, _ = _npz(run, path, labels=False)
-    return Inputs(x, [str(i) for i in range(1, _count(x) + 1)], [])
+    return Inputs(x, [str(i) for i in range(1, _npz_count(path, x) + 1)], [])

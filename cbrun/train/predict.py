@@ -12,7 +12,7 @@ import numpy as np
 
 from cbrun.checkpoints import Checkpoint, TrainedRun
 from cbrun.train.data import eval_data
-from cbrun.train.inputs import Inputs, unlabelled
+from cbrun.train.inputs import Inputs, check_fits, unlabelled
 from cbrun.train.outputs import by_output, model_outputs, output_tasks
 from cbrun.train.runmodel import load_run_model
 from cbrun.train.sources import Split
@@ -23,6 +23,7 @@ def predict_run(run: TrainedRun, checkpoint: Checkpoint, source: Path,
     """({column: value per sample}, {output name: raw outputs}, the inputs read)."""
     inputs = unlabelled(run, source)
     model = load_run_model(run, checkpoint, compile=False)
+    check_fits(source.name, Split(inputs.x), run, model)
     count = len(inputs.ids)
     data, kwargs = eval_data(Split(inputs.x, np.zeros(count, np.int32)),
                              run.config.data.batch_size)
@@ -42,13 +43,19 @@ def predict_run(run: TrainedRun, checkpoint: Checkpoint, source: Path,
 
 def write_predictions(path: Path, columns: dict[str, np.ndarray],
                       raw: dict[str, np.ndarray]) -> None:
-    """A CSV of the columns, or an .npz of the columns plus the raw outputs, as arrays."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A CSV of the columns, or an .npz of the columns plus the raw outputs, as arrays;
+    written whole or not at all (cbrun/outpath.py)."""
+    from cbrun.outpath import replace_with
+
     if path.suffix.lower() == ".npz":
         arrays = {name: (values.astype(str) if values.dtype == object else values)
                   for name, values in columns.items()}
-        _savez(path, {**arrays, **raw})
+        replace_with(path, lambda partial: _savez(partial, {**arrays, **raw}))
         return
+    replace_with(path, lambda partial: _write_csv(partial, columns))
+
+
+def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)

@@ -5,9 +5,16 @@ A whole-model file (.keras) is loaded as Keras saved it; weights (.weights.h5) a
 states go into the model the run's resolved config builds. Either way the model is
 compiled from the config, as the run compiled it, so `evaluate` computes the same loss and
 metrics that log.csv holds.
+
+Whatever a file holds that Keras cannot read is one line naming the file (exit 2): the
+lower floor checked the archive already (cbrun/checkpoints.py), this catches the rest.
 """
 
 from __future__ import annotations
+
+import io
+import zipfile
+import zlib
 
 import keras
 import numpy as np
@@ -30,7 +37,10 @@ def load_run_model(run: TrainedRun, checkpoint: Checkpoint, compile: bool = True
                 model.load_weights(checkpoint.path)
             except ValueError as exc:
                 raise UsageError(f"{checkpoint.path} does not fit the model of "
-                                 f"{run.run_dir}: {str(exc).splitlines()[0]}") from None
+                                 f"{run.run_dir}: {_first_line(exc)}") from None
+            except _UNREADABLE as exc:
+                raise UsageError(f"Keras could not read the weights in {checkpoint.path}: "
+                                 f"{_first_line(exc)}") from None
         else:
             _assign_state(model, checkpoint)
     if compile:
@@ -38,9 +48,16 @@ def load_run_model(run: TrainedRun, checkpoint: Checkpoint, compile: bool = True
     return model
 
 
+# What Keras and h5py raise on bytes they cannot make sense of.
+_UNREADABLE = (OSError, KeyError, TypeError, EOFError, zlib.error, zipfile.BadZipFile)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def _load_file(run: TrainedRun, checkpoint: Checkpoint) -> keras.Model:
     config = run.config
-    safe = not (config.model.kind == "path" and not config.model.safe_mode)
     if config.model.kind == "factory":
         # Custom layers register themselves when the factory's module is imported.
         from cbrun.callbacks.imports import import_object
@@ -48,23 +65,43 @@ def _load_file(run: TrainedRun, checkpoint: Checkpoint) -> keras.Model:
         import_object(run.config_dir, config.model.factory, ("model", "factory"),
                       "functions", callable)
     try:
-        return keras.saving.load_model(checkpoint.path, compile=False, safe_mode=safe)
-    except (ValueError, OSError) as exc:
-        raise UsageError(f"Keras could not load {checkpoint.path}: "
-                         f"{str(exc).strip().splitlines()[0]}") from None
+        return keras.saving.load_model(checkpoint.path, compile=False,
+                                       safe_mode=checkpoint.safe_mode)
+    except (ValueError, *_UNREADABLE) as exc:
+        if checkpoint.safe_mode and "safe_mode" in str(exc):
+            raise UsageError(_unsafe_message(run, checkpoint)) from None
+        raise UsageError(f"Keras could not load {checkpoint.path}: {_first_line(exc)}") \
+            from None
+
+
+def _unsafe_message(run: TrainedRun, checkpoint: Checkpoint) -> str:
+    """Keras's advice (pass safe_mode=False to the loading function) in cbrun's terms."""
+    why = ("the run wrote it, but its config builds the model without code of its own"
+           if checkpoint.own else f"{run.run_dir} did not write it")
+    return (f"{checkpoint.path} holds Python code that Keras would run to load it (a "
+            f"Lambda layer), and cbrun loads it with safe_mode on: {why}. If you trust "
+            "this file, add --no-safe-mode (safe_mode=False in the Python API)")
 
 
 def _assign_state(model: keras.Model, checkpoint: Checkpoint) -> None:
     """The model variables of a saved state (cbrun/train/resume.py writes them as m0, m1,
-    ... in `model.variables` order; optimizer variables are not needed here)."""
-    import json
+    ... in `model.variables` order; optimizer variables are not needed here), from the
+    bytes read when it was chosen: the run may have pruned the folder since."""
+    state = checkpoint.state
+    if state is None:  # a Checkpoint made by hand: read it as choose_checkpoint does
+        from cbrun.checkpoints import read_state
 
-    meta = json.loads((checkpoint.path / "state.json").read_text())
+        state = read_state(checkpoint.path)
+    meta = state.meta
     shapes = [list(v.shape) for v in model.variables]
     if meta.get("model_shapes") != shapes:
         raise UsageError(f"the saved state {checkpoint.path} does not fit the model the run's "
                          f"resolved.yaml describes (variable shapes {meta.get('model_shapes')}"
                          f" saved, {shapes} built); was resolved.yaml edited?")
-    with np.load(checkpoint.path / "variables.npz") as data:
-        for index, variable in enumerate(model.variables):
-            variable.assign(data[f"m{index}"])
+    try:
+        with np.load(io.BytesIO(state.variables)) as data:
+            for index, variable in enumerate(model.variables):
+                variable.assign(data[f"m{index}"])
+    except (ValueError, *_UNREADABLE) as exc:  # a state from before checksums, damaged
+        raise UsageError(f"the saved state {checkpoint.path} is damaged: variables.npz: "
+                         f"{_first_line(exc)}") from None

@@ -162,5 +162,49 @@ def main() -> None:
                           "failed": failed, "seconds": round(time.time() - t0)}), flush=True)
 
 
+M.update({  # issue 22: after-training commands on real-world runs
+ "export-diff-signed": ("cbrun/train/exportcheck.py",
+   "diff = np.abs(value.astype(np.float64) - wanted[name].astype(np.float64))",
+   "diff = value.astype(np.float64) - wanted[name].astype(np.float64)",
+   ["tests/test_export.py::test_the_difference_is_taken_both_ways"]),
+ "state-read-at-load": ("cbrun/train/runmodel.py", "    state = checkpoint.state\n",
+   "    state = None\n",
+   ["tests/test_runmodel.py::test_a_state_pruned_after_it_was_chosen_still_loads"]),
+ "own-lambda-refused": ("cbrun/checkpoints.py",
+   "safe_mode=safe_mode and not (own and runs_code)", "safe_mode=safe_mode",
+   ["tests/test_after_training.py::test_a_lambda_factory_runs_own_model_files_load"]),
+ "any-file-trusted": ("cbrun/checkpoints.py",
+   "safe_mode=safe_mode and not (own and runs_code)", "safe_mode=safe_mode and not runs_code",
+   ["tests/test_after_training.py::test_safe_mode_false_in_a_config_trusts_only_the_runs_own_files"]),
+ "model-file-unchecked": ("cbrun/checkpoints.py",
+   "    problem = (model_file_problem if", "    problem = None and (model_file_problem if",
+   ["tests/test_runmodel.py::test_a_damaged_model_file_is_one_line_naming_it"]),
+ "input-fit-unchecked": ("cbrun/train/inputs.py",
+   "    problems = file_problems(name, split, run.config, model)\n",
+   "    problems = []\n",
+   ["tests/test_after_training.py::test_an_array_file_that_does_not_fit_the_model_is_one_line"]),
+ "text-column-unchecked": ("cbrun/train/inputs.py",
+   "    _numbers_where_trained(table, artifacts, path, wanted, cfg.source)\n", "",
+   ["tests/test_after_training.py::test_a_table_that_does_not_fit_the_run_is_one_line"]),
+ "hidden-files-predicted": ("cbrun/train/inputs.py",
+   "files = [path] if path.is_file() else image_files(path)",
+   "files = [path] if path.is_file() else sorted(p for p in path.rglob('*') if p.suffix in EXTENSIONS)",
+   ["tests/test_after_training.py::test_predict_on_a_folder_skips_hidden_files_as_training_does"]),
+ "o-replaces-silently": ("cbrun/outpath.py", "    if path.exists() and not force:\n",
+   "    if False:\n",
+   ["tests/test_after_training.py::test_predict_never_replaces_a_file_without_force"]),
+ "o-into-run-files": ("cbrun/runfiles.py", "    run_dir = run_directory_of(path)\n",
+   "    run_dir = None\n",
+   ["tests/test_after_training.py::test_no_output_goes_over_or_into_a_runs_own_files"]),
+ "o-writability-unchecked": ("cbrun/outpath.py",
+   'tempfile.mkstemp(prefix=".cbrun-probe-", dir=folder)', 'tempfile.mkstemp(prefix=".cbrun-probe-")',
+   ["tests/test_after_training.py::test_an_unwritable_output_is_one_line_before_the_model_loads"]),
+ "json-stdout-shared": ("cbrun/commands/evaluate.py",
+   "    with contextlib.redirect_stdout(sys.stderr):\n        result = _evaluate(",
+   "    with contextlib.nullcontext():\n        result = _evaluate(",
+   ["tests/test_after_training.py::test_a_lambda_factory_runs_own_model_files_load"]),
+})
+
+
 if __name__ == "__main__":
     main()

@@ -17,10 +17,10 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
-def _class_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
     """A class folder's images, subfolders included (as Keras's image_dataset_from_directory
     reads them), sorted by path; hidden files and folders (.DS_Store, macOS's ._name
-    copies) are not images."""
+    copies) are not images. `cbrun predict` reads a folder of images by the same rule."""
     found = []
     for path in folder.rglob("*"):
         parts = path.relative_to(folder).parts
@@ -36,7 +36,7 @@ def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     by path within each class."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir()
                      and not p.name.startswith("."))
-    files = [(f, i) for i, name in enumerate(classes) for f in _class_files(folder / name)]
+    files = [(f, i) for i, name in enumerate(classes) for f in image_files(folder / name)]
     return classes, files
 
 
