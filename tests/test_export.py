@@ -19,7 +19,7 @@ from test_models import TWO_IO, two_io_data
 FORMATS = ["saved_model", "litert", "onnx"]
 ARTIFACT = {"saved_model": "export/saved_model", "litert": "export/model.tflite",
             "onnx": "export/model.onnx"}
-DIFF = re.compile(r"^  (\S+): largest absolute difference (\S+)", re.MULTILINE)
+DIFF = re.compile(r"^  (\S+): largest difference (\S+)", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")

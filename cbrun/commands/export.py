@@ -41,8 +41,8 @@ from cbrun.runguard import check_inside, check_tree
                    "ModelCheckpoint file, or a .keras / .weights.h5 file or a saved state.")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=DEFAULT_TOLERANCE,
               show_default=True,
-              help="Largest absolute difference allowed between the artifact's outputs and "
-                   "the Keras model's.")
+              help="Largest difference allowed between the artifact's outputs and the "
+                   "Keras model's: absolute for values within [-1, 1], relative beyond.")
 @click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True,
               help="How many samples of the run's data the verification runs.")
 @click.option("--force", is_flag=True, help="Replace an earlier export at the output path.")

@@ -88,8 +88,11 @@ def run_artifact(fmt: str, path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
 
 def compare(expected: Any, got: list[tuple[str, np.ndarray]],
             output_names: list[str]) -> list[tuple[str, float]]:
-    """(output name, largest absolute difference) for each output of the Keras model.
-    Outputs pair by name where the artifact kept the model's names, else by position."""
+    """(output name, largest difference) for each output of the Keras model: absolute
+    where the model's value is within [-1, 1] (probabilities, scaled values), relative to
+    it beyond (a price of 5000 computed in float32 differs by 1e-3 between two correct
+    runtimes: float32 carries 7 digits, not 7 decimals). Outputs pair by name where the
+    artifact kept the model's names, else by position."""
     if isinstance(expected, dict):
         wanted = {name: np.asarray(expected[name]) for name in output_names
                   if name in expected} or {k: np.asarray(v) for k, v in expected.items()}
@@ -108,6 +111,7 @@ def compare(expected: Any, got: list[tuple[str, np.ndarray]],
         if value.shape != wanted[name].shape:
             raise RunError(f"output {name}: the artifact gives shape {value.shape}, the model "
                            f"{wanted[name].shape}")
-        diff = np.abs(value.astype(np.float64) - wanted[name].astype(np.float64))
+        reference = wanted[name].astype(np.float64)
+        diff = np.abs(value.astype(np.float64) - reference) / np.maximum(1.0, np.abs(reference))
         result.append((name, float(diff.max()) if diff.size else 0.0))
     return result
