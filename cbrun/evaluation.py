@@ -24,6 +24,8 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     classes: list[str] | None = None  # with `confusion`: row = true class, column = predicted
     confusion: list[list[int]] | None = None
+    baseline: dict[str, float] | None = None  # the trivial model's metrics on the same rows
+    baseline_predicts: str | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -36,11 +38,17 @@ def heading(result: Evaluation) -> str:
 
 
 def metrics_table(result: Evaluation) -> Table:
+    base = result.baseline or {}
     table = Table()
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
+    if base:
+        table.add_column("baseline", justify="right", style="dim")
     for name, value in result.metrics.items():
-        table.add_row(name, f"{value:.6g}")
+        cells = [name, f"{value:.6g}"]
+        if base:
+            cells.append(f"{base[name]:.6g}" if name in base else "")
+        table.add_row(*cells)
     return table
 
 

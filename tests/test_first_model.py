@@ -131,3 +131,15 @@ def test_a_regression_baseline_is_the_training_mean(tmp_path):
                                                             rel=1e-4)
     assert baseline["metrics"]["val_mae"] == pytest.approx(np.mean(np.abs(y[90:] - mean)),
                                                            rel=1e-4)
+
+
+def test_evaluate_scores_the_baseline_on_the_same_rows(useless_and_useful, capsys):
+    run = useless_and_useful["useful"]
+    recorded = json.loads((run / "run.json").read_text())["baseline"]["metrics"]
+    result = json.loads(cli_output(capsys, "evaluate", run, "--json").out)
+    assert result["baseline_predicts"] == "the training class shares"
+    assert result["baseline"]["loss"] == pytest.approx(recorded["val_loss"], rel=1e-6)
+    assert result["baseline"]["accuracy"] == pytest.approx(recorded["val_accuracy"])
+    shown = cli_output(capsys, "evaluate", run).out
+    assert "baseline" in shown and "always predicts the training class shares" in " ".join(
+        shown.split())

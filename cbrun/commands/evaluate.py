@@ -81,6 +81,9 @@ def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | 
     console = Console(highlight=False)
     console.print(heading(result), markup=False)
     console.print(metrics_table(result))
+    if result.baseline:
+        console.print(f"baseline: a model that always predicts "
+                      f"{result.baseline_predicts}, on the same rows", style="dim")
     if result.confusion is not None:
         console.print(CONFUSION_HEADING)
         console.print(confusion_table(result))

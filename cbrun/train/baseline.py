@@ -83,16 +83,15 @@ def what_it_predicts(kinds: dict[str, str]) -> str:
     return " and ".join(sorted({shown[k] for k in kinds.values()}))
 
 
-def baseline(model: keras.Model, config: RunConfig, splits: Splits) -> dict[str, Any] | None:
-    """{split, predicts, metrics: {val_loss: ..., ...}}, or None where there is no trivial
-    model to compare with (a loss cbrun does not know, a split that is a tf.data.Dataset,
-    outputs the training labels do not name)."""
+def trivial_model(model: keras.Model, config: RunConfig, train: Split
+                  ) -> tuple[keras.Model, str] | None:
+    """(a model that predicts for every row what `model`'s outputs would predict knowing
+    only the training targets, compiled as the run compiles; what it predicts), or None
+    where there is no such model (a loss cbrun does not know, training data that is a
+    tf.data.Dataset, outputs the training labels do not name)."""
     from cbrun.train.model import compile_model
 
-    scored: Split | None = splits.validation or splits.train
-    train = splits.train
-    if scored is None or scored.dataset is not None or train.dataset is not None \
-            or train.y is None or scored.y is None:
+    if train is None or train.dataset is not None or train.y is None:
         return None
     names = list(getattr(model, "output_names", None) or ["output"])
     single = len(model.outputs) == 1
@@ -118,14 +117,32 @@ def baseline(model: keras.Model, config: RunConfig, splits: Splits) -> dict[str,
     compile_model(trivial, config, 1)
     trivial.run_eagerly = True  # one evaluation: tracing would cost more than it runs
     trivial.jit_compile = False
-    rows = len(scored)
-    y = scored.y
-    if isinstance(y, dict) and single:
+    return trivial, what_it_predicts(kinds)
+
+
+def score(trivial: keras.Model, split: Split) -> dict[str, float] | None:
+    """The trivial model's loss and metrics on `split` (Keras's names: loss, accuracy)."""
+    if split is None or split.dataset is not None or split.y is None:
+        return None
+    rows = len(split)
+    y = split.y
+    if isinstance(y, dict) and len(trivial.outputs) == 1:
         y = next(iter(y.values()))
-    metrics = trivial.evaluate(np.zeros((rows, 1), np.float32), y, batch_size=min(rows, 4096),
-                               verbose=0, return_dict=True)
+    metrics = trivial.evaluate(np.zeros((rows, 1), np.float32), y,
+                               batch_size=max(1, min(rows, 4096)), verbose=0,
+                               return_dict=True)
+    return {k: float(v) for k, v in sorted(metrics.items(), key=lambda kv: "loss" not in kv[0])
+            if np.isfinite(v)}
+
+
+def baseline(model: keras.Model, config: RunConfig, splits: Splits) -> dict[str, Any] | None:
+    """{split, predicts, metrics: {val_loss: ..., ...}} of the run, scored on the validation
+    split (the training split without one), or None where there is no trivial model."""
+    made = trivial_model(model, config, splits.train)
+    scored = splits.validation or splits.train
+    metrics = made and score(made[0], scored)
+    if not metrics:
+        return None
     prefix = "val_" if scored is splits.validation else ""
-    return {"split": "validation" if prefix else "train", "predicts": what_it_predicts(kinds),
-            "metrics": {f"{prefix}{k}": float(v) for k, v in
-                        sorted(metrics.items(), key=lambda kv: "loss" not in kv[0])
-                        if np.isfinite(v)}}
+    return {"split": "validation" if prefix else "train", "predicts": made[1],
+            "metrics": {f"{prefix}{k}": v for k, v in metrics.items()}}

@@ -55,6 +55,7 @@ def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = No
     result = Evaluation(run_dir=str(run.run_dir), checkpoint=checkpoint.label,
                         epoch=checkpoint.epoch, data=name, samples=_samples(chosen),
                         metrics={k: float(v) for k, v in _loss_first(metrics)}, notes=notes)
+    result.baseline, result.baseline_predicts = _baseline(run, model, chosen)
     outputs = model_outputs(model)
     tasks = output_tasks(run.config, run.run_dir, outputs)
     if len(tasks) == 1 and tasks[0].classifies and chosen.dataset is None:
@@ -70,6 +71,18 @@ def evaluate_run(run: TrainedRun, checkpoint: Checkpoint, split: str | None = No
         np.add.at(matrix, (truth, guess), 1)
         result.classes, result.confusion = names, matrix.tolist()
     return result
+
+
+def _baseline(run: TrainedRun, model, chosen: Split) -> tuple[dict | None, str | None]:
+    """The trivial model's score on the same rows: the training split's class shares or
+    mean, the run's loss and metrics (cbrun/train/baseline.py)."""
+    from cbrun.train.baseline import score, trivial_model
+
+    splits, _ = data_for_run(run.config, run.run_dir)
+    made = trivial_model(model, run.config, splits.train)
+    if made is None:
+        return None, None
+    return score(made[0], chosen), made[1]
 
 
 def _loss_first(metrics: dict) -> list:
