@@ -115,7 +115,7 @@ class SweepTrial(_Part):
     """The sweep this run is a trial of (issue 14): enough for the trial process, and a
     resume of it, to open its Optuna study and report each epoch's value there."""
 
-    id: str  # the sweep's name
+    id: str  # the sweep's id: sweep.json and its study record it too
     trial: Count  # the trial's number in the study
     study: str
     metric: str

@@ -123,8 +123,9 @@ def test_a_sweep_file_changed_under_an_existing_sweep_is_refused(tmp_path, capsy
                                 "low: 1, high: 2}}\ntrials: 1\n")
     sweep_dir = tmp_path / "runs" / "sweeps" / "x"
     sweep_dir.mkdir(parents=True)
-    (sweep_dir / "sweep.json").write_text(json.dumps({"name": "x", "sweep_sha256": "0",
-                                                      "base_sha256": "0", "storage": "s"}))
+    (sweep_dir / "sweep.json").write_text(json.dumps({
+        "id": "0" * 32, "name": "x", "base": str(tmp_path / "base.yaml"), "sweep_sha256": "0",
+        "base_sha256": "0", "storage": "s"}))
     err = "\n".join(errors(capsys, "sweep", path, "--runs-dir", tmp_path / "runs"))
     assert "the sweep file differs" in err and "give the new sweep another `name`" in err
     assert yaml.safe_load(path.read_text())["name"] == "x"

@@ -111,10 +111,20 @@ def study_trials(sweep_dir: Path):
 
 
 def test_resume_ends_with_exactly_the_trials_asked_none_run_twice(sweep):
+    from cbrun.sweep.study import first_number
+
     assert sweep["resume"]["code"] == 0, sweep["err"]
+    # The trials the kill left running were failed by Optuna (their heartbeats stopped)
+    # and retried under new numbers; each trial, by its first number, ended exactly once.
     trials = study_trials(sweep["dir"])
-    assert sorted(t.number for t in trials) == list(range(TRIALS))
-    assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 5 + ["PRUNED"]
+    ended = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert sorted(t.state.name for t in ended) == ["COMPLETE"] * 5 + ["PRUNED"]
+    assert sorted(first_number(t) for t in ended) == list(range(TRIALS))
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
+    for failed in (t for t in trials if t.state.name == "FAIL"):
+        assert first_number(failed) in {first_number(t) for t in ended}
+    killed = int(sweep["killed"][0].name[-3:])
+    assert [t.state.name for t in trials if first_number(t) == killed] == ["FAIL", "COMPLETE"]
     dirs = trial_dirs(sweep["dir"])
     assert [d.name[-4:] for d in dirs] == [f"t{n:03d}" for n in range(TRIALS)]
     # Trials finished before the kill were not touched again: same run.json.
@@ -149,7 +159,9 @@ def test_a_pruned_trial_stops_after_an_epoch_with_status_pruned(sweep):
     assert pruned[0]["epochs_done"] == 1 < EPOCHS
     assert pruned[0]["stop_reason"] == "pruned"
     assert pruned[0]["stop_note"] == "pruned by the sweep after epoch 1"
-    assert pruned[0]["sweep"]["id"] == sweep["dir"].name
+    # The sweep's id, which sweep.json and the study also hold.
+    assert pruned[0]["sweep"]["id"] == json.loads((sweep["dir"] / "sweep.json").read_text())["id"]
+    assert pruned[0]["sweep"]["study"] == sweep["dir"].name
     assert pruned[0]["sweep"]["trial"] == 4
 
 

@@ -1,11 +1,14 @@
 """Two sweep workers, separate processes with separate run folders as on two machines,
 share one study through its storage: SQLite, and a real PostgreSQL server (the binaries
-of the `pgserver` package, which the test extra installs)."""
+of the `pgserver` package, which the test extra installs); one of them killed, the other
+takes its trial over."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -91,3 +94,51 @@ def test_two_workers_share_one_postgresql_study(tmp_path, postgres):
     assert postgres.startswith("postgresql://")
     found = two_workers(tmp_path / "work", postgres)
     check_one_study(found, postgres)
+
+
+def test_a_worker_killed_alone_has_its_trial_stopped_and_taken_over(tmp_path):
+    """kill -9 of one worker's process, not of its trial: the trial stops itself,
+    interrupted, and once its heartbeat is stale the other worker takes it over."""
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    write_config(tmp_path, tiny_config(fit={"epochs": 12}), "base.yaml")
+    (tmp_path / "sweep.yaml").write_text(SWEEP)
+    workers = {name: cbrun_process("sweep", "sweep.yaml", "--storage", storage,
+                                   "--runs-dir", name, cwd=tmp_path)
+               for name in ("machine-a", "machine-b")}
+    trials_a = tmp_path / "machine-a" / "sweeps" / "shared" / "trials"
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and time.monotonic() < deadline:
+        for run_dir in trials_a.glob("*"):
+            try:
+                if json.loads((run_dir / "run.json").read_text())["epochs_done"] >= 1:
+                    os.kill(workers["machine-a"].pid, signal.SIGKILL)
+                    killed = run_dir
+            except (OSError, ValueError):
+                continue
+        time.sleep(0.02)
+    assert killed is not None, workers["machine-a"].communicate()
+    out, err = workers["machine-b"].communicate(timeout=600)
+    assert workers["machine-b"].returncode == 0, f"{out}\n{err}"
+    workers["machine-a"].wait()
+
+    deadline = time.monotonic() + 60  # the orphaned trial notices its worker is gone
+    while json.loads((killed / "run.json").read_text())["status"] == "running":
+        assert time.monotonic() < deadline, "the orphaned trial went on"
+        time.sleep(0.2)
+    assert json.loads((killed / "run.json").read_text())["status"] == "interrupted"
+    number = int(killed.name[-3:])
+    assert f"trial {number}: restarting" in out
+
+    import optuna
+
+    from cbrun.sweep.study import first_number
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    ended = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    # Exactly the trials asked, each once (by its first number: the retry's own number
+    # in the study is not a trial of its own, so the numbers may skip it).
+    assert len(ended) == len({first_number(t) for t in ended}) == TRIALS
+    (taken_over,) = [t for t in ended if first_number(t) == number]
+    assert taken_over.number != number
+    assert taken_over.user_attrs["sweep_dir"].endswith("machine-b/sweeps/shared")

@@ -13,7 +13,6 @@ The sweep directory, runs/sweeps/<name>/:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from pathlib import Path
@@ -22,11 +21,8 @@ from typing import Any
 import click
 
 from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
-from cbrun.rundir import atomic_write_bytes, iso, utc_now
 from cbrun.segment import Terminated
-
-SWEEP_JSON = "sweep.json"
-SWEEP_COPY = "sweep.yaml"
+from cbrun.sweep.directory import SWEEP_JSON
 
 
 class _DefaultToRun(click.Group):
@@ -65,68 +61,94 @@ def sweep() -> None:
 def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: str | None,
         runs_dir: Path) -> int:
     """Run the trials of SWEEP_FILE until it has its `trials` completed or pruned."""
+    from cbrun.sweep.directory import (
+        SWEEP_COPY,
+        check_same,
+        new_record,
+        read_record,
+        save_record,
+        trial_ids,
+    )
     from cbrun.sweep.load import load_sweep
+    from cbrun.sweep.study import default_storage, open_storage, shown_storage
 
     if (sweep_file is None) == (resume_dir is None):
         raise UsageError("give a sweep file (cbrun sweep sweep.yaml) or --resume DIR, one "
                          "of the two")
     if resume_dir is not None:
-        record = _read_sweep_json(resume_dir)
+        record = read_record(resume_dir)
         sweep_dir = resume_dir
         loaded = load_sweep(resume_dir / SWEEP_COPY, base_path=Path(record["base"]))
     else:
         loaded = load_sweep(sweep_file)
         sweep_dir = runs_dir / "sweeps" / loaded.spec.name
-        record = _read_sweep_json(sweep_dir) if (sweep_dir / SWEEP_JSON).exists() else None
+        record = read_record(sweep_dir) if (sweep_dir / SWEEP_JSON).exists() else None
     if record is not None:
-        _check_same(record, loaded, sweep_dir)
+        check_same(record, loaded, sweep_dir)
     url = _storage_url(storage, record, sweep_dir)
+    if url == default_storage(sweep_dir):
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # study.db lives in it
+    opened = open_storage(url, heartbeat=True, must_exist=bool(trial_ids(sweep_dir)))
+    study, sweep_id = _study(loaded, opened, url, sweep_dir, record)
+    # Only now, with the storage open and the study this directory's: a URL that fails
+    # is not kept for the next run.
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if record is None:
         (sweep_dir / SWEEP_COPY).write_text(loaded.text)
-        record = _new_record(loaded, sweep_dir, url)
-    _save(sweep_dir, record, status="running")
-    return _run_sweep(loaded, sweep_dir, url, jobs, record)
+        record = new_record(loaded, sweep_id, shown_storage(url))
+    save_record(sweep_dir, record, status="running")
+    return _run_sweep(loaded, sweep_dir, sweep_id, study, opened, url, jobs, record)
 
 
-def _run_sweep(loaded, sweep_dir: Path, url: str, jobs: int, record: dict[str, Any]) -> int:
-    from cbrun.sweep.driver import Driver, TrialInterrupted, open_study
-    from cbrun.sweep.study import open_storage, shown_storage
+def _study(loaded, storage, url: str, sweep_dir: Path, record: dict[str, Any] | None,
+           create: bool = True):
+    from cbrun.sweep.directory import trial_ids
+    from cbrun.sweep.study import open_study, shown_storage
 
-    study = open_study(loaded, open_storage(url))
+    return open_study(loaded, storage, where=shown_storage(url), sweep_dir=sweep_dir,
+                      sweep_id=record["id"] if record else None,
+                      trial_ids=trial_ids(sweep_dir), create=create)
+
+
+def _run_sweep(loaded, sweep_dir: Path, sweep_id: str, study, storage, url: str, jobs: int,
+               record: dict[str, Any]) -> int:
+    from cbrun.sweep.directory import save_record
+    from cbrun.sweep.driver import Driver, TrialInterrupted
+    from cbrun.sweep.study import shown_storage
+
     click.echo(f"sweep {loaded.spec.name}: {loaded.spec.trials} trials, {loaded.metric} "
                f"({loaded.direction}), storage {shown_storage(url)}, {jobs} at a time; "
                f"in {sweep_dir}")
-    driver = Driver(loaded, sweep_dir, study, url, jobs, click.echo)
+    driver = Driver(loaded, sweep_dir, sweep_id, study, storage, url, jobs, click.echo)
     try:
-        tallies = driver.run()
+        driver.run()
     except (KeyboardInterrupt, Terminated, TrialInterrupted) as exc:
         what, code = {KeyboardInterrupt: ("Ctrl-C", EXIT_SIGINT),
                       Terminated: ("SIGTERM", EXIT_SIGTERM),
                       TrialInterrupted: (f"a signal to trial {getattr(exc, 'number', '')}",
                                          EXIT_SIGINT)}[type(exc)]
-        _save(sweep_dir, record, status="interrupted")
+        save_record(sweep_dir, record, status="interrupted")
         click.echo(f"\nsweep interrupted by {what}; finished trials are kept and interrupted "
                    f"ones resume exactly where they stopped with:\n  cbrun sweep --resume "
                    f"{shlex.quote(str(sweep_dir))}", err=True)
         return code
-    stopped = [t.stopped for t in tallies if t.stopped]
-    rows = _report(loaded, study, sweep_dir)
+    rows = _report(loaded, study, sweep_dir, sweep_id)
     done = sum(r["status"] in ("completed", "pruned") for r in rows)
     status = "finished" if done >= loaded.spec.trials else "incomplete"
-    _save(sweep_dir, record, status=status, done=done)
-    if stopped:
-        click.echo(f"error: {stopped[0]}", err=True)
+    save_record(sweep_dir, record, status=status, done=done)
+    if driver.stopped:
+        click.echo(f"error: {driver.stopped}", err=True)
         return 1
     if status == "incomplete":
-        running = [r for r in rows if r["status"] == "running"]
+        running = [r for r in rows if r["status"] in ("running", "waiting")]
         click.echo(f"{done} of {loaded.spec.trials} trials done; {len(running)} still running "
                    f"in other workers ({', '.join(sorted({str(r['host']) for r in running}))})",
                    err=True)
     return 0
 
 
-def _report(loaded, study, sweep_dir: Path, top: int = 3, as_json: bool = False):
+def _report(loaded, study, sweep_dir: Path, sweep_id: str, top: int = 3,
+            as_json: bool = False):
     from cbrun.sweep.results import (
         TOP_FILE,
         best_row,
@@ -136,7 +158,7 @@ def _report(loaded, study, sweep_dir: Path, top: int = 3, as_json: bool = False)
         write_plots,
     )
 
-    rows = trial_rows(study, sweep_dir)
+    rows = trial_rows(study, sweep_dir, sweep_id)
     best = best_row(rows, loaded.direction)
     written = []
     if best is not None:
@@ -234,68 +256,21 @@ def _shown(value: Any) -> str:
               help="How many of the best trials top.png compares.")
 def show(sweep_dir: Path, as_json: bool, storage: str | None, top: int) -> int:
     """Print the trials of a sweep; write best.yaml, Optuna's plots and top.png."""
-    from cbrun.sweep.driver import open_study
+    from cbrun.sweep.directory import SWEEP_COPY, read_record
     from cbrun.sweep.load import load_sweep
     from cbrun.sweep.study import open_storage
 
-    record = _read_sweep_json(sweep_dir)
+    record = read_record(sweep_dir)
     loaded = load_sweep(sweep_dir / SWEEP_COPY, base_path=Path(record["base"]))
-    study = open_study(loaded, open_storage(_storage_url(storage, record, sweep_dir)))
-    _report(loaded, study, sweep_dir, top=top, as_json=as_json)
+    url = _storage_url(storage, record, sweep_dir)
+    opened = open_storage(url, must_exist=True)
+    study, sweep_id = _study(loaded, opened, url, sweep_dir, record, create=False)
+    _report(loaded, study, sweep_dir, sweep_id, top=top, as_json=as_json)
     return 0
 
 
-# ---------------------------------------------------------------------- sweep.json
-
-def _read_sweep_json(sweep_dir: Path) -> dict[str, Any]:
-    path = sweep_dir / SWEEP_JSON
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{sweep_dir} is not a sweep directory (no {SWEEP_JSON}); give a "
-                         f"folder that `cbrun sweep` made, e.g. runs/sweeps/<name>") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON ({exc})") from None
-
-
-def _new_record(loaded, sweep_dir: Path, url: str) -> dict[str, Any]:
-    from cbrun.sweep.study import shown_storage
-
-    spec = loaded.spec
-    return {"name": spec.name, "created": iso(utc_now()),
-            "sweep_file": str(loaded.path.resolve()),
-            "sweep_sha256": hashlib.sha256(loaded.text.encode()).hexdigest(),
-            "base": str(loaded.base_path.resolve()), "base_sha256": loaded.base_sha256,
-            "storage": shown_storage(url), "study": spec.name, "metric": loaded.metric,
-            "direction": loaded.direction, "trials": spec.trials, "sampler": spec.sampler,
-            "pruner": spec.pruner.model_dump(),
-            "space": {k: v.model_dump() for k, v in spec.space.items()},
-            "status": "running", "trials_done": 0}
-
-
-def _save(sweep_dir: Path, record: dict[str, Any], status: str, done: int | None = None) -> None:
-    record["status"] = status
-    record["updated"] = iso(utc_now())
-    if done is not None:
-        record["trials_done"] = done
-    atomic_write_bytes(sweep_dir / SWEEP_JSON, (json.dumps(record, indent=2) + "\n").encode())
-
-
-def _check_same(record: dict[str, Any], loaded, sweep_dir: Path) -> None:
-    """Going on with a sweep means the same sweep: same file, same base config."""
-    changed = []
-    if hashlib.sha256(loaded.text.encode()).hexdigest() != record.get("sweep_sha256"):
-        changed.append(f"the sweep file differs from {sweep_dir / SWEEP_COPY}")
-    if loaded.base_sha256 != record.get("base_sha256"):
-        changed.append(f"the base config {loaded.base_path} changed since the sweep began")
-    if changed:
-        raise UsageError(f"{sweep_dir} holds sweep {record.get('name')!r}, and "
-                         f"{'; '.join(changed)}; trials must all come from one sweep file "
-                         f"and base config: restore them, or give the new sweep another "
-                         f"`name`")
-
-
 def _storage_url(given: str | None, record: dict[str, Any] | None, sweep_dir: Path) -> str:
+    from cbrun.sweep.directory import SWEEP_JSON
     from cbrun.sweep.study import default_storage
 
     if given:

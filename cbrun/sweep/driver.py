@@ -1,23 +1,26 @@
-"""The sweep's workers: `--jobs N` threads, each asking the study for a trial and running it
-as `python -m cbrun train ...` (or `cbrun resume`) in its own process.
+"""The sweep's worker: Optuna's `study.optimize` runs `--jobs` trials at once, each as
+`python -m cbrun train ...` (or `cbrun resume`) in its own process.
 
 This process never imports TensorFlow: the trials do. Every worker, here or on another
-machine, talks only to the study's storage, so several share one study:
+machine, talks only to the study's storage, and what they share is Optuna's:
 
-- a trial is *claimed* by the worker that asked for it (host, process and its start time,
-  and the sweep directory holding its run directory, are trial attributes);
-- a trial left `running` by a worker that is gone (Ctrl-C, kill -9, a reboot) is adopted by
-  the next worker on that host with that sweep directory: its run directory is resumed with
-  `cbrun resume`, exactly, or started if the kill came before it existed;
-- a worker asks for a new trial only while fewer than `trials` are completed, pruned or
-  running; two workers asking at the same instant can overshoot, and the later trial
-  number gives its trial up (failed, with the attribute `cancelled`) before running it.
+- the storage's heartbeats: a worker records one for each trial it runs; the trial of a
+  worker that is gone (kill -9, a reboot, a lost machine) is failed once its heartbeat is
+  `GRACE_S` old, and `RetryHeartbeatStaleTrialCallback` queues a copy with the same
+  parameters. A trial stopped by Ctrl-C is failed and queued the same way at once.
+- the next trial asked pops the copy; it carries the number of the trial it retries (its
+  *first number*), which names the run directory: a worker that holds that directory
+  resumes it with `cbrun resume`; elsewhere the parameters are trained anew.
+
+What counts towards `trials`: completed and pruned trials (`MaxTrialsCallback`). A worker
+asks for a trial only while fewer than `trials` are completed, pruned or running; two
+workers asking at the same instant can overshoot, and the later trial number gives its
+trial up before training (failed, with the attribute `cancelled`). A failed trial does
+not count, and another is asked in its place.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import signal
 import socket
@@ -25,60 +28,49 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cbrun.errors import RunError
 from cbrun.record import RunRecord, SweepTrial
 from cbrun.rundir import LOG_FILE
 from cbrun.segment import Terminated, interrupts_raise
+from cbrun.sweep.directory import LOGS_DIR, TRIALS_DIR, trial_run_dir
 from cbrun.sweep.load import Sweep
-from cbrun.sweep.study import STORAGE_ENV, make_pruner, make_sampler, shown_storage
+from cbrun.sweep.study import (
+    ATTEMPT_ENV,
+    GRACE_S,
+    HEARTBEAT_S,
+    STORAGE_ENV,
+    first_number,
+    retry_callback,
+    shown_storage,
+)
 
-TRIALS_DIR = "trials"
-LOGS_DIR = "logs"
 # A worker stops asking for trials after this many failed in a row: a broken setup
 # (a missing data file on this machine, no disk) would otherwise fail every trial.
 MAX_FAILURES_IN_A_ROW = 3
+# A trial its worker never claimed (killed between asking for it and its first heartbeat)
+# is never stale to Optuna; after this long it is failed and queued again.
+UNCLAIMED_S = 10 * GRACE_S
 HOST = socket.gethostname()
+FINAL = ("completed", "stopped_early", "pruned", "failed")
 
 
-def process_tag(pid: int) -> str | None:
-    """pid and start time: a pid alone may have been reused by an unrelated process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return None
-        return str(pid)
-    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+class TrialEnded(Exception):
+    """How a trial ended when not with a value: Optuna records it failed (`catch`)."""
 
 
-MY_TAG = process_tag(os.getpid())
+class TrialFailed(TrialEnded):
+    pass
 
 
-@dataclass
-class Job:
-    number: int
-    params: dict[str, Any]
-    adopted: bool = False
+class TrialStopped(TrialEnded):
+    """Interrupted: queued again, to be resumed by the next run of the sweep."""
 
 
-@dataclass
-class Tally:
-    ran: list[int] = field(default_factory=list)
-    failures_in_a_row: int = 0
-    stopped: str | None = None  # why this worker stopped early
-
-
-def trial_run_dir(trials_dir: Path, number: int) -> Path | None:
-    found = sorted(p for p in trials_dir.glob(f"*-t{number:03d}") if (p / "run.json").exists())
-    return found[-1] if found else None
+class TrialCancelled(TrialEnded):
+    """One trial too many, given up before it ran."""
 
 
 def trial_value(run_dir: Path, metric: str, direction: str) -> float | None:
@@ -96,67 +88,107 @@ def trial_value(run_dir: Path, metric: str, direction: str) -> float | None:
     return None if found is None else float(found[1])
 
 
-@contextmanager
-def claim_lock(sweep_dir: Path):
-    """Workers of one sweep directory (several `cbrun sweep` processes) decide one at a time
-    which trial is whose."""
-    fd = os.open(sweep_dir / ".claim.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 class Driver:
-    def __init__(self, sweep: Sweep, sweep_dir: Path, study, storage_url: str, jobs: int,
-                 echo: Callable[[str], None]):
+    def __init__(self, sweep: Sweep, sweep_dir: Path, sweep_id: str, study, storage,
+                 storage_url: str, jobs: int, echo: Callable[[str], None]):
         import optuna
 
         self.optuna = optuna
+        self.state = optuna.trial.TrialState
         self.sweep = sweep
         self.dir = sweep_dir.resolve()
-        self.trials_dir = self.dir / TRIALS_DIR
+        self.id = sweep_id
         self.study = study
-        self.storage = study._storage
+        self.storage = storage  # the study's, with heartbeats
         self.url = storage_url
         self.jobs = jobs
         self._echo = echo
+        self.retry = retry_callback()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.finished = threading.Event()
         self.procs: dict[int, subprocess.Popen] = {}
-        self.active: set[int] = set()
-        self.tallies: list[Tally] = []
+        self.stopped_trials: set[int] = set()  # interrupted: to be queued again
+        self.failures_in_a_row = 0
+        self.stopped: str | None = None  # why this worker stopped early
         self.errors: list[BaseException] = []
         self.interrupted_trial: int | None = None
 
     # ------------------------------------------------------------------ running
 
-    def run(self) -> list[Tally]:
-        self.trials_dir.mkdir(parents=True, exist_ok=True)
+    def run(self) -> None:
+        (self.dir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
         (self.dir / LOGS_DIR).mkdir(exist_ok=True)
-        threads = []
-        for _ in range(self.jobs):
-            tally = Tally()
-            self.tallies.append(tally)
-            thread = threading.Thread(target=self._worker, args=(tally,), daemon=True)
-            thread.start()
-            threads.append(thread)
+        threading.Thread(target=self._guarded, daemon=True).start()
         try:
             # Ctrl-C and SIGTERM reach this thread even where the shell started the sweep
-            # with SIGINT ignored (a background job), as they reach each trial.
+            # with SIGINT ignored (a background job), as they reach each trial. (An Event:
+            # a Thread.join cut short by Ctrl-C may take the thread for ended.)
             with interrupts_raise():
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(0.2)
+                while not self.finished.wait(0.2):
+                    pass
         except (KeyboardInterrupt, Terminated):
             self._stop_trials()
+            self.finished.wait()  # the stopped trials are queued again
             raise
         if self.errors:
             raise self.errors[0]
         if self.interrupted_trial is not None:
             raise TrialInterrupted(self.interrupted_trial)
-        return self.tallies
+
+    def _guarded(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - a bug: the main thread re-raises it
+            self.errors.append(exc)
+            self.stopping.set()
+        finally:
+            self.finished.set()
+
+    def _work(self) -> None:
+        """study.optimize while trials are left to ask for; when the rest are running
+        elsewhere, wait one grace period for those whose worker is gone to be retried."""
+        trials = self.sweep.spec.trials
+        waited = 0.0
+        while not self.stopping.is_set() and self.stopped is None:
+            self._fail_unclaimed()
+            self.optuna.storages.fail_stale_trials(self.study)
+            done, running = self._count()
+            if done >= trials:
+                return
+            if trials - done - running > 0:
+                self.study.optimize(
+                    self._objective, n_jobs=min(self.jobs, trials - done - running),
+                    catch=(TrialEnded,), callbacks=[
+                        self.optuna.study.MaxTrialsCallback(trials, states=self._counted),
+                        self._after_trial])
+                waited = 0.0
+            elif waited > GRACE_S + HEARTBEAT_S:
+                return  # every trial left runs in a live worker
+            else:
+                self.stopping.wait(HEARTBEAT_S)
+                waited += HEARTBEAT_S
+
+    @property
+    def _counted(self) -> tuple:
+        return (self.state.COMPLETE, self.state.PRUNED)
+
+    def _count(self) -> tuple[int, int]:
+        """(completed or pruned, running) trials: the asks still to make are the rest (an
+        ask takes a queued retry first)."""
+        trials = self.study.get_trials(deepcopy=False)
+        done = sum(t.state in self._counted for t in trials)
+        running = sum(t.state == self.state.RUNNING and not t.user_attrs.get("cancelled")
+                      for t in trials)
+        return done, running
+
+    def _fail_unclaimed(self) -> None:
+        now = datetime.now()
+        for trial in self.study.get_trials(deepcopy=False, states=(self.state.RUNNING,)):
+            if trial.user_attrs.get("attempt") == trial.number:
+                continue
+            if trial.datetime_start and (now - trial.datetime_start).total_seconds() > UNCLAIMED_S:
+                self._fail_and_retry(trial)
 
     def _stop_trials(self) -> None:
         """Ctrl-C in a terminal reaches the trials too; a signal sent to this process alone
@@ -175,186 +207,140 @@ class Driver:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    def _worker(self, tally: Tally) -> None:
-        try:
-            while not self.stopping.is_set():
-                job = self._next_job()
-                if job is None:
-                    return
-                outcome = self._run_job(job)
-                if outcome is None:  # interrupted: the trial stays running in the study
-                    return
-                tally.ran.append(job.number)
-                if outcome == "failed":
-                    tally.failures_in_a_row += 1
-                    if tally.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                        tally.stopped = (f"{MAX_FAILURES_IN_A_ROW} trials failed in a row; "
-                                         f"see their run.json and {self.dir / LOGS_DIR}")
-                        return
-                else:
-                    tally.failures_in_a_row = 0
-        except BaseException as exc:  # noqa: BLE001 - a bug: the main thread re-raises it
-            self.errors.append(exc)
-            self.stopping.set()
-
     def echo(self, text: str) -> None:
         with self.lock:
             self._echo(text)
 
-    # ------------------------------------------------------------------ claiming trials
+    # ------------------------------------------------------------------ after each trial
 
-    def _next_job(self) -> Job | None:
-        with self.lock, claim_lock(self.dir):
-            if self.stopping.is_set():
-                return None
-            state = self.optuna.trial.TrialState
-            trials = self.study.get_trials(deepcopy=False)
-            for trial in trials:
-                if trial.state == state.RUNNING and self._orphan(trial):
-                    self.storage.set_trial_user_attr(trial._trial_id, "worker", MY_TAG)
-                    self.active.add(trial.number)
-                    return Job(trial.number, dict(trial.params), adopted=True)
-            counted = [t for t in trials if _counts(t, state)]
-            if len(counted) >= self.sweep.spec.trials:
-                return None
-            self.study.sampler = self._sampler(len(trials))
-            trial = self.study.ask()
-            params = {key: _suggest(trial, key, spec, self.sweep.spec.sampler)
-                      for key, spec in self.sweep.spec.space.items()}
-            for key, value in {"host": HOST, "worker": MY_TAG, "sweep_dir": str(self.dir)
-                               }.items():
-                trial.set_user_attr(key, value)
-            ahead = [t for t in self.study.get_trials(deepcopy=False)
-                     if t.number < trial.number and _counts(t, state)]
-            if len(ahead) >= self.sweep.spec.trials:
-                # Another worker asked at the same instant and the study is full.
-                trial.set_user_attr("cancelled", True)
-                self._told(trial, state=state.FAIL, held=True)
-                return None
-            self.active.add(trial.number)
-            return Job(trial.number, params)
-
-    def _sampler(self, number: int):
-        """A sampler seeded for the trial about to be asked: a seeded sweep draws trial k's
-        parameters from (seed, k) alone, so a resumed sweep or a second worker does not
-        repeat the draws of trials 0, 1, ... (TPE reads the history from the storage,
-        whichever sampler object asks)."""
-        spec = self.sweep.spec
-        seed = None if spec.seed is None else (spec.seed * 1_000_003 + number) % 2**32
-        grid = spec.grid_space() if spec.sampler == "grid" else {}
-        return make_sampler(spec.sampler, seed, grid)
-
-    def _told(self, trial, value: float | None = None, state=None, held: bool = False) -> None:
-        """study.tell, with a sampler that does nothing after a trial: Optuna's GridSampler
-        calls study.stop() once the grid is used up, which only works inside
-        study.optimize, and this sweep asks and tells on its own. The lock keeps another
-        thread's ask from swapping the sampler meanwhile."""
-        if held:
-            self._tell_plainly(trial, value, state)
+    def _after_trial(self, study, trial) -> None:
+        """Optuna calls this after each trial this worker ran (a FrozenTrial)."""
+        if trial.number in self.stopped_trials:
+            self.retry(study, trial)
+            study.stop()
             return
-        with self.lock:
-            self._tell_plainly(trial, value, state)
-
-    def _tell_plainly(self, trial, value: float | None, state) -> None:
-        self.study.sampler = self.optuna.samplers.RandomSampler()
-        self.study.tell(trial, value, state=state)
-
-    def _orphan(self, trial) -> bool:
-        attrs = trial.user_attrs
-        if "worker" not in attrs:
-            # A worker names itself on a trial a moment after asking for it; one killed in
-            # that moment left a trial nobody will run.
-            started = trial.datetime_start
-            return started is not None and (datetime.now() - started).total_seconds() > 60
-        if attrs.get("sweep_dir") != str(self.dir) or attrs.get("host") != HOST:
-            return False  # another machine's, or another sweep directory's: not ours to run
-        if trial.number in self.active:
-            return False
-        worker = attrs.get("worker")
-        if worker == MY_TAG:
-            return True
-        pid = int(str(worker).split(":")[0]) if worker else None
-        return pid is None or process_tag(pid) != worker
+        if trial.user_attrs.get("cancelled"):
+            return
+        if trial.state == self.state.FAIL:
+            self.failures_in_a_row += 1
+            if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+                self.stopped = (f"{MAX_FAILURES_IN_A_ROW} trials failed in a row; see their "
+                                f"run.json and {self.dir / LOGS_DIR}")
+                study.stop()
+                return
+        else:
+            self.failures_in_a_row = 0
+        done, running = self._count()
+        if done + running >= self.sweep.spec.trials:
+            study.stop()  # the rest run elsewhere, or this worker's other threads hold them
 
     # ------------------------------------------------------------------ one trial
 
-    def _command(self, job: Job) -> tuple[list[str], Path | None]:
-        run_dir = trial_run_dir(self.trials_dir, job.number)
+    def _objective(self, trial) -> float:
+        frozen = self._frozen(trial.number)
+        first = first_number(frozen)
+        trial.set_user_attr("attempt", trial.number)
+        trial.set_user_attr("host", HOST)
+        trial.set_user_attr("sweep_dir", str(self.dir))
+        if self.stopping.is_set():
+            self.stopped_trials.add(trial.number)
+            raise TrialStopped()
+        if first == trial.number and self._surplus(trial.number):
+            trial.set_user_attr("cancelled", True)
+            self.study.stop()
+            raise TrialCancelled()
+        params = {key: _suggest(trial, key, spec, self.sweep.spec.sampler)
+                  for key, spec in self.sweep.spec.space.items()}
+        run_dir = trial_run_dir(self.dir, first, self.id)
+        status = RunRecord.load(run_dir).status if run_dir else None
+        if status not in FINAL:  # else it ended before the study heard of it
+            run_dir = self._train(trial.number, first, params, run_dir)
+        return self._result(trial, first, run_dir)
+
+    def _surplus(self, number: int) -> bool:
+        """A new trial asked at the same instant as another worker's last one: the later
+        number gives its trial up. Retried trials are never given up."""
+        ahead = [t for t in self.study.get_trials(deepcopy=False)
+                 if not t.user_attrs.get("cancelled") and t.number != number
+                 and (t.state in (*self._counted, self.state.WAITING)
+                      or (t.state == self.state.RUNNING
+                          and (t.number < number or first_number(t) != t.number)))]
+        return len(ahead) >= self.sweep.spec.trials
+
+    def _train(self, number: int, first: int, params: dict[str, Any],
+               run_dir: Path | None) -> Path | None:
         python = [sys.executable, "-m", "cbrun"]
         if run_dir is not None:
-            status = RunRecord.load(run_dir).status
-            if status in ("completed", "stopped_early", "pruned", "failed"):
-                return [], run_dir  # it ended before the study heard of it
-            return [*python, "resume", str(run_dir), "--quiet"], run_dir
-        spec = self.sweep.spec
-        info = SweepTrial(id=spec.name, trial=job.number, study=spec.name,
-                          metric=self.sweep.metric, direction=self.sweep.direction,
-                          pruner=spec.pruner.model_dump(), storage=shown_storage(self.url),
-                          sweep_dir=str(self.dir))
-        sets = [arg for text in self.sweep.trial_overrides(job.params, job.number)
-                for arg in ("--set", text)]
-        return [*python, "train", str(self.sweep.base_path.resolve()), *sets, "--runs-dir",
-                str(self.trials_dir), "--quiet", "--sweep-trial", info.model_dump_json()], None
-
-    def _run_job(self, job: Job) -> str | None:
-        command, run_dir = self._command(job)
-        if command:
-            what = "resuming" if run_dir else ("restarting" if job.adopted else "starting")
-            self.echo(f"trial {job.number}: {what} {_params(job.params)}")
-            log_path = self.dir / LOGS_DIR / f"trial-{job.number:03d}.log"
-            env = {**os.environ, STORAGE_ENV: self.url}
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                        env=env, stdin=subprocess.DEVNULL)
-                with self.lock:
-                    self.procs[job.number] = proc
-                code = proc.wait()
-                with self.lock:
-                    self.procs.pop(job.number, None)
-            if self.stopping.is_set():
-                return None
-            if code in (130, 143, -2, -15):
-                # The trial alone was stopped (kill -INT of its process): the sweep stops
-                # too, and goes on with --resume, rather than count it as failed.
-                self.interrupted_trial = job.number
-                self.stopping.set()
-                return None
-            run_dir = trial_run_dir(self.trials_dir, job.number)
-        return self._tell(job, run_dir)
-
-    def _tell(self, job: Job, run_dir: Path | None) -> str:
-        state = self.optuna.trial.TrialState
-        status = RunRecord.load(run_dir).status if run_dir else "failed"
-        if run_dir is not None:
-            self.study._storage.set_trial_user_attr(
-                _trial_id(self.study, job.number), "run_dir", str(run_dir.relative_to(self.dir)))
-        value = trial_value(run_dir, self.sweep.metric, self.sweep.direction) if run_dir else None
-        where = run_dir.relative_to(self.dir) if run_dir else f"{LOGS_DIR}/trial-{job.number:03d}.log"
-        if status == "pruned":
-            self._told(job.number, state=state.PRUNED)
-            shown = "no value" if value is None else f"{self.sweep.metric} {value:.6g}"
-            self.echo(f"trial {job.number}: pruned after epoch "
-                      f"{RunRecord.load(run_dir).epochs_done} ({shown}), {where}")
-            outcome = "pruned"
-        elif status in ("completed", "stopped_early") and value is not None:
-            self._told(job.number, value)
-            self.echo(f"trial {job.number}: {status.replace('_', ' ')}, best "
-                      f"{self.sweep.metric} {value:.6g}, {where}")
-            outcome = "completed"
+            command = [*python, "resume", str(run_dir), "--quiet"]
+            what = "resuming"
         else:
-            self._told(job.number, state=state.FAIL)
-            self.echo(f"trial {job.number}: failed ({status}), see {where}")
-            outcome = "failed"
-        with self.lock:
-            self.active.discard(job.number)
-        return outcome
+            spec = self.sweep.spec
+            info = SweepTrial(id=self.id, trial=first, study=spec.name,
+                              metric=self.sweep.metric, direction=self.sweep.direction,
+                              pruner=spec.pruner.model_dump(), storage=shown_storage(self.url),
+                              sweep_dir=str(self.dir))
+            sets = [arg for text in self.sweep.trial_overrides(params, first)
+                    for arg in ("--set", text)]
+            command = [*python, "train", str(self.sweep.base_path.resolve()), *sets,
+                       "--runs-dir", str(self.dir / TRIALS_DIR), "--quiet",
+                       "--sweep-trial", info.model_dump_json()]
+            what = "starting" if first == number else "restarting"
+        self.echo(f"trial {first}: {what} {_params(params)}")
+        log_path = self.dir / LOGS_DIR / f"trial-{first:03d}.log"
+        env = {**os.environ, STORAGE_ENV: self.url, ATTEMPT_ENV: str(number)}
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL)
+            with self.lock:
+                self.procs[number] = proc
+            code = proc.wait()
+            with self.lock:
+                self.procs.pop(number, None)
+        if code in (130, 143, -2, -15) and not self.stopping.is_set():
+            # The trial alone was stopped (kill -INT of its process): the sweep stops too,
+            # and goes on with --resume, rather than count it as failed.
+            self.interrupted_trial = first
+            self.stopping.set()
+        return trial_run_dir(self.dir, first, self.id)
 
+    def _result(self, trial, first: int, run_dir: Path | None) -> float:
+        status = RunRecord.load(run_dir).status if run_dir else None
+        if run_dir is not None:
+            trial.set_user_attr("run_dir", str(run_dir.relative_to(self.dir)))
+        if status not in FINAL and self.stopping.is_set():
+            self.stopped_trials.add(trial.number)
+            raise TrialStopped()
+        value = trial_value(run_dir, self.sweep.metric, self.sweep.direction) if run_dir else None
+        where = run_dir.relative_to(self.dir) if run_dir else f"{LOGS_DIR}/trial-{first:03d}.log"
+        if status == "pruned":
+            shown = "no value" if value is None else f"{self.sweep.metric} {value:.6g}"
+            self.echo(f"trial {first}: pruned after epoch "
+                      f"{RunRecord.load(run_dir).epochs_done} ({shown}), {where}")
+            raise self.optuna.TrialPruned()
+        if status in ("completed", "stopped_early") and value is not None:
+            self.echo(f"trial {first}: {status.replace('_', ' ')}, best "
+                      f"{self.sweep.metric} {value:.6g}, {where}")
+            return value
+        self.echo(f"trial {first}: failed ({status or 'no run directory'}), see {where}")
+        raise TrialFailed()
 
-def _counts(trial, state) -> bool:
-    """Completed, pruned and running trials count towards `trials`; failed ones do not."""
-    if trial.state in (state.COMPLETE, state.PRUNED):
-        return True
-    return trial.state == state.RUNNING and not trial.user_attrs.get("cancelled")
+    # ------------------------------------------------------------------ the study
+
+    def _frozen(self, number: int):
+        return next(t for t in self.study.get_trials(deepcopy=False) if t.number == number)
+
+    def _fail_and_retry(self, trial) -> None:
+        """As Optuna does with a stale trial (`fail_stale_trials`), through the storage:
+        study.tell would run the sampler's end-of-trial step, outside study.optimize."""
+        storage = self.storage
+        study_id = storage.get_study_id_from_name(self.study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            failed = storage.set_trial_state_values(trial_id, state=self.state.FAIL)
+        except self.optuna.exceptions.UpdateFinishedTrialError:
+            return  # another worker did it
+        if failed:
+            self.retry(self.study, storage.get_trial(trial_id))
 
 
 def _suggest(trial, key: str, spec, sampler: str) -> Any:
@@ -363,10 +349,6 @@ def _suggest(trial, key: str, spec, sampler: str) -> Any:
     if spec.type == "int":
         return trial.suggest_int(key, spec.low, spec.high, step=spec.step, log=spec.log)
     return trial.suggest_float(key, spec.low, spec.high, log=spec.type == "loguniform")
-
-
-def _trial_id(study, number: int) -> int:
-    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
 
 
 def _params(params: dict[str, Any]) -> str:
@@ -380,26 +362,3 @@ class TrialInterrupted(Exception):
     def __init__(self, number: int):
         super().__init__(f"trial {number} was interrupted")
         self.number = number
-
-
-def open_study(sweep: Sweep, storage, create: bool = True):
-    """The sweep's study in `storage`, made if it is new; refused when a study of that name
-    was made by a different sweep (another space or metric)."""
-    import optuna
-
-    spec = sweep.spec
-    signature = json.dumps({"space": {k: v.model_dump() for k, v in spec.space.items()},
-                            "metric": sweep.metric, "direction": sweep.direction},
-                           sort_keys=True)
-    sampler_grid = spec.grid_space() if spec.sampler == "grid" else {}
-    study = optuna.create_study(study_name=spec.name, storage=storage,
-                                direction=sweep.direction, load_if_exists=True,
-                                sampler=make_sampler(spec.sampler, spec.seed, sampler_grid),
-                                pruner=make_pruner(spec.pruner.model_dump()))
-    known = study.user_attrs.get("cbrun_sweep")
-    if known is None:
-        study.set_user_attr("cbrun_sweep", signature)
-    elif known != signature:
-        raise RunError(f"the study {spec.name!r} in this storage belongs to a sweep with "
-                       f"another space, metric or direction; give this sweep another name")
-    return study

@@ -14,7 +14,7 @@ from cbrun.config.overrides import apply_overrides
 from cbrun.config.yamlio import load_yaml_text
 from cbrun.record import RunRecord
 from cbrun.rundir import atomic_write_bytes
-from cbrun.sweep.driver import TRIALS_DIR, trial_run_dir
+from cbrun.sweep.directory import trial_run_dir
 from cbrun.sweep.load import Sweep, override
 
 BEST_FILE = "best.yaml"
@@ -28,13 +28,24 @@ STATES = {"COMPLETE": "completed", "PRUNED": "pruned", "RUNNING": "running", "FA
           "WAITING": "waiting"}
 
 
-def trial_rows(study, sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per trial (those given up before they ran are left out), by number."""
-    rows = []
+def trial_rows(study, sweep_dir: Path, sweep_id: str) -> list[dict[str, Any]]:
+    """One row per trial, by its first number: a trial Optuna retried (its worker was gone,
+    or Ctrl-C stopped it) is shown as its latest attempt; `attempts` lists the study's
+    numbers. Trials given up before they ran are left out."""
+    from cbrun.sweep.study import first_number
+
+    latest: dict[int, Any] = {}
+    attempts: dict[int, list[int]] = {}
     for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get("cancelled"):
             continue
-        run_dir = trial_run_dir(sweep_dir / TRIALS_DIR, trial.number)
+        first = first_number(trial)
+        attempts.setdefault(first, []).append(trial.number)
+        if first not in latest or trial.number > latest[first].number:
+            latest[first] = trial
+    rows = []
+    for first, trial in sorted(latest.items()):
+        run_dir = trial_run_dir(sweep_dir, first, sweep_id)
         epochs = None
         if run_dir is not None:
             epochs = RunRecord.load(run_dir).epochs_done
@@ -44,13 +55,14 @@ def trial_rows(study, sweep_dir: Path) -> list[dict[str, Any]]:
             trial.intermediate_values[max(trial.intermediate_values)]
             if trial.intermediate_values else None)
         rows.append({
-            "number": trial.number,
+            "number": first,
             "status": STATES.get(trial.state.name, trial.state.name.lower()),
             "value": value,
             "epochs": epochs,
             "params": dict(trial.params),
             "run_dir": str(run_dir) if run_dir else None,
             "host": trial.user_attrs.get("host"),
+            "attempts": sorted(attempts[first]),
         })
     return rows
 

@@ -127,6 +127,29 @@ M.update({  # added with the tests of issue 10
  "es-wait-best-old-test": M["es-wait-best"],
 })
 
+M.update({  # issue 22: sweeps
+ "sweep-not-bound": ("cbrun/sweep/study.py",
+   '        if trial_ids:\n            raise UsageError(lost.format("does not exist"))',
+   '        if False:\n            raise UsageError(lost.format("does not exist"))',
+   ["tests/test_sweep_bound.py::test_a_sweep_resumed_against_another_storage_is_refused",
+    "tests/test_sweep_bound.py::test_a_study_made_anew_under_the_same_name_is_refused"],
+   ('        if trial_ids:\n            raise UsageError(lost.format("does not know',
+    '        if False:\n            raise UsageError(lost.format("does not know'),
+   ("    if ours and found not in ours:", "    if False:")),
+ "sweep-trial-dir-any-id": ("cbrun/sweep/directory.py",
+   "if sweep is not None and sweep.id == sweep_id and sweep.trial == number:",
+   "if sweep is not None and sweep.trial == number:",
+   ["tests/test_sweep_bound.py::test_a_trial_directory_of_another_sweep_is_never_taken_as_a_result"]),
+ "sweep-value-last-epoch": ("cbrun/sweep/driver.py",
+   "    return None if found is None else float(found[1])",
+   "    return None if found is None else float(log.values[metric][-1])",
+   ["tests/test_sweep_bound.py::test_a_trials_value_is_its_best_epoch_not_its_last"]),
+ "sweep-retry-own-run-dir": ("cbrun/sweep/driver.py",
+   "        run_dir = trial_run_dir(self.dir, first, self.id)\n        status",
+   "        run_dir = trial_run_dir(self.dir, trial.number, self.id)\n        status",
+   ["tests/test_sweep_bound.py::test_ctrl_c_stops_the_sweep_and_resume_goes_on_in_the_trials_own_run_directory"]),
+})
+
 
 def sync():
     if COPY.exists():
