@@ -370,3 +370,26 @@ def test_rows_are_equal_exactly_where_their_values_are():
     # Two rows that share a hash but not their values (a collision) stay apart.
     forged = np.array([0, 0, 0, 3, 4, 5, 6])
     assert rowkeys.confirm(table, table.column_names, forged).tolist() == [0, 0, 2, 3, 4, 5, 6]
+
+
+def test_one_class_and_two_columns_of_one_name_are_said(tmp_path, capsys):
+    write_csv(tmp_path / "one.csv", [{"x": i, "y": "cat"} for i in range(10)])
+    result = cli_output(capsys, "data", "check", tmp_path / "one.csv", "--label", "y")
+    assert ("the training rows of 'y' hold one class ('cat'): there is nothing to tell apart"
+            in warnings_of(result.out))
+    (tmp_path / "twice.csv").write_text("a,b,a,y\n1,2,3,p\n4,5,6,q\n")
+    result = cli_output(capsys, "data", "check", tmp_path / "twice.csv")
+    assert result.code == 2
+    assert result.err == (f"error: {tmp_path / 'twice.csv'} has 2 columns named 'a' (columns "
+                          "1, 3); give each column a name of its own\n")
+    # In a config, the same words at the line of data.path, from validate too (which
+    # stopped on pyarrow's KeyError before).
+    config = write_config(tmp_path, tiny_config(
+        data={"source": "csv", "path": "twice.csv", "label": "y"},
+        model={"input_shape": [3], "layers": [{"type": "Dense", "units": 2,
+                                               "activation": "softmax"}]}))
+    for command in ("validate", "data check"):
+        result = cli_output(capsys, *command.split(), config)
+        assert result.code == 2
+        assert ("data.path: twice.csv has 2 columns named 'a' (columns 1, 3); give each "
+                "column a name of its own") in result.out + result.err

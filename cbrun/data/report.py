@@ -203,6 +203,11 @@ def _unseen(name: str, classes: list, counts: dict[str, list[int]]) -> list[dict
     if train is None:
         return []
     found = []
+    held = [c for c, count in zip(classes, train, strict=True) if count]
+    if len(held) == 1:
+        found.append(note("classes", (
+            f"the training rows of {name!r} hold one class ({held[0]!r}): there is nothing "
+            "to tell apart"), split="train", classes=held))
     for split in SPLITS[1:]:
         extra = [c for c, mine, theirs in zip(classes, counts.get(split, []), train,
                                               strict=False) if mine and not theirs]

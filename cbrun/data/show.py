@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-SPLIT_NAMES = ("train", "validation", "test")
+MOST_CLASSES = 30  # classes shown in the terminal
 
 
 def _number(value: Any) -> str:
@@ -77,10 +77,17 @@ def label_table(label: dict) -> Table:
         for split in counts:
             table.add_column(split, justify="right")
         totals = {split: max(1, sum(values)) for split, values in counts.items()}
-        for index, name in enumerate(label["classes"]):
-            table.add_row(str(name), *[
+        shown = range(len(label["classes"]))
+        if len(shown) > MOST_CLASSES:  # the most common ones; --json has every class
+            shown = sorted(sorted(shown, key=lambda i: -sum(c[i] for c in counts.values()))
+                           [:MOST_CLASSES])
+        for index in shown:
+            table.add_row(str(label["classes"][index]), *[
                 f"{counts[split][index]:,} ({counts[split][index] / totals[split]:.0%})"
                 for split in counts])
+        if len(shown) < len(label["classes"]):
+            table.add_row(f"({len(label['classes']) - len(shown):,} more classes)",
+                          *["" for _ in counts])
         return table
     table = Table(title=f"label {label['name']!r}", title_justify="left")
     for name in ("split", "rows", "min", "mean", "max"):

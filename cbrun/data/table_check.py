@@ -41,6 +41,12 @@ def _read(reader, source: str, path: Path, shown: str):
     if table.num_rows == 0:
         raise UsageError(f"{shown} has no rows (its columns: "
                          f"{', '.join(table.column_names) or 'none'})")
+    names = table.column_names
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        places = ", ".join(str(i + 1) for i, name in enumerate(names) if name == twice)
+        raise UsageError(f"{shown} has {names.count(twice)} columns named {twice!r} (columns "
+                         f"{places}); give each column a name of its own")
     return table
 
 

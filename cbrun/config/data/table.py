@@ -103,6 +103,13 @@ class TableSource(FileSource):
                 found.append((("data", field), (f"{value} is not a readable "
                                                f"{self.source} table: {first_line(exc)}")))
                 continue
+            twice = next((c for c in columns if columns.count(c) > 1), None)
+            if twice is not None:  # pyarrow cannot tell them apart by name
+                places = ", ".join(str(i + 1) for i, c in enumerate(columns) if c == twice)
+                found.append((("data", field), (f"{value} has {columns.count(twice)} columns "
+                                               f"named {twice!r} (columns {places}); give "
+                                               "each column a name of its own")))
+                continue
             found += self._check_columns(field, value, columns)
         return found
 
