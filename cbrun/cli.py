@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("cbrun.commands.resume:resume", "Continue an interrupted run exactly."),
     "validate": ("cbrun.commands.validate:validate", "Check configs without training."),
     "init": ("cbrun.commands.init:init", "Write a starter config for a table, images or npz."),
+    "data": ("cbrun.commands.data:data",
+             "Report on data: columns, classes per split, duplicates, leakage (data check)."),
     "evaluate": ("cbrun.commands.evaluate:evaluate",
                  "Evaluate a run's model: metrics and confusion matrix."),
     "predict": ("cbrun.commands.predict:predict",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cbrun.data.splits import class_codes
+from cbrun.data.splits import class_codes, uniques
 
 # A split's share of a class is "far" from training's when it is under half or over twice
 # it, by at least this much: 3% against 5% is noise on a few hundred rows.
@@ -59,7 +59,7 @@ def split_warnings(labels: dict[str, object], data, summary: dict | None = None,
         return found
     if summary.get("sorted_by_label"):
         found.append(_sorted_note(method, data.shuffle))
-    values, counts = np.unique(np.asarray(train), return_counts=True)
+    values, _, counts = uniques(np.asarray(train))
     shares = dict(zip(values.tolist(), counts / counts.sum(), strict=True))
 
     def shown(value) -> str:
@@ -71,7 +71,7 @@ def split_warnings(labels: dict[str, object], data, summary: dict | None = None,
         rows = labels.get(split)
         if rows is None or len(rows) == 0:
             continue
-        mine, mine_counts = np.unique(np.asarray(rows), return_counts=True)
+        mine, _, mine_counts = uniques(np.asarray(rows))
         present = set(mine.tolist())
         missing = [v for v in shares if v not in present]
         if missing:

@@ -61,6 +61,13 @@ def class_codes(labels, asked: bool = False) -> np.ndarray | None:
     """Integer codes of labels that are classes (text, true/false, or integers with few
     distinct values; any integers when stratifying was `asked` for), or None for numbers,
     several columns, or nothing."""
+    found = classes_of(labels, asked)
+    return None if found is None else found[1]
+
+
+def classes_of(labels, asked: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the classes, sorted; each label's index among them) where the labels are classes
+    (see class_codes), else None."""
     if labels is None:
         return None
     values = np.asarray(labels)
@@ -68,18 +75,66 @@ def class_codes(labels, asked: bool = False) -> np.ndarray | None:
         values = values[:, 0]
     if values.ndim != 1 or values.dtype.kind not in "iubUSO" or len(values) == 0:
         return None
-    if values.dtype.kind == "O" and not all(isinstance(v, str) for v in values):
+    text = _as_text(values) if values.dtype.kind == "O" else None
+    if text is not None:
+        found, codes, _ = _text_uniques(text)
+    elif values.dtype.kind == "O" and not all(isinstance(v, str) for v in values):
         return None
-    uniques, codes = np.unique(values, return_inverse=True)
-    if values.dtype.kind in "iu" and len(uniques) > MAX_CLASSES and not asked:
+    else:
+        found, codes, _ = uniques(values)
+    if values.dtype.kind in "iu" and len(found) > MAX_CLASSES and not asked:
         return None
-    return codes.astype(np.int64)
+    return found, codes
+
+
+def uniques(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct values, each value's index among them, their counts): np.unique's
+    answer. Text in an object array (how pyarrow hands a string column over) is counted by
+    pyarrow's hash table instead: np.unique sorts a million Python strings in seconds."""
+    values = np.asarray(values)
+    text = _as_text(values) if values.dtype.kind == "O" else None
+    if text is not None:
+        return _text_uniques(text)
+    found, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return found, codes.reshape(-1).astype(np.int64), counts
+
+
+def _as_text(values: np.ndarray):
+    """The pyarrow array of an object array that holds str values only (no None), else
+    None. pyarrow's type inference is the isinstance check, done in C."""
+    import pyarrow as pa
+
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError, UnicodeError):  # mixed; lone surrogates
+        return None
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)) or \
+            array.null_count:
+        return None
+    return array
+
+
+def _text_uniques(array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uniques() of a pyarrow string array; UTF-8 bytes sort as code points do, so the
+    order is Python's."""
+    import pyarrow.compute as pc
+
+    encoded = array.dictionary_encode()
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    codes = rank[encoded.indices.to_numpy()]
+    found = np.array(encoded.dictionary.take(order).to_pylist(), dtype=object)
+    return found, codes, np.bincount(codes, minlength=len(found))
 
 
 def is_sorted_by(labels) -> bool:
     """Rows in blocks of one class each (every class appears in one run of rows), as a
     file sorted by its label is; at least two classes and ten rows a class."""
-    codes = class_codes(labels)
+    return _blocks(class_codes(labels))
+
+
+def _blocks(codes: np.ndarray | None) -> bool:
     if codes is None or len(codes) < 20:
         return False
     classes = len(np.unique(codes))
@@ -97,10 +152,12 @@ def draw(n: int, validation: float, test: float, method: str, seed: int,
          labels=None) -> Cut:
     """The split of n rows. `labels`: the rows' targets (one per row), used to stratify."""
     n_val, n_test = held_out_sizes(n, validation, test)
-    codes = class_codes(labels, method == "stratified") if method in (
-        "auto", "stratified") else None
+    plain = class_codes(labels)  # once: each call counts every label
+    codes = None
+    if method in ("auto", "stratified"):
+        codes = plain if plain is not None or method == "auto" else class_codes(labels, True)
     method = resolve(method, codes)
-    sorted_rows = labels is not None and is_sorted_by(labels)
+    sorted_rows = labels is not None and _blocks(plain)
     if method == "tail":
         cut, kept = n - n_test - n_val, n - n_test
         rows = np.arange(n, dtype=np.int64)

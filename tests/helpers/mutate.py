@@ -151,6 +151,30 @@ M.update({  # issue 22: sweeps
 })
 
 
+M.update({  # issue 21: data check
+ "datacheck-other-seed": ("cbrun/data/check.py",
+   "report = _dispatch(data.source, files, data, config.seed, data)",
+   "report = _dispatch(data.source, files, data, DEFAULT_SEED, data)",
+   ["tests/test_data_check.py::test_the_split_is_the_runs_own_draw_with_the_configs_seed"]),
+ "datacheck-leak-blind": ("cbrun/data/duplicates.py",
+   "        in_train[first[train.rows]] = True", "        in_train[first[train.rows]] = False",
+   ["tests/test_data_check.py::test_rows_shared_by_training_and_validation_are_named_by_their_lines"]),
+ "datacheck-constant-blind": ("cbrun/data/columns.py",
+   '"constant": distinct == 1 and not missing and len(column) > 1,', '"constant": False,',
+   ["tests/test_data_check.py::test_a_constant_feature_is_named_and_an_unused_one_is_not"]),
+ "datacheck-corrupt-blind": ("cbrun/data/images_report.py",
+   "            problem = image_problem(path)", "            problem = None",
+   ["tests/test_data_check.py::test_a_corrupt_image_is_named_and_skipped_files_counted"]),
+ "datacheck-no-split-warnings": ("cbrun/data/table_check.py",
+   '        findings += [{"kind": "split", "message": line} for line in lines]',
+   "        findings += []",
+   ["tests/test_data_check.py::test_a_class_missing_from_validation_is_named"]),
+ "text-classes-unsorted": ("cbrun/data/splits.py",
+   "    rank[order] = np.arange(len(order))", "    rank = np.arange(len(order))",
+   ["tests/test_data_check.py::test_text_classes_are_counted_as_numpy_counts_them"]),
+})
+
+
 def sync():
     if COPY.exists():
         shutil.rmtree(COPY)

@@ -1,38 +1,19 @@
 """`cbrun init` for images: a folder of class folders, or the train/val/test layout (inside
 the folder given, or beside it when the folder given is the training one). The size and the
-channels come from the files' headers, read without an image library."""
+channels come from the files' headers (cbrun/data/imageheader.py)."""
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from pathlib import Path
 
 from cbrun.commands.init import templates as t
 from cbrun.commands.init.document import Block, Items
 from cbrun.commands.init.layout import siblings
+from cbrun.data.imageheader import header
 from cbrun.errors import UsageError
 
 SAMPLED = 40  # image headers read to pick the size and the colour mode
-
-
-def header(path: Path) -> tuple[int, int, int] | None:
-    """(height, width, channels) from a PNG or JPEG header, or None."""
-    with path.open("rb") as handle:
-        data = handle.read(65536)
-    if data.startswith(b"\x89PNG") and len(data) >= 26:
-        width, height = struct.unpack(">II", data[16:24])
-        # The colour type: 0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA.
-        channels = {0: 1, 4: 1, 2: 3, 3: 3, 6: 4}.get(data[25], 3)
-        return height, width, channels
-    i = 2
-    while data.startswith(b"\xff\xd8") and i + 9 < len(data):
-        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
-            return height, width, data[i + 9] if i + 9 < len(data) else 3
-        i += 2 + length
-    return None
 
 
 def _look(files: list[Path]) -> tuple[tuple[int, int], str, str]:

@@ -80,17 +80,7 @@ class TableSource(FileSource):
         raise NotImplementedError
 
     def preflight(self, folder: Path, *, seed: int) -> Found:
-        found = super().preflight(folder, seed=seed)
-        if found:
-            return found
-        for field, value in self.paths().items():
-            try:
-                columns = self.schema_columns(folder / value)
-            except (ValueError, OSError) as exc:
-                found.append((("data", field), (f"{value} is not a readable "
-                                               f"{self.source} table: {first_line(exc)}")))
-                continue
-            found += self._check_columns(field, value, columns)
+        found = super().preflight(folder, seed=seed) or self.column_problems(folder)
         if found:
             return found
         # Only now the data itself: missing values, unseen classes.
@@ -100,6 +90,27 @@ class TableSource(FileSource):
             encode_splits(self, folder, seed)
         except TableProblem as exc:
             found.append((exc.loc, str(exc)))
+        return found
+
+    def column_problems(self, folder: Path) -> Found:
+        """The files' headers against the columns the config names (labels, features,
+        text), from the headers alone; the files exist."""
+        found: Found = []
+        for field, value in self.paths().items():
+            try:
+                columns = self.schema_columns(folder / value)
+            except (ValueError, OSError) as exc:
+                found.append((("data", field), (f"{value} is not a readable "
+                                               f"{self.source} table: {first_line(exc)}")))
+                continue
+            twice = next((c for c in columns if columns.count(c) > 1), None)
+            if twice is not None:  # pyarrow cannot tell them apart by name
+                places = ", ".join(str(i + 1) for i, c in enumerate(columns) if c == twice)
+                found.append((("data", field), (f"{value} has {columns.count(twice)} columns "
+                                               f"named {twice!r} (columns {places}); give "
+                                               "each column a name of its own")))
+                continue
+            found += self._check_columns(field, value, columns)
         return found
 
     def _check_columns(self, field: str, name: str, columns: list[str]) -> Found:
