@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -266,29 +267,214 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_server_that_refuses_connections_costs_a_warning_not_the_run(tmp_path, monkeypatch,
-                                                                       capfd):
-    # Nothing listens on the port; one try, two seconds: the test stays quick.
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+def test_a_server_that_refuses_connections_costs_a_warning_not_the_run(tmp_path, capfd):
+    # Nothing listens on the port: one connection attempt tells, before MLflow's retries.
     uri = f"http://127.0.0.1:{free_port()}"
     config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {"tracking_uri": uri}})
     path = write_config(tmp_path, config)
     assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
     err = capfd.readouterr().err
-    assert "warning: MLflow tracking failed" in err
+    assert err.count("warning: MLflow tracking failed") == 1
     assert "the run goes on without it" in err and "Traceback" not in err
+    assert "Max retries" not in err  # MLflow's retries never started
 
     run_dir = only_run(tmp_path / "runs")
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 2
     entry = record["tracking"]["mlflow"]
     assert entry["tracking_uri"] == uri and entry["run_id"] is None
-    assert "Connection" in entry["error"] or "refused" in entry["error"]
+    assert entry["error"] == (f"nothing listens at 127.0.0.1:{uri.rsplit(':', 1)[1]} ({uri}): "
+                              "the connection was refused")
     assert entry["unsent"][:3] == ["the run", "params", "epochs 1-2"]
     assert {"final values", "file log.csv", "file config.yaml", "end status"} <= set(
         entry["unsent"])
     assert (run_dir / "model.keras").is_file()
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create a file in: read-only for a user; for root, whom
+    permissions do not stop, /sys (the kernel refuses new files there)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def _folder_as_db(tmp_path):
+    (tmp_path / "store" / "mlflow.db").mkdir(parents=True)
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "is a folder"
+
+
+def _file_as_folder(tmp_path):
+    (tmp_path / "store").write_text("a file")
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "is a file, not a folder"
+
+
+def _unwritable(tmp_path):
+    return f"sqlite:///{unwritable_folder(tmp_path) / 'mlflow.db'}", "cannot write in"
+
+
+def _not_a_database(tmp_path):
+    (tmp_path / "notes.db").write_text("my notes")
+    return f"sqlite:///{tmp_path / 'notes.db'}", "is not an SQLite database"
+
+
+def _damaged_database(tmp_path):
+    (tmp_path / "damaged.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    return f"sqlite:///{tmp_path / 'damaged.db'}", "cannot open the SQLite store"
+
+
+def _missing_driver(tmp_path):
+    return "mysql://127.0.0.1/mlflow", "needs the MySQLdb package"
+
+
+@pytest.mark.parametrize("store", [_folder_as_db, _file_as_folder, _unwritable, _not_a_database,
+                                   _damaged_database, _missing_driver])
+def test_a_store_that_cannot_be_opened_is_refused_before_training(tmp_path, capsys, store):
+    """Found on disk (or by the missing driver) by validate and train: no run directory, no
+    minute and a half of MLflow's retries per run."""
+    uri, message = store(tmp_path)
+    path = write_config(tmp_path, tiny_config(tracking={"mlflow": {"tracking_uri": uri}}))
+    for command in (("validate", path), ("train", path, "--runs-dir", tmp_path / "runs")):
+        code, out, err = cli_output(capsys, *command)
+        said = out + err  # validate reports on stdout, train on stderr
+        assert code == 2, said
+        assert f"{path}:" in said and "tracking.mlflow.tracking_uri" in said and message in said
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_store_mlflow_refuses_is_refused_before_training(tmp_path, capsys,
+                                                                  monkeypatch):
+    from cbrun.tracking.stores import FILE_STORE_VAR, _file_store_refused
+
+    monkeypatch.delenv(FILE_STORE_VAR, raising=False)
+    if _file_store_refused() is None:
+        pytest.skip("this MLflow still keeps runs in folders without being asked")
+    path = write_config(tmp_path, tiny_config(tracking={"mlflow": {
+        "tracking_uri": f"file:{tmp_path / 'mlruns'}"}}))
+    code, err, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and f"unless {FILE_STORE_VAR}=true" in err and "sqlite:///" in err
+    # Allowed, it must still be a folder.
+    monkeypatch.setenv(FILE_STORE_VAR, "true")
+    (tmp_path / "mlruns").write_text("a file")
+    code, err, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and "a folder store is a folder" in err
+    (tmp_path / "mlruns").unlink()
+    assert cli_output(capsys, "validate", path).code == 0
+
+
+def test_mlflow_tracking_uri_from_the_environment_is_checked_too(tmp_path, capsys,
+                                                                 monkeypatch):
+    (tmp_path / "mlflow.db").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    path = write_config(tmp_path, tiny_config(tracking={"mlflow": {"experiment": "digits"}}))
+    code, err, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and "tracking.mlflow: MLFLOW_TRACKING_URI" in err and "is a folder" in err
+
+
+def test_a_database_server_that_fails_is_tried_once(tmp_path, capfd):
+    """A server that takes the connection and hangs up: MLflow would open its engine ten
+    times over ~100 s; the run tries once, warns once and goes on."""
+    pytest.importorskip("psycopg")
+    with HangingUp() as port:
+        uri = f"postgresql+psycopg://cbrun@127.0.0.1:{port}/mlflow"
+        path = write_config(tmp_path, tiny_config(fit={"epochs": 1},
+                                                  tracking={"mlflow": {"tracking_uri": uri}}))
+        assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    err = capfd.readouterr().err
+    assert err.count("warning: MLflow tracking failed") == 1, err
+    assert "retried" not in err and "Traceback" not in err
+    record = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["tracking"]["mlflow"]["unsent"][:3] == ["the run", "params", "epoch 1"]
+
+
+class HangingUp:
+    """A server that takes each connection and closes it at once: reachable, never working."""
+
+    def __enter__(self) -> int:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.server.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self.server.getsockname()[1]
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.server.accept()[0].close()
+            except OSError:
+                continue
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.server.close()
+
+
+@pytest.mark.parametrize("server", ["refuses", "hangs up"])
+def test_a_wandb_server_that_fails_at_the_start_costs_one_line(tmp_path, server):
+    """Refused: wandb.init would wait 90 s; the run asks once. Hanging up (wandb's own wait
+    cut to 10 s): its init fails, and what wandb-core left in the run (a link to its log)
+    must not stop the run. A process of its own: W&B keeps its settings (the server's
+    address) for the whole process."""
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 1},
+                                              tracking={"wandb": {"project": "p"}}))
+    with HangingUp() as hanging:
+        port = free_port() if server == "refuses" else hanging
+        proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "--quiet", env={
+            "HOME": str(home), "WANDB_BASE_URL": f"http://127.0.0.1:{port}",
+            "WANDB_API_KEY": "k" * 40, "WANDB_INIT_TIMEOUT": "10", "WANDB_SERVICE": "",
+            **OWN_WANDB_DIRS})
+        _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    warnings = [line for line in err.splitlines() if "tracking failed" in line]
+    assert len(warnings) == 1, err
+    if server == "refuses":
+        assert "the connection was refused" in warnings[0]
+    run_dir = only_run(tmp_path / "runs")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["tracking"]["wandb"]["unsent"][:2] == ["the run", "params"]
+    check_tree(run_dir)
+
+
+BREAK_STORE = """
+import sqlite3
+
+def break_store(epoch, logs, db):
+    if epoch == 1:  # the end of epoch 2, before the trackers hear of it
+        with sqlite3.connect(db) as store:
+            store.execute("alter table metrics rename to metrics_gone")
+"""
+
+
+def test_a_store_that_breaks_mid_run_costs_a_warning_not_the_run(tmp_path, capfd):
+    db = tmp_path / "mlflow.db"
+    (tmp_path / "break_store.py").write_text(BREAK_STORE)
+    config = tiny_config(fit={"epochs": 3}, tracking={"mlflow": {
+        "tracking_uri": f"sqlite:///{db}", "experiment": "digits",
+        "artifact_location": str(tmp_path / "artifacts")}},
+        callbacks=[{"type": "LambdaCallback", "on_epoch_end": "break_store:break_store",
+                    "params": {"db": str(db)}}])
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    err = capfd.readouterr().err
+    assert err.count("warning: MLflow tracking failed") == 1 and "Traceback" not in err
+    assert " mlflow.store" not in err  # MLflow's own log of it stays shut
+    run_dir = only_run(tmp_path / "runs")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and (run_dir / "model.keras").is_file()
+    entry = record["tracking"]["mlflow"]
+    assert entry["last_epoch"] == 1 and "no such table" in entry["error"]
+    assert entry["unsent"][:2] == ["epochs 2-3", "final values"]
 
 
 @pytest.mark.parametrize(("tracking", "where", "message"), [
@@ -332,32 +518,34 @@ def test_a_missing_package_names_the_extra():
         "pip install 'cbrun[mlflow]'")
 
 
-def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, capfd):
-    """The SQLite file's folder is a file while the run trains (a store unreachable at run
-    time); once it is a folder, a resume creates the MLflow run and sends every epoch from
-    log.csv, then the new one."""
-    store = tmp_path / "later"
-    store.write_text("not a folder")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {
-        # A new experiment: MLflow's own "Default" keeps artifacts in ./mlruns.
-        "tracking_uri": uri, "experiment": "later",
-        "artifact_location": str(tmp_path / "artifacts")}})
+def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, capfd,
+                                                                  monkeypatch):
+    """MLflow's own default store (mlflow.db in the current folder) is not the config's, so
+    validate leaves it; while it is a folder the run finds it broken at once (one line, not
+    ~100 s of MLflow's retries) and trains on. Once it can be made, a resume creates the
+    MLflow run and sends every epoch from log.csv, then the new one."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    store.mkdir()
+    config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {"experiment": "later"}})
     path = write_config(tmp_path, config)
     assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
-    assert "warning: MLflow tracking failed" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    warnings = [line for line in err.splitlines() if "tracking failed" in line]
+    assert len(warnings) == 1 and "is a folder" in warnings[0], err
+    assert "retried" not in err and "Traceback" not in err
     run_dir = only_run(tmp_path / "runs")
     before = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
     assert before["unsent"][:3] == ["the run", "params", "epochs 1-2"]
 
-    store.unlink()
-    store.mkdir()
+    store.rmdir()
     assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
     entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
     assert entry["unsent"] == [] and entry["error"] is None
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
     for key, points in log_columns(run_dir).items():
         assert history(client, entry["run_id"], key) == points, key
     assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3]

@@ -162,5 +162,27 @@ def main() -> None:
                           "failed": failed, "seconds": round(time.time() - t0)}), flush=True)
 
 
+M.update({  # issue 22: tracking, user imports, tests that depend on the machine
+ "store-check-off": ("cbrun/tracking/stores.py",
+   "    missing = _driver_missing(uri)\n",
+   "    return None\n    missing = _driver_missing(uri)\n",
+   ["tests/test_tracking.py::test_a_store_that_cannot_be_opened_is_refused_before_training"]),
+ "server-probe-off": ("cbrun/tracking/stores.py",
+   "    if scheme not in _PORTS or not host:",
+   "    if True:",
+   ["tests/test_tracking.py::test_a_server_that_refuses_connections_costs_a_warning_not_the_run"]),
+ "engine-tries-unbounded": ("cbrun/tracking/mlflow_sink.py",
+   "        utils.MAX_RETRY_COUNT = 1", "        utils.MAX_RETRY_COUNT = saved",
+   ["tests/test_tracking.py::test_a_database_server_that_fails_is_tried_once"]),
+ "mlflow-log-open": ("cbrun/tracking/mlflow_sink.py",
+   "            logger.setLevel(logging.CRITICAL + 1)", "            pass",
+   ["tests/test_tracking.py::test_a_store_that_breaks_mid_run_costs_a_warning_not_the_run"]),
+ "wandb-link-left-on-failed-init": ("cbrun/tracking/wandb_sink.py",
+   "        finally:\n            # wandb-core links its log",
+   "        except Exception:\n            raise\n        else:\n            # wandb-core links its log",
+   ["tests/test_tracking.py::test_a_wandb_server_that_fails_at_the_start_costs_one_line"]),
+})
+
+
 if __name__ == "__main__":
     main()
