@@ -172,6 +172,50 @@ def test_wandb_offline_run_holds_the_same(tracked):
     check_tree(run_dir)  # no links W&B made would stop a resume
 
 
+def test_wandb_epoch_is_the_step(tracked):
+    _, run_dir = tracked
+    (records,) = wandb_records(run_dir)
+    rows = wandb_history(records)
+    assert [(row["_step"], row["epoch"]) for row in rows] == [
+        (epoch, epoch) for epoch in range(1, EPOCHS + 1)]
+
+
+def wandb_file_records(file: Path) -> list[dict]:
+    import wandb
+
+    reader = Path(wandb.__file__).parent / "bin" / "wandb-core"
+    result = subprocess.run(
+        [str(reader), "leet", "inspect", "-json", "-no-observability", "-run-file", str(file)],
+        capture_output=True, text=True, timeout=60, check=True)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_a_resume_that_cannot_ask_the_trackers_goes_by_its_count_or_lists_the_epochs(tmp_path):
+    """Two epochs sent to both trackers; then W&B's earlier file cannot be read (the resume
+    goes by run.json's count: nothing sent again) and MLflow's store opens but fails when
+    asked for its metric history (the epochs it may lack are listed as unsent)."""
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 2},
+                                              tracking=tracking_for(tmp_path)))
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    run_dir = only_run(tmp_path / "runs")
+    (first,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    first.write_bytes(b"damaged")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "mlflow.db") as store:
+        store.execute("alter table metrics rename to metrics_gone")
+
+    assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 3
+    wandb_entry, mlflow_entry = record["tracking"]["wandb"], record["tracking"]["mlflow"]
+    assert wandb_entry["unsent"] == [] and wandb_entry["last_epoch"] == 3
+    (second,) = [f for f in run_dir.glob("wandb/offline-run-*/run-*.wandb") if f != first]
+    assert [row["_step"] for row in wandb_history(wandb_file_records(second))] == [3]
+    assert "no such table" in mlflow_entry["error"]
+    assert mlflow_entry["unsent"][:2] == ["epochs 1-3", "final values"]
+
+
 def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
     """Killed in epoch 3 (or while saving epoch 2): the resume continues the same MLflow and
     W&B runs, and each epoch is there exactly once, equal to log.csv."""

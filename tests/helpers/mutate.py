@@ -181,6 +181,18 @@ M.update({  # issue 22: tracking, user imports, tests that depend on the machine
    "        finally:\n            # wandb-core links its log",
    "        except Exception:\n            raise\n        else:\n            # wandb-core links its log",
    ["tests/test_tracking.py::test_a_wandb_server_that_fails_at_the_start_costs_one_line"]),
+ "track-fallback-resends-last": ("cbrun/tracking/view.py",
+   "return set(range(1, (t.state.last_epoch or 0) + 1))",
+   "return set(range(1, (t.state.last_epoch or 0)))",
+   ["tests/test_tracking.py::test_a_resume_that_cannot_ask_the_trackers_goes_by_its_count_or_lists_the_epochs"]),
+ "wandb-epoch-off-by-one": ("cbrun/tracking/wandb_sink.py",
+   '{**metrics, "epoch": step}', '{**metrics, "epoch": step - 1}',
+   ["tests/test_tracking.py::test_wandb_epoch_is_the_step"]),
+ "track-ask-fails-unlisted": ("cbrun/tracking/view.py",
+   ("            if known is None:  # the tracker failed when asked\n"
+    "                t.unsent_epochs += [epoch for epoch, _ in done]\n"),
+   "            if known is None:  # the tracker failed when asked\n",
+   ["tests/test_tracking.py::test_a_resume_that_cannot_ask_the_trackers_goes_by_its_count_or_lists_the_epochs"]),
 })
 
 
