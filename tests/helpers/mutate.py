@@ -193,6 +193,13 @@ M.update({  # issue 22: tracking, user imports, tests that depend on the machine
     "                t.unsent_epochs += [epoch for epoch, _ in done]\n"),
    "            if known is None:  # the tracker failed when asked\n",
    ["tests/test_tracking.py::test_a_resume_that_cannot_ask_the_trackers_goes_by_its_count_or_lists_the_epochs"]),
+ "syspath-left-changed": ("cbrun/callbacks/imports.py",
+   "        if sys.path and sys.path[0] == entry:\n            del sys.path[0]\n",
+   "        if False:\n            pass\n",
+   ["tests/test_user_imports.py"]),
+ "modules-shared-across-folders": ("cbrun/callbacks/imports.py",
+   "    _forget_other_folders(folder, name)\n    before", "    before",
+   ["tests/test_user_imports.py::test_each_config_gets_its_own_folders_modules_and_the_path_stays_as_it_was"]),
 })
 
 
