@@ -422,11 +422,14 @@ def test_a_database_server_that_fails_is_tried_once(tmp_path, capfd):
     """A server that takes the connection and hangs up: MLflow would open its engine ten
     times over ~100 s; the run tries once, warns once and goes on."""
     pytest.importorskip("psycopg")
-    with HangingUp() as port:
+    server = HangingUp()
+    with server as port:
         uri = f"postgresql+psycopg://cbrun@127.0.0.1:{port}/mlflow"
         path = write_config(tmp_path, tiny_config(fit={"epochs": 1},
                                                   tracking={"mlflow": {"tracking_uri": uri}}))
         assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    # cbrun's one connection, then one try of the driver's (with and without SSL).
+    assert server.accepted <= 3, server.accepted
     err = capfd.readouterr().err
     assert err.count("warning: MLflow tracking failed") == 1, err
     assert "retried" not in err and "Traceback" not in err
@@ -437,6 +440,8 @@ def test_a_database_server_that_fails_is_tried_once(tmp_path, capfd):
 
 class HangingUp:
     """A server that takes each connection and closes it at once: reachable, never working."""
+
+    accepted = 0
 
     def __enter__(self) -> int:
         self.server = socket.socket()
@@ -454,6 +459,7 @@ class HangingUp:
                 self.server.accept()[0].close()
             except OSError:
                 continue
+            self.accepted += 1
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
