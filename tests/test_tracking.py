@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, cli, cli_output, only_run, read_log, tiny_config, write_config
+from conftest import (
+    HANG_S,
+    cbrun_process,
+    cli,
+    cli_output,
+    only_run,
+    read_log,
+    tiny_config,
+    write_config,
+)
 
 from cbrun.runguard import check_tree
 
@@ -69,7 +78,7 @@ def wandb_records(run_dir: Path) -> list[list[dict]]:
     for file in files:
         result = subprocess.run(
             [str(reader), "leet", "inspect", "-json", "-no-observability", "-run-file",
-             str(file)], capture_output=True, text=True, timeout=60, check=True)
+             str(file)], capture_output=True, text=True, timeout=HANG_S, check=True)
         out.append([json.loads(line) for line in result.stdout.splitlines() if line.strip()])
     return out
 
@@ -186,7 +195,7 @@ def wandb_file_records(file: Path) -> list[dict]:
     reader = Path(wandb.__file__).parent / "bin" / "wandb-core"
     result = subprocess.run(
         [str(reader), "leet", "inspect", "-json", "-no-observability", "-run-file", str(file)],
-        capture_output=True, text=True, timeout=60, check=True)
+        capture_output=True, text=True, timeout=HANG_S, check=True)
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
@@ -227,12 +236,12 @@ def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
     # run) would outlive the kill and still hold the run's stream when the resume asks.
     proc = cbrun_process("train", path, "--runs-dir", runs, "--quiet",
                          env={"WANDB_SERVICE": "", **OWN_WANDB_DIRS})
-    deadline = time.monotonic() + 600  # a guard against a hang on a loaded machine
+    deadline = time.monotonic() + HANG_S  # only a hang
     while not any(len(p.read_text().splitlines()) >= 3 for p in runs.glob("*/log.csv")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=HANG_S)
     run_dir = only_run(runs)
     killed = json.loads((run_dir / "run.json").read_text())
     assert killed["status"] == "running"  # kill -9: nothing could be written
@@ -281,12 +290,12 @@ def test_sigterm_marks_the_tracked_runs_interrupted_and_wandb_stays_inside_the_r
         "HOME": str(home), "TMPDIR": str(temp), "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local"),
         "WANDB_SERVICE": "", **OWN_WANDB_DIRS})
-    deadline = time.monotonic() + 600  # a guard against a hang on a loaded machine
+    deadline = time.monotonic() + HANG_S  # only a hang
     while not any(len(p.read_text().splitlines()) >= 2 for p in runs.glob("*/log.csv")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.002)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 143, err
     run_dir = only_run(runs)
     record = json.loads((run_dir / "run.json").read_text())
@@ -483,7 +492,7 @@ def test_a_wandb_server_that_fails_at_the_start_costs_one_line(tmp_path, server)
             "HOME": str(home), "WANDB_BASE_URL": f"http://127.0.0.1:{port}",
             "WANDB_API_KEY": "k" * 40, "WANDB_INIT_TIMEOUT": "10", "WANDB_SERVICE": "",
             **OWN_WANDB_DIRS})
-        _, err = proc.communicate(timeout=600)
+        _, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 0, err
     warnings = [line for line in err.splitlines() if "tracking failed" in line]
     assert len(warnings) == 1, err
@@ -555,7 +564,7 @@ def test_validate_stays_light_with_tracking(tmp_path):
             "print(code, heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-                            timeout=120, check=False)
+                            timeout=HANG_S, check=False)
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr
 
 
