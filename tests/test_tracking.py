@@ -608,3 +608,67 @@ def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, cap
     for key, points in log_columns(run_dir).items():
         assert history(client, entry["run_id"], key) == points, key
     assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3]
+
+
+def test_a_relative_store_is_next_to_the_config_whatever_folder_trains_or_resumes(
+        tmp_path, monkeypatch):
+    """The config in folder B names `sqlite:///stores/mlflow.db`: trained from folder A and
+    resumed from folder C, there is one store, in B, and the resume continues the same MLflow
+    run (before, each current folder had its own store, and the resume failed with `Run with
+    id=... not found`). Nothing lands in A or C, W&B's files included. A run.json of an older
+    cbrun, which recorded the URI as written, resumes as it did then: from the current
+    folder."""
+    from mlflow import MlflowClient
+
+    a, b, c = (tmp_path / name for name in "ABC")
+    for folder in (a, b, c):
+        folder.mkdir()
+    config = tiny_config(fit={"epochs": 2}, tracking={
+        "mlflow": {"tracking_uri": "sqlite:///stores/mlflow.db", "experiment": "digits",
+                   "artifact_location": "artifacts"},
+        "wandb": {"project": "cbrun-tests", "mode": "offline"}})
+    path = write_config(b, config)
+    runs = tmp_path / "runs"
+    monkeypatch.chdir(a)
+    assert cli("train", path, "--runs-dir", runs, "--quiet") == 0
+    run_dir = only_run(runs)
+    store = b / "stores" / "mlflow.db"
+    first = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert first["tracking_uri"] == f"sqlite:///{store}" and first["unsent"] == []
+
+    monkeypatch.chdir(c)
+    assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
+    entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert entry["run_id"] == first["run_id"] and entry["error"] is None
+    assert entry["unsent"] == [] and entry["tracking_uri"] == first["tracking_uri"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3]
+    assert str(b / "artifacts") in client.get_experiment_by_name("digits").artifact_location
+    assert (b / "artifacts").is_dir()
+    assert list(a.iterdir()) == [] and list(c.iterdir()) == []
+
+    # As an older cbrun left it: the URI as written, the store where the current folder was.
+    record = json.loads((run_dir / "run.json").read_text())
+    record["tracking"]["mlflow"]["tracking_uri"] = "sqlite:///stores/mlflow.db"
+    (run_dir / "run.json").write_text(json.dumps(record))
+    (b / "stores").rename(a / "stores")
+    monkeypatch.chdir(a)
+    assert cli("resume", run_dir, "--epochs", "4", "--quiet") == 0
+    entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert entry["run_id"] == first["run_id"] and entry["error"] is None
+    assert entry["tracking_uri"] == "sqlite:///stores/mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{a / 'stores' / 'mlflow.db'}")
+    assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3, 4]
+    assert not (b / "stores").exists()
+
+
+def test_validate_checks_a_relative_store_where_the_run_will_open_it(tmp_path, capsys,
+                                                                    monkeypatch):
+    """Next to the config, not in the current folder."""
+    (tmp_path / "config" / "mlflow.db").mkdir(parents=True)
+    path = write_config(tmp_path / "config", tiny_config(tracking={"mlflow": {
+        "tracking_uri": "sqlite:///mlflow.db"}}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and f"the SQLite store {tmp_path / 'config' / 'mlflow.db'} is a folder" in out

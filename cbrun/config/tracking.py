@@ -89,14 +89,15 @@ class MlflowConfig(_Strict):
 
     tracking_uri: str | None = Field(
         None, description="Where runs are stored: http(s)://host:port, sqlite:///file.db, "
-                          "file:folder, databricks. Defaults to MLFLOW_TRACKING_URI or "
-                          "MLflow's own default.")
+                          "file:folder, databricks; a relative path starts at the config's "
+                          "folder. Defaults to MLFLOW_TRACKING_URI or MLflow's own default.")
     experiment: str = Field(
         "Default", min_length=1, max_length=500,
         description="Experiment name; created when missing. Defaults to 'Default'.")
     artifact_location: str | None = Field(
         None, description="Where a newly created experiment keeps artifacts (MLflow's "
-                          "default otherwise). Ignored for an existing experiment.")
+                          "default otherwise; a relative folder starts at the config's "
+                          "folder). Ignored for an existing experiment.")
     run_name: str | None = Field(
         None, min_length=1, max_length=250,
         description="Name shown in MLflow. Defaults to the cbrun run id.")
@@ -145,8 +146,9 @@ class TrackingConfig(_Strict):
 
     def store_problems(self, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
         """A local MLflow store that cannot be opened or written, found on disk before
-        training (a relative path from the current folder, as MLflow reads it). A server
-        is only asked when the run starts."""
+        training: the config's own URI with a relative path from `folder` (the config's),
+        MLFLOW_TRACKING_URI from the current one, as MLflow reads it. A server is only asked
+        when the run starts."""
         if self.mlflow is None:
             return []
         uri = self.mlflow.tracking_uri
@@ -156,12 +158,12 @@ class TrackingConfig(_Strict):
             uri = os.environ.get("MLFLOW_TRACKING_URI") or None
             if uri is None:
                 return []  # MLflow's default store, checked when the run opens it
-            loc, label = ("tracking", "mlflow"), f"MLFLOW_TRACKING_URI {uri!r}"
+            loc, label, folder = ("tracking", "mlflow"), f"MLFLOW_TRACKING_URI {uri!r}", Path()
             try:
                 check_tracking_uri(uri)
             except ValueError as exc:
                 return [(loc, f"{label}: {exc}")]
-        problem = store_problem(absolute_uri(uri, Path.cwd()))
+        problem = store_problem(absolute_uri(uri, folder.absolute()))
         return [(loc, f"{label}: {problem}")] if problem else []
 
     def package_problems(self) -> list[tuple[tuple[str, ...], str]]:

@@ -12,7 +12,13 @@ from typing import Any
 
 from cbrun.config.tracking import MlflowConfig
 from cbrun.record import MlflowRun
-from cbrun.tracking.stores import StoreUnavailable, server_problem, store_problem
+from cbrun.tracking.stores import (
+    StoreUnavailable,
+    absolute_location,
+    absolute_uri,
+    server_problem,
+    store_problem,
+)
 
 # MLflow retries a request 7 times with a growing pause and waits 120 s for an answer: a
 # server that is down would hold training for minutes at every epoch. A user's own
@@ -31,9 +37,10 @@ class MlflowSink:
     name = "mlflow"
     title = "MLflow"
 
-    def __init__(self, config: MlflowConfig, run_dir: Path):
+    def __init__(self, config: MlflowConfig, run_dir: Path, config_dir: Path | None = None):
         self.config = config
         self.run_dir = run_dir
+        self.config_dir = (config_dir or Path()).absolute()  # where relative paths start
         self.client: Any = None
         self.run_id: str | None = None
 
@@ -57,11 +64,26 @@ class MlflowSink:
             for logger, level in zip(loggers, levels, strict=True):
                 logger.setLevel(level)
 
+    def store_uri(self, state: MlflowRun, default: str) -> str:
+        """The store this process uses: the config's URI, a relative path in it taken from
+        the config's folder; without one, the store the run was opened in (run.json), else
+        MLflow's default (`default`, from the current folder as MLflow reads it). A run.json
+        of an older cbrun recorded a relative URI as it was written: that one is used as it
+        was then, from the current folder."""
+        given = self.config.tracking_uri
+        if given is not None and given == state.tracking_uri:
+            return given
+        if given is not None:
+            return absolute_uri(given, self.config_dir)
+        if state.tracking_uri:
+            return state.tracking_uri
+        return absolute_uri(default, Path.cwd())
+
     def open(self, state: MlflowRun) -> None:
         import mlflow
         from mlflow import MlflowClient
 
-        uri = self.config.tracking_uri or mlflow.get_tracking_uri()
+        uri = self.store_uri(state, mlflow.get_tracking_uri())
         state.tracking_uri = uri
         problem = store_problem(uri) or server_problem(uri)
         if problem:
@@ -75,8 +97,7 @@ class MlflowSink:
         experiment = self.client.get_experiment_by_name(self.config.experiment)
         experiment_id = (experiment.experiment_id if experiment is not None else
                          self.client.create_experiment(
-                             self.config.experiment,
-                             artifact_location=self.config.artifact_location))
+                             self.config.experiment, artifact_location=self._artifacts()))
         tags = {"cbrun.run_id": self.run_dir.name, "cbrun.run_dir": str(self.run_dir.resolve()),
                 **self.config.tags}
         run = self.client.create_run(experiment_id, run_name=self.config.run_name
@@ -136,6 +157,11 @@ class MlflowSink:
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=END_STATUS.get(status, "FAILED"))
 
+
+
+    def _artifacts(self) -> str | None:
+        location = self.config.artifact_location
+        return None if location is None else absolute_location(location, self.config_dir)
 
 
 @contextmanager

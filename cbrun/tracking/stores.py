@@ -4,6 +4,9 @@ A local store (`sqlite:///file.db`, `file:folder`, a bare folder path) is checke
 `cbrun validate` and again when a run opens it; a server only when the run opens it, with
 one connection and no retries. MLflow itself retries an SQLite engine ten times over ~100 s
 and an HTTP request several times: a store that cannot work must be found before that.
+
+A relative path in a store URI starts at the config file's folder, as every other path in
+a config does (`absolute_uri`); run.json records the absolute URI, and a resume uses it.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def _sqlite_unreadable(path: Path) -> str | None:
     import sqlite3
 
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
             db.execute("select count(*) from sqlite_master").fetchone()
         finally:

@@ -67,7 +67,8 @@ class TrackingView:
                               or (config.wandb and config.wandb.log_model))
         sinks: list[Any] = []
         if config.mlflow is not None:
-            sinks.append(MlflowSink(config.mlflow, run_dir))
+            folder = record.file.config_dir
+            sinks.append(MlflowSink(config.mlflow, run_dir, Path(folder) if folder else None))
         if config.wandb is not None:
             sinks.append(WandbSink(config.wandb, run_dir))
         self.tracked = [_Tracked(s, record.tracked(s.name)) for s in sinks]

@@ -200,6 +200,13 @@ M.update({  # issue 22: tracking, user imports, tests that depend on the machine
  "modules-shared-across-folders": ("cbrun/callbacks/imports.py",
    "    _forget_other_folders(folder, name)\n    before", "    before",
    ["tests/test_user_imports.py::test_each_config_gets_its_own_folders_modules_and_the_path_stays_as_it_was"]),
+ "store-from-current-folder": ("cbrun/tracking/mlflow_sink.py",
+   "            return absolute_uri(given, self.config_dir)", "            return given",
+   ["tests/test_tracking.py::test_a_relative_store_is_next_to_the_config_whatever_folder_trains_or_resumes"]),
+ "validate-store-from-current-folder": ("cbrun/config/tracking.py",
+   "store_problem(absolute_uri(uri, folder.absolute()))",
+   "store_problem(absolute_uri(uri, Path.cwd()))",
+   ["tests/test_tracking.py::test_validate_checks_a_relative_store_where_the_run_will_open_it"]),
 })
 
 
