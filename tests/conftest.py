@@ -14,6 +14,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = Path(__file__).parent / "helpers"
 
+# A ceiling on waiting for a process, a file or a server, in seconds: only a hang takes this
+# long, however loaded the machine (a test never measures speed with it).
+HANG_S = 1200
+
 # TensorFlow's C++ logging is noise in test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -11,7 +11,7 @@ import pytest
 
 import cbrun
 from cbrun.errors import CbrunError, ConfigError, UsageError
-from tests.conftest import cli, only_run, tiny_config, write_config
+from tests.conftest import HANG_S, cli, only_run, tiny_config, write_config
 
 CONFIG = tiny_config(name="api", fit={"epochs": 3}, callbacks=[
     {"type": "ModelCheckpoint", "monitor": "val_loss", "save_best_only": True,
@@ -120,5 +120,5 @@ def test_train_runs_from_a_thread_other_than_the_main_one(tmp_path):
     worker = threading.Thread(target=lambda: done.update(
         run=cbrun.train(path, runs_dir=tmp_path / "runs", quiet=True)))
     worker.start()
-    worker.join(timeout=300)
+    worker.join(timeout=HANG_S)
     assert done["run"].status == "completed"

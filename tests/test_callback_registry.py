@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from conftest import HANG_S
 from pydantic import TypeAdapter
 
 from cbrun.callbacks.base import CallbackSpec
@@ -105,7 +106,7 @@ def run_python(code: str, extra_path: Path | None = None) -> subprocess.Complete
     env["PYTHONPATH"] = os.pathsep.join(paths + [str(REPO)])
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=120)
+                          text=True, env=env, cwd=REPO, timeout=HANG_S)
 
 
 def test_plugin_joins_the_union_and_broken_ones_are_skipped_with_a_reason(tmp_path):

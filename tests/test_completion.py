@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, fake_run
+from conftest import HANG_S, REPO, fake_run
 
 # Runs cbrun as the shell's completion function does, then says whether TensorFlow loaded.
 PROBE = ("import sys\nfrom cbrun.cli import main\ntry:\n    main()\nfinally:\n"
@@ -22,7 +22,7 @@ def complete(cwd: Path, line: str) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "_CBRUN_COMPLETE": "bash_complete",
            "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
     done = subprocess.run([sys.executable, "-c", PROBE], check=False, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=HANG_S)
     *lines, heavy = done.stdout.splitlines()
     assert heavy == "HEAVY []", done.stdout + done.stderr
     assert done.returncode == 0, done.stderr

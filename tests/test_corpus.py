@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import cli_output
+from conftest import HANG_S, cli_output
 
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -112,7 +112,7 @@ def test_train_refuses_every_corpus_file_before_tensorflow(tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run([sys.executable, "-c", _TRAIN_ALL, str(runs), *map(str, FILES)],
-                          capture_output=True, text=True, env=env, timeout=300, check=False,
+                          capture_output=True, text=True, env=env, timeout=HANG_S, check=False,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.splitlines()[-1])

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, cbrun_process, cli, tiny_config, write_config
+from conftest import HANG_S, REPO, cbrun_process, cli, tiny_config, write_config
 from datafiles import image_config, table_config, table_rows, write_csv, write_images, write_parquet
 
 CSV = {"source": "csv", "path": "animals.csv", "label": "species"}
@@ -140,7 +140,7 @@ def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
     offline = {"KERAS_HOME": str(home), "HTTPS_PROXY": "http://127.0.0.1:9",
                "https_proxy": "http://127.0.0.1:9"}
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", env=offline)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 2, err
     assert "Traceback" not in err
     assert re.search(rf"{re.escape(str(path))}:\d+:\d+: data.name: keras.datasets.boston_housing "
@@ -152,7 +152,7 @@ def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
     # Keras tries to download the original, which fails the same way.
     (home / "datasets" / "boston_housing.npz").write_bytes(b"stand-in")
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs2", env=offline)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 2
     assert "hash does not match" in out
     assert "Keras looks for:" in err

@@ -8,7 +8,7 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import cbrun_process, cli, only_run, read_log, write_config
+from conftest import HANG_S, cbrun_process, cli, only_run, read_log, write_config
 from datafiles import (
     REVIEWS_DATA,
     image_config,
@@ -160,13 +160,13 @@ def resumed(tmp_path_factory):
         procs[name, "killed"] = cbrun_process("train", path, "--runs-dir",
                                               root / name / "killed", "-q",
                                               env={FAULT_ENV: "3"})
-    codes = {key: proc.wait(timeout=300) for key, proc in procs.items()}
+    codes = {key: proc.wait(timeout=HANG_S) for key, proc in procs.items()}
     out = {}
     for name in configs:
         run = only_run(root / name / "killed")
         rows_at_kill = len(read_log(run / "log.csv"))
         resume = cbrun_process("resume", run)
-        _, err = resume.communicate(timeout=300)
+        _, err = resume.communicate(timeout=HANG_S)
         out[name] = {"baseline": only_run(root / name / "baseline"), "resumed": run,
                      "codes": (codes[name, "baseline"], codes[name, "killed"],
                                resume.returncode),

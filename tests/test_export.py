@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, cli, cli_output, only_run, tiny_config, write_config
+from conftest import HANG_S, REPO, cli, cli_output, only_run, tiny_config, write_config
 from test_models import TWO_IO, two_io_data
 
 FORMATS = ["saved_model", "litert", "onnx"]
@@ -334,7 +334,7 @@ def test_a_missing_export_extra_is_one_line_naming_the_extra(digits_run, tmp_pat
     done = subprocess.run(
         [sys.executable, "-c", probe, "export", str(digits_run), "-f", fmt], check=False,
         env={**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}, capture_output=True,
-        text=True, timeout=120)
+        text=True, timeout=HANG_S)
     lines = done.stderr.splitlines()
     assert done.returncode == 2, done.stderr
     assert lines[0] == (f"error: --format {fmt} needs "
@@ -350,7 +350,7 @@ def test_export_help_does_not_import_tensorflow():
              "finally:\n    print('HEAVY', [m for m in ('tensorflow', 'keras') "
              "if m in sys.modules])\n")
     done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_S)
     assert "--format [saved_model|litert|onnx]" in done.stdout
     assert "HEAVY []" in done.stdout
 

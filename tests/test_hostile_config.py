@@ -12,7 +12,7 @@ import threading
 
 import pytest
 import yaml
-from conftest import cli_output, tiny_config, write_config
+from conftest import HANG_S, cli_output, tiny_config, write_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -119,7 +119,7 @@ def test_custom_that_aliases_or_subclasses_a_refused_class_is_refused_at_import(
 def _validate_with_timeout(path) -> subprocess.CompletedProcess:
     """In a process of its own: reading without a bound would never end, or eat memory."""
     return subprocess.run([sys.executable, "-m", "cbrun", "validate", str(path)],
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=HANG_S, check=False)
 
 
 def test_a_config_from_dev_zero_is_refused_on_the_bytes_read():

@@ -13,7 +13,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from conftest import cli_output, fake_run
+from conftest import HANG_S, cli_output, fake_run
 from test_plot import RUN_ID, assert_not_blank, figure_of, panels
 
 from cbrun.plotting.figure import MOST_POINTS, build_figure
@@ -72,7 +72,7 @@ def test_a_log_that_is_no_regular_file_is_refused_without_blocking(tmp_path, mak
         os.mkfifo(log)  # nobody writes: opening it would wait forever
     target = tmp_path if make == "folder-fifo" else log
     result = subprocess.run([sys.executable, "-m", "cbrun", "plot", str(target), "--terminal"],
-                            capture_output=True, text=True, timeout=120, check=False)
+                            capture_output=True, text=True, timeout=HANG_S, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: {log} is not a CSV log (not a regular file, but "
                                      f"a pipe, a device or a socket): name a log.csv or a run "
@@ -96,7 +96,7 @@ def test_terminal_drawing_of_a_long_log_stays_small(tmp_path):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "cbrun", "plot", str(log), "--terminal", "--width", "100",
-         "--height", "40"], capture_output=True, text=True, timeout=600, preexec_fn=limit,
+         "--height", "40"], capture_output=True, text=True, timeout=HANG_S, preexec_fn=limit,
         env=env, check=False)
     assert (result.returncode, result.stderr) == (0, "")
     assert "250000 epochs" in result.stdout and "learning rate" in result.stdout

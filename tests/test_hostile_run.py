@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, cli, cli_output, only_run, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, cli, cli_output, only_run, tiny_config, write_config
 
 CALLBACKS = [
     {"type": "ModelCheckpoint", "filepath": "checkpoints/ep{epoch:02d}.keras"},
@@ -46,7 +46,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     assert cli("train", done, "--runs-dir", folder / "done", "--quiet") == 0
     killed = cbrun_process("train", done, "--runs-dir", folder / "killed", "--quiet",
                            env={"CBRUN_FAULT_KILL_IN_STATE_WRITE": "2"})
-    killed.communicate(timeout=300)
+    killed.communicate(timeout=HANG_S)
     assert killed.returncode == -9
     return {"completed": only_run(folder / "done"), "killed": only_run(folder / "killed")}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FAKE_RUN
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbrun.errors import UsageError
@@ -245,7 +245,8 @@ finite_or_not = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+# No deadline, no too_slow check: both time the examples, which a loaded machine stretches.
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     sep=st.sampled_from([",", ";", "\t", "|"]),
     rows=st.lists(st.tuples(finite_or_not, finite_or_not), min_size=1, max_size=12),

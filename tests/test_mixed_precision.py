@@ -8,7 +8,7 @@ import signal
 
 import numpy as np
 import pytest
-from conftest import cbrun_process, cli_output, only_run, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, cli_output, only_run, tiny_config, write_config
 
 from cbrun.train.resume import FAULT_ENV
 
@@ -23,7 +23,7 @@ def config(policy: str) -> dict:
 
 def train(*args, env=None) -> tuple[int, str]:
     proc = cbrun_process(*args, env=env)
-    _out, err = proc.communicate(timeout=600)
+    _out, err = proc.communicate(timeout=HANG_S)
     return proc.returncode, err
 
 

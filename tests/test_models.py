@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import (
+    HANG_S,
     REPO,
     cbrun_process,
     cli,
@@ -301,7 +302,7 @@ def test_imagenet_weights_offline_name_the_file_and_the_folder(tmp_path):
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q",
                          env={"KERAS_HOME": str(home), "HTTPS_PROXY": proxy,
                               "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy})
-    out, err = proc.communicate(timeout=240)
+    out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 2, out + err
     assert "Traceback" not in out + err
     assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5" in out + err
@@ -384,11 +385,11 @@ def resumed(tmp_path_factory):
         killed = cbrun_process("train", path, "--runs-dir", root / name / "kill", "-q")
         plans[name] = (killed, lambda n=name: log_of(root / n / "kill"), rows, signal.SIGKILL)
     killed_codes = interrupt_all(plans)
-    codes = {name: proc.communicate(timeout=600) and proc.returncode
+    codes = {name: proc.communicate(timeout=HANG_S) and proc.returncode
              for name, proc in procs.items()}
     resumes = {name: cbrun_process("resume", only_run(root / name / "kill"))
                for name in configs}
-    outputs = {name: proc.communicate(timeout=600) for name, proc in resumes.items()}
+    outputs = {name: proc.communicate(timeout=HANG_S) for name, proc in resumes.items()}
     return {"root": root, "codes": codes, "killed": killed_codes, "outputs": outputs,
             "resume_codes": {name: proc.returncode for name, proc in resumes.items()}}
 

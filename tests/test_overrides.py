@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbrun.cli import main
@@ -176,7 +176,9 @@ def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("set")
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+# No deadline, no too_slow check: both time the examples, which a loaded machine stretches.
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(keys, st.sampled_from(["=", ""]), texts), max_size=3))
 def test_random_overrides_never_crash(work, parts):
     path = work / "c.yaml"

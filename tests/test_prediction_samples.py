@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import cbrun_process, cli_output, only_run, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, cli_output, only_run, tiny_config, write_config
 from matplotlib import image as mpimg
 from test_resume import interrupt_all, log_of
 
@@ -54,12 +54,12 @@ def runs(tmp_path_factory):
         signal.SIGKILL)}).items()}
     outputs = {}
     for name in ("baseline", "without", "kill-in-state-write"):
-        outputs[name] = procs[name].communicate(timeout=240)
+        outputs[name] = procs[name].communicate(timeout=HANG_S)
         codes[name] = procs[name].returncode
     resumed = {name: cbrun_process("resume", only_run(root / name))
                for name in ("kill-in-state-write", "kill-after-2")}
     for name, proc in resumed.items():
-        outputs[f"resume {name}"] = proc.communicate(timeout=240)
+        outputs[f"resume {name}"] = proc.communicate(timeout=HANG_S)
         codes[f"resume {name}"] = proc.returncode
     return {"root": root, "codes": codes, "outputs": outputs}
 

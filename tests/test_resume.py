@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import (
+    HANG_S,
     HELPERS,
     cbrun_process,
     cli,
@@ -49,7 +50,7 @@ def interrupt_all(plans: dict) -> dict[str, tuple[int, str]]:
     has that many rows; the run is then somewhere in the next epoch (or its end), as a real
     Ctrl-C or kill would find it. `log` is a path or a function returning one (the run
     directory appears only once the run starts). All plans are watched at once."""
-    deadline = time.monotonic() + 600  # a safety net: runs start slowly on a loaded machine
+    deadline = time.monotonic() + HANG_S  # a safety net: runs start slowly on a loaded machine
     waiting = dict(plans)
     while waiting:
         for name, (proc, log, rows, sig) in list(waiting.items()):
@@ -66,7 +67,7 @@ def interrupt_all(plans: dict) -> dict[str, tuple[int, str]]:
         time.sleep(0.002)
     results = {}
     for name, (proc, *_) in plans.items():
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=HANG_S)
         results[name] = (proc.returncode, out + err)
     return results
 
@@ -141,7 +142,7 @@ def runs(tmp_path_factory):
     for name, (code, output) in interrupted.items():
         codes[name], outputs[f"interrupted {name}"] = code, output
     for name in ("baseline", "kill-in-state-write"):
-        outputs[name] = procs[name].communicate(timeout=240)
+        outputs[name] = procs[name].communicate(timeout=HANG_S)
         codes[name] = procs[name].returncode
     before = {name: json.loads((only_run(root / name) / "run.json").read_text())
               for name in procs}
@@ -151,7 +152,7 @@ def runs(tmp_path_factory):
     resumed = {name: cbrun_process("resume", only_run(root / name))
                for name in procs if name != "baseline"}
     for name, proc in resumed.items():
-        outputs[name] = proc.communicate(timeout=240)
+        outputs[name] = proc.communicate(timeout=HANG_S)
         codes[f"resume {name}"] = proc.returncode
     return {"root": root, "codes": codes, "before": before, "states": states,
             "outputs": outputs, "config": config}
@@ -222,11 +223,11 @@ def test_keras_backup_and_restore_fails_the_same_comparison(tmp_path):
 
     plain, killed = tmp_path / "plain", tmp_path / "killed"
     first, second = start(plain), start(killed, "4")
-    second.communicate(timeout=240)
+    second.communicate(timeout=HANG_S)
     assert second.returncode == -signal.SIGKILL and len(read_log(killed / "log.csv")) == 4
     again = start(killed)
     for proc in (first, again):
-        _out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=HANG_S)
         assert proc.returncode == 0, err[-2000:]
     # Keras's resume restores weights, optimizer and epoch only: the shuffling, Dropout's
     # random state and the callbacks' counters start over, and the curves part ways.

@@ -6,14 +6,15 @@ import fcntl
 import json
 import os
 import shutil
-import signal
-import time
+import subprocess
+import sys
 
 import numpy as np
 import yaml
 from conftest import (
+    HANG_S,
     HELPERS,
-    cbrun_process,
+    REPO,
     cli,
     only_run,
     read_log,
@@ -178,13 +179,12 @@ def test_checkpoints_written_into_the_run_directory_are_reported_alone(tmp_path,
 
 def test_sigint_during_the_tensorflow_import_is_a_clean_interruption(tmp_path):
     path = write_config(tmp_path, tiny_config())
-    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "r", "-q")
-    deadline = time.monotonic() + 60
-    while not list((tmp_path / "r").glob("*/run.json")):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)  # TensorFlow takes seconds to import: we are inside it
-    _, err = proc.communicate(timeout=60)
+    # The process sends itself the SIGINT as TensorFlow's import begins.
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPERS / "signal_at_import.py"), "SIGINT", "train", str(path),
+         "--runs-dir", str(tmp_path / "r"), "-q"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    _, err = proc.communicate(timeout=HANG_S)
     run = only_run(tmp_path / "r")
     record = json.loads((run / "run.json").read_text())
     assert proc.returncode == 130

@@ -11,15 +11,27 @@ few at a time."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, only_run, read_log, tiny_config, write_config
+from conftest import (
+    HANG_S,
+    HELPERS,
+    REPO,
+    cbrun_process,
+    only_run,
+    read_log,
+    tiny_config,
+    write_config,
+)
 
 RUNS = 16
 RESUMED = 4  # a sample, spread over where the runs stopped
@@ -27,8 +39,8 @@ EPOCHS = 4
 CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
-def _wait_for(pattern: str, root: Path, proc, timeout: float = 240) -> float:
-    deadline = time.monotonic() + timeout
+def _wait_for(pattern: str, root: Path, proc) -> float:
+    deadline = time.monotonic() + HANG_S  # only a hang
     while not list(root.glob(pattern)):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, f"no {pattern} under {root}"
@@ -51,7 +63,7 @@ def storm(tmp_path_factory):
     config = write_config(root, tiny_config(fit={"epochs": EPOCHS}))
     proc = cbrun_process("train", config, "--runs-dir", root / "baseline", "-q")
     seen = [_wait_for(pattern, root / "baseline", proc) for pattern in MILESTONES]
-    _out, err = proc.communicate(timeout=240)
+    _out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 0, err[-3000:]
     gaps = [later - earlier for earlier, later in pairwise(seen)]
 
@@ -61,15 +73,27 @@ def storm(tmp_path_factory):
         start = 0 if i < RUNS // 2 else rng.randrange(1, len(gaps))
         plans.append((i, MILESTONES[start], rng.uniform(0, gaps[start]),
                       rng.choice(list(CODES))))
+    # The ends of the range, whatever the machine's speed: inside the TensorFlow import
+    # (no epoch done), and once epoch 2's state is saved. The random instants fall between.
+    plans[0] = (0, None, 0.0, signal.SIGINT)
+    plans[-1] = (RUNS - 1, MILESTONES[2], 0.0, signal.SIGTERM)
 
     def interrupt(plan):
         i, milestone, delay, sig = plan
+        if milestone is None:
+            proc = subprocess.Popen(
+                [sys.executable, str(HELPERS / "signal_at_import.py"), sig.name, "train",
+                 str(config), "--runs-dir", str(root / f"r{i}"), "-q"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"})
+            _out, err = proc.communicate(timeout=HANG_S)
+            return i, f"{sig.name} inside the TensorFlow import", sig, proc.returncode, err
         proc = cbrun_process("train", config, "--runs-dir", root / f"r{i}", "-q",
                              env={"PYTHONFAULTHANDLER": "1"})
         _wait_for(milestone, root / f"r{i}", proc)
         time.sleep(delay)
         proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=240)
+        _out, err = proc.communicate(timeout=HANG_S)
         return i, f"{sig.name} {delay:.2f}s after {milestone}", sig, proc.returncode, err
 
     with ThreadPoolExecutor(4) as pool:
@@ -87,7 +111,7 @@ def storm(tmp_path_factory):
     sample = sorted({by_progress[round(k * (RUNS - 1) / (RESUMED - 1))]
                      for k in range(RESUMED)})
     resumes = {i: cbrun_process("resume", only_run(root / f"r{i}"), "-q") for i in sample}
-    resumed = {i: (p.communicate(timeout=240), p.returncode) for i, p in resumes.items()}
+    resumed = {i: (p.communicate(timeout=HANG_S), p.returncode) for i, p in resumes.items()}
     return {"root": root, "ended": ended, "records": records, "states": states,
             "rows": rows, "debris": debris, "resumed": resumed}
 
@@ -130,14 +154,12 @@ def test_a_second_signal_stops_at_once_even_inside_the_tensorflow_import(tmp_pat
     """The first SIGTERM waits for the import to finish (a safe point); a second one ends the
     process there and then, with run.json saying so and the run resumable."""
     path = write_config(tmp_path, tiny_config(fit={"epochs": 2}))
-    proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q",
-                         env={"PYTHONFAULTHANDLER": "1"})
-    _wait_for("*/run.json", tmp_path / "runs", proc)
-    time.sleep(0.5)  # past the first safe point, inside the import (seconds long)
-    proc.send_signal(signal.SIGTERM)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=240)
+    proc = subprocess.Popen(
+        [sys.executable, str(HELPERS / "signal_at_import.py"), "SIGTERM,SIGINT", "train",
+         str(path), "--runs-dir", str(tmp_path / "runs"), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"})
+    _out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "Fatal Python error" not in err
     assert "second Ctrl-C: stopped at once after 0 complete epochs" in err
@@ -146,7 +168,7 @@ def test_a_second_signal_stops_at_once_even_inside_the_tensorflow_import(tmp_pat
     assert record["status"] == "interrupted" and record["epochs_done"] == 0
     assert "a second one" in record["error"]
     again = cbrun_process("resume", run, "-q")
-    _out, err = again.communicate(timeout=240)
+    _out, err = again.communicate(timeout=HANG_S)
     assert again.returncode == 0, err[-3000:]
     assert len(read_log(run / "log.csv")) == 2
 
@@ -155,7 +177,7 @@ def test_a_signal_inside_the_state_write_lets_it_finish_and_stops_after_that_epo
     path = write_config(tmp_path, tiny_config(fit={"epochs": 4}))
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q",
                          env={"CBRUN_FAULT_KILL_IN_STATE_WRITE": "2:SIGTERM"})
-    _out, err = proc.communicate(timeout=240)
+    _out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 143, err[-3000:]
     run = only_run(tmp_path / "runs")
     record = json.loads((run / "run.json").read_text())
@@ -176,7 +198,7 @@ def test_a_signal_after_the_last_epoch_lets_the_run_finish_as_it_ended(tmp_path)
     path = write_config(tmp_path, tiny_config(fit={"epochs": 2}, callbacks=[
         {"type": "Custom", "class": "late:Late"}]))
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "-q")
-    _out, err = proc.communicate(timeout=240)
+    _out, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 0, err[-3000:]
     run = only_run(tmp_path / "runs")
     record = json.loads((run / "run.json").read_text())

@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 import numpy as np
-from conftest import cbrun_process, only_run, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, only_run, tiny_config, write_config
 
 from cbrun.resume import state_problem
 from cbrun.train.resume import FAULT_ENV
@@ -17,7 +17,7 @@ from cbrun.train.resume import FAULT_ENV
 
 def run(*args, env=None) -> subprocess.CompletedProcess:
     proc = cbrun_process(*args, env=env)
-    out, err = proc.communicate(timeout=600)
+    out, err = proc.communicate(timeout=HANG_S)
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, cbrun_process, cli_output, tiny_config, write_config
+from conftest import HANG_S, REPO, cbrun_process, cli_output, tiny_config, write_config
 
 EPOCHS = 3
 TRIALS = 6
@@ -73,7 +73,7 @@ def sweep(tmp_path_factory):
     first = cbrun_process("sweep", "sweep.yaml", "--jobs", "2", "--runs-dir", "runs",
                           cwd=folder, start_new_session=True)
     killed_mid_run = None
-    deadline = time.monotonic() + 400
+    deadline = time.monotonic() + HANG_S
     while time.monotonic() < deadline and first.poll() is None:
         finished, mid = 0, None
         for run_dir in (sweep_dir / "trials").glob("*"):
@@ -97,7 +97,7 @@ def sweep(tmp_path_factory):
 
     second = subprocess.run([sys.executable, "-c", DRIVER, "sweep", "--resume",
                              str(sweep_dir)], check=False, cwd=folder, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_S)
     result = json.loads(second.stdout.split("RESULT ")[-1])
     return {"dir": sweep_dir, "folder": folder, "killed": killed_mid_run, "before": before,
             "resume": result, "out": second.stdout, "err": second.stderr}

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, tiny_config, write_config
 
 TRIALS = 4
 SWEEP = f"""\
@@ -36,7 +36,7 @@ def two_workers(folder: Path, storage: str) -> dict[str, list[dict]]:
                                    "--runs-dir", name, cwd=folder)
                for name in ("machine-a", "machine-b")}
     for name, proc in workers.items():
-        out, err = proc.communicate(timeout=600)
+        out, err = proc.communicate(timeout=HANG_S)
         assert proc.returncode == 0, f"{name}:\n{out}\n{err}"
     found = {}
     for name in workers:
@@ -82,7 +82,7 @@ def postgres():
         server = pgserver.get_server(data, cleanup_mode="stop")
         yield server.get_uri()
         server.cleanup()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG_S
         while (data / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not (data / "postmaster.pid").exists(), "the server did not stop"

@@ -11,11 +11,21 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import cbrun_process, cli, cli_output, only_run, read_log, tiny_config, write_config
+from conftest import (
+    HANG_S,
+    cbrun_process,
+    cli,
+    cli_output,
+    only_run,
+    read_log,
+    tiny_config,
+    write_config,
+)
 
 from cbrun.runguard import check_tree
 
@@ -68,7 +78,7 @@ def wandb_records(run_dir: Path) -> list[list[dict]]:
     for file in files:
         result = subprocess.run(
             [str(reader), "leet", "inspect", "-json", "-no-observability", "-run-file",
-             str(file)], capture_output=True, text=True, timeout=60, check=True)
+             str(file)], capture_output=True, text=True, timeout=HANG_S, check=True)
         out.append([json.loads(line) for line in result.stdout.splitlines() if line.strip()])
     return out
 
@@ -171,6 +181,50 @@ def test_wandb_offline_run_holds_the_same(tracked):
     check_tree(run_dir)  # no links W&B made would stop a resume
 
 
+def test_wandb_epoch_is_the_step(tracked):
+    _, run_dir = tracked
+    (records,) = wandb_records(run_dir)
+    rows = wandb_history(records)
+    assert [(row["_step"], row["epoch"]) for row in rows] == [
+        (epoch, epoch) for epoch in range(1, EPOCHS + 1)]
+
+
+def wandb_file_records(file: Path) -> list[dict]:
+    import wandb
+
+    reader = Path(wandb.__file__).parent / "bin" / "wandb-core"
+    result = subprocess.run(
+        [str(reader), "leet", "inspect", "-json", "-no-observability", "-run-file", str(file)],
+        capture_output=True, text=True, timeout=HANG_S, check=True)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_a_resume_that_cannot_ask_the_trackers_goes_by_its_count_or_lists_the_epochs(tmp_path):
+    """Two epochs sent to both trackers; then W&B's earlier file cannot be read (the resume
+    goes by run.json's count: nothing sent again) and MLflow's store opens but fails when
+    asked for its metric history (the epochs it may lack are listed as unsent)."""
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 2},
+                                              tracking=tracking_for(tmp_path)))
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    run_dir = only_run(tmp_path / "runs")
+    (first,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    first.write_bytes(b"damaged")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "mlflow.db") as store:
+        store.execute("alter table metrics rename to metrics_gone")
+
+    assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 3
+    wandb_entry, mlflow_entry = record["tracking"]["wandb"], record["tracking"]["mlflow"]
+    assert wandb_entry["unsent"] == [] and wandb_entry["last_epoch"] == 3
+    (second,) = [f for f in run_dir.glob("wandb/offline-run-*/run-*.wandb") if f != first]
+    assert [row["_step"] for row in wandb_history(wandb_file_records(second))] == [3]
+    assert "no such table" in mlflow_entry["error"]
+    assert mlflow_entry["unsent"][:2] == ["epochs 1-3", "final values"]
+
+
 def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
     """Killed in epoch 3 (or while saving epoch 2): the resume continues the same MLflow and
     W&B runs, and each epoch is there exactly once, equal to log.csv."""
@@ -182,12 +236,12 @@ def test_sigkill_and_resume_continue_the_same_tracked_runs(tmp_path):
     # run) would outlive the kill and still hold the run's stream when the resume asks.
     proc = cbrun_process("train", path, "--runs-dir", runs, "--quiet",
                          env={"WANDB_SERVICE": "", **OWN_WANDB_DIRS})
-    deadline = time.monotonic() + 600  # a guard against a hang on a loaded machine
+    deadline = time.monotonic() + HANG_S  # only a hang
     while not any(len(p.read_text().splitlines()) >= 3 for p in runs.glob("*/log.csv")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.communicate(timeout=HANG_S)
     run_dir = only_run(runs)
     killed = json.loads((run_dir / "run.json").read_text())
     assert killed["status"] == "running"  # kill -9: nothing could be written
@@ -236,12 +290,12 @@ def test_sigterm_marks_the_tracked_runs_interrupted_and_wandb_stays_inside_the_r
         "HOME": str(home), "TMPDIR": str(temp), "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local"),
         "WANDB_SERVICE": "", **OWN_WANDB_DIRS})
-    deadline = time.monotonic() + 600  # a guard against a hang on a loaded machine
+    deadline = time.monotonic() + HANG_S  # only a hang
     while not any(len(p.read_text().splitlines()) >= 2 for p in runs.glob("*/log.csv")):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.002)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=HANG_S)
     assert proc.returncode == 143, err
     run_dir = only_run(runs)
     record = json.loads((run_dir / "run.json").read_text())
@@ -266,29 +320,220 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_server_that_refuses_connections_costs_a_warning_not_the_run(tmp_path, monkeypatch,
-                                                                       capfd):
-    # Nothing listens on the port; one try, two seconds: the test stays quick.
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+def test_a_server_that_refuses_connections_costs_a_warning_not_the_run(tmp_path, capfd):
+    # Nothing listens on the port: one connection attempt tells, before MLflow's retries.
     uri = f"http://127.0.0.1:{free_port()}"
     config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {"tracking_uri": uri}})
     path = write_config(tmp_path, config)
     assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
     err = capfd.readouterr().err
-    assert "warning: MLflow tracking failed" in err
+    assert err.count("warning: MLflow tracking failed") == 1
     assert "the run goes on without it" in err and "Traceback" not in err
+    assert "Max retries" not in err  # MLflow's retries never started
 
     run_dir = only_run(tmp_path / "runs")
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 2
     entry = record["tracking"]["mlflow"]
     assert entry["tracking_uri"] == uri and entry["run_id"] is None
-    assert "Connection" in entry["error"] or "refused" in entry["error"]
+    assert entry["error"] == (f"nothing listens at 127.0.0.1:{uri.rsplit(':', 1)[1]} ({uri}): "
+                              "the connection was refused")
     assert entry["unsent"][:3] == ["the run", "params", "epochs 1-2"]
     assert {"final values", "file log.csv", "file config.yaml", "end status"} <= set(
         entry["unsent"])
     assert (run_dir / "model.keras").is_file()
+
+
+def unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot create a file in: read-only for a user; for root, whom
+    permissions do not stop, /sys (the kernel refuses new files there)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def _folder_as_db(tmp_path):
+    (tmp_path / "store" / "mlflow.db").mkdir(parents=True)
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "is a folder"
+
+
+def _file_as_folder(tmp_path):
+    (tmp_path / "store").write_text("a file")
+    return f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", "is a file, not a folder"
+
+
+def _unwritable(tmp_path):
+    return f"sqlite:///{unwritable_folder(tmp_path) / 'mlflow.db'}", "cannot write in"
+
+
+def _not_a_database(tmp_path):
+    (tmp_path / "notes.db").write_text("my notes")
+    return f"sqlite:///{tmp_path / 'notes.db'}", "is not an SQLite database"
+
+
+def _damaged_database(tmp_path):
+    (tmp_path / "damaged.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    return f"sqlite:///{tmp_path / 'damaged.db'}", "cannot open the SQLite store"
+
+
+def _missing_driver(tmp_path):
+    return "mysql://127.0.0.1/mlflow", "needs the MySQLdb package"
+
+
+@pytest.mark.parametrize("store", [_folder_as_db, _file_as_folder, _unwritable, _not_a_database,
+                                   _damaged_database, _missing_driver])
+def test_a_store_that_cannot_be_opened_is_refused_before_training(tmp_path, capsys, store):
+    """Found on disk (or by the missing driver) by validate and train: no run directory, no
+    minute and a half of MLflow's retries per run."""
+    uri, message = store(tmp_path)
+    path = write_config(tmp_path, tiny_config(tracking={"mlflow": {"tracking_uri": uri}}))
+    for command in (("validate", path), ("train", path, "--runs-dir", tmp_path / "runs")):
+        code, out, err = cli_output(capsys, *command)
+        said = out + err  # validate reports on stdout, train on stderr
+        assert code == 2, said
+        assert f"{path}:" in said and "tracking.mlflow.tracking_uri" in said and message in said
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_store_mlflow_refuses_is_refused_before_training(tmp_path, capsys,
+                                                                  monkeypatch):
+    from cbrun.tracking.stores import FILE_STORE_VAR, _file_store_refused
+
+    monkeypatch.delenv(FILE_STORE_VAR, raising=False)
+    if _file_store_refused() is None:
+        pytest.skip("this MLflow still keeps runs in folders without being asked")
+    path = write_config(tmp_path, tiny_config(tracking={"mlflow": {
+        "tracking_uri": f"file:{tmp_path / 'mlruns'}"}}))
+    code, err, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and f"unless {FILE_STORE_VAR}=true" in err and "sqlite:///" in err
+    # Allowed, it must still be a folder.
+    monkeypatch.setenv(FILE_STORE_VAR, "true")
+    (tmp_path / "mlruns").write_text("a file")
+    code, err, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and "a folder store is a folder" in err
+    (tmp_path / "mlruns").unlink()
+    assert cli_output(capsys, "validate", path).code == 0
+
+
+def test_mlflow_tracking_uri_from_the_environment_is_checked_too(tmp_path, capsys,
+                                                                 monkeypatch):
+    (tmp_path / "mlflow.db").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    path = write_config(tmp_path, tiny_config(tracking={"mlflow": {"experiment": "digits"}}))
+    code, err, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and "tracking.mlflow: MLFLOW_TRACKING_URI" in err and "is a folder" in err
+
+
+def test_a_database_server_that_fails_is_tried_once(tmp_path, capfd):
+    """A server that takes the connection and hangs up: MLflow would open its engine ten
+    times over ~100 s; the run tries once, warns once and goes on."""
+    pytest.importorskip("psycopg")
+    server = HangingUp()
+    with server as port:
+        uri = f"postgresql+psycopg://cbrun@127.0.0.1:{port}/mlflow"
+        path = write_config(tmp_path, tiny_config(fit={"epochs": 1},
+                                                  tracking={"mlflow": {"tracking_uri": uri}}))
+        assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    # cbrun's one connection, then one try of the driver's (with and without SSL).
+    assert server.accepted <= 3, server.accepted
+    err = capfd.readouterr().err
+    assert err.count("warning: MLflow tracking failed") == 1, err
+    assert "retried" not in err and "Traceback" not in err
+    record = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["tracking"]["mlflow"]["unsent"][:3] == ["the run", "params", "epoch 1"]
+
+
+class HangingUp:
+    """A server that takes each connection and closes it at once: reachable, never working."""
+
+    accepted = 0
+
+    def __enter__(self) -> int:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.server.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self.server.getsockname()[1]
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.server.accept()[0].close()
+            except OSError:
+                continue
+            self.accepted += 1
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.server.close()
+
+
+@pytest.mark.parametrize("server", ["refuses", "hangs up"])
+def test_a_wandb_server_that_fails_at_the_start_costs_one_line(tmp_path, server):
+    """Refused: wandb.init would wait 90 s; the run asks once. Hanging up (wandb's own wait
+    cut to 10 s): its init fails, and what wandb-core left in the run (a link to its log)
+    must not stop the run. A process of its own: W&B keeps its settings (the server's
+    address) for the whole process."""
+    home = tmp_path / "home"
+    home.mkdir()
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 1},
+                                              tracking={"wandb": {"project": "p"}}))
+    with HangingUp() as hanging:
+        port = free_port() if server == "refuses" else hanging
+        proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs", "--quiet", env={
+            "HOME": str(home), "WANDB_BASE_URL": f"http://127.0.0.1:{port}",
+            "WANDB_API_KEY": "k" * 40, "WANDB_INIT_TIMEOUT": "10", "WANDB_SERVICE": "",
+            **OWN_WANDB_DIRS})
+        _, err = proc.communicate(timeout=HANG_S)
+    assert proc.returncode == 0, err
+    warnings = [line for line in err.splitlines() if "tracking failed" in line]
+    assert len(warnings) == 1, err
+    if server == "refuses":
+        assert "the connection was refused" in warnings[0]
+    run_dir = only_run(tmp_path / "runs")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["tracking"]["wandb"]["unsent"][:2] == ["the run", "params"]
+    check_tree(run_dir)
+
+
+BREAK_STORE = """
+import sqlite3
+
+def break_store(epoch, logs, db):
+    if epoch == 1:  # the end of epoch 2, before the trackers hear of it
+        with sqlite3.connect(db) as store:
+            store.execute("alter table metrics rename to metrics_gone")
+"""
+
+
+def test_a_store_that_breaks_mid_run_costs_a_warning_not_the_run(tmp_path, capfd):
+    db = tmp_path / "mlflow.db"
+    (tmp_path / "break_store.py").write_text(BREAK_STORE)
+    config = tiny_config(fit={"epochs": 3}, tracking={"mlflow": {
+        "tracking_uri": f"sqlite:///{db}", "experiment": "digits",
+        "artifact_location": str(tmp_path / "artifacts")}},
+        callbacks=[{"type": "LambdaCallback", "on_epoch_end": "break_store:break_store",
+                    "params": {"db": str(db)}}])
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    err = capfd.readouterr().err
+    assert err.count("warning: MLflow tracking failed") == 1 and "Traceback" not in err
+    assert " mlflow.store" not in err  # MLflow's own log of it stays shut
+    run_dir = only_run(tmp_path / "runs")
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and (run_dir / "model.keras").is_file()
+    entry = record["tracking"]["mlflow"]
+    assert entry["last_epoch"] == 1 and "no such table" in entry["error"]
+    assert entry["unsent"][:2] == ["epochs 2-3", "final values"]
 
 
 @pytest.mark.parametrize(("tracking", "where", "message"), [
@@ -319,7 +564,7 @@ def test_validate_stays_light_with_tracking(tmp_path):
             "print(code, heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-                            timeout=120, check=False)
+                            timeout=HANG_S, check=False)
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr
 
 
@@ -332,32 +577,98 @@ def test_a_missing_package_names_the_extra():
         "pip install 'cbrun[mlflow]'")
 
 
-def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, capfd):
-    """The SQLite file's folder is a file while the run trains (a store unreachable at run
-    time); once it is a folder, a resume creates the MLflow run and sends every epoch from
-    log.csv, then the new one."""
-    store = tmp_path / "later"
-    store.write_text("not a folder")
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {
-        # A new experiment: MLflow's own "Default" keeps artifacts in ./mlruns.
-        "tracking_uri": uri, "experiment": "later",
-        "artifact_location": str(tmp_path / "artifacts")}})
+def test_a_store_that_comes_back_gets_the_missing_epochs_on_resume(tmp_path, capfd,
+                                                                  monkeypatch):
+    """MLflow's own default store (mlflow.db in the current folder) is not the config's, so
+    validate leaves it; while it is a folder the run finds it broken at once (one line, not
+    ~100 s of MLflow's retries) and trains on. Once it can be made, a resume creates the
+    MLflow run and sends every epoch from log.csv, then the new one."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "mlflow.db"
+    store.mkdir()
+    config = tiny_config(fit={"epochs": 2}, tracking={"mlflow": {"experiment": "later"}})
     path = write_config(tmp_path, config)
     assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
-    assert "warning: MLflow tracking failed" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    warnings = [line for line in err.splitlines() if "tracking failed" in line]
+    assert len(warnings) == 1 and "is a folder" in warnings[0], err
+    assert "retried" not in err and "Traceback" not in err
     run_dir = only_run(tmp_path / "runs")
     before = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
     assert before["unsent"][:3] == ["the run", "params", "epochs 1-2"]
 
-    store.unlink()
-    store.mkdir()
+    store.rmdir()
     assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
     entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
     assert entry["unsent"] == [] and entry["error"] is None
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
     for key, points in log_columns(run_dir).items():
         assert history(client, entry["run_id"], key) == points, key
     assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3]
+
+
+def test_a_relative_store_is_next_to_the_config_whatever_folder_trains_or_resumes(
+        tmp_path, monkeypatch):
+    """The config in folder B names `sqlite:///stores/mlflow.db`: trained from folder A and
+    resumed from folder C, there is one store, in B, and the resume continues the same MLflow
+    run (before, each current folder had its own store, and the resume failed with `Run with
+    id=... not found`). Nothing lands in A or C, W&B's files included. A run.json of an older
+    cbrun, which recorded the URI as written, resumes as it did then: from the current
+    folder."""
+    from mlflow import MlflowClient
+
+    a, b, c = (tmp_path / name for name in "ABC")
+    for folder in (a, b, c):
+        folder.mkdir()
+    config = tiny_config(fit={"epochs": 2}, tracking={
+        "mlflow": {"tracking_uri": "sqlite:///stores/mlflow.db", "experiment": "digits",
+                   "artifact_location": "artifacts"},
+        "wandb": {"project": "cbrun-tests", "mode": "offline"}})
+    path = write_config(b, config)
+    runs = tmp_path / "runs"
+    monkeypatch.chdir(a)
+    assert cli("train", path, "--runs-dir", runs, "--quiet") == 0
+    run_dir = only_run(runs)
+    store = b / "stores" / "mlflow.db"
+    first = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert first["tracking_uri"] == f"sqlite:///{store}" and first["unsent"] == []
+
+    monkeypatch.chdir(c)
+    assert cli("resume", run_dir, "--epochs", "3", "--quiet") == 0
+    entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert entry["run_id"] == first["run_id"] and entry["error"] is None
+    assert entry["unsent"] == [] and entry["tracking_uri"] == first["tracking_uri"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3]
+    assert str(b / "artifacts") in client.get_experiment_by_name("digits").artifact_location
+    assert (b / "artifacts").is_dir()
+    assert list(a.iterdir()) == [] and list(c.iterdir()) == []
+
+    # As an older cbrun left it: the URI as written, the store where the current folder was.
+    record = json.loads((run_dir / "run.json").read_text())
+    record["tracking"]["mlflow"]["tracking_uri"] = "sqlite:///stores/mlflow.db"
+    (run_dir / "run.json").write_text(json.dumps(record))
+    (b / "stores").rename(a / "stores")
+    monkeypatch.chdir(a)
+    assert cli("resume", run_dir, "--epochs", "4", "--quiet") == 0
+    entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
+    assert entry["run_id"] == first["run_id"] and entry["error"] is None
+    assert entry["tracking_uri"] == "sqlite:///stores/mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{a / 'stores' / 'mlflow.db'}")
+    assert [step for step, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3, 4]
+    assert not (b / "stores").exists()
+
+
+def test_validate_checks_a_relative_store_where_the_run_will_open_it(tmp_path, capsys,
+                                                                    monkeypatch):
+    """Next to the config, not in the current folder."""
+    (tmp_path / "config" / "mlflow.db").mkdir(parents=True)
+    path = write_config(tmp_path / "config", tiny_config(tracking={"mlflow": {
+        "tracking_uri": "sqlite:///mlflow.db"}}))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, _ = cli_output(capsys, "validate", path)
+    assert code == 2 and f"the SQLite store {tmp_path / 'config' / 'mlflow.db'} is a folder" in out

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import (
+    HANG_S,
     HELPERS,
     REPO,
     cli,
@@ -239,12 +240,14 @@ def test_every_example_config_trains(config_file, tmp_path):
 
 
 def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_path, capsys):
-    """`auto` runs several batches per compiled call (fewer Python round trips), and says
-    how many; the curves must not change by a bit."""
+    """Several batches per compiled call (fewer Python round trips) leave the curves as
+    they are, to the bit; `auto` picks a divisor of the epoch's batches and says which. How
+    many it picks depends on the machine's speed (the pure rule is tested below), so the
+    several-batch run is given its number."""
     logs = []
-    for spe in ("auto", "1"):
+    for spe in ("auto", "5", "1"):
         path = write_config(tmp_path / spe, tiny_config(fit={"epochs": 3}))
-        # 1,437 samples in batches of 32: 45 batches, which auto runs several at a time.
+        # 1,437 samples in batches of 32: 45 batches an epoch.
         result = cli_output(capsys, "train", path, "--set",
                             f"compile.steps_per_execution={spe}", "--set",
                             "data.batch_size=32", "--runs-dir", tmp_path / spe / "runs")
@@ -252,10 +255,10 @@ def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_pat
         run = only_run(tmp_path / spe / "runs")
         logs.append((run / "log.csv").read_bytes())
         picked = json.loads((run / "run.json").read_text())["steps_per_execution"]
-        assert (picked > 1 and 45 % picked == 0) if spe == "auto" else picked == 1
-        said = f"steps_per_execution auto: {picked} batches per compiled call"
+        assert 45 % picked == 0 if spe == "auto" else picked == int(spe)
+        said = f"steps_per_execution auto: {picked} batch"
         assert (said in result.out) == (spe == "auto"), result.out
-    assert logs[0] == logs[1]
+    assert logs[0] == logs[1] == logs[2]
 
 
 def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks():
@@ -290,7 +293,7 @@ def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
     proc = cbrun_process("train", path, "--runs-dir", tmp_path / "runs")
     assert proc.stdout.readline().startswith("run directory:")
     proc.stdout.close()  # the reader is gone before the first epoch line
-    proc.wait(timeout=120)
+    proc.wait(timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr.read()
     record = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
     assert record["status"] == "completed" and record["epochs_done"] == 3

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli_output
+from conftest import HANG_S, cli_output
 
 GOOD = """\
 name: digits-mlp
@@ -147,7 +147,7 @@ def test_validate_schema_and_callbacks_do_not_import_tensorflow(files):
     commands = [["validate", str(good)], ["validate", "--json", str(bad)], ["schema"],
                 ["callbacks"], ["callbacks", "ModelCheckpoint"]]
     done = subprocess.run([sys.executable, "-c", _NO_TF, json.dumps(commands)],
-                          capture_output=True, text=True, timeout=120, check=False,
+                          capture_output=True, text=True, timeout=HANG_S, check=False,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -93,6 +93,7 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,
         found = data_file_problems(config, data_dir) or shape_problems(config, data_dir)
         model_check = getattr(config.model, "preflight", None)
         found += model_check(data_dir) if model_check else []
+        found += config.tracking.store_problems(data_dir) if config.tracking else []
         problems += [pos.problem(loc, message) for loc, message in found]
     if problems:
         raise ConfigError(_sorted(problems, pos.file))

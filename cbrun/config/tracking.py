@@ -1,22 +1,26 @@
 """The `tracking:` section: MLflow and Weights & Biases runs that mirror the run directory.
 
-Checked before training like every other key: a URI that cannot be a tracking store, an
-unknown W&B mode or a package that is not installed is an error at the line that asks for
-it. A store that is down is only found while the run trains; that costs a warning, never the
-run (see cbrun/tracking/view.py).
+Checked before training like every other key: a URI that cannot be a tracking store, a
+local store that cannot be opened or written (cbrun/tracking/stores.py), an unknown W&B mode
+or a package that is not installed is an error at the line that asks for it. A server that
+is down is only found when the run starts; that costs a warning, never the run (see
+cbrun/tracking/view.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator
 
 from cbrun.config.base import StrictModel
 from cbrun.suggest import did_you_mean
+from cbrun.tracking.stores import absolute_uri, local_store, store_problem
 
 # MLflow's own store schemes (its tracking store registry) plus the database dialects its
 # SQLAlchemy store takes with a driver suffix (postgresql+psycopg2://).
@@ -39,10 +43,7 @@ def check_tracking_uri(uri: str) -> str:
     scheme = parts.scheme.lower()
     base = scheme.split("+", 1)[0]
     if not scheme or (len(scheme) == 1 and uri[1:2] == ":"):  # a bare path, or C:\...
-        raise ValueError(
-            f"tracking_uri {uri!r} has no scheme; write a local store as "
-            f"'sqlite:///{uri}' (a database file) or "
-            f"'file:{uri}' (a folder), a server as 'http://host:5000'")
+        return uri  # MLflow's folder store; the preflight checks it on disk
     if base not in MLFLOW_SCHEMES and re.fullmatch(r"\d+(/.*)?", uri[len(scheme) + 1:]):
         raise ValueError(f"tracking_uri {uri!r} is a server without its scheme; write "
                          f"'http://{uri}' (or https://)")
@@ -62,7 +63,11 @@ def check_tracking_uri(uri: str) -> str:
     if base == "sqlite" and not uri.lower().startswith("sqlite:///"):
         raise ValueError(f"tracking_uri {uri!r}: an SQLite store is written "
                          "'sqlite:///relative/path.db' or 'sqlite:////absolute/path.db' "
-                         "(three or four slashes)")
+                         "(three or four slashes; relative to the config's folder)")
+    if base in ("sqlite", "file") and str((local_store(uri) or ("", Path()))[1]) in (
+            ".", ":memory:"):
+        raise ValueError(f"tracking_uri {uri!r} names no file or folder; an in-memory "
+                         "store would be lost when the run ends")
     return uri
 
 
@@ -84,14 +89,15 @@ class MlflowConfig(_Strict):
 
     tracking_uri: str | None = Field(
         None, description="Where runs are stored: http(s)://host:port, sqlite:///file.db, "
-                          "file:folder, databricks. Defaults to MLFLOW_TRACKING_URI or "
-                          "MLflow's own default.")
+                          "file:folder, databricks; a relative path starts at the config's "
+                          "folder. Defaults to MLFLOW_TRACKING_URI or MLflow's own default.")
     experiment: str = Field(
         "Default", min_length=1, max_length=500,
         description="Experiment name; created when missing. Defaults to 'Default'.")
     artifact_location: str | None = Field(
         None, description="Where a newly created experiment keeps artifacts (MLflow's "
-                          "default otherwise). Ignored for an existing experiment.")
+                          "default otherwise; a relative folder starts at the config's "
+                          "folder). Ignored for an existing experiment.")
     run_name: str | None = Field(
         None, min_length=1, max_length=250,
         description="Name shown in MLflow. Defaults to the cbrun run id.")
@@ -137,6 +143,28 @@ class TrackingConfig(_Strict):
 
     mlflow: MlflowConfig | None = None
     wandb: WandbConfig | None = None
+
+    def store_problems(self, folder: Path) -> list[tuple[tuple[Any, ...], str]]:
+        """A local MLflow store that cannot be opened or written, found on disk before
+        training: the config's own URI with a relative path from `folder` (the config's),
+        MLFLOW_TRACKING_URI from the current one, as MLflow reads it. A server is only asked
+        when the run starts."""
+        if self.mlflow is None:
+            return []
+        uri = self.mlflow.tracking_uri
+        loc: tuple[Any, ...] = ("tracking", "mlflow", "tracking_uri")
+        label = f"tracking_uri {uri!r}"
+        if uri is None:
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or None
+            if uri is None:
+                return []  # MLflow's default store, checked when the run opens it
+            loc, label, folder = ("tracking", "mlflow"), f"MLFLOW_TRACKING_URI {uri!r}", Path()
+            try:
+                check_tracking_uri(uri)
+            except ValueError as exc:
+                return [(loc, f"{label}: {exc}")]
+        problem = store_problem(absolute_uri(uri, folder.absolute()))
+        return [(loc, f"{label}: {problem}")] if problem else []
 
     def package_problems(self) -> list[tuple[tuple[str, ...], str]]:
         found = []

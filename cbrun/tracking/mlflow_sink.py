@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cbrun.config.tracking import MlflowConfig
 from cbrun.record import MlflowRun
+from cbrun.tracking.stores import (
+    StoreUnavailable,
+    absolute_location,
+    absolute_uri,
+    server_problem,
+    store_problem,
+)
 
 # MLflow retries a request 7 times with a growing pause and waits 120 s for an answer: a
 # server that is down would hold training for minutes at every epoch. A user's own
@@ -27,21 +37,59 @@ class MlflowSink:
     name = "mlflow"
     title = "MLflow"
 
-    def __init__(self, config: MlflowConfig, run_dir: Path):
+    def __init__(self, config: MlflowConfig, run_dir: Path, config_dir: Path | None = None):
         self.config = config
         self.run_dir = run_dir
+        self.config_dir = (config_dir or Path()).absolute()  # where relative paths start
         self.client: Any = None
         self.run_id: str | None = None
 
-    def open(self, state: MlflowRun) -> None:
+    @staticmethod
+    @contextmanager
+    def quiet() -> Iterator[None]:
+        """MLflow logs a failing store's error with its traceback (and its table setup) on
+        stderr; the view reports a failure in one line, so MLflow's log stays shut while
+        cbrun calls it."""
         for key, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        import mlflow  # noqa: F401 - importing it sets its loggers' levels
+
+        loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.CRITICAL + 1)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+    def store_uri(self, state: MlflowRun, default: str) -> str:
+        """The store this process uses: the config's URI, a relative path in it taken from
+        the config's folder; without one, the store the run was opened in (run.json), else
+        MLflow's default (`default`, from the current folder as MLflow reads it). A run.json
+        of an older cbrun recorded a relative URI as it was written: that one is used as it
+        was then, from the current folder."""
+        given = self.config.tracking_uri
+        if given is not None and given == state.tracking_uri:
+            return given
+        if given is not None:
+            return absolute_uri(given, self.config_dir)
+        if state.tracking_uri:
+            return state.tracking_uri
+        return absolute_uri(default, Path.cwd())
+
+    def open(self, state: MlflowRun) -> None:
         import mlflow
         from mlflow import MlflowClient
 
-        uri = self.config.tracking_uri or mlflow.get_tracking_uri()
+        uri = self.store_uri(state, mlflow.get_tracking_uri())
         state.tracking_uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        problem = store_problem(uri) or server_problem(uri)
+        if problem:
+            raise StoreUnavailable(problem)
+        with _one_engine_try(uri):
+            self.client = MlflowClient(tracking_uri=uri)
         if state.run_id:
             self.run_id = state.run_id
             self.client.update_run(self.run_id, status="RUNNING")
@@ -49,8 +97,7 @@ class MlflowSink:
         experiment = self.client.get_experiment_by_name(self.config.experiment)
         experiment_id = (experiment.experiment_id if experiment is not None else
                          self.client.create_experiment(
-                             self.config.experiment,
-                             artifact_location=self.config.artifact_location))
+                             self.config.experiment, artifact_location=self._artifacts()))
         tags = {"cbrun.run_id": self.run_dir.name, "cbrun.run_dir": str(self.run_dir.resolve()),
                 **self.config.tags}
         run = self.client.create_run(experiment_id, run_name=self.config.run_name
@@ -109,6 +156,33 @@ class MlflowSink:
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=END_STATUS.get(status, "FAILED"))
+
+
+
+    def _artifacts(self) -> str | None:
+        location = self.config.artifact_location
+        return None if location is None else absolute_location(location, self.config_dir)
+
+
+@contextmanager
+def _one_engine_try(uri: str) -> Iterator[None]:
+    """MLflow tries to open a database store ten times over ~100 s (its
+    MAX_RETRY_COUNT, no setting for it): once is enough to know, and the run goes on
+    without the tracker either way."""
+    if uri.split(":", 1)[0].split("+", 1)[0].lower() not in ("sqlite", "postgresql", "mysql",
+                                                               "mssql"):
+        yield
+        return
+    from mlflow.store.db import utils
+
+    saved = getattr(utils, "MAX_RETRY_COUNT", None)
+    if saved is not None:
+        utils.MAX_RETRY_COUNT = 1
+    try:
+        yield
+    finally:
+        if saved is not None:
+            utils.MAX_RETRY_COUNT = saved
 
 
 def _url(uri: str, experiment_id: str, run_id: str) -> str | None:

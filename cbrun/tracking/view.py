@@ -24,6 +24,7 @@ from cbrun.logs import LogError, TrainingLog, read_log
 from cbrun.record import RunRecord, TrackedRun
 from cbrun.rundir import LOG_FILE
 from cbrun.tracking.params import learning_rate_events, rows
+from cbrun.tracking.stores import StoreUnavailable
 
 PLOT_FILE = "log.png"  # what `cbrun plot` writes beside log.csv by default
 
@@ -66,7 +67,8 @@ class TrackingView:
                               or (config.wandb and config.wandb.log_model))
         sinks: list[Any] = []
         if config.mlflow is not None:
-            sinks.append(MlflowSink(config.mlflow, run_dir))
+            folder = record.file.config_dir
+            sinks.append(MlflowSink(config.mlflow, run_dir, Path(folder) if folder else None))
         if config.wandb is not None:
             sinks.append(WandbSink(config.wandb, run_dir))
         self.tracked = [_Tracked(s, record.tracked(s.name)) for s in sinks]
@@ -168,11 +170,13 @@ class TrackingView:
         recorded, and `item` (None: the caller records it) joins the unsent list."""
         if not t.down:
             try:
-                call()
+                with t.sink.quiet():
+                    call()
                 return True
             except Exception as exc:  # noqa: BLE001 - any tracker failure: warned, recorded
                 t.down = True
-                reason = f"{type(exc).__name__}: {exc}".strip()[:1000]
+                reason = (str(exc) if isinstance(exc, StoreUnavailable) else
+                          f"{type(exc).__name__}: {exc}").strip()[:1000]
                 t.state.error = reason
                 self.warn(f"warning: {t.sink.title} tracking failed ({reason.splitlines()[0]}); "
                           f"the run goes on without it, and run.json lists what it did not "
@@ -209,8 +213,9 @@ def _plot(run_dir: Path, warn: Callable[[str], None]) -> bool:
     try:
         run = load_run(run_dir / LOG_FILE)
         save_figure(build_figure([run], all_families([run])), run_dir / PLOT_FILE)
-    except CbrunError as exc:  # a log it cannot draw, an image it cannot write
-        warn(f"warning: could not draw {PLOT_FILE} for the trackers: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a figure for the trackers never costs the run
+        text = str(exc) if isinstance(exc, CbrunError) else f"{type(exc).__name__}: {exc}"
+        warn(f"warning: could not draw {PLOT_FILE} for the trackers: {text}")
         return False
     return True
 

@@ -9,11 +9,13 @@ import shutil
 import string
 import subprocess
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from cbrun.config.tracking import WandbConfig
 from cbrun.record import WandbRun
+from cbrun.tracking.stores import StoreUnavailable, server_problem
 
 # W&B's folders outside `dir=`, each sent into <run dir>/wandb/ unless the user chose it.
 _DIRS = {"WANDB_CACHE_DIR": "cache", "WANDB_CONFIG_DIR": "config", "WANDB_DATA_DIR": "data",
@@ -54,6 +56,8 @@ class WandbSink:
         self.run_dir = run_dir
         self.run: Any = None
 
+    quiet = staticmethod(nullcontext)  # W&B is silenced by its settings (open)
+
     def open(self, state: WandbRun) -> None:
         _import_inside(self.run_dir)
         import wandb
@@ -65,14 +69,24 @@ class WandbSink:
         quiet = wandb.Settings(silent=True, console="off", disable_git=True, save_code=False,
                                x_disable_stats=True, x_disable_machine_info=True,
                                symlink=False)
-        wandb.setup(settings=quiet)  # W&B prints through its process-wide setup, not init's
-        self.run = wandb.init(
-            project=self.config.project, entity=self.config.entity, mode=self.config.mode,
-            name=self.config.name or self.run_dir.name, id=run_id, resume="allow",
-            dir=str(self.run_dir.resolve()),  # offline files land in <run dir>/wandb/
-            settings=quiet,
-        )
-        _drop_links(self.run_dir / "wandb")
+        # W&B prints through its process-wide setup, not init's
+        setup = wandb.setup(settings=quiet)
+        if self.config.mode == "online":
+            # wandb.init waits 90 s for a server that refuses connections: ask it once.
+            problem = server_problem(str(setup.settings.base_url))
+            if problem:
+                raise StoreUnavailable(problem)
+        try:
+            self.run = wandb.init(
+                project=self.config.project, entity=self.config.entity, mode=self.config.mode,
+                name=self.config.name or self.run_dir.name, id=run_id, resume="allow",
+                dir=str(self.run_dir.resolve()),  # offline files land in <run dir>/wandb/
+                settings=quiet,
+            )
+        finally:
+            # wandb-core links its log into the run even when init fails; a link there
+            # would stop the run (cbrun/runguard.py), not just the tracker.
+            _drop_links(self.run_dir / "wandb")
         state.mode = self.config.mode
         state.url = self.run.url if self.config.mode == "online" else None
         if self.config.mode == "offline":
