@@ -113,7 +113,7 @@ def test_a_raw_csv_with_adapted_normalization_trains_like_one_normalised_by_hand
     write_csv(tmp_path / "scaled.csv", [
         {**r, **{c: (r[c] - stats[c][0]) / stats[c][1] for c in numeric}} for r in rows])
     data = {"source": "csv", "label": "species", "features": numeric,
-            "validation_split": 0.2, "batch_size": 16}
+            "validation_split": 0.2, "split": "tail", "batch_size": 16}
     logs = {}
     for name, path, adapt in (("adapted", "raw.csv", True), ("by-hand", "scaled.csv", False),
                               ("raw", "raw.csv", False)):
@@ -233,8 +233,8 @@ def test_discretization_adapts_its_bins_on_the_training_rows_only(tmp_path):
     rows = [{"x": float(i), "label": i % 2} for i in range(100)]
     write_csv(tmp_path / "ramp.csv", rows)
     config = table_config("bins", {"source": "csv", "path": "ramp.csv", "label": "label",
-                                   "validation_split": 0.2}, units=2, adapt=False, inputs=1,
-                          epochs=1)
+                                   "validation_split": 0.2, "split": "tail"}, units=2,
+                          adapt=False, inputs=1, epochs=1)
     config["model"]["layers"].insert(0, {"type": "Discretization", "num_bins": 4,
                                          "adapt": True})
     assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",

@@ -520,8 +520,12 @@ def test_a_graph_layer_with_adapt_learns_the_training_split_of_its_input(tmp_pat
     import keras
 
     model = keras.saving.load_model(only_run(tmp_path / "runs") / "model.keras")
-    with np.load(tmp_path / "two.npz") as arrays:
-        train_a = arrays["a"][:72]  # validation_split 0.25 of 96 keeps the last 24 out
+    from cbrun.config.load import load_config
+    from cbrun.train.sources import load_splits
+
+    config = load_config(tmp_path / "run.yaml").config
+    train_a = load_splits(config.data, tmp_path, seed=config.seed).train.x["a"]
+    assert len(train_a) == 72  # validation_split 0.25 of 96 keeps 24 out
     learned = np.asarray(model.get_layer("norm_a").adapt_mean)
     np.testing.assert_allclose(learned, train_a.mean(0), rtol=1e-4)
 

@@ -7,7 +7,6 @@ import csv
 import io
 import re
 import signal
-from importlib import resources
 from pathlib import Path
 
 import keras
@@ -94,11 +93,14 @@ def tb_images(log_dir: Path) -> list[tuple[int, np.ndarray]]:
 
 
 def validation_digits() -> tuple[np.ndarray, np.ndarray]:
-    source = resources.files("cbrun.datasets").joinpath("digits.npz")
-    with source.open("rb") as handle, np.load(handle) as archive:
-        x, y = archive["x"].astype("float32"), archive["y"]
-    cut = int(len(x) * 0.8)  # validation_split 0.2: the last fifth
-    return x[cut:], y[cut:]
+    """The validation rows the runs drew (tiny_config's seed and split)."""
+    from cbrun.config.data import DigitsData
+    from cbrun.train.sources import load_splits
+
+    config = tiny_config()
+    splits = load_splits(DigitsData.model_validate(config["data"]), Path("."),
+                         seed=config["seed"])
+    return splits.validation.x, splits.validation.y
 
 
 def test_the_runs_finish(runs):

@@ -173,6 +173,8 @@ def test_json_lists_every_run_for_scripts(folder, capsys):
         "finished": "2026-11-21T15:31:02.500000+00:00",
         "problem": None,
         "test": {},  # no test split in this run
+        "baseline": {},  # a run of before baselines
+        "no_better_than_baseline": False,
     }
     killed = runs["20261121-180000-killed"]
     assert (killed["status"], killed["recorded_status"]) == ("interrupted", "running")

@@ -80,7 +80,7 @@ def test_a_table_keeps_its_text_columns_as_strings_and_the_rest_as_before(tmp_pa
 
     rows = review_rows(40)
     write_csv(tmp_path / "reviews.csv", rows)
-    cfg = CsvData(**REVIEWS_DATA)
+    cfg = CsvData(**REVIEWS_DATA, split="tail")  # the training rows: the first 30
     assert cfg.preflight(tmp_path, seed=42) == []
     splits = load_splits(cfg, tmp_path, seed=42)
     assert splits.train.x["review"][:, 0].tolist() == [r["review"] for r in rows[:30]]
