@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cbrun.checkpoints import TrainedRun
-from cbrun.config.data.images import EXTENSIONS, list_images
+from cbrun.config.data.images import EXTENSIONS, image_files, list_images
 from cbrun.errors import UsageError
 from cbrun.suggest import did_you_mean
 from cbrun.train.sources import ImageFiles, Split, saved_artifacts
@@ -133,8 +133,7 @@ def _unlabelled_images(run: TrainedRun, path: Path) -> Inputs:
     if path.is_file():
         files = [path]
     else:
-        files = sorted(p for p in path.rglob("*") if p.is_file()
-                       and p.suffix.lower() in EXTENSIONS)
+        files = image_files(path)  # what training would read: no hidden ._ copies
     if not files or files[0].suffix.lower() not in EXTENSIONS:
         raise UsageError(f"{path} is no image and holds none ({', '.join(EXTENSIONS)})")
     from cbrun.config.data.images import image_problem

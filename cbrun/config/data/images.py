@@ -20,10 +20,11 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
-def _class_files(folder: Path) -> list[Path]:
-    """A class folder's images, subfolders included (as Keras's image_dataset_from_directory
-    reads them), sorted by path; hidden files and folders (.DS_Store, macOS's ._name
-    copies) are not images."""
+def image_files(folder: Path) -> list[Path]:
+    """A folder's images, subfolders included (as Keras's image_dataset_from_directory
+    reads a class folder), sorted by path; hidden files and folders (.DS_Store, macOS's
+    ._name copies) are not images. Training, the resume's fingerprint and predict on a
+    folder all list with it."""
     found = []
     for path in folder.rglob("*"):
         parts = path.relative_to(folder).parts
@@ -39,7 +40,7 @@ def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     by path within each class."""
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir()
                      and not p.name.startswith("."))
-    files = [(f, i) for i, name in enumerate(classes) for f in _class_files(folder / name)]
+    files = [(f, i) for i, name in enumerate(classes) for f in image_files(folder / name)]
     return classes, files
 
 
@@ -147,6 +148,10 @@ class ImagesData(FileSource):
 
     def sample_shapes(self, folder: Path):
         return {None: self.sample_shape}
+
+    def folder_files(self, folder: Path) -> list[Path]:
+        """The images the loader lists (hidden files and other extensions skipped)."""
+        return [file for file, _ in list_images(folder)[1]]
 
     def preflight(self, folder: Path) -> Found:
         found = super().preflight(folder)
