@@ -25,8 +25,8 @@ Arrays = Any  # an ndarray, or {name: ndarray} for named inputs or outputs
 # --- reading a CSV ---------------------------------------------------------------------
 # pyarrow reads a CSV in blocks (1 MB), typing each column by the first one: a row that
 # breaks the file further on fails the read with the row's text but not its line, and a
-# stray value in a column of numbers quietly turns the whole column into text. Both are
-# named here, by line.
+# stray value in a column of numbers quietly turns the whole column into text (a byte that
+# is not UTF-8, into bytes). Each is named here, by line.
 
 _SHOWN = 120  # characters of pyarrow's message kept when no line can be named
 
@@ -45,7 +45,7 @@ def read_csv(path: Path, delimiter: str = ",", decimal: str = ".",
             strings_can_be_null=strings_can_be_null, decimal_point=decimal))
     except pa.ArrowInvalid as exc:
         raise ValueError(csv_problem(path, delimiter, exc)) from None
-    late = _late_text(path, table, parse, decimal, columns)
+    late = late_problem(path, table, delimiter, decimal, columns)
     if late:
         raise ValueError(late)
     return table
@@ -107,28 +107,42 @@ def row_problem(path: Path, delimiter: str) -> RowProblem | None:
     return None
 
 
-def _late_text(path: Path, table, parse, decimal: str, columns: list[str] | None) -> str | None:
-    """A column of numbers in the first block that the whole file made text: the first
-    value that is not a number, by line."""
+def late_problem(path: Path, table, delimiter: str = ",", decimal: str = ".",
+                 columns: list[str] | None = None) -> str | None:
+    """In a table read from `path`, a column the whole file typed otherwise than its first
+    block would be: text where the first rows are numbers, or bytes where a value is not
+    UTF-8. The first value at fault, by line; `columns`: those that count (default: all)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    texts = [name for name in columns or table.column_names
-             if name in table.column_names and _is_text(table.column(name))]
+    # By position: a name may be there twice (the caller says so after reading).
+    used = [i for i, name in enumerate(table.column_names) if columns is None or name in columns]
+    for i in used:  # bytes: pyarrow's word for a value that is not UTF-8
+        kind = table.column(i).type
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            for row, value in enumerate(table.column(i).to_pylist()):
+                try:
+                    if value is not None:
+                        value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return (f"column {table.column_names[i]!r} has bytes that are not UTF-8 "
+                            f"text at line {row + 2} (byte {value[exc.start]:#x}); save the "
+                            "file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    texts = [i for i in used if _is_text(table.column(i))]
     if not texts or table.num_rows == 0:
         return None
-    with pacsv.open_csv(path, parse_options=parse, convert_options=pacsv.ConvertOptions(
-            decimal_point=decimal)) as reader:
+    with pacsv.open_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                        convert_options=pacsv.ConvertOptions(decimal_point=decimal)) as reader:
         first = reader.schema
-    for name in texts:
-        kind = first.field(name).type
+    for i in texts:
+        kind = first.field(i).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             continue
-        for row, value in enumerate(table.column(name).to_pylist()):
+        for row, value in enumerate(table.column(i).to_pylist()):
             if value is not None and not _number(value, decimal):
-                return (f"column {name!r} holds numbers in its first rows, but line {row + 2} "
-                        f"has {value[:40]!r}; fix or drop that row (a column is numbers or "
-                        "text throughout)")
+                return (f"column {table.column_names[i]!r} holds numbers in its first rows, "
+                        f"but line {row + 2} has {value[:40]!r}; fix or drop that row (a "
+                        "column is numbers or text throughout)")
     return None
 
 

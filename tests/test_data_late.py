@@ -86,6 +86,9 @@ CSV_CASES = {
                     ("line 50001 opens a quoted value that runs on to line 60001 and the "
                      "row has 2 fields where the header has 4; a quote inside a value must be "
                      'doubled ("") or the whole value quoted')),
+    "not-utf8": (lambda line: line.replace(",", ",\udcff", 1),
+                 ("column 'weight_g' has bytes that are not UTF-8 text at line 50001 (byte "
+                  "0xff); save the file as UTF-8")),
     "text-in-numbers": (lambda line: "abc," + line.split(",", 1)[1],
                         ("column 'height_mm' holds numbers in its first rows, but line 50001 "
                          "has 'abc'")),
@@ -104,7 +107,8 @@ def test_a_csv_that_breaks_after_the_first_block_is_one_line_with_its_line(
     change, message = CSV_CASES[case]
     lines = list(big_csv_lines)
     lines[50_000] = change(lines[50_000])  # line 50001 of the file
-    (tmp_path / "animals.csv").write_text("".join(lines))
+    # A lone surrogate written back as the byte it stood for: 0xff, which is not UTF-8.
+    (tmp_path / "animals.csv").write_bytes("".join(lines).encode("utf-8", "surrogateescape"))
     config = table_config("late", {"source": "csv", "path": "animals.csv", "label": "species"})
     path = write_config(tmp_path, config)
 

@@ -87,6 +87,11 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
                                    convert_options=pacsv.ConvertOptions(decimal_point=decimal))
         except pa.ArrowInvalid as exc:
             raise UsageError(_csv_problem(path, text, sep, exc)) from None
+        from cbrun.tables import late_problem
+
+        late = late_problem(path, table, sep, decimal)
+        if late:  # a column typed by its first rows that a later row contradicts
+            raise UsageError(f"{path}: {late}")
         source = "csv"
     if table.num_rows == 0:
         raise UsageError(f"{path} has a header ({', '.join(table.column_names)}) but no rows; "
