@@ -135,6 +135,8 @@ def load(kind):
     x = rng.normal(size=(40, 4)).astype("float32")
     y = (x[:, 0] > 0).astype("int32")
     batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    if kind == "raises":
+        raise ValueError("no data on Sundays")
     if kind == "no-train":
         return {"train": None, "validation": (x, y)}
     if kind == "ragged":
@@ -164,6 +166,7 @@ def _loader_config(tmp_path, kind: str) -> dict:
 
 
 @pytest.mark.parametrize("kind, message", [
+    ("raises", "odd:load(**params) raised ValueError: no data on Sundays"),
     ("no-train", "odd:load returned None for 'train'; the training split is required"),
     ("ragged", ("odd:load returned a ragged 'train' x (rows of different lengths or shapes); "
                 "pad them to one shape")),

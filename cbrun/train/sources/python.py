@@ -104,7 +104,13 @@ def _kind(value: Any) -> str:
 
 
 def load(cfg, config_dir: Path) -> Splits:
-    result = _import(cfg.function, config_dir)(**cfg.params)
+    function = _import(cfg.function, config_dir)
+    try:
+        result = function(**cfg.params)
+    except Exception as exc:  # the loader's own failure: one line (--debug shows where)
+        text = str(exc).strip().splitlines()
+        raise _fail(f"{cfg.function}(**params) raised {type(exc).__name__}"
+                    f"{': ' + text[0] if text else ''}") from exc
     if not isinstance(result, dict) or "train" not in result:
         raise _fail(f"{cfg.function} must return a dict with 'train' (and optionally "
                     f"'validation', 'test'), got {type(result).__name__}")
