@@ -232,7 +232,7 @@ def _check_same_data(record: RunRecord, config: RunConfig, changed_keys: set[str
               if f"data.{field}" not in changed_keys}
     if not before or record.file.config_dir is None:
         return
-    differs = changed(before, config.data, Path(record.file.config_dir))
+    differs = changed(before, config.data, Path(record.file.config_dir), record.run_dir)
     if differs:
         raise UsageError(
             f"{record.run_dir}: the data changed since the run started ({'; '.join(differs)}); "

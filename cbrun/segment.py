@@ -209,7 +209,7 @@ def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
         return 1
     try:
         record.finish(outcome.status,
-                      error=outcome.note if outcome.status == "failed" else None,
+                      error=outcome.note if outcome.status == "failed" else outcome.test_error,
                       stopped_early_at=outcome.stopped_early_at,
                       stop_reason=outcome.stop_reason, stop_note=outcome.note)
     except OSError as exc:
@@ -222,6 +222,9 @@ def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
                                                                      record.file.best)
     if verdict:
         click.echo(f"warning: {verdict}", err=True)
+    if outcome.test_error:  # trained and saved, but not all that was asked for was done
+        click.echo(f"error: {outcome.test_error}", err=True)
+        return 1
     return 0 if outcome.status in ("completed", "stopped_early", "pruned") else 1
 
 

@@ -10,12 +10,146 @@ an error (the model would have no output for it). What was learned is returned a
 
 from __future__ import annotations
 
+import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 Arrays = Any  # an ndarray, or {name: ndarray} for named inputs or outputs
+
+
+# --- reading a CSV ---------------------------------------------------------------------
+# pyarrow reads a CSV in blocks (1 MB), typing each column by the first one: a row that
+# breaks the file further on fails the read with the row's text but not its line, and a
+# stray value in a column of numbers quietly turns the whole column into text (a byte that
+# is not UTF-8, into bytes). Each is named here, by line.
+
+_SHOWN = 120  # characters of pyarrow's message kept when no line can be named
+
+
+def read_csv(path: Path, delimiter: str = ",", decimal: str = ".",
+             strings_can_be_null: bool = True, columns: list[str] | None = None):
+    """The table of a CSV file, or a ValueError whose one line says where the file goes
+    wrong. `columns`: those whose numbers must stay numbers (default: all)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    try:
+        # An empty field of a text column is a missing value, as it is in a number column.
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=pacsv.ConvertOptions(
+            strings_can_be_null=strings_can_be_null, decimal_point=decimal))
+    except pa.ArrowInvalid as exc:
+        raise ValueError(csv_problem(path, delimiter, exc)) from None
+    late = late_problem(path, table, delimiter, decimal, columns)
+    if late:
+        raise ValueError(late)
+    return table
+
+
+def csv_problem(path: Path, delimiter: str, exc: Exception) -> str:
+    """pyarrow's parse error made one line: the row at fault, by line, when a scan finds it."""
+    found = row_problem(path, delimiter)
+    if found is not None:
+        return str(found)
+    text = " ".join(str(exc).split())
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + " ..."
+
+
+# The longest value the scan reads: a quote never closed swallows the rest of the file.
+_LONGEST = 16 << 20
+
+
+@dataclass
+class RowProblem:
+    """The first row of a CSV that does not have one field per column."""
+
+    line: int  # where the row starts (1-based, the header is line 1)
+    fields: int | None  # None: a value longer than _LONGEST (a quote never closed)
+    header: int
+    ends: int  # the line where the row ends: past `line` when a quoted value ran on
+
+    def __str__(self) -> str:
+        if self.ends > self.line or self.fields is None:
+            reach = (f"to line {self.ends}" if self.fields is not None else
+                     f"past line {self.ends} (more than {_LONGEST >> 20} MiB)")
+            count = (f" and the row has {self.fields} field{'s' * (self.fields != 1)} where "
+                     f"the header has {self.header}" if self.fields is not None else "")
+            return (f"line {self.line} opens a quoted value that runs on {reach}{count}; "
+                    'a quote inside a value must be doubled ("") or the whole value quoted')
+        return (f"line {self.line} has {self.fields} field{'s' * (self.fields != 1)} where the "
+                f"header has {self.header}; every row needs one field per column")
+
+
+def row_problem(path: Path, delimiter: str) -> RowProblem | None:
+    """The first row whose field count differs from the header's, read as Python's csv
+    module reads it (quotes as pyarrow reads them), or None."""
+    limit = csv.field_size_limit(_LONGEST)
+    try:
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            rows = csv.reader(handle, delimiter=delimiter)
+            start, header = 1, []
+            try:
+                header = next(rows, [])
+                start = rows.line_num + 1
+                for row in rows:
+                    if row and len(row) != len(header):
+                        return RowProblem(start, len(row), len(header), rows.line_num)
+                    start = rows.line_num + 1
+            except csv.Error:  # a value past the limit
+                return RowProblem(start, None, len(header), rows.line_num)
+    finally:
+        csv.field_size_limit(limit)
+    return None
+
+
+def late_problem(path: Path, table, delimiter: str = ",", decimal: str = ".",
+                 columns: list[str] | None = None) -> str | None:
+    """In a table read from `path`, a column the whole file typed otherwise than its first
+    block would be: text where the first rows are numbers, or bytes where a value is not
+    UTF-8. The first value at fault, by line; `columns`: those that count (default: all)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    # By position: a name may be there twice (the caller says so after reading).
+    used = [i for i, name in enumerate(table.column_names) if columns is None or name in columns]
+    for i in used:  # bytes: pyarrow's word for a value that is not UTF-8
+        kind = table.column(i).type
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            for row, value in enumerate(table.column(i).to_pylist()):
+                try:
+                    if value is not None:
+                        value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return (f"column {table.column_names[i]!r} has bytes that are not UTF-8 "
+                            f"text at line {row + 2} (byte {value[exc.start]:#x}); save the "
+                            "file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    texts = [i for i in used if _is_text(table.column(i))]
+    if not texts or table.num_rows == 0:
+        return None
+    with pacsv.open_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                        convert_options=pacsv.ConvertOptions(decimal_point=decimal)) as reader:
+        first = reader.schema
+    for i in texts:
+        kind = first.field(i).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            continue
+        for row, value in enumerate(table.column(i).to_pylist()):
+            if value is not None and not _number(value, decimal):
+                return (f"column {table.column_names[i]!r} holds numbers in its first rows, "
+                        f"but line {row + 2} has {value[:40]!r}; fix or drop that row (a "
+                        "column is numbers or text throughout)")
+    return None
+
+
+def _number(value: str, decimal: str) -> bool:
+    try:
+        float(value.replace(decimal, ".") if decimal != "." else value)
+    except ValueError:
+        return False
+    return True
 
 
 class TableProblem(ValueError):
@@ -153,7 +287,12 @@ def encode_splits(cfg, folder: Path, seed: int
 
     def read(field: str):
         path = folder / getattr(cfg, field)
-        table = cfg.read(path)
+        try:
+            table = cfg.read(path)
+        except (ValueError, OSError) as exc:  # a row or a block past the first one
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise TableProblem(("data", field), f"{path.name} is not a readable {cfg.source} "
+                                                f"table: {text}") from None
         groups = cfg.feature_groups(table.column_names)
         used = cfg.label_columns() + [c for g in (groups.values() if isinstance(groups, dict)
                                                   else [groups]) for c in g]

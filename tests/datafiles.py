@@ -155,3 +155,26 @@ def text_graph_config(name: str, data: dict, epochs: int = 3) -> dict:
 REVIEWS_DATA = {"source": "csv", "path": "reviews.csv", "label": "verdict",
                 "features": {"review": ["review"], "stars": ["stars"], "length": ["length"]},
                 "text": ["review"], "validation_split": 0.25, "batch_size": 16}
+
+
+def damage_pixels(path: Path, checksums: str = "fixed") -> Path:
+    """Flip the compressed pixel bytes of a PNG, keeping its signature, header and IEND:
+    its ends look whole. checksums "fixed": each chunk's CRC recomputed, so only a decoder
+    finds the damage; "stale": the CRCs left as they were, as a bad disk or transfer
+    leaves them."""
+    import struct
+    import zlib
+
+    data = bytearray(path.read_bytes())
+    at = 8
+    while at < len(data):
+        length = struct.unpack(">I", data[at:at + 4])[0]
+        if data[at + 4:at + 8] == b"IDAT":
+            body = slice(at + 10, at + 8 + length - 4)  # past the zlib header, before its sum
+            data[body] = bytes(b ^ 0x5A for b in data[body])
+            if checksums == "fixed":
+                data[at + 8 + length:at + 12 + length] = struct.pack(
+                    ">I", zlib.crc32(bytes(data[at + 4:at + 8 + length])))
+        at += 12 + length
+    path.write_bytes(bytes(data))
+    return path

@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 import yaml
 from conftest import HANG_S, REPO, cbrun_process, cli, tiny_config, write_config
-from datafiles import image_config, table_config, table_rows, write_csv, write_images, write_parquet
+from datafiles import (
+    damage_pixels,
+    image_config,
+    table_config,
+    table_rows,
+    write_csv,
+    write_images,
+    write_parquet,
+)
 
 CSV = {"source": "csv", "path": "animals.csv", "label": "species"}
 
@@ -160,12 +168,11 @@ def test_keras_offline_names_the_file_keras_looks_for(tmp_path):
 
 @pytest.mark.parametrize("cache", [None, "memory", "disk"])
 def test_an_image_damaged_inside_is_named_when_it_fails_to_decode(tmp_path, capsys, cache):
-    """A PNG whose ends look whole passes the listing check; its damaged middle is found by
-    the decoder during training, and the error names the file, not tf.data's stack."""
+    """A PNG whose ends look whole and whose CRCs are right passes the preflight; its
+    damaged pixels are found by the decoder during training, and the error names the file,
+    not tf.data's stack."""
     write_images(tmp_path / "shapes", per_class=4)
-    good = (tmp_path / "shapes" / "square" / "01.png").read_bytes()
-    damaged = good[:40] + bytes(b ^ 0xFF for b in good[40:-12]) + good[-12:]
-    (tmp_path / "shapes" / "square" / "03.png").write_bytes(damaged)
+    damage_pixels(tmp_path / "shapes" / "square" / "03.png", checksums="fixed")
     path = write_config(tmp_path, image_config("damaged", {"path": "shapes", "cache": cache},
                                                epochs=1))
     capsys.readouterr()

@@ -213,3 +213,61 @@ def test_every_format_decodes_in_every_color_mode(tmp_path, color_mode, channels
     assert images[:5].mean() < 120 < images[5:, ..., :min(channels, 3)].mean()
     if channels == 4:
         assert set(np.unique(images[..., 3])) == {255.0}
+
+
+def test_a_non_square_image_size_keeps_height_and_width_everywhere(tmp_path, capsys):
+    """image_size is [height, width]. Images 24 high and 40 wide, resized to [12, 20]: a
+    swap in the shape check, the decoding, the `cache: disk` copy or predict is a shape
+    Keras refuses or pixels out of place. Predict on the folder reads the files training
+    read: the ._ copies a Mac leaves are no images there either."""
+    import tensorflow as tf
+    from conftest import cli_output
+
+    rng = np.random.default_rng(2)
+    for name in ("top", "left"):
+        (tmp_path / "halves" / name).mkdir(parents=True)
+        for i in range(4):
+            image = (rng.random((24, 40, 3)) * 40).astype(np.uint8)
+            if name == "top":
+                image[:12] = 230  # the upper half bright
+            else:
+                image[:, :20] = 230  # the left half bright
+            (tmp_path / "halves" / name / f"{i}.png").write_bytes(
+                tf.io.encode_png(image).numpy())
+        (tmp_path / "halves" / name / "._0.png").write_bytes(b"\0\5\26\7 AppleDouble")
+    config = image_config("wide", {"path": "halves", "image_size": [12, 20], "cache": "disk",
+                                   "validation_split": 0.25}, epochs=1)
+    config["model"]["input_shape"] = [20, 12, 3]  # width first: refused before TensorFlow
+    result = cli_output(capsys, "validate", write_config(tmp_path, config))
+    assert ("model.input_shape: the training samples have shape [12, 20, 3], but the model "
+            "expects input_shape [20, 12, 3]") in result.out, result.out
+
+    config["model"]["input_shape"] = [12, 20, 3]
+    assert cli("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs",
+               "-q") == 0
+    run = only_run(tmp_path / "runs")
+    # What training read: the disk copy, read back as the pipeline reads it. (A model takes
+    # a [20, 12] image as well as a [12, 20] one, with a warning: the pixels must be right.)
+    import keras
+
+    from cbrun.config.data.images import ImagesData
+    from cbrun.train.sources import load_splits
+
+    train = load_splits(ImagesData(**config["data"]), tmp_path, run).train
+    assert train.x.raw
+    images = train.x[np.arange(len(train))]
+    left, top = images[0].mean(axis=2), images[-1].mean(axis=2)  # classes in name order
+    assert top[:6].mean() > 200 and top[6:].mean() < 40
+    assert left[:, :10].mean() > 200 and left[:, 10:].mean() < 40
+
+    predicted = cli_output(capsys, "predict", run, tmp_path / "halves", "-o",
+                           tmp_path / "p.csv")
+    assert predicted.code == 0, predicted.err
+    rows = {Path(row["file"]).relative_to(tmp_path / "halves").as_posix(): row
+            for row in read_log(tmp_path / "p.csv")}
+    assert len(rows) == 8
+    # Predict decodes the files itself: the model must see them as training did.
+    model = keras.saving.load_model(run / "model.keras")
+    trained_on = [f"{name}/{i}.png" for name in ("left", "top") for i in range(3)]
+    np.testing.assert_allclose([float(rows[name]["probability"]) for name in trained_on],
+                               model.predict(images, verbose=0).max(axis=1), rtol=1e-4)

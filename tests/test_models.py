@@ -557,3 +557,94 @@ def test_factory_params_and_saved_files_are_checked_without_running_them(
     result = cli_output(capsys, "validate", write_config(tmp_path, tiny_config(model=model)))
     assert result.code == 2
     assert f"{where}: {message}" in result.out, result.out
+
+
+def _save_archives(folder: Path) -> None:
+    """good.keras, and copies of it broken the ways an archive in the wild is."""
+    import zipfile
+
+    import keras
+
+    inputs = keras.Input((64,))
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(inputs)).save(
+        folder / "good.keras")
+    with zipfile.ZipFile(folder / "good.keras") as good:
+        members = {name: good.read(name) for name in good.namelist()}
+    weights = members["model.weights.h5"]
+    for name, changed in {
+        "no-config": {"config.json": None},
+        "list-config": {"config.json": b"[1, 2, 3]"},
+        "garbage-config": {"config.json": b"{not json"},
+        "no-class": {"config.json": b'{"config": {}}'},
+        "no-weights": {"model.weights.h5": None},
+        "garbage-weights": {"model.weights.h5": b"these are not weights"},
+        "cut-weights": {"model.weights.h5": weights[:len(weights) // 2]},
+        "unknown-class": {"config.json": json.dumps(
+            {"class_name": "NoSuchModel", "config": {}}).encode()},
+    }.items():
+        with zipfile.ZipFile(folder / f"{name}.keras", "w") as archive:
+            for member, data in {**members, **changed}.items():
+                if data is not None:
+                    archive.writestr(member, data)
+
+
+ARCHIVE_PROBLEMS = [
+    ("no-config", ("holds no config.json, so it is no saved Keras model (model.save('x.keras') "
+                   "writes one); it holds: metadata.json, model.weights.h5")),
+    ("list-config", ("has a config.json that holds an array, not a Keras model's config "
+                     '({"class_name": ..., "config": {...}})')),
+    ("garbage-config", "has a config.json that is not JSON (Expecting property name"),
+    ("no-class", "has a config.json without class_name, so it is not a Keras model's config"),
+    ("no-weights", "holds no weights (model.weights.h5 or model.weights.npz)"),
+    ("garbage-weights", "has weights (model.weights.h5) that are not an HDF5 file"),
+    ("cut-weights", "has weights (model.weights.h5) that HDF5 cannot read (Unable to"),
+]
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("archives")
+    _save_archives(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name, message", ARCHIVE_PROBLEMS, ids=[n for n, _ in ARCHIVE_PROBLEMS])
+def test_a_damaged_model_archive_is_named_by_validate(archives, capsys, name, message):
+    path = write_config(archives, tiny_config(model={"path": f"{name}.keras"}), f"{name}.yaml")
+    result = cli_output(capsys, "validate", path)
+    assert result.code == 2
+    assert f"model.path: {name}.keras {message}" in result.out, result.out
+
+
+def test_archive_checks_never_import_tensorflow(archives):
+    path = write_config(archives, tiny_config(model={"path": "cut-weights.keras"}), "cut.yaml")
+    code = ("import sys; from cbrun.cli import main\n"
+            f"try:\n    main(['validate', {str(path)!r}])\nexcept SystemExit as e:\n"
+            "    print('EXIT', e.code)\n"
+            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    assert "EXIT 2" in out and "HEAVY []" in out, out
+
+
+def test_an_archive_keras_cannot_load_is_one_line_at_model_path(archives, tmp_path, capsys):
+    """What only Keras finds (a class it does not know; a layer saved instead of a model)
+    is said at model.path when the run starts, without a run directory left behind."""
+    import keras
+    from keras.src.saving import saving_lib
+
+    layer = keras.layers.Dense(10)
+    layer.build((None, 64))
+    saving_lib.save_model(layer, archives / "layer.keras")
+    for name, message in [
+            ("unknown-class", ("Keras could not load {path}: TypeError: Could not locate "
+                               "class 'NoSuchModel'")),
+            ("layer", "layer.keras holds a Dense, not a model; save the whole model")]:
+        config = tiny_config(name=name, fit={"epochs": 1}, model={"path": f"{name}.keras"})
+        path = write_config(archives, config, f"{name}.yaml")
+        assert cli_output(capsys, "validate", path).code == 0
+        result = cli_output(capsys, "train", path, "--runs-dir", tmp_path / name)
+        assert result.code == 2
+        expected = message.format(path=archives / f"{name}.keras")
+        assert f"model.path: {expected}" in result.err, result.err
+        assert not any((tmp_path / name).iterdir())

@@ -65,7 +65,7 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
                            config_dir=loaded.config_dir.resolve(), overrides=list(overrides),
                            sweep=SweepTrial.model_validate_json(sweep_trial)
                            if sweep_trial else None,
-                           data_files=fingerprint(config.data, loaded.config_dir))
+                           data_files=fingerprint(config.data, loaded.config_dir, run_dir))
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
     def start():

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from cbrun.errors import ConfigError, Problem
 from cbrun.train.sources import Split
-from cbrun.train.sources.images import read_image
+from cbrun.train.sources.images import images_named, read_image
 
 
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
@@ -168,15 +168,18 @@ def validation_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str
             batch_size)), {}
 
 
-def evaluate_split(model: Any, split: Split, batch_size: int) -> dict[str, float]:
-    """model.evaluate on a split in file order: {metric name Keras logs: value}."""
+def evaluate_split(model: Any, split: Split, batch_size: int,
+                   callbacks: list | None = None) -> dict[str, float]:
+    """model.evaluate on a split in file order: {metric name Keras logs: value}. An image
+    that does not decode is a RunError naming it."""
     data, kwargs = eval_data(split, batch_size)
     if isinstance(data, tuple):
         kwargs["x"], kwargs["y"] = data
     else:
         kwargs["x"] = data
-    return {name: float(value) for name, value in
-            model.evaluate(verbose=0, return_dict=True, **kwargs).items()}
+    with images_named([split]):
+        logs = model.evaluate(verbose=0, return_dict=True, callbacks=callbacks, **kwargs)
+    return {name: float(value) for name, value in logs.items()}
 
 
 def _has_text(x: Any) -> bool:

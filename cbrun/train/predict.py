@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from cbrun.checkpoints import Checkpoint, TrainedRun
+from cbrun.errors import UsageError
 from cbrun.train.data import eval_data
 from cbrun.train.inputs import Inputs, check_fits, unlabelled
 from cbrun.train.outputs import by_output, model_outputs, output_tasks
 from cbrun.train.runmodel import load_run_model
 from cbrun.train.sources import Split
+from cbrun.train.sources.images import images_named
 
 
 def predict_run(run: TrainedRun, checkpoint: Checkpoint, source: Path,
@@ -28,7 +30,8 @@ def predict_run(run: TrainedRun, checkpoint: Checkpoint, source: Path,
     data, kwargs = eval_data(Split(inputs.x, np.zeros(count, np.int32)),
                              run.config.data.batch_size)
     x = data[0] if isinstance(data, tuple) else data
-    predicted = model.predict(x, verbose=0, **kwargs)
+    with images_named([Split(inputs.x)], UsageError):  # a file that does not decode
+        predicted = model.predict(x, verbose=0, **kwargs)
     outputs = model_outputs(model)
     arrays = by_output(predicted, [name for name, _ in outputs])
     tasks = output_tasks(run.config, run.run_dir, outputs)

@@ -18,7 +18,7 @@ from cbrun.config.base import BuildContext, DataView
 from cbrun.config.execution import batch_hooks_refused
 from cbrun.config.monitors import primary_monitor
 from cbrun.config.root import RunConfig
-from cbrun.errors import ConfigError, Problem
+from cbrun.errors import ConfigError, Problem, RunError
 from cbrun.record import RunRecord, Status, StopReason
 from cbrun.runguard import check_tree
 from cbrun.segment import pending_interrupt, stop_point
@@ -34,7 +34,7 @@ from cbrun.train.pacing import batches_per_call, step_seconds
 from cbrun.train.progress import ProgressDisplay
 from cbrun.train.resume import SavedState, StateKeeper
 from cbrun.train.sources import load_splits
-from cbrun.train.sources.images import decode_error
+from cbrun.train.sources.images import decode_error, images_named
 from cbrun.train.tfimport import collector_back
 from cbrun.train.tracking import TrackingCallback
 
@@ -49,6 +49,8 @@ class Outcome:
     stop_reason: StopReason | None
     note: str | None
     model_path: Path
+    # What failed after the model was saved (the test split), so the run keeps its status.
+    test_error: str | None = None
 
 
 def choose_steps_per_execution(config: RunConfig, steps: int, one_because: list[str],
@@ -172,7 +174,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         model = build_model(config, config_dir)
         stop_point()
         check_data_fits(config, splits, model)
-        adapt_layers(model, config, splits.train)
+        with images_named([splits.train]):
+            adapt_layers(model, config, splits.train)
         stop_point()
         # Under several replicas, Keras's multi-step loop fails on the distributed iterator
         # ("while/cond/Placeholder"): `auto` keeps one batch per call there.
@@ -259,8 +262,13 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     model.save(model_path)
     pruned = reporter is not None and reporter.pruned_after is not None
     nan = nan_guard.epoch is not None
+    test_error = None
     if splits.test is not None and not nan and not pruned:
-        record.set_test(evaluate_test(model, splits.test, config.data.batch_size))
+        try:
+            record.set_test(evaluate_test(model, splits.test, config.data.batch_size))
+        except RunError as exc:  # a test image that does not decode: the model is saved
+            test_error = (f"the test split was not evaluated: {exc}, then evaluate the "
+                          f"saved model with: cbrun evaluate {run_dir} --split test")
     if nan:
         outcome = Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
                           f"the loss became NaN or inf in epoch {nan_guard.epoch}", model_path)
@@ -271,6 +279,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         outcome = Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
     else:
         outcome = Outcome("completed", epochs_done, None, None, None, model_path)
+    outcome.test_error = test_error
     return tracking.finish(outcome)
 
 
@@ -289,6 +298,7 @@ def _baseline(model: keras.Model, config: RunConfig, splits) -> dict | None:
 
 def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:
     """The test split, once, with the weights the run ends with (after EarlyStopping's
-    restore_best_weights): {"test_loss": ..., "test_<metric>": ...}."""
-    return {f"test_{name}": value
-            for name, value in evaluate_split(model, split, batch_size).items()}
+    restore_best_weights): {"test_loss": ..., "test_<metric>": ...}. A Ctrl-C or SIGTERM
+    stops it between batches, as it stops training."""
+    return {f"test_{name}": value for name, value in
+            evaluate_split(model, split, batch_size, callbacks=[cbs.SafeStop()]).items()}

@@ -61,17 +61,6 @@ def _guess_delimiter(text: str, not_this: str) -> str | None:
     return None
 
 
-def _field_count_problem(path: Path, delimiter: str) -> tuple[int, int, int] | None:
-    """(line, fields, header fields) of the first row whose field count differs."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        rows = csv.reader(handle, delimiter=delimiter)
-        header = next(rows, [])
-        for row in rows:
-            if row and len(row) != len(header):
-                return rows.line_num, len(row), len(header)
-    return None
-
-
 def read_table(path: Path, delimiter: str | None, decimal: str = "."):
     """(table, source) of a .csv or .parquet, or a UsageError saying what the file is."""
     import pyarrow as pa
@@ -96,6 +85,11 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
                                    convert_options=pacsv.ConvertOptions(decimal_point=decimal))
         except pa.ArrowInvalid as exc:
             raise UsageError(_csv_problem(path, text, sep, exc)) from None
+        from cbrun.tables import late_problem
+
+        late = late_problem(path, table, sep, decimal)
+        if late:  # a column typed by its first rows that a later row contradicts
+            raise UsageError(f"{path}: {late}")
         source = "csv"
     if table.num_rows == 0:
         raise UsageError(f"{path} has a header ({', '.join(table.column_names)}) but no rows; "
@@ -104,10 +98,12 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
 
 
 def _csv_problem(path: Path, text: str, sep: str, exc: Exception) -> str:
-    count = _field_count_problem(path, sep)
-    if count is None:
-        return f"{path} is not a readable CSV table: {str(exc).strip().splitlines()[0]}"
-    line, got, want = count
+    from cbrun.tables import csv_problem, row_problem
+
+    found = row_problem(path, sep)
+    if found is None or found.fields is None or found.ends > found.line:  # no delimiter guess
+        return f"{path} is not a readable CSV table: {csv_problem(path, sep, exc)}"
+    line, got, want = found.line, found.fields, found.header
     fields = f"line {line} has {got} field{'s' if got != 1 else ''} where the header has {want}"
     guess = _guess_delimiter(text, sep)
     if guess is None and want > 1:  # the delimiter splits the header: one row is wrong

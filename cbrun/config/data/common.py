@@ -127,6 +127,11 @@ class FileSource(DataSource):
         return {field: value for field in ("path", "validation_path", "test_path")
                 if (value := getattr(self, field))}
 
+    def folder_files(self, folder: Path) -> list[Path]:
+        """The files training reads from a folder this source names, in a stable order
+        (what the resume's fingerprint hashes): every file, unless the source skips some."""
+        return sorted(p for p in folder.rglob("*") if p.is_file())
+
 
 def missing_path(field: str, value: str, folder: Path, glob: str | None) -> str | None:
     """Why `value` (relative to `folder`) is not the file (glob given) or folder it must be,

@@ -28,21 +28,21 @@ class CsvData(TableSource):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        from cbrun.tables import csv_problem
+
         try:
             with pacsv.open_csv(path, parse_options=self._options()) as reader:
                 return list(reader.schema.names)
         except pa.ArrowInvalid as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(csv_problem(path, self.delimiter, exc)) from None
 
     def read(self, path: Path, columns: list[str] | None = None):
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
+        from cbrun.tables import read_csv
 
-        try:
-            # An empty field of a text column is a missing value, as it is in a number column.
-            return pacsv.read_csv(path, parse_options=self._options(),
-                                  convert_options=pacsv.ConvertOptions(
-                                      strings_can_be_null=True, decimal_point=self.decimal,
-                                      include_columns=columns))
-        except pa.ArrowInvalid as exc:
-            raise ValueError(str(exc)) from None
+        # The columns this source uses keep their numbers; one left out may hold anything.
+        if columns is None:
+            groups = self.feature_groups(self.schema_columns(path))
+            columns = self.label_columns() + [
+                c for g in (groups.values() if isinstance(groups, dict) else [groups])
+                for c in g]
+        return read_csv(path, self.delimiter, self.decimal, columns=columns)

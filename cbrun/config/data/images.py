@@ -1,26 +1,30 @@
 """`source: images`: a folder with one sub-folder per class, the layout of Keras's
 `image_dataset_from_directory` and of Ultralytics classification.
 
-The preflight lists the folders and reads each file's first and last bytes: a file that is
-not a PNG/JPEG/GIF/BMP, or one cut short, is named before TensorFlow is imported."""
+The preflight lists the folders and reads each file's header and last bytes (a PNG whole,
+checking its CRCs): a file that is not a PNG/JPEG/GIF/BMP, one cut short or a PNG damaged
+inside is named before TensorFlow is imported."""
 
 from __future__ import annotations
 
+import zlib
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cbrun.config.data.common import FileSource, Found
+from cbrun.config.data.common import FileSource, Found, tail_cuts
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
 def image_files(folder: Path) -> list[Path]:
-    """A class folder's images, subfolders included (as Keras's image_dataset_from_directory
-    reads them), sorted by path; hidden files and folders (.DS_Store, macOS's ._name
-    copies) are not images. `cbrun predict` reads a folder of images by the same rule."""
+    """A folder's images, subfolders included (as Keras's image_dataset_from_directory
+    reads a class folder), sorted by path; hidden files and folders (.DS_Store, macOS's
+    ._name copies) are not images. Training, the resume's fingerprint and predict on a
+    folder all list with it."""
     found = []
     for path in folder.rglob("*"):
         parts = path.relative_to(folder).parts
@@ -41,19 +45,24 @@ def list_images(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
 
 
 def image_problem(path: Path) -> str | None:
-    """Why `path` is not a whole image file, from its first and last bytes, or None."""
+    """Why `path` is not a whole image file, or None. A PNG is read whole and each chunk's
+    CRC checked (a damaged byte anywhere in its pixels fails TensorFlow's decoder, which
+    checks them too); a JPEG, GIF or BMP is judged by its header and its last bytes."""
     size = path.stat().st_size
     with path.open("rb") as handle:
-        head = handle.read(8)
+        head = handle.read(54)
+        if head.startswith(_PNG):
+            handle.seek(len(_PNG))
+            return _png_problem(handle)
         handle.seek(max(0, size - 12))
         tail = handle.read()
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None if tail[4:8] == b"IEND" else "a PNG cut short (no IEND chunk at its end)"
     if head.startswith(b"\xff\xd8"):
         return None if tail.rstrip(b"\x00").endswith(b"\xff\xd9") else \
             "a JPEG cut short (no end-of-image marker)"
-    if head.startswith((b"GIF87a", b"GIF89a", b"BM")):
+    if head.startswith((b"GIF87a", b"GIF89a")):
         return None
+    if head.startswith(b"BM"):
+        return _bmp_problem(head, size)
     return "not a PNG, JPEG, GIF or BMP image"
 
 
@@ -84,6 +93,46 @@ def split_files(paths: list, labels: list[int], cfg, seed: int
                "rows": {name: len(found) for name, found in rows.items()}}
     return {name: ([paths[i] for i in sorted(found)], [labels[i] for i in sorted(found)])
             for name, found in rows.items()}, summary
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_problem(handle) -> str | None:
+    """Walks the chunks after the signature: each one's length, type and CRC."""
+    offset, first = len(_PNG), True
+    while True:
+        header = handle.read(8)
+        if len(header) < 8:
+            return "a PNG cut short (no IEND chunk at its end)"
+        length, kind = int.from_bytes(header[:4], "big"), header[4:]
+        if not kind.isalpha() or (first and kind != b"IHDR"):
+            return f"a damaged PNG (no chunk header at byte {offset})"
+        body = handle.read(length + 4)
+        if len(body) < length + 4:
+            return "a PNG cut short (no IEND chunk at its end)"
+        if zlib.crc32(kind + body[:length]) != int.from_bytes(body[length:], "big"):
+            return (f"a damaged PNG (its {kind.decode()} chunk at byte {offset} fails its "
+                    "CRC check)")
+        if kind == b"IEND":
+            return None
+        offset, first = offset + 12 + length, False
+
+
+def _bmp_problem(head: bytes, size: int) -> str | None:
+    """An uncompressed BMP holds at least its pixel rows (each padded to 4 bytes) after the
+    offset its header gives."""
+    if len(head) < 34 or int.from_bytes(head[14:18], "little") < 40:
+        return None  # an old OS/2 header, or too short to say: the decoder judges
+    offset = int.from_bytes(head[10:14], "little")
+    width = int.from_bytes(head[18:22], "little", signed=True)
+    height = int.from_bytes(head[22:26], "little", signed=True)
+    bits, compression = int.from_bytes(head[28:30], "little"), int.from_bytes(head[30:34], "little")
+    if compression != 0:
+        return None
+    needed = offset + (bits * abs(width) + 31) // 32 * 4 * abs(height)
+    return None if size >= needed else \
+        f"a BMP cut short ({size} bytes, where its header needs {needed})"
 
 
 class ImagesData(FileSource):
@@ -139,6 +188,10 @@ class ImagesData(FileSource):
         return ({name: np.array([classes[i] for i in ids], dtype=object)
                  for name, (_, ids) in parts.items()}, summary)
 
+    def folder_files(self, folder: Path) -> list[Path]:
+        """The images the loader lists (hidden files and other extensions skipped)."""
+        return [file for file, _ in list_images(folder)[1]]
+
     def preflight(self, folder: Path, *, seed: int) -> Found:
         found = super().preflight(folder, seed=seed)
         if found:
@@ -156,6 +209,8 @@ class ImagesData(FileSource):
                 found.append((loc, (f"class folder{'s' if len(empty) > 1 else ''} "
                                    f"{', '.join(empty)} in {value} hold{'' if len(empty) > 1 else 's'}"
                                    f" no images ({', '.join(EXTENSIONS)})")))
+            if field == "path":
+                found += [(loc, message) for message in self._split_problems(value, names, files)]
             if classes is None:
                 classes = names
             elif names != classes:
@@ -166,3 +221,22 @@ class ImagesData(FileSource):
                 if problem:
                     found.append((loc, f"{file} is {problem}; remove or replace it"))
         return found
+
+    def _split_problems(self, value: str, names: list[str], files) -> list[str]:
+        """Classes too small for validation_split / test_split, which take the last files of
+        each class (at least one each): a class left with no training images. (Validation
+        always keeps one of what the test part leaves.)"""
+        if not (self.validation_split or self.test_split):
+            return []
+        counts = Counter(index for _, index in files)
+        few = [f"{name} ({counts[i]} image{'s' * (counts[i] > 1)})"
+               for i, name in enumerate(names)
+               if counts[i] and not tail_cuts(counts[i], self.validation_split,
+                                              self.test_split)[0]]
+        if not few:
+            return []
+        splits = " and ".join(f"{key} {getattr(self, key)}" for key in
+                              ("validation_split", "test_split") if getattr(self, key))
+        return [(f"{splits} leave{'s' * (' and ' not in splits)} class{'es' * (len(few) > 1)} "
+                 f"{', '.join(few)} of {value} no training images; add images to "
+                 f"{'them' if len(few) > 1 else 'it'} or lower the split")]

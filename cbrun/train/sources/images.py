@@ -5,6 +5,8 @@ run directory (`cache: disk`), read back by index so that the (seed, epoch) orde
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -154,27 +156,71 @@ def on_disk(split: Split, folder: Path) -> Split:
     return Split(cached, split.y)
 
 
-def undecodable(split: Split | None) -> tuple[str, str] | None:
-    """(file, TensorFlow's reason) of the first file of a streamed split that does not
-    decode, or None. Called after tf.data failed, to name the file instead of showing its
-    stack trace."""
+def undecodable(files: ImageFiles) -> list[int]:
+    """The indices of the files that do not decode, in one parallel pass: tf.data drops the
+    samples whose decoding failed, and the missing indices are theirs. Run after a
+    pipeline failed, to name the files instead of showing TensorFlow's stack."""
     import tensorflow as tf
 
-    if split is None or not split.streamed or split.x.raw:
-        return None
-    for path in split.x.paths:
-        try:
-            decode(path, split.x.size, split.x.channels)
-        except tf.errors.InvalidArgumentError as exc:
-            # TensorFlow prefixes its op: "{{function_node __wrapped__DecodeImage...}} ".
-            reason = exc.message.strip().splitlines()[0]
-            return str(path), reason.split("}} ", 1)[-1]
-    return None
+    if files.raw:  # decoded pixels, written by cbrun
+        return []
+    indices = tf.data.Dataset.range(len(files))
+    paths = tf.constant(files.paths)
+    # A sum of the pixels, not their count: the count is known from the shapes alone, and
+    # the graph would skip the decoding.
+    decoded = (indices.map(lambda i: (i, tf.reduce_sum(decode(tf.gather(paths, i), files.size,
+                                                              files.channels))),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+               .ignore_errors(log_warning=False))
+    good = {int(i) for i, _ in decoded.as_numpy_iterator()}
+    return [i for i in range(len(files)) if i not in good]
 
 
-def decode_error(splits) -> RunError | None:
-    """The error that names the first image of `splits` that does not decode, if any."""
-    bad = next(filter(None, (undecodable(split) for split in splits)), None)
-    if bad is None:
+def _reason(path: str, files: ImageFiles) -> str:
+    import tensorflow as tf
+
+    try:
+        decode(path, files.size, files.channels)
+    except tf.errors.InvalidArgumentError as exc:
+        # TensorFlow wraps it: "{{function_node __wrapped__DecodeImage...}} " before,
+        # " [Op:DecodeImage] name: " after.
+        return exc.message.strip().splitlines()[0].split("}} ", 1)[-1].split(" [Op:")[0]
+    return "it failed inside the input pipeline"
+
+
+def decode_message(inputs) -> str | None:
+    """The line that names the image files among `inputs` (splits' x: ImageFiles are looked
+    at, arrays skipped) that do not decode, or None when they all do (the failure was
+    something else)."""
+    bad = [(files, str(files.paths[i])) for files in inputs
+           if isinstance(files, ImageFiles) for i in undecodable(files)]
+    if not bad:
         return None
-    return RunError(f"cannot decode the image {bad[0]} ({bad[1]}); remove or replace it")
+    (files, first), more = bad[0], [path for _, path in bad[1:]]
+    also = ""
+    if more:
+        shown = ", ".join(more[:3]) + (f" and {len(more) - 3} more" if len(more) > 3 else "")
+        also = f"; also {shown}"
+    return (f"cannot decode the image {first} ({_reason(first, files)}){also}; remove or "
+            f"replace {'them' if more else 'it'}")
+
+
+def decode_error(splits, error: type[Exception] = RunError) -> Exception | None:
+    """The error that names the images of `splits` that do not decode, if any."""
+    message = decode_message(split.x for split in splits if split is not None)
+    return None if message is None else error(message)
+
+
+@contextmanager
+def images_named(splits, error: type[Exception] = RunError) -> Iterator[None]:
+    """TensorFlow's decode failure inside a pipeline over `splits` becomes one line that
+    names the files (as `error`); any other failure passes through as it is."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as exc:
+        named = decode_error(splits, error)
+        if named is None:
+            raise
+        raise named from exc
