@@ -41,7 +41,8 @@ def test_a_class_left_without_training_images_is_found_by_validate(tmp_path, cap
     write_images(tmp_path / "shapes", per_class=4)
     for name in ("00.jpg", "01.png", "02.jpg"):
         (tmp_path / "shapes" / "bar" / name).unlink()
-    path = write_config(tmp_path, image_config("few", {"path": "shapes",
+    # Each class's last files held out: bar's only image is its validation image.
+    path = write_config(tmp_path, image_config("few", {"path": "shapes", "split": "tail",
                                                        "validation_split": 0.25}))
     result = cli_output(capsys, "validate", path)
     assert result.code == 2

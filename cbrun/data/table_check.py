@@ -32,7 +32,9 @@ def _read(reader, source: str, path: Path, shown: str):
                 raise UsageError(f"{shown} is not a readable csv table: it holds binary "
                                  "bytes, and a CSV table is text with a header row")
     try:
-        table = reader.read(path)
+        # A CSV is read as pyarrow types it, no column held to its first rows' type: a
+        # word in a column of numbers is the report's finding, not a refusal.
+        table = reader.read(path, []) if source == "csv" else reader.read(path)
     except (ValueError, OSError) as exc:
         # pyarrow quotes the line it choked on: printable characters only, and not all
         reason = "".join(c if c.isprintable() else "?" for c in first_line(exc))

@@ -79,7 +79,7 @@ def _samples(split: Split, indices: tf.data.Dataset, batch_size: int) -> tf.data
     y = _constant(split.y)
     if split.streamed:
         files = split.x
-        paths = tf.constant(files.paths)
+        paths = tf.constant(files.encoded)
         return (indices
                 .map(lambda i: (read_image(tf.gather(paths, i), files), tf.gather(y, i)),
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

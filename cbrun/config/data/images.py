@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cbrun.config.data.common import FileSource, Found, tail_cuts
+from cbrun.config.data.common import FileSource, Found
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
 _CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -210,7 +210,8 @@ class ImagesData(FileSource):
                                    f"{', '.join(empty)} in {value} hold{'' if len(empty) > 1 else 's'}"
                                    f" no images ({', '.join(EXTENSIONS)})")))
             if field == "path":
-                found += [(loc, message) for message in self._split_problems(value, names, files)]
+                found += [(loc, message)
+                          for message in self._split_problems(value, names, files, seed)]
             if classes is None:
                 classes = names
             elif names != classes:
@@ -222,17 +223,16 @@ class ImagesData(FileSource):
                     found.append((loc, f"{file} is {problem}; remove or replace it"))
         return found
 
-    def _split_problems(self, value: str, names: list[str], files) -> list[str]:
-        """Classes too small for validation_split / test_split, which take the last files of
-        each class (at least one each): a class left with no training images. (Validation
-        always keeps one of what the test part leaves.)"""
+    def _split_problems(self, value: str, names: list[str], files, seed: int) -> list[str]:
+        """Classes that validation_split / test_split, drawn as the run draws them, leave
+        with no training images."""
         if not (self.validation_split or self.test_split):
             return []
         counts = Counter(index for _, index in files)
+        parts, _ = split_files([f for f, _ in files], [i for _, i in files], self, seed)
+        trained = Counter(parts["train"][1])
         few = [f"{name} ({counts[i]} image{'s' * (counts[i] > 1)})"
-               for i, name in enumerate(names)
-               if counts[i] and not tail_cuts(counts[i], self.validation_split,
-                                              self.test_split)[0]]
+               for i, name in enumerate(names) if counts[i] and not trained[i]]
         if not few:
             return []
         splits = " and ".join(f"{key} {getattr(self, key)}" for key in

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,19 @@ class ImageFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def encoded(self) -> np.ndarray:
+        """The paths as bytes, what TensorFlow reads: a name of bytes that are not UTF-8 (a
+        folder named on another system) is a lone surrogate in Python, which TensorFlow
+        cannot turn into a string tensor."""
+        return np.array([os.fsencode(p) for p in self.paths], dtype=object)
+
     def __getitem__(self, rows: Any) -> np.ndarray:
         """The images at `rows` (an index array), decoded: a callback that shows a few
         samples (PredictionSamples) gets them without decoding the whole split."""
         from cbrun.train.sources.images import read_image
 
-        return np.stack([read_image(path, self).numpy()
+        return np.stack([read_image(os.fsencode(path), self).numpy()
                          for path in np.atleast_1d(self.paths[rows])])
 
 

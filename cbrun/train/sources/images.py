@@ -119,7 +119,7 @@ def in_memory(split: Split) -> Split:
 def _decoded_batches(files: ImageFiles):
     import tensorflow as tf
 
-    return (tf.data.Dataset.from_tensor_slices(files.paths)
+    return (tf.data.Dataset.from_tensor_slices(files.encoded)
             .map(lambda p: decode(p, files.size, files.channels),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(256))
@@ -135,7 +135,7 @@ def on_disk(split: Split, folder: Path) -> Split:
     done = folder / "complete"
     names = np.array([str(folder / f"{i:07d}.f32") for i in range(len(files))])
     cached = ImageFiles(names, files.size, files.channels, raw=True)
-    if done.is_file() and done.read_text() == listing:
+    if done.is_file() and done.read_text(errors="surrogateescape") == listing:
         return Split(cached, split.y)
     folder.mkdir(parents=True, exist_ok=True)
     done.unlink(missing_ok=True)
@@ -150,7 +150,7 @@ def on_disk(split: Split, folder: Path) -> Split:
             index += 1
     handle = open_new(done)  # last: a pass cut short leaves no `complete` and is redone
     try:
-        os.write(handle, listing.encode())
+        os.write(handle, listing.encode("utf-8", "surrogateescape"))
     finally:
         os.close(handle)
     return Split(cached, split.y)
@@ -165,7 +165,7 @@ def undecodable(files: ImageFiles) -> list[int]:
     if files.raw:  # decoded pixels, written by cbrun
         return []
     indices = tf.data.Dataset.range(len(files))
-    paths = tf.constant(files.paths)
+    paths = tf.constant(files.encoded)
     # A sum of the pixels, not their count: the count is known from the shapes alone, and
     # the graph would skip the decoding.
     decoded = (indices.map(lambda i: (i, tf.reduce_sum(decode(tf.gather(paths, i), files.size,
