@@ -127,6 +127,9 @@ def test_mlflow_holds_params_every_epoch_once_and_the_files(tracked):
     assert run.data.metrics["best_val_loss"] == best["value"]
     assert run.data.metrics["best_epoch"] == best["epoch"]
     assert run.data.metrics["final_loss"] == expected["loss"][-1][1]
+    baseline = record["baseline"]["metrics"]
+    assert run.data.metrics["baseline_val_loss"] == baseline["val_loss"]
+    assert run.data.tags["cbrun.baseline"] == "always predicting the training class shares"
 
     artifacts = {a.path for a in client.list_artifacts(entry["run_id"])}
     assert {"config.yaml", "resolved.yaml", "log.csv", "log.png", "model.keras",
@@ -173,6 +176,7 @@ def test_wandb_offline_run_holds_the_same(tracked):
     summary = {k: v for r in records if r["type"] == "summary"
                for k, v in r["summary"]["update"].items()}
     assert summary["best_val_loss"] == record["best"]["value"]
+    assert summary["baseline_val_accuracy"] == record["baseline"]["metrics"]["val_accuracy"]
     assert summary["cbrun.status"] == "completed"
     assert any("learning rate 0.01 -> 0.005" in line for line in summary["events"])
     files = {f["path"] for r in records if r["type"] == "files" for f in r["files"]["files"]}

@@ -119,6 +119,12 @@ class TrackingView:
             key = name if name.startswith("test_") else f"test_{name}"
             summary[key] = float(value)
         tags = {"cbrun.status": status, "cbrun.epochs_done": str(step)}
+        if file.baseline is not None:  # the trivial model's score, to compare runs by
+            summary.update({f"baseline_{k}": float(v) for k, v in file.baseline.metrics.items()})
+            tags["cbrun.baseline"] = f"always predicting {file.baseline.predicts}"
+            verdict = file.baseline.verdict(file.monitor, file.best)
+            if verdict:
+                tags["cbrun.no_better_than_baseline"] = verdict[:5000]
         if stopped_early_at is not None:
             tags["cbrun.stopped_early_at"] = str(stopped_early_at)
         if note:
