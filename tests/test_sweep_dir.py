@@ -95,4 +95,5 @@ def test_a_sweep_json_of_an_older_cbrun_without_an_id_is_refused(sweep_file, cap
         "name": "x", "base": str(sweep_file.parent / "base.yaml"), "storage": "s",
         "sweep_sha256": "0", "base_sha256": "0"}))
     line = one_line_error(capsys, "sweep", "show", sweep_dir)
-    assert "is damaged (id: missing)" in line
+    assert "was written by an older cbrun, before a sweep directory was bound" in line
+    assert "start the sweep again under another `name`" in line

@@ -62,6 +62,12 @@ def read_record(sweep_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path} is damaged: a JSON object was expected, it holds "
                          f"{json.dumps(data)[:40]}; {fix}")
+    if "id" not in data and {"name", "base", "storage"} <= set(data):
+        raise UsageError(f"{path} was written by an older cbrun, before a sweep directory "
+                         "was bound to its study by an id, so cbrun cannot tell that the "
+                         "study in the storage is this directory's: its trials stay as they "
+                         "are (each is a run directory: cbrun runs, cbrun evaluate); start "
+                         "the sweep again under another `name`")
     try:
         SweepRecord.model_validate(data)
     except ValidationError as exc:
