@@ -36,8 +36,8 @@ def write_images(root: Path, count: int, size: int) -> None:
 
 def cbrun_pipeline(root: Path, size: int, batch: int):
     from cbrun.config.data.images import ImagesData
-    from cbrun.train.data import train_dataset, train_steps
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.data import train_dataset, train_steps
+    from cbrun.engine.sources import load_splits
 
     cfg = ImagesData(source="images", path=root.name, image_size=[size, size],
                      batch_size=batch)

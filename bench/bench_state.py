@@ -1,6 +1,6 @@
 """How long the training thread stalls for the resume state of a ~25M-parameter model with
 Adam (300 MB of variables): the whole write on the training thread (before) against the
-copy it now makes before handing the write to a thread (cbrun/train/statewrite.py).
+copy it now makes before handing the write to a thread (cbrun/state/writer.py).
 
     python bench/bench_state.py [--rounds 3]
 
@@ -27,8 +27,9 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from cbrun.train.resume import capture_state, save_state
-    from cbrun.train.statewrite import StateWriter
+    from cbrun.state.capture import capture_state
+    from cbrun.state.files import write_state
+    from cbrun.state.writer import StateWriter
 
     model = keras.Sequential([keras.Input((5000,)), keras.layers.Dense(5000),
                               keras.layers.Dense(10)])
@@ -41,7 +42,7 @@ def main() -> None:
         writer = StateWriter()
         for epoch in range(1, args.rounds + 1):
             start = time.perf_counter()
-            save_state(run_dir, model, [], 2 * epoch - 1, {})
+            write_state(run_dir, capture_state(model, [], 2 * epoch - 1, {}))
             before.append(time.perf_counter() - start)
             start = time.perf_counter()
             state = capture_state(model, [], 2 * epoch, {})

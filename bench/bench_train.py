@@ -31,7 +31,7 @@ def hand_written(out: Path, epochs: int, with_callbacks: bool = True) -> float:
     import keras
 
     from cbrun.config.data import DigitsData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     started = time.perf_counter()
     keras.backend.clear_session()

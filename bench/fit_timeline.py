@@ -38,13 +38,13 @@ def timed(function, name: str, after=None):
 def main(argv: list[str]) -> None:
     stacks = "--stacks" in argv
     argv = [a for a in argv if a != "--stacks"]
-    import cbrun.cli
     from cbrun.cli import main as cbrun_main
-    from cbrun.train.tfimport import import_tensorflow
+    from cbrun.engine.tfimport import import_tensorflow
+    from cbrun.process import set_whole_process
 
-    # TensorFlow imported as `cbrun train` imports it (cbrun/train/tfimport.py), so that
+    # TensorFlow imported as `cbrun train` imports it (cbrun/engine/tfimport.py), so that
     # Model.fit can be wrapped here before the run starts.
-    cbrun.cli.WHOLE_PROCESS = True
+    set_whole_process(True)
     import_tensorflow(training=True)
     import keras
 

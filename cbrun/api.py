@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbrun.checkpoints import Checkpoint, TrainedRun, choose_checkpoint, open_run
 from cbrun.errors import EXIT_SIGINT, RunError, UsageError
-from cbrun.rundir import LOG_FILE
+from cbrun.run.checkpoints import Checkpoint
+from cbrun.run.handle import OpenRun, choose_checkpoint, open_run
+from cbrun.run.rundir import LOG_FILE
 
 
 def train(config: str | Path, overrides: Sequence[str] = (), *, runs_dir: str | Path = "runs",
@@ -82,7 +83,7 @@ def load_run(run_dir: str | Path) -> Run:
 class Run:
     """A run, as `cbrun.load_run` reads it."""
 
-    opened: TrainedRun = field(repr=False)
+    opened: OpenRun = field(repr=False)
 
     def __repr__(self) -> str:
         return (f"Run({str(self.run_dir)!r}, status={self.status!r}, "
@@ -99,7 +100,7 @@ class Run:
 
     @property
     def record(self) -> Any:
-        """run.json (cbrun.record.RunFile): status, epochs, best, test metrics, segments."""
+        """run.json (cbrun.run.record.RunFile): status, epochs, best, test metrics, segments."""
         return self.opened.record.file
 
     @property
@@ -120,46 +121,46 @@ class Run:
     @property
     def checkpoints(self) -> list[Path]:
         """The model files in the run: model.keras and what ModelCheckpoint wrote."""
-        from cbrun.runfiles import checkpoint_files
+        from cbrun.run.runfiles import checkpoint_files
 
         return checkpoint_files(self.run_dir, self.config)
 
     def checkpoint(self, which: str = "last", safe_mode: bool = True) -> Checkpoint:
         """What `last`, `best` or a file name: the file, and the epoch when known.
         `safe_mode=False` loads a .keras file the run did not write even if it holds code
-        (cbrun/checkpoints.py)."""
+        (cbrun/run/checkpoints.py)."""
         return choose_checkpoint(self.opened, which, safe_mode)
 
     def model(self, checkpoint: str = "last", compile: bool = True,
               safe_mode: bool = True) -> Any:
         """The Keras model at `checkpoint` (last, best or a file), compiled as the run was."""
-        from cbrun.train.tfimport import import_tensorflow
+        from cbrun.engine.tfimport import import_tensorflow
 
         chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
-        from cbrun.train.runmodel import load_run_model
+        from cbrun.engine.runmodel import load_run_model
 
         return load_run_model(self.opened, chosen, compile=compile)
 
     def evaluate(self, split: str | None = None, data: str | Path | None = None,
                  checkpoint: str = "last", safe_mode: bool = True) -> Any:
-        """What `cbrun evaluate` computes (cbrun.evaluation.Evaluation)."""
-        from cbrun.train.tfimport import import_tensorflow
+        """What `cbrun evaluate` computes (cbrun.run.evaluation.Evaluation)."""
+        from cbrun.engine.tfimport import import_tensorflow
 
         chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
-        from cbrun.train.evaluate import evaluate_run
+        from cbrun.engine.evaluate import evaluate_run
 
         return evaluate_run(self.opened, chosen, split, Path(data) if data else None)
 
     def predict(self, source: str | Path, top_k: int = 1,
                 checkpoint: str = "last", safe_mode: bool = True) -> dict[str, Any]:
         """What `cbrun predict` writes, as {column: numpy array}."""
-        from cbrun.train.tfimport import import_tensorflow
+        from cbrun.engine.tfimport import import_tensorflow
 
         chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
-        from cbrun.train.predict import predict_run
+        from cbrun.engine.predict import predict_run
 
         columns, _, inputs = predict_run(self.opened, chosen, Path(source), top_k)
         for note in inputs.notes:  # what the command prints as `note:` lines

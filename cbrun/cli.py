@@ -16,6 +16,7 @@ import click
 
 from cbrun import __version__
 from cbrun.errors import CbrunError
+from cbrun.process import set_whole_process
 
 # One line per command, imported only when it runs (docs/ARCHITECTURE.md, "Adding a
 # command").
@@ -73,14 +74,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj.setdefault("argv", ["cbrun", *sys.argv[1:]])  # run.json records the command
 
 
-# True when this process is the `cbrun` command itself, not a caller of main(argv) or of
-# cbrun.api: what only the whole process may do (cbrun/train/tfimport.py) asks this.
-WHOLE_PROCESS = False
-
-
 def main(argv: list[str] | None = None) -> None:
-    global WHOLE_PROCESS
-    WHOLE_PROCESS = argv is None
+    # The `cbrun` command itself, not a caller of main(argv) or of cbrun.api (process.py).
+    set_whole_process(argv is None)
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None and _native_threads_possible():
         # This process trained (or began to load TensorFlow) and its run directory says how
@@ -97,9 +93,9 @@ def main(argv: list[str] | None = None) -> None:
 def _native_threads_possible() -> bool:
     """Whether TensorFlow's native libraries may be loaded. Not `"tensorflow" in
     sys.modules`: an import interrupted by a signal is removed from sys.modules, while the
-    libraries it loaded, and the threads they started, stay (cbrun/train/tfimport.py is
+    libraries it loaded, and the threads they started, stay (cbrun/engine/tfimport.py is
     imported right before TensorFlow, so its presence marks the attempt)."""
-    return any(name in sys.modules for name in ("cbrun.train.tfimport", "tensorflow", "keras"))
+    return any(name in sys.modules for name in ("cbrun.engine.tfimport", "tensorflow", "keras"))
 
 
 def _run(args: list[str]) -> int:

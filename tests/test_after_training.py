@@ -143,9 +143,9 @@ def test_evaluate_defaults_to_the_test_split_and_matches_run_json(table_run, cap
 def test_evaluate_a_table_through_the_saved_vocabulary(table_run, capsys, tmp_path):
     """A file with only some colours and species: re-deriving the vocabulary and classes
     from it would number them differently; the run's saved ones are used."""
-    from cbrun.checkpoints import choose_checkpoint, open_run
-    from cbrun.tables import encode_table, learn
-    from cbrun.train.runmodel import load_run_model
+    from cbrun.data.tables import encode_table, learn
+    from cbrun.engine.runmodel import load_run_model
+    from cbrun.run.checkpoints import choose_checkpoint, open_run
 
     rows = [r for r in table_rows(300, seed=5) if r["colour"] != "blue"
             and r["species"] != "cat"]

@@ -102,7 +102,7 @@ def test_the_api_imports_light():
 
     code = ("import sys, cbrun\n"
             "print(callable(cbrun.train), callable(cbrun.resume), callable(cbrun.load_run))\n"
-            "import cbrun.train.outputs, cbrun.commands.resume\n"
+            "import cbrun.engine.outputs, cbrun.commands.resume\n"
             "print(callable(cbrun.train), callable(cbrun.resume))\n"
             "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

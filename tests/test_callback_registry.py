@@ -197,3 +197,18 @@ def test_cross_checks_run_through_the_config_loader():
                                 "  schedule: {kind: exponential, initial: 0.01, rate: 0.9}\n")
     assert loc == ("callbacks", 1)
     assert "undoes every reduction ReduceLROnPlateau makes" in message
+
+
+def test_custom_knows_every_keras_callback_cbrun_declares_by_type():
+    """Custom refuses a Keras class that has a `type:` of its own; it keeps their names
+    itself (the registry holds Custom, so Custom cannot ask it): the two must agree."""
+    import keras
+
+    from cbrun.callbacks.custom import KERAS_DECLARED, CustomSpec
+    from cbrun.callbacks.registry import BUILTIN
+    from cbrun.callbacks.unsupported import UnsupportedSpec
+
+    declared = {spec_name(spec) for spec in BUILTIN if spec is not CustomSpec
+                and not issubclass(spec, UnsupportedSpec)
+                and hasattr(keras.callbacks, spec_name(spec))}
+    assert declared == KERAS_DECLARED

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from cbrun.callbacks.registry import BUILTIN, CallbackConfig, spec_name
 from cbrun.callbacks.unsupported import UnsupportedSpec
 from cbrun.config.base import BuildContext
+from cbrun.engine.callbacks import build_one
 from cbrun.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -27,7 +28,7 @@ def parse(snippet: str):
 
 def build(snippet: str, run_dir: Path, config_dir: Path | None = None):
     ctx = BuildContext(run_dir=run_dir, config_dir=config_dir or run_dir)
-    return parse(snippet).build(ctx)
+    return build_one(parse(snippet), ctx)
 
 
 def tiny_model(learning_rate: float = 0.1) -> keras.Model:
@@ -145,7 +146,7 @@ def test_custom_builds_the_example_class_and_it_stops_training(tmp_path, monkeyp
                "params: {monitor: loss, target: 1.0e9, mode: min}")
     spec = parse(snippet)
     assert spec.batch_level() is True  # unknown until the class is loaded
-    callback = spec.build(BuildContext(run_dir=tmp_path, config_dir=CONFIGS))
+    callback = build_one(spec, BuildContext(run_dir=tmp_path, config_dir=CONFIGS))
     assert spec.batch_level() is True  # the spec alone still cannot know
     assert type(callback).__name__ == "StopAtTarget"
     assert isinstance(callback, keras.callbacks.Callback)
@@ -201,7 +202,7 @@ def test_custom_failures_are_config_errors(tmp_path, monkeypatch, cls, params, l
     (tmp_path / "broken_cbs.py").write_text("x = 1 / 0\n")
     spec = ADAPTER.validate_python({"type": "Custom", "class": cls, "params": params})
     with pytest.raises(ConfigError) as info:
-        spec.build(BuildContext(run_dir=tmp_path, config_dir=tmp_path))
+        build_one(spec, BuildContext(run_dir=tmp_path, config_dir=tmp_path))
     [problem] = info.value.problems
     assert problem.loc == (loc,)
     for part in expected:
@@ -216,7 +217,7 @@ def test_custom_batch_level_follows_the_class(tmp_path, monkeypatch, name, expec
     monkeypatch.setattr(sys, "path", list(sys.path))
     (tmp_path / "my_cbs2.py").write_text(MY_CALLBACKS)
     spec = ADAPTER.validate_python({"type": "Custom", "class": f"my_cbs2:{name}"})
-    callback = spec.build(BuildContext(run_dir=tmp_path, config_dir=tmp_path))
+    callback = build_one(spec, BuildContext(run_dir=tmp_path, config_dir=tmp_path))
     assert spec.batch_level(callback) is expected
 
 

@@ -551,7 +551,7 @@ def test_a_moved_learning_rate_is_still_checked(tmp_path):
 # ---------------------------------------------------------------- suggestions
 
 def test_a_swap_of_two_letters_beats_a_longer_name():
-    from cbrun import keras_api
+    from cbrun.config import keras_api
     from cbrun.suggest import close_matches, did_you_mean
 
     assert close_matches("Adma", keras_api.api()["optimizers"])[0] == "Adam"

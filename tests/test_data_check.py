@@ -295,7 +295,7 @@ for args in json.loads(sys.argv[1]):
         except SystemExit as exc:
             codes.append(exc.code)
 print(json.dumps({"codes": codes, "modules": sorted(
-    m for m in ("tensorflow", "keras", "cbrun.train") if m in sys.modules)}))
+    m for m in ("tensorflow", "keras", "cbrun.engine") if m in sys.modules)}))
 """
 
 

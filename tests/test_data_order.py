@@ -20,11 +20,11 @@ from datafiles import (
     write_images,
 )
 
-from cbrun.train.resume import FAULT_ENV
+from cbrun.state.files import FAULT_ENV
 
 
 def test_the_order_is_a_pure_function_of_seed_and_epoch():
-    from cbrun.train.data import epoch_order
+    from cbrun.engine.data import epoch_order
 
     first = epoch_order(7, 0, 50, shuffle=True)
     assert np.array_equal(first, epoch_order(7, 0, 50, shuffle=True))
@@ -36,7 +36,7 @@ def test_the_order_is_a_pure_function_of_seed_and_epoch():
 
 def test_orders_are_drawn_one_epoch_at_a_time():
     """A million declared epochs cost one epoch's order, not a million."""
-    from cbrun.train.data import EpochOrder, epoch_orders, train_dataset
+    from cbrun.engine.data import EpochOrder, epoch_orders, train_dataset
 
     orders = epoch_orders(7, 0, 1_000_000, 10, shuffle=True)
     assert inspect.isgenerator(orders)
@@ -58,8 +58,8 @@ def test_a_million_epochs_start_at_once_and_stop_early(tmp_path):
 
 
 def test_the_training_batches_follow_the_order_and_shuffle_false_keeps_file_order(tmp_path):
-    from cbrun.train.data import train_dataset
-    from cbrun.train.sources import ImageFiles, Split
+    from cbrun.engine.data import train_dataset
+    from cbrun.engine.sources import ImageFiles, Split
 
     write_images(tmp_path / "shapes", per_class=3)
     paths = sorted(str(p) for p in (tmp_path / "shapes").rglob("*.*"))
@@ -77,8 +77,8 @@ def test_arrays_gathered_per_epoch_or_per_batch_give_the_same_batches():
     """Small training arrays are put in epoch order in one gather, large ones a batch at a
     time: the batches (a dict of inputs, a partial last batch, steps_per_epoch's cap) are
     the same."""
-    from cbrun.train.data import train_dataset
-    from cbrun.train.sources import Split
+    from cbrun.engine.data import train_dataset
+    from cbrun.engine.sources import Split
 
     rng = np.random.default_rng(0)
     split = Split({"a": rng.normal(size=(23, 3)).astype("float32"),
@@ -186,8 +186,8 @@ def test_a_killed_and_resumed_run_equals_the_uninterrupted_one_byte_for_byte(res
 
 def test_each_cache_gives_the_batches_streaming_gives(tmp_path):
     from cbrun.config.data.images import ImagesData
-    from cbrun.train.data import train_dataset
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.data import train_dataset
+    from cbrun.engine.sources import load_splits
 
     write_images(tmp_path / "shapes", per_class=4)
     batches = {}
@@ -210,7 +210,7 @@ def test_each_cache_gives_the_batches_streaming_gives(tmp_path):
 
 def test_a_complete_disk_cache_is_reused_and_a_changed_folder_decoded_again(tmp_path):
     from cbrun.config.data.images import ImagesData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     write_images(tmp_path / "shapes", per_class=3)
     cfg = ImagesData(source="images", path="shapes", image_size=[8, 8], cache="disk")

@@ -66,12 +66,11 @@ def test_every_source_trains_and_evaluates_its_test_split_into_run_json(trained,
 def test_the_test_values_are_those_of_the_final_model_on_the_test_rows(trained, tmp_path):
     import keras
 
-    from cbrun.config.load import load_config
-    from cbrun.train.sources import data_for_run
+    from cbrun.engine.sources import data_for_run
+    from cbrun.run.checkpoints import open_run
 
     _, run = trained["csv"]
-    config = load_config(run / "resolved.yaml").config
-    splits, saved = data_for_run(config, run)
+    splits, saved = data_for_run(open_run(run))
     model = keras.saving.load_model(run / "model.keras")
     loss, accuracy = model.evaluate(splits.test.x, splits.test.y, batch_size=16, verbose=0)
     record = json.loads((run / "run.json").read_text())
@@ -92,7 +91,7 @@ def test_a_table_saves_its_vocabulary_and_classes(trained):
 def test_new_rows_map_through_the_saved_vocabulary(trained):
     import pyarrow as pa
 
-    from cbrun.tables import encode_table
+    from cbrun.data.tables import encode_table
 
     _, run = trained["csv"]
     saved = json.loads((run / "data" / "table.json").read_text())
@@ -122,8 +121,8 @@ def test_the_summary_and_cbrun_runs_show_the_test_value(trained, capsys):
 
 def test_a_two_input_npz_gives_named_inputs_in_every_batch(tmp_path):
     from cbrun.config.data.npz import NpzData
-    from cbrun.train.data import train_dataset
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.data import train_dataset
+    from cbrun.engine.sources import load_splits
 
     write_two_input_npz(tmp_path / "qa.npz")
     cfg = NpzData(source="npz", path="qa.npz", x={"story": "s", "question": "q"}, y="a",
@@ -155,7 +154,7 @@ def test_named_inputs_against_a_one_input_model_are_refused_before_training(tmp_
 
 def test_a_table_feeds_named_inputs_and_several_outputs(tmp_path):
     from cbrun.config.data.csv import CsvData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     rows = table_rows(20)
     write_csv(tmp_path / "animals.csv", rows)
@@ -196,8 +195,8 @@ def test_every_format_decodes_in_every_color_mode(tmp_path, color_mode, channels
     """Keras's own loader fails on a grayscale BMP or GIF and an RGBA JPEG; cbrun decodes
     them and converts; nested folders count, hidden files do not."""
     from cbrun.config.data.images import ImagesData
-    from cbrun.train.data import eval_data
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.data import eval_data
+    from cbrun.engine.sources import load_splits
 
     _formats_folder(tmp_path / "mixed")
     cfg = ImagesData(source="images", path="mixed", image_size=[8, 8], color_mode=color_mode)
@@ -251,7 +250,7 @@ def test_a_non_square_image_size_keeps_height_and_width_everywhere(tmp_path, cap
     import keras
 
     from cbrun.config.data.images import ImagesData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     train = load_splits(ImagesData(**config["data"]), tmp_path, run).train
     assert train.x.raw

@@ -20,7 +20,7 @@ from conftest import (
     write_config,
 )
 
-from cbrun.train.resume import FAULT_ENV
+from cbrun.state.files import FAULT_ENV
 
 MIRRORED = {"type": "mirrored", "devices": ["/cpu:0", "/cpu:1"]}
 

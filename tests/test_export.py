@@ -359,7 +359,7 @@ def test_the_difference_is_taken_both_ways():
     """An artifact whose outputs are 0.3 below the model's differs by 0.3, as one 0.3
     above it does (issue 22: the difference without its absolute value passed any
     tolerance)."""
-    from cbrun.train.exportcheck import compare
+    from cbrun.engine.exportcheck import compare
 
     model = np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4)
     for shift in (-0.3, 0.3):

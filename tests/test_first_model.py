@@ -66,7 +66,7 @@ def useless_and_useful(tmp_path_factory):
 def test_the_baseline_is_the_majority_class_scored_by_the_runs_own_metrics(
         useless_and_useful):
     from cbrun.config.data import DigitsData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     record = json.loads((useless_and_useful["useful"] / "run.json").read_text())
     baseline = record["baseline"]

@@ -1,16 +1,16 @@
-"""cbrun/keras_api.json records what Keras accepts so validation never imports TensorFlow;
+"""cbrun/config/keras_api.json records what Keras accepts so validation never imports TensorFlow;
 it must match the Keras the suite runs with."""
 
 import json
 
-from cbrun import keras_api
+from cbrun.config import keras_api
 
 
 def test_recorded_api_matches_installed_keras():
     recorded = keras_api.api()
     fresh = json.loads(json.dumps(keras_api.generate()))
     assert recorded["keras_version"] == fresh["keras_version"]
-    assert recorded == fresh, "run `python -m cbrun.keras_api` after upgrading Keras"
+    assert recorded == fresh, "run `python -m cbrun.config.keras_api` after upgrading Keras"
 
 
 def test_recorded_api_knows_what_the_examples_use():

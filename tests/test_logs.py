@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cbrun.errors import UsageError
-from cbrun.logs import (
+from cbrun.run.logs import (
     Family,
     LogError,
     NoRowsError,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import HANG_S, cbrun_process, cli_output, only_run, tiny_config, write_config
 
-from cbrun.train.resume import FAULT_ENV
+from cbrun.state.files import FAULT_ENV
 
 POLICIES = ["mixed_float16", "mixed_bfloat16"]
 

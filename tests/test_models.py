@@ -274,7 +274,7 @@ def test_a_frozen_backbone_trains_its_head_and_keeps_its_weights_bit_for_bit(tmp
     assert len(read_log(run / "log.csv")) == 2
 
     from cbrun.config.load import load_config
-    from cbrun.train.model import build_model
+    from cbrun.engine.model import build_model
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(5)  # as the run did before building: the same initial weights
@@ -521,7 +521,7 @@ def test_a_graph_layer_with_adapt_learns_the_training_split_of_its_input(tmp_pat
 
     model = keras.saving.load_model(only_run(tmp_path / "runs") / "model.keras")
     from cbrun.config.load import load_config
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     config = load_config(tmp_path / "run.yaml").config
     train_a = load_splits(config.data, tmp_path, seed=config.seed).train.x["a"]

@@ -17,7 +17,8 @@ from matplotlib import image as mpimg
 from test_resume import interrupt_all, log_of
 
 from cbrun.config.base import BuildContext, DataView
-from cbrun.train.prediction_samples import choose
+from cbrun.engine.callbacks import build_one
+from cbrun.engine.callbacks.prediction_samples import choose
 
 EPOCHS = 5
 SAMPLES = 9
@@ -95,7 +96,7 @@ def tb_images(log_dir: Path) -> list[tuple[int, np.ndarray]]:
 def validation_digits() -> tuple[np.ndarray, np.ndarray]:
     """The validation rows the runs drew (tiny_config's seed and split)."""
     from cbrun.config.data import DigitsData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     config = tiny_config()
     splits = load_splits(DigitsData.model_validate(config["data"]), Path("."),
@@ -221,7 +222,7 @@ def test_class_names_come_from_the_data_source(tmp_path):
     view = DataView(splits={"validation": (x, y)}, seed=1, class_names=["cat", "dog", "eel"])
     spec = TypeAdapter(CallbackConfig).validate_python(
         {"type": "PredictionSamples", "samples": 6, "log_dir": None})
-    callback = spec.build(BuildContext(run_dir=tmp_path, config_dir=tmp_path, data=view))
+    callback = build_one(spec, BuildContext(run_dir=tmp_path, config_dir=tmp_path, data=view))
     model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -263,7 +264,7 @@ def test_what_only_the_data_can_tell_stops_the_run_before_training(tmp_path, cap
 
 
 def test_outputs_are_read_as_classes_yes_no_or_values():
-    from cbrun.train.prediction_samples import interpret
+    from cbrun.engine.callbacks.prediction_samples import interpret
 
     # Logits (no softmax layer) become probabilities; one-hot truth becomes class ids.
     truth, predicted, prob = interpret(np.array([[2.0, 0.0], [0.0, 3.0]]),

@@ -1,7 +1,7 @@
 """What only a whole `cbrun` process does to itself, and what a caller's process keeps.
 
 `cbrun train` imports TensorFlow with the garbage collector off and freezes what the import
-made (cbrun/train/tfimport.py): full collections stop walking ~300,000 objects that are never
+made (cbrun/engine/tfimport.py): full collections stop walking ~300,000 objects that are never
 garbage. The collector stays off until the first epoch has built what the run keeps. Keras's import of matplotlib.pyplot waits until something uses it. A Python caller (cbrun.api, tests calling main(argv)) keeps its collector
 as it was: freezing would keep its own garbage alive.
 """

@@ -9,7 +9,7 @@ import time
 from conftest import cli, tiny_config, write_config
 from rich.console import Console
 
-from cbrun.train.progress import REFRESH_PER_SECOND, epoch_line
+from cbrun.engine.progress import REFRESH_PER_SECOND, epoch_line
 
 
 def test_epoch_line_puts_loss_first_and_learning_rate_last():
@@ -46,8 +46,8 @@ def test_plain_output_reports_every_epoch_and_every_event(tmp_path, capsys):
 
 def test_live_view_renders_at_a_bounded_rate_not_per_batch(tmp_path):
     from cbrun.config.load import load_config
-    from cbrun.record import RunRecord
-    from cbrun.train.session import train
+    from cbrun.engine.session import train
+    from cbrun.run.record import RunRecord
 
     class CountingFile(io.StringIO):
         writes = 0

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import FAKE_RUN, cli, cli_output, tiny_config, write_config
 
-from cbrun.record import RunFile, RunRecord, StopReason, SweepTrial, read_lenient
+from cbrun.run.record import RunFile, RunRecord, StopReason, SweepTrial, read_lenient
 
 
 def _record_run(tmp_path, **changes):

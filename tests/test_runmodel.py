@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cbrun.checkpoints import choose_checkpoint, open_run
 from cbrun.errors import UsageError
+from cbrun.run.checkpoints import choose_checkpoint, open_run
 from tests.conftest import cli, only_run, read_log, tiny_config, write_config
 
 # With this seed and learning rate val_loss is best at epoch 3 of 5 (checked below).
@@ -46,15 +46,15 @@ def test_best_is_the_best_logged_epoch_not_the_last(best_run):
 
 @pytest.mark.parametrize("which", ["last", "best", "state"])
 def test_loaded_model_reproduces_the_logged_validation_values(best_run, which):
-    from cbrun.train.runmodel import load_run_model
-    from cbrun.train.sources import data_for_run
+    from cbrun.engine.runmodel import load_run_model
+    from cbrun.engine.sources import data_for_run
 
     run = open_run(best_run)
     if which == "state":
         which = str(max((best_run / "state").iterdir()))
     checkpoint = choose_checkpoint(run, which)
     model = load_run_model(run, checkpoint)
-    splits, _ = data_for_run(run.config, best_run)
+    splits, _ = data_for_run(run)
     got = model.evaluate(splits.validation.x, splits.validation.y, batch_size=64, verbose=0,
                          return_dict=True)
     logged = _val(best_run, checkpoint.epoch)
@@ -110,13 +110,13 @@ def test_a_run_without_a_best_checkpoint_says_so(real_run, tmp_path):
 
 def test_last_with_restored_weights_is_the_epoch_early_stopping_restored(real_run):
     """real_run's EarlyStopping restores its best weights: model.keras holds that epoch."""
-    from cbrun.train.runmodel import load_run_model
-    from cbrun.train.sources import data_for_run
+    from cbrun.engine.runmodel import load_run_model
+    from cbrun.engine.sources import data_for_run
 
     run = open_run(real_run)
     chosen = choose_checkpoint(run, "last")
     assert "restored" in chosen.label
-    splits, _ = data_for_run(run.config, real_run)
+    splits, _ = data_for_run(run)
     got = load_run_model(run, chosen).evaluate(
         splits.validation.x, splits.validation.y, batch_size=64, verbose=0, return_dict=True)
     assert abs(float(got["loss"]) - _val(real_run, chosen.epoch)["val_loss"]) < 1e-6
@@ -125,8 +125,8 @@ def test_last_with_restored_weights_is_the_epoch_early_stopping_restored(real_ru
 def test_best_weights_only_go_into_the_configs_model(tmp_path):
     """save_weights_only: the best file is weights, loaded into the model resolved.yaml
     builds; the result reproduces that epoch's logged values."""
-    from cbrun.train.runmodel import load_run_model
-    from cbrun.train.sources import data_for_run
+    from cbrun.engine.runmodel import load_run_model
+    from cbrun.engine.sources import data_for_run
 
     config = tiny_config(name="weights", fit={"epochs": 3}, callbacks=[
         {"type": "ModelCheckpoint", "filepath": "checkpoints/best.weights.h5",
@@ -138,7 +138,7 @@ def test_best_weights_only_go_into_the_configs_model(tmp_path):
     chosen = choose_checkpoint(run, "best")
     accuracies = [float(r["val_accuracy"]) for r in read_log(run_dir / "log.csv")]
     assert (chosen.kind, chosen.epoch) == ("weights", accuracies.index(max(accuracies)) + 1)
-    splits, _ = data_for_run(run.config, run_dir)
+    splits, _ = data_for_run(run)
     got = load_run_model(run, chosen).evaluate(
         splits.validation.x, splits.validation.y, batch_size=64, verbose=0, return_dict=True)
     for key, value in got.items():
@@ -237,8 +237,8 @@ def test_a_state_pruned_after_it_was_chosen_still_loads(best_run, tmp_path):
     when it was chosen."""
     import json
 
-    from cbrun.train.runmodel import load_run_model
-    from cbrun.train.sources import data_for_run
+    from cbrun.engine.runmodel import load_run_model
+    from cbrun.engine.sources import data_for_run
 
     copy = tmp_path / best_run.name
     shutil.copytree(best_run, copy)
@@ -250,7 +250,7 @@ def test_a_state_pruned_after_it_was_chosen_still_loads(best_run, tmp_path):
     assert (chosen.kind, chosen.epoch) == ("state", 5)
     shutil.rmtree(copy / "state")
     model = load_run_model(run, chosen)
-    splits, _ = data_for_run(run.config, copy)
+    splits, _ = data_for_run(run)
     got = model.evaluate(splits.validation.x, splits.validation.y, batch_size=64, verbose=0,
                          return_dict=True)
     assert abs(float(got["loss"]) - _val(best_run, 5)["val_loss"]) < 1e-6

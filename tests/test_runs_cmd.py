@@ -17,8 +17,8 @@ from rich.console import Console
 
 from cbrun import runinfo
 from cbrun.commands.runs import format_duration, min_table_width, run_row, runs_table
-from cbrun.rundir import run_lock
-from cbrun.runinfo import find_runs, read_run_info
+from cbrun.run.rundir import run_lock
+from cbrun.run.runinfo import find_runs, read_run_info
 
 HOST = socket.gethostname()
 

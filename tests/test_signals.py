@@ -5,7 +5,7 @@ uninterrupted run.
 The instants are random over a whole run's life (the TensorFlow import, loading, the model
 build and its first traced step, epochs, state writes), drawn from how long the
 uninterrupted run took. The handlers only record a signal; the run stops at the next safe
-point (cbrun/segment.py), so no instant is special. Cost: about 20 TensorFlow processes, run a
+point (cbrun/run/segment.py), so no instant is special. Cost: about 20 TensorFlow processes, run a
 few at a time."""
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def test_a_label_sorted_csv_validates_on_every_class_in_its_share(tmp_path, caps
     assert split == {"method": "stratified", "sorted_by_label": True,
                      "rows": {"train": 144, "validation": 36, "test": 0}}
     from cbrun.config.data.csv import CsvData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     cfg = CsvData.model_validate(table_config()["data"])
     splits = load_splits(cfg, tmp_path, seed=7)
@@ -140,7 +140,7 @@ def test_an_image_folder_draws_each_class_and_tail_keeps_the_last_files(tmp_path
     from datafiles import write_images
 
     from cbrun.config.data.images import ImagesData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     write_images(tmp_path / "shapes", per_class=10)
     names = {}

@@ -11,8 +11,7 @@ import subprocess
 import numpy as np
 from conftest import HANG_S, cbrun_process, only_run, tiny_config, write_config
 
-from cbrun.resume import state_problem
-from cbrun.train.resume import FAULT_ENV
+from cbrun.state.files import FAULT_ENV, state_problem
 
 
 def run(*args, env=None) -> subprocess.CompletedProcess:
@@ -43,8 +42,8 @@ def test_a_kill_during_the_background_write_leaves_the_previous_state_and_resume
 def test_the_state_written_is_the_one_captured_at_the_epoch_end(tmp_path):
     import keras
 
-    from cbrun.train.resume import capture_state
-    from cbrun.train.statewrite import StateWriter
+    from cbrun.state.capture import capture_state
+    from cbrun.state.writer import StateWriter
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
@@ -67,8 +66,8 @@ def test_the_state_written_is_the_one_captured_at_the_epoch_end(tmp_path):
 def test_a_failed_background_write_fails_the_run_when_waited_for(tmp_path):
     import keras
 
-    from cbrun.train.resume import capture_state
-    from cbrun.train.statewrite import StateWriter
+    from cbrun.state.capture import capture_state
+    from cbrun.state.writer import StateWriter
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")

@@ -76,7 +76,7 @@ def test_a_lookup_learns_its_categories_and_trains(tmp_path, layer, dtype, value
 
 def test_a_table_keeps_its_text_columns_as_strings_and_the_rest_as_before(tmp_path):
     from cbrun.config.data.csv import CsvData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     rows = review_rows(40)
     write_csv(tmp_path / "reviews.csv", rows)

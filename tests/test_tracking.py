@@ -27,7 +27,7 @@ from conftest import (
     write_config,
 )
 
-from cbrun.runguard import check_tree
+from cbrun.run.runguard import check_tree
 
 EPOCHS = 3
 # patience 0 and a huge min_delta: from epoch 2 on no epoch counts as better, so the rate is

@@ -27,7 +27,7 @@ from conftest import (
     write_config,
 )
 
-from cbrun.rundir import create_run_dir
+from cbrun.run.rundir import create_run_dir
 
 
 def test_run_directory_holds_every_file(real_run):
@@ -129,7 +129,7 @@ def test_best_checkpoint_reloads_and_evaluates_to_the_logged_value(real_run):
     import keras
 
     from cbrun.config.data import DigitsData
-    from cbrun.train.sources import load_splits
+    from cbrun.engine.sources import load_splits
 
     rows = read_log(real_run / "log.csv")
     best_row = min(rows, key=lambda r: float(r["val_loss"]))
@@ -263,8 +263,8 @@ def test_steps_per_execution_auto_trains_exactly_like_one_batch_per_call(tmp_pat
 
 def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks():
     from cbrun.config.load import load_config
+    from cbrun.engine.session import choose_steps_per_execution
     from cbrun.errors import ConfigError
-    from cbrun.train.session import choose_steps_per_execution
 
     config = load_config(REPO / "configs" / "digits.yaml").config
     assert choose_steps_per_execution(config, 45, []) == 5  # 9 calls an epoch

@@ -10,8 +10,8 @@ from pydantic import Field, field_validator
 
 from cbrun.callbacks.base import CallbackSpec, RewindPoint, check_run_file, run_relative
 from cbrun.config.base import BuildContext
-from cbrun.logs import sniff_delimiter
-from cbrun.rundir import atomic_write_bytes
+from cbrun.run.logs import sniff_delimiter
+from cbrun.run.rundir import atomic_write_bytes
 
 
 class CSVLoggerSpec(CallbackSpec):

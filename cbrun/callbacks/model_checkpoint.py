@@ -22,7 +22,6 @@ from cbrun.callbacks.base import (
     run_relative,
 )
 from cbrun.config.base import BuildContext
-from cbrun.runguard import check_inside
 
 # Keras fills these itself; every other {name} comes from the logs.
 _COUNTERS = ("epoch", "batch")
@@ -198,14 +197,14 @@ class ModelCheckpointSpec(CallbackSpec):
     def batch_level(self, callback: Any = None) -> bool:
         return self.save_freq != "epoch"
 
-    def build(self, ctx: BuildContext) -> Any:
-        import keras
-
+    def arguments(self, ctx: BuildContext) -> dict[str, Any]:
+        """Keras's ModelCheckpoint arguments; cbrun's own subclass checks every path it
+        formats (cbrun/engine/callbacks/checkpoint.py builds it)."""
         kwargs = self.kwargs(ctx, exclude=("filepath",))
         # Keras runs str.format on the whole path: braces in the run directory are literal.
         run_dir = str(ctx.run_dir).replace("{", "{{").replace("}", "}}")
         kwargs["filepath"] = f"{run_dir}/{self.filepath}"
-        return _guarded(keras.callbacks.ModelCheckpoint)(ctx.run_dir, **kwargs)
+        return kwargs
 
     # Checkpoints written are seen on disk: Keras says nothing when it saves. Only files
     # matching the template count (`ep{epoch:03d}.keras` -> `ep*.keras`), so a checkpoint
@@ -232,21 +231,3 @@ class ModelCheckpointSpec(CallbackSpec):
         folder = run_relative(self.filepath).parent
         return [f"checkpoint written: {folder / path.name}"
                 for path, stamp in sorted(now.items()) if seen.get(path) != stamp]
-
-
-def _guarded(base: type) -> type:
-    """ModelCheckpoint whose every formatted path is checked where it is written: the
-    template was checked up front, but a link planted in the run directory, or a format
-    no check foresaw, must still not put a file outside it."""
-
-    class GuardedModelCheckpoint(base):
-        def __init__(self, run_dir, **kwargs):
-            super().__init__(**kwargs)
-            self._run_dir = run_dir
-
-        def _get_file_path(self, epoch, batch, logs):
-            path = super()._get_file_path(epoch, batch, logs)
-            return check_inside(self._run_dir, path, "ModelCheckpoint filepath")
-
-    GuardedModelCheckpoint.__name__ = base.__name__  # states and messages name Keras's
-    return GuardedModelCheckpoint

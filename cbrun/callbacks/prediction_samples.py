@@ -15,7 +15,6 @@ from cbrun.callbacks.base import (
     check_run_path,
     run_relative,
 )
-from cbrun.config.base import BuildContext
 
 CSV_NAME = "predictions.csv"
 PNG_PATTERN = "epoch-{epoch:03d}.png"  # 1-based, as ModelCheckpoint's {epoch} is
@@ -135,7 +134,3 @@ class PredictionSamplesSpec(CallbackSpec):
             dropped += trim_event_files(point.run_dir / self.log_dir, point.epochs_done, 0, 0)
         return dropped
 
-    def build(self, ctx: BuildContext) -> Any:
-        from cbrun.train.prediction_samples import build_callback
-
-        return build_callback(self, ctx)

@@ -111,13 +111,13 @@ class TensorBoardSpec(CallbackSpec):
     def batch_level(self, callback: Any = None) -> bool:
         return self.update_freq != "epoch" or self.profile_batch != 0
 
-    def build(self, ctx: BuildContext) -> Any:
-        from cbrun.train.tensorboard import TensorBoard
-
+    def arguments(self, ctx: BuildContext) -> dict[str, Any]:
+        """Keras's TensorBoard arguments; cbrun's subclass computes the weight histograms in
+        NumPy (cbrun/engine/callbacks/tensorboard.py builds it)."""
         kwargs = self.kwargs(ctx)
         if isinstance(kwargs["profile_batch"], list):
             kwargs["profile_batch"] = tuple(kwargs["profile_batch"])
-        return TensorBoard(**kwargs)
+        return kwargs
 
     def run_files(self) -> list[PurePosixPath]:
         return [run_relative(self.log_dir)]

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from cbrun.completion import complete_callback_names
+from cbrun.commands.complete import complete_callback_names
 from cbrun.errors import UsageError
 
 

@@ -1,7 +1,7 @@
 """`cbrun completion [bash|zsh|fish]`: the script that makes the shell complete cbrun.
 
 The script is click's own (the same as `_CBRUN_COMPLETE=bash_source cbrun` prints); at each
-Tab it calls cbrun, which answers from cbrun/completion.py without importing TensorFlow.
+Tab it calls cbrun, which answers from cbrun/commands/complete.py without importing TensorFlow.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 labelled file of the run's kind; a table, JSON, and a classifier's confusion matrix.
 
 The run, the checkpoint and -o are checked before TensorFlow is imported
-(cbrun/checkpoints.py, cbrun/outpath.py); the evaluation itself is cbrun/train/evaluate.py.
+(cbrun/run/checkpoints.py, cbrun/run/outpath.py); the evaluation itself is cbrun/engine/evaluate.py.
 What the run's own code prints while it runs (a data loader, a model factory) goes to
 stderr, so stdout holds only the result (`--json`: only the JSON).
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 
-from cbrun.checkpoints import choose_checkpoint, open_run
-from cbrun.completion import complete_run_dirs
+from cbrun.commands.complete import complete_run_dirs
 from cbrun.errors import UsageError
-from cbrun.outpath import check_output_file
+from cbrun.run.checkpoints import choose_checkpoint, open_run
+from cbrun.run.outpath import check_output_file
 
 CHECKPOINT_HELP = ("last (the model the run ended with), best (the ModelCheckpoint file of "
                    "the best monitored epoch), or a .keras / .weights.h5 file.")
@@ -52,7 +52,7 @@ def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | 
     classifier the confusion matrix with the run's class names."""
     from rich.console import Console
 
-    from cbrun.evaluation import (
+    from cbrun.run.evaluation import (
         CONFUSION_HEADING,
         confusion_table,
         heading,
@@ -93,9 +93,9 @@ def evaluate(ctx: click.Context, run_dir: Path, split: str | None, data: Path | 
 
 
 def _evaluate(ctx, run, chosen, split, data):
-    from cbrun.train.tfimport import import_tensorflow
+    from cbrun.engine.tfimport import import_tensorflow
 
     import_tensorflow(ctx.find_root().obj.get("debug", False))
-    from cbrun.train.evaluate import evaluate_run
+    from cbrun.engine.evaluate import evaluate_run
 
     return evaluate_run(run, chosen, split, data)

@@ -2,7 +2,7 @@
 for serving, verified against the Keras model on samples of the run's own data.
 
 Everything decided here happens before TensorFlow loads: the run exists, the format's
-packages are installed, the output path is safe to write. cbrun/train/export.py exports
+packages are installed, the output path is safe to write. cbrun/engine/export.py exports
 and verifies.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from cbrun.checkpoints import choose_checkpoint, open_run
+from cbrun.commands.complete import complete_run_dirs
 from cbrun.commands.evaluate import SAFE_MODE_HELP
-from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
-from cbrun.exports import (
+from cbrun.run.checkpoints import choose_checkpoint, open_run
+from cbrun.run.exports import (
     DEFAULT_TOLERANCE,
     FORMATS,
     check_target,
@@ -24,7 +24,7 @@ from cbrun.exports import (
     extra_message,
     missing_modules,
 )
-from cbrun.runguard import check_inside, check_tree
+from cbrun.run.runguard import check_inside, check_tree
 
 
 @click.command("export")
@@ -77,7 +77,7 @@ def export(run_dir: Path, fmt: str, output: Path | None, checkpoint: str, tolera
         target = output
     check_target(target, fmt, force, verify_only)
 
-    from cbrun.train.export import export_run
+    from cbrun.engine.export import export_run
 
     export_run(run, chosen, fmt, target, tolerance=tolerance, samples=samples,
                verify_only=verify_only, echo=click.echo)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import click
 
-from cbrun.completion import complete_logs
+from cbrun.commands.complete import complete_logs
 from cbrun.errors import UsageError
-from cbrun.logs import LogError, resolve_log_path
 from cbrun.plotting.inputs import (
     COMPARE_NAME,
     IMAGE_SUFFIX,
@@ -28,8 +27,9 @@ from cbrun.plotting.inputs import (
 )
 from cbrun.plotting.watch import any_running
 from cbrun.plotting.watch import watch as watch_loop
-from cbrun.rundir import LOG_FILE
-from cbrun.runinfo import read_run_info
+from cbrun.run.logs import LogError, resolve_log_path
+from cbrun.run.rundir import LOG_FILE
+from cbrun.run.runinfo import read_run_info
 
 
 @click.command("plot")

@@ -1,7 +1,7 @@
 """`cbrun predict RUN_DIR INPUT -o OUT`: the run's model on new samples of its kind (a
 table without the label column, an image or a folder of images, an .npz), one row per
 sample in OUT (.csv or .npz). The run, the checkpoint and OUT are checked before
-TensorFlow is imported (OUT: cbrun/outpath.py); the prediction is cbrun/train/predict.py.
+TensorFlow is imported (OUT: cbrun/run/outpath.py); the prediction is cbrun/engine/predict.py.
 What the run's own code prints (a data loader, a model factory) goes to stderr: stdout
 holds cbrun's one line."""
 
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import click
 
-from cbrun.checkpoints import choose_checkpoint, open_run
+from cbrun.commands.complete import complete_run_dirs
 from cbrun.commands.evaluate import CHECKPOINT_HELP, FORCE_HELP, SAFE_MODE_HELP
-from cbrun.completion import complete_run_dirs
 from cbrun.errors import UsageError
-from cbrun.outpath import check_output_file
+from cbrun.run.checkpoints import choose_checkpoint, open_run
+from cbrun.run.outpath import check_output_file
 
 
 @click.command()
@@ -45,10 +45,10 @@ def predict(ctx: click.Context, run_dir: Path, source: Path, output: Path, top_k
     check_output_file(output, force)
     run = open_run(run_dir)
     chosen = choose_checkpoint(run, checkpoint, safe_mode=not unsafe)
-    from cbrun.train.tfimport import import_tensorflow
+    from cbrun.engine.tfimport import import_tensorflow
 
     import_tensorflow(ctx.find_root().obj.get("debug", False))
-    from cbrun.train.predict import predict_run, write_predictions
+    from cbrun.engine.predict import predict_run, write_predictions
 
     with contextlib.redirect_stdout(sys.stderr):
         columns, raw, inputs = predict_run(run, chosen, source, top_k)

@@ -1,7 +1,7 @@
 """`cbrun resume RUN_DIR`: continue a run exactly where it stopped.
 
-The command only wires the two halves of resume together: cbrun/resume.py decides (before
-TensorFlow loads) whether the run may continue and with which changes; cbrun/train/resume.py
+The command only wires the two halves of resume together: cbrun/run/resumable.py decides (before
+TensorFlow loads) whether the run may continue and with which changes; cbrun/state/
 puts the saved state back and rewinds the files written past it.
 """
 
@@ -13,12 +13,14 @@ from pathlib import Path
 import click
 
 from cbrun.commands.common import console_for, fill_positions
-from cbrun.completion import complete_run_dirs
+from cbrun.commands.complete import complete_run_dirs
 from cbrun.errors import ConfigError
-from cbrun.record import RunRecord
-from cbrun.resume import check_resumable, plan_resume, state_dirs
-from cbrun.rundir import RUN_FILE, run_lock, write_config_files
-from cbrun.segment import interrupts_recorded, run_segment
+from cbrun.run.handle import OpenRun
+from cbrun.run.record import RunRecord
+from cbrun.run.resumable import check_resumable, plan_resume
+from cbrun.run.rundir import RUN_FILE, run_lock, write_config_files
+from cbrun.run.segment import interrupts_recorded, run_segment
+from cbrun.state.files import state_dirs
 
 
 @click.command()
@@ -70,21 +72,22 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
     console = console_for(quiet)
 
     def start():
-        from cbrun.train import resume as state
-        from cbrun.train.distribute import split_cpu_first
-        from cbrun.train.session import train as train_session
+        from cbrun.engine.distribute import split_cpu_first
+        from cbrun.engine.session import train as train_session
+        from cbrun.state.files import latest_state
+        from cbrun.state.rewind import continue_after_early_stop, rewind
 
         split_cpu_first(config)
 
-        saved = state.latest_state(run_dir, warn=lambda text: click.echo(text, err=True))
+        saved = latest_state(run_dir, warn=lambda text: click.echo(text, err=True))
         first = saved.epochs_done if saved else 0
         specs = config.tracked_callbacks()
         if saved is None:
             what = "no valid saved state" if state_dirs(run_dir) else "no saved state"
             click.echo(f"{what}: the run starts again from epoch 1", err=True)
         elif past_early_stop:
-            state.continue_after_early_stop(saved, specs)
-        dropped = state.rewind(run_dir, specs, saved)
+            continue_after_early_stop(saved, specs)
+        dropped = rewind(run_dir, specs, saved)
         record.resume_from(first, config.fit.epochs, saved.meta.get("best") if saved else None)
 
         def keep_changes() -> None:  # once the state is back in place: the resume is on
@@ -96,8 +99,7 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
         console.print(f"resuming [bold]{run_dir}[/bold] after epoch {first}"
                       + (f" (dropped {dropped} rows/events written after it)" if dropped
                          else ""), highlight=False)
-        config_dir = Path(record.file.config_dir or run_dir)
-        return train_session(config, run_dir, config_dir, record, console=console,
+        return train_session(OpenRun(run_dir, record, config), console=console,
                              live=console.is_terminal and not quiet, restore=saved,
                              learning_rate=plan.learning_rate, on_restored=keep_changes)
 

@@ -16,8 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from cbrun.errors import UsageError
-from cbrun.logs import LogError, best_epoch, default_monitor, infer_mode, read_log
-from cbrun.runinfo import RunInfo, find_runs, nested_run_folders, read_run_info
+from cbrun.run.logs import LogError, best_epoch, default_monitor, infer_mode, read_log
+from cbrun.run.runinfo import RunInfo, find_runs, nested_run_folders, read_run_info
 
 # Columns left out, in this order, until the table fits the terminal: the id is what users
 # copy into `resume` and `plot`, so it is never cut; `--json` still has every field.

@@ -15,7 +15,7 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 def config_schema() -> dict[str, Any]:
     """RunConfig's JSON Schema, with the names Keras accepts offered for completion."""
-    from cbrun import keras_api
+    from cbrun.config import keras_api
     from cbrun.config.root import RunConfig
 
     schema = RunConfig.model_json_schema()

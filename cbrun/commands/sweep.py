@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, UsageError
-from cbrun.segment import Terminated
+from cbrun.run.segment import Terminated
 from cbrun.sweep.directory import SWEEP_JSON
 
 

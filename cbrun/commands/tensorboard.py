@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cbrun.errors import UsageError
-from cbrun.runinfo import find_runs
+from cbrun.run.runinfo import find_runs
 
 EVENTS = "events.out.tfevents.*"
 

@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from cbrun.commands.common import console_for, fill_positions
-from cbrun.config.data.fingerprint import fingerprint
 from cbrun.config.load import load_config
 from cbrun.config.monitors import primary_monitor
+from cbrun.data.fingerprint import fingerprint
 from cbrun.errors import ConfigError
-from cbrun.record import RunRecord, SweepTrial
-from cbrun.rundir import create_run_dir, run_lock, write_config_files
-from cbrun.segment import interrupts_recorded, run_segment
+from cbrun.run.handle import OpenRun
+from cbrun.run.record import RunRecord, SweepTrial
+from cbrun.run.rundir import create_run_dir, run_lock, write_config_files
+from cbrun.run.segment import interrupts_recorded, run_segment
 
 
 @click.command()
@@ -69,9 +70,9 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
 
     def start():
-        from cbrun.train.session import train as train_session
+        from cbrun.engine.session import train as train_session
 
-        return train_session(config, run_dir, loaded.config_dir, record, console=console,
+        return train_session(OpenRun(run_dir, record, config), console=console,
                              live=console.is_terminal and not quiet)
 
     try:

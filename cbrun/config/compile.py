@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from cbrun import keras_api
+from cbrun.config import keras_api
 from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel, is_number, name_or
 from cbrun.suggest import did_you_mean
 

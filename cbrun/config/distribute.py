@@ -1,7 +1,7 @@
 """The `distribute:` key: which devices train the model (tf.distribute strategies).
 
 Checked here, before TensorFlow loads; whether the named devices exist is only known once it
-has (cbrun/train/distribute.py).
+has (cbrun/engine/distribute.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """How the batches run: what Keras fails on mid-epoch, judged from the config.
 
 `cbrun validate` and the start of a run both ask `execution_problems`; a run asks again once
-TensorFlow knows the devices (cbrun/train/distribute.py: the default `mirrored` takes every
+TensorFlow knows the devices (cbrun/engine/distribute.py: the default `mirrored` takes every
 GPU, a number only known then), with the same messages.
 """
 

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cbrun import keras_api
+from cbrun.config import keras_api
 from cbrun.config.fixline import Edit, LineFixer, get
 from cbrun.config.misplaced import MisplacedKeys
 from cbrun.config.positions import Loc, Positions

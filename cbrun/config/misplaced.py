@@ -14,7 +14,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from cbrun import keras_api
+from cbrun.config import keras_api
 from cbrun.config.fixline import Edit, dump, get
 from cbrun.config.positions import Loc
 from cbrun.errors import format_loc

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from cbrun import keras_api
 from cbrun.callbacks.base import CallbackSpec
 from cbrun.callbacks.registry import CallbackConfig
+from cbrun.config import keras_api
 from cbrun.config.compile import CompileConfig
 from cbrun.config.data import DataConfig, default_source
 from cbrun.config.fit import FitConfig

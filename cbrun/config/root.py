@@ -23,7 +23,7 @@ from cbrun.config.fit import FitConfig
 from cbrun.config.model import ModelConfig
 from cbrun.config.outputs import output_problems
 from cbrun.config.tracking import TrackingConfig
-from cbrun.rundir import LOG_FILE
+from cbrun.run.rundir import LOG_FILE
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 

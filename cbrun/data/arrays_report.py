@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 
 from cbrun.config.data.table import first_line
-from cbrun.data.check import drawn_split
 from cbrun.data.columns import plain
 from cbrun.data.duplicates import duplicates_report
-from cbrun.data.report import Part, Places, label_report
+from cbrun.data.report import Part, Places, drawn_split, label_report
 from cbrun.errors import UsageError
 
 
@@ -138,7 +137,7 @@ def arrays_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: in
     # split_arrays stratifies on y when it is one array, not a {name: array} mapping.
     single = next(iter(y.values())) if len(y) == 1 and isinstance(
         getattr(data, "y", "y"), str) else None
-    # The draw of cbrun/train/sources/arrays.split_arrays.
+    # The draw of cbrun/engine/sources/arrays.split_arrays.
     cut = draw(n, spec.validation_split, spec.test_split, spec.split, seed, labels=single)
     parts = [Part("train", shown, cut.train, cut.train + 1)]
     for split in ("validation", "test"):

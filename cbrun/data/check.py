@@ -2,7 +2,7 @@
 class folders) to one report, without TensorFlow.
 
 A config's data is read as its run reads it, and its held-out rows are drawn by the
-functions the run calls (cbrun/data/splits.draw through cbrun.tables.label_values,
+functions the run calls (cbrun/data/splits.draw through cbrun.data.tables.label_values,
 cbrun/config/data/images.split_files), with the config's seed: the splits shown are the
 rows the run will train and validate on. A data file alone has no splits, unless
 --validation-split asks for a preview (drawn the same way, with --seed)."""
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cbrun.data.report import drawn_split
 from cbrun.errors import ConfigError, UsageError
 
 TABLES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -108,12 +109,6 @@ def _dispatch(source: str, files: dict[str, tuple[Path, str]], spec, seed: int,
         report = arrays_check(source, files, spec, seed, data)
     report["findings"] = ordered(report["findings"])
     return report
-
-
-def drawn_split(summary: dict, spec) -> dict:
-    """How the held-out rows were drawn (`Cut.summary()`), and what was asked."""
-    return {**summary, "validation_split": spec.validation_split,
-            "test_split": spec.test_split, "asked": spec.split}
 
 
 # Findings in this order: what a run refuses or cannot use, then how the splits compare.

@@ -120,7 +120,7 @@ def scan(table, features: list[str], labels: list[str], text: list[str],
                 hasher.hashes)
 
 
-# The kinds a run takes (cbrun/tables.py): dates, bytes, empty columns are refused.
+# The kinds a run takes (cbrun/data/tables.py): dates, bytes, empty columns are refused.
 USABLE = ("number", "integer", "bool", "category", "free text", "text")
 
 
@@ -218,3 +218,9 @@ def _unseen(name: str, classes: list, counts: dict[str, list[int]]) -> list[dict
                 f"{', ...' if len(extra) > EXAMPLES else ''}): the model has no output for "
                 f"{'them' if len(extra) > 1 else 'it'}"), split=split, classes=extra))
     return found
+
+
+def drawn_split(summary: dict, spec) -> dict:
+    """How the held-out rows were drawn (`Cut.summary()`), and what was asked."""
+    return {**summary, "validation_split": spec.validation_split,
+            "test_split": spec.test_split, "asked": spec.split}

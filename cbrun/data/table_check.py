@@ -1,5 +1,5 @@
 """`cbrun data check` on a table (CSV, Parquet): the files read by the config's own reader,
-the held-out rows drawn as cbrun.tables.encode_splits draws them (the same labels, sizes
+the held-out rows drawn as cbrun.data.tables.encode_splits draws them (the same labels, sizes
 and seed), then the report of cbrun/data/report.py over one table of every file's rows."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from cbrun.config.data.table import first_line
-from cbrun.data.check import drawn_split
 from cbrun.data.duplicates import duplicates_report
-from cbrun.data.report import Part, Places, label_report, scan
+from cbrun.data.report import Part, Places, drawn_split, label_report, scan
 from cbrun.errors import UsageError
 
 
@@ -76,7 +75,7 @@ def table_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: int
                 data) -> dict:
     from cbrun.data.balance import split_warnings
     from cbrun.data.splits import draw
-    from cbrun.tables import label_values
+    from cbrun.data.tables import label_values
 
     reader = _reader(source, spec, data)
     tables = {name: _read(reader, source, path, shown) for name, (path, shown) in files.items()}
@@ -99,7 +98,7 @@ def table_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: int
         [c for c in columns if c not in labels]
     features = [c for g in (groups.values() if isinstance(groups, dict) else [groups])
                 for c in g]
-    # The draw of cbrun.tables.encode_splits: the same labels, sizes and seed.
+    # The draw of cbrun.data.tables.encode_splits: the same labels, sizes and seed.
     drawn_on = label_values(train, spec) if labels else None
     cut = draw(train.num_rows, spec.validation_split, spec.test_split, spec.split, seed,
                labels=drawn_on)

@@ -21,8 +21,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, LogLocator, MaxNLocator
 
 from cbrun.errors import CbrunError, UsageError
-from cbrun.logs import VAL_PREFIX, Family
 from cbrun.plotting.inputs import PlotRun, describe, epoch_span, positive_range, x_label
+from cbrun.run.logs import VAL_PREFIX, Family
 
 PANEL_SIZE = (5.4, 3.7)  # inches; at DPI 120 a panel is about 650 x 440 pixels
 DPI = 120

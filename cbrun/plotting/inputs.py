@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cbrun.errors import UsageError
-from cbrun.logs import (
+from cbrun.run.logs import (
     Family,
     LogError,
     NoRowsError,
@@ -23,8 +23,8 @@ from cbrun.logs import (
     read_log,
     resolve_log_path,
 )
-from cbrun.rundir import LOG_FILE, RUN_FILE
-from cbrun.runinfo import NO_RUN_FILE, UNREADABLE, RunInfo, read_run_info
+from cbrun.run.rundir import LOG_FILE, RUN_FILE
+from cbrun.run.runinfo import NO_RUN_FILE, UNREADABLE, RunInfo, read_run_info
 
 Warn = Callable[[str], None]
 

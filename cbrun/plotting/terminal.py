@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import plotext
 
-from cbrun.logs import VAL_PREFIX, Family
 from cbrun.plotting.inputs import (
     PlotRun,
     describe_parts,
@@ -22,6 +21,7 @@ from cbrun.plotting.inputs import (
     positive_range,
     x_label,
 )
+from cbrun.run.logs import VAL_PREFIX, Family
 
 # Distinct glyphs tell curves apart where there is no color (NO_COLOR, a pipe, a log file).
 TRAIN_MARKER, VAL_MARKER = "hd", "braille"

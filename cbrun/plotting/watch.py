@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cbrun.errors import UsageError
-from cbrun.logs import LogError, NoRowsError, resolve_log_path
 from cbrun.plotting.inputs import PlotRun, Warn, load_runs
-from cbrun.rundir import LOG_FILE, RUN_FILE
-from cbrun.runinfo import read_run_info
+from cbrun.run.logs import LogError, NoRowsError, resolve_log_path
+from cbrun.run.rundir import LOG_FILE, RUN_FILE
+from cbrun.run.runinfo import read_run_info
 
 
 def watch(

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cbrun.errors import UsageError
-from cbrun.record import RunRecord
-from cbrun.rundir import atomic_write_bytes, iso, utc_now
+from cbrun.run.record import RunRecord
+from cbrun.run.rundir import atomic_write_bytes, iso, utc_now
 
 SWEEP_JSON = "sweep.json"
 SWEEP_COPY = "sweep.yaml"

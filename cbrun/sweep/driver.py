@@ -32,9 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cbrun.record import RunRecord, SweepTrial
-from cbrun.rundir import LOG_FILE
-from cbrun.segment import Terminated, interrupts_raise
+from cbrun.run.record import RunRecord, SweepTrial
+from cbrun.run.rundir import LOG_FILE
+from cbrun.run.segment import Terminated, interrupts_raise
 from cbrun.sweep.directory import LOGS_DIR, TRIALS_DIR, trial_run_dir
 from cbrun.sweep.load import Sweep
 from cbrun.sweep.study import (
@@ -42,7 +42,6 @@ from cbrun.sweep.study import (
     GRACE_S,
     HEARTBEAT_S,
     STORAGE_ENV,
-    first_number,
     retry_callback,
     shown_storage,
 )
@@ -76,7 +75,7 @@ class TrialCancelled(TrialEnded):
 def trial_value(run_dir: Path, metric: str, direction: str) -> float | None:
     """The best value of `metric` over the trial's epochs (the weights EarlyStopping's
     restore_best_weights would keep)."""
-    from cbrun.logs import LogError, best_epoch, read_log
+    from cbrun.run.logs import LogError, best_epoch, read_log
 
     try:
         log = read_log(run_dir / LOG_FILE)
@@ -237,6 +236,8 @@ class Driver:
     # ------------------------------------------------------------------ one trial
 
     def _objective(self, trial) -> float:
+        from cbrun.sweep.sampler import first_number
+
         frozen = self._frozen(trial.number)
         first = first_number(frozen)
         trial.set_user_attr("attempt", trial.number)
@@ -260,6 +261,8 @@ class Driver:
     def _surplus(self, number: int) -> bool:
         """A new trial asked at the same instant as another worker's last one: the later
         number gives its trial up. Retried trials are never given up."""
+        from cbrun.sweep.sampler import first_number
+
         ahead = [t for t in self.study.get_trials(deepcopy=False)
                  if not t.user_attrs.get("cancelled") and t.number != number
                  and (t.state in (*self._counted, self.state.WAITING)

@@ -12,8 +12,8 @@ import yaml
 
 from cbrun.config.overrides import apply_overrides
 from cbrun.config.yamlio import load_yaml_text
-from cbrun.record import RunRecord
-from cbrun.rundir import atomic_write_bytes
+from cbrun.run.record import RunRecord
+from cbrun.run.rundir import atomic_write_bytes
 from cbrun.sweep.directory import trial_run_dir
 from cbrun.sweep.load import Sweep, override
 
@@ -32,7 +32,7 @@ def trial_rows(study, sweep_dir: Path, sweep_id: str) -> list[dict[str, Any]]:
     """One row per trial, by its first number: a trial Optuna retried (its worker was gone,
     or Ctrl-C stopped it) is shown as its latest attempt; `attempts` lists the study's
     numbers. Trials given up before they ran are left out."""
-    from cbrun.sweep.study import first_number
+    from cbrun.sweep.sampler import first_number
 
     latest: dict[int, Any] = {}
     attempts: dict[int, list[int]] = {}

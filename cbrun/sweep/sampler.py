@@ -17,8 +17,6 @@ from typing import Any
 import optuna
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 
-from cbrun.sweep.study import first_number
-
 
 def make_sampler(spec) -> BaseSampler:
     return PerTrialSampler(spec.sampler, spec.seed,
@@ -67,3 +65,10 @@ class PerTrialSampler(BaseSampler):
     def reseed_rng(self) -> None:
         """Each trial's draws are seeded already; study.optimize's reseeding would make them
         depend on the thread."""
+
+
+def first_number(trial) -> int:
+    """The number a trial had before Optuna retried it (a FrozenTrial): its own, or that of
+    the trial its retries go back to. The run directory and the table use this number."""
+    first = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+    return trial.number if first is None else first

@@ -152,14 +152,6 @@ def retry_callback():
     return optuna.storages.RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)
 
 
-def first_number(trial) -> int:
-    """The number a trial had before Optuna retried it (a FrozenTrial): its own, or that of
-    the trial its retries go back to. The run directory and the table use this number."""
-    optuna = import_optuna()
-    first = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
-    return trial.number if first is None else first
-
-
 def make_pruner(spec: dict[str, Any]):
     """From the pruner's settings as the sweep file gives them (`{type: median, ...}`)."""
     optuna = import_optuna()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.config.tracking import MlflowConfig
-from cbrun.record import MlflowRun
+from cbrun.run.record import MlflowRun
 from cbrun.tracking.stores import (
     StoreUnavailable,
     absolute_location,

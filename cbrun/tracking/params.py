@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cbrun.logs import TrainingLog
+from cbrun.run.logs import TrainingLog
 
 # MLflow's limit on a param value; W&B takes longer ones but a config value this long
 # (an inline list of layers) says nothing more when cut.

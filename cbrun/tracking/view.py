@@ -20,9 +20,9 @@ import click
 
 from cbrun.config.tracking import TrackingConfig
 from cbrun.errors import CbrunError
-from cbrun.logs import LogError, TrainingLog, read_log
-from cbrun.record import RunRecord, TrackedRun
-from cbrun.rundir import LOG_FILE
+from cbrun.run.logs import LogError, TrainingLog, read_log
+from cbrun.run.record import RunRecord, TrackedRun
+from cbrun.run.rundir import LOG_FILE
 from cbrun.tracking.params import learning_rate_events, rows
 from cbrun.tracking.stores import StoreUnavailable
 

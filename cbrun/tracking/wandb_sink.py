@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.config.tracking import WandbConfig
-from cbrun.record import WandbRun
+from cbrun.run.record import WandbRun
 from cbrun.tracking.stores import StoreUnavailable, server_problem
 
 # W&B's folders outside `dir=`, each sent into <run dir>/wandb/ unless the user chose it.
@@ -65,7 +65,7 @@ class WandbSink:
         run_id = state.run_id or _new_id()
         state.run_id = run_id  # before init: a resume after a failed start keeps the id
         # symlink=False: no links in the run dir (latest-run, debug.log), which resume
-        # refuses (cbrun/runguard.py).
+        # refuses (cbrun/run/runguard.py).
         quiet = wandb.Settings(silent=True, console="off", disable_git=True, save_code=False,
                                x_disable_stats=True, x_disable_machine_info=True,
                                symlink=False)
@@ -85,7 +85,7 @@ class WandbSink:
             )
         finally:
             # wandb-core links its log into the run even when init fails; a link there
-            # would stop the run (cbrun/runguard.py), not just the tracker.
+            # would stop the run (cbrun/run/runguard.py), not just the tracker.
             _drop_links(self.run_dir / "wandb")
         state.mode = self.config.mode
         state.url = self.run.url if self.config.mode == "online" else None
@@ -151,7 +151,7 @@ class WandbSink:
 
 def _drop_links(folder: Path) -> None:
     """wandb-core links logs/debug-core.log to its log in the cache folder whatever the
-    settings say; resume refuses links in a run dir (cbrun/runguard.py), and the log itself
+    settings say; resume refuses links in a run dir (cbrun/run/runguard.py), and the log itself
     is kept in wandb/cache/."""
     for path in folder.rglob("*"):
         if path.is_symlink():

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from cbrun.config.data import DigitsData
-from cbrun.train.sources import load_splits
+from cbrun.engine.sources import load_splits
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,7 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
                                    convert_options=pacsv.ConvertOptions(decimal_point=decimal))
         except pa.ArrowInvalid as exc:
             raise UsageError(_csv_problem(path, text, sep, exc)) from None
-        from cbrun.tables import late_problem
+        from cbrun.data.tables import late_problem
 
         late = late_problem(path, table, sep, decimal)
         if late:  # a column typed by its first rows that a later row contradicts
@@ -98,7 +98,7 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
 
 
 def _csv_problem(path: Path, text: str, sep: str, exc: Exception) -> str:
-    from cbrun.tables import csv_problem, row_problem
+    from cbrun.data.tables import csv_problem, row_problem
 
     found = row_problem(path, sep)
     if found is None or found.fields is None or found.ends > found.line:  # no delimiter guess
@@ -130,7 +130,7 @@ def _kind(column) -> str | None:
     """Why cbrun cannot take a column ('a date', ...), or None for numbers, bools, text."""
     import pyarrow as pa
 
-    from cbrun.tables import _is_text
+    from cbrun.data.tables import _is_text
 
     kind = column.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) \
@@ -162,7 +162,7 @@ def _target(table, label: str) -> tuple[dict, Block, str, str]:
     """(output layer, compile, what the target is, the split that suits it)."""
     import pyarrow as pa
 
-    from cbrun.tables import _is_text
+    from cbrun.data.tables import _is_text
 
     target = table.column(label)
     why = _kind(target)
@@ -283,7 +283,7 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
           delimiter: str | None) -> tuple[Block, Block, Block, str]:
     """(data, model, compile, what the table is) for a CSV or Parquet table; `layout`: the
     validation and test tables found beside it."""
-    from cbrun.tables import _is_text
+    from cbrun.data.tables import _is_text
 
     data, source = read_table(path, delimiter)
     columns = data.column_names

@@ -1,7 +1,7 @@
 """The `data:` section: a discriminated union on `source`, one module per source.
 
 Adding a source means one module here (the keys, checked without TensorFlow) and one in
-cbrun/train/sources/ (the loading)."""
+cbrun/engine/sources/ (the loading)."""
 
 from __future__ import annotations
 

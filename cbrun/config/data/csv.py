@@ -28,7 +28,7 @@ class CsvData(TableSource):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        from cbrun.tables import csv_problem
+        from cbrun.data.tables import csv_problem
 
         try:
             with pacsv.open_csv(path, parse_options=self._options()) as reader:
@@ -37,7 +37,7 @@ class CsvData(TableSource):
             raise ValueError(csv_problem(path, self.delimiter, exc)) from None
 
     def read(self, path: Path, columns: list[str] | None = None):
-        from cbrun.tables import read_csv
+        from cbrun.data.tables import read_csv
 
         # The columns this source uses keep their numbers; one left out may hold anything.
         if columns is None:

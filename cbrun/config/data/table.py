@@ -84,7 +84,7 @@ class TableSource(FileSource):
         if found:
             return found
         # Only now the data itself: missing values, unseen classes.
-        from cbrun.tables import TableProblem, encode_splits
+        from cbrun.data.tables import TableProblem, encode_splits
 
         try:
             encode_splits(self, folder, seed)

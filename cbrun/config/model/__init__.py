@@ -5,7 +5,7 @@
     {factory: mod:function, params}    your code builds it (factory.py)
     {path: file.keras}                 a saved model (saved.py)
 
-Each kind is checked here, without TensorFlow; cbrun/train/model/ builds it.
+Each kind is checked here, without TensorFlow; cbrun/engine/model/ builds it.
 """
 
 from __future__ import annotations

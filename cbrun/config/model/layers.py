@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from cbrun import keras_api
+from cbrun.config import keras_api
 from cbrun.config.adapt import adapt_problem, adapt_width_problem
 from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel, is_number
 from cbrun.suggest import did_you_mean

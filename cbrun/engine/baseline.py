@@ -1,0 +1,148 @@
+"""The trivial model's score, the number a run must beat: per output, the class shares of
+the training split (so the majority class) for a classifier, the training mean for a
+regression, scored with the run's own compiled loss and metrics on the validation split
+(the training split when there is none), before epoch 1.
+
+The constant predictions go through Keras's own loss and metric objects, compiled exactly
+as the run's model is, so `val_accuracy` of the baseline means what the run's means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from cbrun.config.root import RunConfig
+from cbrun.engine.sources import Split, Splits
+
+# Keras's names, lower-cased without underscores, by what the target is.
+_CLASSES = {"sparsecategoricalcrossentropy": "sparse",
+            "sparsecategoricalfocalcrossentropy": "sparse",
+            "categoricalcrossentropy": "categorical", "categoricalfocalcrossentropy":
+            "categorical", "binarycrossentropy": "binary", "binaryfocalcrossentropy": "binary"}
+_NUMBERS = ("mse", "meansquarederror", "mae", "meanabsoluteerror", "mape",
+            "meanabsolutepercentageerror", "msle", "meansquaredlogarithmicerror", "huber",
+            "logcosh")
+_EPS = 1e-7
+
+
+def _loss_kind(spec: Any) -> tuple[str | None, bool]:
+    """(sparse | categorical | binary | number | None, from_logits) of one output's loss."""
+    name = spec if isinstance(spec, str) else spec.type
+    kwargs = {} if isinstance(spec, str) else spec.kwargs
+    key = name.lower().replace("_", "")
+    if key in _CLASSES:
+        return _CLASSES[key], bool(kwargs.get("from_logits", False))
+    return ("number" if key in _NUMBERS else None), False
+
+
+def _per_output(value: Any, names: list[str]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {name: value.get(name) for name in names}
+    return {name: value for name in names}
+
+
+def _pick(y: Any, name: str, single: bool) -> np.ndarray:
+    if isinstance(y, dict):
+        return np.asarray(y[name])
+    return np.asarray(y) if single else None
+
+
+def _constant(kind: str, logits: bool, y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The prediction of one output for every row (without the batch axis)."""
+    if kind == "sparse":
+        counts = np.bincount(y.reshape(-1).astype(np.int64), minlength=shape[-1])
+        prior = counts[:shape[-1]] / max(1, counts.sum())
+        return np.log(np.clip(prior, _EPS, 1)) if logits else prior
+    if kind in ("categorical", "binary"):
+        share = y.reshape(len(y), -1).mean(axis=0).reshape(shape)
+        if kind == "binary" and logits:
+            share = np.clip(share, _EPS, 1 - _EPS)
+            return np.log(share / (1 - share))
+        if kind == "categorical" and logits:
+            return np.log(np.clip(share, _EPS, 1))
+        return share
+    return y.astype(np.float64).mean(axis=0).reshape(shape)
+
+
+class _Constant(keras.layers.Layer):
+    def __init__(self, value: np.ndarray, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.value = value.astype(np.float32)
+
+    def call(self, x):
+        rows = keras.ops.shape(x)[0]
+        return keras.ops.broadcast_to(keras.ops.convert_to_tensor(self.value),
+                                      (rows, *self.value.shape))
+
+
+def what_it_predicts(kinds: dict[str, str]) -> str:
+    shown = {"sparse": "the training class shares", "categorical": "the training class shares",
+             "binary": "the training label shares", "number": "the training mean"}
+    return " and ".join(sorted({shown[k] for k in kinds.values()}))
+
+
+def trivial_model(model: keras.Model, config: RunConfig, train: Split
+                  ) -> tuple[keras.Model, str] | None:
+    """(a model that predicts for every row what `model`'s outputs would predict knowing
+    only the training targets, compiled as the run compiles; what it predicts), or None
+    where there is no such model (a loss cbrun does not know, training data that is a
+    tf.data.Dataset, outputs the training labels do not name)."""
+    from cbrun.engine.model import compile_model
+
+    if train is None or train.dataset is not None or train.y is None:
+        return None
+    names = list(getattr(model, "output_names", None) or ["output"])
+    single = len(model.outputs) == 1
+    losses = _per_output(config.compile.loss, names)
+    kinds, constants = {}, {}
+    for name, tensor in zip(names, model.outputs, strict=True):
+        spec = losses.get(name)
+        if spec is None:
+            return None
+        kind, logits = _loss_kind(spec)
+        y = _pick(train.y, name, single)
+        if kind is None or y is None or len(y) == 0:
+            return None
+        shape = tuple(int(d) for d in tensor.shape[1:])
+        try:
+            constants[name] = _constant(kind, logits, y, shape)
+        except ValueError:
+            return None  # labels that do not fit the output: the data check says why
+        kinds[name] = kind
+    inputs = keras.Input((1,))
+    outputs = {name: _Constant(value, name=name)(inputs) for name, value in constants.items()}
+    trivial = keras.Model(inputs, outputs if not single else next(iter(outputs.values())))
+    compile_model(trivial, config, 1)
+    trivial.run_eagerly = True  # one evaluation: tracing would cost more than it runs
+    trivial.jit_compile = False
+    return trivial, what_it_predicts(kinds)
+
+
+def score(trivial: keras.Model, split: Split) -> dict[str, float] | None:
+    """The trivial model's loss and metrics on `split` (Keras's names: loss, accuracy)."""
+    if split is None or split.dataset is not None or split.y is None:
+        return None
+    rows = len(split)
+    y = split.y
+    if isinstance(y, dict) and len(trivial.outputs) == 1:
+        y = next(iter(y.values()))
+    metrics = trivial.evaluate(np.zeros((rows, 1), np.float32), y,
+                               batch_size=max(1, min(rows, 4096)), verbose=0,
+                               return_dict=True)
+    return {k: float(v) for k, v in sorted(metrics.items(), key=lambda kv: "loss" not in kv[0])
+            if np.isfinite(v)}
+
+
+def baseline(model: keras.Model, config: RunConfig, splits: Splits) -> dict[str, Any] | None:
+    """{split, predicts, metrics: {val_loss: ..., ...}} of the run, scored on the validation
+    split (the training split without one), or None where there is no trivial model."""
+    made = trivial_model(model, config, splits.train)
+    scored = splits.validation or splits.train
+    metrics = made and score(made[0], scored)
+    if not metrics:
+        return None
+    prefix = "val_" if scored is splits.validation else ""
+    return {"split": "validation" if prefix else "train", "predicts": made[1],
+            "metrics": {f"{prefix}{k}": v for k, v in metrics.items()}}

@@ -1,0 +1,201 @@
+"""Splits in, tf.data pipelines out, with the data order a pure function of (seed, epoch).
+
+Keras shuffles numpy inputs with TensorFlow's stateful random ops, so a process that
+restarts at epoch k draws a different order than the uninterrupted run did. cbrun draws
+epoch k's order from numpy.random.default_rng([seed, k]) instead: a restart changes nothing.
+
+The order of the epoch in flight is the only one in memory: `EpochOrder` (the first
+callback) writes it into a variable at the start of the epoch, and the training dataset
+reads that variable each time Keras starts iterating it, once per epoch. No Python runs
+inside tf.data (tf.data threads calling into a finishing interpreter once crashed a run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cbrun.engine.sources import Split
+from cbrun.engine.sources.decode import read_image
+from cbrun.engine.sources.images import images_named
+from cbrun.errors import ConfigError, Problem
+
+
+def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
+    if not shuffle:
+        return np.arange(n, dtype=np.int64)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def epoch_orders(seed: int, first: int, last: int, n: int, shuffle: bool) -> Iterator:
+    """The orders of epochs [first, last), one at a time: never all of them at once."""
+    for epoch in range(first, last):
+        yield epoch_order(seed, epoch, n, shuffle)
+
+
+def batches_per_epoch(n: int, batch_size: int, cap: int | None) -> int:
+    full = -(-n // batch_size)
+    return min(full, cap) if cap else full
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Puts epoch k's order in place before Keras iterates the training data for epoch k."""
+
+    def __init__(self, seed: int, n: int, shuffle: bool):
+        super().__init__()
+        self.seed, self.n, self.shuffle = seed, n, shuffle
+        self.order = tf.Variable(np.zeros(n, np.int32), trainable=False, name="epoch_order")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.assign(epoch_order(self.seed, epoch, self.n, self.shuffle).astype(np.int32))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.set_epoch(epoch)
+
+
+def _gather(value: Any, idx):
+    if isinstance(value, dict):
+        return {k: tf.gather(v, idx) for k, v in value.items()}
+    return tf.gather(value, idx)
+
+
+def _constant(value: Any, floatx: bool = False):
+    """Tensors of an array or a dict of arrays; floatx: other floats cast to Keras's floatx,
+    as its array adapter does with what `fit` and `evaluate` are given."""
+    if isinstance(value, dict):
+        return {k: _constant(v, floatx) for k, v in value.items()}
+    value = np.asarray(value)
+    if floatx and value.dtype.kind == "f" and value.dtype != np.dtype(keras.config.floatx()):
+        value = value.astype(keras.config.floatx())
+    return tf.constant(value)
+
+
+def _samples(split: Split, indices: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Batches of `split` in the order `indices` gives: in-memory arrays are gathered a batch
+    at a time; image files are read and decoded in parallel, in order."""
+    y = _constant(split.y)
+    if split.streamed:
+        files = split.x
+        paths = tf.constant(files.encoded)
+        return (indices
+                .map(lambda i: (read_image(tf.gather(paths, i), files), tf.gather(y, i)),
+                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .batch(batch_size))
+    x = _constant(split.x)
+    return (indices.batch(batch_size)
+            .map(lambda idx: (_gather(x, idx), _gather(y, idx)),
+                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+
+
+# Training arrays up to this size are gathered into epoch order once per epoch (one copy
+# more in memory); larger ones a batch at a time. Same batches either way.
+WHOLE_EPOCH_BYTES = 256 * 2**20
+
+
+def _nbytes(value: Any) -> int:
+    values = value.values() if isinstance(value, dict) else [value]
+    return sum(np.asarray(v).nbytes for v in values)
+
+
+def train_dataset(split: Split, batch_size: int, seed: int, shuffle: bool, steps: int,
+                  whole_epoch_bytes: int = WHOLE_EPOCH_BYTES,
+                  ) -> tuple[tf.data.Dataset, EpochOrder | None]:
+    """One epoch of exactly `steps` batches, in the order the returned callback set; Keras
+    iterates it afresh every epoch (fit gets no steps_per_epoch)."""
+    if split.dataset is not None:
+        return split.dataset.take(steps), None
+    keeper = EpochOrder(seed, len(split), shuffle)
+    order = keeper.order
+    # The order is read when iteration starts, i.e. after on_epoch_begin, not when the
+    # dataset is built.
+    if not split.streamed and _nbytes(split.x) + _nbytes(split.y) <= whole_epoch_bytes:
+        # One gather an epoch instead of one a batch: ~4 ms less per digits-size epoch.
+        x, y = _constant(split.x), _constant(split.y)
+
+        def epoch(_):
+            now = order.read_value()
+            return tf.data.Dataset.from_tensor_slices(
+                (_gather(x, now), _gather(y, now))).batch(batch_size)
+
+        batches = tf.data.Dataset.range(1).flat_map(epoch).take(steps)
+    else:
+        indices = tf.data.Dataset.range(1).flat_map(
+            lambda _: tf.data.Dataset.from_tensor_slices(order.read_value()))
+        batches = _samples(split, indices, batch_size).take(steps)
+    batches = (batches.apply(tf.data.experimental.assert_cardinality(steps))
+               .prefetch(tf.data.AUTOTUNE))
+    return (batches if split.streamed else _untuned(batches)), keeper
+
+
+def _untuned(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Without tf.data's autotuning, for pipelines that only gather from memory: there is
+    nothing to tune, and freeing an autotuned iterator waits for the tuning thread, which
+    put 0.5 s after the last epoch of about one `fit` in three (measured on 2 cores)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def eval_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str, Any]]:
+    """(data, fit/evaluate keyword arguments) for a split seen in file order."""
+    if split is None:
+        return None, {}
+    if split.dataset is not None:
+        return split.dataset, {}
+    if not split.streamed and not _has_text(split.x):
+        # Arrays as Keras takes them, batched by Keras as it always was.
+        return (split.x, split.y), {"batch_size": batch_size}
+    # Keras's array adapter takes no numpy strings: text goes through tf.data as tf.string.
+    indices = tf.data.Dataset.range(len(split))
+    return _samples(split, indices, batch_size).prefetch(tf.data.AUTOTUNE), {}
+
+
+def validation_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str, Any]]:
+    """(data, fit keyword arguments) for the validation split `fit` evaluates every epoch.
+
+    In-memory arrays go in as a tf.data pipeline over tensors made once: given arrays,
+    Keras rebuilds its slicing pipeline each epoch (~20 ms of a digits-size epoch, more
+    than the validation's compute). Same batches, same order, and floats cast to floatx as
+    Keras's array adapter does, so the metrics are the same.
+    """
+    if split is None or split.dataset is not None or split.streamed:
+        return eval_data(split, batch_size)
+    return _untuned(tf.data.Dataset.from_tensor_slices(
+        (_constant(split.x, floatx=True), _constant(split.y, floatx=True))).batch(
+            batch_size)), {}
+
+
+def evaluate_split(model: Any, split: Split, batch_size: int,
+                   callbacks: list | None = None) -> dict[str, float]:
+    """model.evaluate on a split in file order: {metric name Keras logs: value}. An image
+    that does not decode is a RunError naming it."""
+    data, kwargs = eval_data(split, batch_size)
+    if isinstance(data, tuple):
+        kwargs["x"], kwargs["y"] = data
+    else:
+        kwargs["x"] = data
+    with images_named([split]):
+        logs = model.evaluate(verbose=0, return_dict=True, callbacks=callbacks, **kwargs)
+    return {name: float(value) for name, value in logs.items()}
+
+
+def _has_text(x: Any) -> bool:
+    values = x.values() if isinstance(x, dict) else [x]
+    return any(np.asarray(v).dtype.kind in "US" for v in values)
+
+
+def train_steps(split: Split, batch_size: int, cap: int | None) -> int:
+    if split.dataset is None:
+        return batches_per_epoch(len(split), batch_size, cap)
+    count = int(split.dataset.cardinality())
+    if count > 0:
+        return min(count, cap) if cap else count
+    if cap:
+        return cap
+    raise ConfigError([Problem(loc=("data", "function"), message=(
+        "the loader's training dataset has no known length (infinite, or filtered); return "
+        "a finite dataset, or set fit.steps_per_epoch"))])

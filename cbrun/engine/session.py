@@ -1,0 +1,309 @@
+"""One training process of a run: a fresh `cbrun train` or a `cbrun resume`.
+
+Read top to bottom: seed, data, callbacks, model, fit, finish. Everything the run writes
+lands in its run directory. How this fits with the rest: docs/ARCHITECTURE.md, "From YAML to
+a run directory".
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from cbrun.config.base import BuildContext, DataView
+from cbrun.config.execution import batch_hooks_refused
+from cbrun.config.monitors import primary_monitor
+from cbrun.config.root import RunConfig
+from cbrun.engine import callbacks as cbs
+from cbrun.engine.adapt import adapt_layers
+from cbrun.engine.callbacks import own
+from cbrun.engine.callbacks.keeper import StateKeeper
+from cbrun.engine.data import evaluate_split, train_dataset, train_steps, validation_data
+from cbrun.engine.datacheck import check_data_fits
+from cbrun.engine.distribute import scope, strategy_for
+from cbrun.engine.events import Events
+from cbrun.engine.model import build_model, compile_model
+from cbrun.engine.model.phases import Unfreeze, optimizer_variables, unfreeze_before
+from cbrun.engine.pacing import batches_per_call, step_seconds
+from cbrun.engine.progress import ProgressDisplay
+from cbrun.engine.sources import load_splits
+from cbrun.engine.sources.images import decode_error, images_named
+from cbrun.engine.tfimport import collector_back
+from cbrun.engine.tracking import TrackingCallback
+from cbrun.errors import ConfigError, Problem, RunError
+from cbrun.run.handle import OpenRun
+from cbrun.run.record import RunRecord, Status, StopReason
+from cbrun.run.runguard import check_tree
+from cbrun.run.segment import pending_interrupt, stop_point
+from cbrun.state.files import SavedState
+
+_RUNS_IN_PROCESS = 0
+
+
+@dataclass
+class Outcome:
+    status: Status  # completed | stopped_early | pruned | failed
+    epochs_done: int
+    stopped_early_at: int | None
+    stop_reason: StopReason | None
+    note: str | None
+    model_path: Path
+    # What failed after the model was saved (the test split), so the run keeps its status.
+    test_error: str | None = None
+
+
+def choose_steps_per_execution(config: RunConfig, steps: int, one_because: list[str],
+                               step_seconds: float | None = None) -> int:
+    """`auto`: as many batches per call as take ~0.25 s, up to an epoch (train/pacing.py);
+    1 where `one_because` names something that needs every batch.
+
+    A divisor of the epoch's steps, because cbrun's data pipeline yields exactly `steps`
+    batches per epoch and Keras would otherwise pull the next epoch's first batches into
+    this epoch's last call.
+    """
+    wanted = config.compile.steps_per_execution
+    if wanted != "auto":
+        loc = ("compile", "steps_per_execution")
+        if steps % wanted:
+            divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+            raise ConfigError([Problem(
+                loc=loc, given=wanted,
+                message=f"must divide the {steps} batches of an epoch so epochs stay aligned "
+                        f"with the data order; divisors: {divisors}")])
+        callbacks = [why for why in one_because if not why.startswith("distribute")]
+        if wanted > 1 and callbacks:
+            # Keras would call their batch hooks once per call, with the call's last batch.
+            # (The config refuses this for every callback but Custom, known only once built.)
+            raise ConfigError([Problem(loc=loc, given=wanted,
+                                       message=batch_hooks_refused(callbacks, wanted))])
+        return wanted
+    if one_because:
+        return 1
+    return batches_per_call(steps, step_seconds)
+
+
+def describe_choice(spe: int, steps: int, one_because: list[str]) -> str:
+    """The line that tells what `auto` chose, and why."""
+    if one_because:
+        callbacks = [why for why in one_because if not why.startswith("distribute")]
+        reasons = [f"{why} runs one batch per call" for why in one_because
+                   if why.startswith("distribute")]
+        if callbacks:
+            reasons.insert(0, f"{', '.join(callbacks)} need{'s' * (len(callbacks) == 1)} "
+                              "every batch")
+        return f"steps_per_execution auto: 1 ({'; '.join(reasons)})"
+    share = "the whole epoch" if spe == steps else f"{steps // spe} calls an epoch"
+    return (f"steps_per_execution auto: {spe} batch{'es' if spe > 1 else ''} per compiled "
+            f"call ({share})")
+
+
+def train(run: OpenRun, *, console, live: bool, restore: SavedState | None = None,
+          learning_rate: float | None = None, on_restored=None) -> Outcome:
+    """Train the opened run `run` (its directory, record and config; data paths start at
+    its config's folder), from a saved state when `restore` is one.
+    learning_rate: a rate set with --set on resume, replacing the one the state holds.
+    on_restored: called once the saved state is back in place (resume writes its changed
+    config only then, so a resume that cannot start changes nothing)."""
+    # Keras's dtype policy is process-wide: set for this run's model, and given back after,
+    # so a notebook's own Keras code after cbrun.train() is not silently in mixed precision.
+    previous = keras.mixed_precision.dtype_policy()
+    try:
+        return _train(run.config, run.run_dir, run.config_dir, run.record, console=console,
+                      live=live, restore=restore, learning_rate=learning_rate,
+                      on_restored=on_restored)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
+           console, live: bool, restore: SavedState | None,
+           learning_rate: float | None, on_restored) -> Outcome:
+    # First: splitting the CPU into logical devices is only possible before any tensor.
+    strategy = strategy_for(config)
+    # A clean slate: layer names, the global seed generator and graphs left by an earlier
+    # run in this process would otherwise make two identical configs train differently.
+    # Collecting garbage with TensorFlow loaded takes ~0.15 s; only a process that has
+    # trained before has a previous run's model to free.
+    global _RUNS_IN_PROCESS
+    keras.backend.clear_session(free_memory=_RUNS_IN_PROCESS > 0)
+    _RUNS_IN_PROCESS += 1
+    keras.utils.set_random_seed(config.seed)
+    # After clear_session, which resets it: this run's policy, before its model is built.
+    keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
+    splits = load_splits(config.data, config_dir, run_dir, seed=config.seed)
+    if restore is None:  # a resume draws the same rows: said once is enough
+        for line in splits.warnings(config.data):
+            print(f"warning: data: {line}", file=sys.stderr)
+    stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/run/segment.py)
+    splits.save(run_dir)
+    steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
+    first_epoch = restore.epochs_done if restore else 0
+
+    # What callbacks may read: each split's inputs and labels (a loader's tf.data.Dataset
+    # has no arrays to show), and the class names the source saved.
+    view = DataView(splits={name: (split.x, split.y) for name, split in splits.named().items()
+                            if split.dataset is None},
+                    seed=config.seed, class_names=splits.class_names)
+    ctx = BuildContext(run_dir=run_dir, config_dir=config_dir, resuming=restore is not None,
+                       data=view)
+    bound = cbs.build_callbacks(config, ctx)
+    monitor, mode = primary_monitor(config)
+    recorder = own.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
+    nan_guard = own.NanGuard()
+    tracking = TrackingCallback(config, run_dir, record, first_epoch)
+    keeper = StateKeeper(run_dir, bound, restore,
+                         extra_state=lambda: {"best": record.best},
+                         # run.json as it is now, written once the state is on disk
+                         after_save=lambda: RunRecord(run_dir, record.file.model_copy(
+                             deep=True)).save,
+                         learning_rate=learning_rate, on_restored=on_restored,
+                         background=tracking.view is None)
+    events = Events(bound)
+    display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
+    reporter = None
+    if record.file.sweep is not None:  # a trial of `cbrun sweep`: its study may prune it
+        from cbrun.engine.sweep_trial import SweepReporter
+
+        reporter = SweepReporter(record.file.sweep)
+
+    if config.model.kind == "path" and not config.model.safe_mode:
+        print(f"warning: model.path {config.model.path} is loaded with safe_mode: false, so "
+              "any code it holds (Lambda layers) runs; only do this with files you trust",
+              file=sys.stderr)
+    stages = list(getattr(config.model, "unfreeze", []))
+    with scope(strategy):  # the model's and the optimizer's variables live on its devices
+        model = build_model(config, config_dir)
+        stop_point()
+        check_data_fits(config, splits, model)
+        with images_named([splits.train]):
+            adapt_layers(model, config, splits.train)
+        stop_point()
+        # Under several replicas, Keras's multi-step loop fails on the distributed iterator
+        # ("while/cond/Placeholder"): `auto` keeps one batch per call there.
+        several = strategy is not None and strategy.num_replicas_in_sync > 1
+        one_because = cbs.every_batch(bound) + (
+            [f"distribute: {config.distribute.type}"] if several else [])
+        auto = config.compile.steps_per_execution == "auto"
+        spe = choose_steps_per_execution(config, steps, one_because, step_seconds(
+            model, splits.train, config.data.batch_size)
+            if auto and not one_because else None)
+        if auto:
+            console.print(describe_choice(spe, steps, one_because), style="dim",
+                          highlight=False)
+        record.set_steps_per_execution(spe)
+        compile_model(model, config, spe)
+        if restore is None:  # a resumed run keeps the one its first segment scored
+            record.set_baseline(_baseline(model, config, splits))
+        # Built now rather than lazily inside fit, so a saved state has variables to go
+        # into; for every variable an unfreeze stage will train, so its shape never changes.
+        model.optimizer.build(optimizer_variables(model, stages))
+    unfreeze_before(model, stages, first_epoch)
+
+    dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
+                                   config.data.shuffle, steps)
+    validation, validation_kw = validation_data(splits.validation, config.data.batch_size)
+    epochs = config.fit.epochs
+    if restore is not None and restore.meta.get("stop_training"):
+        epochs = first_epoch  # the run had ended; only on_train_end is left to run
+    try:
+        model.fit(
+            dataset,
+            epochs=epochs,
+            initial_epoch=first_epoch,
+            validation_data=validation,
+            validation_batch_size=validation_kw.get("batch_size"),
+            validation_freq=config.fit.validation_freq,
+            class_weight=config.fit.class_weight,
+            # Unfreeze first: a stage's layers train from the first batch of its epoch. Then
+            # the data order: every other callback sees epoch k with its order set.
+            callbacks=[own.RunGuard(run_dir), Unfreeze(stages), *([order] if order else []),
+                       own.LearningRateLog(),
+                       *(b.callback for b in bound), nan_guard, recorder, keeper,
+                       *([reporter] if reporter else []), tracking, display,
+                       own.CollectorBack(), own.SafeStop()],
+            shuffle=False,  # the dataset is already in the (seed, epoch) order
+            verbose=0,
+        )
+        # fit returned on its own: every epoch ran, or a callback ended the run. A signal
+        # that came after the last epoch's end (SafeStop's last look) has nothing left to
+        # stop: saving the model and the test metrics take moments, and the record then
+        # says how the run really ended (not "interrupted" with its model unsaved).
+        late = pending_interrupt()
+        if late is not None:
+            print(f"{late} after the last epoch: finishing the run (saving the model)",
+                  file=sys.stderr)
+    except tf.errors.InvalidArgumentError as exc:
+        tracking.abort("failed")
+        error = decode_error((splits.train, splits.validation))
+        if error is None:
+            raise
+        raise error from exc
+    except BaseException as exc:
+        # Ctrl-C and SIGTERM (not Exceptions) end the tracked runs as interrupted, a crash
+        # as failed, rather than leaving them "running" forever.
+        tracking.abort("failed" if isinstance(exc, Exception) else "interrupted")
+        raise
+    finally:
+        collector_back()  # if fit ended before an epoch did
+        keeper.writer.close()  # the last state on disk before the run's end is recorded
+        display.close()
+
+    epochs_done = record.epochs_done
+    stopped_at = cbs.stopped_epoch(bound)
+    reason, note = StopReason.EARLY_STOPPING, events.stop_note
+    if nan_guard.epoch is not None:
+        stopped_at = None
+    elif stopped_at is None and epochs_done < config.fit.epochs:
+        # A callback whose spec does not say it stops (a custom one, say) set
+        # model.stop_training.
+        stopped_at, reason = epochs_done, StopReason.CALLBACK
+        note = f"a callback stopped training after epoch {epochs_done}"
+    model_path = run_dir / "model.keras"
+    check_tree(run_dir, shallow=("data", "cache"))  # Keras's save follows a link
+    model.save(model_path)
+    pruned = reporter is not None and reporter.pruned_after is not None
+    nan = nan_guard.epoch is not None
+    test_error = None
+    if splits.test is not None and not nan and not pruned:
+        try:
+            record.set_test(evaluate_test(model, splits.test, config.data.batch_size))
+        except RunError as exc:  # a test image that does not decode: the model is saved
+            test_error = (f"the test split was not evaluated: {exc}, then evaluate the "
+                          f"saved model with: cbrun evaluate {run_dir} --split test")
+    if nan:
+        outcome = Outcome("failed", epochs_done, None, StopReason.NAN_LOSS,
+                          f"the loss became NaN or inf in epoch {nan_guard.epoch}", model_path)
+    elif pruned:
+        outcome = Outcome("pruned", epochs_done, None, StopReason.PRUNED,
+                          f"pruned by the sweep after epoch {reporter.pruned_after}", model_path)
+    elif stopped_at is not None:
+        outcome = Outcome("stopped_early", epochs_done, stopped_at, reason, note, model_path)
+    else:
+        outcome = Outcome("completed", epochs_done, None, None, None, model_path)
+    outcome.test_error = test_error
+    return tracking.finish(outcome)
+
+
+def _baseline(model: keras.Model, config: RunConfig, splits) -> dict | None:
+    """The trivial model's score, or None with a line saying why there is none. A baseline
+    that cannot be scored never stops a run from training."""
+    from cbrun.engine.baseline import baseline
+
+    try:
+        return baseline(model, config, splits)
+    except Exception as exc:  # noqa: BLE001 - a comparison, not the run: said, not raised
+        print(f"warning: no baseline for this run ({type(exc).__name__}: "
+              f"{str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)
+        return None
+
+
+def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:
+    """The test split, once, with the weights the run ends with (after EarlyStopping's
+    restore_best_weights): {"test_loss": ..., "test_<metric>": ...}. A Ctrl-C or SIGTERM
+    stops it between batches, as it stops training."""
+    return {f"test_{name}": value for name, value in
+            evaluate_split(model, split, batch_size, callbacks=[own.SafeStop()]).items()}

@@ -1,0 +1,171 @@
+"""Loading the data a config declares: one module per source, each with
+`load(cfg, config_dir) -> Splits`.
+
+A Split holds its samples in memory (arrays, or {name: array} for named inputs and
+outputs), as image files to stream, or as a tf.data.Dataset a Python loader returned.
+What a source learned (class names, vocabularies) travels in `Splits.artifacts` and is
+saved under runs/<id>/data/, where `data_for_run` finds it again."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LOADERS = {
+    "digits": "cbrun.engine.sources.digits",
+    "npz": "cbrun.engine.sources.npz",
+    "csv": "cbrun.engine.sources.table",
+    "parquet": "cbrun.engine.sources.table",
+    "images": "cbrun.engine.sources.images",
+    "keras": "cbrun.engine.sources.kerasds",
+    "python": "cbrun.engine.sources.python",
+}
+DATA_DIR = "data"  # inside the run directory
+
+
+@dataclass
+class ImageFiles:
+    """Image files to decode on the fly: paths in a stable order, and how to decode.
+    `raw`: the files hold decoded float32 pixels (the `cache: disk` copies)."""
+
+    paths: np.ndarray  # of str
+    size: tuple[int, int]
+    channels: int
+    raw: bool = False
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def encoded(self) -> np.ndarray:
+        """The paths as bytes, what TensorFlow reads: a name of bytes that are not UTF-8 (a
+        folder named on another system) is a lone surrogate in Python, which TensorFlow
+        cannot turn into a string tensor."""
+        return np.array([os.fsencode(p) for p in self.paths], dtype=object)
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        """The images at `rows` (an index array), decoded: a callback that shows a few
+        samples (PredictionSamples) gets them without decoding the whole split."""
+        from cbrun.engine.sources.decode import read_image
+
+        return np.stack([read_image(os.fsencode(path), self).numpy()
+                         for path in np.atleast_1d(self.paths[rows])])
+
+
+@dataclass
+class Split:
+    x: Any = None  # ndarray | {name: ndarray} | ImageFiles
+    y: Any = None  # ndarray | {name: ndarray}
+    dataset: Any = None  # a tf.data.Dataset of (x, y) batches, used as given
+
+    def __len__(self) -> int:
+        if self.dataset is not None:
+            raise TypeError("a dataset split has batches, not a sample count")
+        first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
+        return len(first)
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.x, ImageFiles)
+
+
+@dataclass
+class Splits:
+    train: Split
+    validation: Split | None = None
+    test: Split | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)  # file name -> JSON value
+
+    def named(self) -> dict[str, Split]:
+        """{split name: split} of the splits this source has."""
+        return {name: split for name, split in (("train", self.train),
+                                                 ("validation", self.validation),
+                                                 ("test", self.test)) if split is not None}
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of class ids 0, 1, ... where the source knows them: an image folder's
+        class folders, the classes of a table's one string label."""
+        if "classes.json" in self.artifacts:
+            return list(self.artifacts["classes.json"])
+        table = self.artifacts.get("table.json")
+        if table and len(table["labels"]) == 1:
+            names = table["classes"].get(table["labels"][0])
+            return list(map(str, names)) if names else None
+        return None
+
+    def warnings(self, data_cfg: Any) -> list[str]:
+        """Whether the held-out splits represent training (cbrun/data/balance.py)."""
+        from cbrun.data.balance import split_warnings
+        from cbrun.data.splits import SPLIT_FILE
+
+        labels = {name: split.y for name, split in self.named().items()
+                  if split.dataset is None and not isinstance(split.y, dict)}
+        return split_warnings(labels, data_cfg, self.artifacts.get(SPLIT_FILE),
+                              self.class_names)
+
+    def save(self, run_dir: Path) -> list[Path]:
+        """Write what preprocessing learned under runs/<id>/data/ (JSON, one file each)."""
+        written = []
+        for name, value in self.artifacts.items():
+            path = run_dir / DATA_DIR / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json_text(value), encoding="utf-8")
+            written.append(path)
+        return written
+
+
+def json_text(value: Any) -> str:
+    """JSON as UTF-8 text, names as they are; a name that is not text (a folder name of
+    bytes that are not UTF-8, a lone surrogate in Python) escaped as \\udcff, which JSON
+    reads back as the same name."""
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=2) + "\n"
+    return text
+
+
+def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None, *,
+                seed: int) -> Splits:
+    """`run_dir`: where a source that caches on disk (images, `cache: disk`) keeps its copy;
+    without one it streams. `seed`: the run's, which draws the held-out rows."""
+    module = importlib.import_module(LOADERS[data_cfg.source])
+    if getattr(data_cfg, "cache", None) == "disk":
+        return _bare_labels(module.load(data_cfg, config_dir, seed=seed, run_dir=run_dir))
+    return _bare_labels(module.load(data_cfg, config_dir, seed=seed))
+
+
+def _bare_labels(splits: Splits) -> Splits:
+    """Targets named for a model's only output ({answer: y}) as the bare array: Keras
+    matches a dict of targets to outputs only when there are several (with one it tries
+    to read the name as a number). The config check has made sure the name is that
+    output's."""
+    for split in splits.named().values():
+        if isinstance(split.y, dict) and len(split.y) == 1:
+            split.y = next(iter(split.y.values()))
+    return splits
+
+
+def saved_artifacts(run_dir: Path) -> dict[str, Any]:
+    """What a run saved under data/ ({file name: JSON value}); empty when nothing."""
+    folder = run_dir / DATA_DIR
+    if not folder.is_dir():
+        return {}
+    return {p.name: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def data_for_run(run: Any) -> tuple[Splits, dict]:
+    """The splits of an opened run (cbrun.run.handle.OpenRun), rebuilt from its resolved
+    config, and what it saved (class names, vocabularies) to map new inputs the same way
+    (`cbrun.data.tables.encode_table` for tables; `classes.json` names the outputs of an
+    image classifier)."""
+    return (load_splits(run.config.data, run.config_dir, run.run_dir, seed=run.config.seed),
+            saved_artifacts(run.run_dir))

@@ -1,0 +1,128 @@
+"""Import TensorFlow without its start-up chatter.
+
+TensorFlow's C++ side writes a dozen lines to stderr while it loads (oneDNN notices, CUDA
+probing, "All log messages before absl::InitializeLog()") that TF_CPP_MIN_LOG_LEVEL does not
+silence. A user who typed `cbrun train` should see cbrun's output, so file descriptor 2 points
+at /dev/null for the length of the import. Python exceptions still propagate and are shown;
+`cbrun --debug` keeps everything.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.abc
+import os
+import sys
+import threading
+
+from cbrun.process import is_whole_process
+
+
+def import_tensorflow(debug: bool = False, *, training: bool = False) -> None:
+    """training: a run follows (train, resume), whose first epoch ends the collector's hold
+    (`collector_back`); evaluate and predict get the collector back at once."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The import makes ~300,000 objects and few of them garbage; with the collector on, its
+    # full collections walk the growing heap again and again: 2.3 s -> 1.8 s without
+    # (measured on 2 cores).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _import(debug)
+    finally:
+        _freeze_if_command(training)
+        if enabled and not _HELD:
+            gc.enable()
+
+
+# Seconds the collector may stay off in a `cbrun` process if the first epoch takes long.
+# The variable is for tests, which must not depend on how loaded the machine is.
+HOLD_AT_MOST = float(os.environ.get("CBRUN_GC_HOLD_AT_MOST") or 60.0)
+_HELD: list[threading.Timer] = []
+
+
+def _freeze_if_command(training: bool) -> None:
+    """In a `cbrun` process, the ~300,000 objects TensorFlow's import made go out of the
+    garbage collector's sight: each full collection would otherwise walk them all (0.12 s on
+    2 cores, several times a run), and none of them is ever garbage. Not in a notebook's
+    process (cbrun.api), whose own objects would be frozen too.
+
+    The collector then stays off through building the model and tracing the first epoch,
+    which make hundreds of thousands of long-lived objects more (0.3-0.5 s of collections
+    on 2 cores), until `collector_back` (the first epoch's end) or HOLD_AT_MOST seconds."""
+    if _command() and "tensorflow" in sys.modules:
+        gc.freeze()
+        if training and not _HELD:
+            timer = threading.Timer(HOLD_AT_MOST, collector_back)
+            timer.daemon = True
+            _HELD.append(timer)
+            timer.start()
+
+
+def collector_back() -> None:
+    """The collector on again, what the first epoch built frozen with the rest (alive for
+    the whole run); a no-op where `_freeze_if_command` did not hold it."""
+    try:
+        timer = _HELD.pop()  # the first caller only: the epoch's end or the timer
+    except IndexError:
+        return
+    timer.cancel()
+    gc.freeze()
+    gc.enable()
+
+
+def _command() -> bool:
+    return is_whole_process()
+
+
+class _NoMatplotlib(importlib.abc.MetaPathFinder):
+    """Keras's import reaches `import matplotlib.pyplot` (for keras.visualization's image
+    gallery, inside a try): 0.33 s of the ~2 s import, for a function training never calls.
+    In a `cbrun` process that import fails while TensorFlow loads, and the gallery gets a
+    stand-in that imports pyplot when first used."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(f"{name} is imported later, when used", name=name)
+
+
+class _PyplotWhenUsed:
+    def __getattr__(self, name: str):
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+def _import(debug: bool) -> None:
+    if "tensorflow" in sys.modules:
+        return
+    if not _command() or "matplotlib" in sys.modules:
+        _import_quietly(debug)
+        return
+    blocker = _NoMatplotlib()
+    sys.meta_path.insert(0, blocker)
+    try:
+        _import_quietly(debug)
+    finally:
+        sys.meta_path.remove(blocker)
+    gallery = sys.modules.get("keras.src.visualization.plot_image_gallery")
+    if gallery is not None and getattr(gallery, "plt", None) is None:
+        gallery.plt = _PyplotWhenUsed()
+
+
+def _import_quietly(debug: bool) -> None:
+    if debug:
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # CUDA probing prints here, not at import
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,301 @@
+"""Runs one training segment (a `train` or a `resume` process) and records how it ended.
+
+Lower floor: TensorFlow is imported inside, within the same handlers as the training
+itself, so a Ctrl-C during the ~4 s import is an interruption like any other.
+
+Exit codes: 0 when the run completed or stopped early, 1 when it failed, 130 after Ctrl-C,
+143 after SIGTERM. Either way run.json says what happened, and an interrupted run says how
+to continue it.
+
+Signals. A Ctrl-C or SIGTERM handler only records the signal: a Python handler runs at
+whatever bytecode the main thread is at, and an exception raised there may unwind through
+TensorFlow's C++ (an import, a tracing, a pybind11 callback), which then crashes or reports
+a mismatched error. The run stops at the next safe point instead (`stop_point`): between
+the steps of setting up, at every batch and epoch boundary, where the exception
+`Interrupted` unwinds plain Python. A second signal, while the first waits for its safe
+point, ends the process at once from a watcher thread, even inside a long compiled step:
+run.json is marked interrupted after the newest whole state, and the process exits with
+os._exit, which neither runs Python code in the main thread nor tears down the interpreter
+around TensorFlow's threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+import shutil
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+
+from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
+from cbrun.run.record import SAVE_LOCK, RunRecord, StopReason
+from cbrun.run.summary import summary_table
+from cbrun.state.files import newest_state_best, newest_state_epoch
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception (`interrupts_raise`: processes without TensorFlow,
+    such as the sweep driver)."""
+
+
+class Interrupted(BaseException):
+    """A recorded Ctrl-C or SIGTERM, raised at a safe point (`stop_point`)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+_NAMES = {signal.SIGINT: ("Ctrl-C", EXIT_SIGINT), signal.SIGTERM: ("SIGTERM", EXIT_SIGTERM)}
+
+# The interrupts received while `interrupts_recorded` is in place, first first.
+_requested: list[int] = []
+# What a second signal does before the process exits (run_segment sets it: mark the run).
+_on_force: list[Callable[[int], str]] = []
+_depth: list[bool] = []  # non-empty while interrupts_recorded is in place
+
+
+def stop_point() -> None:
+    """Raise Interrupted if a Ctrl-C or SIGTERM has arrived. Called only where unwinding is
+    safe: between setup steps and from the SafeStop callback at batch and epoch boundaries."""
+    if _requested:
+        raise Interrupted(_requested[0])
+
+
+def pending_interrupt() -> str | None:
+    """The name of a Ctrl-C or SIGTERM recorded and not acted on ("Ctrl-C"), else None."""
+    return _NAMES[_requested[0]][0] if _requested else None
+
+
+@contextmanager
+def interrupts_recorded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are recorded for `stop_point`; a second one ends the process at
+    once (see the module docstring)."""
+    if _depth or threading.current_thread() is not threading.main_thread():
+        # Already in place (the command holds it; run_segment asks again), or a Python-API
+        # call from another thread: signals reach only the main thread, which keeps its own
+        # handlers, and Python refuses to install one elsewhere.
+        yield
+        return
+
+    def record(signum, frame):
+        _requested.append(signum)
+
+    _requested.clear()
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = {sig: signal.signal(sig, record) for sig in INTERRUPTS}
+    # The C-level handler writes each signal's number here the moment it arrives, while the
+    # Python handler waits for the main thread to run bytecode again.
+    old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    # The terminal's stderr as it is now: the TensorFlow import points fd 2 at /dev/null.
+    stderr = os.dup(2)
+    watcher = threading.Thread(target=_watch, args=(read_end, stderr), daemon=True,
+                               name="cbrun-interrupts")
+    watcher.start()
+    _depth.append(True)
+    try:
+        yield
+    finally:
+        _depth.clear()
+        signal.set_wakeup_fd(old_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.write(write_end, b"\0")  # wakes the watcher to end it
+        watcher.join()
+        for fd in (read_end, write_end, stderr):
+            os.close(fd)
+
+
+def _watch(read_end: int, stderr: int) -> None:
+    seen = 0
+    while True:
+        for signum in os.read(read_end, 64):
+            if signum == 0:
+                return
+            if signum in _NAMES:
+                seen += 1
+                if seen >= 2:
+                    _force_exit(signum, stderr)
+
+
+def _force_exit(signum: int, stderr: int) -> None:
+    what, code = _NAMES[signum]
+    line = f"\nsecond {what}: stopped at once"
+    for hook in _on_force:
+        try:
+            line = hook(signum)
+        except BaseException as exc:  # noqa: BLE001 - exiting anyway; say why it is unrecorded
+            line += f" (run.json not updated: {exc})"
+    os.write(stderr, (line + "\n").encode())
+    os._exit(code)
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt and SIGTERM raises Terminated, whatever handlers an
+    enclosing block had put in place. Only for processes that never load TensorFlow."""
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, terminated)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
+                console: Console, debug: bool, fresh_dir: bool,
+                train: Callable[[], Any]) -> int:
+    """`train()` imports the upper floor and trains; it returns a session Outcome. A signal
+    that arrived earlier (the caller holds `interrupts_recorded` from before the run directory
+    exists) stops it at the first `stop_point`."""
+    with interrupts_recorded():
+        record.begin_segment(kind, first_epoch, command)
+        _on_force.append(lambda signum: _force_record(record.run_dir, signum))
+        try:
+            return _run(record, console, debug, fresh_dir, train)
+        finally:
+            _on_force.clear()
+
+
+def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
+         train: Callable[[], Any]) -> int:
+    run_dir = record.run_dir
+    try:
+        stop_point()
+        from cbrun.engine.tfimport import import_tensorflow
+
+        import_tensorflow(debug, training=True)
+        stop_point()
+        outcome = train()
+    except Interrupted as exc:
+        return _interrupted(record, *_NAMES[exc.signum])
+    except ConfigError as exc:
+        if fresh_dir and newest_state_epoch(run_dir) == 0:
+            # Refused before the first epoch: nothing was trained, so nothing is kept.
+            try:
+                shutil.rmtree(run_dir)
+                click.echo(f"nothing was trained; removed {run_dir}", err=True)
+            except OSError as rm_error:
+                record.finish("failed", error=str(exc))
+                click.echo(f"nothing was trained, but {run_dir} could not be removed "
+                           f"({rm_error})", err=True)
+        else:
+            record.finish("failed", error=str(exc))
+        raise
+    except CbrunError as exc:
+        _failed(record, str(exc))
+        raise
+    except Exception as exc:  # noqa: BLE001 - recorded, shown with its traceback, exit 1
+        full = _out_of_space(exc)
+        if full is not None:
+            return _stopped_by_full_disk(record, full)
+        _failed(record, f"{type(exc).__name__}: {exc}"[:2000])
+        traceback.print_exc()
+        click.echo(f"run failed: {run_dir} (run.json has the error)", err=True)
+        return 1
+    try:
+        record.finish(outcome.status,
+                      error=outcome.note if outcome.status == "failed" else outcome.test_error,
+                      stopped_early_at=outcome.stopped_early_at,
+                      stop_reason=outcome.stop_reason, stop_note=outcome.note)
+    except OSError as exc:
+        full = _out_of_space(exc)
+        if full is None:
+            raise
+        return _stopped_by_full_disk(record, full)
+    console.print(summary_table(record.file, run_dir))
+    verdict = record.file.baseline and record.file.baseline.verdict(record.file.monitor,
+                                                                     record.file.best)
+    if verdict:
+        click.echo(f"warning: {verdict}", err=True)
+    if outcome.test_error:  # trained and saved, but not all that was asked for was done
+        click.echo(f"error: {outcome.test_error}", err=True)
+        return 1
+    return 0 if outcome.status in ("completed", "stopped_early", "pruned") else 1
+
+
+# A write that found no room: the disk, a quota, or a file size limit (RLIMIT_FSIZE).
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _out_of_space(exc: BaseException) -> OSError | None:
+    """The full-disk error behind `exc` (Keras and NumPy may wrap it), or None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _settle(record: RunRecord) -> int:
+    """run.json never claims more than the newest valid state holds (the epoch whose state
+    write failed is not done, whatever memory had reached)."""
+    done = newest_state_epoch(record.run_dir)
+    if record.epochs_done > done:
+        record.epoch_done(done, newest_state_best(record.run_dir))
+    return min(done, record.epochs_done)
+
+
+def _failed(record: RunRecord, error: str) -> None:
+    _settle(record)
+    record.finish("failed", error=error)
+
+
+def _stopped_by_full_disk(record: RunRecord, exc: OSError) -> int:
+    """One line, run.json `failed` with the reason when it can still be written, no debris
+    (the state and run.json writers remove their temporary files themselves)."""
+    what = f"{os.strerror(exc.errno)} while writing {exc.filename or 'into the run'}"
+    done = _settle(record)
+    try:
+        record.finish("failed", error=what, stop_reason=StopReason.NO_SPACE,
+                      stop_note=f"{what} after epoch {done}")
+        recorded = "run.json says failed"
+    except OSError:
+        recorded = ("run.json could not be updated either; resume sees that this process "
+                    "is gone")
+    hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
+    click.echo(f"error: {what}; the run holds {done} complete epoch"
+               f"{'s' if done != 1 else ''} ({recorded}); free space, then continue with: "
+               f"{hint}", err=True)
+    return 1
+
+
+def _force_record(run_dir, signum: int) -> str:
+    """A second signal, from the watcher thread: run.json interrupted after the newest whole
+    state (read from disk: the main thread may be halfway through changing the record in
+    memory). SAVE_LOCK is kept until the process exits, so no later write of the main thread
+    replaces this one."""
+    what, _code = _NAMES[signum]
+    SAVE_LOCK.acquire(timeout=10)
+    done = newest_state_epoch(run_dir)
+    RunRecord.load(run_dir).interrupted(done, newest_state_best(run_dir),
+                                        f"{what} (a second one: stopped at once)")
+    return (f"\nsecond {what}: stopped at once after {done} complete epoch"
+            f"{'s' if done != 1 else ''}; continue exactly where it stopped with:\n"
+            f"  cbrun resume {shlex.quote(str(run_dir))}")
+
+
+def _interrupted(record: RunRecord, what: str, code: int) -> int:
+    # What is on disk is what resume will use: say that, not what memory had reached.
+    done = newest_state_epoch(record.run_dir)
+    record.interrupted(done, newest_state_best(record.run_dir), what)
+    hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
+    # stderr, and even with --quiet: the way back must never be hidden.
+    click.echo(f"\ninterrupted by {what} after {done} complete epoch{'s' if done != 1 else ''}"
+               f"; continue exactly where it stopped with:\n  {hint}", err=True)
+    return code
