@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.errors import EXIT_SIGINT, RunError, UsageError
-from cbrun.run.checkpoints import Checkpoint
-from cbrun.run.handle import OpenRun, choose_checkpoint, open_run
+from cbrun.run.checkpoints import Checkpoint, choose_checkpoint, open_run
+from cbrun.run.handle import OpenRun
 from cbrun.run.rundir import LOG_FILE
 
 
