@@ -252,7 +252,7 @@ def test_a_non_square_image_size_keeps_height_and_width_everywhere(tmp_path, cap
     from cbrun.config.data.images import ImagesData
     from cbrun.engine.sources import load_splits
 
-    train = load_splits(ImagesData(**config["data"]), tmp_path, run).train
+    train = load_splits(ImagesData(**config["data"]), tmp_path, run, seed=config["seed"]).train
     assert train.x.raw
     images = train.x[np.arange(len(train))]
     left, top = images[0].mean(axis=2), images[-1].mean(axis=2)  # classes in name order
