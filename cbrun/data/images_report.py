@@ -165,20 +165,18 @@ def _same_files(listed: dict[str, list], shown: dict[str, str]) -> tuple[dict, l
             conflicts.append([{"split": s, "file": str(p), "label": label}
                               for s, p, label in group])
     findings = []
-    for split, found in within.items():
+    for found in (*within.values(), *across.values()):
         found["examples"] = found["examples"][:EXAMPLES]
-        if found["files"]:
-            findings.append(note("duplicates", (
-                f"{found['files']} file{'s' if found['files'] > 1 else ''} of {split} "
-                f"repeat{'' if found['files'] > 1 else 's'} another {split} file byte for byte "
-                f"({'; '.join(' = '.join(group[:3]) for group in found['examples'][:3])})")))
-    for split, found in across.items():
-        found["examples"] = found["examples"][:EXAMPLES]
-        if found["files"]:
-            findings.append(note("leakage", (
-                f"{found['files']} of the {found['of']} {split} files are also training "
-                f"files ({'; '.join(e['file'] + ' = ' + e['train'] for e in found['examples'][:3])}"
-                f"): the {split} metrics score them as if unseen")))
+    for split, found in ((s, f) for s, f in within.items() if f["files"]):
+        findings.append(note("duplicates", (
+            f"{found['files']} file{'s' if found['files'] > 1 else ''} of {split} "
+            f"repeat{'' if found['files'] > 1 else 's'} another {split} file byte for byte "
+            f"({'; '.join(' = '.join(group[:3]) for group in found['examples'][:3])})")))
+    for split, found in ((s, f) for s, f in across.items() if f["files"]):
+        findings.append(note("leakage", (
+            f"{found['files']} of the {found['of']} {split} files are also training "
+            f"files ({'; '.join(e['file'] + ' = ' + e['train'] for e in found['examples'][:3])}"
+            f"): the {split} metrics score them as if unseen")))
     if conflicts:
         shown_groups = "; ".join(" vs ".join(f"{i['file']} ({i['label']})" for i in g[:2])
                                  for g in conflicts[:3])
