@@ -144,7 +144,7 @@ def test_every_package_of_cbrun_is_described_in_the_architecture():
                 for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE}
     text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
     layout = text.split("## ", 2)[1]  # the first section: the layout
-    named = set(re.findall(r"^\s+([a-z_/]+/)\s", layout, re.MULTILINE))
+    named = set(re.findall(r"^\s+([a-z_/]+/)\s", layout, re.MULTILINE)) - {"cbrun/"}
     assert packages == named, (sorted(packages - named), sorted(named - packages))
 
 

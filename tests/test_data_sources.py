@@ -234,8 +234,9 @@ def test_a_non_square_image_size_keeps_height_and_width_everywhere(tmp_path, cap
             (tmp_path / "halves" / name / f"{i}.png").write_bytes(
                 tf.io.encode_png(image).numpy())
         (tmp_path / "halves" / name / "._0.png").write_bytes(b"\0\5\26\7 AppleDouble")
+    # split: tail, so that the training files are known by name: 0-2 of each class.
     config = image_config("wide", {"path": "halves", "image_size": [12, 20], "cache": "disk",
-                                   "validation_split": 0.25}, epochs=1)
+                                   "validation_split": 0.25, "split": "tail"}, epochs=1)
     config["model"]["input_shape"] = [20, 12, 3]  # width first: refused before TensorFlow
     result = cli_output(capsys, "validate", write_config(tmp_path, config))
     assert ("model.input_shape: the training samples have shape [12, 20, 3], but the model "

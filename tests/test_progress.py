@@ -47,6 +47,7 @@ def test_plain_output_reports_every_epoch_and_every_event(tmp_path, capsys):
 def test_live_view_renders_at_a_bounded_rate_not_per_batch(tmp_path):
     from cbrun.config.load import load_config
     from cbrun.engine.session import train
+    from cbrun.run.handle import OpenRun
     from cbrun.run.record import RunRecord
 
     class CountingFile(io.StringIO):
@@ -68,7 +69,7 @@ def test_live_view_renders_at_a_bounded_rate_not_per_batch(tmp_path):
     record.begin_segment("train", 1, ["test"])
     console = Console(file=CountingFile(), force_terminal=True, width=100)
     started = time.perf_counter()
-    outcome = train(loaded.config, run_dir, tmp_path, record, console=console, live=True)
+    outcome = train(OpenRun(run_dir, record, loaded.config), console=console, live=True)
     seconds = time.perf_counter() - started
     assert outcome.status == "completed"
     text = console.file.getvalue()
