@@ -13,7 +13,10 @@ from typing import Any
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+EXIT_SIGTERM = 143  # a process that had nothing to save (the sweep driver)
+# sysexits' EX_TEMPFAIL, "try again later": a run stopped by SIGTERM, SIGUSR1 or its time
+# limit, its state saved at the batch where it stopped. A job script requeues on it.
+EXIT_REQUEUE = 75
 
 _MISSING = object()
 

@@ -102,14 +102,16 @@ def _nbytes(value: Any) -> int:
 
 
 def train_dataset(split: Split, batch_size: int, seed: int, shuffle: bool, steps: int,
-                  whole_epoch_bytes: int = WHOLE_EPOCH_BYTES,
+                  whole_epoch_bytes: int = WHOLE_EPOCH_BYTES, start: int = 0,
                   ) -> tuple[tf.data.Dataset, EpochOrder | None]:
     """One epoch of exactly `steps` batches, in the order the returned callback set; Keras
-    iterates it afresh every epoch (fit gets no steps_per_epoch)."""
+    iterates it afresh every epoch (fit gets no steps_per_epoch). `start`: the batches of
+    the epoch already trained (a resume inside an epoch), left out."""
     if split.dataset is not None:
         return split.dataset.take(steps), None
     keeper = EpochOrder(seed, len(split), shuffle)
     order = keeper.order
+    rows = start * batch_size  # the epoch's samples already trained
     # The order is read when iteration starts, i.e. after on_epoch_begin, not when the
     # dataset is built.
     if not split.streamed and _nbytes(split.x) + _nbytes(split.y) <= whole_epoch_bytes:
@@ -117,16 +119,16 @@ def train_dataset(split: Split, batch_size: int, seed: int, shuffle: bool, steps
         x, y = _constant(split.x), _constant(split.y)
 
         def epoch(_):
-            now = order.read_value()
+            now = order.read_value()[rows:]
             return tf.data.Dataset.from_tensor_slices(
                 (_gather(x, now), _gather(y, now))).batch(batch_size)
 
-        batches = tf.data.Dataset.range(1).flat_map(epoch).take(steps)
+        batches = tf.data.Dataset.range(1).flat_map(epoch).take(steps - start)
     else:
         indices = tf.data.Dataset.range(1).flat_map(
-            lambda _: tf.data.Dataset.from_tensor_slices(order.read_value()))
-        batches = _samples(split, indices, batch_size).take(steps)
-    batches = (batches.apply(tf.data.experimental.assert_cardinality(steps))
+            lambda _: tf.data.Dataset.from_tensor_slices(order.read_value()[rows:]))
+        batches = _samples(split, indices, batch_size).take(steps - start)
+    batches = (batches.apply(tf.data.experimental.assert_cardinality(steps - start))
                .prefetch(tf.data.AUTOTUNE))
     return (batches if split.streamed else _untuned(batches)), keeper
 

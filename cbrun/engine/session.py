@@ -22,6 +22,7 @@ from cbrun.engine import callbacks as cbs
 from cbrun.engine.adapt import adapt_layers
 from cbrun.engine.callbacks import own
 from cbrun.engine.callbacks.keeper import StateKeeper
+from cbrun.engine.callbacks.relay import relayed, unfinished
 from cbrun.engine.data import evaluate_split, train_dataset, train_steps, validation_data
 from cbrun.engine.datacheck import check_data_fits
 from cbrun.engine.distribute import scope, strategy_for
@@ -38,7 +39,7 @@ from cbrun.errors import ConfigError, Problem, RunError
 from cbrun.run.handle import OpenRun
 from cbrun.run.record import RunRecord, Status, StopReason
 from cbrun.run.runguard import check_tree
-from cbrun.run.segment import pending_interrupt, stop_point
+from cbrun.run.segment import limit_time, pending_interrupt, stop_point, stopping
 from cbrun.state.files import SavedState
 
 _RUNS_IN_PROCESS = 0
@@ -155,13 +156,20 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     recorder = own.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
     nan_guard = own.NanGuard()
     tracking = TrackingCallback(config, run_dir, record, first_epoch)
+    seekable = splits.train.dataset is None
+    if not seekable and config.fit.state_every_batches:
+        print("note: the loader's training data is a tf.data.Dataset, which cannot start "
+              "inside an epoch: the state is saved at epoch ends only (fit.state_every "
+              "applies to arrays, tables and image folders)", file=sys.stderr)
     keeper = StateKeeper(run_dir, bound, restore,
                          extra_state=lambda: {"best": record.best},
                          # run.json as it is now, written once the state is on disk
                          after_save=lambda: RunRecord(run_dir, record.file.model_copy(
                              deep=True)).save,
                          learning_rate=learning_rate, on_restored=on_restored,
-                         background=tracking.view is None)
+                         background=tracking.view is None, steps=steps, seekable=seekable,
+                         every_batches=config.fit.state_every_batches,
+                         every_seconds=config.fit.state_every_seconds, stopping=stopping)
     events = Events(bound)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
     reporter = None
@@ -203,31 +211,49 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         model.optimizer.build(optimizer_variables(model, stages))
     unfreeze_before(model, stages, first_epoch)
 
-    dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
-                                   config.data.shuffle, steps)
     validation, validation_kw = validation_data(splits.validation, config.data.batch_size)
     epochs = config.fit.epochs
     if restore is not None and restore.meta.get("stop_training"):
         epochs = first_epoch  # the run had ended; only on_train_end is left to run
+    # Unfreeze first: a stage's layers train from the first batch of its epoch. Then the
+    # data order (put in the pipeline's list below): every other callback sees epoch k with
+    # its order set.
+    callbacks = [own.RunGuard(run_dir), Unfreeze(stages), own.LearningRateLog(),
+                 *(b.callback for b in bound), nan_guard, recorder, keeper,
+                 *([reporter] if reporter else []), tracking, display, own.CollectorBack(),
+                 own.SafeStop()]
+
+    def fit(first: int, last: int, start: int = 0, relay: dict | None = None):
+        dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
+                                       config.data.shuffle, steps, start=start)
+        listed = [callbacks[0], callbacks[1], *([order] if order else []), *callbacks[2:]]
+        if start:
+            build_metrics(model, dataset)
+        model.fit(dataset, epochs=last, initial_epoch=first, validation_data=validation,
+                  validation_batch_size=validation_kw.get("batch_size"),
+                  validation_freq=config.fit.validation_freq,
+                  class_weight=config.fit.class_weight,
+                  callbacks=relayed(listed, **relay) if relay else listed,
+                  shuffle=False,  # the dataset is already in the (seed, epoch) order
+                  verbose=0)
+
+    limit_time(config.fit.max_seconds)
     try:
-        model.fit(
-            dataset,
-            epochs=epochs,
-            initial_epoch=first_epoch,
-            validation_data=validation,
-            validation_batch_size=validation_kw.get("batch_size"),
-            validation_freq=config.fit.validation_freq,
-            class_weight=config.fit.class_weight,
-            # Unfreeze first: a stage's layers train from the first batch of its epoch. Then
-            # the data order: every other callback sees epoch k with its order set.
-            callbacks=[own.RunGuard(run_dir), Unfreeze(stages), *([order] if order else []),
-                       own.LearningRateLog(),
-                       *(b.callback for b in bound), nan_guard, recorder, keeper,
-                       *([reporter] if reporter else []), tracking, display,
-                       own.CollectorBack(), own.SafeStop()],
-            shuffle=False,  # the dataset is already in the (seed, epoch) order
-            verbose=0,
-        )
+        start = restore.batches_done if restore is not None and epochs > first_epoch else 0
+        if start:
+            # The rest of the epoch the state was saved in, then the epochs after it, as
+            # one training to the callbacks (engine/callbacks/relay.py).
+            with unfinished(model.optimizer):
+                fit(first_epoch, first_epoch + 1, start,
+                    relay={"offset": start, "steps": steps, "end": False})
+            if model.stop_training or epochs == first_epoch + 1:
+                for callback in callbacks:
+                    callback.on_train_end()
+                model.optimizer.finalize_variable_values(model.trainable_weights)
+            else:
+                fit(first_epoch + 1, epochs, relay={"begin": False})
+        else:
+            fit(first_epoch, epochs)
         # fit returned on its own: every epoch ran, or a callback ended the run. A signal
         # that came after the last epoch's end (SafeStop's last look) has nothing left to
         # stop: saving the model and the test metrics take moments, and the record then
@@ -299,6 +325,16 @@ def _baseline(model: keras.Model, config: RunConfig, splits) -> dict | None:
         print(f"warning: no baseline for this run ({type(exc).__name__}: "
               f"{str(exc).splitlines()[0] if str(exc) else ''})", file=sys.stderr)
         return None
+
+
+def build_metrics(model: keras.Model, dataset) -> None:
+    """The compiled metrics made before fit, so that a state saved inside an epoch can put
+    their accumulators back: Keras makes them in the first training step otherwise. One
+    batch through the model in inference mode (no random draws, no statistics updated),
+    then reset."""
+    x, y = next(iter(dataset.take(1)))
+    model.compute_metrics(x, y, model(x, training=False))
+    model.reset_metrics()
 
 
 def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:

@@ -41,7 +41,7 @@ from cbrun.run.handle import OpenRun
 from cbrun.run.record import RunRecord, StopReason
 from cbrun.run.rundir import LOG_FILE
 from cbrun.run.runfiles import MODEL_FILE, RESOLVED, is_own_model_file
-from cbrun.state.files import CHECKSUMS, STATE_FILES, state_dirs, state_epoch
+from cbrun.state.files import CHECKSUMS, STATE_FILES, state_dirs, state_epoch, state_position
 
 # Runs whose process wrote model.keras as its last act (segment.py: the session saves it
 # before the outcome is recorded).
@@ -211,6 +211,8 @@ def _last(run: OpenRun) -> Checkpoint:
     for _ in range(_STATE_ROUNDS):
         pruned = False
         for path in state_dirs(run.run_dir):  # newest first; a damaged one is passed over
+            if state_position(path)[1]:
+                continue  # inside an epoch: its weights match no row of log.csv
             try:
                 data = read_state(path)
             except FileNotFoundError:
@@ -339,7 +341,13 @@ def _file(run: OpenRun, given: str) -> Checkpoint:
             except (OSError, ValueError) as exc:
                 raise UsageError(f"the saved state {path} is damaged: {exc}") from None
             epoch = state_epoch(path) if path.name.startswith("epoch-") else None
-            return Checkpoint("state", path, epoch, f"the saved state {path}", state=data)
+            if epoch is not None and state_position(path)[1]:
+                label = (f"the saved state {path} ({state_position(path)[1]} batches into "
+                         f"epoch {epoch + 1})")
+                epoch = None  # its weights are no epoch's
+            else:
+                label = f"the saved state {path}"
+            return Checkpoint("state", path, epoch, label, state=data)
         raise UsageError(f"--checkpoint {given!r} is a folder, not a .keras or .weights.h5 "
                          "file or a saved state (state/epoch-NNNNN)")
     if path.name.endswith(".weights.h5"):

@@ -27,6 +27,7 @@ import shlex
 import shutil
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,10 +36,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-from cbrun.errors import EXIT_SIGINT, EXIT_SIGTERM, CbrunError, ConfigError
+from cbrun.errors import EXIT_REQUEUE, EXIT_SIGINT, CbrunError, ConfigError
 from cbrun.run.record import SAVE_LOCK, RunRecord, StopReason
 from cbrun.run.summary import summary_table
-from cbrun.state.files import newest_state_best, newest_state_epoch
+from cbrun.state.files import newest_state_best, newest_state_epoch, newest_state_position
 
 
 class Terminated(BaseException):
@@ -47,15 +48,21 @@ class Terminated(BaseException):
 
 
 class Interrupted(BaseException):
-    """A recorded Ctrl-C or SIGTERM, raised at a safe point (`stop_point`)."""
+    """A recorded Ctrl-C, SIGTERM or SIGUSR1, or the time limit, raised at a safe point
+    (`stop_point`). `signum` 0: the time limit."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
 
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
-_NAMES = {signal.SIGINT: ("Ctrl-C", EXIT_SIGINT), signal.SIGTERM: ("SIGTERM", EXIT_SIGTERM)}
+TIME_LIMIT = 0  # the `signum` of Interrupted when fit.max_time ran out
+# SIGTERM is what a scheduler sends before it stops or preempts a job; SLURM sends SIGUSR1
+# (or any signal) ahead of a job's time limit with --signal. Both save the state at the
+# next batch and exit with EXIT_REQUEUE; Ctrl-C is a person stopping the run.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+_NAMES = {signal.SIGINT: ("Ctrl-C", EXIT_SIGINT), signal.SIGTERM: ("SIGTERM", EXIT_REQUEUE),
+          signal.SIGUSR1: ("SIGUSR1", EXIT_REQUEUE), TIME_LIMIT: ("the time limit", EXIT_REQUEUE)}
 
 # The interrupts received while `interrupts_recorded` is in place, first first.
 _requested: list[int] = []
@@ -64,11 +71,37 @@ _on_force: list[Callable[[int], str]] = []
 _depth: list[bool] = []  # non-empty while interrupts_recorded is in place
 
 
-def stop_point() -> None:
-    """Raise Interrupted if a Ctrl-C or SIGTERM has arrived. Called only where unwinding is
-    safe: between setup steps and from the SafeStop callback at batch and epoch boundaries."""
+# time.monotonic() past which the run stops (fit.max_time), or None.
+_deadline: list[float] = []
+
+
+def limit_time(seconds: float | None) -> None:
+    """This process trains for at most `seconds` from now (None: no limit)."""
+    _deadline.clear()
+    if seconds is not None:
+        _deadline.append(time.monotonic() + seconds)
+
+
+def _stop_reason() -> int | None:
     if _requested:
-        raise Interrupted(_requested[0])
+        return _requested[0]
+    if _deadline and time.monotonic() >= _deadline[0]:
+        return TIME_LIMIT
+    return None
+
+
+def stop_point() -> None:
+    """Raise Interrupted if a Ctrl-C, SIGTERM or SIGUSR1 has arrived or the time limit has
+    passed. Called only where unwinding is safe: between setup steps and from the SafeStop
+    callback at batch and epoch boundaries."""
+    reason = _stop_reason()
+    if reason is not None:
+        raise Interrupted(reason)
+
+
+def stopping() -> bool:
+    """Whether the next `stop_point` stops the run (the StateKeeper saves its state first)."""
+    return _stop_reason() is not None
 
 
 def pending_interrupt() -> str | None:
@@ -169,6 +202,7 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
             return _run(record, console, debug, fresh_dir, train)
         finally:
             _on_force.clear()
+            limit_time(None)
 
 
 def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
@@ -184,7 +218,7 @@ def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
     except Interrupted as exc:
         return _interrupted(record, *_NAMES[exc.signum])
     except ConfigError as exc:
-        if fresh_dir and newest_state_epoch(run_dir) == 0:
+        if fresh_dir and newest_state_position(run_dir) == (0, 0):
             # Refused before the first epoch: nothing was trained, so nothing is kept.
             try:
                 shutil.rmtree(run_dir)
@@ -290,12 +324,20 @@ def _force_record(run_dir, signum: int) -> str:
             f"  cbrun resume {shlex.quote(str(run_dir))}")
 
 
+def where(position: tuple[int, int]) -> str:
+    """'3 complete epochs', or '3 complete epochs and 120 batches of the 4th'."""
+    done, batches = position
+    text = f"{done} complete epoch{'s' if done != 1 else ''}"
+    return text + (f" and {batches} batch{'es' if batches != 1 else ''} of epoch {done + 1}"
+                   if batches else "")
+
+
 def _interrupted(record: RunRecord, what: str, code: int) -> int:
     # What is on disk is what resume will use: say that, not what memory had reached.
-    done = newest_state_epoch(record.run_dir)
-    record.interrupted(done, newest_state_best(record.run_dir), what)
+    position = newest_state_position(record.run_dir)
+    record.interrupted(position[0], newest_state_best(record.run_dir), what)
     hint = f"cbrun resume {shlex.quote(str(record.run_dir))}"
     # stderr, and even with --quiet: the way back must never be hidden.
-    click.echo(f"\ninterrupted by {what} after {done} complete epoch{'s' if done != 1 else ''}"
-               f"; continue exactly where it stopped with:\n  {hint}", err=True)
+    click.echo(f"\ninterrupted by {what} after {where(position)}; continue exactly where it "
+               f"stopped with:\n  {hint}", err=True)
     return code

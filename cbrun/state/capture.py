@@ -72,13 +72,24 @@ def _join_arrays(state: dict[str, Any], arrays: Any) -> dict[str, Any]:
     return out
 
 
+def metric_variables(model: Any) -> list[Any]:
+    """The accumulators of the epoch's metrics (the loss's mean, each compiled metric's
+    totals and counts): what a state inside an epoch must hold for the epoch's logged values
+    to come out as an uninterrupted epoch's."""
+    return [v for metric in model.metrics for v in metric.variables]
+
+
 def capture_state(model: Any, bound: list[Bound], epochs_done: int,
-                  extra: dict[str, Any]) -> CapturedState:
+                  extra: dict[str, Any], batches_done: int = 0) -> CapturedState:
+    """The state after `epochs_done` epochs and, inside the next one, `batches_done`
+    batches (then the metrics' accumulators too)."""
     import keras
 
     variables = {f"m{i}": np.array(v.numpy()) for i, v in enumerate(model.variables)}
     variables.update({f"o{i}": np.array(v.numpy())
                       for i, v in enumerate(model.optimizer.variables)})
+    metrics = metric_variables(model) if batches_done else []
+    variables.update({f"s{i}": np.array(v.numpy()) for i, v in enumerate(metrics)})
     arrays: dict[str, np.ndarray] = {}
     states = []
     for index, (spec, callback) in enumerate(bound):
@@ -96,12 +107,14 @@ def capture_state(model: Any, bound: list[Bound], epochs_done: int,
         "keras_global_seed": _global_seed_state(),
         "model_shapes": [list(v.shape) for v in model.variables],
         "optimizer_shapes": [list(v.shape) for v in model.optimizer.variables],
+        "batches_done": batches_done,
+        "metric_shapes": [list(v.shape) for v in metrics],
         **extra,
     }
     # JSON now: what it holds may change once training goes on.
     text = json.dumps(meta, indent=1, allow_nan=True)  # a best value starts at inf
     arrays = {key: np.array(value) for key, value in arrays.items()}
-    return CapturedState(epochs_done, variables, arrays, json.loads(text))
+    return CapturedState(epochs_done, variables, arrays, json.loads(text), batches_done)
 
 
 def _numpy_state() -> list[Any]:
@@ -143,5 +156,19 @@ def restore_state(saved: SavedState, model: Any, bound: list[Bound]) -> None:
     name, keys, pos, has_gauss, cached = meta["numpy_random"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     _set_global_seed_state(meta["keras_global_seed"])
+
+
+def restore_metrics(saved: SavedState, model: Any) -> None:
+    """Put a state's metric accumulators back, after Keras reset them at the start of the
+    epoch it was saved in (a state inside an epoch only)."""
+    shapes = saved.meta.get("metric_shapes", [])
+    metrics = metric_variables(model)
+    if [list(v.shape) for v in metrics] != shapes:
+        raise RunError(f"the saved state in {saved.path} holds metrics of shapes {shapes}, the "
+                       f"compiled model {[list(v.shape) for v in metrics]}; the state can only "
+                       "continue the run it came from")
+    with np.load(saved.path / "variables.npz") as data:
+        for i, variable in enumerate(metrics):
+            variable.assign(data[f"s{i}"])
 
 

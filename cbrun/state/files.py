@@ -45,6 +45,21 @@ STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
 CHECKSUMS = "checksums.json"
 
 
+def state_name(epochs_done: int, batches: int = 0) -> str:
+    """`epoch-00006` at an epoch's end; `epoch-00006-0000123` 123 batches into epoch 7."""
+    return f"epoch-{epochs_done:05d}" + (f"-{batches:07d}" if batches else "")
+
+
+def state_position(path: Path) -> tuple[int, int]:
+    """(epochs done, batches into the next epoch) of a state folder's name."""
+    epochs, _, batches = path.name.removeprefix("epoch-").partition("-")
+    return int(epochs), int(batches or 0)
+
+
+def state_epoch(path: Path) -> int:
+    return state_position(path)[0]
+
+
 def state_dirs(run_dir: Path) -> list[Path]:
     """The run's saved states, newest first; only whole ones (renamed into place, all files)."""
     root = run_dir / STATE_DIR
@@ -52,11 +67,7 @@ def state_dirs(run_dir: Path) -> list[Path]:
         return []
     found = [p for p in root.glob("epoch-*") if p.is_dir()
              and all((p / name).is_file() for name in STATE_FILES)]
-    return sorted(found, reverse=True)
-
-
-def state_epoch(path: Path) -> int:
-    return int(path.name.removeprefix("epoch-"))
+    return sorted(found, key=state_position, reverse=True)
 
 
 def file_sha256(path: Path) -> str:
@@ -70,7 +81,7 @@ def file_sha256(path: Path) -> str:
 def state_problem(path: Path) -> str | None:
     """What is wrong with the bytes of a saved state, or None when every file is as written.
     A state from before checksums were recorded has none to compare; the upper floor reads it
-    in full instead (cbrun/train/resume.py, latest_state)."""
+    in full instead (latest_state, below)."""
     sums_path = path / CHECKSUMS
     if not sums_path.exists():
         return None
@@ -97,6 +108,12 @@ def newest_state_epoch(run_dir: Path) -> int:
     return state_epoch(dirs[0]) if dirs else 0
 
 
+def newest_state_position(run_dir: Path) -> tuple[int, int]:
+    """(epochs done, batches into the next epoch) of the state a resume would start from."""
+    dirs = valid_state_dirs(run_dir)
+    return state_position(dirs[0]) if dirs else (0, 0)
+
+
 def newest_state_best(run_dir: Path) -> dict[str, Any] | None:
     """The run's best value as of its newest valid state (what resume will start from)."""
     for path in valid_state_dirs(run_dir):
@@ -116,6 +133,11 @@ class SavedState:
     def epochs_done(self) -> int:
         return int(self.meta["epochs_done"])
 
+    @property
+    def batches_done(self) -> int:
+        """Batches of the next epoch already trained: 0 for a state at an epoch's end."""
+        return int(self.meta.get("batches_done", 0))
+
 
 @dataclass
 class CapturedState:
@@ -126,6 +148,11 @@ class CapturedState:
     variables: dict[str, np.ndarray]
     arrays: dict[str, np.ndarray]
     meta: dict[str, Any]
+    batches_done: int = 0
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self.epochs_done, self.batches_done
 
 
 def _fsync_write(path: Path, write) -> None:
@@ -138,11 +165,10 @@ def _fsync_write(path: Path, write) -> None:
 def write_state(run_dir: Path, state: CapturedState) -> Path:
     """Written into a temporary folder, then renamed into place: a kill at any instant
     leaves the previous state whole."""
-    epochs_done = state.epochs_done
     root = run_dir / STATE_DIR
     check_inside(run_dir, root, "the state folder")  # a link planted while training
     root.mkdir(exist_ok=True)
-    final = root / f"epoch-{epochs_done:05d}"
+    final = root / state_name(*state.position)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -155,7 +181,7 @@ def write_state(run_dir: Path, state: CapturedState) -> Path:
     if final.exists():  # left by a run that was resumed from an earlier epoch
         shutil.rmtree(final)
     os.rename(tmp, final)
-    _prune(root, epochs_done)
+    _prune(root, state.position)
     return final
 
 
@@ -172,14 +198,19 @@ def _write_state(tmp: Path, state: CapturedState) -> None:
     _fsync_write(tmp / CHECKSUMS, lambda h: h.write(json.dumps(sums, indent=1).encode()))
 
 
-def _prune(root: Path, epochs_done: int) -> None:
-    states = sorted(p for p in root.glob("epoch-*") if p.is_dir())
+def _prune(root: Path, position: tuple[int, int]) -> None:
+    """Keep the KEEP newest states up to `position` and the newest state at an epoch's end
+    (what `--checkpoint last` reads of a run that did not end); a state past `position`
+    belongs to a future the run no longer follows (see the module docstring)."""
+    states = sorted((p for p in root.glob("epoch-*") if p.is_dir()), key=state_position)
     for path in states:
-        if state_epoch(path) > epochs_done:  # see the module docstring
+        if state_position(path) > position:
             shutil.rmtree(path, ignore_errors=True)
-    kept = [p for p in states if state_epoch(p) <= epochs_done]
+    kept = [p for p in states if state_position(p) <= position]
+    ends = [p for p in kept if state_position(p)[1] == 0]
     for old in kept[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        if not ends or old != ends[-1]:
+            shutil.rmtree(old, ignore_errors=True)
     for tmp in root.glob(".tmp-*"):
         if not tmp.name.endswith(f"-{os.getpid()}"):
             shutil.rmtree(tmp, ignore_errors=True)  # debris of a process killed mid-write
@@ -206,7 +237,8 @@ def latest_state(run_dir: Path, warn=print) -> SavedState | None:
             # covers a state saved before checksums were recorded.
             with np.load(path / "variables.npz") as data:
                 wanted = ([f"m{i}" for i in range(len(meta["model_shapes"]))]
-                          + [f"o{i}" for i in range(len(meta["optimizer_shapes"]))])
+                          + [f"o{i}" for i in range(len(meta["optimizer_shapes"]))]
+                          + [f"s{i}" for i in range(len(meta.get("metric_shapes", [])))])
                 if sorted(data.files) != sorted(wanted):
                     raise ValueError("variables.npz does not hold every variable")
                 for name in wanted:
