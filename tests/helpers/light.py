@@ -5,9 +5,14 @@ A fresh process, because the test's own has usually imported TensorFlow already;
 process for all the commands of a test, because each start costs ~1 s. The worktree's code
 is what runs (PYTHONPATH starts at this repository, not at an installed cbrun).
 
+    from tests.helpers.light import run_cbrun
+
     result = run_cbrun(["validate", path], ["schema"])
     assert result.codes == [2, 0] and result.heavy == []
     assert "did you mean" in result.commands[0].out
+
+(Imported as tests.helpers.light: a top-level `helpers` in sys.modules would shadow the
+user's own helpers.py that tests/test_user_imports.py imports from a config's folder.)
 """
 
 from __future__ import annotations
