@@ -15,8 +15,8 @@ import pytest
 from conftest import FAKE_RUN, cli_output, fake_run
 from rich.console import Console
 
-from cbrun import runinfo
 from cbrun.commands.runs import format_duration, min_table_width, run_row, runs_table
+from cbrun.run import runinfo
 from cbrun.run.rundir import run_lock
 from cbrun.run.runinfo import find_runs, read_run_info
 

@@ -86,7 +86,7 @@ def test_ctrl_c_stops_the_sweep_and_resume_goes_on_in_the_trials_own_run_directo
         ("train", "interrupted"), ("resume", "completed")]
     assert [int(r["epoch"]) for r in read_log(run_dir / "log.csv")] == list(range(EPOCHS))
     # In the study: the stopped trial failed, and a retry of it (Optuna's) completed.
-    from cbrun.sweep.study import first_number
+    from cbrun.sweep.sampler import first_number
 
     trials = study_trials(sweep["dir"])
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]

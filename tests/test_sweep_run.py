@@ -106,7 +106,7 @@ def study_trials(sweep_dir: Path):
 
 
 def test_resume_ends_with_exactly_the_trials_asked_none_run_twice(sweep):
-    from cbrun.sweep.study import first_number
+    from cbrun.sweep.sampler import first_number
 
     assert sweep["resume"]["code"] == 0, sweep["err"]
     # The trials the kill left running were failed by Optuna (their heartbeats stopped)
