@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/cbrun train configs/digits.yaml
 
 test: install-test
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -p no:cacheprovider
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q -p no:cacheprovider --durations=25
 
 lint: install-test
 	$(BIN)/ruff check cbrun tests bench

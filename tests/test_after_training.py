@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 
 from tests.conftest import REPO, cli, cli_output, only_run, read_log, tiny_config, write_config
 from tests.datafiles import image_config, table_config, table_rows, write_csv, write_images
+from tests.helpers.light import run_cbrun
 
 CHECKPOINT = {"type": "ModelCheckpoint", "monitor": "val_loss", "save_best_only": True,
               "filepath": "checkpoints/ep{epoch:03d}-{val_loss:.4f}.keras"}
@@ -291,17 +290,10 @@ def test_user_errors_are_one_line_and_exit_2(digits_run, table_run, capsys, tmp_
 
 
 def test_help_and_refusals_do_not_import_tensorflow(tmp_path):
-    code = ("import sys\nfrom cbrun.cli import main\n"
-            "for args in (['evaluate', '--help'], ['predict', '--help'],\n"
-            f"             ['evaluate', {str(tmp_path)!r}]):\n"
-            "    try:\n        main(args)\n    except SystemExit as e:\n"
-            "        print('EXIT', e.code)\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    assert out.count("EXIT 0") == 2 and "EXIT 2" in out
-    assert "HEAVY []" in out
-    assert "--checkpoint last|best|FILE" in out and "--top-k" in out
+    result = run_cbrun(["evaluate", "--help"], ["predict", "--help"], ["evaluate", tmp_path])
+    assert result.codes == [0, 0, 2] and result.heavy == []
+    assert "--checkpoint last|best|FILE" in result.commands[0].out
+    assert "--top-k" in result.commands[1].out
 
 
 # --- new files checked as training checks its data (issue 22) --------------------------------
@@ -468,19 +460,11 @@ def test_output_refusals_do_not_import_tensorflow(digits_run, tmp_path):
     kept = tmp_path / "kept.csv"
     kept.write_text("mine")
     (tmp_path / "kept.png").write_text("mine")
-    code = ("import sys\nfrom cbrun.cli import main\n"
-            f"for args in (['predict', {str(digits_run)!r}, {str(kept)!r}, '-o', {str(kept)!r}],\n"
-            f"             ['evaluate', {str(digits_run)!r}, '-o', "
-            f"{str(tmp_path / 'kept.png')!r}],\n"
-            f"             ['evaluate', {str(digits_run)!r}, '-o', "
-            f"{str(digits_run / 'state' / 'c.png')!r}, '--force']):\n"
-            "    try:\n        main(args)\n    except SystemExit as e:\n"
-            "        print('EXIT', e.code)\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert run.stdout.count("EXIT 2") == 3, run.stdout + run.stderr
-    assert "HEAVY []" in run.stdout
+    result = run_cbrun(["predict", digits_run, kept, "-o", kept],
+                       ["evaluate", digits_run, "-o", tmp_path / "kept.png"],
+                       ["evaluate", digits_run, "-o", digits_run / "state" / "c.png", "--force"])
+    assert result.codes == [2, 2, 2], result.commands
+    assert result.heavy == []
 
 
 # --- a run's own code: a Lambda layer, a loader that prints (issue 22) --------------------------

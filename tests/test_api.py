@@ -12,6 +12,7 @@ import pytest
 import cbrun
 from cbrun.errors import CbrunError, ConfigError, UsageError
 from tests.conftest import HANG_S, cli, only_run, tiny_config, write_config
+from tests.helpers.light import run_python
 
 CONFIG = tiny_config(name="api", fit={"epochs": 3}, callbacks=[
     {"type": "ModelCheckpoint", "monitor": "val_loss", "save_best_only": True,
@@ -96,20 +97,13 @@ def test_errors_are_exceptions_not_exits(both, tmp_path):
 
 
 def test_the_api_imports_light():
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
-    code = ("import sys, cbrun\n"
-            "print(callable(cbrun.train), callable(cbrun.resume), callable(cbrun.load_run))\n"
-            "import cbrun.engine.outputs, cbrun.commands.resume\n"
-            "print(callable(cbrun.train), callable(cbrun.resume))\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    assert out.splitlines() == ["True True True", "True True", "HEAVY []"]
+    result = run_python(
+        "import cbrun\n"
+        "print(callable(cbrun.train), callable(cbrun.resume), callable(cbrun.load_run))\n"
+        "import cbrun.engine.outputs, cbrun.commands.resume\n"
+        "print(callable(cbrun.train), callable(cbrun.resume))\n")
+    assert result.out.splitlines() == ["True True True", "True True"]
+    assert not result.imported("tensorflow") and not result.imported("keras")
 
 
 def test_train_runs_from_a_thread_other_than_the_main_one(tmp_path):

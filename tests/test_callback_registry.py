@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-from conftest import HANG_S
+from conftest import tiny_config, write_config
 from pydantic import TypeAdapter
 
 from cbrun.callbacks.base import CallbackSpec
 from cbrun.callbacks.registry import PLUGIN_PROBLEMS, SPECS, CallbackConfig, spec_name
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers.light import run_cbrun, run_python
 
 PLUGIN = '''
 from typing import Literal
@@ -78,14 +74,12 @@ try:
     refused = None
 except ValidationError as exc:
     refused = [list(map(str, e["loc"])) + [e["msg"]] for e in exc.errors()]
-tf_after_validate = "tensorflow" in sys.modules
 built = specs[0].build(BuildContext(run_dir=Path("."), config_dir=Path(".")))
 print(json.dumps({
     "names": list(SPECS),
     "problems": PLUGIN_PROBLEMS,
     "early_stopping_module": type(specs[1]).__module__,
     "refused": refused,
-    "tf_after_validate": tf_after_validate,
     "built": [type(built).__name__, built.every],
 }))
 '''
@@ -100,26 +94,15 @@ def write_plugin(root: Path) -> None:
     (dist / "entry_points.txt").write_text(ENTRY_POINTS)
 
 
-def run_python(code: str, extra_path: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    paths = [str(extra_path)] if extra_path else []
-    env["PYTHONPATH"] = os.pathsep.join(paths + [str(REPO)])
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
-                          text=True, env=env, cwd=REPO, timeout=HANG_S)
-
-
 def test_plugin_joins_the_union_and_broken_ones_are_skipped_with_a_reason(tmp_path):
     write_plugin(tmp_path)
-    result = run_python(PROBE, tmp_path)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    result = run_python(PROBE, path=(tmp_path,), env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    out = json.loads(result.out.strip().splitlines()[-1])
 
     assert "Heartbeat" in out["names"]
     assert out["built"] == ["Heartbeat", 3]
     assert out["refused"][0][:2] == ["0", "Heartbeat"]
     assert out["refused"][0][-1] == "Input should be greater than 0"
-    assert not out["tf_after_validate"]
     # The built-in keeps its name; the clashing plugin does not replace it.
     assert out["early_stopping_module"] == "cbrun.callbacks.early_stopping"
     for name in ("Broken", "NotASpec", "Mislabeled"):
@@ -133,15 +116,22 @@ def test_plugin_joins_the_union_and_broken_ones_are_skipped_with_a_reason(tmp_pa
     assert "'NotASpec'" in problems and "is not a subclass of" in problems
     assert "'Mislabeled'" in problems and "declares type 'Other', not 'Mislabeled'" in problems
     # Warned, not crashed: the user sees the reasons but no traceback.
-    assert "PluginWarning" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "PluginWarning" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_plugin_callback_validates_without_tensorflow(tmp_path):
+    write_plugin(tmp_path)
+    good, bad = (write_config(tmp_path, tiny_config(callbacks=[
+        {"type": "Heartbeat", "every": every}]), f"every{every}.yaml") for every in (3, 0))
+    result = run_cbrun(["validate", good], ["validate", bad], path=(tmp_path,))
+    assert result.codes == [0, 2], result.commands
+    assert "callbacks[0].every: Input should be greater than 0" in result.commands[1].out
+    assert result.heavy == []
 
 
 def test_importing_the_registry_leaves_tensorflow_out():
-    result = run_python("import sys, cbrun.callbacks.registry\n"
-                        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert run_python("import cbrun.callbacks.registry").heavy == []
 
 
 def test_builtin_names_match_their_classes():

@@ -69,14 +69,14 @@ GOOD = [
      {"filename": "RUN/logs/history.tsv", "sep": "\t", "append": True}),
     ("type: TensorBoard", keras.callbacks.TensorBoard,
      {"log_dir": "RUN/tensorboard", "histogram_freq": 0, "write_graph": True,
-      "update_freq": "epoch", "_start_batch": 0, "_stop_batch": 0}),
+      "update_freq": "epoch"}),
     (("type: TensorBoard\nlog_dir: tb\nhistogram_freq: 2\nwrite_images: true\n"
      "write_steps_per_second: true\nupdate_freq: batch\nprofile_batch: '3,5'"),
      keras.callbacks.TensorBoard,
      {"log_dir": "RUN/tb", "histogram_freq": 2, "write_images": True,
-      "write_steps_per_second": True, "update_freq": 1, "_start_batch": 3, "_stop_batch": 5}),
+      "write_steps_per_second": True, "update_freq": 1}),
     ("type: TensorBoard\nupdate_freq: 50\nprofile_batch: [4, 4]", keras.callbacks.TensorBoard,
-     {"update_freq": 50, "_start_batch": 4, "_stop_batch": 4}),
+     {"update_freq": 50}),
     (("type: ReduceLROnPlateau\nmonitor: loss\nfactor: 0.5\npatience: 2\ncooldown: 1\n"
      "min_lr: 1e-6\nmin_delta: 0.01\nmode: min"), keras.callbacks.ReduceLROnPlateau,
      {"monitor": "loss", "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": 1e-6,
@@ -126,6 +126,35 @@ def test_learning_rate_scheduler_drives_a_real_model(tmp_path):
     history = model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[callback])
     assert history.history["learning_rate"] == pytest.approx([0.2, 0.1, 0.05], rel=1e-6)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.05, rel=1e-6)
+
+
+def profiled_batches(log_dir: Path) -> list[int]:
+    """The batches the profiles under `log_dir` hold, as TensorBoard's Profile tab lists
+    them (numbered from 0 in the epoch); [] when nothing was profiled."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    found = []
+    for path in log_dir.rglob("*.xplane.pb"):
+        for plane in xplane_pb2.XSpace.FromString(path.read_bytes()).planes:
+            batch = {k for k, v in plane.event_metadata.items() if v.name == "Profiled batch"}
+            step = {k for k, v in plane.stat_metadata.items() if v.name == "step_num"}
+            found += [stat.int64_value or stat.uint64_value
+                      for line in plane.lines for event in line.events
+                      if event.metadata_id in batch
+                      for stat in event.stats if stat.metadata_id in step]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("profile_batch, batches", [
+    ("", []), ("profile_batch: 2", [1]), ("profile_batch: '3,5'", [2, 3, 4]),
+    ("profile_batch: [4, 4]", [3])], ids=["off", "one", "range", "list"])
+def test_profile_batch_profiles_those_batches(tmp_path, profile_batch, batches):
+    """What a user opens in TensorBoard: a profile of the batches asked for (1-based in
+    the YAML, as Keras counts them), and none by default."""
+    callback = build(f"type: TensorBoard\nlog_dir: tb\n{profile_batch}", tmp_path)
+    x, y = tiny_data()
+    tiny_model().fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[callback])
+    assert profiled_batches(tmp_path / "tb") == batches
 
 
 def test_checkpoint_template_writes_inside_the_run_dir_even_with_braces_in_its_path(tmp_path):

@@ -3,30 +3,24 @@ without importing TensorFlow (the shell runs cbrun at every Tab)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import HANG_S, REPO, fake_run
+from conftest import fake_run
 
-# Runs cbrun as the shell's completion function does, then says whether TensorFlow loaded.
-PROBE = ("import sys\nfrom cbrun.cli import main\ntry:\n    main()\nfinally:\n"
-         "    print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])\n")
+from tests.helpers.light import run_cbrun
 
 
 def complete(cwd: Path, line: str) -> list[str]:
-    """The candidates bash gets for the last word of `line` (empty after a space)."""
+    """The candidates bash gets for the last word of `line` (empty after a space), from
+    `cbrun` run as the shell's completion function runs it, which must stay light."""
     words = line.split(" ")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "_CBRUN_COMPLETE": "bash_complete",
-           "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
-    done = subprocess.run([sys.executable, "-c", PROBE], check=False, cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=HANG_S)
-    *lines, heavy = done.stdout.splitlines()
-    assert heavy == "HEAVY []", done.stdout + done.stderr
-    assert done.returncode == 0, done.stderr
-    return [line.split(",", 1)[1] for line in lines]
+    result = run_cbrun([], whole=True, cwd=cwd, env={
+        "_CBRUN_COMPLETE": "bash_complete", "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - 1)})
+    (done,) = result.commands
+    assert done.code == 0 and result.heavy == [], (done, result.heavy)
+    return [line.split(",", 1)[1] for line in done.out.splitlines()]
 
 
 @pytest.fixture(scope="module")

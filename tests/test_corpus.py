@@ -11,15 +11,14 @@ positions in the text, and TensorFlow never imported: a bad config fails before 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import HANG_S, cli_output
+from conftest import cli_output
+
+from tests.helpers.light import run_cbrun
 
 CORPUS = Path(__file__).parent / "corpus"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -75,27 +74,6 @@ def test_validate_reports_each_expected_problem(path, capsys):
         assert problem["file"] == str(path)
 
 
-# All files through `cbrun train` in ONE fresh process: in-process calls (no 4 s TF import
-# per file), and a process of its own so that "TensorFlow was never imported" is a real
-# check, whatever other tests imported before.
-_TRAIN_ALL = r"""
-import contextlib, io, json, sys
-from cbrun.cli import main
-results = []
-for path in sys.argv[2:]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(["train", path, "--runs-dir", sys.argv[1]])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-    results.append({"path": path, "code": code, "output": out.getvalue()})
-print(json.dumps({"results": results, "tensorflow": "tensorflow" in sys.modules,
-                  "keras": "keras" in sys.modules}))
-"""
-
-
 def _problem_blocks(output: str) -> list[str]:
     """The rendered problems: each `file:line:col: field: message` line with the indented
     `hint:` lines under it."""
@@ -109,17 +87,14 @@ def _problem_blocks(output: str) -> list[str]:
 
 
 def test_train_refuses_every_corpus_file_before_tensorflow(tmp_path):
+    # All files through `cbrun train` in one fresh process (no 4 s TensorFlow import per
+    # file, and "never imported" is a real check whatever other tests imported before).
     runs = tmp_path / "runs"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-c", _TRAIN_ALL, str(runs), *map(str, FILES)],
-                          capture_output=True, text=True, env=env, timeout=HANG_S, check=False,
-                          cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.splitlines()[-1])
-    assert report["tensorflow"] is False and report["keras"] is False
-    for result in report["results"]:
-        path, output = result["path"], result["output"]
-        assert result["code"] == 2, (path, output)
+    result = run_cbrun(*(["train", path, "--runs-dir", runs] for path in FILES), cwd=tmp_path)
+    assert result.heavy == []
+    for command in result.commands:
+        path, output = command.argv[1], command.out + command.err
+        assert command.code == 2, (path, output)
         assert "Traceback" not in output, output
         blocks = _problem_blocks(output)
         for expect in expectations(Path(path)):

@@ -6,9 +6,6 @@ class or file; the splits are the rows the run draws."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -18,6 +15,7 @@ from datafiles import table_rows, write_csv, write_parquet
 from test_splits import sorted_rows, table_config
 
 from cbrun.data.splits import draw
+from tests.helpers.light import run_cbrun
 
 
 def warnings_of(out: str) -> list[str]:
@@ -284,33 +282,15 @@ def test_options_that_do_not_fit_the_target_are_usage_errors(tmp_path, capsys):
         assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
 
 
-_NO_TF = r"""
-import contextlib, io, json, sys
-from cbrun.cli import main
-codes = []
-for args in json.loads(sys.argv[1]):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            main(args)
-        except SystemExit as exc:
-            codes.append(exc.code)
-print(json.dumps({"codes": codes, "modules": sorted(
-    m for m in ("tensorflow", "keras", "cbrun.engine") if m in sys.modules)}))
-"""
-
-
 def test_data_check_does_not_import_tensorflow(tmp_path):
     rows, *_ = planted_rows()
     write_csv(tmp_path / "animals.csv", rows)
     image_folder(tmp_path / "shapes")
-    commands = [["data", "check", str(animals_config(tmp_path))],
-                ["data", "check", "--json", str(tmp_path / "shapes")],
-                ["data", "check", str(tmp_path / "animals.csv"), "--label", "species"]]
-    done = subprocess.run([sys.executable, "-c", _NO_TF, json.dumps(commands)],
-                          capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"codes": [0, 0, 0], "modules": []}
+    result = run_cbrun(["data", "check", animals_config(tmp_path)],
+                       ["data", "check", "--json", tmp_path / "shapes"],
+                       ["data", "check", tmp_path / "animals.csv", "--label", "species"])
+    assert result.codes == [0, 0, 0], result.commands
+    assert result.heavy == []
 
 
 def test_the_docs_example_is_the_real_output(tmp_path, capsys, monkeypatch):

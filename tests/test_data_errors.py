@@ -3,15 +3,12 @@ imported and before a run directory exists."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
-from conftest import HANG_S, REPO, cbrun_process, cli, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, cli, tiny_config, write_config
 from datafiles import (
     damage_pixels,
     image_config,
@@ -21,6 +18,8 @@ from datafiles import (
     write_images,
     write_parquet,
 )
+
+from tests.helpers.light import run_cbrun
 
 CSV = {"source": "csv", "path": "animals.csv", "label": "species"}
 
@@ -40,13 +39,10 @@ def check(tmp_path, capsys, config: dict, *args: str) -> str:
 def test_a_column_that_does_not_exist_gets_a_did_you_mean_without_tensorflow(tmp_path):
     write_csv(tmp_path / "animals.csv", table_rows(20))
     path = write_config(tmp_path, table_config("typo", {**CSV, "label": "specie"}))
-    code = ("import sys; from cbrun.cli import main\n"
-            f"try:\n    main(['validate', {str(path)!r}])\nexcept SystemExit as e:\n"
-            "    print('EXIT', e.code)\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    assert "EXIT 2" in out and "HEAVY []" in out
+    result = run_cbrun(["validate", path])
+    (validate,) = result.commands
+    assert validate.code == 2 and result.heavy == []
+    out = validate.out
     line = yaml.safe_dump(table_config("typo", {**CSV, "label": "specie"}),
                           sort_keys=False).splitlines().index("  label: specie") + 1
     assert (f"{path}:{line}:10: data.label: animals.csv has no column 'specie' (did you "
@@ -199,15 +195,10 @@ def test_samples_that_do_not_fit_input_shape_are_found_from_the_headers(tmp_path
         config = image_config("gray", {"path": "shapes", "color_mode": "grayscale"})
         given, wanted = [16, 16, 1], [16, 16, 3]
     path = write_config(tmp_path, config)
-    code = ("import sys; from cbrun.cli import main\n"
-            f"try:\n    main(['validate', {str(path)!r}])\nexcept SystemExit as e:\n"
-            "    print('EXIT', e.code)\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    assert "HEAVY []" in out
+    result = run_cbrun(["validate", path])
+    assert result.heavy == []
     assert (f"model.input_shape: the training samples have shape {given}, but the model "
-            f"expects input_shape {wanted}") in out
+            f"expects input_shape {wanted}") in result.commands[0].out
 
 
 PICKY_LOADER = '''

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANG_S, REPO, cli, cli_output, only_run, tiny_config, write_config
+from conftest import REPO, cli, cli_output, only_run, tiny_config, write_config
 from test_models import TWO_IO, two_io_data
+
+from tests.helpers.light import run_cbrun
 
 FORMATS = ["saved_model", "litert", "onnx"]
 ARTIFACT = {"saved_model": "export/saved_model", "litert": "export/model.tflite",
@@ -329,30 +329,21 @@ def test_a_missing_export_extra_is_one_line_naming_the_extra(digits_run, tmp_pat
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(HIDE.format(name=hidden))
-    probe = ("import sys\nfrom cbrun.cli import main\ntry:\n    main()\nfinally:\n"
-             "    print('TF', 'tensorflow' in sys.modules, file=sys.stderr)\n")
-    done = subprocess.run(
-        [sys.executable, "-c", probe, "export", str(digits_run), "-f", fmt], check=False,
-        env={**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{REPO}"}, capture_output=True,
-        text=True, timeout=HANG_S)
-    lines = done.stderr.splitlines()
-    assert done.returncode == 2, done.stderr
-    assert lines[0] == (f"error: --format {fmt} needs "
-                        f"{'onnx, onnxruntime, tf2onnx' if fmt == 'onnx' else 'ai_edge_litert'}"
-                        f" from the export extra ({hidden} not installed): "
-                        f"pip install 'cbrun[export]'")
-    assert lines[1:] == ["TF False"]
-    assert lines[0] in (REPO / "docs" / "export.md").read_text() or fmt != "onnx"
+    result = run_cbrun(["export", digits_run, "-f", fmt], whole=True, path=(shim,))
+    (export,) = result.commands
+    assert export.code == 2, export.err
+    line = (f"error: --format {fmt} needs "
+            f"{'onnx, onnxruntime, tf2onnx' if fmt == 'onnx' else 'ai_edge_litert'}"
+            f" from the export extra ({hidden} not installed): pip install 'cbrun[export]'")
+    assert export.err.splitlines() == [line] and not result.err, result.err
+    assert result.heavy == []
+    assert line in (REPO / "docs" / "export.md").read_text() or fmt != "onnx"
 
 
 def test_export_help_does_not_import_tensorflow():
-    probe = ("import sys\nfrom cbrun.cli import main\ntry:\n    main(['export', '--help'])\n"
-             "finally:\n    print('HEAVY', [m for m in ('tensorflow', 'keras') "
-             "if m in sys.modules])\n")
-    done = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_S)
-    assert "--format [saved_model|litert|onnx]" in done.stdout
-    assert "HEAVY []" in done.stdout
+    result = run_cbrun(["export", "--help"])
+    assert "--format [saved_model|litert|onnx]" in result.commands[0].out
+    assert result.heavy == []
 
 
 def test_the_difference_is_taken_both_ways():

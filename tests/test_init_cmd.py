@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, cli, cli_output, only_run
+from conftest import cli, cli_output, only_run
 from datafiles import SPECIES, review_rows, table_rows, write_csv, write_images, write_parquet
+
+from tests.helpers.light import run_cbrun
 
 
 @pytest.fixture(autouse=True)
@@ -91,15 +91,11 @@ def test_init_takes_a_regression_label_and_refuses_an_unknown_one(tmp_path, caps
 def test_init_does_not_overwrite_and_does_not_import_tensorflow(tmp_path):
     data = make("npz", tmp_path)
     table = make("csv", tmp_path)
-    code = ("import sys; from cbrun.cli import main\n"
-            f"for args in [[{str(data)!r}]] * 2 + [[{str(table)!r}, '--label', 'weight_g']]:\n"
-            "    try:\n        main(['init', *args])\n"
-            "    except SystemExit as e:\n        print('EXIT', e.code)\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
-    assert "EXIT 0\nEXIT 2\nwrote" in result.stdout and "EXIT 0\nHEAVY []" in result.stdout
-    assert "arrays.yaml exists" in result.stderr
+    result = run_cbrun(["init", data], ["init", data], ["init", table, "--label", "weight_g"],
+                       cwd=tmp_path)
+    _, again, table_init = result.commands
+    assert result.codes == [0, 2, 0] and result.heavy == []
+    assert "arrays.yaml exists" in again.err and table_init.out.startswith("wrote")
 
 
 def trains(config, runs) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -27,6 +26,8 @@ from conftest import (
 )
 from datafiles import write_images
 from test_resume import differences, interrupt_all, log_of
+
+from tests.helpers.light import run_cbrun
 
 # Two inputs (a, b) through one shared Dense, two outputs: a class and a number.
 TWO_IO = textwrap.dedent("""\
@@ -218,15 +219,9 @@ def test_graph_validation_never_imports_tensorflow(tmp_path):
     two_io_data(tmp_path)
     (tmp_path / "run.yaml").write_text(TWO_IO.replace("outputs: [digit, size]",
                                                       "outputs: [digit, sise]"))
-    code = ("import sys; from cbrun.cli import main\n"
-            "try: main(['validate', sys.argv[1]])\n"
-            "except SystemExit as e: code = e.code\n"
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-            "sys.exit(code)")
-    done = subprocess.run([sys.executable, "-c", code, tmp_path / "run.yaml"],
-                          capture_output=True, text=True, cwd=REPO, check=False)
-    assert done.returncode == 2, done.stderr
-    assert "did you mean 'size'" in done.stdout
+    result = run_cbrun(["validate", tmp_path / "run.yaml"])
+    assert result.codes == [2] and result.heavy == [], result.commands
+    assert "did you mean 'size'" in result.commands[0].out
 
 
 def test_schema_describes_the_graph_form(capsys):
@@ -618,13 +613,8 @@ def test_a_damaged_model_archive_is_named_by_validate(archives, capsys, name, me
 
 def test_archive_checks_never_import_tensorflow(archives):
     path = write_config(archives, tiny_config(model={"path": "cut-weights.keras"}), "cut.yaml")
-    code = ("import sys; from cbrun.cli import main\n"
-            f"try:\n    main(['validate', {str(path)!r}])\nexcept SystemExit as e:\n"
-            "    print('EXIT', e.code)\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=False, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
-    assert "EXIT 2" in out and "HEAVY []" in out, out
+    result = run_cbrun(["validate", path])
+    assert result.codes == [2] and result.heavy == [], result.commands
 
 
 def test_an_archive_keras_cannot_load_is_one_line_at_model_path(archives, tmp_path, capsys):

@@ -20,6 +20,7 @@ from cbrun.commands.plot import shared_folder
 from cbrun.plotting.figure import build_figure
 from cbrun.plotting.inputs import all_families, load_runs, parse_metrics, select_families
 from cbrun.plotting.terminal import RUN_GLYPHS, integer_ticks, render
+from tests.helpers.light import run_cbrun
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = "20261121-153012-digits-mlp"
@@ -659,14 +660,6 @@ def test_watch_of_a_run_that_ended_without_rows_reports_it(tmp_path, capsys):
 )
 def test_plot_and_runs_do_not_import_tensorflow(tmp_path, args):
     run = fake_run(tmp_path, RUN_ID)
-    argv = [a.format(run=run, tmp=tmp_path) for a in args]
-    code = (
-        "import sys\n"
-        "from cbrun.cli import main\n"
-        f"try:\n    main({argv!r})\nexcept SystemExit as exc:\n    status = exc.code\n"
-        "print('\\nRESULT', status, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert result.stdout.splitlines()[-1] == "RESULT 0 False False", result.stderr
+    result = run_cbrun([a.format(run=run, tmp=tmp_path) for a in args], cwd=ROOT)
+    assert result.codes == [0] and result.heavy == [], result.commands
 

@@ -4,13 +4,13 @@ and every trial config the space can make (at the ends of each range)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import REPO, cli_output, tiny_config, write_config
+
+from tests.helpers.light import run_cbrun
 
 LR = "space: {{compile.optimizer.learning_rate: {{type: {}, low: {}, high: 1}}}}\n"
 RLR = {"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5, "patience": 1}
@@ -100,16 +100,8 @@ def test_a_missing_base_config_is_named_with_where_cbrun_looked(tmp_path, capsys
 def test_sweep_help_and_refusals_do_not_import_tensorflow(tmp_path):
     path = make_sweep(tmp_path, "name: x\nbase: base.yaml\nspace: {fit.epochs: {type: int, "
                                 "low: 0, high: 2}}\ntrials: 1\n")
-    script = (
-        "import json, sys\n"
-        "from cbrun.cli import _run\n"
-        f"codes = [_run(['sweep', '--help']), _run(['sweep', {str(path)!r}])]\n"
-        "print(json.dumps({'codes': codes, 'heavy': [m for m in ('tensorflow', 'keras') "
-        "if m in sys.modules]}))\n")
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
-    result = json.loads(out.splitlines()[-1])
-    assert result == {"codes": [0, 2], "heavy": []}
+    result = run_cbrun(["sweep", "--help"], ["sweep", path], cwd=REPO)
+    assert result.codes == [0, 2] and result.heavy == [], result.commands
 
 
 def test_resuming_something_that_is_no_sweep_says_so(tmp_path, capsys):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANG_S, REPO, cbrun_process, cli_output, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, cli_output, tiny_config, write_config
+
+from tests.helpers.light import run_cbrun
 
 EPOCHS = 3
 TRIALS = 6
@@ -39,12 +39,6 @@ sampler: random
 seed: 36
 pruner: {{type: median, startup_trials: 1}}
 """
-DRIVER = (  # the sweep driver in-process, to look at its sys.modules afterwards
-    "import json, sys\n"
-    "from cbrun.cli import _run\n"
-    "code = _run(sys.argv[1:])\n"
-    "print('RESULT', json.dumps({'code': code, 'heavy': [m for m in ('tensorflow', 'keras')"
-    " if m in sys.modules]}))\n")
 
 
 def run_json(run_dir: Path) -> dict:
@@ -95,12 +89,13 @@ def sweep(tmp_path_factory):
     assert killed_mid_run is not None, f"never caught a trial mid-run:\n{first_out}"
     before = {p.name: run_json(p) for p in trial_dirs(sweep_dir)}
 
-    second = subprocess.run([sys.executable, "-c", DRIVER, "sweep", "--resume",
-                             str(sweep_dir)], check=False, cwd=folder, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_S)
-    result = json.loads(second.stdout.split("RESULT ")[-1])
+    # The driver of the resume in a process of its own, to see what it imported (its trials
+    # are processes of their own).
+    second = run_cbrun(["sweep", "--resume", sweep_dir], cwd=folder)
+    (resumed,) = second.commands
     return {"dir": sweep_dir, "folder": folder, "killed": killed_mid_run, "before": before,
-            "resume": result, "out": second.stdout, "err": second.stderr}
+            "resume": {"code": resumed.code, "heavy": second.heavy},
+            "out": resumed.out + second.out, "err": resumed.err + second.err}
 
 
 def study_trials(sweep_dir: Path):

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from conftest import (
 )
 
 from cbrun.run.runguard import check_tree
+from tests.helpers.light import run_cbrun
 
 EPOCHS = 3
 # patience 0 and a huge min_delta: from epoch 2 on no epoch counts as better, so the rate is
@@ -562,14 +562,9 @@ def test_a_bad_tracking_section_is_refused_before_training(tmp_path, capsys, tra
 
 def test_validate_stays_light_with_tracking(tmp_path):
     path = write_config(tmp_path, tiny_config(tracking=tracking_for(tmp_path)))
-    code = ("import sys\nfrom cbrun.cli import _run\n"
-            f"code = _run(['validate', {str(path)!r}])\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'mlflow', 'wandb') if m in sys.modules]\n"
-            "print(code, heavy)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-                            timeout=HANG_S, check=False)
-    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr
+    result = run_cbrun(["validate", path])
+    assert result.codes == [0] and result.heavy == [], result.commands
+    assert not result.imported("mlflow") and not result.imported("wandb")
 
 
 def test_a_missing_package_names_the_extra():

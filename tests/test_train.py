@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from conftest import (
 )
 
 from cbrun.run.rundir import create_run_dir
+from tests.helpers.light import run_cbrun
 
 
 def test_run_directory_holds_every_file(real_run):
@@ -215,12 +214,8 @@ def test_two_runs_started_in_the_same_second_get_different_directories(tmp_path)
 
 
 def test_help_does_not_import_tensorflow():
-    code = ("import sys; from cbrun.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('HEAVY', [m for m in ('tensorflow', 'keras') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert "Commands:" in out and "HEAVY []" in out
+    result = run_cbrun(["--help"])
+    assert "Commands:" in result.commands[0].out and result.heavy == []
 
 
 @pytest.mark.parametrize("config_file", sorted(p.name for p in (REPO / "configs").glob("*.yaml")))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import HANG_S, cli_output
+from conftest import cli_output
+
+from tests.helpers.light import run_cbrun
 
 GOOD = """\
 name: digits-mlp
@@ -127,32 +126,12 @@ def test_no_config_is_a_usage_error(capsys):
     assert code == 2 and "CONFIG" in err, err
 
 
-_NO_TF = r"""
-import contextlib, io, json, sys
-from cbrun.cli import main
-codes = []
-for args in json.loads(sys.argv[1]):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            main(args)
-        except SystemExit as exc:
-            codes.append(exc.code)
-print(json.dumps({"codes": codes, "tf": "tensorflow" in sys.modules,
-                  "keras": "keras" in sys.modules}))
-"""
-
-
 def test_validate_schema_and_callbacks_do_not_import_tensorflow(files):
     good, bad = files
-    commands = [["validate", str(good)], ["validate", "--json", str(bad)], ["schema"],
-                ["callbacks"], ["callbacks", "ModelCheckpoint"]]
-    done = subprocess.run([sys.executable, "-c", _NO_TF, json.dumps(commands)],
-                          capture_output=True, text=True, timeout=HANG_S, check=False,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert report["codes"] == [0, 2, 0, 0, 0]
-    assert report["tf"] is False and report["keras"] is False
+    result = run_cbrun(["validate", good], ["validate", "--json", bad], ["schema"],
+                       ["callbacks"], ["callbacks", "ModelCheckpoint"])
+    assert result.codes == [0, 2, 0, 0, 0], result.commands
+    assert result.heavy == []
 
 
 NPZ = GOOD.replace("data: {source: digits, validation_split: 0.2, batch_size: 32}",
