@@ -1,7 +1,7 @@
 """Errors a user can cause, and how they are shown.
 
-Exit codes: 2 for config and usage errors, 1 for failures during a run, 130 for Ctrl-C
-(143 for SIGTERM). A user error prints one message and no traceback; a bug keeps its
+Exit codes: 2 for config and usage errors, 1 for failures during a run, 130 for Ctrl-C,
+75 for a run stopped by SIGTERM, SIGUSR1 or its time limit (EX_TEMPFAIL: resume it). A user error prints one message and no traceback; a bug keeps its
 traceback, so nothing here is meant to catch programming errors.
 """
 

@@ -186,8 +186,8 @@ def test_sigkill_leaves_status_running_and_resume_sees_the_process_is_gone(runs)
     assert [s["status"] for s in record["segments"]] == ["killed", "stopped_early"]
 
 
-def test_sigterm_marks_the_run_interrupted_and_exits_143(runs):
-    assert runs["codes"]["sigterm-after-2"] == 143
+def test_sigterm_marks_the_run_interrupted_and_exits_75(runs):
+    assert runs["codes"]["sigterm-after-2"] == 75  # EX_TEMPFAIL: a scheduler requeues it
     assert runs["before"]["sigterm-after-2"]["status"] == "interrupted"
     run = only_run(runs["root"] / "sigterm-after-2")
     assert f"cbrun resume {run}" in runs["outputs"]["interrupted sigterm-after-2"]

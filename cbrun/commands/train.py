@@ -26,31 +26,41 @@ from cbrun.run.segment import interrupts_recorded, run_segment
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
               show_default=True, help="Where run directories are created.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
+@click.option("--resume-if-exists", "run_id", metavar="ID",
+              help="Train in RUNS_DIR/ID (a fixed name instead of a time stamp), or, when "
+                   "that run exists, resume it (exit 0 at once when it has ended): the same "
+                   "command line trains the first time and continues after a preemption.")
 # `cbrun sweep` starts each trial with its study, trial number and metric (JSON); run.json
 # keeps it, so a resumed trial reports to its study too.
 @click.option("--sweep-trial", "sweep_trial", hidden=True, default=None)
 @click.pass_context
 def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], runs_dir: Path,
-          quiet: bool, sweep_trial: str | None) -> int:
+          quiet: bool, run_id: str | None, sweep_trial: str | None) -> int:
     """Train the model that CONFIG declares; everything lands in runs/<id>/."""
     root = ctx.find_root().obj
+    if run_id is not None:
+        from cbrun.commands.requeue import train_or_resume
+
+        return train_or_resume(config_path, overrides, runs_dir, run_id, quiet=quiet,
+                               argv=root["argv"], debug=root.get("debug", False))
     code, _ = train_config(config_path, overrides, runs_dir, quiet=quiet, argv=root["argv"],
                            debug=root.get("debug", False), sweep_trial=sweep_trial)
     return code
 
 
 def train_config(config_path: Path, overrides: Sequence[str], runs_dir: Path, *, quiet: bool,
-                 argv: list[str], debug: bool = False,
-                 sweep_trial: str | None = None) -> tuple[int, Path]:
+                 argv: list[str], debug: bool = False, sweep_trial: str | None = None,
+                 run_dir: Path | None = None) -> tuple[int, Path]:
     """The whole of `cbrun train` (the command and `cbrun.train` both call it): (exit code,
-    run directory). argv: the command run.json records."""
+    run directory). argv: the command run.json records. `run_dir`: an empty folder to
+    train in, instead of a new RUNS_DIR/<time>-<name>."""
     overrides = tuple(overrides)
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
     loaded = load_config(config_path, overrides, check_data_files=True)
     # From the moment the run directory exists, a Ctrl-C must leave it marked interrupted:
     # one that comes while it is set up stops the run as soon as run.json exists.
     with interrupts_recorded():
-        run_dir = create_run_dir(runs_dir, loaded.config.name)
+        run_dir = run_dir or create_run_dir(runs_dir, loaded.config.name)
         with run_lock(run_dir):
             return _train(loaded, run_dir, overrides, quiet, argv, debug, sweep_trial), run_dir
 

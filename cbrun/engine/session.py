@@ -254,6 +254,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
                 fit(first_epoch + 1, epochs, relay={"begin": False})
         else:
             fit(first_epoch, epochs)
+        limit_time(None)  # every epoch ran: saving the model and the test split are left
         # fit returned on its own: every epoch ran, or a callback ended the run. A signal
         # that came after the last epoch's end (SafeStop's last look) has nothing left to
         # stop: saving the model and the test metrics take moments, and the record then

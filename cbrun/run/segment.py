@@ -4,8 +4,9 @@ Lower floor: TensorFlow is imported inside, within the same handlers as the trai
 itself, so a Ctrl-C during the ~4 s import is an interruption like any other.
 
 Exit codes: 0 when the run completed or stopped early, 1 when it failed, 130 after Ctrl-C,
-143 after SIGTERM. Either way run.json says what happened, and an interrupted run says how
-to continue it.
+75 (EX_TEMPFAIL) after SIGTERM, SIGUSR1 or the time limit (fit.max_time): what a scheduler
+reads as "requeue me". Either way run.json says what happened, and an interrupted run says
+how to continue it.
 
 Signals. A Ctrl-C or SIGTERM handler only records the signal: a Python handler runs at
 whatever bytecode the main thread is at, and an exception raised there may unwind through

@@ -39,6 +39,8 @@ KEEP = 2  # the newest state plus one spare
 FORMAT = 1
 # Fault injection for the tests that kill or signal a run in the middle of a state write.
 FAULT_ENV = "CBRUN_FAULT_KILL_IN_STATE_WRITE"
+# And right after a batch: "EPOCH:BATCH[:SIGNAL]", 0-based (engine/callbacks/keeper.py).
+FAULT_AT_BATCH_ENV = "CBRUN_FAULT_KILL_AT_BATCH"
 STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
 # Written last into a state: the SHA-256 of each of STATE_FILES as written. A state whose
 # bytes changed since (a flipped bit inside an intact zip archive, an edit) is not used.

@@ -299,7 +299,7 @@ class Driver:
             code = proc.wait()
             with self.lock:
                 self.procs.pop(number, None)
-        if code in (130, 143, -2, -15) and not self.stopping.is_set():
+        if code in (130, 143, 75, -2, -15, -10) and not self.stopping.is_set():
             # The trial alone was stopped (kill -INT of its process): the sweep stops too,
             # and goes on with --resume, rather than count it as failed.
             self.interrupted_trial = first

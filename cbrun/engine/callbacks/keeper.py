@@ -5,6 +5,8 @@ the time limit), so that a resume continues from that very batch."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ import keras
 
 from cbrun.engine.callbacks.bound import Bound
 from cbrun.state.capture import capture_state, restore_metrics, restore_state
-from cbrun.state.files import SavedState
+from cbrun.state.files import FAULT_AT_BATCH_ENV, SavedState
 from cbrun.state.writer import StateWriter
 
 
@@ -52,6 +54,12 @@ class StateKeeper(keras.callbacks.Callback):
         self.epoch = 0
         self.saved_at = (time.monotonic(), 0)  # (when, batches into the epoch)
         self.metrics_pending = restore is not None and restore.batches_done > 0
+        # Tests stop the process right after a batch: "EPOCH:BATCH[:SIGNAL]" (0-based; the
+        # signal defaults to SIGKILL), so where a run stops never depends on its speed.
+        epoch, _, rest = os.environ.get(FAULT_AT_BATCH_ENV, "").partition(":")
+        batch, _, name = rest.partition(":")
+        self.fault = ((int(epoch), int(batch)), getattr(signal, name or "SIGKILL")) \
+            if batch else None
 
     def on_train_begin(self, logs=None):
         if self.restore is not None:
@@ -70,6 +78,16 @@ class StateKeeper(keras.callbacks.Callback):
             self.metrics_pending = False
 
     def on_train_batch_begin(self, batch, logs=None):
+        self._save_inside_epoch(batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.fault is not None and self.fault[0] == (self.epoch, batch):
+            # Once the writes in flight are done: where the state stands is then known, not
+            # a race with the writer thread (kills inside a write have a fault of their own).
+            self.writer.wait()
+            os.kill(os.getpid(), self.fault[1])
+
+    def _save_inside_epoch(self, batch: int) -> None:
         done = batch  # batches of this epoch trained so far
         if not self.seekable or done == 0:
             return  # at an epoch's start the epoch before it saved this very state
