@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import (
     HANG_S,
     cbrun_process,
@@ -121,6 +122,46 @@ def test_a_best_file_that_is_gone_is_one_line(long_run, tmp_path, capsys):
     code, _out, err = cli_output(capsys, "evaluate", copy, "--checkpoint", "best")
     assert code == 2
     assert err.count("\n") == 1 and f"epoch {best}" in err and "was it deleted?" in err
+
+
+def test_a_best_file_keep_last_deleted_is_told_so(long_run, tmp_path, capsys):
+    """A checkpoint that keeps only its newest files cannot give the best epoch back, and a
+    file it deleted is named as deleted, with the files it kept."""
+    copy = tmp_path / long_run.name
+    shutil.copytree(long_run, copy)
+    resolved = yaml.safe_load((copy / "resolved.yaml").read_text())
+    resolved["callbacks"][0]["keep_best"] = None
+    (copy / "resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    best = best_epoch(read_log(copy / "log.csv"))
+    (copy / "checkpoints" / next(n for n in files_in(copy)
+                                 if n.startswith(f"ep{best:03d}-"))).unlink()
+    code, _out, err = cli_output(capsys, "evaluate", copy, "--checkpoint", "best")
+    assert code == 2 and err.count("\n") == 1
+    assert f"epoch {best}" in err and "keeps only its newest files (keep_last: 1)" in err
+    code, _out, err = cli_output(capsys, "evaluate", copy, "--checkpoint",
+                                "checkpoints/ep020-val_loss0.1000.keras")
+    assert code == 2 and err.count("\n") == 1
+    assert "deleted the others" in err and "checkpoints/ep050-" in err
+
+
+def test_best_of_a_template_of_metrics_alone_is_the_best_file(long_run, tmp_path, capsys):
+    """`val_loss{val_loss:.4f}.keras` names each kept file by its value alone: the best is
+    the file of the best epoch's value, not the last name in sorted order (the worst)."""
+    copy = tmp_path / long_run.name
+    shutil.copytree(long_run, copy)
+    rows = read_log(copy / "log.csv")
+    for name in files_in(copy):
+        value = float(rows[int(name[2:5]) - 1]["val_loss"])
+        (copy / "checkpoints" / name).rename(copy / "checkpoints" / f"val_loss{value:.4f}.keras")
+    resolved = yaml.safe_load((copy / "resolved.yaml").read_text())
+    resolved["callbacks"][0].update(filepath="checkpoints/val_loss{val_loss:.4f}.keras",
+                                    save_best_only=True)
+    (copy / "resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    best = best_epoch(rows)
+    result = evaluated(capsys, copy, "best")
+    assert result["epoch"] == best
+    assert result["metrics"]["loss"] == pytest.approx(float(rows[best - 1]["val_loss"]),
+                                                      abs=1e-6)
 
 
 # ------------------------------------------------------------------ a kill, then a resume
