@@ -310,3 +310,20 @@ def test_keep_best_needs_the_monitor_logged(tmp_path, capsys):
     config["callbacks"][0]["keep_last"] = 2
     code, out, err = cli_output(capsys, "validate", write_config(tmp_path, config))
     assert code == 0, err
+
+
+def test_a_file_that_cannot_be_deleted_stays_waiting_and_is_told_at_the_end(tmp_path, capsys):
+    """A delete that fails (a file held open elsewhere on Windows; here a folder in its
+    place) does not end the run: the file is tried again, and named when the run ends."""
+    from cbrun.callbacks.model_checkpoint import Retention
+
+    (tmp_path / "checkpoints" / "ep001.keras").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "ep002.keras").write_text("model")
+    retention = Retention(tmp_path, None, 1, "val_loss")
+    retention.wrote("checkpoints/ep001.keras", 1, 0.5, True)
+    retention.wrote("checkpoints/ep002.keras", 2, 0.4, True)
+    retention.delete(3, None)
+    retention.delete(None, None)
+    assert retention.leaving == [["checkpoints/ep001.keras", 2]]
+    assert "could not delete checkpoints/ep001.keras" in capsys.readouterr().err
+    assert (tmp_path / "checkpoints" / "ep002.keras").is_file()

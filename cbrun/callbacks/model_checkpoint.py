@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import sys
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -414,7 +415,13 @@ class Retention:
                                                         and oldest_state < left)):
                 continue
             check_inside(self.run_dir, file, "ModelCheckpoint file")
-            (self.run_dir / file).unlink(missing_ok=True)
+            try:
+                (self.run_dir / file).unlink(missing_ok=True)
+            except OSError as exc:  # open elsewhere (Windows), say: tried again at the next save
+                if epoch is None:
+                    print(f"warning: ModelCheckpoint could not delete {file} ({exc.strerror}); "
+                          "it is still there", file=sys.stderr)
+                continue
             self.leaving.remove(entry)
 
 
