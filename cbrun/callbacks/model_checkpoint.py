@@ -104,6 +104,10 @@ class ModelCheckpointSpec(CallbackSpec):
     from 1), `{batch}` (with an integer `save_freq`) and any logged metric, for example
     `checkpoints/ep{epoch:03d}-val_loss{val_loss:.3f}.keras`. cbrun checks the template, the
     suffix and the metric names before training; Keras would fail at the first save.
+
+    cbrun adds `keep_best` and `keep_last` (`cbrun_fields`, never passed to Keras): the
+    files to keep of those the checkpoint writes; its own class deletes the others
+    (cbrun/engine/callbacks/checkpoint.py, `Retention` below).
     """
 
     type: Literal["ModelCheckpoint"]
@@ -229,11 +233,12 @@ class ModelCheckpointSpec(CallbackSpec):
     def _check_retention(self, names: list[str]) -> None:
         key = "keep_best" if self.keep_best is not None else "keep_last"
         if not names:
+            suffix = ".weights.h5" if self.save_weights_only else ".keras"
+            example = (run_relative(self.filepath).parent / f"ep{{epoch:03d}}{suffix}")
             raise ValueError(
                 f"{key} chooses among the files the checkpoint writes, but filepath "
                 f"{self.filepath!r} names a single file that every save overwrites; put "
-                f"the epoch in it, such as 'checkpoints/ep{{epoch:03d}}.keras', or remove "
-                f"{key}")
+                f"the epoch in it, such as '{example}', or remove {key}")
         if self.keep_best is not None and self.save_freq != "epoch" \
                 and self.monitor.startswith("val_"):
             raise ValueError(
