@@ -25,6 +25,7 @@ file is loaded with Keras's safe_mode on unless the caller turns it off (--no-sa
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
 import json
@@ -274,16 +275,20 @@ def _best(run: OpenRun) -> Checkpoint:
     specs = [s for s in run.config.callbacks if s.type == "ModelCheckpoint"
              and s.save_freq == "epoch"]
     # A save_best_only checkpoint's last file is its best; one written every epoch under
-    # its own {epoch} name holds the best epoch too.
+    # its own {epoch} name holds the best epoch too, and so does one that keeps its best
+    # files (keep_best) under names its metrics make.
     usable = ([s for s in specs if s.save_best_only]
-              + [s for s in specs if not s.save_best_only and "{epoch" in s.filepath])
+              + [s for s in specs if not s.save_best_only
+                 and ("{epoch" in s.filepath or s.keep_best is not None)])
     if not usable:
         raise UsageError(f"{run.run_dir} kept no checkpoint of its best epoch: its config has "
                          "no ModelCheckpoint with save_best_only: true (or one that saves "
                          "every epoch with {epoch} in its filepath); use --checkpoint last "
                          "or a checkpoint FILE")
     primary = run.record.file.monitor
-    spec = next((s for s in usable if primary and s.monitor == primary.name), usable[0])
+    # One that may have deleted its best file (only its newest kept) is the last resort.
+    spec = min(usable, key=lambda s: (not _keeps_best(s),
+                                      not (primary and s.monitor == primary.name)))
     mode = monitor_mode(spec.monitor, spec.mode, run.config.compile)
     found = None
     for epoch, value in _column(run, spec.monitor):
@@ -297,37 +302,98 @@ def _best(run: OpenRun) -> Checkpoint:
         raise UsageError(f"{run.run_dir}/{LOG_FILE} has no epoch where {spec.monitor} "
                          "improved, so its ModelCheckpoint saved no best model")
     epoch, value = found
-    path = _checkpoint_file(run.run_dir, spec.filepath, epoch)
+    best = f"epoch {epoch} ({spec.monitor} {value:.6g})"
+    path = _checkpoint_file(run.run_dir, spec.filepath, epoch, _row(run, epoch))
+    if path is None:
+        if not _keeps_best(spec):
+            raise UsageError(
+                f"the best epoch of {run.run_dir}, {best}, has no checkpoint left: its "
+                f"ModelCheckpoint keeps only its newest files (keep_last: {spec.keep_last}) "
+                "and deleted it; add keep_best to keep the best, and use --checkpoint last "
+                "or a checkpoint FILE for this run")
+        raise UsageError(f"the best checkpoint of {run.run_dir}, {best}, should be "
+                         f"{_pattern(spec.filepath, epoch)}, but no such file is there; was "
+                         "it deleted? Use --checkpoint last or a checkpoint FILE")
     kind = "weights" if spec.save_weights_only else "model"
-    return Checkpoint(kind, path, epoch,
-                      f"best: epoch {epoch} ({spec.monitor} {value:.6g}), "
-                      f"{path.relative_to(run.run_dir)}")
+    return Checkpoint(kind, path, epoch, f"best: {best}, {path.relative_to(run.run_dir)}")
 
 
-def _checkpoint_file(run_dir: Path, template: str, epoch: int) -> Path:
-    """The file a ModelCheckpoint template named at `epoch`. Metric placeholders are matched
-    by pattern: log.csv holds the values Keras formatted, but a rounding edge is no reason
-    to miss the file."""
-    parts = re.split(r"(\{[^}]*\})", template)
-    pattern = "".join(_fill(part, epoch) for part in parts)
-    matches = sorted(run_dir.glob(pattern))
-    if not matches:
-        raise UsageError(f"the best checkpoint of {run_dir} (epoch {epoch}) should be "
-                         f"{pattern}, but no such file is there; was it deleted?")
+def _keeps_best(spec: Any) -> bool:
+    """Whether a checkpoint leaves its best epoch's file on disk: keep_last alone deletes
+    every file but the newest, unless each save is an improvement (save_best_only)."""
+    return spec.keep_best is not None or spec.keep_last is None or spec.save_best_only
+
+
+def _row(run: OpenRun, epoch: int) -> dict[str, float]:
+    """log.csv's values at a 1-based epoch: what Keras formatted the checkpoint's name with."""
+    from cbrun.run.logs import LogError, read_log
+
+    try:
+        log = read_log(run.run_dir / LOG_FILE)
+    except LogError:
+        return {}
+    if epoch not in log.epochs:
+        return {}
+    index = log.epochs.index(epoch)
+    return {name: values[index] for name, values in log.values.items()}
+
+
+def _checkpoint_file(run_dir: Path, template: str, epoch: int,
+                     row: dict[str, float]) -> Path | None:
+    """The file a ModelCheckpoint template named at `epoch`, or None. The name is formatted
+    from the epoch's logged values, as Keras formatted it; failing that, metric
+    placeholders are matched by pattern (a rounding edge is no reason to miss the file),
+    which tells the epoch's file apart only when the name holds the epoch."""
+    try:
+        exact = run_dir / template.format(**{**row, "epoch": epoch})
+    except (KeyError, ValueError, TypeError, IndexError):
+        exact = None
+    if exact is not None and exact.is_file():
+        return exact
+    matches = sorted(run_dir.glob(_pattern(template, epoch)))
+    if not matches or ("{epoch" not in template and len(matches) > 1):
+        return None
     return matches[-1]  # without {epoch}, save_best_only keeps overwriting one file
 
 
-def _fill(part: str, epoch: int) -> str:
+def _pattern(template: str, epoch: int | None) -> str:
+    """A glob of the files `template` names at `epoch` (None: at any epoch)."""
+    parts = re.split(r"(\{[^}]*\})", template)
+    return "".join(_fill(part, epoch) for part in parts)
+
+
+def _fill(part: str, epoch: int | None) -> str:
     if not part.startswith("{"):
         return re.sub(r"([\[\]*?])", r"[\1]", part)  # literal in a glob
     name, _, spec = part[1:-1].partition(":")
-    return format(epoch, spec) if name == "epoch" else "*"
+    return format(epoch, spec) if name == "epoch" and epoch is not None else "*"
+
+
+def _pruned(run: OpenRun, given: str) -> None:
+    """A UsageError when `given` is a name the run's ModelCheckpoint wrote and then deleted
+    (keep_best / keep_last), saying which of its files are there instead."""
+    inside = Path(given)
+    if inside.is_absolute() and run.run_dir.resolve() in inside.parents:
+        inside = inside.relative_to(run.run_dir.resolve())
+    for spec in run.config.callbacks:
+        if spec.type != "ModelCheckpoint" or not spec.retains:
+            continue
+        pattern = _pattern(spec.filepath, None)
+        if not fnmatch.fnmatchcase(inside.as_posix(), pattern):
+            continue
+        kept = sorted(p.relative_to(run.run_dir).as_posix()
+                      for p in run.run_dir.glob(pattern) if p.is_file())
+        raise UsageError(
+            f"--checkpoint {given!r} is not in {run.run_dir}: its ModelCheckpoint keeps only "
+            f"some of its files ({spec.retention_text()}) and deleted the others; it holds "
+            f"{', '.join(kept) if kept else 'none now'}, or give --checkpoint best or last")
 
 
 def _file(run: OpenRun, given: str) -> Checkpoint:
     inside = run.run_dir / given
     path = inside if inside.exists() else Path(given)
     if not path.exists():
+        _pruned(run, given)
         raise UsageError(f"--checkpoint {given!r} is neither last, best, nor a file in "
                          f"{run.run_dir} or the current folder")
     if path.is_dir():

@@ -378,5 +378,27 @@ M.update({  # issue 22: tracking, user imports, tests that depend on the machine
 })
 
 
+M.update({  # issue 24: checkpoints kept on purpose (keep_best / keep_last)
+ "retention-keeps-the-worst": ("cbrun/callbacks/model_checkpoint.py",
+   "key=lambda i: (self.kept[i][2] if lower_is_better else -self.kept[i][2], i))",
+   "key=lambda i: (self.kept[i][2] if not lower_is_better else -self.kept[i][2], i))",
+   ["tests/test_retention.py::test_a_50_epoch_run_keeps_its_best_3_and_its_last_file"]),
+ "retention-record-not-restored": ("cbrun/callbacks/model_checkpoint.py",
+   "            retention.restore(record)", "            retention.restore(None)",
+   ["tests/test_retention.py::test_a_resumed_run_keeps_the_files_an_uninterrupted_one_keeps"]),
+ "retention-deletes-at-once": ("cbrun/callbacks/model_checkpoint.py",
+   "            if epoch is not None and (left >= epoch or (oldest_state is not None",
+   "            if False and (left >= epoch or (oldest_state is not None",
+   ["tests/test_retention.py::test_every_file_a_saved_state_keeps_is_still_there_after_a_kill"]),
+ "retention-rewind-keeps-stale": ("cbrun/callbacks/model_checkpoint.py",
+   "        if not self.retains:\n            return 0\n        record = (",
+   "        if True:\n            return 0\n        record = (",
+   ["tests/test_retention.py::test_a_resume_that_goes_another_way_leaves_nothing_stale"]),
+ "retention-end-leaves-waiting": ("cbrun/engine/callbacks/checkpoint.py",
+   "            self.retention.delete(None, None)", "            pass",
+   ["tests/test_retention.py::test_a_50_epoch_run_keeps_its_best_3_and_its_last_file"]),
+})
+
+
 if __name__ == "__main__":
     main()
