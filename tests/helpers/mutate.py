@@ -252,6 +252,48 @@ M.update({  # issue 22: data that fails late, fingerprints and names
 })
 
 
+M.update({  # issues 21 and 24: splits, baselines, init's YAML, the state inside an epoch
+ "split-stratified-random": ("cbrun/data/splits.py",
+   "        order = np.lexsort((keys, codes))", "        order = rng.permutation(n)",
+   ["tests/test_splits.py::test_a_stratified_split_gives_every_class_its_share_to_within_a_row"]),
+ "older-runs-drawn": ("cbrun/config/data/__init__.py",
+   '    if "split" not in value:', "    if False:",
+   ["tests/test_splits.py::test_a_run_without_split_in_its_resolved_yaml_reads_the_rows_it_trained_on"]),
+ "split-missing-class-unsaid": ("cbrun/data/balance.py",
+   "        if missing:", "        if False:",
+   ["tests/test_splits.py::test_tail_on_a_sorted_csv_warns_at_validate_and_at_the_runs_start"]),
+ "baseline-uniform-prior": ("cbrun/engine/baseline.py",
+   "        prior = counts[:shape[-1]] / max(1, counts.sum())",
+   "        prior = np.full(shape[-1], 1 / shape[-1])",
+   ["tests/test_first_model.py::test_the_baseline_is_the_majority_class_scored_by_the_runs_own_metrics"]),
+ "verdict-never-said": ("cbrun/run/record.py",
+   "        if better:\n            return None", "        if True:\n            return None",
+   ["tests/test_first_model.py::test_a_model_that_learns_nothing_is_said_to_be_no_better_than_its_baseline"]),
+ "init-comment-unescaped": ("cbrun/commands/init/document.py",
+   '        if char in _BREAKS or unicodedata.category(char)[0] == "C":',
+   "        if False:",
+   ["tests/test_init_cmd.py::test_hostile_class_folder_names_are_written_as_comments_only"]),
+ "targets-not-adapted": ("cbrun/engine/adapt.py",
+   "    for layer, feed in [*feeds, *_target_feeds(model, config, train)]:",
+   "    for layer, feed in feeds:",
+   ["tests/test_first_model.py::test_inits_regression_beats_the_mean_by_a_wide_margin_on_rows_it_never_saw"]),
+ "epoch-metrics-not-restored": ("cbrun/engine/callbacks/keeper.py",
+   "            restore_metrics(self.restore, self.model)\n", "",
+   ["tests/test_long_runs.py::test_a_run_killed_at_any_batch_resumes_to_the_uninterrupted_run"]),
+ "partial-epoch-from-its-start": ("cbrun/engine/data.py",
+   "    rows = start * batch_size  # the epoch's samples already trained",
+   "    rows = 0",
+   ["tests/test_long_runs.py::test_a_run_killed_at_any_batch_resumes_to_the_uninterrupted_run"]),
+ "first-fit-ends-the-callbacks": ("cbrun/engine/session.py",
+   'relay={"offset": start, "steps": steps, "end": False})',
+   'relay={"offset": start, "steps": steps, "end": True})',
+   ["tests/test_long_runs.py::test_a_run_killed_at_any_batch_resumes_to_the_uninterrupted_run"]),
+ "stop-without-a-state": ("cbrun/engine/callbacks/keeper.py",
+   "        if stop or self._due(done):", "        if self._due(done):",
+   ["tests/test_long_runs.py::test_sigterm_saves_the_state_at_the_next_batch_and_exits_75"]),
+})
+
+
 def sync():
     if COPY.exists():
         shutil.rmtree(COPY)
