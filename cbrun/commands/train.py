@@ -19,7 +19,8 @@ from cbrun.run.segment import interrupts_recorded, run_segment
 
 
 @click.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.argument("config_path", metavar="CONFIG...", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set fit.epochs=3 or "
                    "--set callbacks.EarlyStopping.patience=2 (repeatable).")
@@ -34,9 +35,11 @@ from cbrun.run.segment import interrupts_recorded, run_segment
 # keeps it, so a resumed trial reports to its study too.
 @click.option("--sweep-trial", "sweep_trial", hidden=True, default=None)
 @click.pass_context
-def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], runs_dir: Path,
-          quiet: bool, run_id: str | None, sweep_trial: str | None) -> int:
-    """Train the model that CONFIG declares; everything lands in runs/<id>/."""
+def train(ctx: click.Context, config_path: tuple[Path, ...], overrides: tuple[str, ...],
+          runs_dir: Path, quiet: bool, run_id: str | None, sweep_trial: str | None) -> int:
+    """Train the model that CONFIG declares; everything lands in runs/<id>/. Several
+    CONFIG files merge in order, the later winning (as `extends:` in a file does)."""
+    config_path = list(config_path)
     root = ctx.find_root().obj
     if run_id is not None:
         from cbrun.commands.requeue import train_or_resume
@@ -48,7 +51,8 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
     return code
 
 
-def train_config(config_path: Path, overrides: Sequence[str], runs_dir: Path, *, quiet: bool,
+def train_config(config_path: Path | Sequence[Path], overrides: Sequence[str], runs_dir: Path,
+                 *, quiet: bool,
                  argv: list[str], debug: bool = False, sweep_trial: str | None = None,
                  run_dir: Path | None = None) -> tuple[int, Path]:
     """The whole of `cbrun train` (the command and `cbrun.train` both call it): (exit code,
@@ -70,10 +74,12 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     config = loaded.config
     console = console_for(quiet)
     write_config_files(run_dir, loaded.text.encode("utf-8"),  # what was validated
-                       config.model_dump(mode="json", by_alias=True))
+                       config.model_dump(mode="json", by_alias=True),
+                       [str(f) for f in loaded.files])
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
                            primary_monitor(config), argv,
                            config_dir=loaded.config_dir.resolve(), overrides=list(overrides),
+                           config_files=[str(f) for f in loaded.files],
                            sweep=SweepTrial.model_validate_json(sweep_trial)
                            if sweep_trial else None,
                            data_files=fingerprint(config.data, loaded.config_dir, run_dir))
