@@ -293,6 +293,33 @@ M.update({  # issues 21 and 24: splits, baselines, init's YAML, the state inside
    ["tests/test_long_runs.py::test_sigterm_saves_the_state_at_the_next_batch_and_exits_75"]),
 })
 
+# Issue 27: configs made of several files.
+M.update({
+ "compose-earlier-wins": ("cbrun/config/compose.py",
+   "        into[key] = copy.deepcopy(value)\n", "        into.setdefault(key, copy.deepcopy(value))\n",
+   ["tests/test_compose.py::test_cbrun_config_show_prints_each_value_with_where_it_came_from"]),
+ "compose-one-file-named": ("cbrun/config/compose.py",
+   "            positions.sources[known] = file", "            positions.sources[known] = positions.file",
+   ["tests/test_compose.py::test_each_mistake_is_reported_at_the_file_and_line_that_set_it"]),
+ "compose-whole-reference-as-text": ("cbrun/config/compose.py",
+   "        whole = _REFERENCE.fullmatch(value)", "        whole = None",
+   ["tests/test_compose.py::test_cbrun_config_show_prints_each_value_with_where_it_came_from"]),
+ "compose-no-cycle-check": ("cbrun/config/compose.py",
+   "    if target in seen or target == loc:", "    if False:",
+   ["tests/test_compose.py::test_a_reference_to_a_section_or_to_itself_is_an_error_at_its_line"]),
+ "compose-said-twice": ("cbrun/config/compose.py",
+   "                           if not any(tuple(p.loc[:len(loc)]) == loc for loc in places)]]",
+   "                           ]]",
+   ["tests/test_compose.py::test_a_reference_to_a_section_or_to_itself_is_an_error_at_its_line"]),
+ "compose-references-before-set": ("cbrun/config/load.py",
+   "    if overrides:\n        loaded = apply_overrides(loaded, overrides)\n    loaded, unresolved = interpolate(loaded)",
+   "    loaded, unresolved = interpolate(loaded)\n    if overrides:\n        loaded = apply_overrides(loaded, overrides)",
+   ["tests/test_compose.py::test_each_mistake_is_reported_at_the_file_and_line_that_set_it"]),
+ "compose-extends-unread": ("cbrun/config/load.py",
+   "    if len(paths) > 1 or EXTENDS in loaded.data:", "    if len(paths) > 1:",
+   ["tests/test_compose.py::test_extends_in_a_circle_or_to_a_missing_file_is_named"]),
+})
+
 
 def sync():
     if COPY.exists():
