@@ -132,7 +132,7 @@ def test_a_worker_killed_alone_has_its_trial_stopped_and_taken_over(tmp_path):
 
     import optuna
 
-    from cbrun.sweep.study import first_number
+    from cbrun.sweep.sampler import first_number
 
     study = optuna.load_study(study_name="shared", storage=storage)
     ended = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
