@@ -224,7 +224,7 @@ class Driver:
         its retry is queued; a retry appears a moment after its trial fails, and an ask in
         between would take its place. A running trial of this sweep directory that was
         running when this worker started is doubtful until a stale check PROVEN_S after
-        the start left it running; unclaimed, until claimed."""
+        the start left it running; any trial running then and unclaimed, until claimed."""
         with self.census_lock:
             return self._count(refresh)
 
@@ -237,9 +237,7 @@ class Driver:
             trials = self.study.get_trials(deepcopy=False)
         if self.started is None:
             self.started = now
-            self.suspects = {t.number for t in trials if t.state == self.state.RUNNING
-                             and (not _claimed(t) or (t.user_attrs.get("host") == HOST and
-                                  t.user_attrs.get("sweep_dir") == str(self.dir)))}
+            self.suspects = {t.number for t in trials if t.state == self.state.RUNNING}
         proven = refresh and now - self.started >= PROVEN_S
         queued = _queued(trials)
         census = Census()
@@ -252,13 +250,19 @@ class Driver:
                 census.waiting += 1
             elif trial.state == self.state.RUNNING:
                 census.running += 1
-                if trial.number in self.suspects and (not _claimed(trial) or not proven):
+                if trial.number in self.suspects and (
+                        not _claimed(trial) or (self._ours(trial) and not proven)):
                     census.doubtful += 1
             elif trial.state == self.state.FAIL and _owed(trial, queued):
                 census.unqueued += 1
         if proven:
             self.suspects &= {t.number for t in trials if not _claimed(t)}
         return census
+
+    def _ours(self, trial) -> bool:
+        """Run from this sweep directory (by this worker, or one killed before it)."""
+        return (trial.user_attrs.get("host") == HOST
+                and trial.user_attrs.get("sweep_dir") == str(self.dir))
 
     def _requeue(self, trials, now: float) -> bool:
         """Fail and queue again a running trial never claimed, and queue the retry of a
