@@ -469,5 +469,16 @@ M.update({  # issue 24: checkpoints kept on purpose (keep_best / keep_last)
 })
 
 
+M.update({  # issue 22: sweep resume order
+ "sweep-new-trial-while-doubtful": ("cbrun/sweep/driver.py",
+   "        return bool(self.unqueued or self.doubtful)",
+   "        return bool(self.unqueued)",
+   ["tests/test_sweep_run.py::test_resume_ends_with_exactly_the_trials_asked_none_run_twice"]),
+ "sweep-unqueued-retry-not-owed": ("cbrun/sweep/driver.py",
+   "                or trial.number in queued)",
+   "                or True)",
+   ["tests/test_sweep_run.py::test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one"]),
+})
+
 if __name__ == "__main__":
     main()
