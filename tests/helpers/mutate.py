@@ -498,10 +498,10 @@ M.update({  # issue 27: debug runs, optimizer options, validate --build
    "    if False and splits.validation is not None",
    ["tests/test_debug_runs.py::test_validation_steps_validates_on_the_first_batches_only"]),
  "fraction-not-stratified": ("cbrun/data/splits.py",
-   "    codes = class_codes(labels)\n    if codes is None or len(codes) != n:\n"
-   "        return np.sort(rng.permutation(n)[:k])",
-   "    codes = None\n    if codes is None or len(codes) != n:\n"
-   "        return np.sort(rng.permutation(n)[:k])",
+   ("    codes = class_codes(labels)\n    if codes is None or len(codes) != n:\n"
+   "        return np.sort(rng.permutation(n)[:k])"),
+   ("    codes = None\n    if codes is None or len(codes) != n:\n"
+   "        return np.sort(rng.permutation(n)[:k])"),
    ["tests/test_debug_runs.py::test_a_fraction_keeps_a_seeded_share_of_every_split_with_every_class"]),
  "fraction-seed-ignored": ("cbrun/data/splits.py",
    "rng = np.random.default_rng([seed, _SHARE_STREAM, split])",
