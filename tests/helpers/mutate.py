@@ -518,6 +518,12 @@ M.update({  # issue 27: debug runs, optimizer options, validate --build
    "        found += [((key,), problem) for key, problem in option_problems(",
    "        found = found or [((key,), problem) for key, problem in option_problems(",
    ["tests/test_optimizer_options.py::test_independent_optimizer_mistakes_are_reported_together"]),
+ "config-data-files-unread-when-wrong": ("cbrun/config/load.py",
+   ("        if data_dir is not None:\n            problems += [pos.problem(loc, message)\n"
+   "                         for loc, message in _data_alone(data, data_dir)]"),
+   ("        if False:\n            problems += [pos.problem(loc, message)\n"
+   "                         for loc, message in _data_alone(data, data_dir)]"),
+   ["tests/test_config_errors.py::test_independent_mistakes_are_reported_in_one_run"]),
  "build-data-unchecked": ("cbrun/engine/buildcheck.py",
    "        check_data_fits(config, splits, model)", "        pass",
    ["tests/test_validate_build.py"]),
