@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "Start TensorBoard over runs, each named by its id."),
     "export": ("cbrun.commands.export:export",
                "Export a run's model to SavedModel, LiteRT or ONNX, verified."),
+    "benchmark": ("cbrun.commands.benchmark:benchmark",
+                  "Size, latency and validation metric of a run's model in each format."),
     "completion": ("cbrun.commands.completion:completion",
                    "Print the shell completion script (bash, zsh, fish)."),
 }

@@ -480,5 +480,21 @@ M.update({  # issue 22: sweep resume order
    ["tests/test_sweep_run.py::test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one"]),
 })
 
+M.update({  # issue 27: quantized export, benchmark, export's log lines
+ "quantize-metric-not-judged": ("cbrun/engine/export.py",
+   "        if over:\n            failed.append(f\"output {theirs.output} {said}\")",
+   "        if False:\n            failed.append(f\"output {theirs.output} {said}\")",
+   ["tests/test_export_quantize.py::test_an_int8_model_that_lost_its_accuracy_fails_by_the_metric"]),
+ "export-converter-logs-shown": ("cbrun/engine/export.py",
+   "with warnings.catch_warnings(), held_stderr(show):",
+   "with warnings.catch_warnings(), held_stderr(True):",
+   ["tests/test_export_quantize.py::test_an_export_prints_no_tensorflow_log_lines"]),
+ "benchmark-int8-row-unquantized": ("cbrun/run/exports.py",
+   '"litert-int8": ("litert", "int8", "model-int8.tflite"),',
+   '"litert-int8": ("litert", None, "model-int8.tflite"),',
+   ["tests/test_benchmark.py::test_json_and_keep"]),
+})
+
+
 if __name__ == "__main__":
     main()
