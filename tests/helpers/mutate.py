@@ -496,5 +496,19 @@ M.update({  # issue 27: quantized export, benchmark, export's log lines
 })
 
 
+M.update({  # issue 27: lr-find
+ "lrfind-rate-not-set": ("cbrun/engine/lrfind.py",
+   "                model.optimizer.learning_rate = rate\n", "",
+   ["tests/test_lrfind.py::test_the_sweep_sets_each_batch_rate_and_stops_where_the_loss_diverges"]),
+ "lrfind-steepest-rise": ("cbrun/plotting/lrcurve.py",
+   "            if slope < steepest:", "            if slope > steepest:",
+   ["tests/test_lrfind.py::test_the_suggestion_is_where_the_loss_falls_fastest_not_a_lagging_average_of_it"]),
+ "lrfind-lagging-curve": ("cbrun/plotting/lrcurve.py",
+   "        return centred(self.losses, max(2, len(self.losses) // 40))",
+   "        s = Smoother()\n        return [s.add(v) for v in self.losses]",
+   ["tests/test_lrfind.py::test_the_suggestion_is_where_the_loss_falls_fastest_not_a_lagging_average_of_it"]),
+})
+
+
 if __name__ == "__main__":
     main()
