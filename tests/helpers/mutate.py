@@ -510,5 +510,16 @@ M.update({  # issue 27: lr-find
 })
 
 
+M.update({  # issue 27: runs lists sweep trials
+ "runs-trials-never-found": ("cbrun/run/runinfo.py",
+   "        found += [p for p in level if (p / SWEEP_JSON).is_file()]",
+   "        found += []",
+   ["tests/test_runs_cmd.py::test_sweep_trials_are_named_and_listed_with_trials"]),
+ "runs-trial-number-lost": ("cbrun/run/runinfo.py",
+   "        trial=file.sweep.trial if file.sweep else None,", "",
+   ["tests/test_runs_cmd.py::test_sweep_trials_are_named_and_listed_with_trials"]),
+})
+
+
 if __name__ == "__main__":
     main()
