@@ -521,5 +521,20 @@ M.update({  # issue 27: runs lists sweep trials
 })
 
 
+M.update({  # issue 27: predict --keep and Parquet
+ "predict-keep-dropped": ("cbrun/engine/predict.py",
+   "    return {**columns, **kept, **predicted_columns}, raw, inputs",
+   "    return {**columns, **predicted_columns}, raw, inputs",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+ "predict-parquet-written-as-csv": ("cbrun/engine/predict.py",
+   '    if suffix == ".parquet":', "    if False:",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+ "predict-kept-types-lost": ("cbrun/engine/predict.py",
+   "        return pa.array(values.tolist() if values.dtype == object else values)",
+   "        return pa.array([None if v is None else str(v) for v in values.tolist()])",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+})
+
+
 if __name__ == "__main__":
     main()
