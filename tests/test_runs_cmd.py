@@ -405,7 +405,14 @@ def test_a_sweep_directory_or_its_parent_lists_its_trials(folder, capsys):
         listed = cli_output(capsys, "runs", where, "--trials")
         ids = [line.split()[0] for line in listed.out.splitlines()[1:]]
         assert ids == ["20261122-100000-digits-search-t0", "20261122-100001-digits-search-t1"]
-    # The trials folder itself is a folder of runs, listed as before.
+    # The trials folder itself is a folder of runs, each marked as the trial it is.
     direct = cli_output(capsys, "runs", digits / "trials")
-    assert [line.split()[0] for line in direct.out.splitlines()[1:]] == [
-        "20261122-100000-digits-search-t0", "20261122-100001-digits-search-t1"]
+    assert [line.split()[:3] for line in direct.out.splitlines()[1:]] == [
+        ["20261122-100000-digits-search-t0", "digits-search", "#0"],
+        ["20261122-100001-digits-search-t1", "digits-search", "#1"]]
+    # A trial whose run.json cannot be read is still marked by the folder it is in.
+    broken = digits / "trials" / "20261122-100001-digits-search-t1" / "run.json"
+    broken.write_text("{")
+    listed = cli_output(capsys, "runs", folder, "--trials")
+    assert next(line for line in listed.out.splitlines() if "-t1" in line).split()[:3] == [
+        "20261122-100001-digits-search-t1", "digits-search", "unreadable"]

@@ -142,7 +142,8 @@ def runs(directory: Path, trials: bool, as_json: bool) -> None:
 
 
 def run_row(path: Path, sweep: str | None = None) -> RunRow:
-    """`sweep`: the name of the sweep whose trial the run is."""
+    """`sweep`: the name of the sweep whose trials/ folder holds the run, for a run.json
+    that does not say (an unreadable one); a trial's own run.json names its sweep."""
     info = read_run_info(path)
     done, monitor = info.epochs_done, info.monitor
     best = (info.best_epoch, info.best_value) if info.best_epoch is not None else None
@@ -164,7 +165,7 @@ def run_row(path: Path, sweep: str | None = None) -> RunRow:
         best_epoch=best[0] if best else None,
         best_value=best[1] if best else None,
         duration_s=info.elapsed_s(),
-        sweep=sweep,
+        sweep=info.sweep or sweep,
     )
 
 

@@ -76,7 +76,9 @@ class RunInfo:
     baseline: tuple[tuple[str, float], ...] = ()  # the trivial model's ("val_loss", 1.1), ...
     verdict: str | None = None  # when the run is no better than its baseline
     updated: datetime | None = None  # when run.json was last written
-    trial: int | None = None  # the trial's number, for a trial of a sweep (run.json's sweep)
+    # For a trial of a sweep (run.json's `sweep`): its number, and its sweep directory's name.
+    trial: int | None = None
+    sweep: str | None = None
 
     @property
     def shown_status(self) -> str:
@@ -227,6 +229,7 @@ def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
                        (file.baseline.metrics.items() if file.baseline else ())),
         verdict=file.baseline.verdict(file.monitor, file.best) if file.baseline else None,
         trial=file.sweep.trial if file.sweep else None,
+        sweep=Path(file.sweep.sweep_dir).name if file.sweep else None,
     )
 
 
