@@ -144,3 +144,22 @@ def test_mistakes_are_one_line_before_tensorflow(tmp_path):
     assert "learning_rat" in errors[4] and "did you mean" in errors[4]
     assert "--steps" in errors[5]
     assert (tmp_path / "lr-find-tiny.png").read_bytes() == b"mine"
+
+
+def test_a_loss_that_never_falls_gives_no_suggestion_and_says_so(tmp_path, capsys,
+                                                                  monkeypatch):
+    """SGD from a learning rate of 100 up: the loss only grows, so no rate is suggested
+    (exit 1), and the plot that shows why is still written."""
+    config = tiny_config(compile={"optimizer": {"type": "SGD", "learning_rate": 0.01},
+                                  "loss": "sparse_categorical_crossentropy",
+                                  "metrics": ["accuracy"]})
+    path = write_config(tmp_path, config)
+    monkeypatch.chdir(tmp_path)
+    result = cli_output(capsys, "lr-find", path, "--steps", "30", "--min-lr", "100",
+                        "--max-lr", "1e6")
+    assert result.code == 1, result.out + result.err
+    assert result.err.strip() == (
+        "error: the loss never fell over the sweep, so there is no rate to suggest; try a "
+        "wider range (--min-lr, --max-lr) or more --steps")
+    assert "train with it" not in result.out and "plot: lr-find-tiny.png" in result.out
+    assert (tmp_path / "lr-find-tiny.png").stat().st_size > 0
