@@ -219,10 +219,10 @@ def _write(model: Any, fmt: str, target: Path, settings: dict[str, Any] | None =
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_target(partial)
-        if fmt == "onnx" and _has_lookup_tables(model):
-            _onnx_through_saved_model(model, partial)
-        else:
-            with warnings.catch_warnings(), held_stderr(show):
+        with warnings.catch_warnings(), held_stderr(show):
+            if fmt == "onnx" and _has_lookup_tables(model):
+                _onnx_through_saved_model(model, partial)  # its SavedModel export too
+            else:
                 # Keras's own tf2onnx patch for NumPy 2 touches np.object; nothing for the
                 # user.
                 warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
