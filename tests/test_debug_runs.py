@@ -41,7 +41,11 @@ def test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing(
                         "--runs-dir", tmp_path / "runs")
     assert result.code == 0, result.err
     assert "epoch 1/1" in result.out and "val_loss" in result.out  # validated at epoch 1
+    # One batch is the whole epoch, though the config asks for 40 steps.
+    assert "1 batch per compiled call (the whole epoch)" in result.out, result.out
     assert "fast dev run passed" in result.out and "nothing was kept" in result.out
+    # No summary of a folder that is gone, no verdict on one batch.
+    assert "final model" not in result.out and "baseline" not in result.err
     assert not (tmp_path / "runs").exists()
     assert not list(own_tmp.glob("cbrun-*"))
 
@@ -79,6 +83,19 @@ def test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one(tmp_path,
     # validated on the very batches it trained on (the run's validation split is 360 rows)
     assert float(rows[-1]["val_accuracy"]) == 1.0
     assert "overfit_batches: 2" in (run / "resolved.yaml").read_text()
+
+
+def test_validation_steps_validates_on_the_first_batches_only(tmp_path, capsys):
+    logs = {}
+    for steps in (None, 1):
+        config = tiny_config(name="val", fit={"epochs": 1, "validation_steps": steps},
+                             callbacks=[{"type": "CSVLogger", "filename": "log.csv"}])
+        runs = tmp_path / f"runs-{steps}"
+        assert cli_output(capsys, "train", write_config(tmp_path, config), "--runs-dir",
+                          runs).code == 0
+        (logs[steps],) = list(csv.DictReader((only_run(runs) / "log.csv").open()))
+    assert logs[None]["loss"] == logs[1]["loss"]  # the same training
+    assert logs[None]["val_loss"] != logs[1]["val_loss"]  # 64 of the 360 validation rows
 
 
 def test_overfit_batches_is_checked_up_front(tmp_path, capsys):

@@ -536,5 +536,49 @@ M.update({  # issue 27: predict --keep and Parquet
 })
 
 
+M.update({  # issue 27: debug runs, optimizer options, validate --build
+ "debug-dev-run-whole-epoch": ("cbrun/commands/train.py",
+   "quiet=quiet, argv=argv, debug=debug, dev_batches=1)",
+   "quiet=quiet, argv=argv, debug=debug, dev_batches=None)",
+   ["tests/test_debug_runs.py::test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing"]),
+ "debug-dev-run-summary": ("cbrun/run/segment.py",
+   "    if summary:\n        console.print(summary_table",
+   "    if True:\n        console.print(summary_table",
+   ["tests/test_debug_runs.py::test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing"]),
+ "debug-overfit-validates-elsewhere": ("cbrun/engine/session.py",
+   "            splits.validation = Split(x=train.x, y=train.y, dataset=train.dataset)",
+   "            splits.validation = splits.validation",
+   ["tests/test_debug_runs.py::test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one"]),
+ "debug-validation-steps-ignored": ("cbrun/engine/session.py",
+   "    if config.fit.validation_steps and splits.validation is not None",
+   "    if False and splits.validation is not None",
+   ["tests/test_debug_runs.py::test_validation_steps_validates_on_the_first_batches_only"]),
+ "fraction-not-stratified": ("cbrun/data/splits.py",
+   ("    codes = class_codes(labels)\n    if codes is None or len(codes) != n:\n"
+   "        return np.sort(rng.permutation(n)[:k])"),
+   ("    codes = None\n    if codes is None or len(codes) != n:\n"
+   "        return np.sort(rng.permutation(n)[:k])"),
+   ["tests/test_debug_runs.py::test_a_fraction_keeps_a_seeded_share_of_every_split_with_every_class"]),
+ "fraction-seed-ignored": ("cbrun/data/splits.py",
+   "rng = np.random.default_rng([seed, _SHARE_STREAM, split])",
+   "rng = np.random.default_rng([0, _SHARE_STREAM, split])",
+   ["tests/test_debug_runs.py::test_a_fraction_keeps_a_seeded_share_of_every_split_with_every_class"]),
+ "optimizer-ema-options-alone-pass": ("cbrun/config/optimizer_options.py",
+   'if options.get("use_ema", False) is False:', "if False:",
+   ["tests/test_optimizer_options.py::test_each_option_given_wrong_is_named_at_its_line"]),
+ "optimizer-accumulation-of-one": ("cbrun/config/optimizer_options.py",
+   "    if value is None or (_whole(value) and value >= 2):",
+   "    if value is None or (_whole(value) and value >= 1):",
+   ["tests/test_optimizer_options.py::test_each_option_given_wrong_is_named_at_its_line"]),
+ "optimizer-checks-stop-at-first": ("cbrun/config/compile.py",
+   "        found += [((key,), problem) for key, problem in option_problems(",
+   "        found = found or [((key,), problem) for key, problem in option_problems(",
+   ["tests/test_optimizer_options.py::test_independent_optimizer_mistakes_are_reported_together"]),
+ "build-data-unchecked": ("cbrun/engine/buildcheck.py",
+   "        check_data_fits(config, splits, model)", "        pass",
+   ["tests/test_validate_build.py"]),
+})
+
+
 if __name__ == "__main__":
     main()
