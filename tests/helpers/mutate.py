@@ -480,6 +480,62 @@ M.update({  # issue 22: sweep resume order
    ["tests/test_sweep_run.py::test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one"]),
 })
 
+M.update({  # issue 27: quantized export, benchmark, export's log lines
+ "quantize-metric-not-judged": ("cbrun/engine/export.py",
+   "        if over:\n            failed.append(f\"output {theirs.output} {said}\")",
+   "        if False:\n            failed.append(f\"output {theirs.output} {said}\")",
+   ["tests/test_export_quantize.py::test_an_int8_model_that_lost_its_accuracy_fails_by_the_metric"]),
+ "export-converter-logs-shown": ("cbrun/engine/export.py",
+   "with warnings.catch_warnings(), held_stderr(show):",
+   "with warnings.catch_warnings(), held_stderr(True):",
+   ["tests/test_export_quantize.py::test_an_export_prints_no_tensorflow_log_lines"]),
+ "benchmark-int8-row-unquantized": ("cbrun/run/exports.py",
+   '"litert-int8": ("litert", "int8", "model-int8.tflite"),',
+   '"litert-int8": ("litert", None, "model-int8.tflite"),',
+   ["tests/test_benchmark.py::test_json_and_keep"]),
+})
+
+
+M.update({  # issue 27: lr-find
+ "lrfind-rate-not-set": ("cbrun/engine/lrfind.py",
+   "                model.optimizer.learning_rate = rate\n", "",
+   ["tests/test_lrfind.py::test_the_sweep_sets_each_batch_rate_and_stops_where_the_loss_diverges"]),
+ "lrfind-steepest-rise": ("cbrun/plotting/lrcurve.py",
+   "            if slope < steepest:", "            if slope > steepest:",
+   ["tests/test_lrfind.py::test_the_suggestion_is_where_the_loss_falls_fastest_not_a_lagging_average_of_it"]),
+ "lrfind-lagging-curve": ("cbrun/plotting/lrcurve.py",
+   "        return centred(self.losses, max(2, len(self.losses) // 40))",
+   "        s = Smoother()\n        return [s.add(v) for v in self.losses]",
+   ["tests/test_lrfind.py::test_the_suggestion_is_where_the_loss_falls_fastest_not_a_lagging_average_of_it"]),
+})
+
+
+M.update({  # issue 27: runs lists sweep trials
+ "runs-trials-never-found": ("cbrun/run/runinfo.py",
+   "        found += [p for p in level if (p / SWEEP_JSON).is_file()]",
+   "        found += []",
+   ["tests/test_runs_cmd.py::test_sweep_trials_are_named_and_listed_with_trials"]),
+ "runs-trial-number-lost": ("cbrun/run/runinfo.py",
+   "        trial=file.sweep.trial if file.sweep else None,", "",
+   ["tests/test_runs_cmd.py::test_sweep_trials_are_named_and_listed_with_trials"]),
+})
+
+
+M.update({  # issue 27: predict --keep and Parquet
+ "predict-keep-dropped": ("cbrun/engine/predict.py",
+   "    return {**columns, **kept, **predicted_columns}, raw, inputs",
+   "    return {**columns, **predicted_columns}, raw, inputs",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+ "predict-parquet-written-as-csv": ("cbrun/engine/predict.py",
+   '    if suffix == ".parquet":', "    if False:",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+ "predict-kept-types-lost": ("cbrun/engine/predict.py",
+   "        return pa.array(values.tolist() if values.dtype == object else values)",
+   "        return pa.array([None if v is None else str(v) for v in values.tolist()])",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+})
+
+
 M.update({  # issue 27: debug runs, optimizer options, validate --build
  "debug-dev-run-whole-epoch": ("cbrun/commands/train.py",
    "quiet=quiet, argv=argv, debug=debug, dev_batches=1)",
