@@ -41,7 +41,6 @@ class Preview:
 
 def check_config(path: Path, overrides: tuple[str, ...] = ()) -> dict:
     """The report on the data a config declares, or ConfigError (as `validate` words it)."""
-    from cbrun.config.data.common import DataSource
     from cbrun.config.load import load_config
 
     loaded = load_config(path, overrides, check_data_files=False)
@@ -54,7 +53,7 @@ def check_config(path: Path, overrides: tuple[str, ...] = ()) -> dict:
     # Files that are missing, and tables without the columns the config names, leave
     # nothing to report on: they are config errors, at their line. What is wrong inside
     # the files (missing values, corrupt images) is the report's to say.
-    found = DataSource.preflight(data, folder, seed=config.seed)
+    found = data.path_problems(folder)
     if not found and data.source in ("csv", "parquet"):
         found = data.column_problems(folder)
     elif not found and data.source == "npz":

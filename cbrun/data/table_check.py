@@ -11,6 +11,7 @@ import numpy as np
 from cbrun.config.data.table import first_line
 from cbrun.data.duplicates import duplicates_report
 from cbrun.data.report import Part, Places, drawn_split, label_report, scan
+from cbrun.data.shards import ShardProblem
 from cbrun.errors import UsageError
 
 
@@ -21,7 +22,8 @@ def _reader(source: str, spec, data):
     from cbrun.config.data import SOURCES
 
     # A reader only: no label, no fields checked (read() uses delimiter and decimal).
-    return SOURCES[source].model_construct(delimiter=spec.delimiter, decimal=".")
+    return SOURCES[source].model_construct(source=source, delimiter=spec.delimiter,
+                                           decimal=".")
 
 
 def _read(reader, source: str, path: Path, shown: str):
@@ -34,6 +36,8 @@ def _read(reader, source: str, path: Path, shown: str):
         # A CSV is read as pyarrow types it, no column held to its first rows' type: a
         # word in a column of numbers is the report's finding, not a refusal.
         table = reader.read(path, []) if source == "csv" else reader.read(path)
+    except ShardProblem as exc:  # it names the file and says what is wrong
+        raise UsageError(first_line(exc)) from None
     except (ValueError, OSError) as exc:
         # pyarrow quotes the line it choked on: printable characters only, and not all
         reason = "".join(c if c.isprintable() else "?" for c in first_line(exc))
