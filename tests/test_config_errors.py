@@ -178,7 +178,8 @@ def test_unknown_key_suggests_and_lists_what_is_allowed(tmp_path):
     problem = one(tmp_path, BASE.replace("  epochs: 2", "  epochs: 2\n  validaton_freq: 2"))
     assert (problem.line, problem.column) == (13, 3)
     assert "did you mean 'validation_freq'" in problem.message
-    assert "fit takes: epochs, steps_per_epoch, validation_freq, class_weight" in problem.message
+    assert "fit takes: epochs, steps_per_epoch, validation_freq, validation_steps, " \
+        "overfit_batches, class_weight, state_every, max_time" in problem.message
     assert "(given" not in problem.render()
 
 
