@@ -53,9 +53,10 @@ def stream_config(path: str, source: str = "parquet", epochs: int = 6, **data) -
     config = table_config("shards", {"source": source, "path": path, "label": "species",
                                      "features": ["height_mm", "weight_g", "colour"],
                                      "validation_split": 0.2, "test_split": 0.1,
-                                     "batch_size": 16, "stream": True, "shuffle_window": 48,
+                                     "batch_size": 16, "stream": True, "shuffle_window": 64,
                                      "max_categories": 3, **data}, epochs=epochs)
-    config["fit"]["state_every"] = 3  # states inside epochs, for a kill to land between
+    # States inside epochs, for a kill to land between, and inside windows (of 4 batches).
+    config["fit"]["state_every"] = 3
     return config
 
 
@@ -92,14 +93,15 @@ def test_a_shard_folder_streams_and_its_first_lines_say_so(killed):
     assert killed["codes"]["baseline"] == 0, killed["out"]["baseline"]
     out = " ".join(killed["out"]["baseline"][0].split())
     assert "data: shards (4 files) streamed (320 rows" in out
-    assert "stream: true" in out and "window of 48" in out
+    assert "stream: true" in out and "window of 64" in out
     assert "the 3 most frequent of its 5 values kept (max_categories)" in out
 
 
 def test_a_sigkilled_streamed_run_resumes_to_the_same_log_byte_for_byte(killed):
     assert killed["killed"] == -signal.SIGKILL
-    # Killed inside an epoch: the newest state is one saved between batches.
-    assert any(name.count("-") == 2 for name in killed["states"]), killed["states"]
+    # Killed inside an epoch: the newest state, which the resume starts from, is one saved
+    # between batches, inside a window.
+    assert killed["states"][-1].count("-") == 2, killed["states"]
     assert killed["codes"]["resume"] == 0, killed["out"]["resume"]
     base = only_run(killed["root"] / "baseline")
     resumed = only_run(killed["root"] / "killed")
@@ -232,3 +234,39 @@ def test_stream_is_a_config_key_checked_before_tensorflow(tmp_path):
     assert result.codes == [2] and result.heavy == []
     assert "data.stream" in result.commands[0].out
     assert yaml.safe_load(path.read_text())["data"]["stream"] == "sometimes"
+
+
+# ---------------------------------------------------------------- init on a shard folder
+
+def test_init_on_a_shard_folder_reads_a_sample_and_the_label_and_says_so(tmp_path, capsys,
+                                                                        monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import cbrun.commands.init.tables as init_tables
+
+    last = write_shards(tmp_path / "shards") / "part-00003.parquet"
+    table = pq.read_table(last)
+    species = table.column("species").to_pylist()[:-10] + ["owl"] * 10  # past the sample
+    pq.write_table(table.set_column(3, "species", pa.array(species)), last, row_group_size=20)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(init_tables, "SAMPLE_ROWS", 8)  # 2 rows a file: not every class
+    code, out, _ = cli_output(capsys, "init", "shards", "--label", "species")
+    said = " ".join(out.split())
+    assert code == 0, out
+    assert "a parquet table of 4 files" in said
+    assert "read the schemas of 4 files" in said and "the first 8 rows of 320" in said
+    # The classes come from the label column read whole, not from the sample.
+    assert "label: species   # the target: 4 classes (cat, dog, fox, owl)" in \
+        (tmp_path / "shards.yaml").read_text()
+    code, out, _ = cli_output(capsys, "train", "shards.yaml", "--set", "fit.epochs=1",
+                              "--set", "data.stream=true", "--runs-dir", "runs")
+    assert code == 0 and "streamed" in out
+
+
+def test_data_check_takes_a_shard_folder_and_says_what_it_read(tmp_path):
+    write_shards(tmp_path / "shards")
+    result = run_cbrun(["data", "check", tmp_path / "shards", "--label", "species"])
+    assert result.codes == [0] and result.heavy == []
+    out = result.commands[0].out
+    assert "rows: train 320" in out and "read: every row of 4 files (" in out

@@ -70,7 +70,9 @@ def check_config(path: Path, overrides: tuple[str, ...] = ()) -> dict:
 def check_path(path: Path, preview: Preview, seed: int) -> dict:
     """The report on a data file or folder given directly."""
     if path.is_dir():
-        source = "images"
+        from cbrun.data.shards import folder_source
+
+        source = folder_source(path) or "images"  # a folder of shards is one table
     elif path.suffix.lower() in TABLES:
         source = TABLES[path.suffix.lower()]
     elif path.suffix.lower() == ".npz":
@@ -78,7 +80,9 @@ def check_path(path: Path, preview: Preview, seed: int) -> dict:
     else:
         raise UsageError(f"{path} is not a config (.yaml), a table (.csv, .parquet), an .npz "
                          "or a folder of class folders of images")
-    if not path.exists():
+    from cbrun.data.shards import is_glob
+
+    if not path.exists() and not (is_glob(str(path)) and source in ("csv", "parquet")):
         raise UsageError(f"{path} does not exist")
     if source != "csv" and preview.delimiter != ",":
         raise UsageError("--delimiter is for a CSV table")

@@ -72,6 +72,18 @@ def list_files(value: str, folder: Path, source: str) -> tuple[Path, list[Path]]
     return full, files
 
 
+def folder_source(path: Path) -> str | None:
+    """parquet or csv when `path` is a folder holding only that kind of table file, else
+    None (a folder of images, say)."""
+    for source in EXTENSIONS:
+        try:
+            list_files(".", path, source)
+        except ShardProblem:
+            continue
+        return source
+    return None
+
+
 def hive_keys(root: Path, files: list[Path]) -> list[str]:
     """The partition keys of hive-style folders (`year=2024/month=3/part-0.parquet`):
     names that every file's folders give, in order; none for flat folders."""

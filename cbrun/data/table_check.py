@@ -55,6 +55,24 @@ def _read(reader, source: str, path: Path, shown: str):
     return table
 
 
+def _read_size(source: str, files: dict[str, tuple[Path, str]]) -> str | None:
+    """What the report read of a table of several files (a folder of shards, a glob):
+    every row of every file; None for single files."""
+    from cbrun.data.shards import ShardProblem, list_files
+    from cbrun.data.stream import human
+
+    listed = []
+    for path, _ in files.values():
+        try:
+            listed += list_files(str(path), Path.cwd(), source)[1]
+        except ShardProblem:
+            return None
+    if len(listed) == len(files):
+        return None
+    size = sum(p.stat().st_size for p in listed)
+    return f"every row of {len(listed)} files ({human(size)})"
+
+
 def _concat(tables: list):
     """One table of every file's rows: a column's values get one key in all of them
     (rowkeys). A column typed differently in two files (numbers here, text there) is
@@ -144,6 +162,7 @@ def table_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: int
                                           hashes=(scanned.by_features, scanned.whole))
     findings += found
     return {"kind": "table", "rows": {part.split: len(part.rows) for part in parts},
+            "read": _read_size(source, files),
             "split": drawn_split(cut.summary(), spec) if drawn else None,
             "columns": scanned.profiles, "labels": label_sections, "duplicates": duplicates,
             "findings": findings}
