@@ -131,13 +131,16 @@ def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("same")
     write_shards(root / "pq")
     write_shards(root / "csv", "csv")
+    for i, part in enumerate(sorted((root / "pq").glob("*.parquet"))):  # hive-style
+        (root / "hive" / f"day={i}").mkdir(parents=True)
+        (root / "hive" / f"day={i}" / "part-0.parquet").write_bytes(part.read_bytes())
     return root
 
 
 @pytest.mark.parametrize("fraction", [1.0, 0.5])
 def test_streamed_and_in_memory_paths_learn_and_hold_the_same(tables, fraction):
     whole = _load(tables, stream_config("pq"), stream=False, fraction=fraction)
-    for source, folder in (("parquet", "pq"), ("csv", "csv")):
+    for source, folder in (("parquet", "pq"), ("csv", "csv"), ("parquet", "hive")):
         streamed = _load(tables, stream_config(folder, source), fraction=fraction)
         assert streamed.train.table is not None and whole.train.table is None
         for name in ("table.json", "stats.json", "split.json", "fraction.json"):
@@ -146,6 +149,9 @@ def test_streamed_and_in_memory_paths_learn_and_hold_the_same(tables, fraction):
             mine, theirs = getattr(streamed, split), getattr(whole, split)
             assert np.array_equal(mine.y, theirs.y), (source, split)
             assert np.array_equal(mine.x[:], theirs.x), (source, split)
+    auto = _load(tables, stream_config("pq"), stream="auto")  # a small table: whole
+    assert auto.train.table is None and "read into memory" in auto.notes[0]
+    assert "stream: auto streams over" in auto.notes[0]
     vocabulary = whole.artifacts["table.json"]["vocabularies"]["colour"]
     assert vocabulary == ["green", "red", "teal"]  # the 3 most frequent, sorted; 0: the rest
     if fraction == 1.0:  # learned from every training row, whatever share trains
