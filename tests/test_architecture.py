@@ -24,7 +24,7 @@ ENGINE = "cbrun.engine"
 ENTRY_POINTS = {
     "cbrun.commands.train", "cbrun.commands.resume", "cbrun.commands.evaluate",
     "cbrun.commands.predict", "cbrun.commands.export", "cbrun.commands.validate", "cbrun.api",
-    "cbrun.run.segment",
+    "cbrun.run.segment", "cbrun.commands.benchmark", "cbrun.commands.lrfind",
 }
 HEAVY = ("tensorflow", "keras", "tf_keras")
 
