@@ -231,6 +231,23 @@ def test_a_page_damaged_past_the_footer_stops_the_run_before_training(tmp_path, 
     assert not list((tmp_path / "runs").glob("*/log.csv"))
 
 
+def test_a_streamed_csv_missing_value_is_named_by_file_and_line_before_training(tmp_path,
+                                                                               capsys):
+    write_shards(tmp_path / "shards", "csv")
+    victim = tmp_path / "shards" / "part-00002.csv"
+    lines = victim.read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[1] = ""
+    lines[5] = ",".join(fields)
+    victim.write_text("\n".join(lines) + "\n")
+    path = write_config(tmp_path, stream_config("shards", "csv", epochs=1))
+    code, out, err = cli_output(capsys, "train", path, "--runs-dir", tmp_path / "runs", "-q")
+    said = " ".join((out + err).split())
+    assert code == 2, said
+    assert "column 'weight_g' of shards/part-00002.csv has missing values (line 6)" in said
+    assert not [p for p in (tmp_path / "runs").glob("*") if p.is_dir()]
+
+
 def test_stream_is_a_config_key_checked_before_tensorflow(tmp_path):
     write_shards(tmp_path / "shards")
     config = stream_config("shards")
