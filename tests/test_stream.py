@@ -271,7 +271,9 @@ def test_init_on_a_shard_folder_reads_a_sample_and_the_label_and_says_so(tmp_pat
     last = write_shards(tmp_path / "shards") / "part-00003.parquet"
     table = pq.read_table(last)
     species = table.column("species").to_pylist()[:-10] + ["owl"] * 10  # past the sample
-    pq.write_table(table.set_column(3, "species", pa.array(species)), last, row_group_size=20)
+    colour = table.column("colour").to_pylist()[:-10] + ["violet"] * 10
+    table = table.set_column(3, "species", pa.array(species))
+    pq.write_table(table.set_column(2, "colour", pa.array(colour)), last, row_group_size=20)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(init_tables, "SAMPLE_ROWS", 8)  # 2 rows a file: not every class
     code, out, _ = cli_output(capsys, "init", "shards", "--label", "species")
@@ -279,9 +281,12 @@ def test_init_on_a_shard_folder_reads_a_sample_and_the_label_and_says_so(tmp_pat
     assert code == 0, out
     assert "a parquet table of 4 files" in said
     assert "read the schemas of 4 files" in said and "the first 8 rows of 320" in said
-    # The classes come from the label column read whole, not from the sample.
-    assert "label: species   # the target: 4 classes (cat, dog, fox, owl)" in \
-        (tmp_path / "shards.yaml").read_text()
+    assert "the label and text columns whole" in said
+    # The classes and a category's values come from one pass over those columns whole,
+    # not from the sample.
+    written = (tmp_path / "shards.yaml").read_text()
+    assert "label: species   # the target: 4 classes (cat, dog, fox, owl)" in written
+    assert "# colour: 6 values, a column each (one-hot)" in written
     code, out, _ = cli_output(capsys, "train", "shards.yaml", "--set", "fit.epochs=1",
                               "--set", "data.stream=true", "--runs-dir", "runs")
     assert code == 0 and "streamed" in out

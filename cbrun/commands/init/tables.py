@@ -138,23 +138,32 @@ def read_folder(path: Path, delimiter: str | None, decimal: str = "."):
     size = sum(p.stat().st_size for p in shards.files)
     of = f" of {total:,}" if total is not None else ""
     read = (f"read the schemas of {len(shards.files)} files ({human(size)}) and the first "
-            f"{sample.num_rows:,} rows{of}; the label column whole")
+            f"{sample.num_rows:,} rows{of}; the label and text columns whole")
     return sample, source, read, shards
 
 
-def _label_values(shards, label: str) -> list:
-    """Every distinct value of the label column, over every row of every file (that
-    column alone is read)."""
+DISTINCT_MOST = 100_000  # distinct values init counts in a column of a folder of shards
+
+
+def _distinct(shards, columns: list[str]) -> dict[str, list | None]:
+    """Every distinct value of each of `columns` (the label, the text columns), over every
+    row of every file, in one pass that reads those columns alone; None for a column past
+    DISTINCT_MOST values (free text, identifiers)."""
     import pyarrow.compute as pc
 
     from cbrun.data.shards import Piece
     from cbrun.data.stream import Reader
 
-    reader, seen = Reader(shards), set()
+    reader = Reader(shards)
+    seen: dict[str, set | None] = {c: set() for c in columns}
     for index in range(len(shards.files)):
-        for batch in reader.batches(Piece(index, None, 0, 0), [label]):
-            seen.update(pc.unique(batch.column(0)).to_pylist())
-    return sorted(seen - {None})
+        for batch in reader.batches(Piece(index, None, 0, 0), columns):
+            for column in columns:
+                if seen[column] is not None:
+                    seen[column].update(pc.unique(batch.column(column)).to_pylist())
+                    if len(seen[column]) > DISTINCT_MOST:
+                        seen[column] = None
+    return {c: None if v is None else sorted(v - {None}) for c, v in seen.items()}
 
 
 def _csv_problem(path: Path, text: str, sep: str, exc: Exception) -> str:
@@ -218,9 +227,9 @@ ONE_HOT_MOST = 16  # a category with more values gets an embedding instead of on
 MAX_VOCABULARY = 10_000  # the most values a category keeps; the rarer ones are unknown
 
 
-def _target(table, label: str, shards=None) -> tuple[dict, Block, str, str]:
-    """(output layer, compile, what the target is, the split that suits it); `shards`:
-    the files of a folder, whose label column is read whole for its classes."""
+def _target(table, label: str, every: list | None = None) -> tuple[dict, Block, str, str]:
+    """(output layer, compile, what the target is, the split that suits it); `every`: the
+    label's values over a whole folder of shards, when `table` is a sample of it."""
     import pyarrow as pa
 
     from cbrun.data.tables import _is_text
@@ -230,8 +239,7 @@ def _target(table, label: str, shards=None) -> tuple[dict, Block, str, str]:
     if why:
         raise UsageError(f"the label column {label!r} is {why}; cbrun learns a number or a "
                          "class (pass another column with --label)")
-    values = (sorted(set(target.to_pylist()) - {None}) if shards is None else
-              _label_values(shards, label))
+    values = sorted(set(target.to_pylist()) - {None}) if every is None else every
     if _is_text(target):
         head, compile_ = t.classifier(len(values))
         return head, compile_, f"{len(values)} classes ({t.shown(values)})", "stratified"
@@ -363,7 +371,11 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
     elif label not in columns:
         raise UsageError(f"{path.name} has no column {label!r}{did_you_mean(label, columns)}"
                          f"; its columns: {', '.join(columns)}")
-    head, compile_, kind, split = _target(data, label, shards)
+    distinct = {}
+    if shards is not None:  # the label's classes and each text column's values, one pass
+        distinct = _distinct(shards, [label] + [c for c in columns if c != label and
+                                                 _is_text(data.column(c))])
+    head, compile_, kind, split = _target(data, label, distinct.get(label))
     left_out = {c: f"{why}; cbrun takes numbers and text" for c in columns
                 if c != label and (why := _kind(data.column(c)))}
     if "" in columns and label != "":  # pandas's to_csv writes its row index so
@@ -381,7 +393,8 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
         strings = [c for c in features if _is_text(data.column(c))]
     kinds = {c: "number" for c in features}
     kinds.update({c: "text" if _is_free_text(data.column(c)) else "category" for c in strings})
-    counts = {c: len(_categories(data.column(c))) for c in strings}
+    counts = {c: len(distinct[c]) if distinct.get(c) is not None else
+              len(_categories(data.column(c))) for c in strings}
     block = Block().set("source", source).set("path", rel_of(path))
     for field in ("validation_path", "test_path"):
         if field in layout:
