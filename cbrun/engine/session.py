@@ -136,6 +136,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     # After clear_session, which resets it: this run's policy, before its model is built.
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     splits = load_splits(config.data, config_dir, run_dir, seed=config.seed)
+    for line in splits.notes:  # how a table is read: whole, or streamed (engine/sources)
+        console.print(line, style="dim", highlight=False)
     if restore is None:  # a resume draws the same rows: said once is enough
         for line in splits.warnings(config.data):
             print(f"warning: data: {line}", file=sys.stderr)
