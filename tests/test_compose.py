@@ -155,3 +155,14 @@ def test_a_reference_to_a_section_or_to_itself_is_an_error_at_its_line(
     found = problems(capsys, files)
     assert [(Path(p["file"]).name, p["line"]) for p in found] == [("exp.yaml", 8)], found
     assert message in found[0]["message"]
+
+
+def test_a_mapping_two_files_set_is_blamed_at_a_line_of_the_later_one(tmp_path, capsys):
+    """data.yaml sets data:, csv.yaml changes it to a CSV without a path: the problem with
+    the mapping is at csv.yaml's line, not at data.yaml's line under csv.yaml's name."""
+    files = write_files(tmp_path)
+    (tmp_path / "csv.yaml").write_text("# a table now\n" * 5 + "data:\n  source: csv\n"
+                                       "  label: y\n")
+    found = problems(capsys, [*files, tmp_path / "csv.yaml"])
+    (problem,) = [p for p in found if p["field"].startswith("data")]
+    assert problem["file"].endswith("csv.yaml") and problem["line"] in (6, 7), problem

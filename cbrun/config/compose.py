@@ -97,9 +97,11 @@ def _drop(positions: Positions, loc: Loc) -> None:
 
 def _take(positions: Positions, own: Positions, loc: Loc, file: str,
           keys_only: bool = False) -> None:
-    """Positions of `loc` (and, unless `keys_only`, of all inside it) from one file."""
-    tables = ((own.keys, positions.keys),) if keys_only else (
-        (own.values, positions.values), (own.keys, positions.keys), (own.ends, positions.ends))
+    """Positions of `loc` (and, unless `keys_only`, of all inside it) from one file. A
+    mapping both files set (`keys_only`) takes the later file's key and value positions
+    together with its name: a problem with the whole mapping is at a line of that file."""
+    tables = ((own.values, positions.values), (own.keys, positions.keys),
+              (own.ends, positions.ends))
     for source, target in tables:
         for known in [k for k in source if k[:len(loc)] == loc and
                       (not keys_only or k == loc)]:
