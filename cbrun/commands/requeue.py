@@ -7,7 +7,7 @@ the SLURM recipe."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -21,9 +21,10 @@ ENDED = ("completed", "stopped_early")
 
 
 def train_or_resume(config_path: Path, overrides: Sequence[str], runs_dir: Path, run_id: str,
-                    *, quiet: bool, argv: list[str], debug: bool) -> int:
+                    *, quiet: bool, argv: list[str], debug: bool,
+                    train_config: Callable[..., tuple[int, Path]]) -> int:
+    """train_config: `cbrun train`'s own (passed in: `train` imports this module)."""
     from cbrun.commands.resume import resume_run
-    from cbrun.commands.train import train_config
 
     if not _ID.fullmatch(run_id):
         raise UsageError(f"--resume-if-exists {run_id!r}: an ID is a folder name of letters, "

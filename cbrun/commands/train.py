@@ -42,7 +42,8 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
         from cbrun.commands.requeue import train_or_resume
 
         return train_or_resume(config_path, overrides, runs_dir, run_id, quiet=quiet,
-                               argv=root["argv"], debug=root.get("debug", False))
+                               argv=root["argv"], debug=root.get("debug", False),
+                               train_config=train_config)
     code, _ = train_config(config_path, overrides, runs_dir, quiet=quiet, argv=root["argv"],
                            debug=root.get("debug", False), sweep_trial=sweep_trial)
     return code
@@ -88,7 +89,7 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     try:
         code = run_segment(record, kind="train", first_epoch=1, command=argv,
                            console=console, debug=debug, fresh_dir=True,
-                           train=start)
+                           train=start, backend=config.backend)
     except ConfigError as exc:
         raise fill_positions(exc, loaded.positions) from None
     if quiet:

@@ -100,6 +100,15 @@ def stop_point() -> None:
         raise Interrupted(reason)
 
 
+def agreed_stop_point(agree: Callable[[int | None], int | None]) -> None:
+    """`stop_point` for a job of several processes, at epoch ends: `agree` tells the others
+    this process's reason to stop (or None) and returns the job's; all stop, or none, so
+    that no process waits for the others in a batch they never start."""
+    reason = agree(_stop_reason())
+    if reason is not None:
+        raise Interrupted(reason)
+
+
 def stopping() -> bool:
     """Whether the next `stop_point` stops the run (the StateKeeper saves its state first)."""
     return _stop_reason() is not None
@@ -192,7 +201,7 @@ def interrupts_raise() -> Iterator[None]:
 
 def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
                 console: Console, debug: bool, fresh_dir: bool,
-                train: Callable[[], Any]) -> int:
+                train: Callable[[], Any], backend: str = "tensorflow") -> int:
     """`train()` imports the upper floor and trains; it returns a session Outcome. A signal
     that arrived earlier (the caller holds `interrupts_recorded` from before the run directory
     exists) stops it at the first `stop_point`."""
@@ -200,20 +209,20 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
         record.begin_segment(kind, first_epoch, command)
         _on_force.append(lambda signum: _force_record(record.run_dir, signum))
         try:
-            return _run(record, console, debug, fresh_dir, train)
+            return _run(record, console, debug, fresh_dir, train, backend)
         finally:
             _on_force.clear()
             limit_time(None)
 
 
 def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
-         train: Callable[[], Any]) -> int:
+         train: Callable[[], Any], backend: str) -> int:
     run_dir = record.run_dir
     try:
         stop_point()
         from cbrun.engine.tfimport import import_tensorflow
 
-        import_tensorflow(debug, training=True)
+        import_tensorflow(debug, training=True, backend=backend)
         stop_point()
         outcome = train()
     except Interrupted as exc:
