@@ -29,20 +29,23 @@ from cbrun.run.handle import OpenRun
 from cbrun.run.rundir import LOG_FILE
 
 
-def train(config: str | Path, overrides: Sequence[str] = (), *, runs_dir: str | Path = "runs",
-          quiet: bool = False) -> Run:
+def train(config: str | Path | Sequence[str | Path], overrides: Sequence[str] = (), *,
+          runs_dir: str | Path = "runs", quiet: bool = False) -> Run:
     """Train the model a YAML config declares, as `cbrun train CONFIG --set ...` does; the
-    finished run. `overrides`: "fit.epochs=3" strings, as --set takes them."""
+    finished run. `config`: a path, or a list of paths merged in order. `overrides`:
+    "fit.epochs=3" strings, as --set takes them."""
     from cbrun.commands.train import train_config
 
-    if not isinstance(config, (str, Path)):
-        raise UsageError(f"cbrun.train takes the path of a YAML config, not a "
-                         f"{type(config).__name__}; its data paths start at its folder")
+    files = [config] if isinstance(config, (str, Path)) else config
+    if not isinstance(files, (list, tuple)) or not files or \
+            not all(isinstance(f, (str, Path)) for f in files):
+        raise UsageError(f"cbrun.train takes the path of a YAML config (or a list of them), "
+                         f"not a {type(config).__name__}; its data paths start at its folder")
     overrides = list(overrides)
-    argv = ["cbrun", "train", str(config), *[a for o in overrides for a in ("--set", o)],
+    argv = ["cbrun", "train", *map(str, files), *[a for o in overrides for a in ("--set", o)],
             "--runs-dir", str(runs_dir)]
-    code, run_dir = train_config(Path(config), overrides, Path(runs_dir), quiet=quiet,
-                                 argv=argv)
+    code, run_dir = train_config([Path(f) for f in files], overrides, Path(runs_dir),
+                                 quiet=quiet, argv=argv)
     return _finished(run_dir, code)
 
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cbrun.commands.train:train", "Train a model from a YAML config."),
     "resume": ("cbrun.commands.resume:resume", "Continue an interrupted run exactly."),
     "validate": ("cbrun.commands.validate:validate", "Check configs without training."),
+    "config": ("cbrun.commands.config:config", "Show a config as cbrun reads it, with where each value comes from."),
     "init": ("cbrun.commands.init:init", "Write a starter config for a table, images or npz."),
     "data": ("cbrun.commands.data:data",
              "Report on data: columns, classes per split, duplicates, leakage (data check)."),

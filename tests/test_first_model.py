@@ -143,3 +143,23 @@ def test_evaluate_scores_the_baseline_on_the_same_rows(useless_and_useful, capsy
     shown = cli_output(capsys, "evaluate", run).out
     assert "baseline" in shown and "always predicts the training class shares" in " ".join(
         shown.split())
+
+
+def test_an_imbalanced_tables_baseline_predicts_the_training_shares(tmp_path, monkeypatch):
+    """Digits are balanced to within 0.3%, where any prior scores about log(10); a table
+    with classes at 70/20/10 tells the training shares from a uniform guess."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    labels = rng.choice(["common", "middle", "rare"], size=300, p=[0.7, 0.2, 0.1])
+    rows = [{"x": round(float(rng.normal()), 3), "kind": str(k)} for k in labels]
+    write_csv(tmp_path / "kinds.csv", rows)
+    assert cli("init", tmp_path / "kinds.csv", "--label", "kind") == 0
+    assert cli("train", tmp_path / "kinds.yaml", "--runs-dir", tmp_path / "runs", "-q",
+               "--set", "fit.epochs=1") == 0
+    baseline = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())["baseline"]
+    assert baseline["predicts"] == "the training class shares"
+    # a stratified split keeps every class's share in both splits to within a row
+    shares = np.array([np.mean(labels == k) for k in ("common", "middle", "rare")])
+    entropy = -np.sum(shares * np.log(shares))  # about 0.80; a uniform guess scores 1.10
+    assert baseline["metrics"]["val_loss"] == pytest.approx(entropy, rel=0.03)
+    assert baseline["metrics"]["val_accuracy"] == pytest.approx(shares[0], abs=0.03)

@@ -49,7 +49,10 @@ def _wait_for(pattern: str, root: Path, proc) -> float:
 
 
 def _state_epochs(run: Path) -> list[int]:
-    return sorted(int(p.name.removeprefix("epoch-")) for p in (run / "state").glob("epoch-*"))
+    """The whole epochs a run's states hold; a state taken inside an epoch on a signal
+    (`epoch-00002-0000021`, epoch 2 at batch 21) is not one."""
+    return sorted(int(p.name.removeprefix("epoch-")) for p in (run / "state").glob("epoch-*")
+                  if p.name.removeprefix("epoch-").isdigit())
 
 
 # Where a signal's instant is measured from, and until which milestone of the uninterrupted

@@ -1,8 +1,16 @@
 """A real sweep: 6 digits trials, 2 at a time, killed (the whole process group, kill -9)
-once 2 trials have finished and another is mid-run, then resumed.
+with 2 trials finished, one mid-run and one just started, then resumed at once, before
+their heartbeats are stale.
+
+The kill comes at the same point on any machine: a callback holds trials 2 and 3 of the
+first run (2 after its first epoch, 3 as it starts) until the kill, so the study then
+holds trials 0 and 1 ended and 2 and 3 running. The resume must retry 2 and 3 (numbered 4
+and 5 in the study) before it asks for any new trial, however soon it starts: the new
+trials are 6 and 7, whatever the timing. A last test kills a sweep between failing a trial
+and queueing its retry: that retry comes first too.
 
 One sweep serves every test here (each trial is a real TensorFlow process): it must end
-with exactly 6 trials, none run twice, the interrupted one continued exactly, a pruned one,
+with exactly 6 trials, none run twice, the interrupted ones continued exactly, a pruned one,
 best.yaml, and Optuna's plots.
 """
 
@@ -10,22 +18,31 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANG_S, cbrun_process, cli_output, tiny_config, write_config
+import yaml
+from conftest import HANG_S, REPO, cbrun_process, cli_output, tiny_config, write_config
 
-from tests.helpers.light import run_cbrun
+from cbrun.sweep.study import ATTEMPT_ENV
 
 EPOCHS = 3
 TRIALS = 6
-# With this seed the draws (a pure function of seed and trial number) give trials 0-3 the
-# good learning rate and trial 4 the hopeless one: by the time trial 4 runs, finished good
-# trials exist, so the median pruner stops it after its first epoch. The other keys do not
-# change the first 3 epochs, so good trials tie at the median and none of them is pruned.
+HELD = {2: 1, 3: 0}  # trial -> the epochs it has done when the first run holds it
+KILLED = sorted(HELD)
+# Killed with trials 0 and 1 ended and 2 and 3 running: the resume retries 2 and 3 under
+# the study's numbers 4 and 5, then asks for the new trials 6 and 7.
+RETRIES, NEW = [4, 5], [6, 7]
+# With this seed the draws (a pure function of seed and trial number) give trials 0-3 and 7
+# the good learning rate and trial 6 the hopeless one: by the time trial 6 runs, finished
+# good trials exist, so the median pruner stops it after its first epoch. The other keys do
+# not change the first 3 epochs, so good trials tie at the median and none of them is pruned.
 SWEEP = f"""\
 name: digits
 base: base.yaml
@@ -36,9 +53,44 @@ space:
 metric: val_accuracy
 trials: {TRIALS}
 sampler: random
-seed: 36
+seed: 34
 pruner: {{type: median, startup_trials: 1}}
 """
+# The trial process's side of the kill: the first run of a held trial (the sweep names the
+# study trial it runs in the environment) says so in a file and waits for its kill.
+GATE = f"""\
+import os
+import time
+from pathlib import Path
+
+import keras
+
+
+class Hold(keras.callbacks.Callback):
+    def __init__(self, folder, at):
+        super().__init__()
+        self.folder = Path(folder)
+        self.at = at.get(os.environ.get("{ATTEMPT_ENV}", ""))
+
+    def hold(self):
+        (self.folder / ("held-" + os.environ["{ATTEMPT_ENV}"])).write_text("")
+        while True:
+            time.sleep(0.1)
+
+    def on_train_begin(self, logs=None):
+        if self.at == 0:
+            self.hold()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.at and epoch == self.at:
+            self.hold()
+"""
+DRIVER = (  # the sweep driver in-process, to look at its sys.modules afterwards
+    "import json, sys\n"
+    "from cbrun.cli import _run\n"
+    "code = _run(sys.argv[1:])\n"
+    "print('RESULT', json.dumps({'code': code, 'heavy': [m for m in ('tensorflow', 'keras')"
+    " if m in sys.modules]}))\n")
 
 
 def run_json(run_dir: Path) -> dict:
@@ -54,54 +106,65 @@ def epochs_in(run_dir: Path) -> list[int]:
     return [int(line.split(",")[0]) for line in lines]
 
 
+def held(folder: Path, sweep_dir: Path, holds: dict[int, int]) -> bool:
+    """The trials the gate holds are held, each with its epochs on disk."""
+    if not all((folder / f"held-{n}").exists() for n in holds):
+        return False
+    run_dirs = {int(p.name[-3:]): p for p in (sweep_dir / "trials").glob("*")}
+    try:
+        return all(run_json(run_dirs[n])["epochs_done"] == at for n, at in holds.items())
+    except (KeyError, OSError, ValueError):
+        return False
+
+
+def start_and_kill(folder: Path, holds: dict[int, int], base: dict, sweep: str,
+                   *args: str) -> Path:
+    """Runs the sweep until the gate holds `holds`, then kill -9 of its process group (the
+    driver and every trial process at once, as a shell gives a command its own group)."""
+    (folder / "gate.py").write_text(GATE)
+    base["callbacks"] = [*base.get("callbacks", []), {
+        "type": "Custom", "class": "gate:Hold",
+        "params": {"folder": str(folder), "at": {str(n): at for n, at in holds.items()}}}]
+    write_config(folder, base, "base.yaml")
+    (folder / "sweep.yaml").write_text(sweep)
+    sweep_dir = folder / "runs" / "sweeps" / yaml.safe_load(sweep)["name"]
+    first = cbrun_process("sweep", "sweep.yaml", "--runs-dir", "runs", *args, cwd=folder,
+                          start_new_session=True)
+    deadline = time.monotonic() + HANG_S
+    while not held(folder, sweep_dir, holds):
+        assert first.poll() is None, f"the sweep ended:\n{first.communicate()}"
+        assert time.monotonic() < deadline, "the held trials never came"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    return sweep_dir
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
-    write_config(folder, tiny_config(fit={"epochs": EPOCHS}, callbacks=[
-        {"type": "EarlyStopping", "monitor": "val_loss", "patience": 5}]), "base.yaml")
-    (folder / "sweep.yaml").write_text(SWEEP)
-    sweep_dir = folder / "runs" / "sweeps" / "digits"
-
-    # Its own process group, as a shell gives a command: kill -9 of the group takes the
-    # driver and every trial process at once.
-    first = cbrun_process("sweep", "sweep.yaml", "--jobs", "2", "--runs-dir", "runs",
-                          cwd=folder, start_new_session=True)
-    killed_mid_run = None
-    deadline = time.monotonic() + HANG_S
-    while time.monotonic() < deadline and first.poll() is None:
-        finished, mid = 0, None
-        for run_dir in (sweep_dir / "trials").glob("*"):
-            try:
-                data = run_json(run_dir)
-            except (OSError, ValueError):
-                continue
-            if data["status"] != "running":
-                finished += 1
-            elif 1 <= data["epochs_done"] < EPOCHS:
-                mid = run_dir
-        if finished >= 2 and mid is not None:
-            os.killpg(first.pid, signal.SIGKILL)
-            killed_mid_run = (mid, run_json(mid)["epochs_done"], finished)
-            break
-        time.sleep(0.02)
-    first.wait()
-    first_out = first.stdout.read() + first.stderr.read()
-    assert killed_mid_run is not None, f"never caught a trial mid-run:\n{first_out}"
+    base = tiny_config(fit={"epochs": EPOCHS}, callbacks=[
+        {"type": "EarlyStopping", "monitor": "val_loss", "patience": 5}])
+    sweep_dir = start_and_kill(folder, HELD, base, SWEEP, "--jobs", "2")
     before = {p.name: run_json(p) for p in trial_dirs(sweep_dir)}
+    at_kill = {t.number: t.state.name for t in study_trials(sweep_dir)}
+    assert at_kill == {0: "COMPLETE", 1: "COMPLETE", 2: "RUNNING", 3: "RUNNING"}, at_kill
 
-    # The driver of the resume in a process of its own, to see what it imported (its trials
-    # are processes of their own).
-    second = run_cbrun(["sweep", "--resume", sweep_dir], cwd=folder)
-    (resumed,) = second.commands
-    return {"dir": sweep_dir, "folder": folder, "killed": killed_mid_run, "before": before,
-            "resume": {"code": resumed.code, "heavy": second.heavy},
-            "out": resumed.out + second.out, "err": resumed.err + second.err}
+    # At once: the killed trials' heartbeats are seconds old, far from stale.
+    second = subprocess.run([sys.executable, "-c", DRIVER, "sweep", "--resume",
+                             str(sweep_dir)], check=False, cwd=folder, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_S)
+    result = json.loads(second.stdout.split("RESULT ")[-1])
+    run_dirs = {int(p.name[-3:]): p for p in trial_dirs(sweep_dir)}
+    return {"dir": sweep_dir, "folder": folder, "killed": {n: run_dirs[n] for n in KILLED},
+            "before": before, "resume": result, "out": second.stdout, "err": second.stderr}
 
 
 def study_trials(sweep_dir: Path):
     import optuna
 
-    study = optuna.load_study(study_name="digits", storage=f"sqlite:///{sweep_dir}/study.db")
+    study = optuna.load_study(study_name=sweep_dir.name,
+                              storage=f"sqlite:///{sweep_dir}/study.db")
     return study.get_trials()
 
 
@@ -114,14 +177,19 @@ def test_resume_ends_with_exactly_the_trials_asked_none_run_twice(sweep):
     trials = study_trials(sweep["dir"])
     ended = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert sorted(t.state.name for t in ended) == ["COMPLETE"] * 5 + ["PRUNED"]
-    assert sorted(first_number(t) for t in ended) == list(range(TRIALS))
+    assert sorted(first_number(t) for t in ended) == [0, 1, *KILLED, *NEW]
     assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
-    for failed in (t for t in trials if t.state.name == "FAIL"):
-        assert first_number(failed) in {first_number(t) for t in ended}
-    killed = int(sweep["killed"][0].name[-3:])
-    assert [t.state.name for t in trials if first_number(t) == killed] == ["FAIL", "COMPLETE"]
+    assert not [t.number for t in trials if t.user_attrs.get("cancelled")]
+    for killed in KILLED:
+        assert [t.state.name for t in trials if first_number(t) == killed] == [
+            "FAIL", "COMPLETE"]
+    # The retries of the killed trials came before any new trial, though the resume began
+    # long before their heartbeats were stale.
+    retries = sorted(t.number for t in trials if first_number(t) != t.number)
+    new = sorted(t.number for t in trials if first_number(t) == t.number and t.number > 3)
+    assert (retries, new) == (RETRIES, NEW)
     dirs = trial_dirs(sweep["dir"])
-    assert [d.name[-4:] for d in dirs] == [f"t{n:03d}" for n in range(TRIALS)]
+    assert [d.name[-4:] for d in dirs] == [f"t{n:03d}" for n in (0, 1, *KILLED, *NEW)]
     # Trials finished before the kill were not touched again: same run.json.
     for name, data in sweep["before"].items():
         if data["status"] != "running":
@@ -131,20 +199,26 @@ def test_resume_ends_with_exactly_the_trials_asked_none_run_twice(sweep):
         assert kinds in (["train"], ["train", "resume"]), (run_dir, kinds)
 
 
-def test_the_trial_killed_mid_run_is_resumed_exactly(sweep, tmp_path, capsys):
-    run_dir, done_at_kill, finished = sweep["killed"]
-    assert finished >= 2
-    data = run_json(run_dir)
-    assert data["status"] == "completed"
-    train, resume = data["segments"]
-    assert (train["status"], resume["kind"]) == ("killed", "resume")
-    assert resume["first_epoch"] == done_at_kill + 1
-    assert epochs_in(run_dir) == list(range(EPOCHS))  # each epoch once, in order
-    # One continuous run: the same trial config trained without a kill logs the same bytes.
-    assert cli_output(capsys, "train", run_dir / "resolved.yaml", "--runs-dir", tmp_path,
+def test_the_trials_killed_are_resumed_exactly_in_their_own_run_directories(
+        sweep, tmp_path, capsys):
+    for number, run_dir in sweep["killed"].items():
+        data = run_json(run_dir)
+        assert data["status"] == "completed"
+        train, resume = data["segments"]
+        assert (train["status"], resume["kind"]) == ("killed", "resume")
+        assert resume["first_epoch"] == HELD[number] + 1
+        assert epochs_in(run_dir) == list(range(EPOCHS))  # each epoch once, in order
+    # One continuous run: the same trial config trained without a kill logs the same bytes
+    # (its config beside the gate it names, which holds nothing outside a sweep).
+    run_dir = sweep["killed"][2]
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(run_dir / "resolved.yaml", again / "run.yaml")
+    shutil.copy(sweep["folder"] / "gate.py", again)
+    assert cli_output(capsys, "train", again / "run.yaml", "--runs-dir", tmp_path / "runs",
                       "--quiet").code == 0
-    again = next(tmp_path.iterdir())
-    assert (again / "log.csv").read_bytes() == (run_dir / "log.csv").read_bytes()
+    rerun = next((tmp_path / "runs").iterdir())
+    assert (rerun / "log.csv").read_bytes() == (run_dir / "log.csv").read_bytes()
 
 
 def test_a_pruned_trial_stops_after_an_epoch_with_status_pruned(sweep):
@@ -157,7 +231,7 @@ def test_a_pruned_trial_stops_after_an_epoch_with_status_pruned(sweep):
     # The sweep's id, which sweep.json and the study also hold.
     assert pruned[0]["sweep"]["id"] == json.loads((sweep["dir"] / "sweep.json").read_text())["id"]
     assert pruned[0]["sweep"]["study"] == sweep["dir"].name
-    assert pruned[0]["sweep"]["trial"] == 4
+    assert pruned[0]["sweep"]["trial"] == 6
 
 
 def test_the_sweep_driver_never_imports_tensorflow(sweep):
@@ -191,7 +265,9 @@ def test_sweep_show_prints_the_table_and_json(sweep, capsys):
     assert result.code == 0
     shown = json.loads(result.out)
     rows = shown["trials"]
-    assert [r["number"] for r in rows] == list(range(TRIALS))
+    assert [r["number"] for r in rows] == [0, 1, *KILLED, *NEW]
+    attempts = [r["attempts"] for r in rows if r["number"] in KILLED]
+    assert [a[0] for a in attempts] == KILLED and sorted(a[1] for a in attempts) == RETRIES
     assert [r["status"] for r in rows].count("pruned") == 1
     assert {r["epochs"] for r in rows if r["status"] == "completed"} == {EPOCHS}
     assert shown["best"]["value"] == max(r["value"] for r in rows if r["status"] == "completed")
@@ -201,3 +277,46 @@ def test_sweep_show_prints_the_table_and_json(sweep, capsys):
     assert "sweep digits: val_accuracy (maximize)" in out
     assert f"best: trial {shown['best']['number']}" in out
     assert "the top trials' curves: cbrun plot " in out
+
+
+ORPHAN_SWEEP = """\
+name: orphan
+base: base.yaml
+space:
+  model.layers[2].rate: {type: choice, values: [0.3]}
+metric: val_accuracy
+trials: 2
+sampler: random
+seed: 1
+"""
+
+
+def test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one(tmp_path):
+    """Optuna fails a stale trial, then queues its copy: a worker killed between the two
+    leaves a failed trial and no retry. The resume queues that retry itself and resumes
+    the trial in its own run directory before it asks for any new trial."""
+    import optuna
+
+    from cbrun.sweep.sampler import first_number
+
+    sweep_dir = start_and_kill(tmp_path, {0: 1}, tiny_config(fit={"epochs": 2}),
+                               ORPHAN_SWEEP)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{sweep_dir}/study.db")
+    trial_id = storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("orphan"), 0)
+    storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    (killed,) = trial_dirs(sweep_dir)
+
+    resumed = subprocess.run([sys.executable, "-m", "cbrun", "sweep", "--resume",
+                              str(sweep_dir)], check=False, cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                             timeout=HANG_S)
+    assert resumed.returncode == 0, resumed.stderr
+    trials = study_trials(sweep_dir)
+    assert [(t.number, first_number(t), t.state.name) for t in trials] == [
+        (0, 0, "FAIL"), (1, 0, "COMPLETE"), (2, 2, "COMPLETE")]
+    assert [d.name[-4:] for d in trial_dirs(sweep_dir)] == ["t000", "t002"]
+    data = run_json(killed)
+    assert [(s["kind"], s["status"]) for s in data["segments"]] == [
+        ("train", "killed"), ("resume", "completed")]
+    assert epochs_in(killed) == [0, 1]

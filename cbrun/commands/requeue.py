@@ -20,7 +20,8 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 ENDED = ("completed", "stopped_early")
 
 
-def train_or_resume(config_path: Path, overrides: Sequence[str], runs_dir: Path, run_id: str,
+def train_or_resume(config_path: Sequence[Path], overrides: Sequence[str], runs_dir: Path,
+                    run_id: str,
                     *, quiet: bool, argv: list[str], debug: bool,
                     train_config: Callable[..., tuple[int, Path]]) -> int:
     """train_config: `cbrun train`'s own (passed in: `train` imports this module)."""
@@ -49,13 +50,13 @@ def train_or_resume(config_path: Path, overrides: Sequence[str], runs_dir: Path,
     return code
 
 
-def _check_same(run_dir: Path, config_path: Path, overrides: tuple[str, ...]) -> None:
+def _check_same(run_dir: Path, config_path: Sequence[Path], overrides: tuple[str, ...]) -> None:
     """The run under this ID was started from this very config and --set: another would
     be trained on under a run that is not its own."""
-    try:
-        given = config_path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {config_path}: {exc.strerror or exc}") from None
+    from cbrun.config.load import load_config
+
+    given = load_config(config_path, overrides).text.encode("utf-8")
+    config_path = ", ".join(map(str, config_path))
     record = RunRecord.load(run_dir)
     started = (run_dir / "config.yaml").read_bytes() if (run_dir / "config.yaml").is_file() \
         else None

@@ -93,7 +93,8 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
         def keep_changes() -> None:  # once the state is back in place: the resume is on
             if plan.changes:
                 write_config_files(run_dir, (run_dir / "config.yaml").read_bytes(),
-                                   config.model_dump(mode="json", by_alias=True))
+                                   config.model_dump(mode="json", by_alias=True),
+                                   record.file.config_files)
                 record.add_overrides(list(overrides))
 
         console.print(f"resuming [bold]{run_dir}[/bold] after epoch {first}"

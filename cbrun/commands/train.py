@@ -11,7 +11,7 @@ from cbrun.commands.common import console_for, fill_positions
 from cbrun.config.load import load_config
 from cbrun.config.monitors import primary_monitor
 from cbrun.data.fingerprint import fingerprint
-from cbrun.errors import ConfigError
+from cbrun.errors import ConfigError, UsageError
 from cbrun.run.handle import OpenRun
 from cbrun.run.record import RunRecord, SweepTrial
 from cbrun.run.rundir import create_run_dir, run_lock, write_config_files
@@ -19,7 +19,8 @@ from cbrun.run.segment import interrupts_recorded, run_segment
 
 
 @click.command()
-@click.argument("config_path", metavar="CONFIG", type=click.Path(path_type=Path))
+@click.argument("config_path", metavar="CONFIG...", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set fit.epochs=3 or "
                    "--set callbacks.EarlyStopping.patience=2 (repeatable).")
@@ -30,14 +31,33 @@ from cbrun.run.segment import interrupts_recorded, run_segment
               help="Train in RUNS_DIR/ID (a fixed name instead of a time stamp), or, when "
                    "that run exists, resume it (exit 0 at once when it has ended): the same "
                    "command line trains the first time and continues after a preemption.")
+@click.option("--fast-dev-run", is_flag=True,
+              help="Run one batch of training, of validation and of the test split through "
+                   "the model and every callback, in a temporary folder deleted after: the "
+                   "config works end to end, in seconds. Nothing is kept; trackers are off.")
+@click.option("--overfit-batches", type=click.IntRange(min=1), metavar="N",
+              help="Train, and validate, on the same first N batches every epoch, "
+                   "unshuffled: a model that cannot reach a training accuracy of 1.0 on them "
+                   "is broken. Sets fit.overfit_batches (kept in the run, resumed as is).")
 # `cbrun sweep` starts each trial with its study, trial number and metric (JSON); run.json
 # keeps it, so a resumed trial reports to its study too.
 @click.option("--sweep-trial", "sweep_trial", hidden=True, default=None)
 @click.pass_context
-def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], runs_dir: Path,
-          quiet: bool, run_id: str | None, sweep_trial: str | None) -> int:
-    """Train the model that CONFIG declares; everything lands in runs/<id>/."""
+def train(ctx: click.Context, config_path: tuple[Path, ...], overrides: tuple[str, ...],
+          runs_dir: Path, quiet: bool, run_id: str | None, fast_dev_run: bool,
+          overfit_batches: int | None, sweep_trial: str | None) -> int:
+    """Train the model that CONFIG declares; everything lands in runs/<id>/. Several
+    CONFIG files merge in order, the later winning (as `extends:` in a file does)."""
+    config_path = list(config_path)
     root = ctx.find_root().obj
+    if overfit_batches:
+        overrides = (*overrides, f"fit.overfit_batches={overfit_batches}")
+    if fast_dev_run:
+        if run_id is not None:
+            raise UsageError("--fast-dev-run keeps nothing, so there is no run for "
+                             "--resume-if-exists to find again; use one or the other")
+        return dev_run(config_path, overrides, quiet=quiet, argv=root["argv"],
+                       debug=root.get("debug", False))
     if run_id is not None:
         from cbrun.commands.requeue import train_or_resume
 
@@ -49,9 +69,11 @@ def train(ctx: click.Context, config_path: Path, overrides: tuple[str, ...], run
     return code
 
 
-def train_config(config_path: Path, overrides: Sequence[str], runs_dir: Path, *, quiet: bool,
+def train_config(config_path: Path | Sequence[Path], overrides: Sequence[str], runs_dir: Path,
+                 *, quiet: bool,
                  argv: list[str], debug: bool = False, sweep_trial: str | None = None,
-                 run_dir: Path | None = None) -> tuple[int, Path]:
+                 run_dir: Path | None = None, dev_batches: int | None = None
+                 ) -> tuple[int, Path]:
     """The whole of `cbrun train` (the command and `cbrun.train` both call it): (exit code,
     run directory). argv: the command run.json records. `run_dir`: an empty folder to
     train in, instead of a new RUNS_DIR/<time>-<name>."""
@@ -63,18 +85,22 @@ def train_config(config_path: Path, overrides: Sequence[str], runs_dir: Path, *,
     with interrupts_recorded():
         run_dir = run_dir or create_run_dir(runs_dir, loaded.config.name)
         with run_lock(run_dir):
-            return _train(loaded, run_dir, overrides, quiet, argv, debug, sweep_trial), run_dir
+            return _train(loaded, run_dir, overrides, quiet, argv, debug, sweep_trial,
+                          dev_batches), run_dir
 
 
 def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
-           argv: list[str], debug: bool, sweep_trial: str | None = None) -> int:
+           argv: list[str], debug: bool, sweep_trial: str | None = None,
+           dev_batches: int | None = None) -> int:
     config = loaded.config
     console = console_for(quiet)
     write_config_files(run_dir, loaded.text.encode("utf-8"),  # what was validated
-                       config.model_dump(mode="json", by_alias=True))
+                       config.model_dump(mode="json", by_alias=True),
+                       [str(f) for f in loaded.files])
     record = RunRecord.new(run_dir, config.name, config.seed, config.fit.epochs,
                            primary_monitor(config), argv,
                            config_dir=loaded.config_dir.resolve(), overrides=list(overrides),
+                           config_files=[str(f) for f in loaded.files],
                            sweep=SweepTrial.model_validate_json(sweep_trial)
                            if sweep_trial else None,
                            data_files=fingerprint(config.data, loaded.config_dir, run_dir))
@@ -83,7 +109,7 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
     def start():
         from cbrun.engine.session import train as train_session
 
-        return train_session(OpenRun(run_dir, record, config), console=console,
+        return train_session(OpenRun(run_dir, record, config, dev_batches), console=console,
                              live=console.is_terminal and not quiet)
 
     try:
@@ -94,4 +120,29 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
         raise fill_positions(exc, loaded.positions) from None
     if quiet:
         click.echo(str(run_dir))
+    return code
+
+
+# What a fast dev run changes besides cutting every split to one batch: one epoch, no
+# steps cap (one batch is all there is), validation at that epoch, nothing sent to a tracker.
+DEV_RUN = ("fit.epochs=1", "fit.steps_per_epoch=null", "fit.validation_freq=1",
+           "fit.validation_steps=null", "fit.max_time=null", "tracking=null")
+
+
+def dev_run(config_path: Sequence[Path], overrides: Sequence[str], *, quiet: bool,
+            argv: list[str], debug: bool) -> int:
+    """`cbrun train --fast-dev-run`: the run in a temporary folder, deleted after."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="cbrun-fast-dev-run-"))
+    try:
+        code, _ = train_config(config_path, (*overrides, *DEV_RUN), folder,
+                                     quiet=quiet, argv=argv, debug=debug, dev_batches=1)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if code == 0 and not quiet:
+        console_for(False).print("fast dev run passed: one batch of every split through the "
+                                 "model and every callback; nothing was kept",
+                                 highlight=False)
     return code

@@ -12,20 +12,22 @@ import click
 from cbrun.errors import EXIT_USAGE, ConfigError
 
 
-def _check(path: str, overrides: tuple[str, ...]) -> dict[str, Any]:
+def _check(paths: list[str], overrides: tuple[str, ...]) -> dict[str, Any]:
+    """One config: a file, or (--merge) several files merged in order."""
     from cbrun.config.load import load_config
     from cbrun.config.monitors import logged_keys
     from cbrun.data.balance import data_warnings
 
+    name = " + ".join(paths)
     try:
-        loaded = load_config(path, overrides, check_data_files=True)
+        loaded = load_config(paths, overrides, check_data_files=True)
     except ConfigError as exc:
-        return {"file": path, "ok": False, "problems": exc.problems}
+        return {"file": name, "ok": False, "problems": exc.problems}
     config = loaded.config
-    return {"file": path, "ok": True, "problems": [], "name": config.name,
+    return {"file": name, "ok": True, "problems": [], "name": config.name,
             "callbacks": [spec.type for spec in config.callbacks],
             "logged_keys": logged_keys(config),
-            "warnings": data_warnings(config.data, Path(path).parent, config.seed)}
+            "warnings": data_warnings(config.data, Path(paths[-1]).parent, config.seed)}
 
 
 def _strict(value: Any) -> Any:
@@ -59,13 +61,19 @@ def _text(result: dict[str, Any]) -> str:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a value before checking, as `cbrun train --set` does "
                    "(e.g. fit.epochs=3, callbacks.EarlyStopping.patience=2). Repeatable.")
-def validate(configs: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]) -> int:
+@click.option("--merge", is_flag=True,
+              help="Read the CONFIG files as one config, merged in order, as `cbrun train "
+                   "A.yaml B.yaml` does (without it each file is a config of its own).")
+def validate(configs: tuple[str, ...], as_json: bool, overrides: tuple[str, ...],
+             merge: bool) -> int:
     """Check CONFIG files: schema, monitors, old Keras names, YAML mistakes.
 
-    Every problem of every file is reported, each with its file:line:column. Exit code 0
+    Every problem of every file is reported, each with its file:line:column (in a config
+    made of several files, `extends:` or --merge, the file that set the value). Exit code 0
     when all files are valid, 2 otherwise. TensorFlow is not imported.
     """
-    results = [_check(path, overrides) for path in configs]
+    groups = [list(configs)] if merge else [[path] for path in configs]
+    results = [_check(paths, overrides) for paths in groups]
     ok = all(r["ok"] for r in results)
     if as_json:
         doc = {"ok": ok, "files": [{**r, "problems": [p.to_dict() for p in r["problems"]]}

@@ -43,6 +43,15 @@ class FitConfig(StrictModel):
         None, gt=0, description="Cap on batches per epoch; defaults to one pass over the data.")
     validation_freq: int = Field(
         1, gt=0, description="Validate every N epochs. Defaults to 1.")
+    validation_steps: int | None = Field(
+        None, gt=0, strict=True, description="Cap on the batches of each validation; "
+                                             "defaults to the whole validation split.")
+    overfit_batches: int | None = Field(
+        None, gt=0, strict=True, description=(
+            "Train on the same first N batches of the training split every epoch, in the "
+            "same order, and validate on them too: a model that cannot fit them (training "
+            "accuracy 1.0, a loss near 0) is broken. `cbrun train --overfit-batches N` sets "
+            "it. Defaults to none."))
     class_weight: dict[int, float] | None = Field(
         None, description="Weight of each class index in the loss. Defaults to none.")
     state_every: int | str | None = Field(

@@ -29,6 +29,7 @@ class LoadedConfig:
     text: str
     positions: Positions
     overrides: tuple[str, ...] = ()  # the `--set KEY=VALUE` texts, in the order applied
+    files: tuple[Path, ...] = ()  # a composed config's files (config/compose.py), in order
 
     @property
     def config_dir(self) -> Path:
@@ -100,9 +101,11 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,
     return config
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = (), *,
+def load_config(path: str | Path | Sequence[str | Path], overrides: Sequence[str] = (), *,
                 check_data_files: bool = False, resolved: bool = False) -> LoadedConfig:
-    """Read, override (`--set KEY=VALUE`, applied in order) and validate a config file.
+    """Read, compose (`extends:`, or several files merged in order: config/compose.py),
+    override (`--set KEY=VALUE`, applied in order), resolve `${...}` references and
+    validate a config.
 
     `check_data_files` also checks the data source's files (that they exist, their headers
     and shapes), relative to the folder of the config file. It is off by default because a run directory's
@@ -110,13 +113,50 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), *,
 
     Raises ConfigError with every problem found, each with its file, line and column (or
     the `--set` that caused it)."""
+    from cbrun.config.compose import EXTENDS, compose_files, interpolate, with_unresolved
     from cbrun.config.overrides import apply_overrides
 
-    path = Path(path)
+    paths = [Path(p) for p in ([path] if isinstance(path, str | Path) else path)]
+    path = paths[-1]
     text = read_config_text(path)
     loaded = load_yaml_text(text, str(path))
+    files: tuple[Path, ...] = ()
+    if len(paths) > 1 or EXTENDS in loaded.data:
+        loaded = compose_files(paths)
+        files = tuple(_files(paths))
+        # What the run keeps as its config.yaml: the files merged, before --set.
+        import yaml
+
+        text = ("# Composed by cbrun from " + ", ".join(map(str, files)) + "\n"
+                + yaml.safe_dump(loaded.data, sort_keys=False, allow_unicode=True))
     if overrides:
         loaded = apply_overrides(loaded, overrides)
-    config = validate_data(loaded, path.parent if check_data_files else None, resolved)
+    loaded, unresolved = interpolate(loaded)
+    try:
+        config = validate_data(loaded, path.parent if check_data_files else None, resolved)
+    except ConfigError as exc:
+        raise ConfigError(with_unresolved(exc.problems, unresolved)) from None
+    if unresolved:
+        raise ConfigError(unresolved)
     return LoadedConfig(config=config, path=path, text=text, positions=loaded.positions,
-                        overrides=tuple(overrides))
+                        overrides=tuple(overrides), files=files)
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    """Every file a composed config read, each once, bases first."""
+    from cbrun.config.compose import EXTENDS
+    from cbrun.config.yamlio import load_yaml_text as parse
+
+    found: list[Path] = []
+
+    def visit(path: Path) -> None:
+        data = parse(read_config_text(path), str(path)).data
+        bases = data.get(EXTENDS) or []
+        for base in [bases] if isinstance(bases, str) else bases:
+            visit(path.parent / base)
+        if path.resolve() not in found:
+            found.append(path.resolve())
+
+    for path in paths:
+        visit(path)
+    return found

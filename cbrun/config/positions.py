@@ -18,6 +18,8 @@ class Positions:
 
     `origins` marks the subtrees that a `--set` override wrote: an error inside one names
     that override instead of a line of the file, which no longer holds the value.
+    `sources` names the file of a position when a config is composed of several
+    (config/compose.py); a position it does not list is in `file`.
     """
 
     file: str
@@ -25,17 +27,23 @@ class Positions:
     keys: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     ends: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     origins: dict[Loc, str] = field(default_factory=dict)
+    sources: dict[Loc, str] = field(default_factory=dict)
 
     def lookup(self, loc: Loc, prefer_key: bool = False) -> tuple[int | None, int | None]:
         """The nearest known position: the node itself, else its closest ancestor."""
+        return self.locate(loc, prefer_key)[1:]
+
+    def locate(self, loc: Loc, prefer_key: bool = False
+               ) -> tuple[str, int | None, int | None]:
+        """(file, line, column) of the nearest known position."""
         probe = tuple(loc)
         tables = (self.keys, self.values) if prefer_key else (self.values, self.keys)
         while True:
             for table in tables:
                 if probe in table:
-                    return table[probe]
+                    return (self.sources.get(probe, self.file), *table[probe])
             if not probe:
-                return None, None
+                return self.file, None, None
             probe = probe[:-1]
 
     def origin(self, loc: Loc) -> str | None:
@@ -61,20 +69,20 @@ class Positions:
         origin = self.origin(loc)
         if origin is not None:
             return Problem(loc=tuple(loc), message=message, file=origin, **extra)
-        line, col = self.lookup(loc, prefer_key=at_key)
-        return Problem(loc=tuple(loc), message=message, file=self.file, line=line, column=col,
+        file, line, col = self.locate(loc, prefer_key=at_key)
+        return Problem(loc=tuple(loc), message=message, file=file, line=line, column=col,
                        **extra)
 
     def alias(self, new: Loc, old: Loc) -> None:
         """Let `new` (a renamed key) share the position of `old`, where the user wrote it."""
-        for table in (self.values, self.keys, self.ends):
+        for table in (self.values, self.keys, self.ends, self.sources):
             if old in table and new not in table:
                 table[new] = table[old]
 
     def alias_tree(self, new: Loc, old: Loc) -> None:
         """alias() for `old` and everything inside it (a moved section), `--set`s included."""
         size = len(old)
-        for table in (self.values, self.keys, self.ends, self.origins):
+        for table in (self.values, self.keys, self.ends, self.origins, self.sources):
             for loc in [known for known in table if known[:size] == old]:
                 table.setdefault(new + loc[size:], table[loc])
 

@@ -27,6 +27,9 @@ SPLIT_FILE = "split.json"  # in the run's data/: how the rows were split
 # A stream of the seed of its own, so that drawing the split does not move the draws of
 # the data order or of the weights.
 _STREAM = 0x5EED5
+# data.fraction's draw: a stream of its own, and one per split, so that the share a split
+# keeps does not depend on the others' sizes.
+_SHARE_STREAM = 0x5A4E
 # Labels with more distinct values than this (and not text) are numbers, not classes.
 MAX_CLASSES = 50
 
@@ -177,6 +180,20 @@ def draw(n: int, validation: float, test: float, method: str, seed: int,
     held[val_rows] = True
     return Cut(np.flatnonzero(~held), np.sort(val_rows), np.sort(test_rows), method,
                sorted_rows)
+
+
+def share(n: int, fraction: float, seed: int, split: int, labels=None) -> np.ndarray:
+    """Sorted rows of a seeded `fraction` of n rows, at least one (`data.fraction`); every
+    class keeps its share when the labels are classes. `split`: which split (0, 1, 2)."""
+    if fraction >= 1.0 or n == 0:
+        return np.arange(n, dtype=np.int64)
+    k = max(1, round(n * fraction))
+    rng = np.random.default_rng([seed, _SHARE_STREAM, split])
+    codes = class_codes(labels)
+    if codes is None or len(codes) != n:
+        return np.sort(rng.permutation(n)[:k])
+    picked, _ = _evenly(np.lexsort((rng.random(n), codes)), k, rng)
+    return np.sort(picked)
 
 
 def _evenly(order: np.ndarray, k: int, rng) -> tuple[np.ndarray, np.ndarray]:

@@ -129,7 +129,7 @@ def train(run: OpenRun, *, console, live: bool, restore: SavedState | None = Non
     try:
         return _train(run.config, run.run_dir, run.config_dir, run.record, console=console,
                       live=live, restore=restore, learning_rate=learning_rate,
-                      on_restored=on_restored)
+                      on_restored=on_restored, dev_batches=run.dev_batches)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
         clear_data_parallel()
@@ -137,7 +137,7 @@ def train(run: OpenRun, *, console, live: bool, restore: SavedState | None = Non
 
 def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
            console, live: bool, restore: SavedState | None,
-           learning_rate: float | None, on_restored) -> Outcome:
+           learning_rate: float | None, on_restored, dev_batches: int | None) -> Outcome:
     # First: splitting the CPU into logical devices is only possible before any tensor.
     strategy = strategy_for(config)
     # A clean slate: layer names, the global seed generator and graphs left by an earlier
@@ -157,6 +157,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     if restore is None:  # a resume draws the same rows: said once is enough
         for line in splits.warnings(config.data):
             print(f"warning: data: {line}", file=sys.stderr)
+        if config.data.fraction < 1.0:
+            kept = ", ".join(f"{name} {len(split):,}" for name, split in splits.named().items())
+            console.print(f"data.fraction {config.data.fraction}: rows kept: {kept}")
+    splits = _cut(splits, config, dev_batches, console if restore is None else None)
     stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/run/segment.py)
     splits.save(run_dir)
     steps = whole_batches(
@@ -256,7 +260,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
 
     def fit(first: int, last: int, start: int = 0, relay: dict | None = None):
         dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
-                                       config.data.shuffle, steps, start=start)
+                                       config.data.shuffle and not config.fit.overfit_batches,
+                                       steps, start=start)
         dataset = shard_batches(dataset, config.data.batch_size)
         listed = [callbacks[0], callbacks[1], *([order] if order else []), *callbacks[2:]]
         if start:
@@ -264,6 +269,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         model.fit(dataset, epochs=last, initial_epoch=first, validation_data=validation,
                   validation_batch_size=validation_kw.get("batch_size"),
                   validation_freq=config.fit.validation_freq,
+                  validation_steps=config.fit.validation_steps,
                   class_weight=config.fit.class_weight,
                   callbacks=relayed(listed, **relay) if relay else listed,
                   shuffle=False,  # the dataset is already in the (seed, epoch) order
@@ -368,6 +374,28 @@ def build_metrics(model: keras.Model, dataset) -> None:
     x, y = next(iter(dataset.take(1)))
     model.compute_metrics(x, y, model(x, training=False))
     model.reset_metrics()
+
+
+def _cut(splits, config: RunConfig, dev_batches: int | None, console):
+    """`fit.overfit_batches`: the training split's first N batches, also the validation
+    split; `--fast-dev-run`: every split's first batch."""
+    from cbrun.engine.sources import Split, first_batches
+
+    batch_size = config.data.batch_size
+    if dev_batches:
+        for name, split in splits.named().items():
+            setattr(splits, name, first_batches(split, dev_batches, batch_size))
+    elif config.fit.overfit_batches:
+        n = config.fit.overfit_batches
+        train = first_batches(splits.train, n, batch_size)
+        splits.train = train
+        if splits.validation is not None:  # a run without one logs no val_ metrics
+            splits.validation = Split(x=train.x, y=train.y, dataset=train.dataset)
+        if console is not None:
+            rows = "" if train.dataset is not None else f" ({len(train):,} rows)"
+            console.print(f"overfit_batches {n}: training and validating on the same first "
+                          f"{n} batch{'es' if n > 1 else ''}{rows}, unshuffled", highlight=False)
+    return splits
 
 
 def evaluate_test(model: keras.Model, split, batch_size: int) -> dict[str, float]:

@@ -16,6 +16,8 @@ class OpenRun:
     run_dir: Path
     record: RunRecord
     config: Any  # RunConfig
+    # `cbrun train --fast-dev-run`: every split cut to this many batches (nothing is kept)
+    dev_batches: int | None = None
 
     @property
     def config_dir(self) -> Path:

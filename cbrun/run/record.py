@@ -176,6 +176,7 @@ class RunFile(_Part):
     config_dir: str | None = None
     data_files: dict[str, str] | None = None  # each data file's fingerprint at the start
     overrides: list[str] = Field(default_factory=list)
+    config_files: list[str] | None = None  # the files a composed config was made of
     steps_per_execution: Count | None = None
     test: dict[str, Number] | None = None  # test-split metrics (issue 9)
     baseline: Baseline | None = None
@@ -273,14 +274,15 @@ class RunRecord:
     def new(cls, run_dir: Path, name: str, seed: int, epochs: int,
             monitor: tuple[str, str] | None, command: list[str], config_dir: Path,
             overrides: list[str], sweep: SweepTrial | None = None,
-            data_files: dict[str, str] | None = None) -> RunRecord:
+            data_files: dict[str, str] | None = None,
+            config_files: list[str] | None = None) -> RunRecord:
         file = RunFile(
             id=run_dir.name, name=name, status="running", created=iso(utc_now()),
             duration_s=0.0, pid=os.getpid(), host=socket.gethostname(), command=command,
             seed=seed, epochs_planned=epochs,
             monitor=Monitor(name=monitor[0], mode=monitor[1]) if monitor else None,
             versions=versions(), config_dir=str(config_dir), overrides=list(overrides),
-            sweep=sweep, data_files=data_files or None)
+            sweep=sweep, data_files=data_files or None, config_files=config_files or None)
         record = cls(run_dir, file)
         record.save()
         return record

@@ -80,10 +80,15 @@ def create_run_dir(root: Path, name: str, now: datetime | None = None) -> Path:
     raise RunError(f"could not create a run directory under {root}")
 
 
-def write_config_files(run_dir: Path, original_text: bytes, resolved: dict[str, Any]) -> None:
+def write_config_files(run_dir: Path, original_text: bytes, resolved: dict[str, Any],
+                       files: list[str] | None = None) -> None:
+    """config.yaml as given (a composed config's files merged) and resolved.yaml; `files`:
+    the files a composed config was made of, named in resolved.yaml's header."""
     atomic_write_bytes(run_dir / "config.yaml", original_text)
+    made_of = "".join(f"#   {name}\n" for name in files or ())
     atomic_write_bytes(run_dir / "resolved.yaml", (
         "# The validated config with every default filled in: what really ran.\n"
+        + ("# Composed from these files, merged in order:\n" + made_of if made_of else "")
         + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)).encode("utf-8"))
 
 

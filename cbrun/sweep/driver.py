@@ -13,22 +13,30 @@ machine, talks only to the study's storage, and what they share is Optuna's:
   resumes it with `cbrun resume`; elsewhere the parameters are trained anew.
 
 What counts towards `trials`: completed and pruned trials (`MaxTrialsCallback`). A worker
-asks for a trial only while fewer than `trials` are completed, pruned or running; two
-workers asking at the same instant can overshoot, and the later trial number gives its
-trial up before training (failed, with the attribute `cancelled`). A failed trial does
-not count, and another is asked in its place.
+asks for a trial only while fewer than `trials` are completed, pruned, running or queued,
+and never for a new one while a retry is owed (`Census`): a queued retry is taken first,
+and a trial of this sweep directory found running when the worker starts (a resume after
+kill -9) may be a killed worker's until its heartbeat is stale, so the worker waits for
+that before its first new trial. The killed trials are retried first, whatever the timing,
+and a sweep resumed after a kill goes on with the same trial numbers however fast its
+machine is. Two workers asking at the same instant can overshoot, or ask while another
+worker's trial is between failed and queued: the new trial gives itself up before
+training (failed, with the attribute `cancelled`). A failed trial does not count, and
+another is asked in its place.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +57,16 @@ from cbrun.sweep.study import (
 # A worker stops asking for trials after this many failed in a row: a broken setup
 # (a missing data file on this machine, no disk) would otherwise fail every trial.
 MAX_FAILURES_IN_A_ROW = 3
+# A trial of this sweep directory that was running when this worker started is known alive
+# once a stale check this long after the start left it running: a killed worker's trial is
+# stale by then (its last heartbeat came before the start).
+PROVEN_S = GRACE_S + HEARTBEAT_S
 # A trial its worker never claimed (killed between asking for it and its first heartbeat)
-# is never stale to Optuna; after this long it is failed and queued again.
-UNCLAIMED_S = 10 * GRACE_S
+# is never stale to Optuna; seen unclaimed this long, it is failed and queued again.
+UNCLAIMED_S = 2 * GRACE_S
+# A trial failed for a retry (stale, interrupted) whose retry was never queued: its worker
+# died between the two steps. Seen so this long, its retry is queued here.
+ORPHAN_S = GRACE_S
 HOST = socket.gethostname()
 FINAL = ("completed", "stopped_early", "pruned", "failed")
 
@@ -70,6 +85,29 @@ class TrialStopped(TrialEnded):
 
 class TrialCancelled(TrialEnded):
     """One trial too many, given up before it ran."""
+
+
+@dataclass
+class Census:
+    """The study as a worker sees it before asking for a trial."""
+
+    done: int = 0  # completed or pruned: what counts towards `trials`
+    running: int = 0
+    waiting: int = 0  # queued retries: the next asks take them
+    unqueued: int = 0  # failed for a retry that is not queued yet
+    doubtful: int = 0  # running, and perhaps a killed worker's (not stale yet)
+
+    @property
+    def owed(self) -> bool:
+        """A retry is owed that no ask can take yet: no new trial may be asked."""
+        return bool(self.unqueued or self.doubtful)
+
+    def free(self, trials: int) -> int:
+        """New trials the study still needs."""
+        return trials - self.done - self.running - self.waiting - self.unqueued
+
+    def asks(self, trials: int) -> int:
+        return self.waiting + (0 if self.owed else max(0, self.free(trials)))
 
 
 def trial_value(run_dir: Path, metric: str, direction: str) -> float | None:
@@ -104,6 +142,7 @@ class Driver:
         self._echo = echo
         self.retry = retry_callback()
         self.lock = threading.Lock()
+        self.census_lock = threading.Lock()  # one thread at a time queues what is owed
         self.stopping = threading.Event()
         self.finished = threading.Event()
         self.procs: dict[int, subprocess.Popen] = {}
@@ -112,6 +151,9 @@ class Driver:
         self.stopped: str | None = None  # why this worker stopped early
         self.errors: list[BaseException] = []
         self.interrupted_trial: int | None = None
+        self.started: float | None = None  # the first census, on the monotonic clock
+        self.suspects: set[int] = set()  # running then, perhaps a killed worker's
+        self.seen: dict[tuple[int, str], float] = {}  # (trial, "unclaimed"|"orphan") -> since
 
     # ------------------------------------------------------------------ running
 
@@ -145,23 +187,25 @@ class Driver:
             self.finished.set()
 
     def _work(self) -> None:
-        """study.optimize while trials are left to ask for; when the rest are running
-        elsewhere, wait one grace period for those whose worker is gone to be retried."""
+        """study.optimize while trials are left to ask for; while a retry is owed, wait for
+        it to be queued; when the rest are running elsewhere, wait one grace period for
+        those whose worker is gone to be retried."""
         trials = self.sweep.spec.trials
         waited = 0.0
         while not self.stopping.is_set() and self.stopped is None:
-            self._fail_unclaimed()
-            self.optuna.storages.fail_stale_trials(self.study)
-            done, running = self._count()
-            if done >= trials:
+            census = self._census()
+            if census.done >= trials:
                 return
-            if trials - done - running > 0:
+            asks = census.asks(trials)
+            if asks > 0:
                 self.study.optimize(
-                    self._objective, n_jobs=min(self.jobs, trials - done - running),
+                    self._objective, n_jobs=min(self.jobs, asks),
                     catch=(TrialEnded,), callbacks=[
                         self.optuna.study.MaxTrialsCallback(trials, states=self._counted),
                         self._after_trial])
                 waited = 0.0
+            elif census.owed:
+                self.stopping.wait(HEARTBEAT_S)  # until the killed trials are stale
             elif waited > GRACE_S + HEARTBEAT_S:
                 return  # every trial left runs in a live worker
             else:
@@ -172,22 +216,76 @@ class Driver:
     def _counted(self) -> tuple:
         return (self.state.COMPLETE, self.state.PRUNED)
 
-    def _count(self) -> tuple[int, int]:
-        """(completed or pruned, running) trials: the asks still to make are the rest (an
-        ask takes a queued retry first)."""
-        trials = self.study.get_trials(deepcopy=False)
-        done = sum(t.state in self._counted for t in trials)
-        running = sum(t.state == self.state.RUNNING and not t.user_attrs.get("cancelled")
-                      for t in trials)
-        return done, running
+    def _census(self, refresh: bool = True) -> Census:
+        """What the study holds and owes. refresh: first fail the stale trials (Optuna's
+        retry queues each again), and those unclaimed or left unqueued too long.
 
-    def _fail_unclaimed(self) -> None:
-        now = datetime.now()
-        for trial in self.study.get_trials(deepcopy=False, states=(self.state.RUNNING,)):
-            if trial.user_attrs.get("attempt") == trial.number:
+        A failed trial is owed a retry unless it failed for good (`failed`, `cancelled`) or
+        its retry is queued; a retry appears a moment after its trial fails, and an ask in
+        between would take its place. A running trial of this sweep directory that was
+        running when this worker started is doubtful until a stale check PROVEN_S after
+        the start left it running; any trial running then and unclaimed, until claimed."""
+        with self.census_lock:
+            return self._count(refresh)
+
+    def _count(self, refresh: bool) -> Census:
+        if refresh:
+            self.optuna.storages.fail_stale_trials(self.study)
+        now = time.monotonic()
+        trials = self.study.get_trials(deepcopy=False)
+        if refresh and self._requeue(trials, now):
+            trials = self.study.get_trials(deepcopy=False)
+        if self.started is None:
+            self.started = now
+            self.suspects = {t.number for t in trials if t.state == self.state.RUNNING}
+        proven = refresh and now - self.started >= PROVEN_S
+        queued = _queued(trials)
+        census = Census()
+        for trial in trials:
+            if trial.user_attrs.get("cancelled"):
                 continue
-            if trial.datetime_start and (now - trial.datetime_start).total_seconds() > UNCLAIMED_S:
+            if trial.state in self._counted:
+                census.done += 1
+            elif trial.state == self.state.WAITING:
+                census.waiting += 1
+            elif trial.state == self.state.RUNNING:
+                census.running += 1
+                if trial.number in self.suspects and (
+                        not _claimed(trial) or (self._ours(trial) and not proven)):
+                    census.doubtful += 1
+            elif trial.state == self.state.FAIL and _owed(trial, queued):
+                census.unqueued += 1
+        if proven:
+            self.suspects &= {t.number for t in trials if not _claimed(t)}
+        return census
+
+    def _ours(self, trial) -> bool:
+        """Run from this sweep directory (by this worker, or one killed before it)."""
+        return (trial.user_attrs.get("host") == HOST
+                and trial.user_attrs.get("sweep_dir") == str(self.dir))
+
+    def _requeue(self, trials, now: float) -> bool:
+        """Fail and queue again a running trial never claimed, and queue the retry of a
+        failed trial that never got it, each once seen so long enough."""
+        queued = _queued(trials)
+        acted = False
+        for trial in trials:
+            if trial.user_attrs.get("cancelled"):
+                continue
+            if trial.state == self.state.RUNNING and not _claimed(trial):
+                kind, patience = "unclaimed", UNCLAIMED_S
+            elif trial.state == self.state.FAIL and _owed(trial, queued):
+                kind, patience = "orphan", ORPHAN_S
+            else:
+                continue
+            if now - self.seen.setdefault((trial.number, kind), now) < patience:
+                continue
+            if kind == "unclaimed":
                 self._fail_and_retry(trial)
+            else:  # a copy: the retry appends to the lists it holds
+                self.retry(self.study, copy.deepcopy(trial))
+            acted = True
+        return acted
 
     def _stop_trials(self) -> None:
         """Ctrl-C in a terminal reaches the trials too; a signal sent to this process alone
@@ -229,9 +327,11 @@ class Driver:
                 return
         else:
             self.failures_in_a_row = 0
-        done, running = self._count()
-        if done + running >= self.sweep.spec.trials:
-            study.stop()  # the rest run elsewhere, or this worker's other threads hold them
+        census = self._census()
+        if not census.waiting and (census.owed or census.free(self.sweep.spec.trials) <= 0):
+            # The next ask would make a new trial while a retry is owed, or one too many:
+            # the rest run elsewhere, or this worker's other threads hold them.
+            study.stop()
 
     # ------------------------------------------------------------------ one trial
 
@@ -246,7 +346,7 @@ class Driver:
         if self.stopping.is_set():
             self.stopped_trials.add(trial.number)
             raise TrialStopped()
-        if first == trial.number and self._surplus(trial.number):
+        if frozen.user_attrs.get("cancelled") or self._not_needed(trial.number, first):
             trial.set_user_attr("cancelled", True)
             self.study.stop()
             raise TrialCancelled()
@@ -258,16 +358,27 @@ class Driver:
             run_dir = self._train(trial.number, first, params, run_dir)
         return self._result(trial, first, run_dir)
 
-    def _surplus(self, number: int) -> bool:
-        """A new trial asked at the same instant as another worker's last one: the later
-        number gives its trial up. Retried trials are never given up."""
+    def _not_needed(self, number: int, first: int) -> bool:
+        """A new trial asked while a retry is owed (a retry queued or failed a moment after
+        this ask, a trial perhaps a killed worker's), or at the same instant as another
+        worker's last one (the later number gives its trial up); a retry of a trial that
+        another attempt already ended or runs (two workers queued the same orphan)."""
         from cbrun.sweep.sampler import first_number
 
-        ahead = [t for t in self.study.get_trials(deepcopy=False)
-                 if not t.user_attrs.get("cancelled") and t.number != number
-                 and (t.state in (*self._counted, self.state.WAITING)
-                      or (t.state == self.state.RUNNING
-                          and (t.number < number or first_number(t) != t.number)))]
+        trials = [t for t in self.study.get_trials(deepcopy=False)
+                  if not t.user_attrs.get("cancelled") and t.number != number]
+        if first != number:
+            return any(first_number(t) == first and (
+                t.state in self._counted
+                or (t.state in (self.state.RUNNING, self.state.WAITING) and t.number < number))
+                for t in trials)
+        census = self._census(refresh=False)
+        if census.waiting or census.owed:
+            return True
+        ahead = [t for t in trials
+                 if t.state in (*self._counted, self.state.WAITING)
+                 or (t.state == self.state.RUNNING
+                     and (t.number < number or first_number(t) != t.number))]
         return len(ahead) >= self.sweep.spec.trials
 
     def _train(self, number: int, first: int, params: dict[str, Any],
@@ -325,6 +436,7 @@ class Driver:
                       f"{self.sweep.metric} {value:.6g}, {where}")
             return value
         self.echo(f"trial {first}: failed ({status or 'no run directory'}), see {where}")
+        trial.set_user_attr("failed", True)  # for good: no retry is owed
         raise TrialFailed()
 
     # ------------------------------------------------------------------ the study
@@ -344,6 +456,24 @@ class Driver:
             return  # another worker did it
         if failed:
             self.retry(self.study, storage.get_trial(trial_id))
+
+
+def _claimed(trial) -> bool:
+    """Its worker's objective began: the trial records its own number (a queued retry
+    carries the number of the trial it retries until then)."""
+    return trial.user_attrs.get("attempt") == trial.number
+
+
+def _queued(trials) -> set[int]:
+    """The numbers of the trials whose retry is queued (or ran): every attempt a retry
+    goes back to is in its `retry_history`."""
+    return {number for t in trials for number in t.system_attrs.get("retry_history", ())}
+
+
+def _owed(trial, queued: set[int]) -> bool:
+    """A failed trial is owed a retry unless it failed for good or its retry is queued."""
+    return not (trial.user_attrs.get("failed") or trial.user_attrs.get("cancelled")
+                or trial.number in queued)
 
 
 def _suggest(trial, key: str, spec, sampler: str) -> Any:

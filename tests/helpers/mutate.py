@@ -265,7 +265,7 @@ M.update({  # issues 21 and 24: splits, baselines, init's YAML, the state inside
  "baseline-uniform-prior": ("cbrun/engine/baseline.py",
    "        prior = counts[:shape[-1]] / max(1, counts.sum())",
    "        prior = np.full(shape[-1], 1 / shape[-1])",
-   ["tests/test_first_model.py::test_the_baseline_is_the_majority_class_scored_by_the_runs_own_metrics"]),
+   ["tests/test_first_model.py::test_an_imbalanced_tables_baseline_predicts_the_training_shares"]),
  "verdict-never-said": ("cbrun/run/record.py",
    "        if better:\n            return None", "        if True:\n            return None",
    ["tests/test_first_model.py::test_a_model_that_learns_nothing_is_said_to_be_no_better_than_its_baseline"]),
@@ -291,6 +291,33 @@ M.update({  # issues 21 and 24: splits, baselines, init's YAML, the state inside
  "stop-without-a-state": ("cbrun/engine/callbacks/keeper.py",
    "        if stop or self._due(done):", "        if self._due(done):",
    ["tests/test_long_runs.py::test_sigterm_saves_the_state_at_the_next_batch_and_exits_75"]),
+})
+
+# Issue 27: configs made of several files.
+M.update({
+ "compose-earlier-wins": ("cbrun/config/compose.py",
+   "        into[key] = copy.deepcopy(value)\n", "        into.setdefault(key, copy.deepcopy(value))\n",
+   ["tests/test_compose.py::test_cbrun_config_show_prints_each_value_with_where_it_came_from"]),
+ "compose-one-file-named": ("cbrun/config/compose.py",
+   "            positions.sources[known] = file", "            positions.sources[known] = positions.file",
+   ["tests/test_compose.py::test_each_mistake_is_reported_at_the_file_and_line_that_set_it"]),
+ "compose-whole-reference-as-text": ("cbrun/config/compose.py",
+   "        whole = _REFERENCE.fullmatch(value)", "        whole = None",
+   ["tests/test_compose.py::test_cbrun_config_show_prints_each_value_with_where_it_came_from"]),
+ "compose-no-cycle-check": ("cbrun/config/compose.py",
+   "    if target in seen or target == loc:", "    if False:",
+   ["tests/test_compose.py::test_a_reference_to_a_section_or_to_itself_is_an_error_at_its_line"]),
+ "compose-said-twice": ("cbrun/config/compose.py",
+   "                           if not any(tuple(p.loc[:len(loc)]) == loc for loc in places)]]",
+   "                           ]]",
+   ["tests/test_compose.py::test_a_reference_to_a_section_or_to_itself_is_an_error_at_its_line"]),
+ "compose-references-before-set": ("cbrun/config/load.py",
+   "    if overrides:\n        loaded = apply_overrides(loaded, overrides)\n    loaded, unresolved = interpolate(loaded)",
+   "    loaded, unresolved = interpolate(loaded)\n    if overrides:\n        loaded = apply_overrides(loaded, overrides)",
+   ["tests/test_compose.py::test_each_mistake_is_reported_at_the_file_and_line_that_set_it"]),
+ "compose-extends-unread": ("cbrun/config/load.py",
+   "    if len(paths) > 1 or EXTENDS in loaded.data:", "    if len(paths) > 1:",
+   ["tests/test_compose.py::test_extends_in_a_circle_or_to_a_missing_file_is_named"]),
 })
 
 
@@ -441,6 +468,17 @@ M.update({  # issue 24: checkpoints kept on purpose (keep_best / keep_last)
    ["tests/test_retention.py::test_a_50_epoch_run_keeps_its_best_3_and_its_last_file"]),
 })
 
+
+M.update({  # issue 22: sweep resume order
+ "sweep-new-trial-while-doubtful": ("cbrun/sweep/driver.py",
+   "        return bool(self.unqueued or self.doubtful)",
+   "        return bool(self.unqueued)",
+   ["tests/test_sweep_run.py::test_resume_ends_with_exactly_the_trials_asked_none_run_twice"]),
+ "sweep-unqueued-retry-not-owed": ("cbrun/sweep/driver.py",
+   "                or trial.number in queued)",
+   "                or True)",
+   ["tests/test_sweep_run.py::test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one"]),
+})
 
 if __name__ == "__main__":
     main()

@@ -49,6 +49,12 @@ class DataSource(StrictModel):
                             "sorted by its label then validates on one class). Defaults to "
                             "auto: stratified for a target of classes, random otherwise.")
 
+    fraction: float = Field(
+        1.0, gt=0.0, le=1.0, allow_inf_nan=False,
+        description="Train, validate and test on this share of each split's rows, drawn "
+                    "from the seed (every class keeps its share), e.g. 0.1 for a quick "
+                    "look at a big table. Defaults to 1.0: all of them.")
+
     @model_validator(mode="after")
     def _fractions_fit(self) -> DataSource:
         if self.validation_split + self.test_split >= 1.0:

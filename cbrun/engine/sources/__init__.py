@@ -27,6 +27,7 @@ LOADERS = {
     "python": "cbrun.engine.sources.python",
 }
 DATA_DIR = "data"  # inside the run directory
+FRACTION_FILE = "fraction.json"  # in the run's data/: the rows data.fraction kept
 
 
 @dataclass
@@ -139,8 +140,48 @@ def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None, *,
     without one it streams. `seed`: the run's, which draws the held-out rows."""
     module = importlib.import_module(LOADERS[data_cfg.source])
     if getattr(data_cfg, "cache", None) == "disk":
-        return _bare_labels(module.load(data_cfg, config_dir, seed=seed, run_dir=run_dir))
-    return _bare_labels(module.load(data_cfg, config_dir, seed=seed))
+        splits = module.load(data_cfg, config_dir, seed=seed, run_dir=run_dir)
+    else:
+        splits = module.load(data_cfg, config_dir, seed=seed)
+    return _bare_labels(_share(splits, data_cfg.fraction, seed))
+
+
+def first_batches(split: Split, batches: int, batch_size: int) -> Split:
+    """The split's first `batches` batches (the rows in their order; a loader's dataset,
+    its first batches, cached so that every epoch sees the same ones)."""
+    from dataclasses import replace
+
+    from cbrun.data.splits import take
+
+    if split.dataset is not None:
+        return Split(dataset=split.dataset.take(batches).cache())
+    rows = np.arange(min(len(split), batches * batch_size))
+    x = replace(split.x, paths=split.x.paths[rows]) if split.streamed else take(split.x, rows)
+    return Split(x=x, y=None if split.y is None else take(split.y, rows))
+
+
+def _share(splits: Splits, fraction: float, seed: int) -> Splits:
+    """`data.fraction`: a seeded share of every split's rows (cbrun/data/splits.share)."""
+    from dataclasses import replace
+
+    from cbrun.data.splits import share, take
+    from cbrun.errors import RunError
+
+    if fraction >= 1.0:
+        return splits
+    for index, (name, split) in enumerate(splits.named().items()):
+        if split.dataset is not None:
+            raise RunError(f"data.fraction: the {name} split is a tf.data.Dataset the loader "
+                           "returned, whose rows cbrun cannot draw from; return arrays, or "
+                           "take a share in the loader (dataset.take)")
+        labels = None if isinstance(split.y, dict) else split.y
+        rows = share(len(split), fraction, seed, index, labels)
+        split.x = replace(split.x, paths=split.x.paths[rows]) if split.streamed \
+            else take(split.x, rows)
+        split.y = None if split.y is None else take(split.y, rows)
+    splits.artifacts[FRACTION_FILE] = {"fraction": fraction, "rows": {
+        name: len(split) for name, split in splits.named().items()}}
+    return splits
 
 
 def _bare_labels(splits: Splits) -> Splits:
