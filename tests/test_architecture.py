@@ -24,6 +24,7 @@ ENGINE = "cbrun.engine"
 ENTRY_POINTS = {
     "cbrun.commands.train", "cbrun.commands.resume", "cbrun.commands.evaluate",
     "cbrun.commands.predict", "cbrun.commands.export", "cbrun.api", "cbrun.run.segment",
+    "cbrun.commands.job",
 }
 HEAVY = ("tensorflow", "keras", "tf_keras")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from typing import Any
 
 from cbrun.config.distribute import parse_device
@@ -80,6 +81,13 @@ def backend_problems(config: Any) -> Found:
     if config.backend == "jax" and importlib.util.find_spec("jax") is None:
         found.append((("backend",), ("JAX is not installed in this Python; install cbrun's "
                                      "extra: pip install 'cbrun[jax]'")))
+    if config.backend == "jax" and sys.version_info < (3, 12):
+        # Keras's TensorBoard then only warns and profiles nothing.
+        found += [(("callbacks", i, "profile_batch"), (
+            "Keras profiles on backend: jax with Python 3.12 or later only, and this is "
+            f"Python {sys.version_info[0]}.{sys.version_info[1]}; set profile_batch: 0, "
+            "or train on backend: tensorflow")) for i, spec in enumerate(config.callbacks)
+            if spec.type == "TensorBoard" and spec.profile_batch != 0]
     kind = config.distribute.type
     needs = STRATEGY_BACKEND.get(kind)
     if needs is None or needs == config.backend:

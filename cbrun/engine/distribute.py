@@ -169,4 +169,6 @@ def shard_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     peers = current()
     if peers is None or peers.count == 1:
         return dataset
-    return dataset.rebatch(batch_size // peers.count).shard(peers.count, peers.index)
+    steps = int(dataset.cardinality())  # known: cbrun's pipelines assert it
+    return (dataset.rebatch(batch_size // peers.count).shard(peers.count, peers.index)
+            .apply(tf.data.experimental.assert_cardinality(steps)))

@@ -25,17 +25,27 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# A process SIGKILLed (or frozen) is noticed by JAX's coordinator once it has sent no
-# heartbeat for this long; the others then end (JAX aborts them). Heartbeats come from a
-# thread of JAX's own, not from the training loop, so a long step never trips it.
-HEARTBEAT_S = 30
+# A process SIGKILLed (or frozen) is noticed by process 0 once its watcher thread has not
+# beaten for SILENT_S: process 0 records the run failed, naming it, and the job ends. JAX's
+# own heartbeat (a thread of its own too) is the backstop, later: when it trips, JAX aborts
+# every process with a C++ stack trace and nothing recorded. Neither comes from the
+# training loop, so a long step never trips them.
+SILENT_S = 15.0
+DONE = "done"
+HEARTBEAT_S = 60
 # How long a process waits for the others to join, and process 0's word to come.
 JOIN_S = 600
 POLL_S = 0.25
 PREFIX = "cbrun/"
+# How a collective says its peer is gone (gloo on CPUs, NCCL on GPUs, JAX's coordinator).
+LOST_MARKS = ("Gloo", "gloo", "NCCL", "Connection reset by peer", "Connection closed",
+              "coordination service", "heartbeat")
+# What process 0 writes of the others at the job's end: the digest of each one's weights.
+PROCESSES_FILE = "processes.json"
 
 
 def import_jax() -> None:
@@ -85,9 +95,17 @@ class Peers:
         self._watcher.start()
 
     def _watch(self) -> None:
+        beats = 0
+        # Process 0's view of each other process's beat: (last value, when it changed).
+        heard: dict[str, tuple[str | None, float]] = {}
+        started = time.monotonic()
         while not self._stop.wait(POLL_S):
+            beats += 1
             try:
+                self.client.key_value_set(f"{PREFIX}alive/{self.index}", str(beats),
+                                          allow_overwrite=True)
                 left = self.client.key_value_dir_get(f"{PREFIX}left/")
+                silent = self._silent(heard, started) if self.writer else None
             except Exception as exc:  # noqa: BLE001 - the coordinator (process 0) is gone
                 if self._stop.is_set():
                     return
@@ -98,6 +116,27 @@ class Peers:
             if others and not self._stop.is_set():
                 self._peer_left(*min(others))
                 return
+            if silent is not None and not self._stop.is_set():
+                self._peer_left(silent, f"it stopped answering for {SILENT_S:.0f} s (killed, "
+                                        "out of memory, or its machine went down)")
+                return
+
+    def _silent(self, heard: dict, started: float) -> int | None:
+        """The first process whose beat has not moved for SILENT_S (of this process's
+        time: a pause of this watcher's own never makes another process look silent)."""
+        now = time.monotonic()
+        beats = dict(self.client.key_value_dir_get(f"{PREFIX}alive/"))
+        for index in range(1, self.count):
+            key = f"{PREFIX}alive/{index}"
+            value = beats.get(key)
+            last, since = heard.get(key, (None, started))
+            if value == DONE:  # at the job's end, waiting for process 0 there
+                continue
+            if value != last:
+                heard[key] = (value, now)
+            elif now - since > SILENT_S:
+                return index
+        return None
 
     def _peer_left(self, index: int, why: str) -> None:
         line = f"process {index} of {self.count} failed: {why}"
@@ -110,6 +149,24 @@ class Peers:
             end_now(f"error: {line}; the other processes were stopped", 1)
         end_now(None, 1)
 
+    def lost(self, exc: Exception):
+        """The error to report for a collective that failed because another process left
+        without a word (SIGKILL, a machine gone): gloo and NCCL see the connection drop at
+        once, before JAX's heartbeat names the process. None for any other error."""
+        text = str(exc)
+        if not any(mark in text for mark in LOST_MARKS):
+            return None
+        if self._watcher is not None and self._watcher.is_alive():
+            # Process 0's watcher names the silent process within SILENT_S, records the run
+            # and ends this process; the others hear process 0 leave. Said here only if not.
+            self._watcher.join(timeout=SILENT_S + 5)
+        from cbrun.errors import RunError
+
+        line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return RunError(f"another process of the job stopped answering (killed, or its "
+                        f"machine went down): {line}; resume the run with the same "
+                        f"number of processes")
+
     def agree_to_stop(self, epoch: int, mine: int | None) -> int | None:
         """Whether the job stops after this epoch: every process says whether it was asked
         to (`mine`: the signal number, or None), and all stop if one was. The reason of the
@@ -121,10 +178,42 @@ class Peers:
         self.stopped = bool(asked)
         return asked[0] if asked else None
 
+    def same_weights(self, model, run_dir) -> None:
+        """At the job's end, after the model is saved: every process says a digest of its
+        weights, and process 0 writes them all to the run's processes.json. Replicas that
+        drifted apart (a collective that did not reduce what it should) fail the run: its
+        model.keras would be process 0's alone."""
+        import hashlib
+        import json
+
+        import numpy as np
+
+        digest = hashlib.sha256()
+        for variable in model.weights:
+            digest.update(np.ascontiguousarray(np.asarray(variable.numpy())).tobytes())
+        self.tell(f"weights/{self.index}", digest.hexdigest())
+        digests = [self.hear(f"weights/{i}") for i in range(self.count)]
+        if not self.writer:
+            return
+        (run_dir / PROCESSES_FILE).write_text(json.dumps(
+            {"processes": self.count, "weights_sha256": digests}, indent=1) + "\n")
+        differ = [i for i, d in enumerate(digests) if d != digests[0]]
+        if differ:
+            from cbrun.errors import RunError
+
+            raise RunError(f"the weights of process {differ[0]} differ from process 0's at "
+                           f"the end of training (digests in {PROCESSES_FILE}); the saved "
+                           "model is process 0's")
+
     def finish(self) -> None:
         """The job's end, reached by every process: JAX's shutdown barrier, then the
         coordinator (process 0's) goes last."""
         self._stop.set()
+        if self._watcher is not None:  # its last beat written before the word "done"
+            self._watcher.join(timeout=5)
+        with contextlib.suppress(Exception):
+            self.client.key_value_set(f"{PREFIX}alive/{self.index}", DONE,
+                                      allow_overwrite=True)
         import jax
 
         jax.distributed.shutdown()

@@ -152,7 +152,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
     set_data_parallel(config)
     peers = current_peers()
-    several = peers is not None and peers.count > 1
+    several_processes = peers is not None and peers.count > 1
     splits = load_splits(config.data, config_dir, run_dir, seed=config.seed)
     if restore is None:  # a resume draws the same rows: said once is enough
         for line in splits.warnings(config.data):
@@ -168,7 +168,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         len(splits.train) if splits.train.dataset is None else None,
         config.data.batch_size, config)
     first_epoch = restore.epochs_done if restore else 0
-    if several and restore is not None and restore.batches_done:
+    if several_processes and restore is not None and restore.batches_done:
         raise RunError(f"the newest state of this run ({restore.path.name}) was saved inside "
                        "an epoch, by one process; several processes resume at epoch ends "
                        "only: resume it with one process to that epoch's end first "
@@ -186,8 +186,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     recorder = own.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
     nan_guard = own.NanGuard()
     tracking = TrackingCallback(config, run_dir, record, first_epoch)
-    seekable = splits.train.dataset is None and not several
-    if several and (config.fit.state_every_batches or config.fit.state_every_seconds):
+    seekable = splits.train.dataset is None and not several_processes
+    if several_processes and "state_every" in config.fit.model_fields_set \
+            and config.fit.state_every is not None:
+        # The default (every 10 minutes) is not the user's wish: said only when set.
         print("note: with several processes the state is saved at epoch ends only "
               "(fit.state_every applies to one process)", file=sys.stderr)
     elif not seekable and config.fit.state_every_batches:
@@ -256,7 +258,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     callbacks = [own.RunGuard(run_dir), Unfreeze(stages), own.LearningRateLog(),
                  *(b.callback for b in bound), nan_guard, recorder, keeper,
                  *([reporter] if reporter else []), tracking, display, own.CollectorBack(),
-                 own.SafeStop() if not several else own.AgreedStop(peers.agree_to_stop)]
+                 (own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())]
 
     def fit(first: int, last: int, start: int = 0, relay: dict | None = None):
         dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
@@ -311,6 +313,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         # Ctrl-C and SIGTERM (not Exceptions) end the tracked runs as interrupted, a crash
         # as failed, rather than leaving them "running" forever.
         tracking.abort("failed" if isinstance(exc, Exception) else "interrupted")
+        if several_processes and isinstance(exc, Exception):
+            lost = peers.lost(exc)
+            if lost is not None:
+                raise lost from None
         raise
     finally:
         collector_back()  # if fit ended before an epoch did
@@ -330,6 +336,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     model_path = run_dir / "model.keras"
     check_tree(run_dir, shallow=("data", "cache"))  # Keras's save follows a link
     model.save(model_path)
+    if several_processes:
+        peers.same_weights(model, run_dir)
     pruned = reporter is not None and reporter.pruned_after is not None
     nan = nan_guard.epoch is not None
     test_error = None

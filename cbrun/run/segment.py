@@ -334,6 +334,17 @@ def _force_record(run_dir, signum: int) -> str:
             f"  cbrun resume {shlex.quote(str(run_dir))}")
 
 
+def record_peer_failure(run_dir, what: str) -> None:
+    """Another process of the job failed (cbrun/engine/peers.py, from its watcher thread,
+    while this one's main thread may be blocked in a collective): run.json failed after the
+    newest whole state, with `what`, so that resume continues from there."""
+    SAVE_LOCK.acquire(timeout=10)  # kept: the process ends right after
+    done = newest_state_epoch(run_dir)
+    record = RunRecord.load(run_dir)
+    record.epoch_done(done, newest_state_best(run_dir))
+    record.finish("failed", error=what)
+
+
 def where(position: tuple[int, int]) -> str:
     """'3 complete epochs', or '3 complete epochs and 120 batches of the 4th'."""
     done, batches = position
