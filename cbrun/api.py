@@ -157,15 +157,18 @@ class Run:
         return evaluate_run(self.opened, chosen, split, Path(data) if data else None)
 
     def predict(self, source: str | Path, top_k: int = 1,
-                checkpoint: str = "last", safe_mode: bool = True) -> dict[str, Any]:
-        """What `cbrun predict` writes, as {column: numpy array}."""
+                checkpoint: str = "last", safe_mode: bool = True,
+                keep: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+        """What `cbrun predict` writes, as {column: numpy array}; `keep`: columns of a
+        table `source` passed through (`predict --keep`)."""
         from cbrun.engine.tfimport import import_tensorflow
 
         chosen = self.checkpoint(checkpoint, safe_mode)
         import_tensorflow()
         from cbrun.engine.predict import predict_run
 
-        columns, _, inputs = predict_run(self.opened, chosen, Path(source), top_k)
+        columns, _, inputs = predict_run(self.opened, chosen, Path(source), top_k,
+                                         tuple(keep))
         for note in inputs.notes:  # what the command prints as `note:` lines
             warnings.warn(note, stacklevel=2)
         return columns

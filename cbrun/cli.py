@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "Start TensorBoard over runs, each named by its id."),
     "export": ("cbrun.commands.export:export",
                "Export a run's model to SavedModel, LiteRT or ONNX, verified."),
+    "benchmark": ("cbrun.commands.benchmark:benchmark",
+                  "Size, latency and validation metric of a run's model in each format."),
+    "lr-find": ("cbrun.commands.lrfind:lr_find",
+                "Sweep the learning rate over a few hundred batches and suggest one."),
     "completion": ("cbrun.commands.completion:completion",
                    "Print the shell completion script (bash, zsh, fish)."),
 }

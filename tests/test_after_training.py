@@ -278,7 +278,7 @@ def test_user_errors_are_one_line_and_exit_2(digits_run, table_run, capsys, tmp_
         (("evaluate", digits_run, "--checkpoint", "nope.keras"), "neither last, best"),
         (("evaluate", table_run, "--checkpoint", "best"), "kept no checkpoint"),
         (("evaluate", digits_run, "-o", tmp_path / "c.jpg"), "name a .png file"),
-        (("predict", digits_run, tmp_path, "-o", tmp_path / "p.txt"), ".csv or an .npz"),
+        (("predict", digits_run, tmp_path, "-o", tmp_path / "p.txt"), "a .csv, a .parquet or an .npz file"),
         (("predict", digits_run, tmp_path / "none.npz", "-o", tmp_path / "p.csv"),
          "does not exist"),
     ]
@@ -604,3 +604,77 @@ def test_evaluate_and_predict_a_run_while_it_trains(tmp_path, capsys):
     finally:
         process.terminate()
         process.communicate()
+
+
+def _with_ids(rows: list[dict]) -> list[dict]:
+    """New rows without their label, an id column first and a count with one left empty."""
+    for i, row in enumerate(rows):
+        del row["species"]
+    return [{"id": f"A-{i:03d}", **row, "visits": "" if i == 2 else i * 10}
+            for i, row in enumerate(rows)]
+
+
+def test_predict_keeps_chosen_columns_in_csv_and_parquet(table_run, capsys, tmp_path):
+    import csv
+
+    import pyarrow.parquet as pq
+
+    source = write_csv(tmp_path / "new.csv", _with_ids(table_rows(5, seed=3)))
+    out = tmp_path / "pred.csv"
+    result = cli_output(capsys, "predict", table_run, source, "-o", out, "--keep", "id",
+                        "--keep", "visits")
+    assert result.code == 0, result.err
+    written = list(csv.DictReader(out.open()))
+    assert list(written[0]) == ["row", "id", "visits", "class", "probability"]
+    assert [r["id"] for r in written] == [f"A-{i:03d}" for i in range(5)]
+    assert [r["visits"] for r in written] == ["0", "10", "", "30", "40"]
+
+    parquet = tmp_path / "pred.parquet"
+    result = cli_output(capsys, "predict", table_run, source, "-o", parquet, "--keep",
+                        "id,visits")
+    assert result.code == 0, result.err
+    assert result.out.startswith("5 predictions (last: model.keras (epoch ")
+    assert result.out.rstrip().endswith(f"-> {parquet}")
+    table = pq.read_table(parquet)
+    assert table.column_names == ["row", "id", "visits", "class", "probability"]
+    assert str(table.schema.field("visits").type) == "int64"
+    assert str(table.schema.field("probability").type) == "double"
+    assert table.column("visits").to_pylist() == [0, 10, None, 30, 40]
+    assert table.column("id").to_pylist() == [r["id"] for r in written]
+    assert table.column("class").to_pylist() == [r["class"] for r in written]
+    assert table.column("probability").to_pylist() == [float(r["probability"])
+                                                       for r in written]
+
+
+def test_predict_names_what_keep_cannot_keep(table_run, digits_run, capsys, tmp_path):
+    source = write_csv(tmp_path / "new.csv", _with_ids(table_rows(3, seed=3)))
+    out = tmp_path / "pred.csv"
+    result = cli_output(capsys, "predict", table_run, source, "-o", out, "--keep", "idd",
+                        "--keep", "visits")
+    assert result.code == 2
+    assert result.err.strip() == (
+        "error: --keep: new.csv has no column 'idd' (did you mean 'id'?); its columns: id, "
+        "height_mm, weight_g, colour, visits")
+    # Without --keep the extra columns are refused, and the message says how to keep them.
+    result = cli_output(capsys, "predict", table_run, source, "-o", out)
+    assert result.code == 2 and "drop them, or pass them through with --keep id,visits" \
+        in result.err
+    clash = write_csv(tmp_path / "clash.csv", [{**row, "class": "x"} for row in
+                                               _with_ids(table_rows(3, seed=3))])
+    result = cli_output(capsys, "predict", table_run, clash, "-o", out, "--keep",
+                        "id,visits,class")
+    assert result.code == 2 and result.err.strip() == (
+        "error: --keep class: the predictions have a column 'class' already (row, class, "
+        "probability, raw); rename that column in clash.csv")
+    assert not out.exists()
+    new = _npz(tmp_path / "new.npz", x=np.zeros((3, 64)))
+    found = run_cbrun(["predict", digits_run, new, "-o", out, "--keep", "id"],
+                      ["predict", table_run, source, "-o", out, "--keep", ","],
+                      ["predict", table_run, source, "-o", tmp_path / "pred.json"])
+    assert found.codes == [2, 2, 2] and found.heavy == []
+    errors = [c.err.strip() for c in found.commands]
+    assert errors[0] == (f"error: --keep passes columns of a table through; {digits_run} "
+                         f"predicts from digits data, which has no columns")
+    assert "an empty column name" in errors[1]
+    assert errors[2] == (f"error: -o {tmp_path / 'pred.json'}: write predictions to a .csv, "
+                         f"a .parquet or an .npz file")

@@ -23,7 +23,8 @@ ENGINE = "cbrun.engine"
 # or export, and the segment that imports TensorFlow for a run.
 ENTRY_POINTS = {
     "cbrun.commands.train", "cbrun.commands.resume", "cbrun.commands.evaluate",
-    "cbrun.commands.predict", "cbrun.commands.export", "cbrun.api", "cbrun.run.segment",
+    "cbrun.commands.predict", "cbrun.commands.export", "cbrun.commands.validate", "cbrun.api",
+    "cbrun.run.segment", "cbrun.commands.benchmark", "cbrun.commands.lrfind",
     "cbrun.commands.job",
 }
 HEAVY = ("tensorflow", "keras", "tf_keras")

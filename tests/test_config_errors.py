@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import cli_output
 
 from cbrun.config.load import load_config
 from cbrun.config.monitors import logged_keys, monitor_direction, primary_monitor
@@ -178,7 +179,8 @@ def test_unknown_key_suggests_and_lists_what_is_allowed(tmp_path):
     problem = one(tmp_path, BASE.replace("  epochs: 2", "  epochs: 2\n  validaton_freq: 2"))
     assert (problem.line, problem.column) == (13, 3)
     assert "did you mean 'validation_freq'" in problem.message
-    assert "fit takes: epochs, steps_per_epoch, validation_freq, class_weight" in problem.message
+    assert "fit takes: epochs, steps_per_epoch, validation_freq, validation_steps, " \
+        "overfit_batches, class_weight, state_every, max_time" in problem.message
     assert "(given" not in problem.render()
 
 
@@ -703,3 +705,26 @@ def test_a_key_of_another_section_names_where_it_belongs(tmp_path, section, line
     assert problem.field_path == f"{section}.{key}"
     assert problem.message.startswith(f"'{key}' is not a key of {section}: {says}")
     assert "did you mean" not in problem.message
+
+
+def test_independent_mistakes_are_reported_in_one_run(tmp_path, capsys):
+    """A missing data file, an activation typo, an unknown optimizer and an old monitor
+    name: four sections, four problems, one `validate` (not four rounds of fixing)."""
+    config = {
+        "name": "four", "data": {"source": "csv", "path": "missing.csv", "label": "y"},
+        "model": {"input_shape": [4], "layers": [
+            {"type": "Dense", "units": 3, "activation": "softmx"}]},
+        "compile": {"optimizer": "adamm", "loss": "sparse_categorical_crossentropy",
+                    "metrics": ["accuracy"]},
+        "fit": {"epochs": 2},
+        "callbacks": [{"type": "EarlyStopping", "monitor": "val_acc"}],
+    }
+    path = tmp_path / "four.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    code, out, _err = cli_output(capsys, "validate", path)
+    assert code == 2
+    for field, text in (("data.path", "'missing.csv' does not exist"),
+                        ("model.layers[0].activation", "'softmx'"),
+                        ("compile.optimizer", "'adamm'"),
+                        ("callbacks[0].monitor", "'val_acc'")):
+        assert f"{field}: " in out and text in out, (field, out)

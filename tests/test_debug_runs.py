@@ -41,7 +41,11 @@ def test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing(
                         "--runs-dir", tmp_path / "runs")
     assert result.code == 0, result.err
     assert "epoch 1/1" in result.out and "val_loss" in result.out  # validated at epoch 1
+    # One batch is the whole epoch, though the config asks for 40 steps.
+    assert "1 batch per compiled call (the whole epoch)" in result.out, result.out
     assert "fast dev run passed" in result.out and "nothing was kept" in result.out
+    # No summary of a folder that is gone, no verdict on one batch.
+    assert "final model" not in result.out and "baseline" not in result.err
     assert not (tmp_path / "runs").exists()
     assert not list(own_tmp.glob("cbrun-*"))
 
@@ -81,6 +85,19 @@ def test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one(tmp_path,
     assert "overfit_batches: 2" in (run / "resolved.yaml").read_text()
 
 
+def test_validation_steps_validates_on_the_first_batches_only(tmp_path, capsys):
+    logs = {}
+    for steps in (None, 1):
+        config = tiny_config(name="val", fit={"epochs": 1, "validation_steps": steps},
+                             callbacks=[{"type": "CSVLogger", "filename": "log.csv"}])
+        runs = tmp_path / f"runs-{steps}"
+        assert cli_output(capsys, "train", write_config(tmp_path, config), "--runs-dir",
+                          runs).code == 0
+        (logs[steps],) = list(csv.DictReader((only_run(runs) / "log.csv").open()))
+    assert logs[None]["loss"] == logs[1]["loss"]  # the same training
+    assert logs[None]["val_loss"] != logs[1]["val_loss"]  # 64 of the 360 validation rows
+
+
 def test_overfit_batches_is_checked_up_front(tmp_path, capsys):
     result = cli_output(capsys, "train", write_config(tmp_path, tiny_config()),
                         "--overfit-batches", "0")
@@ -97,11 +114,12 @@ def test_a_fraction_keeps_a_seeded_share_of_every_split_with_every_class(tmp_pat
     whole = load_splits(DigitsData(validation_split=0.2), tmp_path, seed=5)
     tenth = load_splits(DigitsData(validation_split=0.2, fraction=0.1), tmp_path, seed=5)
     again = load_splits(DigitsData(validation_split=0.2, fraction=0.1), tmp_path, seed=5)
-    other = load_splits(DigitsData(validation_split=0.2, fraction=0.1), tmp_path, seed=6)
+    # Without held-out rows the split is the same for every seed: only the share differs.
+    other = [load_splits(DigitsData(fraction=0.1), tmp_path, seed=seed) for seed in (5, 6)]
     assert len(tenth.train) == round(0.1 * len(whole.train))
     assert len(tenth.validation) == round(0.1 * len(whole.validation))
     np.testing.assert_array_equal(tenth.train.x, again.train.x)
-    assert not np.array_equal(tenth.train.x, other.train.x)
+    assert not np.array_equal(other[0].train.x, other[1].train.x)
     # every class keeps its share to within a row
     counts = np.bincount(tenth.train.y, minlength=10)
     expected = 0.1 * np.bincount(whole.train.y, minlength=10)

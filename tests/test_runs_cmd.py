@@ -175,6 +175,7 @@ def test_json_lists_every_run_for_scripts(folder, capsys):
         "test": {},  # no test split in this run
         "baseline": {},  # a run of before baselines
         "no_better_than_baseline": False,
+        "sweep": None,  # no sweep's trial
     }
     killed = runs["20261121-180000-killed"]
     assert (killed["status"], killed["recorded_status"]) == ("interrupted", "running")
@@ -349,3 +350,69 @@ def test_an_interrupted_runs_time_is_counted_once(tmp_path):
                         "finished": "2026-11-21T18:30:02.306000+00:00", "first_epoch": 1,
                         "last_epoch": 3, "status": "interrupted"}])
     assert read_run_info(run).elapsed_s() == 2.306
+
+
+def _sweep(runs: Path, name: str, trials: int) -> Path:
+    """A sweep directory as `cbrun sweep` lays it out: sweep.json, and a run directory per
+    trial under trials/ whose run.json names its trial."""
+    sweep_dir = runs / "sweeps" / name
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "sweep.json").write_text(json.dumps({"name": name, "status": "completed"}))
+    for number in range(trials):
+        fake_run(sweep_dir / "trials", f"20261122-10000{number}-{name}-t{number}",
+                 sweep={"id": "abc", "trial": number, "study": name, "metric": "val_loss",
+                        "direction": "minimize", "pruner": {"type": "none"},
+                        "storage": f"sqlite:///{sweep_dir}/study.db",
+                        "sweep_dir": str(sweep_dir)})
+    return sweep_dir
+
+
+def test_sweep_trials_are_named_and_listed_with_trials(folder, capsys):
+    digits = _sweep(folder, "digits-search", 3)
+    _sweep(folder, "wide", 1)
+    plain = cli_output(capsys, "runs", folder)
+    assert plain.code == 0 and "t0" not in plain.out and "trial" not in plain.out
+    assert plain.err.splitlines()[-1] == (
+        f"note: not listed: 4 sweep trials in {digits} (3), {folder / 'sweeps' / 'wide'} (1); "
+        f"--trials lists them")
+
+    listed = cli_output(capsys, "runs", folder, "--trials")
+    assert listed.code == 0 and "not listed" not in listed.err
+    lines = listed.out.splitlines()
+    assert lines[0].split()[:3] == ["id", "trial", "status"]
+    trial_lines = [line.split() for line in lines if "-t" in line.split()[0]]
+    assert [cells[:3] for cells in trial_lines] == [
+        ["20261122-100000-digits-search-t0", "digits-search", "#0"],
+        ["20261122-100000-wide-t0", "wide", "#0"],
+        ["20261122-100001-digits-search-t1", "digits-search", "#1"],
+        ["20261122-100002-digits-search-t2", "digits-search", "#2"]]
+    # An ordinary run has no trial.
+    assert next(line for line in lines if "digits-full" in line).split()[1] == "-"
+
+    found = json.loads(cli_output(capsys, "runs", folder, "--trials", "--json").out)
+    marks = {row["id"]: row["sweep"] for row in found}
+    assert marks["20261122-100002-digits-search-t2"] == {"name": "digits-search", "trial": 2}
+    assert marks["20261121-160000-digits-full"] is None
+    assert len(found) == 7 + 4
+
+
+def test_a_sweep_directory_or_its_parent_lists_its_trials(folder, capsys):
+    digits = _sweep(folder, "digits-search", 2)
+    for where in (digits, folder / "sweeps"):
+        plain = cli_output(capsys, "runs", where)
+        assert "note: not listed: 2 sweep trials" in plain.err, plain.err
+        assert "folders of runs" not in plain.err  # trials/ is named as the sweep's
+        listed = cli_output(capsys, "runs", where, "--trials")
+        ids = [line.split()[0] for line in listed.out.splitlines()[1:]]
+        assert ids == ["20261122-100000-digits-search-t0", "20261122-100001-digits-search-t1"]
+    # The trials folder itself is a folder of runs, each marked as the trial it is.
+    direct = cli_output(capsys, "runs", digits / "trials")
+    assert [line.split()[:3] for line in direct.out.splitlines()[1:]] == [
+        ["20261122-100000-digits-search-t0", "digits-search", "#0"],
+        ["20261122-100001-digits-search-t1", "digits-search", "#1"]]
+    # A trial whose run.json cannot be read is still marked by the folder it is in.
+    broken = digits / "trials" / "20261122-100001-digits-search-t1" / "run.json"
+    broken.write_text("{")
+    listed = cli_output(capsys, "runs", folder, "--trials")
+    assert next(line for line in listed.out.splitlines() if "-t1" in line).split()[:3] == [
+        "20261122-100001-digits-search-t1", "digits-search", "unreadable"]

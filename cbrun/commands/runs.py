@@ -17,7 +17,15 @@ from rich.text import Text
 
 from cbrun.errors import UsageError
 from cbrun.run.logs import LogError, best_epoch, default_monitor, infer_mode, read_log
-from cbrun.run.runinfo import RunInfo, find_runs, nested_run_folders, read_run_info
+from cbrun.run.runinfo import (
+    RunInfo,
+    find_runs,
+    nested_run_folders,
+    read_run_info,
+    sweep_dirs,
+    sweep_trials,
+)
+from cbrun.sweep.directory import TRIALS_DIR
 
 # Columns left out, in this order, until the table fits the terminal: the id is what users
 # copy into `resume` and `plot`, so it is never cut; `--json` still has every field.
@@ -46,6 +54,15 @@ class RunRow:
     best_epoch: int | None
     best_value: float | None
     duration_s: float | None = None
+    sweep: str | None = None  # the sweep this run is a trial of (`runs --trials`)
+
+    @property
+    def trial(self) -> str:
+        """`digits-search #4`; `-` for a run that is no trial."""
+        if self.sweep is None:
+            return "-"
+        number = self.info.trial
+        return f"{self.sweep} #{number}" if number is not None else self.sweep
 
     def to_json(self) -> dict[str, Any]:
         info = self.info
@@ -68,23 +85,36 @@ class RunRow:
             "test": dict(info.test),
             "baseline": dict(info.baseline),
             "no_better_than_baseline": info.verdict is not None,
+            "sweep": ({"name": self.sweep, "trial": info.trial}
+                      if self.sweep is not None else None),
         }
 
 
 @click.command("runs")
 @click.argument("directory", required=False, default="runs",
                 type=click.Path(file_okay=False, path_type=Path))
+@click.option("--trials", is_flag=True,
+              help="List the trials of the sweeps in DIRECTORY too (runs/sweeps/<name>/"
+                   "trials/), each marked with its sweep and trial number.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, for scripts.")
-def runs(directory: Path, as_json: bool) -> None:
+def runs(directory: Path, trials: bool, as_json: bool) -> None:
     """List the runs in DIRECTORY (default: runs/): id, status, epochs done, best monitored
-    value and its epoch, duration, start time."""
+    value and its epoch, duration, start time. With --trials, the trials of the sweeps
+    there too (`cbrun sweep` keeps them under runs/sweeps/<name>/trials/)."""
     if not directory.is_dir():
         raise UsageError(f"no such directory: {directory} (runs are written to runs/ by "
                          "`cbrun train CONFIG`)")
     rows = [run_row(path) for path in find_runs(directory)]
+    sweeps = {sweep: sweep_trials(sweep) for sweep in sweep_dirs(directory)}
+    sweeps = {sweep: found for sweep, found in sweeps.items() if found}
+    if trials:
+        rows += [run_row(path, sweep.name) for sweep, found in sweeps.items()
+                 for path in found]
     # Ids start with their UTC start time, so sorting by id lists runs in order.
     rows.sort(key=lambda row: row.info.id)
-    nested = nested_run_folders(directory)
+    # A sweep's trials/ folder is named by the sweep note below, not as a folder of runs.
+    nested = [folder for folder in nested_run_folders(directory)
+              if folder.parent not in sweeps or folder.name != TRIALS_DIR]
     if as_json:
         click.echo(json.dumps([row.to_json() for row in rows], indent=2))
     elif rows:
@@ -99,6 +129,11 @@ def runs(directory: Path, as_json: bool) -> None:
     for row in rows:
         if row.info.problem:
             click.echo(f"warning: {row.info.problem}", err=True)
+    if sweeps and not trials:
+        count = sum(len(found) for found in sweeps.values())
+        names = ", ".join(f"{sweep} ({len(found)})" for sweep, found in sweeps.items())
+        click.echo(f"note: not listed: {count} sweep trial{'s' * (count != 1)} in {names}; "
+                   f"--trials lists them", err=True)
     if nested:
         # On stderr, like the warnings: `--json` output stays one JSON document.
         names = ", ".join(str(folder) for folder in nested)
@@ -106,7 +141,9 @@ def runs(directory: Path, as_json: bool) -> None:
                    err=True)
 
 
-def run_row(path: Path) -> RunRow:
+def run_row(path: Path, sweep: str | None = None) -> RunRow:
+    """`sweep`: the name of the sweep whose trials/ folder holds the run, for a run.json
+    that does not say (an unreadable one); a trial's own run.json names its sweep."""
     info = read_run_info(path)
     done, monitor = info.epochs_done, info.monitor
     best = (info.best_epoch, info.best_value) if info.best_epoch is not None else None
@@ -128,6 +165,7 @@ def run_row(path: Path) -> RunRow:
         best_epoch=best[0] if best else None,
         best_value=best[1] if best else None,
         duration_s=info.elapsed_s(),
+        sweep=info.sweep or sweep,
     )
 
 
@@ -136,6 +174,8 @@ def runs_table(rows: list[RunRow], width: int | None = None) -> Table:
     caption) until it fits, then `best` may wrap. The id is never cut or wrapped."""
     cells = [_cells(row) for row in rows]
     shown = ["id", "status", "epochs", "best", "at epoch", "duration", "started"]
+    if any(row.sweep is not None for row in rows):
+        shown.insert(1, "trial")
     if any(row.info.baseline for row in rows):
         shown.insert(4, "baseline")
     if any(row.info.test for row in rows):
@@ -191,6 +231,7 @@ def _cells(row: RunRow) -> dict[str, str]:
     info = row.info
     return {
         "id": info.id,
+        "trial": row.trial,
         "status": info.shown_status,
         "epochs": _epochs(row.epochs_done, info.epochs_planned),
         "best": _best(row.monitor, row.best_value),

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
-from cbrun.errors import EXIT_USAGE, ConfigError
+from cbrun.errors import EXIT_USAGE, ConfigError, RunError
 
 
-def _check(paths: list[str], overrides: tuple[str, ...]) -> dict[str, Any]:
+def _check(paths: list[str], overrides: tuple[str, ...], build: bool,
+           debug: bool) -> dict[str, Any]:
     """One config: a file, or (--merge) several files merged in order."""
     from cbrun.config.load import load_config
     from cbrun.config.monitors import logged_keys
@@ -24,10 +25,41 @@ def _check(paths: list[str], overrides: tuple[str, ...]) -> dict[str, Any]:
     except ConfigError as exc:
         return {"file": name, "ok": False, "problems": exc.problems}
     config = loaded.config
+    built = None
+    if build:
+        try:
+            built = _build(loaded, debug)
+        except ConfigError as exc:
+            return {"file": name, "ok": False, "problems": exc.problems}
     return {"file": name, "ok": True, "problems": [], "name": config.name,
             "callbacks": [spec.type for spec in config.callbacks],
-            "logged_keys": logged_keys(config),
+            "logged_keys": logged_keys(config), "built": built,
             "warnings": data_warnings(config.data, Path(paths[-1]).parent, config.seed)}
+
+
+def _build(loaded, debug: bool) -> dict[str, Any]:
+    """The model built and the data checked against it, with TensorFlow (--build)."""
+    from cbrun.commands.common import fill_positions
+    from cbrun.engine.tfimport import import_tensorflow
+
+    import_tensorflow(debug)
+    from cbrun.engine.buildcheck import build_check
+
+    try:
+        return build_check(loaded.config, loaded.config_dir)
+    except ConfigError as exc:
+        raise fill_positions(exc, loaded.positions) from None
+    except RunError as exc:  # the data, read as training reads it
+        raise ConfigError([loaded.positions.problem(("data",), str(exc))]) from None
+
+
+def _built_line(built: dict[str, Any]) -> str:
+    def shapes(found: list) -> str:
+        return ", ".join("(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
+                         for shape in found)
+
+    return (f"  built: input {shapes(built['inputs'])} -> output {shapes(built['outputs'])}, "
+            f"{built['parameters']:,} parameters; every split fits the model")
 
 
 def _strict(value: Any) -> Any:
@@ -47,6 +79,7 @@ def _text(result: dict[str, Any]) -> str:
         return "\n".join([
             (f"ok  {result['file']}  ({result['name']}: {count} "
              f"callback{'' if count == 1 else 's'}; logs {', '.join(result['logged_keys'])})"),
+            *([_built_line(result["built"])] if result.get("built") else []),
             *[f"  warning: data: {line}" for line in result["warnings"]]])
     problems = result["problems"]
     head = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
@@ -64,16 +97,22 @@ def _text(result: dict[str, Any]) -> str:
 @click.option("--merge", is_flag=True,
               help="Read the CONFIG files as one config, merged in order, as `cbrun train "
                    "A.yaml B.yaml` does (without it each file is a config of its own).")
-def validate(configs: tuple[str, ...], as_json: bool, overrides: tuple[str, ...],
-             merge: bool) -> int:
+@click.option("--build", is_flag=True,
+              help="Also build and compile the model with TensorFlow (no training, no run "
+                   "directory) and check every split against it: a wrong input_shape or too "
+                   "few output units are found here, not in the first epoch.")
+@click.pass_context
+def validate(ctx: click.Context, configs: tuple[str, ...], as_json: bool,
+             overrides: tuple[str, ...], merge: bool, build: bool) -> int:
     """Check CONFIG files: schema, monitors, old Keras names, YAML mistakes.
 
     Every problem of every file is reported, each with its file:line:column (in a config
     made of several files, `extends:` or --merge, the file that set the value). Exit code 0
-    when all files are valid, 2 otherwise. TensorFlow is not imported.
+    when all files are valid, 2 otherwise. TensorFlow is not imported, unless --build.
     """
     groups = [list(configs)] if merge else [[path] for path in configs]
-    results = [_check(paths, overrides) for paths in groups]
+    debug = ctx.find_root().obj.get("debug", False)
+    results = [_check(paths, overrides, build, debug) for paths in groups]
     ok = all(r["ok"] for r in results)
     if as_json:
         doc = {"ok": ok, "files": [{**r, "problems": [p.to_dict() for p in r["problems"]]}

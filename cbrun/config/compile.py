@@ -9,6 +9,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from cbrun.config import keras_api
 from cbrun.config.base import KerasObjectSpec, ManyProblems, StrictModel, is_number, name_or
+from cbrun.config.optimizer_options import option_problems
 from cbrun.suggest import did_you_mean
 
 
@@ -34,13 +35,19 @@ class OptimizerSpec(KerasObjectSpec):
     @model_validator(mode="after")
     def _known_kwargs(self) -> OptimizerSpec:
         allowed = keras_api.api()["optimizers"][self.type]
-        for key, value in (self.model_extra or {}).items():
-            if key not in allowed:
-                raise ValueError(f"{self.type} has no parameter {key!r}"
-                                 f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}")
-            # 0 is allowed: a model that learns nothing is how one checks the baseline.
-            if key == "learning_rate" and not (is_number(value) and value >= 0):
-                raise ValueError(f"learning_rate must be a number >= 0, got {value!r}")
+        options = self.model_extra or {}
+        found = [((key,), (f"{self.type} has no parameter {key!r}"
+                          f"{did_you_mean(key, allowed)}; it takes: {', '.join(allowed)}"))
+                 for key in options if key not in allowed]
+        # 0 is allowed: a model that learns nothing is how one checks the baseline.
+        rate = options.get("learning_rate", 0)
+        if not (is_number(rate) and rate >= 0):
+            found.append((("learning_rate",), (f"learning_rate must be a number >= 0, got "
+                                               f"{rate!r}")))
+        found += [((key,), problem) for key, problem in option_problems(
+            {key: value for key, value in options.items() if key in allowed})]
+        if found:
+            raise ManyProblems(found)
         return self
 
 

@@ -78,6 +78,9 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,
         # see them (they need the whole config), so nothing here repeats it.
         problems += [pos.problem(loc, message)
                      for loc, message in partial_monitor_problems(data)]
+        if data_dir is not None:
+            problems += [pos.problem(loc, message)
+                         for loc, message in _data_alone(data, data_dir)]
         raise ConfigError(_sorted(problems, pos.file)) from None
     found = monitor_problems(config)
     if config.tracking is not None:
@@ -86,9 +89,9 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,
         for loc, message in spec.cross_check(config):
             found.append((("callbacks", index, *loc), message))
     problems += [pos.problem(loc, msg) for loc, msg in found]
-    if data_dir is not None and not problems:
-        # The data's files are read only for a config that is otherwise right: a source's
-        # checks need its validated fields (columns, array names, image size).
+    if data_dir is not None:
+        # The data's files are read once the schema holds: a source's checks need its
+        # validated fields (columns, array names, image size).
         from cbrun.config.data import shape_problems
 
         found = data_file_problems(config, data_dir) or shape_problems(config, data_dir)
@@ -99,6 +102,23 @@ def validate_data(loaded: LoadedYaml, data_dir: Path | None = None,
     if problems:
         raise ConfigError(_sorted(problems, pos.file))
     return config
+
+
+def _data_alone(data: Any, data_dir: Path) -> list[tuple[tuple[Any, ...], str]]:
+    """The data files' problems of a config whose other sections are wrong, when its
+    `data:` section is right on its own: a missing file is not left for the next round."""
+    from pydantic import TypeAdapter
+
+    from cbrun.config.data import DataConfig
+
+    if not isinstance(data, dict) or not isinstance(data.get("data"), dict):
+        return []
+    try:
+        section = TypeAdapter(DataConfig).validate_python(data["data"])
+    except (ValidationError, ValueError):
+        return []  # its own problems are reported already
+    seed = data.get("seed", 42)
+    return section.preflight(data_dir, seed=seed if isinstance(seed, int) else 42)
 
 
 def load_config(path: str | Path | Sequence[str | Path], overrides: Sequence[str] = (), *,

@@ -8,11 +8,13 @@ position (`output_0`, ... in TensorFlow's signatures; graph order in ONNX).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cbrun.engine.native_log import held_stderr
 from cbrun.errors import RunError
 
 
@@ -32,36 +34,50 @@ def _natural(names: list[str]) -> list[str]:
                                         for p in re.split(r"(\d+)", n)])
 
 
-def _saved_model(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+Runner = Callable[[Any], list[tuple[str, np.ndarray]]]
+
+
+def _saved_model(path: Path) -> Runner:
     import tensorflow as tf
 
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     names = list(serve.structured_input_signature[1])
-    out = serve(**{k: tf.constant(v) for k, v in _by_name(x, names).items()})
-    return [(name, out[name].numpy()) for name in _natural(list(out))]
+
+    def run(x: Any) -> list[tuple[str, np.ndarray]]:
+        out = serve(**{k: tf.constant(v) for k, v in _by_name(x, names).items()})
+        return [(name, out[name].numpy()) for name in _natural(list(out))]
+
+    return run
 
 
-def _litert(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+def _litert(path: Path) -> Runner:
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_path=str(path)).get_signature_runner()
-    try:
-        out = runner(**_by_name(x, list(runner.get_input_details())))
-    except RuntimeError as exc:
-        # The converter keeps ops TFLite lacks (text ops) as TensorFlow ops for the Flex
-        # delegate, which neither ai_edge_litert's nor TensorFlow's Python interpreter has.
-        if "Select TensorFlow op" not in str(exc):
-            raise
-        ops = sorted(set(re.findall(r"\((Flex\w+)\)", str(exc)))) or ["Flex ops"]
-        raise RunError(
-            f"the LiteRT interpreter cannot run {path}: it needs TensorFlow ops through the "
-            f"Flex delegate ({', '.join(ops)}), which the interpreter here does not have, so "
-            f"the export is not verified. A device runs it only with the Select TF ops "
-            f"library (org.tensorflow:tensorflow-lite-select-tf-ops on Android)") from None
-    return [(name, np.asarray(out[name])) for name in _natural(list(out))]
+    names = list(runner.get_input_details())
+
+    def run(x: Any) -> list[tuple[str, np.ndarray]]:
+        try:
+            out = runner(**_by_name(x, names))
+        except RuntimeError as exc:
+            # The converter keeps ops TFLite lacks (text ops) as TensorFlow ops for the Flex
+            # delegate, which neither ai_edge_litert's nor TensorFlow's Python interpreter
+            # has.
+            if "Select TensorFlow op" not in str(exc):
+                raise
+            ops = sorted(set(re.findall(r"\((Flex\w+)\)", str(exc)))) or ["Flex ops"]
+            raise RunError(
+                f"the LiteRT interpreter cannot run {path}: it needs TensorFlow ops through "
+                f"the Flex delegate ({', '.join(ops)}), which the interpreter here does not "
+                f"have, so the export is not verified. A device runs it only with the Select "
+                f"TF ops library (org.tensorflow:tensorflow-lite-select-tf-ops on Android)"
+            ) from None
+        return [(name, np.asarray(out[name])) for name in _natural(list(out))]
+
+    return run
 
 
-def _onnx(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+def _onnx(path: Path) -> Runner:
     import onnxruntime
     from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
@@ -74,16 +90,48 @@ def _onnx(path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
                f"operator: this model cannot be exported to ONNX" if op else message)
         raise RunError(f"ONNX Runtime cannot load {path}: {why}") from None
     names = [i.name for i in session.get_inputs()]
-    out = session.run(None, _by_name(x, names))
-    return [(o.name, value) for o, value in zip(session.get_outputs(), out, strict=True)]
+    outputs = session.get_outputs()
+
+    def run(x: Any) -> list[tuple[str, np.ndarray]]:
+        out = session.run(None, _by_name(x, names))
+        return [(o.name, value) for o, value in zip(outputs, out, strict=True)]
+
+    return run
 
 
-RUNNERS = {"saved_model": _saved_model, "litert": _litert, "onnx": _onnx}
+LOADERS = {"saved_model": _saved_model, "litert": _litert, "onnx": _onnx}
 
 
-def run_artifact(fmt: str, path: Path, x: Any) -> list[tuple[str, np.ndarray]]:
+def load_artifact(fmt: str, path: Path, show: bool = False) -> Runner:
+    """The artifact loaded by its runtime, as a function of the inputs that gives its
+    outputs as (name, array) in its order. The runtimes' own log lines (LiteRT's XNNPACK
+    notice) are held back unless `show` (cbrun --debug)."""
+    with held_stderr(show):
+        loaded = LOADERS[fmt](path)
+
+    def run(x: Any) -> list[tuple[str, np.ndarray]]:
+        with held_stderr(show):
+            return loaded(x)
+
+    return run
+
+
+def run_artifact(fmt: str, path: Path, x: Any, show: bool = False
+                 ) -> list[tuple[str, np.ndarray]]:
     """The artifact's outputs on `x`, as (name, array) in its order."""
-    return RUNNERS[fmt](path, x)
+    return load_artifact(fmt, path, show)(x)
+
+
+def paired(output_names: list[str], got: list[tuple[str, np.ndarray]]
+           ) -> list[tuple[str, np.ndarray]]:
+    """The artifact's outputs under the Keras model's output names: by name where the
+    artifact kept them, else by position."""
+    if len(got) != len(output_names):
+        raise RunError(f"the artifact has {len(got)} outputs, the model {len(output_names)}")
+    found = dict(got)
+    if set(found) == set(output_names):
+        return [(name, found[name]) for name in output_names]
+    return [(name, value) for name, (_, value) in zip(output_names, got, strict=True)]
 
 
 def compare(expected: Any, got: list[tuple[str, np.ndarray]],
@@ -100,13 +148,8 @@ def compare(expected: Any, got: list[tuple[str, np.ndarray]],
         wanted = dict(zip(output_names, map(np.asarray, expected), strict=True))
     else:
         wanted = {output_names[0]: np.asarray(expected)}
-    if len(got) != len(wanted):
-        raise RunError(f"the artifact has {len(got)} outputs, the model {len(wanted)}")
-    found = dict(got)
-    pairs = ([(name, found[name]) for name in wanted] if set(found) == set(wanted)
-             else [(name, value) for name, (_, value) in zip(wanted, got, strict=True)])
     result = []
-    for name, value in pairs:
+    for name, value in paired(list(wanted), got):
         value = np.asarray(value)
         if value.shape != wanted[name].shape:
             raise RunError(f"output {name}: the artifact gives shape {value.shape}, the model "

@@ -32,6 +32,8 @@ class Inputs:
     x: Any
     ids: list[str]
     notes: list[str]
+    # `predict --keep`: columns of a table input passed through as read, {name: values}.
+    kept: dict[str, np.ndarray] | None = None
 
 
 def _source(run: OpenRun) -> str:
@@ -51,7 +53,7 @@ def _exists(path: Path, what: str) -> Path:
 
 # --- tables ---------------------------------------------------------------------------
 
-def _table(run: OpenRun, path: Path, labels: bool):
+def _table(run: OpenRun, path: Path, labels: bool, keep: tuple[str, ...] = ()):
     from cbrun.data.tables import TableProblem, encode_table
 
     cfg = run.config.data
@@ -76,13 +78,21 @@ def _table(run: OpenRun, path: Path, labels: bool):
                          f"{', '.join(map(repr, missing))} that the run "
                          f"{'evaluates with' if labels else 'predicts from'}{hint}; its columns: "
                          f"{', '.join(columns)}")
+    unknown = [c for c in keep if c not in columns]
+    if unknown:
+        raise UsageError(f"--keep: {path.name} has no column{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}{did_you_mean(unknown[0], columns)}; "
+                         f"its columns: {', '.join(columns)}")
     if cfg.features is None:  # every other column was an input: one more would be too
-        extra = [c for c in columns if c not in features and c not in artifacts["labels"]]
+        extra = [c for c in columns if c not in features and c not in artifacts["labels"]
+                 and c not in keep]
         if extra:
+            them = 'them' if len(extra) > 1 else 'it'
+            passed = f", or pass {them} through with --keep {','.join(extra)}" \
+                if not labels else ""
             raise UsageError(f"{path.name} has column{'s' if len(extra) > 1 else ''} "
                              f"{', '.join(map(repr, extra))} the run never trained on (its "
-                             f"inputs: {', '.join(features)}); drop "
-                             f"{'them' if len(extra) > 1 else 'it'}")
+                             f"inputs: {', '.join(features)}); drop {them}{passed}")
     if table.num_rows == 0:
         raise UsageError(f"{path} has no rows, only its header: nothing to "
                          f"{'evaluate' if labels else 'predict'}")
@@ -105,7 +115,16 @@ def _table(run: OpenRun, path: Path, labels: bool):
             notes.append(f"column {column!r}: {', '.join(map(repr, unseen[:5]))}"
                          f"{', ...' if len(unseen) > 5 else ''} never appeared in training; "
                          "mapped to the unknown id 0, as training maps them")
-    return x, y, table.num_rows, notes
+    return x, y, table.num_rows, notes, {c: _as_read(table.column(c)) for c in keep}
+
+
+def _as_read(column) -> np.ndarray:
+    """A table column's values as Python objects (ints stay ints, a missing value None),
+    one per row, whatever they hold."""
+    values = np.empty(len(column), dtype=object)
+    for i, value in enumerate(column.to_pylist()):
+        values[i] = value
+    return values
 
 
 def _numbers_where_trained(table, artifacts: dict, path: Path, wanted: list[str],
@@ -234,7 +253,7 @@ def labelled(run: OpenRun, path: Path) -> tuple[Split, list[str]]:
     """`evaluate --data PATH`: the file as a split with its labels, and notes."""
     source = _source(run)
     if source in ("csv", "parquet"):
-        x, y, _, notes = _table(run, path, labels=True)
+        x, y, _, notes, _ = _table(run, path, labels=True)
         return Split(x, y), notes
     if source == "images":
         return _labelled_images(run, path), []
@@ -244,12 +263,16 @@ def labelled(run: OpenRun, path: Path) -> tuple[Split, list[str]]:
     return Split(x, y), []
 
 
-def unlabelled(run: OpenRun, path: Path) -> Inputs:
-    """`predict INPUT`: the samples, named for the output."""
+def unlabelled(run: OpenRun, path: Path, keep: tuple[str, ...] = ()) -> Inputs:
+    """`predict INPUT`: the samples, named for the output; `keep`: columns of a table input
+    to pass through."""
     source = _source(run)
     if source in ("csv", "parquet"):
-        x, _, rows, notes = _table(run, path, labels=False)
-        return Inputs(x, [str(i) for i in range(1, rows + 1)], notes)
+        x, _, rows, notes, kept = _table(run, path, labels=False, keep=keep)
+        return Inputs(x, [str(i) for i in range(1, rows + 1)], notes, kept)
+    if keep:
+        raise UsageError(f"--keep passes columns of a table through; {run.run_dir} predicts "
+                         f"from {source} data, which has no columns")
     if source == "images":
         return _unlabelled_images(run, path)
     x, _ = _npz(run, path, labels=False)

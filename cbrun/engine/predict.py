@@ -1,7 +1,8 @@
 """`cbrun predict`: a run's model on new samples of its kind (cbrun/engine/inputs.py), one
-row per sample: the sample's name (the image file, else its row number from 1), then for
-each output the predicted class and its probability (and the next `top_k - 1` classes),
-or the raw outputs (cbrun/engine/outputs.py)."""
+row per sample: the sample's name (the image file, else its row number from 1), the
+columns of a table input that `--keep` names, then for each output the predicted class and
+its probability (and the next `top_k - 1` classes), or the raw outputs
+(cbrun/engine/outputs.py). Written as CSV, Parquet or .npz."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from cbrun.run.checkpoints import Checkpoint
 from cbrun.run.handle import OpenRun
 
 
-def predict_run(run: OpenRun, checkpoint: Checkpoint, source: Path,
-                top_k: int = 1) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Inputs]:
-    """({column: value per sample}, {output name: raw outputs}, the inputs read)."""
-    inputs = unlabelled(run, source)
+def predict_run(run: OpenRun, checkpoint: Checkpoint, source: Path, top_k: int = 1,
+                keep: tuple[str, ...] = ()
+                ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Inputs]:
+    """({column: value per sample}, {output name: raw outputs}, the inputs read). `keep`:
+    columns of a table input copied into the predictions after the row number."""
+    inputs = unlabelled(run, source, keep)
     model = load_run_model(run, checkpoint, compile=False)
     check_fits(source.name, Split(inputs.x), run, model)
     count = len(inputs.ids)
@@ -38,11 +41,20 @@ def predict_run(run: OpenRun, checkpoint: Checkpoint, source: Path,
     tasks = output_tasks(run.config, run.run_dir, outputs)
     first = "file" if run.config.data.source == "images" else "row"
     columns: dict[str, np.ndarray] = {first: np.array(inputs.ids, dtype=object)}
+    predicted_columns: dict[str, np.ndarray] = {}
     raw = {}
     for (name, _), task, values in zip(outputs, tasks, arrays, strict=True):
-        columns.update(task.columns(values, top_k))
+        predicted_columns.update(task.columns(values, top_k))
         raw[f"{name}_raw" if len(outputs) > 1 else "raw"] = values
-    return columns, raw, inputs
+    kept = inputs.kept or {}
+    # The raw outputs are arrays of an .npz beside the columns: their names are taken too.
+    names = [first, *predicted_columns, *raw]
+    taken = [c for c in kept if c in names]
+    if taken:
+        raise UsageError(f"--keep {taken[0]}: the predictions have a column {taken[0]!r} "
+                         f"already ({', '.join(names)}); rename that column in "
+                         f"{source.name}")
+    return {**columns, **kept, **predicted_columns}, raw, inputs
 
 
 def write_predictions(path: Path, columns: dict[str, np.ndarray],
@@ -51,12 +63,29 @@ def write_predictions(path: Path, columns: dict[str, np.ndarray],
     written whole or not at all (cbrun/run/outpath.py)."""
     from cbrun.run.outpath import replace_with
 
-    if path.suffix.lower() == ".npz":
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
         arrays = {name: (values.astype(str) if values.dtype == object else values)
                   for name, values in columns.items()}
         replace_with(path, lambda partial: _savez(partial, {**arrays, **raw}))
         return
+    if suffix == ".parquet":
+        replace_with(path, lambda partial: _write_parquet(partial, columns))
+        return
     replace_with(path, lambda partial: _write_csv(partial, columns))
+
+
+def _write_parquet(path: Path, columns: dict[str, np.ndarray]) -> None:
+    """One Parquet column per column: numbers stay numbers (a probability a double, a
+    kept integer column int64), text is text, a missing value is null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def array(values: np.ndarray):
+        return pa.array(values.tolist() if values.dtype == object else values)
+
+    pq.write_table(pa.table({name: array(values) for name, values in columns.items()}),
+                   path)
 
 
 def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
@@ -79,6 +108,8 @@ def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _cell(value) -> str:
+    if value is None:  # a kept column's missing value: an empty cell, as it was read
+        return ""
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
     return str(value)

@@ -271,7 +271,6 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         model.fit(dataset, epochs=last, initial_epoch=first, validation_data=validation,
                   validation_batch_size=validation_kw.get("batch_size"),
                   validation_freq=config.fit.validation_freq,
-                  validation_steps=config.fit.validation_steps,
                   class_weight=config.fit.class_weight,
                   callbacks=relayed(listed, **relay) if relay else listed,
                   shuffle=False,  # the dataset is already in the (seed, epoch) order
@@ -386,7 +385,8 @@ def build_metrics(model: keras.Model, dataset) -> None:
 
 def _cut(splits, config: RunConfig, dev_batches: int | None, console):
     """`fit.overfit_batches`: the training split's first N batches, also the validation
-    split; `--fast-dev-run`: every split's first batch."""
+    split; `--fast-dev-run`: every split's first batch; `fit.validation_steps`: the
+    validation split's first N batches."""
     from cbrun.engine.sources import Split, first_batches
 
     batch_size = config.data.batch_size
@@ -403,6 +403,12 @@ def _cut(splits, config: RunConfig, dev_batches: int | None, console):
             rows = "" if train.dataset is not None else f" ({len(train):,} rows)"
             console.print(f"overfit_batches {n}: training and validating on the same first "
                           f"{n} batch{'es' if n > 1 else ''}{rows}, unshuffled", highlight=False)
+    if config.fit.validation_steps and splits.validation is not None and not dev_batches \
+            and not config.fit.overfit_batches:
+        # Cut here rather than passed to fit: Keras runs up to steps_per_execution batches
+        # per call, past its validation_steps.
+        splits.validation = first_batches(splits.validation, config.fit.validation_steps,
+                                          batch_size)
     return splits
 
 

@@ -21,6 +21,24 @@ FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 DEFAULT_TOLERANCE = 1e-4
 INSTALL_HINT = "pip install 'cbrun[export]'"
+# LiteRT's post-training quantization (`export --quantize`): int8 weights and activations,
+# calibrated on samples of the run's training split, or float16 weights.
+QUANTIZE = ("int8", "float16")
+DEFAULT_CALIBRATION = 200  # training samples the int8 ranges are measured on
+# What a quantized export may lose on the validation split against the float model: accuracy
+# points of a classifier output, percent of the mean absolute error of any other output.
+DEFAULT_ACCURACY_DROP = 1.0
+DEFAULT_MAE_RISE = 5.0
+# `cbrun benchmark`'s rows: name -> (export format, None for the Keras model itself;
+# quantization; the file it is written as).
+BENCHMARK_ROWS: dict[str, tuple[str | None, str | None, str | None]] = {
+    "keras": (None, None, None),
+    "saved_model": ("saved_model", None, "saved_model"),
+    "litert": ("litert", None, "model.tflite"),
+    "litert-int8": ("litert", "int8", "model-int8.tflite"),
+    "litert-float16": ("litert", "float16", "model-float16.tflite"),
+    "onnx": ("onnx", None, "model.onnx"),
+}
 
 
 def missing_modules(fmt: str) -> list[str]:
@@ -42,8 +60,25 @@ def extra_message(fmt: str, missing: list[str]) -> str:
             f"({', '.join(missing)} not installed): {INSTALL_HINT}")
 
 
-def default_target(run_dir: Path, fmt: str) -> Path:
-    return run_dir / EXPORT_DIR / FORMATS[fmt][0]
+def skipped_rows(names: list[str]) -> dict[str, str]:
+    """{benchmark row: why it is skipped} for the rows whose export extra is missing."""
+    found = {}
+    for name in names:
+        fmt = BENCHMARK_ROWS[name][0]
+        missing = missing_modules(fmt) if fmt else []
+        if missing:
+            found[name] = (f"needs {', '.join(FORMATS[fmt][2])} from the export extra "
+                           f"({', '.join(missing)} not installed): {INSTALL_HINT}")
+    return found
+
+
+def default_target(run_dir: Path, fmt: str, quantize: str | None = None) -> Path:
+    """runs/<id>/export/<artifact>; a quantized LiteRT model beside the float one, as
+    model-int8.tflite or model-float16.tflite."""
+    name = FORMATS[fmt][0]
+    if quantize:
+        name = name.replace(".", f"-{quantize}.", 1)
+    return run_dir / EXPORT_DIR / name
 
 
 def check_target(target: Path, fmt: str, force: bool, verify_only: bool) -> None:

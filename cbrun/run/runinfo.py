@@ -21,6 +21,7 @@ from typing import Any
 
 from cbrun.run.record import RunFile, read_lenient
 from cbrun.run.rundir import LOG_FILE, RUN_FILE, run_in_use
+from cbrun.sweep.directory import SWEEP_JSON, TRIALS_DIR
 
 RUNNING = "running"
 UNREADABLE = "unreadable"
@@ -75,6 +76,9 @@ class RunInfo:
     baseline: tuple[tuple[str, float], ...] = ()  # the trivial model's ("val_loss", 1.1), ...
     verdict: str | None = None  # when the run is no better than its baseline
     updated: datetime | None = None  # when run.json was last written
+    # For a trial of a sweep (run.json's `sweep`): its number, and its sweep directory's name.
+    trial: int | None = None
+    sweep: str | None = None
 
     @property
     def shown_status(self) -> str:
@@ -144,6 +148,21 @@ def nested_run_folders(root: Path) -> list[Path]:
             and any(is_run_dir(grandchild) for grandchild in _children(child))]
 
 
+def sweep_dirs(root: Path) -> list[Path]:
+    """The sweep directories (`cbrun sweep`: sweep.json, and trials/ with a run directory per
+    trial) at `root`, in it, or one level further (runs/ holds them in sweeps/)."""
+    found, level = [], [root]
+    for _ in range(3):
+        found += [p for p in level if (p / SWEEP_JSON).is_file()]
+        level = [c for p in level for c in _children(p) if c.is_dir() and not is_run_dir(c)]
+    return found
+
+
+def sweep_trials(sweep_dir: Path) -> list[Path]:
+    """The run directories of a sweep's trials."""
+    return [child for child in _children(sweep_dir / TRIALS_DIR) if is_run_dir(child)]
+
+
 def _children(folder: Path) -> list[Path]:
     try:
         return sorted(folder.iterdir())
@@ -209,6 +228,8 @@ def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
         baseline=tuple((name, float(value)) for name, value in
                        (file.baseline.metrics.items() if file.baseline else ())),
         verdict=file.baseline.verdict(file.monitor, file.best) if file.baseline else None,
+        trial=file.sweep.trial if file.sweep else None,
+        sweep=Path(file.sweep.sweep_dir).name if file.sweep else None,
     )
 
 

@@ -201,7 +201,8 @@ def interrupts_raise() -> Iterator[None]:
 
 def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
                 console: Console, debug: bool, fresh_dir: bool,
-                train: Callable[[], Any], backend: str = "tensorflow") -> int:
+                train: Callable[[], Any], summary: bool = True,
+                backend: str = "tensorflow") -> int:
     """`train()` imports the upper floor and trains; it returns a session Outcome. A signal
     that arrived earlier (the caller holds `interrupts_recorded` from before the run directory
     exists) stops it at the first `stop_point`."""
@@ -209,14 +210,14 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
         record.begin_segment(kind, first_epoch, command)
         _on_force.append(lambda signum: _force_record(record.run_dir, signum))
         try:
-            return _run(record, console, debug, fresh_dir, train, backend)
+            return _run(record, console, debug, fresh_dir, train, summary, backend)
         finally:
             _on_force.clear()
             limit_time(None)
 
 
 def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
-         train: Callable[[], Any], backend: str) -> int:
+         train: Callable[[], Any], summary: bool = True, backend: str = "tensorflow") -> int:
     run_dir = record.run_dir
     try:
         stop_point()
@@ -261,9 +262,12 @@ def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
         if full is None:
             raise
         return _stopped_by_full_disk(record, full)
-    console.print(summary_table(record.file, run_dir))
-    verdict = record.file.baseline and record.file.baseline.verdict(record.file.monitor,
-                                                                     record.file.best)
+    # summary: False for a fast dev run, whose folder is about to go and whose one batch
+    # says nothing about the baseline.
+    if summary:
+        console.print(summary_table(record.file, run_dir))
+    verdict = summary and record.file.baseline and record.file.baseline.verdict(
+        record.file.monitor, record.file.best)
     if verdict:
         click.echo(f"warning: {verdict}", err=True)
     if outcome.test_error:  # trained and saved, but not all that was asked for was done

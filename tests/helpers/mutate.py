@@ -480,5 +480,111 @@ M.update({  # issue 22: sweep resume order
    ["tests/test_sweep_run.py::test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one"]),
 })
 
+M.update({  # issue 27: quantized export, benchmark, export's log lines
+ "quantize-metric-not-judged": ("cbrun/engine/export.py",
+   "        if over:\n            failed.append(f\"output {theirs.output} {said}\")",
+   "        if False:\n            failed.append(f\"output {theirs.output} {said}\")",
+   ["tests/test_export_quantize.py::test_an_int8_model_that_lost_its_accuracy_fails_by_the_metric"]),
+ "export-converter-logs-shown": ("cbrun/engine/export.py",
+   "with warnings.catch_warnings(), held_stderr(show):",
+   "with warnings.catch_warnings(), held_stderr(True):",
+   ["tests/test_export_quantize.py::test_an_export_prints_no_tensorflow_log_lines"]),
+ "benchmark-int8-row-unquantized": ("cbrun/run/exports.py",
+   '"litert-int8": ("litert", "int8", "model-int8.tflite"),',
+   '"litert-int8": ("litert", None, "model-int8.tflite"),',
+   ["tests/test_benchmark.py::test_json_and_keep"]),
+})
+
+
+M.update({  # issue 27: lr-find
+ "lrfind-rate-not-set": ("cbrun/engine/lrfind.py",
+   "                model.optimizer.learning_rate = rate\n", "",
+   ["tests/test_lrfind.py::test_the_sweep_sets_each_batch_rate_and_stops_where_the_loss_diverges"]),
+ "lrfind-steepest-rise": ("cbrun/plotting/lrcurve.py",
+   "            if slope < steepest:", "            if slope > steepest:",
+   ["tests/test_lrfind.py::test_the_suggestion_is_where_the_loss_falls_fastest_not_a_lagging_average_of_it"]),
+ "lrfind-lagging-curve": ("cbrun/plotting/lrcurve.py",
+   "        return centred(self.losses, max(2, len(self.losses) // 40))",
+   "        s = Smoother()\n        return [s.add(v) for v in self.losses]",
+   ["tests/test_lrfind.py::test_the_suggestion_is_where_the_loss_falls_fastest_not_a_lagging_average_of_it"]),
+})
+
+
+M.update({  # issue 27: runs lists sweep trials
+ "runs-trials-never-found": ("cbrun/run/runinfo.py",
+   "        found += [p for p in level if (p / SWEEP_JSON).is_file()]",
+   "        found += []",
+   ["tests/test_runs_cmd.py::test_sweep_trials_are_named_and_listed_with_trials"]),
+ "runs-trial-number-lost": ("cbrun/run/runinfo.py",
+   "        trial=file.sweep.trial if file.sweep else None,", "",
+   ["tests/test_runs_cmd.py::test_sweep_trials_are_named_and_listed_with_trials"]),
+})
+
+
+M.update({  # issue 27: predict --keep and Parquet
+ "predict-keep-dropped": ("cbrun/engine/predict.py",
+   "    return {**columns, **kept, **predicted_columns}, raw, inputs",
+   "    return {**columns, **predicted_columns}, raw, inputs",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+ "predict-parquet-written-as-csv": ("cbrun/engine/predict.py",
+   '    if suffix == ".parquet":', "    if False:",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+ "predict-kept-types-lost": ("cbrun/engine/predict.py",
+   "        return pa.array(values.tolist() if values.dtype == object else values)",
+   "        return pa.array([None if v is None else str(v) for v in values.tolist()])",
+   ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
+})
+
+
+M.update({  # issue 27: debug runs, optimizer options, validate --build
+ "debug-dev-run-whole-epoch": ("cbrun/commands/train.py",
+   "quiet=quiet, argv=argv, debug=debug, dev_batches=1)",
+   "quiet=quiet, argv=argv, debug=debug, dev_batches=None)",
+   ["tests/test_debug_runs.py::test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing"]),
+ "debug-dev-run-summary": ("cbrun/run/segment.py",
+   "    if summary:\n        console.print(summary_table",
+   "    if True:\n        console.print(summary_table",
+   ["tests/test_debug_runs.py::test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing"]),
+ "debug-overfit-validates-elsewhere": ("cbrun/engine/session.py",
+   "            splits.validation = Split(x=train.x, y=train.y, dataset=train.dataset)",
+   "            splits.validation = splits.validation",
+   ["tests/test_debug_runs.py::test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one"]),
+ "debug-validation-steps-ignored": ("cbrun/engine/session.py",
+   "    if config.fit.validation_steps and splits.validation is not None",
+   "    if False and splits.validation is not None",
+   ["tests/test_debug_runs.py::test_validation_steps_validates_on_the_first_batches_only"]),
+ "fraction-not-stratified": ("cbrun/data/splits.py",
+   ("    codes = class_codes(labels)\n    if codes is None or len(codes) != n:\n"
+   "        return np.sort(rng.permutation(n)[:k])"),
+   ("    codes = None\n    if codes is None or len(codes) != n:\n"
+   "        return np.sort(rng.permutation(n)[:k])"),
+   ["tests/test_debug_runs.py::test_a_fraction_keeps_a_seeded_share_of_every_split_with_every_class"]),
+ "fraction-seed-ignored": ("cbrun/data/splits.py",
+   "rng = np.random.default_rng([seed, _SHARE_STREAM, split])",
+   "rng = np.random.default_rng([0, _SHARE_STREAM, split])",
+   ["tests/test_debug_runs.py::test_a_fraction_keeps_a_seeded_share_of_every_split_with_every_class"]),
+ "optimizer-ema-options-alone-pass": ("cbrun/config/optimizer_options.py",
+   'if options.get("use_ema", False) is False:', "if False:",
+   ["tests/test_optimizer_options.py::test_each_option_given_wrong_is_named_at_its_line"]),
+ "optimizer-accumulation-of-one": ("cbrun/config/optimizer_options.py",
+   "    if value is None or (_whole(value) and value >= 2):",
+   "    if value is None or (_whole(value) and value >= 1):",
+   ["tests/test_optimizer_options.py::test_each_option_given_wrong_is_named_at_its_line"]),
+ "optimizer-checks-stop-at-first": ("cbrun/config/compile.py",
+   "        found += [((key,), problem) for key, problem in option_problems(",
+   "        found = found or [((key,), problem) for key, problem in option_problems(",
+   ["tests/test_optimizer_options.py::test_independent_optimizer_mistakes_are_reported_together"]),
+ "config-data-files-unread-when-wrong": ("cbrun/config/load.py",
+   ("        if data_dir is not None:\n            problems += [pos.problem(loc, message)\n"
+   "                         for loc, message in _data_alone(data, data_dir)]"),
+   ("        if False:\n            problems += [pos.problem(loc, message)\n"
+   "                         for loc, message in _data_alone(data, data_dir)]"),
+   ["tests/test_config_errors.py::test_independent_mistakes_are_reported_in_one_run"]),
+ "build-data-unchecked": ("cbrun/engine/buildcheck.py",
+   "        check_data_fits(config, splits, model)", "        pass",
+   ["tests/test_validate_build.py"]),
+})
+
+
 if __name__ == "__main__":
     main()
