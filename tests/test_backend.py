@@ -68,7 +68,8 @@ def test_a_jax_run_trains_on_jax(runs):
     assert record["versions"]["backend"] == "jax"
     assert record["versions"]["jax"]
     # JAX compiled the model: its compilation cache holds the programs.
-    assert any((runs["root"] / "jax-cache").iterdir())
+    cache = runs["root"] / "jax-cache"
+    assert cache.is_dir() and any(cache.iterdir()), "JAX compiled nothing"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         f"ep00{i}.keras" for i in range(1, 5)]
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
