@@ -24,7 +24,7 @@ from conftest import (
     write_config,
 )
 
-from cbrun.state.files import FAULT_ENV
+from cbrun.state.files import FAULT_AT_BATCH_ENV, FAULT_ENV, FAULT_PROCESS_ENV
 
 # A loader whose process 1 cannot read its data (a disk not mounted on one machine).
 FAILING_LOADER = '''
@@ -75,6 +75,9 @@ def jobs(tmp_path_factory):
                           env=env) if (root / "killed").is_dir() else None)
     out["failing"] = job("train", failing, "--runs-dir", root / "failing", "--processes",
                          "2", env=env)
+    # Process 1 alone SIGKILLed after batch 8 of epoch 3: no word from it.
+    out["silent"] = job("train", path, "--runs-dir", root / "silent", "--processes", "2",
+                        env={**env, FAULT_AT_BATCH_ENV: "2:7", FAULT_PROCESS_ENV: "1"})
     out["tensorflow"] = job("train", path, "--runs-dir", root / "tensorflow", "-q",
                             "--set", "backend=tensorflow", "--set", "distribute=none")
     return out
@@ -154,6 +157,18 @@ def test_a_process_that_fails_ends_the_job_with_one_message(jobs):
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "failed"
     assert "process 1 of 2 failed" in record["error"] and "shard1" in record["error"]
+
+
+def test_a_process_killed_without_a_word_ends_the_job_naming_it(jobs):
+    silent = jobs["silent"]
+    assert silent["code"] == 1, silent["err"][-3000:]
+    said = silent["err"].split("error: process 1 of 2 failed: ")
+    assert len(said) == 2, silent
+    assert said[1].startswith("it stopped answering"), said[1]
+    assert "Traceback" not in silent["err"] and "Check failure" not in silent["err"]
+    record = json.loads((only_run(jobs["root"] / "silent") / "run.json").read_text())
+    assert record["status"] == "failed" and record["epochs_done"] == 2
+    assert record["error"].startswith("process 1 of 2 failed: it stopped answering")
 
 
 def test_the_same_config_trains_on_tensorflow(jobs):

@@ -607,6 +607,10 @@ M.update({  # issue 26: backend jax, several processes
  "processes-watcher-blind": ("cbrun/engine/peers.py",
    "            if others and not self._stop.is_set():", "            if False:",
    ["tests/test_processes.py::test_a_process_that_fails_ends_the_job_with_one_message"]),
+ "processes-silence-unnoticed": ("cbrun/engine/peers.py",
+   "                silent = self._silent(heard, started) if self.writer else None",
+   "                silent = None",
+   ["tests/test_processes.py::test_a_process_killed_without_a_word_ends_the_job_naming_it"]),
 })
 
 if __name__ == "__main__":
