@@ -78,6 +78,10 @@ def jobs(tmp_path_factory):
     # Process 1 alone SIGKILLed after batch 8 of epoch 3: no word from it.
     out["silent"] = job("train", path, "--runs-dir", root / "silent", "--processes", "2",
                         env={**env, FAULT_AT_BATCH_ENV: "2:7", FAULT_PROCESS_ENV: "1"})
+    # SIGTERM reaches process 1 alone, inside epoch 2: the job stops together after it.
+    out["stopped"] = job("train", path, "--runs-dir", root / "stopped", "-q", "--processes",
+                         "2", env={**env, FAULT_AT_BATCH_ENV: "1:7:SIGTERM",
+                                   FAULT_PROCESS_ENV: "1"})
     out["tensorflow"] = job("train", path, "--runs-dir", root / "tensorflow", "-q",
                             "--set", "backend=tensorflow", "--set", "distribute=none")
     return out
@@ -169,6 +173,16 @@ def test_a_process_killed_without_a_word_ends_the_job_naming_it(jobs):
     record = json.loads((only_run(jobs["root"] / "silent") / "run.json").read_text())
     assert record["status"] == "failed" and record["epochs_done"] == 2
     assert record["error"].startswith("process 1 of 2 failed: it stopped answering")
+
+
+def test_a_signal_to_one_process_stops_every_process_at_the_same_epoch_end(jobs):
+    stopped = jobs["stopped"]
+    assert stopped["code"] == 75, stopped["err"][-3000:]
+    run = only_run(jobs["root"] / "stopped")
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["epochs_done"] == 2, record
+    whole = (only_run(jobs["root"] / "two") / "log.csv").read_text().splitlines()
+    assert (run / "log.csv").read_text().splitlines() == whole[:3]
 
 
 def test_the_same_config_trains_on_tensorflow(jobs):

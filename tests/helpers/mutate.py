@@ -611,6 +611,10 @@ M.update({  # issue 26: backend jax, several processes
    "                silent = self._silent(heard, started) if self.writer else None",
    "                silent = None",
    ["tests/test_processes.py::test_a_process_killed_without_a_word_ends_the_job_naming_it"]),
+ "processes-stop-not-agreed": ("cbrun/engine/session.py",
+   "(own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())",
+   "own.SafeStop()",
+   ["tests/test_processes.py::test_a_signal_to_one_process_stops_every_process_at_the_same_epoch_end"]),
 })
 
 if __name__ == "__main__":
