@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
 
 import click
@@ -82,7 +84,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     # The `cbrun` command itself, not a caller of main(argv) or of cbrun.api (process.py).
     set_whole_process(argv is None)
-    code = _run(sys.argv[1:] if argv is None else argv)
+    scratch = _own_temp_folder() if argv is None else None
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     if argv is None and _native_threads_possible():
         # This process trained (or began to load TensorFlow) and its run directory says how
         # it ended. Skip the interpreter's teardown, which TensorFlow's native threads can
@@ -93,6 +100,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+def _own_temp_folder() -> str | None:
+    """The command's temporary files in a folder of its own, removed when it ends.
+    AutoGraph writes a `__autograph_generated_file*.py` for each function it converts and
+    deletes it at interpreter exit, which os._exit below skips: without this, every
+    training left a dozen files in /tmp."""
+    try:
+        folder = tempfile.mkdtemp(prefix="cbrun-tmp-")
+    except OSError:
+        return None  # no writable temporary folder: Python's own choice stands
+    tempfile.tempdir = folder
+    return folder
 
 
 def _native_threads_possible() -> bool:

@@ -639,6 +639,7 @@ def test_predict_keeps_chosen_columns_in_csv_and_parquet(table_run, capsys, tmp_
     assert table.column_names == ["row", "id", "visits", "class", "probability"]
     assert str(table.schema.field("visits").type) == "int64"
     assert str(table.schema.field("probability").type) == "double"
+    assert table.column("row").to_pylist() == [int(r["row"]) for r in written]
     assert table.column("visits").to_pylist() == [0, 10, None, 30, 40]
     assert table.column("id").to_pylist() == [r["id"] for r in written]
     assert table.column("class").to_pylist() == [r["class"] for r in written]

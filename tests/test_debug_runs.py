@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from conftest import cli, cli_output, only_run, tiny_config, write_config
+from conftest import HANG_S, cbrun_process, cli, cli_output, only_run, tiny_config, write_config
 from datafiles import image_config, write_images
 
 EVERY_FILE_CALLBACK = [
@@ -34,7 +34,7 @@ def own_tmp(tmp_path, monkeypatch):
 def test_a_fast_dev_run_goes_through_every_callback_and_keeps_nothing(
         tmp_path, capsys, own_tmp):
     config = tiny_config(name="dev", fit={"epochs": 50, "steps_per_epoch": 40,
-                                         "validation_freq": 5},
+                                         "max_time": "2h"},
                          callbacks=EVERY_FILE_CALLBACK)
     config["data"]["test_split"] = 0.1
     result = cli_output(capsys, "train", write_config(tmp_path, config), "--fast-dev-run",
@@ -61,6 +61,29 @@ def test_a_fast_dev_run_fails_on_what_only_training_finds(tmp_path, capsys, own_
     assert result.code != 0
     assert "fast dev run passed" not in result.out
     assert not list(own_tmp.glob("cbrun-*"))
+
+
+def test_a_fast_dev_run_refuses_what_a_real_run_refuses(tmp_path, capsys):
+    """Its own settings (one epoch, no time limit) come after the user's: a wrong value
+    among those it replaces is still an error, not a pass."""
+    path = write_config(tmp_path, tiny_config())
+    for wrong in ("fit.epochs=-5", "fit.max_time=abc", "fit.validation_steps=0"):
+        result = cli_output(capsys, "train", path, "--fast-dev-run", "--set", wrong,
+                            "--runs-dir", tmp_path / "runs")
+        assert result.code == 2, (wrong, result.out, result.err)
+        assert wrong.split("=")[0] in result.err and "passed" not in result.out, wrong
+
+
+def test_a_fast_dev_run_command_leaves_its_temporary_folder_empty(tmp_path):
+    """As a command of its own: the run's folder and TensorFlow's generated sources
+    (deleted at interpreter exit, which a cbrun process skips) are gone."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = cbrun_process("train", write_config(tmp_path, tiny_config()), "--fast-dev-run",
+                         "-q", env={"TMPDIR": str(temp)})
+    _out, err = proc.communicate(timeout=HANG_S)
+    assert proc.returncode == 0, err[-3000:]
+    assert not list(temp.iterdir())
 
 
 def test_fast_dev_run_and_resume_if_exists_are_refused_together(tmp_path, capsys):

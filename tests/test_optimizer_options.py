@@ -62,6 +62,7 @@ def runs(tmp_path_factory):
         code, err = _train(path, folder / name)
         assert code == 0, err[-3000:]
         found[name] = only_run(folder / name)
+        found[f"{name}-err"] = err
     # 32 small batches an epoch, a state every 5: the kill after batch 13 of epoch 2 resumes
     # from batch 10, with two batches' gradients waiting in the accumulators.
     code, err = _train(small, folder / "killed", env={FAULT_AT_BATCH_ENV: "1:13"})
@@ -102,6 +103,9 @@ def test_the_saved_model_holds_the_average_not_the_last_weights(runs):
     differ = [not np.allclose(a, b, atol=1e-4)
               for a, b in zip(_weights(runs["big"]), _weights(runs["small"]), strict=True)]
     assert any(differ)
+    # and the run says so, since its logged metrics are not the saved model's
+    assert "model.keras holds the moving average" in runs["small-err"]
+    assert "moving average" not in runs["big-err"]
 
 
 @pytest.mark.parametrize(("options", "expected"), [
@@ -109,7 +113,8 @@ def test_the_saved_model_holds_the_average_not_the_last_weights(runs):
     ({"gradient_accumulation_steps": 2.5}, ("gradient_accumulation_steps must be a whole "
                                            "number >= 2")),
     ({"use_ema": "yes"}, "use_ema must be true or false, got 'yes'"),
-    ({"use_ema": True, "ema_momentum": 1.5}, "ema_momentum must be a number from 0 to 1"),
+    ({"use_ema": True, "ema_momentum": 1}, ("ema_momentum must be a number from 0 up to but "
+                                            "not including 1")),
     ({"use_ema": True, "ema_overwrite_frequency": 0},
      "ema_overwrite_frequency must be a whole number of steps >= 1"),
     ({"ema_momentum": 0.9}, "ema_momentum has no effect without use_ema: true"),

@@ -181,6 +181,11 @@ def dev_run(config_path: Sequence[Path], overrides: Sequence[str], *, quiet: boo
     import shutil
     import tempfile
 
+    from cbrun.config.load import load_config
+
+    # The config as the user wrote it is checked first: the dev run's own settings would
+    # otherwise replace a wrong fit.epochs or max_time before anything saw it.
+    load_config(config_path, tuple(overrides), check_data_files=True)
     folder = Path(tempfile.mkdtemp(prefix="cbrun-fast-dev-run-"))
     try:
         code, _ = train_config(config_path, (*overrides, *DEV_RUN), folder,

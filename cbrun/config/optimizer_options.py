@@ -31,9 +31,10 @@ def _option_problem(key: str, value: Any) -> str | None:
         return _accumulation(value)
     if key == "use_ema" and not isinstance(value, bool):
         return f"use_ema must be true or false, got {value!r}"
-    if key == "ema_momentum" and not (is_number(value) and 0 <= value <= 1):
-        return (f"ema_momentum must be a number from 0 to 1 (the share of the average kept "
-                f"at each step; Keras's default 0.99), got {value!r}")
+    if key == "ema_momentum" and not (is_number(value) and 0 <= value < 1):
+        return (f"ema_momentum must be a number from 0 up to but not including 1 (the share "
+                f"of the average kept at each step; Keras's default 0.99; at 1 the average "
+                f"never leaves the initial weights), got {value!r}")
     if key == "ema_overwrite_frequency" and not (value is None or (_whole(value) and value >= 1)):
         return (f"ema_overwrite_frequency must be a whole number of steps >= 1, or null (the "
                 f"weights take the average once, when training ends), got {value!r}")

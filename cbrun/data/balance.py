@@ -24,8 +24,8 @@ def data_warnings(data, folder, seed: int) -> list[str]:
     found = data.split_labels(folder, seed)
     if found is None:
         return []
-    labels, summary = found
-    return split_warnings(labels, data, summary)
+    labels, summary, *names = found  # a streamed table's labels are class ids, and names
+    return split_warnings(labels, data, summary, names[0] if names else None)
 
 
 def _name(value) -> str:

@@ -41,7 +41,6 @@ class Preview:
 
 def check_config(path: Path, overrides: tuple[str, ...] = ()) -> dict:
     """The report on the data a config declares, or ConfigError (as `validate` words it)."""
-    from cbrun.config.data.common import DataSource
     from cbrun.config.load import load_config
 
     loaded = load_config(path, overrides, check_data_files=False)
@@ -54,7 +53,7 @@ def check_config(path: Path, overrides: tuple[str, ...] = ()) -> dict:
     # Files that are missing, and tables without the columns the config names, leave
     # nothing to report on: they are config errors, at their line. What is wrong inside
     # the files (missing values, corrupt images) is the report's to say.
-    found = DataSource.preflight(data, folder, seed=config.seed)
+    found = data.path_problems(folder)
     if not found and data.source in ("csv", "parquet"):
         found = data.column_problems(folder)
     elif not found and data.source == "npz":
@@ -71,7 +70,9 @@ def check_config(path: Path, overrides: tuple[str, ...] = ()) -> dict:
 def check_path(path: Path, preview: Preview, seed: int) -> dict:
     """The report on a data file or folder given directly."""
     if path.is_dir():
-        source = "images"
+        from cbrun.data.shards import folder_source
+
+        source = folder_source(path) or "images"  # a folder of shards is one table
     elif path.suffix.lower() in TABLES:
         source = TABLES[path.suffix.lower()]
     elif path.suffix.lower() == ".npz":
@@ -79,7 +80,9 @@ def check_path(path: Path, preview: Preview, seed: int) -> dict:
     else:
         raise UsageError(f"{path} is not a config (.yaml), a table (.csv, .parquet), an .npz "
                          "or a folder of class folders of images")
-    if not path.exists():
+    from cbrun.data.shards import is_glob
+
+    if not path.exists() and not (is_glob(str(path)) and source in ("csv", "parquet")):
         raise UsageError(f"{path} does not exist")
     if source != "csv" and preview.delimiter != ",":
         raise UsageError("--delimiter is for a CSV table")

@@ -165,4 +165,6 @@ def _taken(data: Any, config_dir: Path, run_dir: Path | None,
                             else _folder(data.folder_files(path), path, hashes))
         elif path.is_file():
             found[field] = _file(path, hashes)
+        elif (listed := getattr(data, "table_files", lambda *_: None)(config_dir, value)):
+            found[field] = _folder(listed[1], listed[0], hashes)  # a glob of a table's files
     return found, hashes

@@ -38,6 +38,8 @@ def heading(report: dict) -> list[str]:
     rows = report.get("rows") or {}
     what = "files" if report["kind"] == "images" else "rows"
     lines.append(f"{what}: " + ", ".join(f"{name} {count:,}" for name, count in rows.items()))
+    if report.get("read"):
+        lines.append(f"read: {report['read']}")
     return lines
 
 

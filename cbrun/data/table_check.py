@@ -11,6 +11,7 @@ import numpy as np
 from cbrun.config.data.table import first_line
 from cbrun.data.duplicates import duplicates_report
 from cbrun.data.report import Part, Places, drawn_split, label_report, scan
+from cbrun.data.shards import ShardProblem
 from cbrun.errors import UsageError
 
 
@@ -21,7 +22,8 @@ def _reader(source: str, spec, data):
     from cbrun.config.data import SOURCES
 
     # A reader only: no label, no fields checked (read() uses delimiter and decimal).
-    return SOURCES[source].model_construct(delimiter=spec.delimiter, decimal=".")
+    return SOURCES[source].model_construct(source=source, delimiter=spec.delimiter,
+                                           decimal=".")
 
 
 def _read(reader, source: str, path: Path, shown: str):
@@ -34,6 +36,8 @@ def _read(reader, source: str, path: Path, shown: str):
         # A CSV is read as pyarrow types it, no column held to its first rows' type: a
         # word in a column of numbers is the report's finding, not a refusal.
         table = reader.read(path, []) if source == "csv" else reader.read(path)
+    except ShardProblem as exc:  # it names the file and says what is wrong
+        raise UsageError(first_line(exc)) from None
     except (ValueError, OSError) as exc:
         # pyarrow quotes the line it choked on: printable characters only, and not all
         reason = "".join(c if c.isprintable() else "?" for c in first_line(exc))
@@ -49,6 +53,24 @@ def _read(reader, source: str, path: Path, shown: str):
         raise UsageError(f"{shown} has {names.count(twice)} columns named {twice!r} (columns "
                          f"{places}); give each column a name of its own")
     return table
+
+
+def _read_size(source: str, files: dict[str, tuple[Path, str]]) -> str | None:
+    """What the report read of a table of several files (a folder of shards, a glob):
+    every row of every file; None for single files."""
+    from cbrun.data.shards import ShardProblem, list_files
+    from cbrun.data.stream import human
+
+    listed = []
+    for path, _ in files.values():
+        try:
+            listed += list_files(str(path), Path.cwd(), source)[1]
+        except ShardProblem:
+            return None
+    if len(listed) == len(files):
+        return None
+    size = sum(p.stat().st_size for p in listed)
+    return f"every row of {len(listed)} files ({human(size)})"
 
 
 def _concat(tables: list):
@@ -140,6 +162,7 @@ def table_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: int
                                           hashes=(scanned.by_features, scanned.whole))
     findings += found
     return {"kind": "table", "rows": {part.split: len(part.rows) for part in parts},
+            "read": _read_size(source, files),
             "split": drawn_split(cut.summary(), spec) if drawn else None,
             "columns": scanned.profiles, "labels": label_sections, "duplicates": duplicates,
             "findings": findings}

@@ -199,41 +199,134 @@ def _check_present(table, columns: list[str], name: str, loc) -> None:
         raise TableProblem(loc, f"{'; '.join(gaps)}; fill or drop them before training")
 
 
+def feature_columns(groups) -> list[str]:
+    return [c for g in (groups.values() if isinstance(groups, dict) else [groups]) for c in g]
+
+
+def _text_type(arrow_type) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which columns a table source uses and how: what `learn` counts and `encode_table`
+    maps, from the column types alone (a schema is enough)."""
+
+    groups: Any  # [columns] or {input name: [columns]}
+    labels: list[str]
+    text: list[str]  # kept as raw strings
+    categories: list[str]  # string features mapped to ids through a vocabulary
+    classes: list[str]  # string labels mapped to class indices
+    numbers: list[str]  # features and labels used as numbers
+
+    @property
+    def used(self) -> list[str]:
+        return self.labels + feature_columns(self.groups)
+
+
+def plan(schema, cfg) -> Plan:
+    """The Plan of a table whose columns are typed as `schema` says (a pyarrow Schema),
+    or TableProblem for a `text:` column that holds no text."""
+    groups = cfg.feature_groups(list(schema.names))
+    features = feature_columns(groups)
+    for column in cfg.text:
+        if not _text_type(schema.field(column).type):
+            raise TableProblem(("data", "text"), f"column {column!r} holds "
+                                                 f"{schema.field(column).type} values, not text")
+    labels = cfg.label_columns()
+    strings = [c for c in features if _text_type(schema.field(c).type)]
+    return Plan(groups, labels, list(cfg.text), [c for c in strings if c not in cfg.text],
+                [c for c in labels if _text_type(schema.field(c).type)],
+                [c for c in labels + features if not _text_type(schema.field(c).type)])
+
+
+def learner(p: Plan):
+    from cbrun.data.learn import Learner
+
+    return Learner(p.numbers, [*p.categories, *p.text, *p.classes])
+
+
+def learned_artifacts(p: Plan, learned, cfg, loc=("data", "path")) -> tuple[dict, dict]:
+    """(table.json, stats.json) of what a pass over the training rows learned: the
+    vocabularies (the `max_categories` most frequent values of each category, sorted),
+    the classes (every training value of a text label, sorted), and what the model's
+    inputs hold: each number column's and each category's id count, mean and variance,
+    each text column's values by frequency."""
+    from cbrun.data.learn import DISTINCT_MOST, top_values
+
+    for column in [*p.categories, *p.classes]:
+        if learned.strings[column] is None:
+            raise TableProblem(loc, f"column {column!r} has more than {DISTINCT_MOST:,} "
+                                    "distinct values in its training rows: an identifier or "
+                                    "free text, not a category; leave it out of features, "
+                                    "or list it under text: to keep the strings for the "
+                                    "model's own layers")
+    most = getattr(cfg, "max_categories", None)
+    vocab = {c: top_values(learned.strings[c], most) for c in p.categories}
+    classes = {c: sorted(learned.strings[c]) for c in p.classes}
+    artifacts = {"features": p.groups, "labels": p.labels, "vocabularies": vocab,
+                 "classes": classes, "text": list(p.text)}
+    stats = learned.to_json()
+    stats["numbers"] = {**stats["numbers"],
+                        **{c: learned.id_moments(c, vocab[c]) for c in p.categories}}
+    stats["strings"] = {c: v for c, v in stats["strings"].items() if c not in p.categories}
+    stats["distinct"] = {c: len(learned.strings[c]) for c in p.categories}
+    stats["features"] = p.groups
+    return artifacts, stats
+
+
+def learn_with_stats(table, cfg) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(table.json, stats.json) of the training rows in `table`, in one pass."""
+    p = plan(table.schema, cfg)
+    pass_ = learner(p)
+    pass_.add(table.select(list(dict.fromkeys(p.numbers + [*p.categories, *p.text,
+                                                            *p.classes]))))
+    return learned_artifacts(p, pass_.result(), cfg)
+
+
 def learn(table, cfg) -> dict[str, Any]:
     """Vocabularies of the string feature columns and classes of string labels, from the
     training rows."""
-    groups = cfg.feature_groups(table.column_names)
-    features = [c for g in (groups.values() if isinstance(groups, dict) else [groups])
-                for c in g]
-    for column in cfg.text:
-        if not _is_text(table.column(column)):
-            raise TableProblem(("data", "text"), f"column {column!r} holds "
-                                                 f"{table.column(column).type} values, not text")
-    vocab = {c: sorted(set(table.column(c).to_pylist())) for c in features
-             if _is_text(table.column(c)) and c not in cfg.text}
-    classes = {c: sorted(set(table.column(c).to_pylist())) for c in cfg.label_columns()
-               if _is_text(table.column(c))}
-    return {"features": groups, "labels": cfg.label_columns(),
-            "vocabularies": vocab, "classes": classes, "text": list(cfg.text)}
+    return learn_with_stats(table, cfg)[0]
+
+
+def _ids(values, mapping: list[str]) -> np.ndarray:
+    """Each value's index in `mapping`, -1 where it is not there (pyarrow's hash table)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(kind)
+    found = pc.index_in(values, value_set=pa.array(mapping, type=pa.string()).cast(kind))
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _column(table, name: str, mapping: list[str] | None) -> np.ndarray:
     values = table.column(name)
     if mapping is None:
         return values.to_numpy(zero_copy_only=False)
-    index = {v: i for i, v in enumerate(mapping)}
-    return np.array([index.get(v, -1) for v in values.to_pylist()], dtype=np.int64)
+    return _ids(values, mapping)
 
 
 def encode_table(table, artifacts: dict[str, Any], name: str, labels: bool = True,
-                 loc=("data",)) -> tuple[Arrays, Arrays | None]:
-    """(x, y) of a table with what `learn` found; y is None when `labels` is False."""
+                 loc=("data",), text_objects: bool = False) -> tuple[Arrays, Arrays | None]:
+    """(x, y) of a table with what `learn` found; y is None when `labels` is False.
+    `text_objects`: text as an array of Python strings (what a stream hands TensorFlow)
+    rather than of fixed-width numpy strings, as wide as the longest value."""
     groups = artifacts["features"]
 
     text = set(artifacts.get("text", []))  # runs before text columns have none
 
     def features(columns: list[str]) -> np.ndarray:
         if text.intersection(columns):  # a text input: raw strings, checked to be all text
+            if text_objects:
+                return np.stack([table.column(c).to_numpy(zero_copy_only=False)
+                                 for c in columns], axis=1)
             return np.stack([np.asarray(table.column(c).to_pylist(), dtype=str)
                              for c in columns], axis=1)
         parts = []
@@ -252,9 +345,9 @@ def encode_table(table, artifacts: dict[str, Any], name: str, labels: bool = Tru
         classes = artifacts["classes"].get(column)
         values = _column(table, column, classes)
         if classes is not None:
-            unseen = sorted({v for v, i in zip(table.column(column).to_pylist(), values)
-                             if i < 0})
-            if unseen:
+            if (values < 0).any():
+                shown = table.column(column).filter(pa_mask(values < 0))
+                unseen = sorted(set(shown.to_pylist()) - {None})
                 raise TableProblem(loc, f"{name} has label value{'s' if len(unseen) > 1 else ''}"
                                         f" {', '.join(map(repr, unseen[:5]))} in column "
                                         f"{column!r} that the training rows never show "
@@ -269,6 +362,12 @@ def encode_table(table, artifacts: dict[str, Any], name: str, labels: bool = Tru
     return x, y
 
 
+def pa_mask(mask: np.ndarray):
+    import pyarrow as pa
+
+    return pa.array(mask, type=pa.bool_())
+
+
 def label_values(table, cfg):
     """The one label column's values (for a stratified split), or None for several."""
     labels = cfg.label_columns()
@@ -277,27 +376,61 @@ def label_values(table, cfg):
     return table.column(labels[0]).to_numpy(zero_copy_only=False)
 
 
+def read_all(shards, columns: list[str] | None = None):
+    """Every row of a table's files as one pyarrow Table, in the files' order; a CSV file
+    through read_csv (its problems by line). ValueError or OSError naming the file."""
+    import pyarrow as pa
+
+    if shards.source == "csv" and not shards.hive:
+        options = shards.csv_options
+        tables = []
+        for path in shards.files:
+            try:
+                table = read_csv(path, options.get("delimiter", ","),
+                                 options.get("decimal", "."), columns=columns)
+            except ValueError as exc:
+                raise ValueError(f"{shards.name(path)}: {exc}" if len(shards.files) > 1
+                                 else str(exc)) from None
+            tables.append(table)
+        if len(tables) == 1:
+            return tables[0]
+        schema = pa.schema([shards.schema.field(n) for n in tables[0].column_names])
+        return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+    dataset = shards.dataset()
+    names = columns if columns is not None else shards.columns
+    tables = []
+    for path, fragment in zip(shards.files, dataset.get_fragments(), strict=True):
+        try:
+            tables.append(fragment.to_table(schema=dataset.schema, columns=names))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{shards.name(path)}: {' '.join(str(exc).split())[:200]}") from None
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
 def encode_splits(cfg, folder: Path, seed: int
-                  ) -> tuple[dict[str, tuple[Arrays, Arrays] | None], dict, dict]:
+                  ) -> tuple[dict[str, tuple[Arrays, Arrays] | None], dict, dict, dict]:
     """{'train': (x, y), 'validation': ... or None, 'test': ... or None}, the artifacts,
-    and how the rows were split (`Cut.summary()`)."""
+    how the rows were split (`Cut.summary()`), and what the training rows hold
+    (stats.json)."""
     from cbrun.data.splits import draw
 
     groups_of = {}
 
     def read(field: str):
-        path = folder / getattr(cfg, field)
+        value = getattr(cfg, field)
         try:
-            table = cfg.read(path)
+            shards = cfg.open_table(folder, value)
+            table = read_all(shards, cfg.read_columns(shards))
         except (ValueError, OSError) as exc:  # a row or a block past the first one
             text = " ".join(str(exc).split()) or type(exc).__name__
-            raise TableProblem(("data", field), f"{path.name} is not a readable {cfg.source} "
+            shown = Path(value).name
+            raise TableProblem(("data", field), f"{shown} is not a readable {cfg.source} "
                                                 f"table: {text}") from None
+        name = shards.files[0].name if len(shards.files) == 1 else shards.shown
         groups = cfg.feature_groups(table.column_names)
-        used = cfg.label_columns() + [c for g in (groups.values() if isinstance(groups, dict)
-                                                  else [groups]) for c in g]
-        _check_present(table, used, path.name, ("data", field))
-        groups_of[field] = path.name
+        used = cfg.label_columns() + feature_columns(groups)
+        _check_present(table, used, name, ("data", field))
+        groups_of[field] = name
         return table
 
     table = read("path")
@@ -312,7 +445,7 @@ def encode_splits(cfg, folder: Path, seed: int
         parts["test"] = read("test_path")
     if parts["train"].num_rows == 0:
         raise TableProblem(("data", "path"), f"{groups_of['path']} leaves no training rows")
-    artifacts = learn(parts["train"], cfg)
+    artifacts, stats = learn_with_stats(parts["train"], cfg)
     out = {}
     for split, part in parts.items():
         field = {"train": "path"}.get(split, f"{split}_path")
@@ -321,4 +454,4 @@ def encode_splits(cfg, folder: Path, seed: int
         out[split] = (None if part is None else
                       encode_table(part, artifacts, where, loc=("data", field)
                                    if getattr(cfg, field, None) else ("data", "path")))
-    return out, artifacts, cut.summary()
+    return out, artifacts, cut.summary(), stats

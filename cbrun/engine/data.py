@@ -57,6 +57,64 @@ class EpochOrder(keras.callbacks.Callback):
         self.set_epoch(epoch)
 
 
+class StreamEpoch(keras.callbacks.Callback):
+    """A streamed table's EpochOrder: the epoch in flight, which the pipeline reads when
+    Keras starts iterating it; the order itself is drawn a window at a time
+    (cbrun/data/order.py)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="stream_epoch")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch.assign(epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.set_epoch(epoch)
+
+
+def _table_specs(rows) -> tuple[Any, Any]:
+    """The (x, y) TensorSpecs of a streamed table's batches: each input's columns as
+    float32, or as strings for text; the targets as the split's arrays hold them."""
+
+    def one(columns: list[str]):
+        return tf.TensorSpec((None, len(columns)),
+                             tf.string if rows.text_group(columns) else tf.float32)
+
+    def target(values):
+        return tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
+
+    groups = rows.groups
+    x = {k: one(c) for k, c in groups.items()} if isinstance(groups, dict) else one(groups)
+    y = {k: target(v) for k, v in rows.y.items()} if isinstance(rows.y, dict) else target(rows.y)
+    return x, y
+
+
+def _table_batches(rows, batch_size: int, seed: int, shuffle: bool, epoch: Any,
+                   start_row: int = 0) -> tf.data.Dataset:
+    """A streamed table's batches in the order of epoch `epoch` (a variable read when the
+    iteration starts, or a number): pyarrow reads and encodes a window of rows in Python
+    (cbrun/data/stream.py), the next one while the current one trains; its batches are
+    gathered in the window's order by TensorFlow."""
+    x_spec, y_spec = _table_specs(rows)
+
+    def generate(at_epoch, at_row):
+        yield from rows.windows(seed, int(at_epoch), shuffle, int(at_row))
+
+    def one_epoch(_):
+        now = epoch.read_value() if isinstance(epoch, tf.Variable) else \
+            tf.constant(epoch, tf.int64)
+        return tf.data.Dataset.from_generator(
+            generate, args=(now, tf.constant(start_row, tf.int64)),
+            output_signature=(x_spec, y_spec, tf.TensorSpec((None,), tf.int64)))
+
+    def batches(x, y, order):
+        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+                .map(lambda idx: (_gather(x, idx), _gather(y, idx))))
+
+    return tf.data.Dataset.range(1).flat_map(one_epoch).prefetch(1).flat_map(batches)
+
+
 def _gather(value: Any, idx):
     if isinstance(value, dict):
         return {k: tf.gather(v, idx) for k, v in value.items()}
@@ -78,7 +136,7 @@ def _samples(split: Split, indices: tf.data.Dataset, batch_size: int) -> tf.data
     """Batches of `split` in the order `indices` gives: in-memory arrays are gathered a batch
     at a time; image files are read and decoded in parallel, in order."""
     y = _constant(split.y)
-    if split.streamed:
+    if split.images is not None:
         files = split.x
         paths = tf.constant(files.encoded)
         return (indices
@@ -109,6 +167,13 @@ def train_dataset(split: Split, batch_size: int, seed: int, shuffle: bool, steps
     the epoch already trained (a resume inside an epoch), left out."""
     if split.dataset is not None:
         return split.dataset.take(steps), None
+    if split.table is not None:
+        stream = StreamEpoch()
+        batches = (_table_batches(split.table, batch_size, seed, shuffle, stream.epoch,
+                                  start * batch_size).take(steps - start)
+                   .apply(tf.data.experimental.assert_cardinality(steps - start))
+                   .prefetch(tf.data.AUTOTUNE))
+        return batches, stream
     keeper = EpochOrder(seed, len(split), shuffle)
     order = keeper.order
     rows = start * batch_size  # the epoch's samples already trained
@@ -148,6 +213,10 @@ def eval_data(split: Split | None, batch_size: int) -> tuple[Any, dict[str, Any]
         return None, {}
     if split.dataset is not None:
         return split.dataset, {}
+    if split.table is not None:  # file order; its length known, as an array's is
+        return (_table_batches(split.table, batch_size, 0, False, 0)
+                .apply(tf.data.experimental.assert_cardinality(-(-len(split) // batch_size)))
+                .prefetch(tf.data.AUTOTUNE)), {}
     if not split.streamed and not _has_text(split.x):
         # Arrays as Keras takes them, batched by Keras as it always was.
         return (split.x, split.y), {"batch_size": batch_size}

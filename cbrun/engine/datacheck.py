@@ -17,7 +17,7 @@ ONE_HOT_LOSSES = {"categorical_crossentropy", "CategoricalCrossentropy"}
 
 def _sample_shapes(split: Split) -> dict[str | None, tuple[list[int], str]]:
     """{input name or None: (shape of one sample, dtype kind)}."""
-    if split.streamed:
+    if split.images is not None:
         return {None: ([*split.x.size, split.x.channels], "f")}
     if split.dataset is not None:
         spec = split.dataset.element_spec[0]

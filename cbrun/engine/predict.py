@@ -81,10 +81,15 @@ def _write_parquet(path: Path, columns: dict[str, np.ndarray]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def array(values: np.ndarray):
-        return pa.array(values.tolist() if values.dtype == object else values)
+    def array(name: str, values: np.ndarray):
+        listed = values.tolist() if values.dtype == object else None
+        # A table's row numbers are kept as text for the CSV; in Parquet they are numbers.
+        if name == "row" and listed is not None and all(
+                isinstance(v, str) and v.isdigit() for v in listed):
+            return pa.array([int(v) for v in listed], type=pa.int64())
+        return pa.array(listed if listed is not None else values)
 
-    pq.write_table(pa.table({name: array(values) for name, values in columns.items()}),
+    pq.write_table(pa.table({name: array(name, values) for name, values in columns.items()}),
                    path)
 
 

@@ -154,6 +154,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     peers = current_peers()
     several_processes = peers is not None and peers.count > 1
     splits = load_splits(config.data, config_dir, run_dir, seed=config.seed)
+    for line in splits.notes:  # how a table is read: whole, or streamed (engine/sources)
+        console.print(line, style="dim", highlight=False)
     if restore is None:  # a resume draws the same rows: said once is enough
         for line in splits.warnings(config.data):
             print(f"warning: data: {line}", file=sys.stderr)
@@ -337,6 +339,11 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     model.save(model_path)
     if several_processes:
         peers.same_weights(model, run_dir)
+    if _averaged_at_end(config):
+        print("note: use_ema: model.keras holds the moving average of the weights, which "
+              "Keras wrote into the model when training ended; the metrics logged per epoch "
+              "are the trained weights' (`cbrun evaluate` scores the average)",
+              file=sys.stderr)
     pruned = reporter is not None and reporter.pruned_after is not None
     nan = nan_guard.epoch is not None
     test_error = None
@@ -373,6 +380,11 @@ def _baseline(model: keras.Model, config: RunConfig, splits) -> dict | None:
         return None
 
 
+def _averaged_at_end(config: RunConfig) -> bool:
+    options = getattr(config.compile.optimizer, "model_extra", None) or {}
+    return options.get("use_ema") is True and not options.get("ema_overwrite_frequency")
+
+
 def build_metrics(model: keras.Model, dataset) -> None:
     """The compiled metrics made before fit, so that a state saved inside an epoch can put
     their accumulators back: Keras makes them in the first training step otherwise. One
@@ -400,9 +412,15 @@ def _cut(splits, config: RunConfig, dev_batches: int | None, console):
         if splits.validation is not None:  # a run without one logs no val_ metrics
             splits.validation = Split(x=train.x, y=train.y, dataset=train.dataset)
         if console is not None:
-            rows = "" if train.dataset is not None else f" ({len(train):,} rows)"
-            console.print(f"overfit_batches {n}: training and validating on the same first "
-                          f"{n} batch{'es' if n > 1 else ''}{rows}, unshuffled", highlight=False)
+            if train.dataset is not None:
+                what = f"first {n} batch{'es' if n > 1 else ''}"
+            else:
+                there = -(-len(train) // batch_size)
+                what = (f"first {n} batch{'es' if n > 1 else ''} ({len(train):,} rows)"
+                        if there >= n else f"{there} batch{'es' if there > 1 else ''} there "
+                        f"are ({len(train):,} rows; {n} were asked)")
+            console.print(f"overfit_batches {n}: training and validating on the same {what}, "
+                          "unshuffled", highlight=False)
     if config.fit.validation_steps and splits.validation is not None and not dev_batches \
             and not config.fit.overfit_batches:
         # Cut here rather than passed to fit: Keras runs up to steps_per_execution batches

@@ -15,7 +15,7 @@ import click
 
 from cbrun.commands.init import templates as t
 from cbrun.commands.init.document import Block, comment, render
-from cbrun.commands.init.layout import TRAIN
+from cbrun.commands.init.layout import SPLITS, TRAIN
 from cbrun.errors import UsageError
 
 
@@ -39,7 +39,19 @@ def _kind_of(path: Path) -> str:
     a device would block it, or never end)."""
     mode = path.stat().st_mode
     if stat.S_ISDIR(mode):
-        return "images"
+        from cbrun.data.shards import folder_source
+
+        # A folder of Parquet or CSV shards is one table; any other folder, images.
+        source = folder_source(path)
+        if source is None:
+            return "images"
+        stems = {p.name.split(".")[0].lower() for p in path.iterdir()}
+        if stems & set(TRAIN) and stems & {n for names in SPLITS.values() for n in names}:
+            raise UsageError(f"{path} holds a training table and a validation or test table "
+                             f"beside it, not shards of one table; give the training one "
+                             f"(cbrun init {path / 'train'}.{source}), and the others beside "
+                             "it are used")
+        return "table"
     if not stat.S_ISREG(mode):
         raise UsageError(f"{path} is not a regular file or a folder; give a .csv, .parquet, "
                          ".npz or a folder of class folders of images")
@@ -71,7 +83,7 @@ def init(data_path: Path, output: Path | None, label: str | None, delimiter: str
     fails them (the file is kept, with the problems printed)."""
     kind = _kind_of(data_path)
     named = data_path.resolve() if data_path.name in ("", ".", "..") else data_path
-    stem = named.name if kind == "images" else named.stem
+    stem = named.name if data_path.is_dir() else named.stem
     if stem.lower() in TRAIN:  # data/train (with data/val beside it) is the data set `data`
         stem = named.resolve().parent.name or stem
     if delimiter is not None:
@@ -79,7 +91,8 @@ def init(data_path: Path, output: Path | None, label: str | None, delimiter: str
         if len(delimiter) != 1:
             raise UsageError(f"--delimiter must be one character (e.g. ';' or tab); "
                              f"given {delimiter!r}")
-        if data_path.suffix.lower() != ".csv":
+        if data_path.suffix.lower() != ".csv" and not (
+                kind == "table" and data_path.is_dir()):
             raise UsageError(f"--delimiter is for a .csv table; {data_path} is not one")
     output = output or Path(f"{t.run_name(stem)}.yaml")
     if output.exists() and not force:

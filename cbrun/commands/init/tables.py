@@ -97,6 +97,75 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
     return table, source
 
 
+SAMPLE_ROWS = 100_000  # rows of a folder of shards that init looks at, from every file
+
+
+def read_folder(path: Path, delimiter: str | None, decimal: str = "."):
+    """(a sample of a folder of shards, source, what was read): every file's schema, the
+    first rows of every file (SAMPLE_ROWS in all), never the whole table."""
+    import pyarrow as pa
+
+    from cbrun.data.shards import ShardProblem, folder_source, open_shards, parquet_rows
+    from cbrun.data.stream import human
+
+    source = folder_source(path)
+    if delimiter is not None and source != "csv":
+        raise UsageError("--delimiter is for CSV tables; a Parquet file has no delimiter")
+    try:
+        shards = open_shards(".", path, source, delimiter=delimiter or ",", decimal=decimal)
+        dataset = shards.dataset()
+        per = -(-SAMPLE_ROWS // len(shards.files))
+        parts = []
+        for fragment in dataset.get_fragments():
+            batches, rows = [], 0
+            for batch in fragment.to_batches(schema=dataset.schema, batch_size=per):
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= per:  # the rest of the file is never read
+                    break
+            if batches:
+                parts.append(pa.Table.from_batches(batches).slice(0, per))
+    except ShardProblem as exc:
+        raise UsageError(str(exc)) from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UsageError(f"{path} is not a readable {source} table: "
+                         f"{' '.join(str(exc).split())[:200]}") from None
+    sample = pa.concat_tables(parts) if parts else dataset.schema.empty_table()
+    if sample.num_rows == 0:
+        raise UsageError(f"{path} holds {len(shards.files)} {source} files with a header "
+                         f"({', '.join(sample.column_names)}) but no rows")
+    total = parquet_rows(shards) if source == "parquet" else None
+    size = sum(p.stat().st_size for p in shards.files)
+    of = f" of {total:,}" if total is not None else ""
+    read = (f"read the schemas of {len(shards.files)} files ({human(size)}) and the first "
+            f"{sample.num_rows:,} rows{of}; the label and text columns whole")
+    return sample, source, read, shards
+
+
+DISTINCT_MOST = 100_000  # distinct values init counts in a column of a folder of shards
+
+
+def _distinct(shards, columns: list[str]) -> dict[str, list | None]:
+    """Every distinct value of each of `columns` (the label, the text columns), over every
+    row of every file, in one pass that reads those columns alone; None for a column past
+    DISTINCT_MOST values (free text, identifiers)."""
+    import pyarrow.compute as pc
+
+    from cbrun.data.shards import Piece
+    from cbrun.data.stream import Reader
+
+    reader = Reader(shards)
+    seen: dict[str, set | None] = {c: set() for c in columns}
+    for index in range(len(shards.files)):
+        for batch in reader.batches(Piece(index, None, 0, 0), columns):
+            for column in columns:
+                if seen[column] is not None:
+                    seen[column].update(pc.unique(batch.column(column)).to_pylist())
+                    if len(seen[column]) > DISTINCT_MOST:
+                        seen[column] = None
+    return {c: None if v is None else sorted(v - {None}) for c, v in seen.items()}
+
+
 def _csv_problem(path: Path, text: str, sep: str, exc: Exception) -> str:
     from cbrun.data.tables import csv_problem, row_problem
 
@@ -158,8 +227,9 @@ ONE_HOT_MOST = 16  # a category with more values gets an embedding instead of on
 MAX_VOCABULARY = 10_000  # the most values a category keeps; the rarer ones are unknown
 
 
-def _target(table, label: str) -> tuple[dict, Block, str, str]:
-    """(output layer, compile, what the target is, the split that suits it)."""
+def _target(table, label: str, every: list | None = None) -> tuple[dict, Block, str, str]:
+    """(output layer, compile, what the target is, the split that suits it); `every`: the
+    label's values over a whole folder of shards, when `table` is a sample of it."""
     import pyarrow as pa
 
     from cbrun.data.tables import _is_text
@@ -169,7 +239,7 @@ def _target(table, label: str) -> tuple[dict, Block, str, str]:
     if why:
         raise UsageError(f"the label column {label!r} is {why}; cbrun learns a number or a "
                          "class (pass another column with --label)")
-    values = sorted(set(target.to_pylist()) - {None})
+    values = sorted(set(target.to_pylist()) - {None}) if every is None else every
     if _is_text(target):
         head, compile_ = t.classifier(len(values))
         return head, compile_, f"{len(values)} classes ({t.shown(values)})", "stratified"
@@ -285,7 +355,11 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
     validation and test tables found beside it."""
     from cbrun.data.tables import _is_text
 
-    data, source = read_table(path, delimiter)
+    shards, read = None, ""
+    if path.is_dir():
+        data, source, read, shards = read_folder(path, delimiter)
+    else:
+        data, source = read_table(path, delimiter)
     columns = data.column_names
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
@@ -297,7 +371,11 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
     elif label not in columns:
         raise UsageError(f"{path.name} has no column {label!r}{did_you_mean(label, columns)}"
                          f"; its columns: {', '.join(columns)}")
-    head, compile_, kind, split = _target(data, label)
+    distinct = {}
+    if shards is not None:  # the label's classes and each text column's values, one pass
+        distinct = _distinct(shards, [label] + [c for c in columns if c != label and
+                                                 _is_text(data.column(c))])
+    head, compile_, kind, split = _target(data, label, distinct.get(label))
     left_out = {c: f"{why}; cbrun takes numbers and text" for c in columns
                 if c != label and (why := _kind(data.column(c)))}
     if "" in columns and label != "":  # pandas's to_csv writes its row index so
@@ -310,11 +388,13 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
     strings = [c for c in features if _is_text(data.column(c))]
     commas = [c for c in strings if _decimal_commas(data.column(c))]
     if commas and source == "csv":  # read as numbers with the data source's `decimal: ","`
-        data, _ = read_table(path, delimiter, decimal=",")
+        data = read_folder(path, delimiter, ",")[0] if shards else \
+            read_table(path, delimiter, decimal=",")[0]
         strings = [c for c in features if _is_text(data.column(c))]
     kinds = {c: "number" for c in features}
     kinds.update({c: "text" if _is_free_text(data.column(c)) else "category" for c in strings})
-    counts = {c: len(_categories(data.column(c))) for c in strings}
+    counts = {c: len(distinct[c]) if distinct.get(c) is not None else
+              len(_categories(data.column(c))) for c in strings}
     block = Block().set("source", source).set("path", rel_of(path))
     for field in ("validation_path", "test_path"):
         if field in layout:
@@ -339,6 +419,9 @@ def table(path: Path, rel_of, layout: dict[str, Path], label: str | None,
         block.set("validation_split", 0.2, t.split_note(split))
         block.set("split", split)
     block.set("batch_size", 32)
+    if shards is not None:
+        return block, model, compile_, (f"a {source} table of {len(shards.files)} files, "
+                                        f"label {label!r}: {kind}; {read}")
     return block, model, compile_, (f"a {source} table of {data.num_rows} rows, label "
                                     f"{label!r}: {kind}")
 

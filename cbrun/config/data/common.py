@@ -110,11 +110,15 @@ class DataSource(StrictModel):
         return ({"train": labels[cut.train], "validation": labels[cut.validation],
                  "test": labels[cut.test]}, cut.summary())
 
+    def path_problems(self, folder: Path) -> Found:
+        """Every path must exist, as the file or folder the source reads."""
+        return [(("data", field), message) for field, value in self.paths().items()
+                if (message := missing_path(field, value, folder, self.file_glob))]
+
     def preflight(self, folder: Path, *, seed: int) -> Found:
         """Problems found without TensorFlow: every path must exist. Sources add checks of
         their headers or shapes."""
-        return [(("data", field), message) for field, value in self.paths().items()
-                if (message := missing_path(field, value, folder, self.file_glob))]
+        return self.path_problems(folder)
 
 
 class FileSource(DataSource):

@@ -1,17 +1,23 @@
 """What `source: csv` and `source: parquet` share: a target column (or several) and the
-feature columns, every other column by default.
+feature columns, every other column by default; a path that is a file, a folder of shards
+or a glob; and whether the table is read whole or streamed (cbrun/data/stream.py).
 
-The preflight reads the files with pyarrow (no TensorFlow): columns that do not exist,
-missing values and label classes the training file never shows are reported at the line
-of the config, before a run directory exists."""
+The preflight reads the files with pyarrow (no TensorFlow): files that are not tables,
+shards whose columns differ, columns that do not exist, missing values and label classes
+the training file never shows are reported at the line of the config, before a run
+directory exists. A table read whole is checked whole; a streamed one from its footers,
+headers and label columns (a streamed CSV's missing values are found by the run's first
+pass over it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
-from cbrun.config.data.common import FileSource, Found
+from cbrun.config.data.common import FileSource, Found, missing_path
 from cbrun.suggest import did_you_mean
 
 
@@ -33,6 +39,20 @@ class TableSource(FileSource):
                                           "`adapt: true`; a named input of text columns only "
                                           "(features: {review: [review], ...}) or the only "
                                           "feature.")
+
+    stream: Literal["auto"] | bool = Field(
+        "auto", description="Read the table whole (false) or stream it a window at a time "
+                            "(true); auto streams a table estimated to take more than a "
+                            "quarter of the memory available. A run keeps what it chose.")
+    shuffle_window: int | None = Field(
+        None, gt=0, description="A streamed table's rows are shuffled within windows of this "
+                                "many rows (rounded down to whole batches), after its pieces "
+                                "(row groups, CSV files) are; default: as many rows as take "
+                                "64 MB.")
+    max_categories: int = Field(
+        10_000, gt=0, description="A category column keeps its this-many most frequent "
+                                  "training values (ids 1..N); every other value shares the "
+                                  "unknown id 0. Defaults to 10000.")
 
     @field_validator("label", "features")
     @classmethod
@@ -57,60 +77,163 @@ class TableSource(FileSource):
         return self.features
 
     def sample_shapes(self, folder: Path):
-        groups = self.feature_groups(self.schema_columns(folder / self.path))
+        try:
+            groups = self.feature_groups(self.open_table(folder, self.path).columns)
+        except (ValueError, OSError):
+            return None
         if isinstance(groups, dict):
             return {key: [len(columns)] for key, columns in groups.items()}
         return {None: [len(groups)]}
 
+    def csv_options(self) -> dict:
+        """What a CSV reader needs (a Parquet source has none)."""
+        return {}
+
+    def used_columns(self, columns: list[str]) -> list[str]:
+        groups = self.feature_groups(columns)
+        return self.label_columns() + [c for g in (groups.values() if isinstance(groups, dict)
+                                                   else [groups]) for c in g]
+
+    def open_table(self, folder: Path, value: str):
+        """The files of `value` (a file, a folder of shards, a glob) with their schemas
+        checked against each other (cbrun/data/shards.py), or ValueError naming the file."""
+        from cbrun.data.shards import open_shards
+
+        used = None if self.features is None else self.used_columns([])
+        return open_shards(value, folder, self.source, used, **self.csv_options())
+
+    def read_columns(self, shards) -> list[str]:
+        """The columns a run reads of a table: the labels and features (for a CSV, those
+        whose numbers must stay numbers)."""
+        return self.used_columns(shards.columns)
+
     def read(self, path: Path, columns: list[str] | None = None):
-        """The table at `path` (only `columns`, when given), or ValueError."""
-        raise NotImplementedError
+        """The table at `path` (a file, a folder or a glob; only `columns`, when given), or
+        ValueError."""
+        from cbrun.data.tables import read_all
+
+        shards = self.open_table(Path.cwd(), str(path))
+        if columns is None and self.source == "csv":
+            columns = self.read_columns(shards)
+        return read_all(shards, columns)
+
+    def table_files(self, folder: Path, value: str) -> tuple[Path, list[Path]] | None:
+        """(the root, the files) a path field names: what the fingerprint hashes."""
+        from cbrun.data.shards import ShardProblem, list_files
+
+        try:
+            return list_files(value, folder, self.source)
+        except ShardProblem:
+            return None
+
+    def folder_files(self, folder: Path) -> list[Path]:
+        found = self.table_files(folder, ".")
+        return found[1] if found else []
+
+    def stream_decision(self, folder: Path, run_dir: Path | None = None):
+        """Whether the run streams the table (cbrun/data/stream.decide); a run's own record
+        first."""
+        import json
+
+        from cbrun.data.stream import STREAM_FILE, decide
+
+        recorded = None
+        if run_dir is not None:
+            try:
+                recorded = json.loads((run_dir / "data" / STREAM_FILE).read_text())
+            except (OSError, ValueError):
+                recorded = None
+        return decide(self, self.open_table(folder, self.path), recorded)
 
     def file_labels(self, folder: Path):
         labels = self.label_columns()
         if len(labels) != 1:
             return None
         try:
+            if self.stream_decision(folder).stream:
+                return None  # split_labels draws from the codes instead
             table = self.read(folder / self.path, labels)
         except (ValueError, OSError, KeyError):
             return None  # the preflight says what is wrong with the file
         return table.column(labels[0]).to_numpy(zero_copy_only=False)
 
-    def schema_columns(self, path: Path) -> list[str]:
-        raise NotImplementedError
+    def split_labels(self, folder: Path, seed: int):
+        """As every source's, and for a streamed table from its label column's codes (a
+        class's index among the sorted classes), never its values as Python objects."""
+        found = super().split_labels(folder, seed)
+        if found is not None or len(self.label_columns()) != 1 or \
+                not (self.validation_split or self.test_split):
+            return found
+        from cbrun.data.splits import draw
+        from cbrun.data.stream import read_labels
+
+        try:
+            shards = self.open_table(folder, self.path)
+            if not self.stream_decision(folder).stream:
+                return None
+            labels = read_labels(shards, self.label_columns())
+        except (ValueError, OSError):
+            return None
+        coded = labels.coded
+        if coded is None or coded.plain is None:
+            return None
+        cut = draw(len(coded.plain), self.validation_split, self.test_split, self.split, seed,
+                   labels=coded)
+        codes = coded.plain.astype(np.int32)
+        return ({"train": codes[cut.train], "validation": codes[cut.validation],
+                 "test": codes[cut.test]}, cut.summary(), [str(c) for c in coded.classes])
+
+    def path_problems(self, folder: Path) -> Found:
+        """Each path field names a file, a folder of the source's files, or a glob that
+        matches some."""
+        from cbrun.data.shards import ShardProblem, is_glob, list_files
+
+        found: Found = []
+        for field, value in self.paths().items():
+            if not is_glob(value) and not (folder / value).exists():
+                found.append((("data", field), missing_path(field, value, folder,
+                                                            self.file_glob)))
+                continue
+            try:
+                list_files(value, folder, self.source)
+            except ShardProblem as exc:
+                found.append((("data", field), f"{field} {exc}"))
+        return found
 
     def preflight(self, folder: Path, *, seed: int) -> Found:
-        found = super().preflight(folder, seed=seed) or self.column_problems(folder)
+        found = self.path_problems(folder) or self.column_problems(folder)
         if found:
             return found
         # Only now the data itself: missing values, unseen classes.
         from cbrun.data.tables import TableProblem, encode_splits
 
         try:
+            if self.stream_decision(folder).stream:
+                from cbrun.data.streamcheck import stream_problems
+
+                return stream_problems(self, folder, seed)
             encode_splits(self, folder, seed)
         except TableProblem as exc:
             found.append((exc.loc, str(exc)))
+        except ValueError as exc:
+            found.append((("data", "path"), first_line(exc)))
         return found
 
     def column_problems(self, folder: Path) -> Found:
         """The files' headers against the columns the config names (labels, features,
-        text), from the headers alone; the files exist."""
+        text), from the headers alone; the files exist. Every shard of a folder or glob is
+        read, and one that differs from the first is named."""
         found: Found = []
         for field, value in self.paths().items():
             try:
-                columns = self.schema_columns(folder / value)
+                shards = self.open_table(folder, value)
             except (ValueError, OSError) as exc:
-                found.append((("data", field), (f"{value} is not a readable "
-                                               f"{self.source} table: {first_line(exc)}")))
+                text = first_line(exc)
+                found.append((("data", field), text if "table" in text or "column" in text
+                              else f"{value} is not a readable {self.source} table: {text}"))
                 continue
-            twice = next((c for c in columns if columns.count(c) > 1), None)
-            if twice is not None:  # pyarrow cannot tell them apart by name
-                places = ", ".join(str(i + 1) for i, c in enumerate(columns) if c == twice)
-                found.append((("data", field), (f"{value} has {columns.count(twice)} columns "
-                                               f"named {twice!r} (columns {places}); give "
-                                               "each column a name of its own")))
-                continue
-            found += self._check_columns(field, value, columns)
+            name = value if len(shards.files) == 1 else shards.shown
+            found += self._check_columns(field, name, shards.columns)
         return found
 
     def _check_columns(self, field: str, name: str, columns: list[str]) -> Found:

@@ -61,9 +61,12 @@ class ImageFiles:
 
 @dataclass
 class Split:
-    x: Any = None  # ndarray | {name: ndarray} | ImageFiles
+    x: Any = None  # ndarray | {name: ndarray} | ImageFiles | a streamed table's ColumnGroup(s)
     y: Any = None  # ndarray | {name: ndarray}
     dataset: Any = None  # a tf.data.Dataset of (x, y) batches, used as given
+    # What a table's training rows hold (stats.json: each column's mean and variance, its
+    # values by frequency): the `adapt: true` layers are set from it.
+    stats: dict | None = None
 
     def __len__(self) -> int:
         if self.dataset is not None:
@@ -73,7 +76,18 @@ class Split:
 
     @property
     def streamed(self) -> bool:
-        return isinstance(self.x, ImageFiles)
+        return isinstance(self.x, ImageFiles) or self.table is not None
+
+    @property
+    def images(self) -> ImageFiles | None:
+        return self.x if isinstance(self.x, ImageFiles) else None
+
+    @property
+    def table(self):
+        """The streamed table's rows (cbrun.data.stream.TableRows), or None."""
+        from cbrun.data.stream import rows_of
+
+        return None if self.dataset is not None or self.x is None else rows_of(self.x)
 
 
 @dataclass
@@ -82,6 +96,7 @@ class Splits:
     validation: Split | None = None
     test: Split | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # file name -> JSON value
+    notes: list[str] = field(default_factory=list)  # how the data is read, for the first lines
 
     def named(self) -> dict[str, Split]:
         """{split name: split} of the splits this source has."""
@@ -139,7 +154,8 @@ def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None, *,
     """`run_dir`: where a source that caches on disk (images, `cache: disk`) keeps its copy;
     without one it streams. `seed`: the run's, which draws the held-out rows."""
     module = importlib.import_module(LOADERS[data_cfg.source])
-    if getattr(data_cfg, "cache", None) == "disk":
+    # A table reads what its run chose (streamed or whole); images cache in the run.
+    if data_cfg.source in ("csv", "parquet") or getattr(data_cfg, "cache", None) == "disk":
         splits = module.load(data_cfg, config_dir, seed=seed, run_dir=run_dir)
     else:
         splits = module.load(data_cfg, config_dir, seed=seed)
@@ -149,21 +165,32 @@ def load_splits(data_cfg: Any, config_dir: Path, run_dir: Path | None = None, *,
 def first_batches(split: Split, batches: int, batch_size: int) -> Split:
     """The split's first `batches` batches (the rows in their order; a loader's dataset,
     its first batches, cached so that every epoch sees the same ones)."""
-    from dataclasses import replace
-
     from cbrun.data.splits import take
 
     if split.dataset is not None:
         return Split(dataset=split.dataset.take(batches).cache())
     rows = np.arange(min(len(split), batches * batch_size))
-    x = replace(split.x, paths=split.x.paths[rows]) if split.streamed else take(split.x, rows)
-    return Split(x=x, y=None if split.y is None else take(split.y, rows))
+    return Split(x=_rows(split, rows), y=None if split.y is None else take(split.y, rows),
+                 stats=split.stats)
+
+
+def _rows(split: Split, rows: np.ndarray):
+    """The inputs of a split's `rows` (positions in its file order): an image folder's
+    paths, a streamed table's rows (still read from its files), or the arrays' rows."""
+    from dataclasses import replace
+
+    from cbrun.data.splits import take
+    from cbrun.data.stream import inputs_of
+
+    if split.images is not None:
+        return replace(split.x, paths=split.x.paths[rows])
+    if split.table is not None:
+        return inputs_of(split.table.subset(rows))
+    return take(split.x, rows)
 
 
 def _share(splits: Splits, fraction: float, seed: int) -> Splits:
     """`data.fraction`: a seeded share of every split's rows (cbrun/data/splits.share)."""
-    from dataclasses import replace
-
     from cbrun.data.splits import share, take
     from cbrun.errors import RunError
 
@@ -176,8 +203,7 @@ def _share(splits: Splits, fraction: float, seed: int) -> Splits:
                            "take a share in the loader (dataset.take)")
         labels = None if isinstance(split.y, dict) else split.y
         rows = share(len(split), fraction, seed, index, labels)
-        split.x = replace(split.x, paths=split.x.paths[rows]) if split.streamed \
-            else take(split.x, rows)
+        split.x = _rows(split, rows)
         split.y = None if split.y is None else take(split.y, rows)
     splits.artifacts[FRACTION_FILE] = {"fraction": fraction, "rows": {
         name: len(split) for name, split in splits.named().items()}}
