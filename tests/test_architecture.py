@@ -25,6 +25,7 @@ ENTRY_POINTS = {
     "cbrun.commands.train", "cbrun.commands.resume", "cbrun.commands.evaluate",
     "cbrun.commands.predict", "cbrun.commands.export", "cbrun.commands.validate", "cbrun.api",
     "cbrun.run.segment", "cbrun.commands.benchmark", "cbrun.commands.lrfind",
+    "cbrun.commands.job",
 }
 HEAVY = ("tensorflow", "keras", "tf_keras")
 

@@ -110,8 +110,8 @@ def test_schema_command_prints_a_2020_12_schema_with_every_callback(capsys):
     doc = json.loads(out)
     assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert doc["title"] == "cbrun run config"
-    assert set(doc["properties"]) == {"name", "seed", "data", "model", "compile", "fit",
-                                      "callbacks", "tracking", "distribute"}
+    assert set(doc["properties"]) == {"name", "seed", "backend", "data", "model", "compile",
+                                      "fit", "callbacks", "tracking", "distribute"}
     mapping = doc["properties"]["callbacks"]["items"]["discriminator"]["mapping"]
     refused = {name for name, cls in SPECS.items() if issubclass(cls, UnsupportedSpec)}
     assert refused >= {"BackupAndRestore", "ProgbarLogger", "History", "BaseLogger",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,13 +24,37 @@ ENDED = ("completed", "stopped_early")
 def train_or_resume(config_path: Sequence[Path], overrides: Sequence[str], runs_dir: Path,
                     run_id: str,
                     *, quiet: bool, argv: list[str], debug: bool,
-                    train_config: Callable[..., tuple[int, Path]]) -> int:
-    """train_config: `cbrun train`'s own (passed in: `train` imports this module)."""
-    from cbrun.commands.resume import resume_run
-
+                    train_config: Callable[..., tuple[int, Path]], job: dict | None = None,
+                    ) -> int:
+    """train_config: `cbrun train`'s own (passed in: `train` imports this module). `job`:
+    the --processes flags; process 0 alone decides whether to train or resume, and the
+    other processes follow it (cbrun/commands/job.py)."""
     if not _ID.fullmatch(run_id):
         raise UsageError(f"--resume-if-exists {run_id!r}: an ID is a folder name of letters, "
                          "digits, '_', '.' and '-' (starting with a letter or digit)")
+    if job is not None:
+        from cbrun.commands import job as several
+        from cbrun.config.load import load_config
+
+        peers = several.start(load_config(config_path, tuple(overrides)).config, argv,
+                              debug=debug, **job)
+        if isinstance(peers, int):  # launched here, and ended
+            return peers
+        if peers is not None and not peers.writer:
+            return several.follow(peers, argv, debug)
+        if peers is not None:
+            return several.lead(peers, lambda: _train_or_resume(
+                config_path, overrides, runs_dir, run_id, quiet=quiet, argv=argv,
+                debug=debug, train_config=train_config, peers=peers))
+    return _train_or_resume(config_path, overrides, runs_dir, run_id, quiet=quiet, argv=argv,
+                            debug=debug, train_config=train_config, peers=None)
+
+
+def _train_or_resume(config_path: Path, overrides: Sequence[str], runs_dir: Path,
+                     run_id: str, *, quiet: bool, argv: list[str], debug: bool,
+                     train_config: Callable[..., tuple[int, Path]], peers: Any) -> int:
+    from cbrun.commands.resume import resume_run
+
     run_dir = runs_dir / run_id
     if (run_dir / RUN_FILE).is_file():
         _check_same(run_dir, config_path, tuple(overrides))
@@ -37,7 +62,8 @@ def train_or_resume(config_path: Sequence[Path], overrides: Sequence[str], runs_
         if status in ENDED:
             click.echo(f"{run_dir} has already ended ({status}); nothing to do", err=True)
             return 0
-        return resume_run(run_dir, None, False, (), quiet=quiet, argv=argv, debug=debug)
+        return resume_run(run_dir, None, False, (), quiet=quiet, argv=argv, debug=debug,
+                          peers=peers)
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise UsageError(f"{run_dir} exists and is not a run directory cbrun made; give "
                          "another ID, or remove it")
@@ -46,7 +72,7 @@ def train_or_resume(config_path: Sequence[Path], overrides: Sequence[str], runs_
     except OSError as exc:
         raise UsageError(f"cannot create {run_dir}: {exc.strerror or exc}") from None
     code, _ = train_config(config_path, overrides, runs_dir, quiet=quiet, argv=argv,
-                           debug=debug, run_dir=run_dir)
+                           debug=debug, run_dir=run_dir, peers=peers)
     return code
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,32 +35,59 @@ from cbrun.state.files import state_dirs
               help="Change a config value for the rest of the run (not the model, the "
                    "optimizer type or the list of callbacks).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the run directory.")
+@click.option("--processes", type=click.IntRange(min=1), metavar="N",
+              help="Resume in N processes (distribute: data_parallel), as `cbrun train "
+                   "--processes` (docs/processes.md).")
+@click.option("--coordinator", metavar="HOST:PORT",
+              help="Process 0's address, where the processes of the job meet.")
+@click.option("--process-id", "process_id", type=click.IntRange(min=0), metavar="I",
+              help="This process's id in the job, 0 to N-1 (0 writes the run).")
 @click.pass_context
 def resume(ctx: click.Context, run_dir: Path, epochs: int | None, past_early_stop: bool,
-           overrides: tuple[str, ...], quiet: bool) -> int:
+           overrides: tuple[str, ...], quiet: bool, processes: int | None,
+           coordinator: str | None, process_id: int | None) -> int:
     """Continue RUN_DIR from its newest saved state: same data order, same random draws,
     same callback state, so it ends where an uninterrupted run would have."""
     root = ctx.find_root().obj
     return resume_run(run_dir, epochs, past_early_stop, overrides, quiet=quiet,
-                      argv=root["argv"], debug=root.get("debug", False))
+                      argv=root["argv"], debug=root.get("debug", False),
+                      job={"processes": processes, "coordinator": coordinator,
+                           "process_id": process_id})
 
 
 def resume_run(run_dir: Path, epochs: int | None, past_early_stop: bool,
                overrides: Sequence[str], *, quiet: bool, argv: list[str],
-               debug: bool = False) -> int:
-    """The whole of `cbrun resume` (the command and `cbrun.resume` both call it)."""
+               debug: bool = False, job: dict | None = None, peers: Any = None) -> int:
+    """The whole of `cbrun resume` (the command and `cbrun.resume` both call it). `job`:
+    the --processes, --coordinator and --process-id flags; `peers`: the job, joined
+    already (--resume-if-exists)."""
     overrides = tuple(overrides)
     if not (run_dir / RUN_FILE).is_file():
         RunRecord.load(run_dir)  # raises the "not a run directory" error
+    if peers is None and job is not None:
+        from cbrun.commands import job as several
+
+        # Read, not changed: which processes resume it follows from its config.
+        config = plan_resume(RunRecord.load(run_dir), epochs, overrides).config
+        peers = several.start(config, argv, debug=debug, **job)
+        if isinstance(peers, int):  # launched here, and ended
+            return peers
+        if peers is not None and not peers.writer:
+            return several.follow(peers, argv, debug)
+        if peers is not None:
+            return several.lead(peers, lambda: resume_run(
+                run_dir, epochs, past_early_stop, overrides, quiet=quiet, argv=argv,
+                debug=debug, peers=peers))
     # A Ctrl-C from here on stops the resume at its first safe point, recorded in run.json.
     with interrupts_recorded(), run_lock(run_dir):  # a second resume of this run stops here
         # Read only under the lock: a process finishing a moment ago has written its last.
         record = RunRecord.load(run_dir)
-        return _resume(record, epochs, past_early_stop, overrides, quiet, argv, debug)
+        return _resume(record, epochs, past_early_stop, overrides, quiet, argv, debug, peers)
 
 
 def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
-            overrides: tuple[str, ...], quiet: bool, argv: list[str], debug: bool) -> int:
+            overrides: tuple[str, ...], quiet: bool, argv: list[str], debug: bool,
+            peers: Any = None) -> int:
     run_dir = record.run_dir
     check_resumable(record, epochs, past_early_stop)
     done = record.epochs_done
@@ -97,6 +125,13 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
                                    record.file.config_files)
                 record.add_overrides(list(overrides))
 
+        if peers is not None:
+            from cbrun.commands.job import tell_job
+
+            tell_job(peers, kind="resume", run_dir=run_dir, config=config,
+                     config_dir=OpenRun(run_dir, record, config).config_dir,
+                     state=saved.path if saved else None, learning_rate=plan.learning_rate,
+                     first_epoch=first + 1)
         console.print(f"resuming [bold]{run_dir}[/bold] after epoch {first}"
                       + (f" (dropped {dropped} rows/events written after it)" if dropped
                          else ""), highlight=False)
@@ -107,7 +142,7 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
     try:
         code = run_segment(record, kind="resume", first_epoch=done + 1, command=argv,
                            console=console, debug=debug, fresh_dir=False,
-                           train=start)
+                           train=start, backend=config.backend)
     except ConfigError as exc:
         raise fill_positions(exc, plan.loaded.positions) from None
     if quiet:

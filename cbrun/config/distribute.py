@@ -1,4 +1,5 @@
-"""The `distribute:` key: which devices train the model (tf.distribute strategies).
+"""The `distribute:` key: which devices train the model: tf.distribute strategies on the
+TensorFlow backend, Keras's own DataParallel (one process per machine, or several) on JAX.
 
 Checked here, before TensorFlow loads; whether the named devices exist is only known once it
 has (cbrun/engine/distribute.py).
@@ -14,12 +15,13 @@ from pydantic import Field, field_validator
 from cbrun.config.base import StrictModel
 
 DEVICE = re.compile(r"^/(?:device:)?(cpu|gpu):(\d+)$", re.IGNORECASE)
-KINDS = ("none", "one_device", "mirrored", "multi_worker")
+KINDS = ("none", "one_device", "mirrored", "data_parallel", "multi_worker")
 MULTI_WORKER_REFUSED = (
     "multi_worker (MultiWorkerMirroredStrategy) does not work with Keras 3 today: model.fit "
     "fails with \"Attempt to convert a value (PerReplica...)\" (keras-team/keras#20585, "
-    "tensorflow/tensorflow#72388); use mirrored for the devices of one machine, or a sweep "
-    "sharing one study across machines")
+    "tensorflow/tensorflow#72388); across machines, use backend: jax with distribute: "
+    "data_parallel (Keras's own DataParallel; docs/processes.md), or mirrored for the devices "
+    "of one machine")
 
 
 def parse_device(value: str) -> tuple[str, int]:
@@ -73,6 +75,14 @@ class Mirrored(StrictModel):
         return names
 
 
+class DataParallel(StrictModel):
+    """Keras's DataParallel on the JAX backend: the model replicated on every device of every
+    process, each global batch split between them. One process, or several (`--processes`,
+    a scheduler): docs/processes.md."""
+
+    type: Literal["data_parallel"]
+
+
 class MultiWorker(StrictModel):
     type: Literal["multi_worker"]
 
@@ -91,9 +101,10 @@ def short_form_in_schema(schema: dict[str, Any]) -> None:
     """The JSON schema editors read accepts the short form too. (Validation reads it through
     `by_name`; in the type it would double every error message of the long form.)"""
     long_form = {key: schema.pop(key) for key in ("oneOf", "discriminator") if key in schema}
-    schema["anyOf"] = [{"type": "string", "enum": ["none", "one_device", "mirrored"]},
+    schema["anyOf"] = [{"type": "string",
+                        "enum": ["none", "one_device", "mirrored", "data_parallel"]},
                        long_form]
 
 
-DistributeConfig = Annotated[NoStrategy | OneDevice | Mirrored | MultiWorker,
+DistributeConfig = Annotated[NoStrategy | OneDevice | Mirrored | DataParallel | MultiWorker,
                              Field(discriminator="type")]

@@ -7,7 +7,9 @@ GPU, a number only known then), with the same messages.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from typing import Any
 
 from cbrun.config.distribute import parse_device
@@ -68,8 +70,39 @@ def replica_problems(config: Any, replicas: int, all_cpus: bool) -> Found:
     return found
 
 
-def execution_problems(config: Any) -> Found:
+# Which backend each `distribute:` kind runs on: tf.distribute strategies are TensorFlow's,
+# keras.distribution's DataParallel is implemented by Keras on JAX only.
+STRATEGY_BACKEND = {"one_device": "tensorflow", "mirrored": "tensorflow",
+                    "data_parallel": "jax"}
+
+
+def backend_problems(config: Any) -> Found:
     found: Found = []
+    if config.backend == "jax" and importlib.util.find_spec("jax") is None:
+        found.append((("backend",), ("JAX is not installed in this Python; install cbrun's "
+                                     "extra: pip install 'cbrun[jax]'")))
+    if config.backend == "jax" and sys.version_info < (3, 12):
+        # Keras's TensorBoard then only warns and profiles nothing.
+        found += [(("callbacks", i, "profile_batch"), (
+            "Keras profiles on backend: jax with Python 3.12 or later only, and this is "
+            f"Python {sys.version_info[0]}.{sys.version_info[1]}; set profile_batch: 0, "
+            "or train on backend: tensorflow")) for i, spec in enumerate(config.callbacks)
+            if spec.type == "TensorBoard" and spec.profile_batch != 0]
+    kind = config.distribute.type
+    needs = STRATEGY_BACKEND.get(kind)
+    if needs is None or needs == config.backend:
+        return found
+    if needs == "jax":
+        why = ("data_parallel is Keras's own DataParallel (keras.distribution), which Keras "
+               "implements on JAX only; set backend: jax (pip install 'cbrun[jax]')")
+    else:
+        why = (f"{kind} is a tf.distribute strategy, which runs on the TensorFlow backend "
+               "only; on backend: jax use distribute: data_parallel")
+    return [*found, (("distribute", "type"), why)]
+
+
+def execution_problems(config: Any) -> Found:
+    found: Found = backend_problems(config)
     spe = config.compile.steps_per_execution
     # A Custom class's hooks are only known once it is imported: the run judges those.
     hooks = [spec.type for spec in config.callbacks

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -38,6 +38,11 @@ class RunConfig(StrictModel):
         42, ge=0, lt=2**32, strict=True,
         description="Seeds Python, NumPy, TensorFlow and Keras, and the data order. "
                     "Defaults to 42.")
+    backend: Literal["tensorflow", "jax"] = Field(
+        "tensorflow",
+        description="The Keras backend that trains: tensorflow (the default) or jax (install "
+                    "cbrun[jax]; needed for distribute: data_parallel). See "
+                    "docs/processes.md.")
     data: DataConfig = Field(
         default_factory=DigitsData,
         description="Where the samples come from: `source:` digits (default), npz, csv, "
@@ -51,7 +56,8 @@ class RunConfig(StrictModel):
         default_factory=NoStrategy,
         description="Devices that train the model: none (the default device), one_device, "
                     "or mirrored (one replica per device; data.batch_size is the global "
-                    "batch, split between them). See docs/devices.md.",
+                    "batch, split between them), on backend: tensorflow; data_parallel "
+                    "(several processes or machines) on backend: jax. See docs/devices.md.",
         json_schema_extra=short_form_in_schema)
     tracking: TrackingConfig | None = Field(
         None, description="MLflow and W&B runs that mirror this run (see docs/tracking.md).")

@@ -1,5 +1,6 @@
 """`distribute:` on the upper floor: the named devices made real, and the tf.distribute
-strategy the model is built and compiled under (Keras's fit then runs every step through it).
+strategy the model is built and compiled under (Keras's fit then runs every step through it);
+on JAX, Keras's DataParallel over every device of every process (`data_parallel`).
 
 A machine has one CPU device; `/cpu:1` and up are made by splitting it into logical devices,
 as Keras's own distribute tests do. TensorFlow accepts that only before it sets up its
@@ -14,7 +15,7 @@ import sys
 import tensorflow as tf
 
 from cbrun.config.distribute import parse_device
-from cbrun.config.execution import named_devices, replica_problems
+from cbrun.config.execution import named_devices, replica_problems, uneven_batch
 from cbrun.config.root import RunConfig
 from cbrun.errors import ConfigError, Problem, RunError
 
@@ -78,9 +79,10 @@ def check_strategy_fits(config: RunConfig, strategy: tf.distribute.Strategy | No
 
 
 def strategy_for(config: RunConfig) -> tf.distribute.Strategy | None:
-    """The strategy of `config.distribute`, or None for TensorFlow's default device."""
+    """The strategy of `config.distribute`, or None for TensorFlow's default device (and on
+    JAX, whose distribution is Keras's own: `data_parallel`)."""
     spec = config.distribute
-    if spec.type == "none":
+    if spec.type in ("none", "data_parallel"):
         return None
     gpus = [f"/gpu:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
     if spec.type == "one_device":
@@ -101,3 +103,72 @@ def strategy_for(config: RunConfig) -> tf.distribute.Strategy | None:
 def scope(strategy: tf.distribute.Strategy | None):
     """Where variables are made: the model's and the optimizer's."""
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def data_parallel(config: RunConfig) -> bool:
+    return config.distribute.type == "data_parallel"
+
+
+def set_data_parallel(config: RunConfig) -> None:
+    """Keras's DataParallel over every device of every process of the job (after
+    clear_session, which forgets it). cbrun gives each process its share of every global
+    batch itself (`shard_batches`), so Keras shards nothing (`auto_shard_dataset=False`):
+    validation and test data then go to every process whole, and each one evaluates all of
+    it (the metrics are those of one process: no row dropped or padded)."""
+    if not data_parallel(config):
+        return
+    import keras
+
+    from cbrun.engine.peers import current
+
+    distribution = keras.distribution.DataParallel(auto_shard_dataset=False)
+    keras.distribution.set_distribution(distribution)
+    peers = current()
+    processes = peers.count if peers else 1
+    replicas = distribution.num_model_replicas
+    batch = config.data.batch_size
+    if batch % replicas:
+        raise ConfigError([Problem(loc=("data", "batch_size"), given=batch,
+                                   message=uneven_batch("data_parallel", batch, replicas))])
+    where = f"{processes} process{'es' * (processes > 1)}, {replicas} device" \
+            f"{'s' * (replicas > 1)}"
+    split = (f"batch_size {batch} is split between them, {batch // replicas} each"
+             if replicas > 1 else f"batch_size {batch}")
+    print(f"distribute: data_parallel on {where} ({split}; an epoch's last, partial batch "
+          "is dropped, so every batch splits evenly)", file=sys.stderr)
+
+
+def clear_data_parallel() -> None:
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() == "jax":
+            keras.distribution.set_distribution(None)
+
+
+def whole_batches(steps: int, rows: int | None, batch_size: int, config: RunConfig) -> int:
+    """Under data_parallel every batch is whole, with one process as with many (so their
+    runs are the same run): an epoch's last, partial batch is dropped. A batch short of
+    rows would leave a process without its share, and the others waiting forever."""
+    if not data_parallel(config) or rows is None:
+        return steps
+    whole = rows // batch_size
+    if whole == 0:
+        raise ConfigError([Problem(loc=("data", "batch_size"), given=batch_size, message=(
+            f"under distribute: data_parallel every batch is whole, but the training split "
+            f"has {rows} rows, fewer than one batch"))])
+    return min(steps, whole)
+
+
+def shard_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """This process's share of every global batch: process p of P gets rows
+    [p*B/P, (p+1)*B/P) of each (what Keras's own sharding does: rebatch, then shard).
+    Every process builds the same global pipeline, in the (seed, epoch) order."""
+    from cbrun.engine.peers import current
+
+    peers = current()
+    if peers is None or peers.count == 1:
+        return dataset
+    steps = int(dataset.cardinality())  # known: cbrun's pipelines assert it
+    return (dataset.rebatch(batch_size // peers.count).shard(peers.count, peers.index)
+            .apply(tf.data.experimental.assert_cardinality(steps)))

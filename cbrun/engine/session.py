@@ -25,11 +25,20 @@ from cbrun.engine.callbacks.keeper import StateKeeper
 from cbrun.engine.callbacks.relay import relayed, unfinished
 from cbrun.engine.data import evaluate_split, train_dataset, train_steps, validation_data
 from cbrun.engine.datacheck import check_data_fits
-from cbrun.engine.distribute import scope, strategy_for
+from cbrun.engine.distribute import (
+    clear_data_parallel,
+    data_parallel,
+    scope,
+    set_data_parallel,
+    shard_batches,
+    strategy_for,
+    whole_batches,
+)
 from cbrun.engine.events import Events
 from cbrun.engine.model import build_model, compile_model
 from cbrun.engine.model.phases import Unfreeze, optimizer_variables, unfreeze_before
 from cbrun.engine.pacing import batches_per_call, step_seconds
+from cbrun.engine.peers import current as current_peers
 from cbrun.engine.progress import ProgressDisplay
 from cbrun.engine.sources import load_splits
 from cbrun.engine.sources.images import decode_error, images_named
@@ -39,7 +48,12 @@ from cbrun.errors import ConfigError, Problem, RunError
 from cbrun.run.handle import OpenRun
 from cbrun.run.record import RunRecord, Status, StopReason
 from cbrun.run.runguard import check_tree
-from cbrun.run.segment import limit_time, pending_interrupt, stop_point, stopping
+from cbrun.run.segment import (
+    limit_time,
+    pending_interrupt,
+    stop_point,
+    stopping,
+)
 from cbrun.state.files import SavedState
 
 _RUNS_IN_PROCESS = 0
@@ -118,6 +132,7 @@ def train(run: OpenRun, *, console, live: bool, restore: SavedState | None = Non
                       on_restored=on_restored, dev_batches=run.dev_batches)
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
+        clear_data_parallel()
 
 
 def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord, *,
@@ -135,6 +150,9 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     keras.utils.set_random_seed(config.seed)
     # After clear_session, which resets it: this run's policy, before its model is built.
     keras.mixed_precision.set_dtype_policy(config.compile.mixed_precision or "float32")
+    set_data_parallel(config)
+    peers = current_peers()
+    several_processes = peers is not None and peers.count > 1
     splits = load_splits(config.data, config_dir, run_dir, seed=config.seed)
     for line in splits.notes:  # how a table is read: whole, or streamed (engine/sources)
         console.print(line, style="dim", highlight=False)
@@ -147,8 +165,16 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     splits = _cut(splits, config, dev_batches, console if restore is None else None)
     stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/run/segment.py)
     splits.save(run_dir)
-    steps = train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch)
+    steps = whole_batches(
+        train_steps(splits.train, config.data.batch_size, config.fit.steps_per_epoch),
+        len(splits.train) if splits.train.dataset is None else None,
+        config.data.batch_size, config)
     first_epoch = restore.epochs_done if restore else 0
+    if several_processes and restore is not None and restore.batches_done:
+        raise RunError(f"the newest state of this run ({restore.path.name}) was saved inside "
+                       "an epoch, by one process; several processes resume at epoch ends "
+                       "only: resume it with one process to that epoch's end first "
+                       "(--set fit.epochs=" f"{restore.epochs_done + 1})")
 
     # What callbacks may read: each split's inputs and labels (a loader's tf.data.Dataset
     # has no arrays to show), and the class names the source saved.
@@ -162,8 +188,13 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     recorder = own.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
     nan_guard = own.NanGuard()
     tracking = TrackingCallback(config, run_dir, record, first_epoch)
-    seekable = splits.train.dataset is None
-    if not seekable and config.fit.state_every_batches:
+    seekable = splits.train.dataset is None and not several_processes
+    if several_processes and "state_every" in config.fit.model_fields_set \
+            and config.fit.state_every is not None:
+        # The default (every 10 minutes) is not the user's wish: said only when set.
+        print("note: with several processes the state is saved at epoch ends only "
+              "(fit.state_every applies to one process)", file=sys.stderr)
+    elif not seekable and config.fit.state_every_batches:
         print("note: the loader's training data is a tf.data.Dataset, which cannot start "
               "inside an epoch: the state is saved at epoch ends only (fit.state_every "
               "applies to arrays, tables and image folders)", file=sys.stderr)
@@ -202,9 +233,11 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         one_because = cbs.every_batch(bound) + (
             [f"distribute: {config.distribute.type}"] if several else [])
         auto = config.compile.steps_per_execution == "auto"
+        # Timing a forward pass eagerly would be a collective of its own under
+        # data_parallel: the count of batches per call then follows the epoch alone.
         spe = choose_steps_per_execution(config, steps, one_because, step_seconds(
             model, splits.train, config.data.batch_size)
-            if auto and not one_because else None)
+            if auto and not one_because and not data_parallel(config) else None)
         if auto:
             console.print(describe_choice(spe, steps, one_because), style="dim",
                           highlight=False)
@@ -227,12 +260,13 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     callbacks = [own.RunGuard(run_dir), Unfreeze(stages), own.LearningRateLog(),
                  *(b.callback for b in bound), nan_guard, recorder, keeper,
                  *([reporter] if reporter else []), tracking, display, own.CollectorBack(),
-                 own.SafeStop()]
+                 (own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())]
 
     def fit(first: int, last: int, start: int = 0, relay: dict | None = None):
         dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,
                                        config.data.shuffle and not config.fit.overfit_batches,
                                        steps, start=start)
+        dataset = shard_batches(dataset, config.data.batch_size)
         listed = [callbacks[0], callbacks[1], *([order] if order else []), *callbacks[2:]]
         if start:
             build_metrics(model, dataset)
@@ -280,6 +314,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         # Ctrl-C and SIGTERM (not Exceptions) end the tracked runs as interrupted, a crash
         # as failed, rather than leaving them "running" forever.
         tracking.abort("failed" if isinstance(exc, Exception) else "interrupted")
+        if several_processes and isinstance(exc, Exception):
+            lost = peers.lost(exc)
+            if lost is not None:
+                raise lost from None
         raise
     finally:
         collector_back()  # if fit ended before an epoch did
@@ -299,6 +337,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     model_path = run_dir / "model.keras"
     check_tree(run_dir, shallow=("data", "cache"))  # Keras's save follows a link
     model.save(model_path)
+    if several_processes:
+        peers.same_weights(model, run_dir)
     if _averaged_at_end(config):
         print("note: use_ema: model.keras holds the moving average of the weights, which "
               "Keras wrote into the model when training ended; the metrics logged per epoch "

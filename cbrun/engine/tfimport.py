@@ -15,12 +15,17 @@ import os
 import sys
 import threading
 
+from cbrun.errors import RunError
 from cbrun.process import is_whole_process
 
 
-def import_tensorflow(debug: bool = False, *, training: bool = False) -> None:
+def import_tensorflow(debug: bool = False, *, training: bool = False,
+                      backend: str | None = None) -> None:
     """training: a run follows (train, resume), whose first epoch ends the collector's hold
-    (`collector_back`); evaluate and predict get the collector back at once."""
+    (`collector_back`); evaluate and predict get the collector back at once.
+    backend: the Keras backend the run trains on (`backend:` of its config), chosen before
+    Keras is imported; None: the one already loaded, else TensorFlow."""
+    choose_backend(backend or "tensorflow", strict=backend is not None and training)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The import makes ~300,000 objects and few of them garbage; with the collector on, its
     # full collections walk the growing heap again and again: 2.3 s -> 1.8 s without
@@ -33,6 +38,30 @@ def import_tensorflow(debug: bool = False, *, training: bool = False) -> None:
         _freeze_if_command(training)
         if enabled and not _HELD:
             gc.enable()
+
+
+def choose_backend(backend: str, *, strict: bool) -> str:
+    """Keras reads KERAS_BACKEND once, when it is first imported (and `import tensorflow`
+    imports it): set here, before, so that neither a user's ~/.keras/keras.json nor the
+    environment picks another. In a process where Keras is loaded already (a notebook, a
+    second run), its backend stays: a run that must train on another is refused (`strict`);
+    evaluate and predict read the backend-neutral model.keras on the one there is."""
+    if "keras" in sys.modules:
+        import keras
+
+        loaded = keras.backend.backend()
+        if strict and loaded != backend:
+            raise RunError(f"this run trains on backend: {backend}, but this Python process "
+                           f"has Keras loaded on {loaded} already (Keras chooses its backend "
+                           "once, at import); run it with the `cbrun` command (a fresh "
+                           "process)")
+        return loaded
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax":
+        from cbrun.engine.peers import import_jax
+
+        import_jax()
+    return backend
 
 
 # Seconds the collector may stay off in a `cbrun` process if the first epoch takes long.

@@ -275,13 +275,13 @@ class RunRecord:
             monitor: tuple[str, str] | None, command: list[str], config_dir: Path,
             overrides: list[str], sweep: SweepTrial | None = None,
             data_files: dict[str, str] | None = None,
-            config_files: list[str] | None = None) -> RunRecord:
+            config_files: list[str] | None = None, backend: str = "tensorflow") -> RunRecord:
         file = RunFile(
             id=run_dir.name, name=name, status="running", created=iso(utc_now()),
             duration_s=0.0, pid=os.getpid(), host=socket.gethostname(), command=command,
             seed=seed, epochs_planned=epochs,
             monitor=Monitor(name=monitor[0], mode=monitor[1]) if monitor else None,
-            versions=versions(), config_dir=str(config_dir), overrides=list(overrides),
+            versions=versions(backend), config_dir=str(config_dir), overrides=list(overrides),
             sweep=sweep, data_files=data_files or None, config_files=config_files or None)
         record = cls(run_dir, file)
         record.save()

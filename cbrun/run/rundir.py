@@ -92,12 +92,15 @@ def write_config_files(run_dir: Path, original_text: bytes, resolved: dict[str, 
         + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)).encode("utf-8"))
 
 
-def versions() -> dict[str, str]:
-    """Versions of what ran; read from package metadata so TensorFlow need not be imported."""
+def versions(backend: str = "tensorflow") -> dict[str, str]:
+    """Versions of what ran; read from package metadata so TensorFlow need not be imported.
+    A run on JAX says so, with JAX's version (TensorFlow still reads its data)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "cbrun": __version__}
-    for package in ("tensorflow", "keras"):
+    if backend != "tensorflow":
+        out["backend"] = backend
+    for package in ("tensorflow", "keras", *(["jax"] if backend == "jax" else [])):
         try:
             out[package] = version(package)
         except PackageNotFoundError:

@@ -100,6 +100,15 @@ def stop_point() -> None:
         raise Interrupted(reason)
 
 
+def agreed_stop_point(agree: Callable[[int | None], int | None]) -> None:
+    """`stop_point` for a job of several processes, at epoch ends: `agree` tells the others
+    this process's reason to stop (or None) and returns the job's; all stop, or none, so
+    that no process waits for the others in a batch they never start."""
+    reason = agree(_stop_reason())
+    if reason is not None:
+        raise Interrupted(reason)
+
+
 def stopping() -> bool:
     """Whether the next `stop_point` stops the run (the StateKeeper saves its state first)."""
     return _stop_reason() is not None
@@ -192,7 +201,8 @@ def interrupts_raise() -> Iterator[None]:
 
 def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
                 console: Console, debug: bool, fresh_dir: bool,
-                train: Callable[[], Any], summary: bool = True) -> int:
+                train: Callable[[], Any], summary: bool = True,
+                backend: str = "tensorflow") -> int:
     """`train()` imports the upper floor and trains; it returns a session Outcome. A signal
     that arrived earlier (the caller holds `interrupts_recorded` from before the run directory
     exists) stops it at the first `stop_point`."""
@@ -200,20 +210,20 @@ def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list
         record.begin_segment(kind, first_epoch, command)
         _on_force.append(lambda signum: _force_record(record.run_dir, signum))
         try:
-            return _run(record, console, debug, fresh_dir, train, summary)
+            return _run(record, console, debug, fresh_dir, train, summary, backend)
         finally:
             _on_force.clear()
             limit_time(None)
 
 
 def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,
-         train: Callable[[], Any], summary: bool = True) -> int:
+         train: Callable[[], Any], summary: bool = True, backend: str = "tensorflow") -> int:
     run_dir = record.run_dir
     try:
         stop_point()
         from cbrun.engine.tfimport import import_tensorflow
 
-        import_tensorflow(debug, training=True)
+        import_tensorflow(debug, training=True, backend=backend)
         stop_point()
         outcome = train()
     except Interrupted as exc:
@@ -326,6 +336,17 @@ def _force_record(run_dir, signum: int) -> str:
     return (f"\nsecond {what}: stopped at once after {done} complete epoch"
             f"{'s' if done != 1 else ''}; continue exactly where it stopped with:\n"
             f"  cbrun resume {shlex.quote(str(run_dir))}")
+
+
+def record_peer_failure(run_dir, what: str) -> None:
+    """Another process of the job failed (cbrun/engine/peers.py, from its watcher thread,
+    while this one's main thread may be blocked in a collective): run.json failed after the
+    newest whole state, with `what`, so that resume continues from there."""
+    SAVE_LOCK.acquire(timeout=10)  # kept: the process ends right after
+    done = newest_state_epoch(run_dir)
+    record = RunRecord.load(run_dir)
+    record.epoch_done(done, newest_state_best(run_dir))
+    record.finish("failed", error=what)
 
 
 def where(position: tuple[int, int]) -> str:

@@ -41,6 +41,8 @@ FORMAT = 1
 FAULT_ENV = "CBRUN_FAULT_KILL_IN_STATE_WRITE"
 # And right after a batch: "EPOCH:BATCH[:SIGNAL]", 0-based (engine/callbacks/keeper.py).
 FAULT_AT_BATCH_ENV = "CBRUN_FAULT_KILL_AT_BATCH"
+# And only in this process of a job of several (its CBRUN_PROCESS_ID).
+FAULT_PROCESS_ENV = "CBRUN_FAULT_PROCESS"
 STATE_FILES = ("variables.npz", "arrays.npz", "state.json")
 # Written last into a state: the SHA-256 of each of STATE_FILES as written. A state whose
 # bytes changed since (a flipped bit inside an intact zip archive, an edit) is not used.

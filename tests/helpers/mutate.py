@@ -332,6 +332,13 @@ def sync():
             ["git", "-C", str(WT), "show", f"{rev}:{path}"], capture_output=True,
             text=True, check=True).stdout)
 
+def _other_paths() -> list[str]:
+    """PYTHONPATH's entries besides the work tree (packages installed beside the venv, as
+    JAX in a folder of its own), kept for the copy's tests."""
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != WT.resolve()]
+
+
 def main() -> None:
     names = sys.argv[1:] or list(M)
     sync()
@@ -346,7 +353,8 @@ def main() -> None:
         f.write_text(text)
         t0 = time.time()
         r = subprocess.run([PY, "-m", "pytest", *tests, "-x", "-q", "-p", "no:cacheprovider"],
-                           cwd=COPY, env={**os.environ, "PYTHONPATH": str(COPY)},
+                           cwd=COPY, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                               [str(COPY), *_other_paths()])},
                            capture_output=True, text=True, check=False)
         f.write_text(orig)
         verdict = {0: "SURVIVED", 1: "CAUGHT"}.get(r.returncode, f"rc={r.returncode}")
@@ -615,6 +623,29 @@ M.update({  # issue 25: streamed tables
  "stream-fraction-ignored": ("cbrun/data/stream.py",
    "        which[mine[positions]] = self.code", "        which[mine] = self.code",
    ["tests/test_stream.py::test_streamed_and_in_memory_paths_learn_and_hold_the_same"]),
+})
+
+M.update({  # issue 26: backend jax, several processes
+ "jax-backend-not-chosen": ("cbrun/engine/tfimport.py",
+   '    os.environ["KERAS_BACKEND"] = backend', '    pass',
+   ["tests/test_backend.py::test_a_jax_run_trains_on_jax"]),
+ "processes-same-half": ("cbrun/engine/distribute.py",
+   ".shard(peers.count, peers.index)", ".shard(peers.count, 0)",
+   ["tests/test_processes.py::test_one_process_and_two_train_the_same_run"]),
+ "processes-keep-partial-batch": ("cbrun/engine/distribute.py",
+   "    return min(steps, whole)", "    return steps",
+   ["tests/test_processes.py::test_one_process_and_two_train_the_same_run"]),
+ "processes-watcher-blind": ("cbrun/engine/peers.py",
+   "            if others and not self._stop.is_set():", "            if False:",
+   ["tests/test_processes.py::test_a_process_that_fails_ends_the_job_with_one_message"]),
+ "processes-silence-unnoticed": ("cbrun/engine/peers.py",
+   "                silent = self._silent(heard, started) if self.writer else None",
+   "                silent = None",
+   ["tests/test_processes.py::test_a_process_killed_without_a_word_ends_the_job_naming_it"]),
+ "processes-stop-not-agreed": ("cbrun/engine/session.py",
+   "(own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())",
+   "own.SafeStop()",
+   ["tests/test_processes.py::test_a_signal_to_one_process_stops_every_process_at_the_same_epoch_end"]),
 })
 
 if __name__ == "__main__":

@@ -15,8 +15,14 @@ import keras
 
 from cbrun.engine.callbacks.bound import Bound
 from cbrun.state.capture import capture_state, restore_metrics, restore_state
-from cbrun.state.files import FAULT_AT_BATCH_ENV, SavedState
+from cbrun.state.files import FAULT_AT_BATCH_ENV, FAULT_PROCESS_ENV, SavedState
 from cbrun.state.writer import StateWriter
+
+
+def _fault_here() -> bool:
+    """In a job of several processes the fault may name one of them (FAULT_PROCESS_ENV)."""
+    wanted = os.environ.get(FAULT_PROCESS_ENV)
+    return wanted is None or wanted == os.environ.get("CBRUN_PROCESS_ID")
 
 
 class StateKeeper(keras.callbacks.Callback):
@@ -59,7 +65,7 @@ class StateKeeper(keras.callbacks.Callback):
         epoch, _, rest = os.environ.get(FAULT_AT_BATCH_ENV, "").partition(":")
         batch, _, name = rest.partition(":")
         self.fault = ((int(epoch), int(batch)), getattr(signal, name or "SIGKILL")) \
-            if batch else None
+            if batch and _fault_here() else None
 
     def on_train_begin(self, logs=None):
         if self.restore is not None:

@@ -12,7 +12,7 @@ from cbrun.engine.callbacks.bound import Bound
 from cbrun.engine.tfimport import collector_back
 from cbrun.run.record import RunRecord
 from cbrun.run.runguard import check_tree
-from cbrun.run.segment import stop_point
+from cbrun.run.segment import agreed_stop_point, stop_point
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -84,6 +84,18 @@ class SafeStop(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         stop_point()
+
+
+class AgreedStop(keras.callbacks.Callback):
+    """SafeStop for a job of several processes: a stop is agreed at epoch ends, after the
+    epoch's state is saved, and taken by all processes together (cbrun/engine/peers.py)."""
+
+    def __init__(self, agree):
+        super().__init__()
+        self.agree = agree
+
+    def on_epoch_end(self, epoch, logs=None):
+        agreed_stop_point(lambda mine: self.agree(epoch, mine))
 
 
 class RunRecorder(keras.callbacks.Callback):
