@@ -538,7 +538,7 @@ M.update({  # issue 27: predict --keep and Parquet
    '    if suffix == ".parquet":', "    if False:",
    ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
  "predict-kept-types-lost": ("cbrun/engine/predict.py",
-   "        return pa.array(values.tolist() if values.dtype == object else values)",
+   "        return pa.array(listed if listed is not None else values)",
    "        return pa.array([None if v is None else str(v) for v in values.tolist()])",
    ["tests/test_after_training.py::test_predict_keeps_chosen_columns_in_csv_and_parquet"]),
 })
