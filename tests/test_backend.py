@@ -127,3 +127,20 @@ def test_what_a_backend_cannot_run_is_refused_before_it_loads(tmp_path, capsys, 
         said = result.out + result.err
         assert f"{where}: " in said and says in said, said
     assert not (tmp_path / "runs").exists()
+
+
+def test_data_parallel_refuses_a_loaders_dataset_it_cannot_cut_into_whole_batches(tmp_path):
+    """A dataset's last, short batch would leave a process of the job without its share:
+    refused, with what works instead, and nothing kept."""
+    (tmp_path / "my_data.py").write_text(
+        "import numpy as np\nimport tensorflow as tf\n\n\ndef load():\n"
+        "    x = np.random.default_rng(0).normal(size=(50, 64)).astype('float32')\n"
+        "    y = np.arange(50) % 10\n"
+        "    return {'train': tf.data.Dataset.from_tensor_slices((x, y)).batch(16)}\n")
+    config = tiny_config(name="loader", backend="jax", distribute={"type": "data_parallel"},
+                         data={"source": "python", "function": "my_data:load"})
+    code, err = train("train", write_config(tmp_path, config), "--runs-dir", tmp_path / "runs")
+    assert code == 2, err[-3000:]
+    assert "distribute: data_parallel needs a training split it can cut into whole" in err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "runs").glob("*"))

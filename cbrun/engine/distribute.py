@@ -150,8 +150,15 @@ def whole_batches(steps: int, rows: int | None, batch_size: int, config: RunConf
     """Under data_parallel every batch is whole, with one process as with many (so their
     runs are the same run): an epoch's last, partial batch is dropped. A batch short of
     rows would leave a process without its share, and the others waiting forever."""
-    if not data_parallel(config) or rows is None:
+    if not data_parallel(config):
         return steps
+    if rows is None:
+        # A python loader's tf.data.Dataset has no row count to cut at: its last, short
+        # batch would hang a job of several processes.
+        raise ConfigError([Problem(loc=("distribute",), message=(
+            "distribute: data_parallel needs a training split it can cut into whole "
+            "batches (arrays, a table, an image folder); a python loader's "
+            "tf.data.Dataset has no row count to cut at: return arrays from the loader"))])
     whole = rows // batch_size
     if whole == 0:
         raise ConfigError([Problem(loc=("data", "batch_size"), given=batch_size, message=(
