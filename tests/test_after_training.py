@@ -281,7 +281,10 @@ def test_user_errors_are_one_line_and_exit_2(digits_run, table_run, capsys, tmp_
         (("predict", digits_run, tmp_path, "-o", tmp_path / "p.txt"), "a .csv, a .parquet or an .npz file"),
         (("predict", digits_run, tmp_path / "none.npz", "-o", tmp_path / "p.csv"),
          "does not exist"),
+        (("predict", digits_run, tmp_path / "bare.npy", "-o", tmp_path / "p.csv"),
+         "is a single array (.npy), not a .npz archive"),
     ]
+    np.save(tmp_path / "bare.npy", np.zeros((3, 64), "float32"))
     for args, message in cases:
         result = cli_output(capsys, *args)
         assert result.code == 2, (args, result.err)

@@ -204,6 +204,9 @@ def _npz(run: OpenRun, path: Path, labels: bool):
         archive = np.load(_exists(path, "the array file"), allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise UsageError(f"{path} is not a .npz archive: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy holds one bare array
+        raise UsageError(f"{path} is a single array (.npy), not a .npz archive of named "
+                         f"arrays; save it with np.savez({path.stem}.npz, {x_names}=array)")
     with archive:
         def pick(names):
             if isinstance(names, str):
