@@ -198,3 +198,25 @@ def test_an_export_prints_no_tensorflow_log_lines(demo_run, tmp_path, args):
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().splitlines()[-1].startswith("ok: every output within")
     assert done.stderr == ""
+
+
+def test_float16_is_not_suggested_for_a_model_whose_weights_it_cannot_hold(
+        tmp_path, capsys, monkeypatch):
+    """A regression in large units (prices near 150,000) scales its output inside the model
+    by a variance near 1e9, beyond float16's 65,504: a failed quantization says so instead of
+    sending the user on to float16."""
+    from datafiles import write_csv
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    rows = [{"size": round(s, 1), "price": round(150_000 + 900 * (s - 100) + n, 0)}
+            for s, n in zip(rng.uniform(40, 160, 300), rng.normal(0, 5000, 300), strict=True)]
+    write_csv(tmp_path / "houses.csv", rows)
+    assert cli("init", tmp_path / "houses.csv") == 0
+    assert cli("train", tmp_path / "houses.yaml", "--runs-dir", tmp_path / "runs", "-q",
+               "--set", "fit.epochs=3") == 0
+    run = only_run(tmp_path / "runs")
+    result = cli_output(capsys, "export", run, "-f", "litert", "--quantize", "float16")
+    assert result.code == 1, result.out
+    assert "beyond float16's largest value 65,504" in result.err, result.err
+    assert "--quantize float16 keeps more precision" not in result.err

@@ -318,6 +318,9 @@ def export_run(run: OpenRun, checkpoint: Checkpoint, fmt: str, target: Path, *,
     echo(f"ok: every output within {tolerance:g}")
 
 
+_FLOAT16_MAX = 65504
+
+
 def _judge_quantized(run: OpenRun, model: Any, split_name: str, split: Any, fmt: str,
                      target: Path, quantize: str, differences: list[tuple[str, float]], *,
                      accuracy_drop: float, mae_rise: float, echo: Callable[[str], None],
@@ -353,7 +356,17 @@ def _judge_quantized(run: OpenRun, model: Any, split_name: str, split: Any, fmt:
          + (f" (one sample of {count}: {points:.2f} points)" if points > accuracy_drop else "")]
         * ("accuracy" in metrics) + [f"{mae_rise:g}% of the MAE"] * ("mae" in metrics))
     if failed:
-        hint = "; --quantize float16 keeps more precision" if quantize == "int8" else ""
+        largest = max((float(np.max(np.abs(w))) for w in model.get_weights() if w.size),
+                      default=0.0)
+        if largest > _FLOAT16_MAX:
+            # A regression's output scaling in large units (a variance of 1e9) cannot be
+            # written in float16 at all: suggesting it would send the user into a wall.
+            hint = (f"; this model holds a weight of {largest:.3g}, beyond float16's "
+                    f"largest value {_FLOAT16_MAX:,} (the output scaling of a target in "
+                    f"large units, typically), so float16 cannot hold it either: ship the "
+                    f"float export")
+        else:
+            hint = "; --quantize float16 keeps more precision" if quantize == "int8" else ""
         raise RunError(f"{target} loses too much to {quantize} quantization: "
                        f"{'; '.join(failed)} (allowed: {allowed}; --accuracy-drop, "
                        f"--mae-rise{hint}); the artifact is left there for inspection, do "
