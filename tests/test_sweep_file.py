@@ -131,3 +131,30 @@ def test_the_example_sweep_file_is_valid():
     assert sweep.base_path.resolve() == REPO / "configs" / "digits.yaml"
     assert sweep.trial_overrides({"model.layers[1].units": 64}, 3) == [
         "fit.epochs=8", "model.layers[1].units=64", "name=digits-mlp-t003"]
+
+
+def test_a_base_that_extends_other_files_is_read_composed_and_bound_to_all_of_them(tmp_path):
+    """The base of a sweep may be a config made of several files (`extends:`): its values
+    come from every file, a mistake is at the file that made it, and the sweep is bound
+    to the files it extends too (an edit there is a change of the base)."""
+    from cbrun.errors import ConfigError
+    from cbrun.sweep.load import load_sweep
+
+    make_sweep(tmp_path, "")
+    (tmp_path / "short.yaml").write_text("extends: base.yaml\nfit:\n  epochs: 2\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: composed\nbase: short.yaml\n"
+                    + LR.format("loguniform", 1.0e-4) + "trials: 2\n")
+    sweep = load_sweep(path)
+    assert sweep.base.fit.epochs == 2 and sweep.base.callbacks[0].type == "ReduceLROnPlateau"
+    before = sweep.base_sha256
+    config = yaml.safe_load((tmp_path / "base.yaml").read_text())
+    config["callbacks"][0]["patience"] = 3
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert load_sweep(path).base_sha256 != before
+    config["callbacks"][0]["patiense"] = config["callbacks"][0].pop("patience")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    with pytest.raises(ConfigError) as caught:
+        load_sweep(path)
+    (problem,) = caught.value.problems
+    assert problem.file.endswith("base.yaml") and "patiense" in problem.message, problem

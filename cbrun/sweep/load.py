@@ -86,7 +86,7 @@ def load_sweep(path: Path, base_path: Path | None = None) -> Sweep:
                                        f"relative to the sweep file, so cbrun looked for "
                                        f"{base_path.absolute()}")])
     base_text = read_config_text(base_path)
-    base = _validated(base_text, base_path, spec.set, pos)
+    base, base_text = _validated(base_text, base_path, spec.set, pos)
     problems: list[Problem] = []
     try:
         metric, direction = _objective(spec, base, pos)
@@ -104,12 +104,31 @@ def load_sweep(path: Path, base_path: Path | None = None) -> Sweep:
     return sweep
 
 
-def _validated(base_text: str, base_path: Path, sets: list[str], pos: Positions) -> RunConfig:
-    """The base config with the sweep's fixed `set`, validated; its problems are the base
-    file's own (at its lines) or those of a `set` entry (at the sweep file's line)."""
+def _validated(base_text: str, base_path: Path, sets: list[str],
+               pos: Positions) -> tuple[RunConfig, str]:
+    """The base config with the sweep's fixed `set`, validated, and the text the sweep is
+    bound to; its problems are the base file's own (at its lines, in the file that set the
+    value when it `extends:` others) or those of a `set` entry (at the sweep file's
+    line)."""
+    import yaml
+
+    from cbrun.config.compose import EXTENDS, compose_files, interpolate, with_unresolved
+
     loaded = load_yaml_text(base_text, str(base_path))
     try:
-        return validate_data(apply_overrides(loaded, sets), base_path.parent)
+        if isinstance(loaded.data, dict) and EXTENDS in loaded.data:
+            loaded = compose_files([base_path])
+            # Bound to what the files say together: an edit to a file it extends is a
+            # change of the base too.
+            base_text = yaml.safe_dump(loaded.data, sort_keys=False, allow_unicode=True)
+        loaded, unresolved = interpolate(apply_overrides(loaded, sets))
+        try:
+            config = validate_data(loaded, base_path.parent)
+        except ConfigError as exc:
+            raise ConfigError(with_unresolved(exc.problems, unresolved)) from None
+        if unresolved:
+            raise ConfigError(unresolved)
+        return config, base_text
     except ConfigError as exc:
         labels = {f"--set {text}": ("set", i) for i, text in enumerate(sets)}
         raise ConfigError([pos.problem(labels[p.file], f"{p.field_path}: {p.message}",
