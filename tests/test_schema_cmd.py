@@ -111,7 +111,7 @@ def test_schema_command_prints_a_2020_12_schema_with_every_callback(capsys):
     assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert doc["title"] == "cbrun run config"
     assert set(doc["properties"]) == {"name", "seed", "backend", "data", "model", "compile",
-                                      "fit", "callbacks", "tracking", "distribute"}
+                                      "fit", "callbacks", "tracking", "distribute", "extends"}
     mapping = doc["properties"]["callbacks"]["items"]["discriminator"]["mapping"]
     refused = {name for name, cls in SPECS.items() if issubclass(cls, UnsupportedSpec)}
     assert refused >= {"BackupAndRestore", "ProgbarLogger", "History", "BaseLogger",
@@ -202,3 +202,16 @@ def test_learning_rate_scheduler_page_lists_every_schedule_kind_and_its_fields(c
 def test_unknown_callback_name_suggests(capsys):
     code, _, err = cli_output(capsys, "callbacks", "EarlyStoping")
     assert code == 2 and "did you mean 'EarlyStopping'" in err
+
+
+def test_a_file_that_extends_others_needs_only_what_it_changes(schema):
+    """An editor flags a whole config that lacks `model:`, not a file that `extends:` one
+    and changes two values (docs/config.md's long.yaml)."""
+    partial = {"extends": "base.yaml", "fit": {"epochs": 80}}
+    assert violations(partial, schema) == []
+    assert violations({"extends": ["base.yaml", "data.yaml"], "fit": {"epochs": 80}},
+                      schema) == []
+    assert ("$", "required") in violations({"fit": {"epochs": 80}}, schema)
+    assert ("$.extends", "anyOf") in violations({**partial, "extends": 3}, schema)
+    assert ("$.fit", "additionalProperties") in violations(
+        {"extends": "base.yaml", "fit": {"epocs": 80}}, schema)

@@ -37,7 +37,21 @@ def config_schema() -> dict[str, Any]:
         _strings_everywhere(field, sorted(names))
     _standard_bounds(schema)
     _drop_refused(schema)
+    _composable(schema)
     return {"$schema": SCHEMA_DIALECT, **schema, "title": "cbrun run config"}
+
+
+def _composable(schema: dict[str, Any]) -> None:
+    """A file that `extends:` others holds only what it changes: the keys a whole config
+    needs are required only of a file that extends nothing."""
+    schema["properties"]["extends"] = {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "Config files this one builds on, relative to it, merged in order "
+                       "before its own values (docs/config.md)."}
+    required = schema.pop("required", [])
+    if required:
+        schema["if"] = {"not": {"required": ["extends"]}}
+        schema["then"] = {"required": required}
 
 
 def _drop_refused(schema: dict[str, Any]) -> None:
