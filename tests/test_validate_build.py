@@ -21,11 +21,14 @@ def _configs(tmp_path):
         "    return keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(inputs))\n")
     factory = tiny_config(name="factory", model={"factory": "my_models:build",
                                                  "params": {"width": 63}})
+    binary = tiny_config(name="binary")  # ten classes through one sigmoid unit
+    binary["model"]["layers"][-1] = {"type": "Dense", "units": 1, "activation": "sigmoid"}
+    binary["compile"]["loss"] = "binary_crossentropy"
     conv = tiny_config(name="conv")
     conv["model"]["layers"][1] = {"type": "Conv2D", "filters": 4, "kernel_size": 3}
     return {name: write_config(tmp_path, cfg, f"{name}.yaml")
             for name, cfg in (("shape", shape), ("units", units), ("conv", conv),
-                              ("factory", factory),
+                              ("factory", factory), ("binary", binary),
                               ("good", tiny_config(name="good")))}
 
 
@@ -41,7 +44,7 @@ def _line(path, text: str, item: bool = False) -> int:
 def test_plain_validate_passes_what_only_the_built_model_shows(tmp_path, capsys):
     paths = _configs(tmp_path)
     code, out, _err = cli_output(capsys, "validate", paths["units"], paths["conv"],
-                                 paths["factory"])
+                                 paths["factory"], paths["binary"])
     assert code == 0, out
 
 
@@ -58,6 +61,10 @@ def test_build_names_each_mistake_at_the_line_that_set_it(tmp_path, capsys, monk
     conv_line = _line(paths["conv"], "type: Conv2D", item=True)
     assert f"conv.yaml:{conv_line}:" in out and "Keras refused Conv2D" in out, out
     assert "factory.yaml" in out and "the model expects input_shape [63]" in out, out
+    loss_line = _line(paths["binary"], "loss: binary_crossentropy")
+    assert (f"binary.yaml:{loss_line}:" in out and "binary_crossentropy takes labels 0 and 1 "
+            "(or probabilities), but the training labels run from 0 to 9; for 10 classes use "
+            "sparse_categorical_crossentropy" in out), out
     assert ("ok  good.yaml" in out and "built: input (batch, 64) -> output (batch, 10), 2,410 "
             "parameters" in out), out
     assert not (tmp_path / "runs").exists()

@@ -13,6 +13,8 @@ from cbrun.errors import ConfigError, Problem
 
 SPARSE_LOSSES = {"sparse_categorical_crossentropy", "SparseCategoricalCrossentropy"}
 ONE_HOT_LOSSES = {"categorical_crossentropy", "CategoricalCrossentropy"}
+BINARY_LOSSES = {"binary_crossentropy", "BinaryCrossentropy", "binary_focal_crossentropy",
+                 "BinaryFocalCrossentropy"}
 
 
 def _sample_shapes(split: Split) -> dict[str | None, tuple[list[int], str]]:
@@ -119,6 +121,14 @@ def _label_problems(which: str, y: np.ndarray, loss: str, shape: list, last: tup
             f"{loss} expects one-hot labels of width {units}, but the {what} are one "
             "class id per sample" + ("; use sparse_categorical_crossentropy" if advice else
                                      ""))))
+    elif loss in BINARY_LOSSES and len(y) and (y.min() < 0 or y.max() > 1):
+        # Keras trains on it without a word: a loss of labels it was never meant for.
+        problems.append(Problem(loc=loss_key, given=loss, message=(
+            f"{loss} takes labels 0 and 1 (or probabilities), but the {what} run from "
+            f"{y.min():g} to {y.max():g}" + (
+                f"; for {int(y.max()) + 1} classes use sparse_categorical_crossentropy "
+                f"and a last layer of {int(y.max()) + 1} units with softmax"
+                if advice and y.dtype.kind in "iu" and y.min() >= 0 else ""))))
     elif None not in shape and (list(y.shape[1:]) or [1]) != (shape or [1]):
         # Keras would broadcast (n, 4) targets against (n, 1) outputs and train on a loss
         # that means nothing.

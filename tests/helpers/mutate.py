@@ -594,6 +594,10 @@ M.update({  # issue 27: debug runs, optimizer options, validate --build
    ("    tables = ((own.keys, positions.keys),) if keys_only else (\n"
    "        (own.values, positions.values), (own.keys, positions.keys), (own.ends, positions.ends))"),
    ["tests/test_compose.py::test_a_mapping_two_files_set_is_blamed_at_a_line_of_the_later_one"]),
+ "binary-labels-unchecked": ("cbrun/engine/datacheck.py",
+   "    elif loss in BINARY_LOSSES and len(y) and (y.min() < 0 or y.max() > 1):",
+   "    elif False:",
+   ["tests/test_validate_build.py::test_build_names_each_mistake_at_the_line_that_set_it"]),
  "build-data-unchecked": ("cbrun/engine/buildcheck.py",
    "        check_data_fits(config, splits, model)", "        pass",
    ["tests/test_validate_build.py"]),
