@@ -148,6 +148,7 @@ def test_a_composed_run_resumes_from_its_directory_alone_to_its_uninterrupted_tw
 @pytest.mark.parametrize("reference, message", [
     ("${fit}", "Input should be a valid integer"),
     ("${callbacks.1.patience}", "refers to itself"),
+    ('"after ${fit} epochs"', "${fit} is a section, which cannot be written inside a text"),
 ])
 def test_a_reference_to_a_section_or_to_itself_is_an_error_at_its_line(
         tmp_path, capsys, reference, message):

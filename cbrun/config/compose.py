@@ -128,8 +128,8 @@ def interpolate(loaded: LoadedYaml) -> tuple[LoadedYaml, list[Problem]]:
         try:
             if whole:
                 return _follow(whole.group(1), data, loc, seen, resolve)
-            return _REFERENCE.sub(lambda m: str(_follow(m.group(1), data, loc, seen, resolve)),
-                                  value)
+            return _REFERENCE.sub(lambda m: _as_text(m.group(1), _follow(
+                m.group(1), data, loc, seen, resolve)), value)
         except _Unresolved as exc:
             problems.append(loaded.positions.problem(loc, str(exc)))
             return value
@@ -150,6 +150,18 @@ def with_unresolved(problems: list[Problem], unresolved: list[Problem]) -> list[
 
 class _Unresolved(Exception):
     pass
+
+
+def _as_text(path: str, value: Any) -> str:
+    """A referenced value written into a longer text: a number, a word, a truth value; a
+    section or list has no one way to be written there (Python's repr is no answer)."""
+    if isinstance(value, dict | list):
+        raise _Unresolved(f"${{{path}}} is a {'section' if isinstance(value, dict) else 'list'}"
+                          ", which cannot be written inside a text; name one of its values "
+                          "(a value that is only ${...} takes a whole section)")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 def _follow(path: str, data: Any, loc: Loc, seen: tuple[Loc, ...], resolve) -> Any:
