@@ -166,6 +166,13 @@ def test_a_fraction_of_an_image_folder_trains_on_that_many_files(tmp_path, capsy
     assert "rows kept: train 15, validation 5" in result.out
     kept = json.loads((only_run(tmp_path / "runs") / "data" / "fraction.json").read_text())
     assert kept["rows"] == {"train": 15, "validation": 5}
+    assert "fewer than one batch" not in result.err
+    # 15 rows in batches of 32: said, since such a run says little about the model.
+    result = cli_output(capsys, "train", write_config(tmp_path, config), "--runs-dir",
+                        tmp_path / "runs2", "--set", "data.batch_size=32")
+    assert result.code == 0, result.err
+    assert ("warning: data: data.fraction 0.5 keeps 15 training rows, fewer than one batch "
+            "of 32") in result.err
 
 
 @pytest.mark.parametrize("value", [0, 1.5, "half"])

@@ -162,6 +162,11 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         if config.data.fraction < 1.0:
             kept = ", ".join(f"{name} {len(split):,}" for name, split in splits.named().items())
             console.print(f"data.fraction {config.data.fraction}: rows kept: {kept}")
+            if len(splits.train) < config.data.batch_size:
+                print(f"warning: data: data.fraction {config.data.fraction} keeps "
+                      f"{len(splits.train):,} training rows, fewer than one batch of "
+                      f"{config.data.batch_size}: the run says little about the model",
+                      file=sys.stderr)
     splits = _cut(splits, config, dev_batches, console if restore is None else None)
     stop_point()  # Ctrl-C and SIGTERM stop the run here and at each batch (cbrun/run/segment.py)
     splits.save(run_dir)
