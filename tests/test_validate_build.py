@@ -77,3 +77,11 @@ def test_build_reports_the_built_shapes_as_json(tmp_path, capsys):
     (found,) = json.loads(out)["files"]
     assert found["built"] == {"inputs": [[None, 64]], "outputs": [[None, 10]],
                               "parameters": 2410}
+
+
+def test_build_says_when_a_config_too_wrong_to_build_was_not_built(tmp_path, capsys):
+    path = write_config(tmp_path, tiny_config(fit={"epochs": 0}))
+    code, out, _err = cli_output(capsys, "validate", "--build", path)
+    assert code == 2
+    assert "fit.epochs" in out and "(the model was not built: the config must be valid " \
+        "first)" in out, out

@@ -23,7 +23,9 @@ def _check(paths: list[str], overrides: tuple[str, ...], build: bool,
     try:
         loaded = load_config(paths, overrides, check_data_files=True)
     except ConfigError as exc:
-        return {"file": name, "ok": False, "problems": exc.problems}
+        return {"file": name, "ok": False, "problems": exc.problems,
+                **({"not_built": "the model was not built: the config must be valid "
+                                 "first"} if build else {})}
     config = loaded.config
     built = None
     if build:
@@ -83,7 +85,8 @@ def _text(result: dict[str, Any]) -> str:
             *[f"  warning: data: {line}" for line in result["warnings"]]])
     problems = result["problems"]
     head = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
-    return f"FAIL {result['file']}  ({head})\n" + "\n".join(p.render() for p in problems)
+    return (f"FAIL {result['file']}  ({head})\n" + "\n".join(p.render() for p in problems)
+            + (f"\n  ({result['not_built']})" if result.get("not_built") else ""))
 
 
 @click.command()
