@@ -133,8 +133,10 @@ def test_mistakes_are_one_line_before_tensorflow(tmp_path):
                        ["lr-find", good],
                        ["lr-find", good, "--set", "compile.optimizer.learning_rat=1"],
                        ["lr-find", good, "--steps", "5"],
+                       ["lr-find", good, "-o", tmp_path / "x.png", "--set",
+                        "compile.optimizer.gradient_accumulation_steps=4"],
                        ["lr-find", "--help"], cwd=tmp_path)
-    assert result.codes == [2] * 6 + [0] and result.heavy == []
+    assert result.codes == [2] * 7 + [0] and result.heavy == []
     errors = [c.err.strip() for c in result.commands]
     assert errors[0].splitlines()[-1].startswith(f"{bad_path}:29:11: fit.epochs: "), errors[0]
     assert errors[1] == "error: --min-lr 1 must be below --max-lr 0.1"
@@ -143,6 +145,10 @@ def test_mistakes_are_one_line_before_tensorflow(tmp_path):
     assert errors[3] == "error: lr-find-tiny.png exists; add --force to replace it"
     assert "learning_rat" in errors[4] and "did you mean" in errors[4]
     assert "--steps" in errors[5]
+    assert errors[6] == (
+        "error: lr-find sets the rate at every batch, but with gradient_accumulation_steps 4 "
+        "the weights change once in 4 batches; find the rate for the batch it stands for: "
+        "--set compile.optimizer.gradient_accumulation_steps=null --set data.batch_size=256")
     assert (tmp_path / "lr-find-tiny.png").read_bytes() == b"mine"
 
 

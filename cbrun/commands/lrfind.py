@@ -67,6 +67,16 @@ def lr_find(ctx: click.Context, config_path: tuple[Path, ...], overrides: tuple[
     spec = config.compile.optimizer
     optimizer = optimizer_class(spec) if isinstance(spec, str) else spec.type
     batch_size = config.data.batch_size
+    accumulated = None if isinstance(spec, str) else (spec.model_extra or {}).get(
+        "gradient_accumulation_steps")
+    if accumulated:
+        # The rate changes every batch, the weights once in `accumulated`: the curve would
+        # mix rates and read as noise.
+        raise UsageError(
+            f"lr-find sets the rate at every batch, but with gradient_accumulation_steps "
+            f"{accumulated} the weights change once in {accumulated} batches; find the rate "
+            f"for the batch it stands for: --set compile.optimizer.gradient_accumulation_steps"
+            f"=null --set data.batch_size={accumulated * batch_size}")
     click.echo(f"lr-find: {config.name}, {optimizer}, {steps} batches of {batch_size}, "
                f"learning rate {min_lr:.3g} to {max_lr:.3g}")
 
