@@ -49,15 +49,19 @@ def test_every_format_is_a_row_of_the_table(digits_run, tmp_path, capsys, monkey
                                 "accuracy"]
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert list(rows) == ROWS, result.out
-    for cells in rows.values():
-        # format, file, size KiB, ms, ms, accuracy: every cell measured
-        assert len(cells) == 9 and "-" not in cells, cells
-        assert float(cells[2]) > 0 and 0 <= float(cells[-1]) <= 1, cells
+    for name, cells in rows.items():
+        # format, file, size KiB, ms, ms, accuracy (and beside each export's, its change
+        # from the Keras model's): every cell measured
+        assert len(cells) == (9 if name == "keras" else 11) and "-" not in cells, cells
+        assert float(cells[2]) > 0 and 0 <= float(cells[8]) <= 1, cells
     assert rows["keras"][1] == str(digits_run / "model.keras")
     assert rows["litert-int8"][1] == "model-int8.tflite"
     # The float formats compute what Keras computes: the same accuracy on the same rows.
-    assert {rows[n][-1] for n in ("keras", "saved_model", "litert", "onnx")} == \
-        {rows["keras"][-1]}
+    assert {rows[n][8] for n in ("keras", "saved_model", "litert", "onnx")} == \
+        {rows["keras"][8]}
+    assert rows["onnx"][9:] == ["(+0.0", "pts)"]
+    change = float(rows["litert-int8"][9].strip("(")) / 100
+    assert abs(float(rows["keras"][8]) + change - float(rows["litert-int8"][8])) < 1e-3
     assert listing(digits_run) == before  # nothing written into the run
     # and the exports' folder is gone (TensorFlow's autograph leaves its .py files there)
     assert [p.name for p in scratch.iterdir() if not p.name.startswith("__autograph")] == []
@@ -126,3 +130,15 @@ def test_mistakes_are_one_line_before_tensorflow(digits_run, tmp_path):
     assert "cbrun never writes over a run's own files" in errors[4]
     assert "is not a run directory" in errors[5]
     assert (full / "mine.txt").read_text() == "keep me"
+
+
+def test_a_format_beyond_exports_bound_is_marked():
+    """A float16 regression that lost its outputs (MAE 82,179 against Keras's 7,087, as a
+    new user saw) is marked; one within the bound is not."""
+    from cbrun.commands.benchmark import _against_keras
+
+    assert _against_keras("mae", 82179.0, 7087.0, own=False) == (" (+1060%) !", True)
+    assert _against_keras("mae", 7200.0, 7087.0, own=False) == (" (+2%)", False)
+    assert _against_keras("accuracy", 0.9556, 0.9722, own=False) == (" (-1.7 pts) !", True)
+    assert _against_keras("accuracy", 0.9722, 0.9667, own=False) == (" (+0.5 pts)", False)
+    assert _against_keras("accuracy", 0.97, 0.97, own=True) == ("", False)

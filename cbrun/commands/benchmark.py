@@ -127,17 +127,49 @@ def benchmark_table(result) -> list:
         metric = "accuracy" if score.metric == "accuracy" else "MAE"
         table.add_column(metric if single else f"{score.output} {metric}", justify="right")
     lines = []
+    keras = {s.output: s.value for s in next((row.scores for row in result.rows
+                                               if row.name == "keras"), [])}
+    beyond = False
     for row in result.rows:
         values = {s.output: s.value for s in row.scores}
+        cells = []
+        for s in scored:
+            if s.output not in values:
+                cells.append("-")
+                continue
+            said, over = _against_keras(s.metric, values[s.output], keras.get(s.output),
+                                        row.name == "keras")
+            beyond |= over
+            cells.append(f"{values[s.output]:.4f}{said}")
         table.add_row(row.name, str(row.path) if row.path else "-", _size(row.size),
-                      _ms(row.ms_one), _ms(row.ms_batch),
-                      *[f"{values[s.output]:.4f}" if s.output in values else "-"
-                        for s in scored])
+                      _ms(row.ms_one), _ms(row.ms_batch), *cells)
         if row.skipped:
             lines.append(f"{row.name}: skipped, {row.skipped}")
         if row.error:
             lines.append(f"{row.name}: failed: {row.error}")
+    if beyond:
+        lines.insert(0, f"!: beyond what `cbrun export` allows by default against the Keras "
+                        f"model ({BOUND_POINTS:g} accuracy point, {BOUND_MAE:g}% of the MAE): "
+                        f"do not ship it")
     return [heading, table, *result.notes, *lines]
+
+
+BOUND_POINTS, BOUND_MAE = 1.0, 5.0  # cbrun export's --accuracy-drop and --mae-rise defaults
+
+
+def _against_keras(metric: str, value: float, keras: float | None,
+                   own: bool) -> tuple[str, bool]:
+    """(the change from the Keras model's value, as shown beside a format's, whether it is
+    beyond export's default bound)."""
+    if own or keras is None:
+        return "", False
+    if metric == "accuracy":
+        points = (value - keras) * 100
+        over = not points >= -BOUND_POINTS
+        return f" ({points:+.1f} pt{'s' * (abs(round(points, 1)) != 1)}){' !' * over}", over
+    change = (value - keras) / keras * 100 if keras > 0 else 0.0
+    over = not change <= BOUND_MAE
+    return f" ({change:+.0f}%){' !' * over}", over
 
 
 def _size(size: int | None) -> str:
