@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from cbrun.data.order import Window, window_rows, windows
-from cbrun.data.shards import Piece, Shards, parquet_pieces
+from cbrun.data.shards import Piece, Shards, estimated_bytes, parquet_pieces
 from cbrun.data.tables import (
     TableProblem,
     encode_table,
@@ -605,26 +605,11 @@ def _row_bytes(shards: Shards, p) -> int:
     size = 4 * len(p.labels)
     text_bytes = 0
     if p.text and shards.source == "parquet":
-        total, rows = _text_sizes(shards, p.text)
+        total, rows = estimated_bytes(shards, p.text)
         text_bytes = total // max(1, rows)
     for column in feature_columns(p.groups):
         size += 50 + text_bytes // max(1, len(p.text)) if column in p.text else 4
     return max(1, size)
-
-
-def _text_sizes(shards: Shards, columns: list[str]) -> tuple[int, int]:
-    import pyarrow.parquet as pq
-
-    total = rows = 0
-    for path in shards.files:
-        meta = pq.read_metadata(path)
-        rows += meta.num_rows
-        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            total += sum(group.column(i).total_uncompressed_size
-                         for i, name in enumerate(names) if name in columns)
-    return total, rows
 
 
 def category_notes(artifacts: dict, stats: dict) -> list[str]:
