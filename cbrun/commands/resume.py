@@ -15,7 +15,7 @@ import click
 
 from cbrun.commands.common import console_for, fill_positions
 from cbrun.commands.complete import complete_run_dirs
-from cbrun.errors import ConfigError
+from cbrun.errors import CbrunError, ConfigError
 from cbrun.run.handle import OpenRun
 from cbrun.run.record import RunRecord
 from cbrun.run.resumable import check_resumable, plan_resume
@@ -67,9 +67,15 @@ def resume_run(run_dir: Path, epochs: int | None, past_early_stop: bool,
     if peers is None and job is not None:
         from cbrun.commands import job as several
 
-        # Read, not changed: which processes resume it follows from its config.
-        config = plan_resume(RunRecord.load(run_dir), epochs, overrides).config
-        peers = several.start(config, argv, debug=debug, **job)
+        # Read, not changed: which processes resume it follows from its config. A run that
+        # cannot be planned is left to the resume below, which says why as it always has
+        # (under its lock, with its checks of the run directory first).
+        try:
+            config = plan_resume(RunRecord.load(run_dir), epochs, overrides).config
+        except CbrunError:
+            config = None
+        peers = several.start(config, argv, debug=debug, **job) if config is not None \
+            else None
         if isinstance(peers, int):  # launched here, and ended
             return peers
         if peers is not None and not peers.writer:

@@ -358,15 +358,16 @@ def _judge_quantized(run: OpenRun, model: Any, split_name: str, split: Any, fmt:
     if failed:
         largest = max((float(np.max(np.abs(w))) for w in model.get_weights() if w.size),
                       default=0.0)
-        if largest > _FLOAT16_MAX:
-            # A regression's output scaling in large units (a variance of 1e9) cannot be
-            # written in float16 at all: suggesting it would send the user into a wall.
+        if quantize == "int8":
+            hint = "; --quantize float16 keeps more precision"
+        elif largest > _FLOAT16_MAX:
+            # A regression's output scaling in large units (a mean of 150,000) is a weight
+            # float16 cannot write: the likely reason, and no other quantization will do.
             hint = (f"; this model holds a weight of {largest:.3g}, beyond float16's "
                     f"largest value {_FLOAT16_MAX:,} (the output scaling of a target in "
-                    f"large units, typically), so float16 cannot hold it either: ship the "
-                    f"float export")
+                    f"large units, typically): ship the float export")
         else:
-            hint = "; --quantize float16 keeps more precision" if quantize == "int8" else ""
+            hint = ""
         raise RunError(f"{target} loses too much to {quantize} quantization: "
                        f"{'; '.join(failed)} (allowed: {allowed}; --accuracy-drop, "
                        f"--mae-rise{hint}); the artifact is left there for inspection, do "
