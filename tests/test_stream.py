@@ -298,3 +298,20 @@ def test_data_check_takes_a_shard_folder_and_says_what_it_read(tmp_path):
     assert result.codes == [0] and result.heavy == []
     out = result.commands[0].out
     assert "rows: train 320" in out and "read: every row of 4 files (" in out
+
+
+def test_a_parquet_shards_missing_value_is_named_by_file_and_row_at_validate(tmp_path,
+                                                                            capsys):
+    """Found by the row groups' statistics, before TensorFlow: the file and its row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_shards(tmp_path / "shards")
+    part = tmp_path / "shards" / "part-00001.parquet"
+    table = pq.read_table(part).to_pylist()
+    table[24]["weight_g"] = None  # the 25th row: the second row group's fifth
+    pq.write_table(pa.Table.from_pylist(table), part, row_group_size=20)
+    result = cli_output(capsys, "validate", write_config(tmp_path, stream_config("shards")))
+    assert result.code == 2
+    assert ("column 'weight_g' of shards/part-00001.parquet has missing values (row 25 of "
+            "the file)") in result.out, result.out

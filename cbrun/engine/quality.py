@@ -32,10 +32,6 @@ class Score:
     metric: str  # accuracy | mae
     value: float
 
-    @property
-    def higher_is_better(self) -> bool:
-        return self.metric == "accuracy"
-
     def shown(self) -> str:
         return f"{self.metric if self.metric == 'accuracy' else 'MAE'} {self.value:.4g}"
 
