@@ -19,6 +19,12 @@ the table before training are not in it; the whole process's wall time is shown 
 
     .venv/bin/python bench/bench_stream.py --rows 2000000 --cols 30 --shards 40
     .venv/bin/python bench/bench_stream.py --rows 20000000 --cols 30 --shards 40  # the goal
+
+Memory that does not grow with the rows: the same streamed run at two sizes, held-out
+rows drawn, e.g.
+
+    .venv/bin/python bench/bench_stream.py --rows 4000000 --cols 8 --validation 0.1 --only stream
+    .venv/bin/python bench/bench_stream.py --rows 16000000 --cols 8 --validation 0.1 --only stream
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
+CODE = REPO  # the cbrun that the runs import (--code)
 
 
 def write_table(folder: Path, rows: int, cols: int, shards: int, row_group: int) -> int:
@@ -59,10 +66,12 @@ def write_table(folder: Path, rows: int, cols: int, shards: int, row_group: int)
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
-def config(path: str, cols: int, batch: int, stream: bool, window: int) -> dict:
+def config(path: str, cols: int, batch: int, stream: bool, window: int,
+           validation: float = 0.0) -> dict:
     return {"name": "bench", "seed": 1,
             "data": {"source": "parquet", "path": path, "label": "label", "batch_size": batch,
-                     "stream": stream, "shuffle_window": window},
+                     "stream": stream, "shuffle_window": window,
+                     "validation_split": validation},
             "model": {"input_shape": [cols], "layers": [
                 {"type": "Dense", "units": 64, "activation": "relu"},
                 {"type": "Dense", "units": 2, "activation": "softmax"}]},
@@ -104,7 +113,8 @@ def measure(command: list[str], cwd: Path) -> tuple[str, float, float]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         child = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"})
+                                 env={**os.environ, "PYTHONPATH": str(CODE),
+                                      "COLUMNS": "200"})
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -120,7 +130,8 @@ def cbrun_mode(folder: Path, args, stream: bool) -> dict:
     import yaml
 
     path = folder / f"bench-{'stream' if stream else 'memory'}.yaml"
-    path.write_text(yaml.safe_dump(config("table", args.cols, args.batch, stream, args.window)))
+    path.write_text(yaml.safe_dump(config("table", args.cols, args.batch, stream, args.window,
+                                          args.validation)))
     out, wall, peak = measure([sys.executable, "-m", "cbrun", "train", str(path),
                                "--runs-dir", str(folder / "runs")], folder)
     found = re.search(r"epoch 1/1 .*?(\d+(?:\.\d+)?)s\s*$", out, re.MULTILINE)
@@ -149,9 +160,16 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, default=4_000_000,
                         help="the in-memory path runs only on tables up to this many rows")
     parser.add_argument("--only", choices=["stream", "memory", "hand"], action="append")
+    parser.add_argument("--validation", type=float, default=0.0,
+                        help="validation_split of the cbrun runs (held-out rows drawn too)")
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="the cbrun checkout that runs (default: this one), to measure "
+                             "another version on the same table")
     parser.add_argument("--dir", type=Path, help="keep the table here (default: a temporary "
                                                  "folder)")
     args = parser.parse_args()
+    global CODE
+    CODE = args.code.resolve()
     modes = args.only or ["stream", "memory", "hand"]
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.dir or Path(scratch)

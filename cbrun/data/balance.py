@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cbrun.data.splits import class_codes, uniques
+from cbrun.data.splits import MAX_CLASSES, class_codes, uniques
 
 # A split's share of a class is "far" from training's when it is under half or over twice
 # it, by at least this much: 3% against 5% is noise on a few hundred rows.
@@ -26,6 +26,19 @@ def data_warnings(data, folder, seed: int) -> list[str]:
         return []
     labels, summary, *names = found  # a streamed table's labels are class ids, and names
     return split_warnings(labels, data, summary, names[0] if names else None)
+
+
+def _counted(labels) -> tuple[np.ndarray, np.ndarray] | None:
+    """(the classes, their rows) of labels that are classes, else None: counted from the
+    array, or as a streamed table's labels were counted (their own `counted`)."""
+    if hasattr(labels, "counted"):
+        found = labels.counted()
+        many = found is not None and len(found[0]) > MAX_CLASSES
+        return None if many and not getattr(labels, "text", True) else found
+    if class_codes(labels) is None:
+        return None
+    values, _, counts = uniques(np.asarray(labels))
+    return values, counts
 
 
 def _name(value) -> str:
@@ -55,11 +68,12 @@ def split_warnings(labels: dict[str, object], data, summary: dict | None = None,
         found.append("split: stratified needs a target of classes, and this one holds "
                      "numbers: the held-out rows were drawn at random")
     train = labels.get("train")
-    if train is None or class_codes(train) is None:
+    counted = None if train is None else _counted(train)
+    if counted is None:
         return found
     if summary.get("sorted_by_label"):
         found.append(_sorted_note(method, data.shuffle))
-    values, _, counts = uniques(np.asarray(train))
+    values, counts = counted
     shares = dict(zip(values.tolist(), counts / counts.sum(), strict=True))
 
     def shown(value) -> str:
@@ -71,7 +85,10 @@ def split_warnings(labels: dict[str, object], data, summary: dict | None = None,
         rows = labels.get(split)
         if rows is None or len(rows) == 0:
             continue
-        mine, _, mine_counts = uniques(np.asarray(rows))
+        if hasattr(rows, "counted"):
+            mine, mine_counts = rows.counted() or (np.zeros(0), np.zeros(0))
+        else:
+            mine, _, mine_counts = uniques(np.asarray(rows))
         present = set(mine.tolist())
         missing = [v for v in shares if v not in present]
         if missing:

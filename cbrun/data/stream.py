@@ -6,16 +6,17 @@ under a quarter of the memory available, and streams it otherwise; `true` and `f
 force either. A run records what it chose (data/stream.json) and its resume reads the
 table the same way, whatever the memory then.
 
-A streamed table is read four times over, never held:
+A streamed table is read four times over, never held, and nothing is kept per row:
 1. the footers and headers (cbrun/data/shards.py): its files, row groups and columns;
-2. its label columns alone (for Parquet, only their bytes): the held-out rows are drawn
-   from them exactly as for a table in memory (cbrun/data/splits.draw), so both paths
-   hold out the same rows, and the labels of every split stay in memory (4 bytes a row);
+2. its label columns alone (for Parquet, only their bytes), counted by split
+   (cbrun/data/tally.py): each row's split is drawn from (seed, its position)
+   (cbrun/data/rowsplit.py) whenever the row is read, so no array of the rows is built;
 3. one pass over every row (`first_pass`): missing values and rows that break a CSV are
    named, and what training learns from its rows (vocabularies, classes, each column's
    mean and variance: cbrun/data/learn.py) is gathered; saved in the run's data/ and read
    back by its resume instead of a second pass;
-4. each epoch, the windows of its order (cbrun/data/order.py), one after the other.
+4. each epoch, the windows of its order (cbrun/data/order.py), one after the other,
+   features and targets together.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from cbrun.data.order import Window, window_rows, windows
+from cbrun.data.rowsplit import CODES, Keep, RowSplit
 from cbrun.data.shards import Piece, Shards, estimated_bytes, parquet_pieces
 from cbrun.data.tables import (
     TableProblem,
@@ -40,13 +42,13 @@ from cbrun.data.tables import (
     learner,
     plan,
 )
+from cbrun.data.tally import Tally
 
 STREAM_FILE = "stream.json"  # in the run's data/: whether it streamed, and its window
 STATS_FILE = "stats.json"  # in the run's data/: what the training rows hold
 SHARE = 4  # auto streams a table estimated to take more than 1/SHARE of the memory left
 WINDOW_BYTES = 64 << 20  # the rows of a window, encoded, by default
 READ_ROWS = 1 << 16  # rows per record batch read
-SPLIT_CODES = {"train": 0, "validation": 1, "test": 2}
 
 
 def human(size: float) -> str:
@@ -204,143 +206,106 @@ class Reader:
                f"{text[:200]}"
 
 
-# ---------------------------------------------------------------- labels and the draw
+# ---------------------------------------------------------------- labels, counted
 
-@dataclass
-class Labels:
-    """The label columns of every row of a table, in file order: text labels as codes
-    (their class's index among the sorted classes), others as numbers."""
+def file_rows(shards: Shards, column: str, loc=("data", "path")) -> list[int]:
+    """Rows of each file: a Parquet footer's count, a CSV file's rows counted by reading
+    one column (nothing kept)."""
+    import pyarrow.parquet as pq
 
-    values: dict[str, np.ndarray]
-    classes: dict[str, list]  # a text label's classes (all rows')
-    coded: Any  # splits.Coded of the one label, or None
-    row_counts: list[int]  # rows of each file
-
-
-def read_labels(shards: Shards, labels: list[str], loc=("data", "path")) -> Labels:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from cbrun.data.splits import coded
-
+    if shards.source == "parquet":
+        return [pq.read_metadata(p).num_rows for p in shards.files]
     reader = Reader(shards, loc)
-    chunks: dict[str, list] = {name: [] for name in labels}
-    counts = []
+    return [sum(b.num_rows for b in reader.batches(Piece(i, None, 0, 0), [column]))
+            for i in range(len(shards.files))]
+
+
+def count_labels(shards: Shards, labels: list[str], split: RowSplit | None, tally: Tally,
+                 code: int = 0, loc=("data", "path")) -> list[int]:
+    """One pass over the label columns alone (for Parquet, only their bytes), each row's
+    split decided from its position (`split`; None: every row is split `code`), counted
+    into `tally`: nothing is kept per row. The rows of each file."""
+    reader = Reader(shards, loc)
+    counts, at = [], 0
+    read = labels or shards.columns[:1]  # no label (data check): a column to count rows by
     for index in range(len(shards.files)):
-        whole = Piece(index, None, 0, 0)
         rows = 0
-        for batch in reader.batches(whole, labels):
-            rows += batch.num_rows
-            for name in labels:
-                column = batch.column(name)
-                if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                    column = pc.dictionary_encode(column)  # a class a row, not a string
-                chunks[name].append(column)
+        for batch in reader.batches(Piece(index, None, 0, 0), read):
+            n = batch.num_rows
+            tally.add(batch, None if split is None else split.codes(at, n), code,
+                      order=split is not None or code == 0)
+            rows += n
+            at += n
         counts.append(rows)
-    values, classes, found = {}, {}, {}
-    for name in labels:
-        kind = shards.schema.field(name).type
-        column = pa.chunked_array(chunks.pop(name), type=chunks_type(kind))
-        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
-        if text:
-            found[name] = coded(column)
-            values[name] = found[name].asked
-            classes[name] = list(found[name].classes)
-        else:
-            values[name] = column.to_numpy()
-            if len(labels) == 1:
-                found[name] = coded(column)
-    return Labels(values, classes, found.get(labels[0]) if len(labels) == 1 else None,
-                  counts)
+    return counts
 
 
-def chunks_type(kind):
-    import pyarrow as pa
-
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return pa.dictionary(pa.int32(), kind)
-    return kind
-
-
-def encode_labels(labels: Labels, rows: np.ndarray | None, train_classes: dict[str, list],
-                  name: str, loc) -> Any:
-    """The targets of the rows `rows` (all for None), as encode_table makes them: a text
-    label's index among the training classes (a class training lacks is a TableProblem),
-    integers and true/false as int32, other numbers as float32."""
-    out = {}
-    for column, values in labels.values.items():
-        mine = values if rows is None else values[rows]
-        if column in labels.classes:
-            every = labels.classes[column]
-            index = {value: i for i, value in enumerate(train_classes[column])}
-            remap = np.array([index.get(value, -1) for value in every], dtype=np.int64)
-            mine = remap[mine]
-            if (mine < 0).any():
-                unseen = sorted({every[c] for c in np.unique(
-                    (values if rows is None else values[rows])[mine < 0])})
+def unseen_classes(tally: Tally, classes: dict[str, list], where: dict[str, tuple[str, tuple]]
+                   ) -> None:
+    """TableProblem for a held-out split's text label value that the training rows never
+    show (`where`: each held-out split's name and loc): found from the counts, before the
+    first batch is encoded."""
+    for split, (name, loc) in where.items():
+        for column, known in classes.items():
+            seen = tally.classes(split, column) or []
+            unseen = sorted(set(seen) - set(known))
+            if unseen:
                 raise TableProblem(loc, f"{name} has label value{'s' if len(unseen) > 1 else ''}"
                                         f" {', '.join(map(repr, unseen[:5]))} in column "
                                         f"{column!r} that the training rows never show "
-                                        f"(classes: {', '.join(map(repr, train_classes[column][:10]))})")
-            mine = mine.astype(np.int32)
-        elif mine.dtype.kind == "f":
-            mine = mine.astype(np.float32)
-        else:
-            mine = mine.astype(np.int32)
-        out[column] = mine
-    return out if len(out) > 1 else next(iter(out.values()))
+                                        f"(classes: {', '.join(map(repr, known[:10]))})")
 
 
 # ---------------------------------------------------------------- one split's rows
 
 @dataclass
 class TableRows:
-    """The rows of one split of a streamed table: which pieces hold them, their labels in
-    memory, and how their columns become model inputs (table.json's artifacts)."""
+    """The rows of one split of a streamed table: which pieces hold them (each row's split
+    drawn from its position, never stored), what its labels hold (counted), and how its
+    columns and labels become model inputs and targets (table.json's artifacts)."""
 
     shards: Shards
     pieces: list[Piece]
-    which: np.ndarray | None  # each table row's split code (SPLIT_CODES); None: all this one's
+    split: RowSplit | None  # each row's split from its position; None: all this one's
     code: int
-    y: Any  # the split's targets, in file order
     artifacts: dict
     window: int  # rows per window (a whole number of batches)
     name: str
     loc: tuple = ("data", "path")
-    counts: np.ndarray = field(init=False)
+    tally: dict | None = None  # Tally.split_json of the split's labels; None: not counted
+    keep: Keep | None = None  # data.fraction's draw
+    limit: int | None = None  # only the split's first rows (file order)
+    counts: np.ndarray | None = None  # the split's rows in each piece, when known
     offsets: np.ndarray = field(init=False)
 
     def __post_init__(self):
-        if self.which is None:
-            self.counts = np.array([p.rows for p in self.pieces], dtype=np.int64)
-        else:
-            self.counts = np.array([int(np.count_nonzero(
-                self.which[p.start:p.start + p.rows] == self.code)) for p in self.pieces],
-                dtype=np.int64)
+        if self.counts is None:
+            self.counts = np.array([p.rows if (m := self._mask(p)) is None else
+                                    int(np.count_nonzero(m)) for p in self.pieces],
+                                   dtype=np.int64)
+        self.counts = np.asarray(self.counts, dtype=np.int64)
+        if self.limit is not None:
+            before = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+            self.counts = np.clip(self.limit - before, 0, self.counts)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         self._reader = None
 
     def __len__(self) -> int:
         return int(self.counts.sum())
 
-    def subset(self, positions: np.ndarray) -> TableRows:
-        """The rows at `positions` (among this split's, in file order) as a split of their
-        own (`data.fraction`, `overfit_batches`): still read from the files, the others
-        skipped as the held-out rows are."""
+    def first(self, rows: int) -> TableRows:
+        """The split's first `rows` rows (file order) as a split of their own
+        (`overfit_batches`, `--fast-dev-run`)."""
         from dataclasses import replace
 
-        from cbrun.data.splits import take
+        return replace(self, limit=min(rows, len(self)), counts=self.counts, tally=None)
 
-        positions = np.asarray(positions, dtype=np.int64)
-        total = self.pieces[-1].start + self.pieces[-1].rows if self.pieces else 0
-        if self.which is None:
-            mine = np.concatenate([np.arange(p.start, p.start + p.rows) for p in self.pieces]
-                                  or [np.zeros(0, np.int64)])
-        else:
-            mine = np.flatnonzero(self.which == self.code)
-        which = np.full(total, -1, dtype=np.int8)
-        which[mine[positions]] = self.code
-        return replace(self, which=which, y=take(self.y, positions))
+    def share(self, keep: Keep) -> TableRows:
+        """A seeded share of the split's rows (`data.fraction`): still read from the files,
+        the others skipped as the held-out rows are. Its label counts are the split's."""
+        from dataclasses import replace
+
+        return replace(self, keep=keep, counts=None)
 
     @property
     def groups(self):
@@ -349,6 +314,10 @@ class TableRows:
     @property
     def columns(self) -> list[str]:
         return feature_columns(self.groups)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.artifacts["labels"])
 
     def text_group(self, columns: list[str]) -> bool:
         return bool(set(self.artifacts.get("text", [])).intersection(columns))
@@ -360,18 +329,24 @@ class TableRows:
         return self._reader
 
     def _mask(self, piece: Piece) -> np.ndarray | None:
-        if self.which is None:
+        if self.split is None and self.keep is None:
             return None
-        return self.which[piece.start:piece.start + piece.rows] == self.code
+        mask = np.ones(piece.rows, dtype=bool)
+        if self.split is not None:
+            mask = self.split.codes(piece.start, piece.rows) == self.code
+        if self.keep is not None:
+            mask &= self.keep.mask(piece.start, piece.rows)
+        return mask
 
     def _rows_of(self, piece: Piece, skip: int, take: int) -> Iterator:
         """The piece's rows of this split from the `skip`-th, `take` of them, as record
-        batches (filtered before they are encoded)."""
+        batches of its feature and label columns (filtered before they are encoded)."""
         import pyarrow as pa
 
         mask = self._mask(piece)
         at = seen = 0
-        for batch in self.reader.batches(piece, self.columns):
+        for batch in self.reader.batches(piece, list(dict.fromkeys(self.columns +
+                                                                   self.labels))):
             n = batch.num_rows
             if mask is not None:
                 part = mask[at:at + n]
@@ -385,16 +360,13 @@ class TableRows:
             if seen >= skip + take:
                 return
 
-    def encode(self, batch) -> Any:
-        x, _ = encode_table(batch, self.artifacts, self.name, labels=False, text_objects=True)
-        return x
+    def encode(self, batch) -> tuple[Any, Any]:
+        return encode_table(batch, self.artifacts, self.name, loc=self.loc, text_objects=True)
 
     def _window_arrays(self, win: Window) -> tuple[Any, Any]:
         parts = [self.encode(batch) for step in win.steps
                  for batch in self._rows_of(self.pieces[step.piece], step.skip, step.take)]
-        positions = np.concatenate([self.offsets[s.piece] + s.skip + np.arange(s.take)
-                                    for s in win.steps])
-        return _join(parts), _take(self.y, positions)
+        return _join([x for x, _ in parts]), _join([y for _, y in parts])
 
     def windows(self, seed: int, epoch: int, shuffle: bool, start_row: int = 0) -> Iterator:
         """(x, y, order) of each window of the epoch, from its `start_row`-th row: the
@@ -405,21 +377,32 @@ class TableRows:
             order = win.order if win.order is not None else np.arange(win.rows)
             yield x, y, order[win.drop:].astype(np.int64)
 
-    def rows_at(self, positions: np.ndarray) -> Any:
-        """The inputs of the split's rows at `positions` (a few: a callback's samples, an
-        export's): read from the pieces that hold them."""
+    def rows_at(self, positions: np.ndarray) -> tuple[Any, Any]:
+        """(inputs, targets) of the split's rows at `positions` (a few: a callback's
+        samples, an export's): read from the pieces that hold them."""
         positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if not len(positions):
+            x, y = self.encode(next(self._rows_of(self.pieces[0], 0, 1)))
+            return _take(x, np.array([], int)), _take(y, np.array([], int))
         found: dict[int, Any] = {}
         ends = self.offsets + self.counts
         for index in np.unique(np.searchsorted(ends, positions, side="right")):
             first = int(self.offsets[index])
             mine = positions[(positions >= first) & (positions < ends[index])] - first
-            x = _join([self.encode(b) for b in self._rows_of(self.pieces[index], 0,
-                                                              int(self.counts[index]))])
+            parts = [self.encode(b) for b in self._rows_of(self.pieces[index], 0,
+                                                            int(self.counts[index]))]
+            x, y = _join([p[0] for p in parts]), _join([p[1] for p in parts])
             for at in np.unique(mine):
-                found[int(first + at)] = _take(x, np.array([at]))
-        return _join([found[int(p)] for p in positions]) if len(positions) else \
-            _take(self.encode(next(self._rows_of(self.pieces[0], 0, 1))), np.array([], int))
+                found[int(first + at)] = (_take(x, np.array([at])), _take(y, np.array([at])))
+        return (_join([found[int(p)][0] for p in positions]),
+                _join([found[int(p)][1] for p in positions]))
+
+    def all_targets(self) -> Any:
+        """Every target of the split, in file order: one pass, and 4 bytes a row kept (for
+        what needs them all: a confusion matrix, an export's score)."""
+        parts = [y for _, y, _ in self.windows(0, 0, False)]
+        return _join(parts) if parts else _take(self.rows_at(np.array([], int))[1],
+                                                 np.array([], int))
 
 
 def _join(parts: list) -> Any:
@@ -454,8 +437,89 @@ class ColumnGroup:
 
     def __getitem__(self, index) -> np.ndarray:
         positions = np.arange(len(self))[index] if isinstance(index, slice) else index
-        x = self.rows.rows_at(np.asarray(positions))
+        x, _ = self.rows.rows_at(np.asarray(positions))
         return x[self.key] if self.key is not None else x
+
+
+class Targets:
+    """A streamed split's targets of one label where an array would be (`Split.y`): its
+    length, dtype and what its labels hold, counted (`counted`, `mean`, `digest`), and
+    rows read on demand; never the whole column unless asked for as an array."""
+
+    ndim = 1
+
+    def __init__(self, rows: TableRows, column: str):
+        self.rows, self.column = rows, column
+        import pyarrow as pa
+
+        kind = rows.shards.schema.field(column).type
+        classes = rows.artifacts["classes"].get(column)
+        self.text = classes is not None  # a text label: its values are classes
+        self.dtype = np.dtype(np.float32 if classes is None and pa.types.is_floating(kind)
+                              else np.int32)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self.rows),)
+
+    @property
+    def _tally(self) -> dict | None:
+        return None if self.rows.tally is None else self.rows.tally[self.column]
+
+    def _pick(self, y: Any) -> np.ndarray:
+        return y[self.column] if isinstance(y, dict) else y
+
+    def __getitem__(self, index) -> np.ndarray:
+        positions = np.arange(len(self))[index] if isinstance(index, slice) else index
+        return self._pick(self.rows.rows_at(np.asarray(positions))[1])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        values = self._pick(self.rows.all_targets())
+        return values if dtype is None else values.astype(dtype)
+
+    def counted(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(each value as the targets hold it, its rows) where the label holds few enough
+        values to count (text, true/false, integers), else None; read from the counts, or
+        from the rows where the split is a few first rows (`first`)."""
+        tally = self._tally
+        if tally is None:
+            from cbrun.data.splits import uniques
+
+            found = uniques(np.asarray(self))
+            return found[0], found[2]
+        if tally["floats"] or tally["counts"] is None:
+            return None
+        classes = self.rows.artifacts["classes"].get(self.column)
+        items = sorted(tally["counts"].items())
+        if classes is not None:
+            index = {value: i for i, value in enumerate(classes)}
+            items = sorted((index[v], c) for v, c in items)
+        values = np.array([v for v, _ in items], dtype=self.dtype)
+        return values, np.array([c for _, c in items], dtype=np.int64)
+
+    def mean(self) -> float:
+        tally = self._tally
+        if tally is None:
+            return float(np.asarray(self, dtype=np.float64).mean())
+        found = self.counted()
+        if found is not None:
+            return float((found[0] * found[1]).sum() / max(1, found[1].sum()))
+        return tally["sum"] / max(1, tally["rows"])
+
+    def digest(self) -> np.ndarray:
+        """A small array of the targets' dtype holding their smallest and largest value:
+        what the data checks read of a label (its range, its kind)."""
+        found = self.counted()
+        if found is not None:
+            return np.array([found[0].min(), found[0].max()] if len(found[0]) else [],
+                            dtype=self.dtype)
+        tally = self._tally
+        if tally is None or tally["min"] is None:
+            return np.asarray(self)
+        return np.array([tally["min"], tally["max"]], dtype=self.dtype)
 
 
 def inputs_of(rows: TableRows) -> Any:
@@ -463,6 +527,13 @@ def inputs_of(rows: TableRows) -> Any:
     if isinstance(groups, dict):
         return {key: ColumnGroup(rows, key) for key in groups}
     return ColumnGroup(rows, None)
+
+
+def targets_of(rows: TableRows) -> Any:
+    labels = rows.labels
+    if len(labels) == 1:
+        return Targets(rows, labels[0])
+    return {name: Targets(rows, name) for name in labels}
 
 
 def rows_of(x: Any) -> TableRows | None:
@@ -538,50 +609,35 @@ def load_streamed(cfg, folder: Path, seed: int, batch_size: int, decision: Decis
     """The splits of a streamed table (`shards`: the files of each path field). `saved`:
     the run's data/ files, whose stats stand in for the pass when they were made from this
     very data section (a resume)."""
-    from cbrun.data.splits import draw
-
     main = shards["path"]
     p = plan(main.schema, cfg)
-    labels = read_labels(main, p.labels)
-    n = sum(labels.row_counts)
-    cut = draw(n, cfg.validation_split, cfg.test_split, cfg.split, seed, labels=labels.coded)
-    summary = cut.summary()
-    if len(cut.train) == 0:
-        raise TableProblem(("data", "path"), f"{main.shown} leaves no training rows")
-    which = None
-    if cfg.validation_split or cfg.test_split:
-        which = np.zeros(n, dtype=np.int8)
-        which[cut.validation] = SPLIT_CODES["validation"]
-        which[cut.test] = SPLIT_CODES["test"]
-    pieces = table_pieces(main, labels.row_counts)
-    train_classes = {name: sorted({labels.classes[name][c] for c in np.unique(
-        values[cut.train])}) for name, values in labels.values.items()
-        if name in labels.classes}
+    loc = ("data", "path")
+    counted = count_splits(cfg, shards, seed, p.labels)
+    split, tally, pieces, by_split = counted.split, counted.tally, counted.pieces, \
+        counted.by_split
+    train_classes = {name: tally.classes("train", name) or [] for name in p.classes}
+    unseen_classes(tally, train_classes, counted.where)
     window = decision.window or window_rows(
         cfg.shuffle_window or max(1, WINDOW_BYTES // _row_bytes(main, p)), batch_size)
     key = data_key(cfg, seed)
     # One dict for every split's rows: filled with the vocabularies once they are known.
     artifacts = {"features": p.groups, "labels": p.labels, "vocabularies": {},
                  "classes": train_classes, "text": list(p.text)}
-    loc = ("data", "path")
     splits: dict[str, TableRows | None] = {
-        "train": TableRows(main, pieces, which, 0, encode_labels(
-            labels, cut.train if which is not None else None, train_classes, main.shown, loc),
-            artifacts, window, main.shown, loc),
+        "train": TableRows(main, pieces, split, 0, artifacts, window, main.shown, loc,
+                           tally.split_json("train"), counts=by_split[:, 0]),
         "validation": None, "test": None}
-    for split in ("validation", "test"):
-        if getattr(cfg, f"{split}_split"):
-            where = f"{main.shown} (its {split} rows)"
-            splits[split] = TableRows(main, pieces, which, SPLIT_CODES[split], encode_labels(
-                labels, getattr(cut, split), train_classes, where, loc), artifacts, window,
-                where, loc)
-        elif f"{split}_path" in shards:
-            other, at = shards[f"{split}_path"], ("data", f"{split}_path")
-            found = read_labels(other, p.labels, at)
-            splits[split] = TableRows(other, table_pieces(other, found.row_counts), None, 0,
-                                      encode_labels(found, None, train_classes, other.shown, at),
-                                      artifacts, window, other.shown, at)
-    del labels, cut
+    for name in ("validation", "test"):
+        code = CODES[name]
+        if getattr(cfg, f"{name}_split"):
+            splits[name] = TableRows(main, pieces, split, code, artifacts, window,
+                                     counted.where[name][0], loc, tally.split_json(name),
+                                     counts=by_split[:, code])
+        elif name in counted.others:
+            other, at = shards[f"{name}_path"], ("data", f"{name}_path")
+            splits[name] = TableRows(other, counted.others[name], None, code, artifacts,
+                                     window, other.shown, at, tally.split_json(name))
+    summary = split_summary(tally, split, cfg.split, by_split.sum(axis=0))
     saved = saved or {}
     if saved.get(STREAM_FILE, {}).get("key") == key and STATS_FILE in saved and \
             "table.json" in saved:
@@ -592,11 +648,88 @@ def load_streamed(cfg, folder: Path, seed: int, batch_size: int, decision: Decis
             if s is not None and s.shards is not main]
         learned_table, stats = learned_artifacts(p, first_pass(passes, p), cfg)
     artifacts.update(learned_table)
+    n = counted.rows
     record = {"stream": True, "window": window, "key": key, "rows": n,
               "files": len(main.files), "pieces": len(pieces)}
     notes = [Decision(True, decision.estimate, decision.limit, decision.asked,
                       window).line(main, n), *category_notes(artifacts, stats)]
     return Streamed(splits, artifacts, stats, summary, record, notes)
+
+
+@dataclass
+class Counted:
+    """A streamed table's rows counted by split, and its labels by split, from one pass
+    over the label columns: each row's split drawn from its position (`split`)."""
+
+    split: RowSplit | None
+    tally: Tally
+    pieces: list[Piece]  # of the `path` table
+    by_split: np.ndarray  # (pieces, 3): each piece's rows of train, validation, test
+    others: dict[str, list[Piece]]  # the pieces of validation_path, test_path
+    where: dict[str, tuple[str, tuple]]  # each held-out split's name and loc
+
+    @property
+    def rows(self) -> int:
+        return int(self.by_split.sum())
+
+
+def count_splits(cfg, shards: dict[str, Shards], seed: int, labels: list[str]) -> Counted:
+    """The label pass of a streamed table (and of its validation_path, test_path): what
+    the run, `validate` and the split warnings know of its splits. TableProblem when no
+    training row is left."""
+    main, loc = shards["path"], ("data", "path")
+    split = None
+    if cfg.validation_split or cfg.test_split:
+        tail = cfg.split == "tail"
+        known = file_rows(main, (labels or main.columns)[0], loc) if tail else None
+        split = RowSplit(seed, sum(known) if known else 0, cfg.validation_split,
+                         cfg.test_split, "tail" if tail else "random")
+    tally = Tally(labels, main.schema)
+    pieces = table_pieces(main, count_labels(main, labels, split, tally, 0, loc))
+    by_split = _split_counts(pieces, split)
+    if not by_split[:, 0].sum():
+        raise TableProblem(loc, f"{main.shown} leaves no training rows")
+    others, where = {}, {}
+    for name in ("validation", "test"):
+        if getattr(cfg, f"{name}_split"):
+            where[name] = (f"{main.shown} (its {name} rows)", loc)
+        elif f"{name}_path" in shards:
+            other, at = shards[f"{name}_path"], ("data", f"{name}_path")
+            where[name] = (other.shown, at)
+            others[name] = table_pieces(other, count_labels(other, labels, None, tally,
+                                                            CODES[name], at))
+    return Counted(split, tally, pieces, by_split, others, where)
+
+
+def _split_counts(pieces: list[Piece], split: RowSplit | None) -> np.ndarray:
+    """(pieces, 3): each piece's rows of train, validation and test, from the positions
+    (a piece at a time: nothing a row is kept)."""
+    out = np.zeros((len(pieces), 3), dtype=np.int64)
+    for i, piece in enumerate(pieces):
+        if split is None:
+            out[i, 0] = piece.rows
+        else:
+            out[i] = np.bincount(split.codes(piece.start, piece.rows), minlength=3)
+    return out
+
+
+def split_summary(tally: Tally, split: RowSplit | None, asked: str, rows: np.ndarray) -> dict:
+    """split.json of a streamed table: as Cut.summary() says it, the method as drawn
+    (stratified when the label holds classes), and that each row was drawn on its own."""
+    label = tally.labels[0] if len(tally.labels) == 1 else None
+    if split is not None and split.method == "tail":
+        method = "tail"
+    elif label is not None and asked in ("auto", "stratified") and \
+            tally.is_classes(label, asked == "stratified"):
+        method = "stratified"
+    else:
+        method = "random"
+    summary = {"method": method, "sorted_by_label": tally.sorted_by_label(),
+               "rows": {"train": int(rows[0]), "validation": int(rows[1]),
+                        "test": int(rows[2])}}
+    if split is not None and method != "tail":
+        summary["drawn"] = "each row from (seed, its position): shares within binomial noise"
+    return summary
 
 
 def _row_bytes(shards: Shards, p) -> int:

@@ -50,8 +50,8 @@ def missing_values(shards: Shards, columns: list[str], loc: tuple) -> Found:
 
 
 def stream_problems(cfg, folder: Path, seed: int) -> Found:
-    from cbrun.data.splits import draw
-    from cbrun.data.stream import encode_labels, read_labels
+    from cbrun.data.stream import count_splits, unseen_classes
+    from cbrun.data.tables import plan
 
     shards = {field: cfg.open_table(folder, value) for field, value in cfg.paths().items()}
     main = shards["path"]
@@ -62,21 +62,11 @@ def stream_problems(cfg, folder: Path, seed: int) -> Found:
             found += missing_values(table, used, ("data", field))
     if found or main.source != "parquet":
         return found
-    labels = cfg.label_columns()
     try:
-        read = read_labels(main, labels)
-        cut = draw(sum(read.row_counts), cfg.validation_split, cfg.test_split, cfg.split,
-                   seed, labels=read.coded)
-        train = {name: sorted({read.classes[name][c] for c in np.unique(values[cut.train])})
-                 for name, values in read.values.items() if name in read.classes}
-        for split in ("validation", "test"):
-            if getattr(cfg, f"{split}_split"):
-                encode_labels(read, getattr(cut, split), train,
-                              f"{main.shown} (its {split} rows)", ("data", "path"))
-            elif f"{split}_path" in shards and shards[f"{split}_path"].source == "parquet":
-                at = ("data", f"{split}_path")
-                other = shards[f"{split}_path"]
-                encode_labels(read_labels(other, labels, at), None, train, other.shown, at)
+        p = plan(main.schema, cfg)
+        counted = count_splits(cfg, shards, seed, p.labels)
+        unseen_classes(counted.tally, {name: counted.tally.classes("train", name) or []
+                                       for name in p.classes}, counted.where)
     except TableProblem as exc:
         found.append((exc.loc, str(exc)))
     return found

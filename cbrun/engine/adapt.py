@@ -38,6 +38,8 @@ def _targets(train: Split, batch_size: int, output: str | None):
 
     if train.dataset is not None:
         return train.dataset.map(lambda x, y: pick(y))
+    if train.table is not None:  # read a window at a time, as the epochs read it
+        return eval_data(train, batch_size)[0].map(lambda x, y: pick(y))
     y = train.y[output] if isinstance(train.y, dict) and output in train.y else train.y
     y = np.asarray(y, dtype=np.float32)
     return tf.data.Dataset.from_tensor_slices(y.reshape(len(y), -1)).batch(batch_size)

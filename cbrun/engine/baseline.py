@@ -43,27 +43,38 @@ def _per_output(value: Any, names: list[str]) -> dict[str, Any]:
     return {name: value for name in names}
 
 
-def _pick(y: Any, name: str, single: bool) -> np.ndarray:
+def _pick(y: Any, name: str, single: bool) -> Any:
     if isinstance(y, dict):
-        return np.asarray(y[name])
-    return np.asarray(y) if single else None
+        return y[name]
+    return y if single else None
 
 
-def _constant(kind: str, logits: bool, y: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _weighted(y: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(values, how many rows hold each, or None for one each) of a split's targets: a
+    streamed table's as its labels were counted (never its rows), an array as it is."""
+    if hasattr(y, "counted"):
+        found = y.counted()
+        return found if found is not None else (np.array([y.mean()]), None)
+    return np.asarray(y), None
+
+
+def _constant(kind: str, logits: bool, y: Any, shape: tuple[int, ...]) -> np.ndarray:
     """The prediction of one output for every row (without the batch axis)."""
+    y, weights = _weighted(y)
     if kind == "sparse":
-        counts = np.bincount(y.reshape(-1).astype(np.int64), minlength=shape[-1])
+        counts = np.bincount(y.reshape(-1).astype(np.int64), weights=weights,
+                             minlength=shape[-1])
         prior = counts[:shape[-1]] / max(1, counts.sum())
         return np.log(np.clip(prior, _EPS, 1)) if logits else prior
     if kind in ("categorical", "binary"):
-        share = y.reshape(len(y), -1).mean(axis=0).reshape(shape)
+        share = np.average(y.reshape(len(y), -1), axis=0, weights=weights).reshape(shape)
         if kind == "binary" and logits:
             share = np.clip(share, _EPS, 1 - _EPS)
             return np.log(share / (1 - share))
         if kind == "categorical" and logits:
             return np.log(np.clip(share, _EPS, 1))
         return share
-    return y.astype(np.float64).mean(axis=0).reshape(shape)
+    return np.average(y.astype(np.float64), axis=0, weights=weights).reshape(shape)
 
 
 class _Constant(keras.layers.Layer):
@@ -128,11 +139,33 @@ def score(trivial: keras.Model, split: Split) -> dict[str, float] | None:
     y = split.y
     if isinstance(y, dict) and len(trivial.outputs) == 1:
         y = next(iter(y.values()))
-    metrics = trivial.evaluate(np.zeros((rows, 1), np.float32), y,
-                               batch_size=max(1, min(rows, 4096)), verbose=0,
-                               return_dict=True)
+    if split.table is not None:  # its targets read a window at a time, never all at once
+        metrics = trivial.evaluate(_streamed_targets(split, len(trivial.outputs) == 1),
+                                   verbose=0, return_dict=True)
+    else:
+        metrics = trivial.evaluate(np.zeros((rows, 1), np.float32), y,
+                                   batch_size=max(1, min(rows, 4096)), verbose=0,
+                                   return_dict=True)
     return {k: float(v) for k, v in sorted(metrics.items(), key=lambda kv: "loss" not in kv[0])
             if np.isfinite(v)}
+
+
+def _streamed_targets(split: Split, single: bool):
+    """A streamed split's batches with a zero in place of each row's inputs (all the
+    trivial model reads)."""
+    import tensorflow as tf
+
+    from cbrun.engine.data import eval_data
+
+    data, _ = eval_data(split, split.table.window)  # a batch a window: never one across two
+
+    def zeros(x, y):
+        if isinstance(y, dict) and single:
+            y = next(iter(y.values()))
+        rows = tf.shape(tf.nest.flatten(y)[0])[0]
+        return tf.zeros((rows, 1), tf.float32), y
+
+    return data.map(zeros)
 
 
 def baseline(model: keras.Model, config: RunConfig, splits: Splits) -> dict[str, Any] | None:

@@ -81,12 +81,16 @@ def _table_specs(rows) -> tuple[Any, Any]:
         return tf.TensorSpec((None, len(columns)),
                              tf.string if rows.text_group(columns) else tf.float32)
 
+    from cbrun.data.stream import targets_of
+
     def target(values):
         return tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
 
     groups = rows.groups
     x = {k: one(c) for k, c in groups.items()} if isinstance(groups, dict) else one(groups)
-    y = {k: target(v) for k, v in rows.y.items()} if isinstance(rows.y, dict) else target(rows.y)
+    targets = targets_of(rows)
+    y = ({k: target(v) for k, v in targets.items()} if isinstance(targets, dict)
+         else target(targets))
     return x, y
 
 

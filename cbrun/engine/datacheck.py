@@ -154,6 +154,12 @@ def _output_layer_loc(config: Any, name: str | None) -> tuple:
     return ("model",)
 
 
+def _labels(y: Any) -> np.ndarray:
+    """The labels as an array; a streamed table's as the small array of its smallest and
+    largest value (`digest`), all that the checks read of them."""
+    return y.digest() if hasattr(y, "digest") else np.asarray(y)
+
+
 def _labels_by_output(split: Split, config: Any, model: Any) -> list[tuple]:
     """(output name or None, labels, loss name, units, loc) for each output whose labels
     are arrays in memory."""
@@ -165,14 +171,14 @@ def _labels_by_output(split: Split, config: Any, model: Any) -> list[tuple]:
     if len(model.outputs) == 1 and not isinstance(split.y, dict):
         only = names[0] if names else None
         loss = next(iter(losses.values())) if isinstance(losses, dict) else losses
-        return [(None, np.asarray(split.y), _loss_name(loss), list(model.outputs[0].shape[1:]),
+        return [(None, _labels(split.y), _loss_name(loss), list(model.outputs[0].shape[1:]),
                  _output_layer_loc(config, only))]
     if not isinstance(split.y, dict) or not isinstance(losses, dict):
         return []
     found = []
     for name, tensor in zip(names, model.outputs, strict=False):
         if name in split.y and name in losses:
-            found.append((name, np.asarray(split.y[name]), _loss_name(losses[name]),
+            found.append((name, _labels(split.y[name]), _loss_name(losses[name]),
                           list(tensor.shape[1:]), _output_layer_loc(config, name)))
     return found
 

@@ -85,9 +85,15 @@ def batches(split: Split, batch_size: int, model: Any) -> Iterator[tuple[Any, An
     for start in range(0, count, batch_size):
         picked = np.arange(start, min(start + batch_size, count))
         y = split.y
-        labels = {k: np.asarray(v)[picked] for k, v in y.items()} if isinstance(y, dict) \
-            else np.asarray(y)[picked]
+        labels = {k: _picked(v, picked) for k, v in y.items()} if isinstance(y, dict) \
+            else _picked(y, picked)
         yield rows(split, picked, model), labels
+
+
+def _picked(y: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows of targets: an array's, or a streamed table's read from the pieces that hold
+    them (never the whole column)."""
+    return np.asarray(y[rows]) if hasattr(y, "counted") else np.asarray(y)[rows]
 
 
 def output_names(model: Any) -> list[str]:

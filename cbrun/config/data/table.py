@@ -164,24 +164,32 @@ class TableSource(FileSource):
         if found is not None or len(self.label_columns()) != 1 or \
                 not (self.validation_split or self.test_split):
             return found
-        from cbrun.data.splits import draw
-        from cbrun.data.stream import read_labels
+        from cbrun.data.stream import count_splits
+        from cbrun.data.tally import SPLITS, Counted
 
         try:
-            shards = self.open_table(folder, self.path)
+            shards = {field: self.open_table(folder, value)
+                      for field, value in self.paths().items()}
             if not self.stream_decision(folder).stream:
                 return None
-            labels = read_labels(shards, self.label_columns())
-        except (ValueError, OSError):
+            counted = count_splits(self, shards, seed, self.label_columns())
+        except (ValueError, OSError):  # a TableProblem too: the preflight names it
             return None
-        coded = labels.coded
-        if coded is None or coded.plain is None:
+        from cbrun.data.stream import split_summary
+
+        label, tally = self.label_columns()[0], counted.tally
+        if not tally.is_classes(label):
             return None
-        cut = draw(len(coded.plain), self.validation_split, self.test_split, self.split, seed,
-                   labels=coded)
-        codes = coded.plain.astype(np.int32)
-        return ({"train": codes[cut.train], "validation": codes[cut.validation],
-                 "test": codes[cut.test]}, cut.summary(), [str(c) for c in coded.classes])
+        classes = sorted(set().union(*(tally.columns[s][label].counts for s in SPLITS)))
+        index = {value: i for i, value in enumerate(classes)}
+        by_split = {}
+        for split in SPLITS:
+            counts = tally.columns[split][label].counts
+            by_split[split] = Counted(np.array([index[v] for v in sorted(counts)], np.int64),
+                                      np.array([counts[v] for v in sorted(counts)], np.int64))
+        return (by_split, split_summary(tally, counted.split, self.split,
+                                        counted.by_split.sum(axis=0)),
+                [str(c) for c in classes])
 
     def path_problems(self, folder: Path) -> Found:
         """Each path field names a file, a folder of the source's files, or a glob that

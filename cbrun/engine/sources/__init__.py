@@ -170,6 +170,11 @@ def first_batches(split: Split, batches: int, batch_size: int) -> Split:
     if split.dataset is not None:
         return Split(dataset=split.dataset.take(batches).cache())
     rows = np.arange(min(len(split), batches * batch_size))
+    if split.table is not None:
+        from cbrun.data.stream import inputs_of, targets_of
+
+        first = split.table.first(len(rows))
+        return Split(x=inputs_of(first), y=targets_of(first), stats=split.stats)
     return Split(x=_rows(split, rows), y=None if split.y is None else take(split.y, rows),
                  stats=split.stats)
 
@@ -180,12 +185,9 @@ def _rows(split: Split, rows: np.ndarray):
     from dataclasses import replace
 
     from cbrun.data.splits import take
-    from cbrun.data.stream import inputs_of
 
     if split.images is not None:
         return replace(split.x, paths=split.x.paths[rows])
-    if split.table is not None:
-        return inputs_of(split.table.subset(rows))
     return take(split.x, rows)
 
 
@@ -201,6 +203,13 @@ def _share(splits: Splits, fraction: float, seed: int) -> Splits:
             raise RunError(f"data.fraction: the {name} split is a tf.data.Dataset the loader "
                            "returned, whose rows cbrun cannot draw from; return arrays, or "
                            "take a share in the loader (dataset.take)")
+        if split.table is not None:  # drawn row by row, as its held-out rows are
+            from cbrun.data.rowsplit import Keep
+            from cbrun.data.stream import inputs_of, targets_of
+
+            kept = split.table.share(Keep(seed, fraction, index))
+            split.x, split.y = inputs_of(kept), targets_of(kept)
+            continue
         labels = None if isinstance(split.y, dict) else split.y
         rows = share(len(split), fraction, seed, index, labels)
         split.x = _rows(split, rows)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cbrun.data.splits import held_out
-from cbrun.data.stream import STATS_FILE, STREAM_FILE, inputs_of, load_streamed
+from cbrun.data.stream import STATS_FILE, STREAM_FILE, inputs_of, load_streamed, targets_of
 from cbrun.data.tables import TableProblem, encode_splits
 from cbrun.engine.sources import Split, Splits, saved_artifacts
 from cbrun.errors import ConfigError, Problem
@@ -36,7 +36,7 @@ def _load(cfg, config_dir: Path, seed: int, run_dir: Path | None, batch_size: in
         shards = {field: main if field == "path" else cfg.open_table(config_dir, value)
                   for field, value in cfg.paths().items()}
         found = load_streamed(cfg, config_dir, seed, batch_size, decision, shards, saved)
-        splits = {name: Split(inputs_of(rows), rows.y) if rows is not None else None
+        splits = {name: Split(inputs_of(rows), targets_of(rows)) if rows is not None else None
                   for name, rows in found.splits.items()}
         splits["train"].stats = found.stats
         artifacts = {"table.json": found.artifacts, STATS_FILE: found.stats,

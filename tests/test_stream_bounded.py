@@ -1,0 +1,184 @@
+"""A streamed table keeps nothing per row: each row's split is drawn from (seed, its
+position) whenever the row is read, its labels are counted by split rather than kept, and
+the baseline, the split warnings and the data checks read those counts. What the
+streamed split guarantees (shares within binomial noise, per class) is checked here; the
+memory it takes at two table sizes is measured by bench/bench_stream.py (docs/speed.md)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cbrun_process, cli_output, only_run, write_config
+from test_stream import _load, stream_config, write_shards
+
+from tests.helpers.light import run_cbrun
+
+
+def _skewed(folder: Path, n: int = 20_000, sort: int = 0) -> Path:
+    """A Parquet table of n rows in 4 files, row groups of 1,000, its label 70/20/10%."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(5)
+    species = rng.choice(np.array(["cat", "dog", "owl"]), n, p=[0.7, 0.2, 0.1])
+    if sort:  # by the label, the largest class last (or first: `sort` < 0)
+        species = np.sort(species)[::-1] if sort < 0 else np.sort(species)
+    table = pa.table({"height_mm": rng.normal(size=n).astype(np.float32),
+                      "weight_g": rng.normal(size=n).astype(np.float32),
+                      "colour": rng.choice(np.array(["red", "blue"]), n),
+                      "species": species})
+    folder.mkdir(parents=True)
+    for i in range(4):
+        pq.write_table(table.slice(i * n // 4, n // 4), folder / f"part-{i}.parquet",
+                       row_group_size=1000)
+    return folder
+
+
+def test_a_rows_split_is_a_pure_function_of_seed_and_position():
+    from cbrun.data.rowsplit import Keep, RowSplit
+
+    split = RowSplit(7, 100_000, 0.2, 0.1, "random")
+    whole = split.codes(0, 100_000)
+    # However the rows are cut into reads (pieces, record batches), each gets its own.
+    cuts = [0, 3, 4096, 50_001, 99_999, 100_000]
+    assert np.array_equal(np.concatenate([split.codes(a, b - a) for a, b in
+                                          itertools.pairwise(cuts)]), whole)
+    assert not np.array_equal(RowSplit(8, 100_000, 0.2, 0.1, "random").codes(0, 100_000),
+                              whole)
+    # Shares within binomial noise (4 standard deviations) of the asked ones: test 10%,
+    # validation 20% of the rest.
+    for code, share in ((1, 0.9 * 0.2), (2, 0.1)):
+        sd = np.sqrt(share * (1 - share) / len(whole))
+        assert abs(np.mean(whole == code) - share) < 4 * sd, code
+    # tail: exactly Keras's cut, by position.
+    tail = RowSplit(7, 1000, 0.2, 0.1, "tail").codes(0, 1000)
+    assert (tail[:720] == 0).all() and (tail[720:900] == 1).all() and (tail[900:] == 2).all()
+    kept = Keep(7, 0.25, 0).mask(0, 100_000)
+    assert abs(kept.mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 100_000)
+    assert not np.array_equal(kept, Keep(7, 0.25, 1).mask(0, 100_000))
+
+
+@pytest.fixture(scope="module")
+def skewed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("skewed")
+    _skewed(root / "pq")
+    return root
+
+
+def _arrays(value, limit: int) -> list[tuple[str, int]]:
+    """(where, size) of every numpy array reachable from `value`'s attributes."""
+    found, seen, todo = [], set(), [("split", value)]
+    while todo:
+        where, item = todo.pop()
+        if id(item) in seen or isinstance(item, (str, bytes, int, float, type(None))):
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            found.append((where, item.size))
+        elif isinstance(item, dict):
+            todo += [(f"{where}[{k!r}]", v) for k, v in item.items()]
+        elif isinstance(item, (list, tuple)):
+            todo += [(f"{where}[{i}]", v) for i, v in enumerate(item[:limit])]
+        elif hasattr(item, "__dict__") and type(item).__module__.startswith("cbrun"):
+            todo += [(f"{where}.{k}", v) for k, v in vars(item).items()]
+    return found
+
+
+def test_a_streamed_table_keeps_no_array_of_its_rows(skewed):
+    from cbrun.data.rowsplit import RowSplit
+    from cbrun.data.stream import Targets
+
+    splits = _load(skewed, stream_config("pq", validation_split=0.2, test_split=0.1))
+    rows = splits.train.table
+    pieces = len(rows.pieces)  # 20 row groups
+    assert pieces == 20
+    for name, split in splits.named().items():
+        assert isinstance(split.y, Targets), name
+        big = [(where, size) for where, size in _arrays(split, 50) if size > 3 * pieces]
+        assert big == [], (name, big)
+    # Each row's split is the same function of (seed, position) evaluated again: the
+    # training targets are the labels of the rows it gives code 0, in file order.
+    import pyarrow.parquet as pq
+
+    labels = np.concatenate([pq.read_table(p, columns=["species"]).column(0).to_numpy(
+        zero_copy_only=False) for p in sorted((skewed / "pq").glob("*.parquet"))])
+    codes = RowSplit(rows.split.seed, len(labels), 0.2, 0.1, "random").codes(0, len(labels))
+    classes = splits.artifacts["table.json"]["classes"]["species"]
+    for name, code in (("train", 0), ("validation", 1), ("test", 2)):
+        truth = np.searchsorted(classes, labels[codes == code])
+        assert np.array_equal(np.asarray(getattr(splits, name).y), truth), name
+
+
+def test_a_streamed_split_keeps_each_class_share_within_binomial_noise(skewed):
+    splits = _load(skewed, stream_config("pq", validation_split=0.2, test_split=0.1))
+    summary = splits.artifacts["split.json"]
+    assert summary["method"] == "stratified" and "binomial" in summary["drawn"]
+    rows = summary["rows"]
+    assert sum(rows.values()) == 20_000
+    values, train = splits.train.y.counted()
+    for split, share in (("validation", 0.9 * 0.2), ("test", 0.1)):
+        mine = dict(zip(*getattr(splits, split).y.counted(), strict=True))
+        for value, count in zip(values, train, strict=True):
+            total = sum(getattr(splits, s).y.counted()[1][list(values).index(value)]
+                        for s in ("train", "validation", "test"))
+            sd = np.sqrt(share * (1 - share) / total)
+            assert abs(mine[value] / total - share) < 4 * sd, (split, value)
+    # data.fraction keeps a share drawn row by row too: the same rows each time it is read.
+    half = _load(skewed, stream_config("pq", validation_split=0.2, test_split=0.1),
+                 fraction=0.5)
+    again = _load(skewed, stream_config("pq", validation_split=0.2, test_split=0.1),
+                  fraction=0.5)
+    kept = half.artifacts["fraction.json"]["rows"]["train"]
+    assert abs(kept - rows["train"] / 2) < 4 * np.sqrt(rows["train"] / 4)
+    assert np.array_equal(np.asarray(half.train.y), np.asarray(again.train.y))
+
+
+def test_a_sorted_streamed_table_with_tail_warns_at_validate(tmp_path):
+    _skewed(tmp_path / "pq", 2000, sort=-1)  # owls, dogs, then 1,400 cats
+    config = stream_config("pq", validation_split=0.2, test_split=0, split="tail")
+    result = run_cbrun(["validate", write_config(tmp_path, config)])
+    said = " ".join(result.commands[0].out.split())
+    assert result.heavy == [], said
+    assert "the rows are sorted by their label" in said, said
+    assert "the validation split lacks 2 of the 3 classes training has" in said, said
+
+
+def test_a_held_out_class_that_training_lacks_is_named_at_validate(tmp_path, capsys):
+    _skewed(tmp_path / "pq", 2000, sort=1)  # 1,400 cats, dogs, then 200 owls
+    config = stream_config("pq", validation_split=0.1, test_split=0, split="tail")
+    code, out, err = cli_output(capsys, "validate", write_config(tmp_path, config))
+    said = " ".join((out + err).split())
+    assert code == 2, said
+    # 200 tail rows of owls, which are the last 10% of the sorted table: all of them.
+    assert "has label value 'owl' in column 'species' that the training rows never show" \
+        in said, said
+
+
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory):
+    root = tmp_path_factory.mktemp("baseline")
+    write_shards(root / "shards")
+    found = {}
+    for stream in (True, False):
+        config = stream_config("shards", epochs=1, validation_split=0, test_split=0,
+                               stream=stream)
+        path = write_config(root, config, f"run-{stream}.yaml")
+        runs = root / f"runs-{stream}"
+        proc = cbrun_process("train", path, "--runs-dir", runs, "-q")
+        out = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out
+        found[stream] = json.loads((only_run(runs) / "run.json").read_text())["baseline"]
+    return found
+
+
+def test_a_streamed_runs_baseline_comes_from_its_counted_labels(baselines):
+    streamed, whole = baselines[True], baselines[False]
+    assert streamed["predicts"] == whole["predicts"] == "the training class shares"
+    assert set(streamed["metrics"]) == set(whole["metrics"])
+    for name, value in whole["metrics"].items():
+        assert streamed["metrics"][name] == pytest.approx(value, rel=1e-5), name
+
