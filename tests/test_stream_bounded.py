@@ -182,3 +182,49 @@ def test_a_streamed_runs_baseline_comes_from_its_counted_labels(baselines):
     for name, value in whole["metrics"].items():
         assert streamed["metrics"][name] == pytest.approx(value, rel=1e-5), name
 
+
+# ---------------------------------------------------------------- data check on shards
+
+@pytest.mark.parametrize("source", ["parquet", "csv"])
+def test_data_check_on_shards_reads_footers_the_label_and_a_sample_and_says_so(
+        tmp_path, capsys, monkeypatch, source):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from cbrun.data import sampled
+
+    folder = _skewed(tmp_path / "pq")
+    victim = folder / "part-3.parquet"
+    rows = pq.read_table(victim).to_pylist()
+    rows[-2]["weight_g"] = None  # the last row group of the last file
+    pq.write_table(pa.Table.from_pylist(rows), victim, row_group_size=1000)
+    if source == "csv":
+        (tmp_path / "csv").mkdir()
+        for part in sorted(folder.glob("*.parquet")):
+            pacsv.write_csv(pq.read_table(part), tmp_path / "csv" / f"{part.stem}.csv")
+        folder = tmp_path / "csv"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sampled, "SAMPLE_ROWS", 3000)
+    code, out, _ = cli_output(capsys, "data", "check", folder.name, "--label", "species",
+                              "--validation-split", "0.2", "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    read = report["read"]
+    footers = "4 footers, " if source == "parquet" else ""
+    assert read.startswith(f"{footers}the label column and a sample of 3,000 of 20,000 rows "
+                           "(15.0%"), read
+    # Rows and classes are counted over every row, each row's split drawn as a stream
+    # draws it; the columns' distinct values are the sample's.
+    from cbrun.data.rowsplit import RowSplit
+
+    codes = RowSplit(42, 20_000, 0.2, 0.0, "random").codes(0, 20_000)
+    assert report["rows"] == {"train": int((codes == 0).sum()),
+                              "validation": int((codes == 1).sum())}
+    (label,) = report["labels"]
+    assert sum(map(sum, label["counts"].values())) == 20_000
+    height = next(c for c in report["columns"] if c["name"] == "height_mm")
+    assert height["distinct"] == 3000
+    if source == "parquet":  # a missing value outside the sample, from the footers
+        assert any("column 'weight_g' of pq/part-3.parquet has missing values (row 4999 of "
+                   "the file)" in f["message"] for f in report["findings"]), report["findings"]

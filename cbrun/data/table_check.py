@@ -96,9 +96,13 @@ def _concat(tables: list):
 def table_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: int,
                 data) -> dict:
     from cbrun.data.balance import split_warnings
+    from cbrun.data.sampled import sampled_check
     from cbrun.data.splits import draw
     from cbrun.data.tables import label_values
 
+    sampled = sampled_check(source, files, spec, seed, data)
+    if sampled is not None:  # shards with more rows than the sample: footers, labels, sample
+        return sampled
     reader = _reader(source, spec, data)
     tables = {name: _read(reader, source, path, shown) for name, (path, shown) in files.items()}
     train = tables["path"]
