@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import cbrun_process, cli_output, only_run, write_config
+from datafiles import text_graph_config
 from test_stream import _load, stream_config, write_shards
 
 from tests.helpers.light import run_cbrun
@@ -228,3 +229,50 @@ def test_data_check_on_shards_reads_footers_the_label_and_a_sample_and_says_so(
     if source == "parquet":  # a missing value outside the sample, from the footers
         assert any("column 'weight_g' of pq/part-3.parquet has missing values (row 4999 of "
                    "the file)" in f["message"] for f in report["findings"]), report["findings"]
+
+
+# ---------------------------------------------------------------- words in the one pass
+
+def _review_shards(folder: Path, n: int = 400) -> Path:
+    """Reviews in 4 Parquet files: words of mixed case, punctuation, a few rare ones."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    vocabulary = ["Good", "good!", "BAD,", "bad", "film", "plot.", "it's", "the", "a",
+                  "Ending?", "café", "x-ray", "(great)", "dull", "ÉTÉ"]
+    weights = np.linspace(3, 0.2, len(vocabulary))
+    rows = []
+    for i in range(n):
+        words = rng.choice(vocabulary, 6, p=weights / weights.sum())
+        rows.append({"review": "  ".join(words) if i % 7 else "\t".join(words),
+                     "stars": float(i % 5), "length": float(i), "verdict": ["neg", "pos"][i % 2]})
+    table = pa.Table.from_pylist(rows)
+    folder.mkdir(parents=True)
+    for i in range(4):
+        pq.write_table(table.slice(i * n // 4, n // 4), folder / f"part-{i}.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("layer", [{"max_tokens": 9}, {}, {"output_mode": "multi_hot",
+                                                          "max_tokens": 6}])
+def test_text_vectorization_is_set_from_the_one_pass_as_adapt_would_learn_it(tmp_path,
+                                                                            layer):
+    import keras
+
+    from cbrun.engine.adapt import _set_words
+
+    _review_shards(tmp_path / "reviews")
+    config = text_graph_config("words", {
+        "source": "parquet", "path": "reviews", "label": "verdict", "stream": True,
+        "features": {"review": ["review"], "stars": ["stars"], "length": ["length"]},
+        "text": ["review"], "validation_split": 0.25, "batch_size": 16})
+    splits = _load(tmp_path, config)
+    texts = np.asarray(splits.train.x["review"][:])[:, 0]
+    adapted = keras.layers.TextVectorization(**layer)
+    adapted.adapt(texts.astype(str))
+    made = keras.layers.TextVectorization(**layer)
+    assert _set_words(made, ["review"], splits.train.stats)  # no second read of the rows
+    assert made.get_vocabulary() == adapted.get_vocabulary()
+    counted = splits.train.stats["words"]["review"]
+    assert counted["distinct"] == len(adapted.get_vocabulary()) - 2 or layer

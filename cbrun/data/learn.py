@@ -1,7 +1,9 @@
 """What is learned from a table's training rows, in one pass over them: each number
 column's count, mean and variance (what an adapted Normalization holds), each text
-column's values with their counts (vocabularies, classes, an adapted StringLookup). No
-TensorFlow: pyarrow's compute kernels and numpy.
+column's values with their counts (vocabularies, classes, an adapted StringLookup), and
+each `text:` column's words as TextVectorization's defaults make them (an adapted
+TextVectorization's vocabulary, without a second read of the rows). No TensorFlow:
+pyarrow's compute kernels and numpy.
 
 The streamed path feeds the rows a record batch at a time, the in-memory path all at
 once; the results are the same to the last bit, because the numbers are summed in fixed
@@ -97,12 +99,29 @@ def top_values(counts: dict[str, int], most: int | None) -> list[str]:
     return sorted(value for value, _ in ranked)
 
 
-class Learner:
-    """Feed it the training rows in file order (`add`), then read `result()`."""
+# Keras's TextVectorization, standardize="lower_and_strip_punctuation": tf.strings.lower
+# (ASCII letters only) and this pattern removed (both RE2), then split="whitespace"
+# (ASCII whitespace).
+STRIP = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 
-    def __init__(self, numbers: list[str], strings: list[str]):
+
+def words(column):
+    """The words of a text column as TextVectorization's defaults make them, flattened."""
+    import pyarrow.compute as pc
+
+    lowered = pc.ascii_lower(column)
+    return pc.list_flatten(pc.ascii_split_whitespace(
+        pc.replace_substring_regex(lowered, pattern=STRIP, replacement="")))
+
+
+class Learner:
+    """Feed it the training rows in file order (`add`), then read `result()`. `texts`:
+    text columns whose words are counted too (an adapted TextVectorization's vocabulary)."""
+
+    def __init__(self, numbers: list[str], strings: list[str], texts: list[str] = ()):
         self.numbers = {name: _Blocks() for name in numbers}
         self.strings: dict[str, dict[str, int] | None] = {name: {} for name in strings}
+        self.words: dict[str, dict[str, int] | None] = {name: {} for name in texts}
         self.rows = 0
 
     def add(self, table) -> None:
@@ -123,10 +142,23 @@ class Learner:
                     counts[value] = counts.get(value, 0) + count
             if len(counts) > DISTINCT_MOST:
                 self.strings[name] = None  # free text or identifiers, not categories
+        for name, counts in self.words.items():
+            if counts is None:
+                continue
+            _count(counts, pc.value_counts(words(table.column(name))))
+            if len(counts) > DISTINCT_MOST:
+                self.words[name] = None  # past what a vocabulary is counted from
 
     def result(self) -> Learned:
         return Learned(self.rows, {name: blocks.finish() for name, blocks in self.numbers.items()},
-                       dict(self.strings))
+                       dict(self.strings), dict(self.words))
+
+
+def _count(counts: dict[str, int], found) -> None:
+    for value, count in zip(found.field("values").to_pylist(),
+                            found.field("counts").to_pylist(), strict=True):
+        if value is not None:
+            counts[value] = counts.get(value, 0) + count
 
 
 @dataclass
@@ -137,6 +169,7 @@ class Learned:
     rows: int
     numbers: dict[str, dict[str, float]]
     strings: dict[str, dict[str, int] | None]
+    words: dict[str, dict[str, int] | None] = field(default_factory=dict)
 
     def id_moments(self, column: str, vocabulary: list[str]) -> dict[str, float]:
         """{count, mean, variance} of the ids a category column becomes through
@@ -155,20 +188,27 @@ class Learned:
     def to_json(self) -> dict[str, Any]:
         """stats.json: the numbers, and each text column's KEPT most frequent values in
         Keras's order with their counts, and how many distinct values it has."""
-        strings = {}
-        for name, counts in self.strings.items():
-            if counts is None:
-                strings[name] = {"distinct": None, "values": []}
-            else:
-                strings[name] = {"distinct": len(counts),
-                                 "values": [list(kv) for kv in keras_order(counts)[:KEPT]]}
-        return {"rows": self.rows, "numbers": self.numbers, "strings": strings}
+        def kept(found: dict[str, dict[str, int] | None]) -> dict:
+            return {name: {"distinct": None, "values": []} if counts is None else
+                    {"distinct": len(counts),
+                     "values": [list(kv) for kv in keras_order(counts)[:KEPT]]}
+                    for name, counts in found.items()}
+
+        out = {"rows": self.rows, "numbers": self.numbers, "strings": kept(self.strings)}
+        if self.words:
+            out["words"] = kept(self.words)
+        return out
 
 
-def ranked(stats: dict[str, Any], column: str) -> list[tuple[str, int]] | None:
-    """A text column's values in Keras's adapt order from stats.json, or None when they
-    were not all counted or kept (past DISTINCT_MOST, or more than KEPT)."""
-    found = stats.get("strings", {}).get(column)
-    if not found or found["distinct"] is None or found["distinct"] > len(found["values"]):
+def ranked(stats: dict[str, Any], column: str, most: int | None = None,
+           kind: str = "strings") -> list[tuple[str, int]] | None:
+    """A text column's values (`kind`: words, its words) in Keras's adapt order from
+    stats.json, the `most` most frequent (all for None), or None when they were not all
+    counted (past DISTINCT_MOST) or are not all kept (past KEPT)."""
+    found = stats.get(kind, {}).get(column)
+    if not found or found["distinct"] is None:
         return None
-    return [(value, count) for value, count in found["values"]]
+    values = found["values"]
+    if found["distinct"] > len(values) and (most is None or most > len(values)):
+        return None
+    return [(value, count) for value, count in values[:most]]

@@ -247,7 +247,7 @@ def plan(schema, cfg) -> Plan:
 def learner(p: Plan):
     from cbrun.data.learn import Learner
 
-    return Learner(p.numbers, [*p.categories, *p.text, *p.classes])
+    return Learner(p.numbers, [*p.categories, *p.text, *p.classes], p.text)
 
 
 def learned_artifacts(p: Plan, learned, cfg, loc=("data", "path")) -> tuple[dict, dict]:

@@ -151,10 +151,34 @@ def _set_lookup(layer: Any, columns: list[str], stats: dict) -> bool:
     return True
 
 
+def _set_words(layer: Any, columns: list[str], stats: dict) -> bool:
+    """A TextVectorization of one text column with its default standardize and split, no
+    n-grams and no tf-idf, set from the pass's word counts (cbrun/data/learn.words): its
+    `max_tokens` most frequent words, as adapt keeps them."""
+    from cbrun.data.learn import ranked
+
+    if type(layer).__name__ != "TextVectorization" or len(columns) != 1 or \
+            layer._standardize != "lower_and_strip_punctuation" or \
+            layer._split != "whitespace" or layer._ngrams is not None or \
+            layer._output_mode == "tf_idf" or layer._has_input_vocabulary:
+        return False
+    lookup = layer._lookup_layer
+    room = layer._max_tokens - lookup._token_start_index() if layer._max_tokens else None
+    values = ranked(stats, columns[0], room, kind="words")
+    if values is None:
+        return False
+    tokens = [value for value, _ in values if value not in (lookup.mask_token,
+                                                            lookup.oov_token)][:room]
+    if not tokens:
+        return False
+    layer.set_vocabulary(tokens)
+    return True
+
+
 def _set_from_stats(model: keras.Model, config: Any, stats: dict | None) -> set[int]:
     """The adapted layers set from what a table's pass learned (Normalization: each
     column's mean and variance; StringLookup: its values by frequency, as adapt orders
-    them) rather than adapted over the rows: the same for a table streamed or in memory,
+    them; TextVectorization: its words by frequency) rather than adapted over the rows: the same for a table streamed or in memory,
     and no second pass. Returns the indices of the layers set."""
     if not stats or "features" not in stats:
         return set()
@@ -167,7 +191,8 @@ def _set_from_stats(model: keras.Model, config: Any, stats: dict | None) -> set[
         if columns is None:
             continue
         layer = model.layers[index] if kind == "stack" else model.get_layer(spec.name)
-        if _set_normalization(layer, columns, stats) or _set_lookup(layer, columns, stats):
+        if _set_normalization(layer, columns, stats) or _set_lookup(layer, columns, stats) \
+                or _set_words(layer, columns, stats):
             done.add(index)
     return done
 
