@@ -173,6 +173,7 @@ def baselines(tmp_path_factory):
         out = proc.communicate(timeout=600)
         assert proc.returncode == 0, out
         found[stream] = json.loads((only_run(runs) / "run.json").read_text())["baseline"]
+    found["root"] = root
     return found
 
 
@@ -276,3 +277,40 @@ def test_text_vectorization_is_set_from_the_one_pass_as_adapt_would_learn_it(tmp
     assert made.get_vocabulary() == adapted.get_vocabulary()
     counted = splits.train.stats["words"]["review"]
     assert counted["distinct"] == len(adapted.get_vocabulary()) - 2 or layer
+
+
+# ---------------------------------------------------------------- predict on shards
+
+def test_predict_on_a_shard_folder_writes_what_predict_on_one_file_writes(
+        baselines, capsys, monkeypatch):
+    """A chunk of whole batches at a time, appended to the output: the same rows, columns
+    and values as the same table given as one file, in each format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cbrun.engine import predict_stream
+
+    monkeypatch.setattr(predict_stream, "CHUNK_ROWS", 48)  # 3 batches of 16
+    root = baselines["root"]
+    run = only_run(root / "runs-True")
+    whole = pa.concat_tables([pq.read_table(p) for p in
+                              sorted((root / "shards").glob("*.parquet"))])
+    pq.write_table(whole, root / "whole.parquet")
+    for suffix in (".csv", ".parquet", ".npz"):
+        for given, name in (("shards", "streamed"), ("whole.parquet", "one")):
+            code, out, err = cli_output(capsys, "predict", run, root / given, "-o",
+                                        root / f"{name}{suffix}", "--keep", "colour",
+                                        "--top-k", "2")
+            assert code == 0 and out.startswith("320 predictions"), (out, err)
+        streamed, one = root / f"streamed{suffix}", root / f"one{suffix}"
+        if suffix == ".csv":
+            assert streamed.read_bytes() == one.read_bytes()
+        elif suffix == ".parquet":
+            assert pq.read_table(streamed).equals(pq.read_table(one))
+            assert pq.ParquetFile(streamed).num_row_groups == 7  # written as it went
+        else:
+            with np.load(streamed) as a, np.load(one) as b:
+                assert a.files == b.files
+                for key in a.files:
+                    assert a[key].dtype == b[key].dtype and np.array_equal(a[key], b[key]), key
+    assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no parts left

@@ -1,7 +1,9 @@
 """`cbrun predict RUN_DIR INPUT -o OUT`: the run's model on new samples of its kind (a
 table without the label column, an image or a folder of images, an .npz), one row per
 sample in OUT (.csv, .parquet or .npz), with the columns --keep names copied from a table.
-The run, the checkpoint, --keep and OUT are checked before TensorFlow is imported (OUT: cbrun/run/outpath.py); the prediction is cbrun/engine/predict.py.
+The run, the checkpoint, --keep and OUT are checked before TensorFlow is imported (OUT: cbrun/run/outpath.py); the prediction is cbrun/engine/predict.py, or for a
+table of several files (a folder of shards, a glob) cbrun/engine/predict_stream.py, a
+batch at a time.
 What the run's own code prints (a data loader, a model factory) goes to stderr: stdout
 holds cbrun's one line."""
 
@@ -51,7 +53,9 @@ def predict(ctx: click.Context, run_dir: Path, source: Path, output: Path,
         raise UsageError(f"-o {output}: write predictions to a .csv, a .parquet or an .npz "
                          f"file")
     columns = _kept(keep)
-    if not source.exists():
+    from cbrun.data.shards import is_glob
+
+    if not source.exists() and not is_glob(str(source)):
         raise UsageError(f"INPUT {source} does not exist")
     check_output_file(output, force)
     run = open_run(run_dir)
@@ -63,7 +67,17 @@ def predict(ctx: click.Context, run_dir: Path, source: Path, output: Path,
 
     import_tensorflow(ctx.find_root().obj.get("debug", False))
     from cbrun.engine.predict import predict_run, write_predictions
+    from cbrun.engine.predict_stream import is_shards, predict_shards
 
+    if is_shards(run, source):  # a folder of shards, a glob: a batch at a time
+        with contextlib.redirect_stdout(sys.stderr):
+            rows, notes = predict_shards(run, chosen, source, output, top_k, columns)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        click.echo(f"{rows} predictions ({chosen.label}) -> {output}")
+        return 0
+    if not source.exists():
+        raise UsageError(f"INPUT {source} does not exist")
     with contextlib.redirect_stdout(sys.stderr):
         columns, raw, inputs = predict_run(run, chosen, source, top_k, columns)
     for note in inputs.notes:

@@ -66,7 +66,47 @@ def _table(run: OpenRun, path: Path, labels: bool, keep: tuple[str, ...] = ()):
     except (ValueError, OSError) as exc:
         raise UsageError(f"{path} is not a readable {cfg.source} table: "
                          f"{str(exc).strip().splitlines()[0]}") from None
-    columns = table.column_names
+    wanted = check_columns(path, table.column_names, artifacts, cfg, labels, keep)
+    if table.num_rows == 0:
+        raise UsageError(f"{path} has no rows, only its header: nothing to "
+                         f"{'evaluate' if labels else 'predict'}")
+    from cbrun.data.tables import _check_present
+
+    try:
+        _check_present(table, wanted, path.name, ("data",))
+    except TableProblem as exc:
+        raise UsageError(str(exc)) from None
+    _numbers_where_trained(table, artifacts, path, wanted, cfg.source)
+    try:
+        x, y = encode_table(table, artifacts, path.name, labels=labels)
+    except TableProblem as exc:
+        raise UsageError(str(exc)) from None
+    return x, y, table.num_rows, unseen_notes(table, artifacts), \
+        {c: _as_read(table.column(c)) for c in keep}
+
+
+def unseen_notes(table, artifacts: dict, known: dict[str, set] | None = None) -> list[str]:
+    """A note for each category column holding values training never showed. `known`:
+    the values already noted, per column (a table read a batch at a time)."""
+    notes = []
+    for column, vocab in artifacts["vocabularies"].items():
+        seen = set(vocab)
+        if known is not None:
+            seen |= known.setdefault(column, set())
+        unseen = sorted({v for v in table.column(column).to_pylist() if v not in seen})
+        if known is not None:
+            known[column].update(unseen)
+        if unseen:
+            notes.append(f"column {column!r}: {', '.join(map(repr, unseen[:5]))}"
+                         f"{', ...' if len(unseen) > 5 else ''} never appeared in training; "
+                         "mapped to the unknown id 0, as training maps them")
+    return notes
+
+
+def check_columns(path: Path, columns: list[str], artifacts: dict, cfg, labels: bool,
+                  keep: tuple[str, ...]) -> list[str]:
+    """The columns a run's model needs from a new table (and --keep's) are there, and no
+    column it never trained on when it took every column: the columns it reads."""
     groups = artifacts["features"]
     features = [c for g in (groups.values() if isinstance(groups, dict) else [groups])
                 for c in g]
@@ -93,29 +133,7 @@ def _table(run: OpenRun, path: Path, labels: bool, keep: tuple[str, ...] = ()):
             raise UsageError(f"{path.name} has column{'s' if len(extra) > 1 else ''} "
                              f"{', '.join(map(repr, extra))} the run never trained on (its "
                              f"inputs: {', '.join(features)}); drop {them}{passed}")
-    if table.num_rows == 0:
-        raise UsageError(f"{path} has no rows, only its header: nothing to "
-                         f"{'evaluate' if labels else 'predict'}")
-    from cbrun.data.tables import _check_present
-
-    try:
-        _check_present(table, wanted, path.name, ("data",))
-    except TableProblem as exc:
-        raise UsageError(str(exc)) from None
-    _numbers_where_trained(table, artifacts, path, wanted, cfg.source)
-    try:
-        x, y = encode_table(table, artifacts, path.name, labels=labels)
-    except TableProblem as exc:
-        raise UsageError(str(exc)) from None
-    notes = []
-    for column, vocab in artifacts["vocabularies"].items():
-        known = set(vocab)
-        unseen = sorted({v for v in table.column(column).to_pylist() if v not in known})
-        if unseen:
-            notes.append(f"column {column!r}: {', '.join(map(repr, unseen[:5]))}"
-                         f"{', ...' if len(unseen) > 5 else ''} never appeared in training; "
-                         "mapped to the unknown id 0, as training maps them")
-    return x, y, table.num_rows, notes, {c: _as_read(table.column(c)) for c in keep}
+    return wanted
 
 
 def _as_read(column) -> np.ndarray:
