@@ -277,12 +277,13 @@ def test_init_on_a_shard_folder_reads_a_sample_and_the_label_and_says_so(tmp_pat
     table = table.set_column(3, "species", pa.array(species))
     pq.write_table(table.set_column(2, "colour", pa.array(colour)), last, row_group_size=20)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(init_tables, "SAMPLE_ROWS", 8)  # 2 rows a file: not every class
+    monkeypatch.setattr(init_tables, "SAMPLE_ROWS", 8)  # part of a row group: not every class
     code, out, _ = cli_output(capsys, "init", "shards", "--label", "species")
     said = " ".join(out.split())
     assert code == 0, out
     assert "a parquet table of 4 files" in said
-    assert "read the schemas of 4 files" in said and "the first 8 rows of 320" in said
+    assert "read the schemas and footers of 4 files" in said
+    assert "a sample of 8 of 320 rows (whole row groups drawn at random)" in said
     assert "the label and text columns whole" in said
     # The classes and a category's values come from one pass over those columns whole,
     # not from the sample.

@@ -97,16 +97,18 @@ def read_table(path: Path, delimiter: str | None, decimal: str = "."):
     return table, source
 
 
-SAMPLE_ROWS = 100_000  # rows of a folder of shards that init looks at, from every file
+SAMPLE_ROWS = 100_000  # rows of a folder of shards that init looks at
 
 
 def read_folder(path: Path, delimiter: str | None, decimal: str = "."):
-    """(a sample of a folder of shards, source, what was read): every file's schema, the
-    first rows of every file (SAMPLE_ROWS in all), never the whole table."""
+    """(a sample of a folder of shards, source, what was read): every file's schema, then
+    for Parquet its footers and whole row groups drawn at random, for CSV the first rows of
+    every file (SAMPLE_ROWS in all), never the whole table."""
     import pyarrow as pa
 
-    from cbrun.data.shards import ShardProblem, folder_source, open_shards, parquet_rows
+    from cbrun.data.shards import ShardProblem, folder_source, open_shards
     from cbrun.data.stream import human
+    from cbrun.data.tables import TableProblem
 
     source = folder_source(path)
     if delimiter is not None and source != "csv":
@@ -114,6 +116,8 @@ def read_folder(path: Path, delimiter: str | None, decimal: str = "."):
     try:
         shards = open_shards(".", path, source, delimiter=delimiter or ",", decimal=decimal)
         dataset = shards.dataset()
+        if source == "parquet":  # whole row groups drawn at random, as data check does
+            return _parquet_sample(path, shards)
         per = -(-SAMPLE_ROWS // len(shards.files))
         parts = []
         for fragment in dataset.get_fragments():
@@ -125,7 +129,7 @@ def read_folder(path: Path, delimiter: str | None, decimal: str = "."):
                     break
             if batches:
                 parts.append(pa.Table.from_batches(batches).slice(0, per))
-    except ShardProblem as exc:
+    except (ShardProblem, TableProblem) as exc:
         raise UsageError(str(exc)) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise UsageError(f"{path} is not a readable {source} table: "
@@ -134,12 +138,31 @@ def read_folder(path: Path, delimiter: str | None, decimal: str = "."):
     if sample.num_rows == 0:
         raise UsageError(f"{path} holds {len(shards.files)} {source} files with a header "
                          f"({', '.join(sample.column_names)}) but no rows")
-    total = parquet_rows(shards) if source == "parquet" else None
     size = sum(p.stat().st_size for p in shards.files)
-    of = f" of {total:,}" if total is not None else ""
     read = (f"read the schemas of {len(shards.files)} files ({human(size)}) and the first "
-            f"{sample.num_rows:,} rows{of}; the label and text columns whole")
+            f"{sample.num_rows:,} rows; the label and text columns whole")
     return sample, source, read, shards
+
+
+def _parquet_sample(path: Path, shards):
+    """(a sample of a Parquet folder, its source, what was read, its shards): the footers,
+    and whole row groups drawn at random (seed 0) up to SAMPLE_ROWS rows
+    (cbrun/data/sampled.py), never the whole table."""
+    from cbrun.data.sampled import read_sample, sample_steps
+    from cbrun.data.shards import parquet_pieces
+    from cbrun.data.stream import human
+
+    pieces = parquet_pieces(shards)
+    total = sum(p.rows for p in pieces)
+    if not total:
+        raise UsageError(f"{path} holds {len(shards.files)} parquet files with a header "
+                         f"({', '.join(shards.columns)}) but no rows")
+    sample, _ = read_sample(shards, sample_steps(pieces, SAMPLE_ROWS, 0), shards.columns)
+    size = sum(p.stat().st_size for p in shards.files)
+    read = (f"read the schemas and footers of {len(shards.files)} files ({human(size)}) and "
+            f"a sample of {sample.num_rows:,} of {total:,} rows (whole row groups drawn at "
+            "random); the label and text columns whole")
+    return sample, "parquet", read, shards
 
 
 DISTINCT_MOST = 100_000  # distinct values init counts in a column of a folder of shards
