@@ -232,6 +232,21 @@ def test_data_check_on_shards_reads_footers_the_label_and_a_sample_and_says_so(
                    "the file)" in f["message"] for f in report["findings"]), report["findings"]
 
 
+def test_data_check_of_a_config_samples_only_the_tables_its_run_streams(tmp_path, capsys,
+                                                                           monkeypatch):
+    """A run that reads its table whole draws its held-out rows exactly: its data check
+    reads every row, to show those very rows; a streamed one's is sampled."""
+    from cbrun.data import sampled
+
+    _skewed(tmp_path / "pq")
+    monkeypatch.setattr(sampled, "SAMPLE_ROWS", 3000)
+    for stream, read in ((False, "every row of 4 files"), (True, "4 footers, the label")):
+        path = write_config(tmp_path, stream_config("pq", stream=stream), f"s{stream}.yaml")
+        code, out, _ = cli_output(capsys, "data", "check", path, "--json")
+        assert code == 0, out
+        assert json.loads(out)["read"].startswith(read), (stream, out)
+
+
 # ---------------------------------------------------------------- words in the one pass
 
 def _review_shards(folder: Path, n: int = 400) -> Path:

@@ -10,8 +10,10 @@ read every row of: what it needs, and no more. Memory does not grow with the tab
   random: the columns' kinds and distinct values, constant columns, repeated rows and rows
   held out that training holds too, among the sample's rows.
 
-The report says so in one line (`read: ...`). A table of one file, or of no more rows than
-the sample, is read whole as before (cbrun/data/table_check.py).
+The report says so in one line (`read: ...`). A table of one file, of no more rows than
+the sample, or that a config's run reads whole (`stream: false`, or `auto` on a table that
+fits), is read whole as before (cbrun/data/table_check.py), its held-out rows drawn as that
+run draws them.
 """
 
 from __future__ import annotations
@@ -119,6 +121,11 @@ def sampled_check(source: str, files: dict[str, tuple[Path, str]], spec, seed: i
     shards = _shards(source, path, spec)
     if shards is None or len(shards.files) < 2:
         return None
+    if data is not None:
+        from cbrun.data.stream import decide
+
+        if not decide(data, shards).stream:
+            return None  # its run reads it whole and draws its held-out rows exactly: so here
     columns = shards.columns
     labels = [c for c in spec.label_columns() if c in columns]
     if len(labels) != len(spec.label_columns()):
