@@ -106,6 +106,13 @@ def test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one(tmp_path,
     # validated on the very batches it trained on (the run's validation split is 360 rows)
     assert float(rows[-1]["val_accuracy"]) == 1.0
     assert "overfit_batches: 2" in (run / "resolved.yaml").read_text()
+    # Its perfect score is marked as a debug run's wherever runs are listed.
+    listed = cli_output(capsys, "runs", tmp_path / "runs")
+    line = next(line for line in listed.out.splitlines() if line.startswith(run.name))
+    assert "completed (overfit 2)" in line
+    assert "same N batches" in " ".join(listed.out.split())
+    (row,) = json.loads(cli_output(capsys, "runs", tmp_path / "runs", "--json").out)
+    assert row["overfit_batches"] == 2 and row["status"] == "completed"
 
 
 def test_validation_steps_validates_on_the_first_batches_only(tmp_path, capsys):

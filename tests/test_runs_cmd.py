@@ -176,6 +176,7 @@ def test_json_lists_every_run_for_scripts(folder, capsys):
         "baseline": {},  # a run of before baselines
         "no_better_than_baseline": False,
         "sweep": None,  # no sweep's trial
+        "overfit_batches": None,  # no debug run
     }
     killed = runs["20261121-180000-killed"]
     assert (killed["status"], killed["recorded_status"]) == ("interrupted", "running")

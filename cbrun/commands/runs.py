@@ -87,6 +87,7 @@ class RunRow:
             "no_better_than_baseline": info.verdict is not None,
             "sweep": ({"name": self.sweep, "trial": info.trial}
                       if self.sweep is not None else None),
+            "overfit_batches": info.overfit_batches,
         }
 
 
@@ -190,6 +191,9 @@ def runs_table(rows: list[RunRow], width: int | None = None) -> Table:
     if "baseline" in shown and any(row.info.verdict for row in rows):
         notes.append("baseline: the monitored value of always predicting the training "
                      "mean or class shares; ! the run is no better")
+    if any(row.info.overfit_batches for row in rows):
+        notes.append("overfit N: a debug run trained and validated on the same N batches "
+                     "(--overfit-batches); its scores say nothing of the model")
     if dropped:
         notes.append(f"({' and '.join(dropped)} left out to fit {width} columns; --json has "
                      "all)")
@@ -207,8 +211,8 @@ def runs_table(rows: list[RunRow], width: int | None = None) -> Table:
         )
     for row_cells, row in zip(cells, rows, strict=True):
         status = row.info.shown_status
-        values = [Text(status, style=STATUS_STYLES.get(status, "")) if name == "status"
-                  else row_cells[name] for name in shown]
+        values = [Text(row_cells["status"], style=STATUS_STYLES.get(status, ""))
+                  if name == "status" else row_cells[name] for name in shown]
         table.add_row(*values)
     return table
 
@@ -232,7 +236,9 @@ def _cells(row: RunRow) -> dict[str, str]:
     return {
         "id": info.id,
         "trial": row.trial,
-        "status": info.shown_status,
+        # Next to the status, so that a debug run's perfect score is never read as a model's.
+        "status": info.shown_status + (f" (overfit {info.overfit_batches})"
+                                       if info.overfit_batches else ""),
         "epochs": _epochs(row.epochs_done, info.epochs_planned),
         "best": _best(row.monitor, row.best_value),
         "at epoch": "-" if row.best_epoch is None else str(row.best_epoch),

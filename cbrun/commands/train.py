@@ -143,7 +143,8 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
                            sweep=SweepTrial.model_validate_json(sweep_trial)
                            if sweep_trial else None,
                            data_files=fingerprint(config.data, loaded.config_dir, run_dir),
-                           backend=config.backend)
+                           backend=config.backend,
+                           overfit_batches=config.fit.overfit_batches)
     console.print(f"run directory: [bold]{run_dir}[/bold]", highlight=False)
     if peers is not None:
         from cbrun.commands.job import tell_job

@@ -182,6 +182,9 @@ class RunFile(_Part):
     baseline: Baseline | None = None
     tracking: Tracking | None = None
     sweep: SweepTrial | None = None
+    # A debug run (`--overfit-batches N`) trains and validates on the same N batches: its
+    # scores say the pipeline can learn, not that the model is good.
+    overfit_batches: Count | None = None
 
     @field_validator("stop_reason", mode="before")
     @classmethod
@@ -275,14 +278,16 @@ class RunRecord:
             monitor: tuple[str, str] | None, command: list[str], config_dir: Path,
             overrides: list[str], sweep: SweepTrial | None = None,
             data_files: dict[str, str] | None = None,
-            config_files: list[str] | None = None, backend: str = "tensorflow") -> RunRecord:
+            config_files: list[str] | None = None, backend: str = "tensorflow",
+            overfit_batches: int | None = None) -> RunRecord:
         file = RunFile(
             id=run_dir.name, name=name, status="running", created=iso(utc_now()),
             duration_s=0.0, pid=os.getpid(), host=socket.gethostname(), command=command,
             seed=seed, epochs_planned=epochs,
             monitor=Monitor(name=monitor[0], mode=monitor[1]) if monitor else None,
             versions=versions(backend), config_dir=str(config_dir), overrides=list(overrides),
-            sweep=sweep, data_files=data_files or None, config_files=config_files or None)
+            sweep=sweep, data_files=data_files or None, config_files=config_files or None,
+            overfit_batches=overfit_batches)
         record = cls(run_dir, file)
         record.save()
         return record

@@ -79,6 +79,7 @@ class RunInfo:
     # For a trial of a sweep (run.json's `sweep`): its number, and its sweep directory's name.
     trial: int | None = None
     sweep: str | None = None
+    overfit_batches: int | None = None  # a debug run on N batches (run.json)
 
     @property
     def shown_status(self) -> str:
@@ -230,6 +231,7 @@ def _from_dict(run_dir: Path, data: dict[str, Any]) -> RunInfo:
         verdict=file.baseline.verdict(file.monitor, file.best) if file.baseline else None,
         trial=file.sweep.trial if file.sweep else None,
         sweep=Path(file.sweep.sweep_dir).name if file.sweep else None,
+        overfit_batches=file.overfit_batches,
     )
 
 

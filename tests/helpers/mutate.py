@@ -722,6 +722,11 @@ M.update({  # issue 25: a streamed table keeps nothing per row
    ["tests/test_stream_bounded.py::test_a_streamed_runs_baseline_comes_from_its_counted_labels"]),
 })
 
+M.update({  # leftover of issue 27: debug runs in listings
+    "runs-overfit-unmarked": ("cbrun/commands/runs.py", 'info.shown_status + (f" (overfit {info.overfit_batches})"', 'info.shown_status + (""', ["tests/test_debug_runs.py::test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one"]),
+    "record-overfit-dropped": ("cbrun/run/record.py", "            overfit_batches=overfit_batches)", "            )", ["tests/test_debug_runs.py::test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one"]),
+})
+
 
 if __name__ == "__main__":
     main()
