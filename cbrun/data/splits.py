@@ -145,52 +145,6 @@ def _blocks(codes: np.ndarray | None) -> bool:
     return classes >= 2 and runs == classes and len(codes) >= 10 * classes
 
 
-@dataclass(frozen=True)
-class Coded:
-    """Labels already reduced to what `class_codes` gives for them (`plain`; `asked`: with
-    stratifying asked for), and the classes the codes count: a streamed table's label
-    column, read by pyarrow a chunk at a time, never becomes millions of Python objects.
-    The codes are those of the same labels as an array, so the draw is the same."""
-
-    plain: np.ndarray | None
-    asked: np.ndarray | None
-    classes: list = ()
-
-
-def coded(column) -> Coded:
-    """Coded labels of a pyarrow column (an Array or ChunkedArray): text, true/false and
-    integers are classes, each row's code its class's index among the sorted classes."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
-    if not (text or pa.types.is_boolean(kind) or pa.types.is_integer(kind)) or \
-            column.null_count or len(column) == 0:
-        return Coded(None, None)
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    index: dict = {}
-    parts = []
-    for chunk in chunks:
-        # A chunk already dictionary-encoded (how a stream keeps a text label small)
-        # keeps its dictionary; others are encoded here.
-        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
-        # int32 codes, 4 bytes a row: a table of 20M rows is 80 MB of them, not 160.
-        local = np.array([index.setdefault(v, len(index))
-                          for v in encoded.dictionary.to_pylist()], dtype=np.int32)
-        parts.append(local[encoded.indices.to_numpy(zero_copy_only=False)]
-                     if len(local) else np.zeros(0, np.int32))
-    values = list(index)
-    order = sorted(range(len(values)), key=values.__getitem__)
-    rank = np.empty(len(values), dtype=np.int32)
-    rank[order] = np.arange(len(values), dtype=np.int32)
-    codes = rank[np.concatenate(parts)] if parts else np.zeros(0, np.int32)
-    del parts
-    classes = [values[i] for i in order]
-    plain = None if pa.types.is_integer(kind) and len(classes) > MAX_CLASSES else codes
-    return Coded(plain, codes, classes)
-
-
 def resolve(method: str, codes: np.ndarray | None) -> str:
     if method == "auto":
         return "stratified" if codes is not None else "random"
@@ -199,15 +153,13 @@ def resolve(method: str, codes: np.ndarray | None) -> str:
 
 def draw(n: int, validation: float, test: float, method: str, seed: int,
          labels=None) -> Cut:
-    """The split of n rows. `labels`: the rows' targets (one per row), or their `Coded`
-    form, used to stratify."""
+    """The split of n rows. `labels`: the rows' targets (one per row), used to stratify.
+    (A streamed table's rows are split row by row instead: cbrun/data/rowsplit.py.)"""
     n_val, n_test = held_out_sizes(n, validation, test)
-    given = labels if isinstance(labels, Coded) else None
-    plain = given.plain if given else class_codes(labels)  # once: each call counts every label
+    plain = class_codes(labels)  # once: each call counts every label
     codes = None
     if method in ("auto", "stratified"):
-        codes = plain if plain is not None or method == "auto" else (
-            given.asked if given else class_codes(labels, True))
+        codes = plain if plain is not None or method == "auto" else class_codes(labels, True)
     method = resolve(method, codes)
     sorted_rows = labels is not None and _blocks(plain)
     if method == "tail":
