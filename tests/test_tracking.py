@@ -733,10 +733,11 @@ def test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives(tmp_
     path = write_config(tmp_path, config)
     runs = tmp_path / "runs"
     seen: dict[str, object] = {}
+    ended = threading.Event()  # the run ended before all its epochs (it failed): let go
 
     def release() -> None:
         deadline = time.monotonic() + HANG_S  # only a hang: training that waited
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not ended.is_set():
             logs = list(runs.glob("*/log.csv"))
             if marker.exists() and logs and len(logs[0].read_text().splitlines()) > epochs:
                 seen["trained while held"] = True
@@ -748,9 +749,11 @@ def test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives(tmp_
     watcher = threading.Thread(target=release)
     watcher.start()
     try:
-        assert cli("train", path, "--runs-dir", runs, "--quiet") == 0
+        code = cli("train", path, "--runs-dir", runs, "--quiet")
     finally:
+        ended.set()
         watcher.join()
+    assert code == 0
     assert marker.read_text().split(), "no tracking process to hold"
     assert seen.get("trained while held")
     run_dir = only_run(runs)
@@ -783,12 +786,16 @@ def test_a_tracker_that_answers_nothing_costs_the_end_a_bounded_wait_and_lists_t
     view = TrackingView(config, run_dir, record, {"fit.epochs": "8"}, warn=said.append,
                         stall=1.0)
     os.kill(view.sender.process.pid, signal.SIGSTOP)
-    view.start(0)
-    # Big enough that the pipe to the stopped process fills after an epoch or two.
-    metrics = {f"metric_{i}": float(i) for i in range(3000)}
-    for epoch in range(1, 9):
-        view.epoch(epoch, metrics)
-    view.finish("completed", None, None)
+    try:
+        view.start(0)
+        # Big enough that the pipe to the stopped process fills after an epoch or two.
+        metrics = {f"metric_{i}": float(i) for i in range(3000)}
+        for epoch in range(1, 9):
+            view.epoch(epoch, metrics)
+        view.finish("completed", None, None)
+    finally:
+        if view.sender.process.poll() is None:  # the test failed before the end: no orphan
+            view.sender.process.kill()
 
     assert view.sender.process.poll() is not None  # ended, not left behind
     entry = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"]
