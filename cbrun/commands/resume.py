@@ -148,7 +148,7 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
     try:
         code = run_segment(record, kind="resume", first_epoch=done + 1, command=argv,
                            console=console, debug=debug, fresh_dir=False,
-                           train=start, backend=config.backend)
+                           train=start, backend=config.backend, tracking=config.tracking)
     except ConfigError as exc:
         raise fill_positions(exc, plan.loaded.positions) from None
     if quiet:

@@ -162,7 +162,7 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
         code = run_segment(record, kind="train", first_epoch=1, command=argv,
                            console=console, debug=debug, fresh_dir=True,
                            train=start, backend=config.backend,
-                           summary=dev_batches is None)
+                           summary=dev_batches is None, tracking=config.tracking)
     except ConfigError as exc:
         raise fill_positions(exc, loaded.positions) from None
     if quiet:

@@ -193,6 +193,11 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     recorder = own.RunRecorder(record, monitor, mode, cbs.judge_of(bound, monitor))
     nan_guard = own.NanGuard()
     tracking = TrackingCallback(config, run_dir, record, first_epoch)
+    # Checked, not walked, while training: what the data source wrote before it, and W&B's
+    # folder, written by the tracking process alone (wandb-core links its log there for the
+    # moment of wandb.init; the link is dropped at once, and a resume walks it all).
+    shallow = ("data", "cache", *(["wandb"] if config.tracking and config.tracking.wandb
+                                  else []))
     seekable = splits.train.dataset is None and not several_processes
     if several_processes and "state_every" in config.fit.model_fields_set \
             and config.fit.state_every is not None:
@@ -262,7 +267,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     # Unfreeze first: a stage's layers train from the first batch of its epoch. Then the
     # data order (put in the pipeline's list below): every other callback sees epoch k with
     # its order set.
-    callbacks = [own.RunGuard(run_dir), Unfreeze(stages), own.LearningRateLog(),
+    callbacks = [own.RunGuard(run_dir, shallow), Unfreeze(stages), own.LearningRateLog(),
                  *(b.callback for b in bound), nan_guard, recorder, keeper,
                  *([reporter] if reporter else []), tracking, display, own.CollectorBack(),
                  (own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())]
@@ -340,7 +345,7 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         stopped_at, reason = epochs_done, StopReason.CALLBACK
         note = f"a callback stopped training after epoch {epochs_done}"
     model_path = run_dir / "model.keras"
-    check_tree(run_dir, shallow=("data", "cache"))  # Keras's save follows a link
+    check_tree(run_dir, shallow=shallow)  # Keras's save follows a link
     model.save(model_path)
     if several_processes:
         peers.same_weights(model, run_dir)

@@ -37,6 +37,10 @@ class TrackingCallback(keras.callbacks.Callback):
         if self.view is not None:
             self.view.epoch(epoch + 1, _numbers(logs or {}))
 
+    def on_train_end(self, logs=None):
+        if self.view is not None:
+            self.view.trained()
+
     def abort(self, status: str) -> None:
         if self.view is not None:
             self.view.abort(status)

@@ -32,6 +32,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -202,18 +203,28 @@ def interrupts_raise() -> Iterator[None]:
 def run_segment(record: RunRecord, *, kind: str, first_epoch: int, command: list[str],
                 console: Console, debug: bool, fresh_dir: bool,
                 train: Callable[[], Any], summary: bool = True,
-                backend: str = "tensorflow") -> int:
+                backend: str = "tensorflow", tracking: Any = None) -> int:
     """`train()` imports the upper floor and trains; it returns a session Outcome. A signal
     that arrived earlier (the caller holds `interrupts_recorded` from before the run directory
-    exists) stops it at the first `stop_point`."""
+    exists) stops it at the first `stop_point`. `tracking` (the config's section): its
+    process starts now, beside TensorFlow's import (cbrun/tracking/sender.py)."""
+    from cbrun.tracking.sender import started
+
     with interrupts_recorded():
         record.begin_segment(kind, first_epoch, command)
         _on_force.append(lambda signum: _force_record(record.run_dir, signum))
         try:
-            return _run(record, console, debug, fresh_dir, train, summary, backend)
+            with started(tracking, record.run_dir, record.file.config_dir and Path(
+                    record.file.config_dir), _tracked_states(record, tracking)):
+                return _run(record, console, debug, fresh_dir, train, summary, backend)
         finally:
             _on_force.clear()
             limit_time(None)
+
+
+def _tracked_states(record: RunRecord, tracking: Any) -> dict[str, Any]:
+    return {name: record.tracked(name) for name in ("mlflow", "wandb")
+            if tracking is not None and getattr(tracking, name) is not None}
 
 
 def _run(record: RunRecord, console: Console, debug: bool, fresh_dir: bool,

@@ -16,6 +16,7 @@ from cbrun.tracking.stores import (
     StoreUnavailable,
     absolute_location,
     absolute_uri,
+    local_store,
     server_problem,
     store_problem,
 )
@@ -42,6 +43,7 @@ class MlflowSink:
         self.run_dir = run_dir
         self.config_dir = (config_dir or Path()).absolute()  # where relative paths start
         self.client: Any = None
+        self._client_uri: str | None = None  # the store `client` was made for
         self.run_id: str | None = None
 
     @staticmethod
@@ -79,6 +81,20 @@ class MlflowSink:
             return state.tracking_uri
         return absolute_uri(default, Path.cwd())
 
+    def warm(self, state: MlflowRun) -> None:
+        """A local store set up before the run opens it: MLflow's store modules
+        (SQLAlchemy, Alembic: most of its cost) and the tables. A server (MLflow's, a
+        database's) is first contacted by `open`, once."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        uri = self.store_uri(state, mlflow.get_tracking_uri())
+        if local_store(uri) is not None and store_problem(uri) is None:
+            with _one_engine_try(uri):
+                self.client, self._client_uri = MlflowClient(tracking_uri=uri), uri
+        elif _database(uri):
+            import mlflow.store.tracking.sqlalchemy_store
+
     def open(self, state: MlflowRun) -> None:
         import mlflow
         from mlflow import MlflowClient
@@ -88,8 +104,9 @@ class MlflowSink:
         problem = store_problem(uri) or server_problem(uri)
         if problem:
             raise StoreUnavailable(problem)
-        with _one_engine_try(uri):
-            self.client = MlflowClient(tracking_uri=uri)
+        if self.client is None or self._client_uri != uri:
+            with _one_engine_try(uri):
+                self.client = MlflowClient(tracking_uri=uri)
         if state.run_id:
             self.run_id = state.run_id
             self.client.update_run(self.run_id, status="RUNNING")
@@ -169,8 +186,7 @@ def _one_engine_try(uri: str) -> Iterator[None]:
     """MLflow tries to open a database store ten times over ~100 s (its
     MAX_RETRY_COUNT, no setting for it): once is enough to know, and the run goes on
     without the tracker either way."""
-    if uri.split(":", 1)[0].split("+", 1)[0].lower() not in ("sqlite", "postgresql", "mysql",
-                                                               "mssql"):
+    if not _database(uri):
         yield
         return
     from mlflow.store.db import utils
@@ -183,6 +199,11 @@ def _one_engine_try(uri: str) -> Iterator[None]:
     finally:
         if saved is not None:
             utils.MAX_RETRY_COUNT = saved
+
+
+def _database(uri: str) -> bool:
+    return uri.split(":", 1)[0].split("+", 1)[0].lower() in ("sqlite", "postgresql", "mysql",
+                                                              "mssql")
 
 
 def _url(uri: str, experiment_id: str, run_id: str) -> str | None:

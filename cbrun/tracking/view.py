@@ -5,9 +5,16 @@ interrupted halfway is never sent, and a resume redoes it and sends it then. A r
 sends first what the tracked run lacks of the epochs already done (asked of MLflow; counted
 in run.json for W&B), so a kill between saving an epoch and sending it loses nothing.
 
+The sending itself is done by the tracking process (cbrun/tracking/child.py, fed through
+cbrun/tracking/sender.py): the view queues each item and returns, and reads the answers
+when it next runs, on the training thread, where it keeps run.json's tracking entries.
+Only the run's end waits, for what is still in flight, while the trackers keep answering.
+
 A tracker that fails (server down, refused login, a full disk) costs one warning, never the
 run: from then on this process sends it nothing, and run.json lists what it lacks under
-tracking.<name>.unsent. A later resume sends the missing epochs once the tracker is back.
+tracking.<name>.unsent (an item the tracking process could not take, its queue full or it
+gone, or that was still in flight when the run's end stopped waiting, is listed too). A
+later resume sends the missing epochs once the tracker is back.
 """
 
 from __future__ import annotations
@@ -19,14 +26,14 @@ from typing import Any
 import click
 
 from cbrun.config.tracking import TrackingConfig
-from cbrun.errors import CbrunError
 from cbrun.run.logs import LogError, TrainingLog, read_log
 from cbrun.run.record import RunRecord, TrackedRun
 from cbrun.run.rundir import LOG_FILE
 from cbrun.tracking.params import learning_rate_events, rows
-from cbrun.tracking.stores import StoreUnavailable
+from cbrun.tracking.sender import STALL_SECONDS, Sender, sender_for
 
 PLOT_FILE = "log.png"  # what `cbrun plot` writes beside log.csv by default
+TITLES = {"mlflow": "MLflow", "wandb": "W&B"}
 
 
 def _warn(text: str) -> None:
@@ -34,18 +41,21 @@ def _warn(text: str) -> None:
 
 
 class _Tracked:
-    """One tracker and what this process could not send it."""
+    """One tracker: its entry in run.json and what this process could not send it."""
 
-    def __init__(self, sink: Any, state: TrackedRun):
-        self.sink = sink
+    def __init__(self, name: str, state: TrackedRun):
+        self.name = name
+        self.title = TITLES[name]
         self.state = state
         self.down = False
         self.unsent_epochs: list[int] = []
         self.unsent: list[str] = []
-        # Epochs the tracked run held when this process began. A resume that falls back to
-        # an older state (the newest was damaged) redoes epochs that were sent; cbrun's
-        # resume is exact, so they would only repeat the same values.
-        self.held: set[int] = set()
+
+    def lost(self, label: str | int) -> None:
+        if isinstance(label, int):
+            self.unsent_epochs.append(label)
+        else:
+            self.unsent.append(label)
 
     def listed(self) -> list[str]:
         first = [item for item in self.unsent if item in ("the run", "params")]
@@ -55,23 +65,25 @@ class _Tracked:
 
 class TrackingView:
     def __init__(self, config: TrackingConfig, run_dir: Path, record: RunRecord,
-                 params: dict[str, str], warn: Callable[[str], None] = _warn):
-        from cbrun.tracking.mlflow_sink import MlflowSink
-        from cbrun.tracking.wandb_sink import WandbSink
-
+                 params: dict[str, str], warn: Callable[[str], None] = _warn,
+                 stall: float = STALL_SECONDS):
         self.run_dir = run_dir
         self.record = record
         self.params = params
         self.warn = warn
+        self.stall = stall
         self.log_model = bool((config.mlflow and config.mlflow.log_model)
                               or (config.wandb and config.wandb.log_model))
-        sinks: list[Any] = []
-        if config.mlflow is not None:
-            folder = record.file.config_dir
-            sinks.append(MlflowSink(config.mlflow, run_dir, Path(folder) if folder else None))
-        if config.wandb is not None:
-            sinks.append(WandbSink(config.wandb, run_dir))
-        self.tracked = [_Tracked(s, record.tracked(s.name)) for s in sinks]
+        names = [name for name in ("mlflow", "wandb") if getattr(config, name) is not None]
+        self.tracked = {name: _Tracked(name, record.tracked(name)) for name in names}
+        folder = record.file.config_dir
+        self.sender: Sender = sender_for(config, run_dir, Path(folder) if folder else None,
+                                         {n: t.state for n, t in self.tracked.items()})
+        # Items queued and not yet done: {number: (label, status for an end, the trackers
+        # that answered for it)}
+        self._pending: dict[int, tuple[str | int | None, str | None, set[str]]] = {}
+        self._behind = False  # warned that the queue was full
+        self._drawn = False  # log.png queued
 
     # ------------------------------------------------------------------ the three moments
 
@@ -79,28 +91,30 @@ class TrackingView:
         """Open (or, on resume, continue) each tracked run; send the params and whatever it
         lacks of the first `epochs_done` epochs."""
         done = rows(self._log(), epochs_done) if epochs_done else []
-        for t in self.tracked:
+        for t in self.tracked.values():
             t.state.error = None
-            if not self._send(t, "the run", lambda t=t: t.sink.open(t.state)):
-                t.unsent_epochs += [epoch for epoch, _ in done]
-                t.unsent.append("params")
-                continue
-            self._send(t, "params", lambda t=t: t.sink.log_params(self.params))
-            known = self._sent_steps(t)
-            if known is None:  # the tracker failed when asked
-                t.unsent_epochs += [epoch for epoch, _ in done]
-                continue
-            t.held = known
-            for epoch, metrics in done:
-                if epoch not in known:
-                    self._epoch(t, epoch, metrics)
+        self._queue("open", "the run")
+        self._queue("params", "params", self.params)
+        self._queue("known", None)
+        for epoch, metrics in done:
+            self._queue("epoch", epoch, epoch, metrics)
+        self._collect()
         self._save()
 
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """`epoch` is 1-based and already saved in the run's state."""
-        for t in self.tracked:
-            self._epoch(t, epoch, metrics)
+        self._queue("epoch", epoch, epoch, metrics)
+        self._collect()
         self._save()
+
+    def trained(self) -> None:
+        """Training ended (log.csv is whole): log.png is drawn for the trackers while the
+        model is saved and tested."""
+        if not self._drawn:
+            self._drawn = True
+            log = self._log()
+            if log is not None and len(log):
+                self._queue("plot", None)
 
     def finish(self, status: str, stopped_early_at: int | None, note: str | None,
                model_path: Path | None = None) -> None:
@@ -130,66 +144,96 @@ class TrackingView:
         if note:
             tags["cbrun.stop_reason"] = note[:5000]
         events = learning_rate_events(log) + ([f"epoch {step}: {note}"] if note else [])
-        files = self._files(log, model_path)
-        for t in self.tracked:
-            self._send(t, "final values", lambda t=t: t.sink.log_summary(summary, tags, step))
-            if events:
-                self._send(t, "events", lambda t=t: t.sink.log_text("events.txt",
-                                                                    "\n".join(events) + "\n"))
-            for path in files:
-                self._send(t, f"file {path.relative_to(self.run_dir).as_posix()}",
-                           lambda t=t, path=path: t.sink.log_file(path))
-            self._end(t, status)
-        self._save()
+        self.trained()
+        self._queue("summary", "final values", summary, tags, step)
+        if events:
+            self._queue("text", "events", "events.txt", "\n".join(events) + "\n")
+        for path in self._files(log, model_path):
+            self._queue("file", f"file {path.relative_to(self.run_dir).as_posix()}", path)
+        self._end(status)
 
     def abort(self, status: str) -> None:
         """The process is ending mid-run (Ctrl-C, SIGTERM, a crash): what was sent stays,
         and each tracked run is told how it ended. A resume reopens it."""
-        for t in self.tracked:
-            self._end(t, status)
-        self._save()
+        self._end(status)
 
-    def _end(self, t: _Tracked, status: str) -> None:
-        if self._send(t, "end status", lambda: t.sink.end(status)):
-            t.state.status = status
+    def _end(self, status: str) -> None:
+        """The end state queued last; then the wait for what is in flight, bounded."""
+        self._queue("end", "end status", status, status=status)
+        finished = self.sender.wait(self.stall)
+        self._collect()
+        if not finished:
+            why = self.sender.gone or (f"it answered nothing for {self.stall:g} s at the "
+                                       "run's end")
+            self._give_up(why)
+        self.sender.close()
+        self._save()
 
     # ------------------------------------------------------------------ the parts
 
-    def _epoch(self, t: _Tracked, epoch: int, metrics: dict[str, float]) -> None:
-        if epoch in t.held:
+    def _queue(self, op: str, label: str | int | None, *args: Any,
+               status: str | None = None) -> None:
+        """Hands one item to the tracking process, never waiting. An item it cannot take
+        (its queue full, or it gone) is listed as unsent."""
+        seq = self.sender.put(op, label, *args)
+        if seq is not None:
+            self._pending[seq] = (label, status, set())
             return
-        if self._send(t, None, lambda: t.sink.log_epoch(epoch, metrics)):
-            t.state.last_epoch = max(epoch, t.state.last_epoch or 0)
-        else:
-            t.unsent_epochs.append(epoch)
+        if self.sender.gone is not None:
+            self._give_up(self.sender.gone)
+        elif not self._behind:
+            self._behind = True
+            self.warn(f"warning: the trackers are {self.sender.queue_items} items behind; what finds "
+                      "their queue full is not sent, and run.json lists it under "
+                      "tracking.<name>.unsent")
+        for t in self.tracked.values():
+            if label is not None:
+                t.lost(label)
 
-    def _sent_steps(self, t: _Tracked) -> set[int] | None:
-        asked: list[set[int] | None] = []
-        if not self._send(t, None, lambda: asked.append(t.sink.sent_steps())):
-            return None
-        if asked[0] is not None:
-            return asked[0]
-        return set(range(1, (t.state.last_epoch or 0) + 1))
+    def _collect(self) -> None:
+        """Applies what the tracking process answered so far (never waits)."""
+        for answer in self.sender.answers():
+            if answer[0] == "done":
+                self._pending.pop(answer[1], None)
+            elif answer[0] == "result":
+                self._result(*answer[1:])
 
-    def _send(self, t: _Tracked, item: str | None, call: Callable[[], Any]) -> bool:
-        """Run `call` unless the tracker failed before; a failure is warned about once and
-        recorded, and `item` (None: the caller records it) joins the unsent list."""
-        if not t.down:
-            try:
-                with t.sink.quiet():
-                    call()
-                return True
-            except Exception as exc:  # noqa: BLE001 - any tracker failure: warned, recorded
+    def _result(self, seq: int, name: str, sent: bool | None, fields: dict,
+                warning: str | None) -> None:
+        t = self.tracked[name]
+        if seq not in self._pending:
+            return  # given up on: already listed
+        label, status, answered = self._pending[seq]
+        answered.add(name)
+        for key, value in fields.items():
+            setattr(t.state, key, value)
+        if warning:
+            self.warn(warning)
+        if fields.get("error"):
+            t.down = True
+        if sent is None or label is None:
+            return
+        if not sent:
+            t.lost(label)
+        elif isinstance(label, int):
+            t.state.last_epoch = max(label, t.state.last_epoch or 0)
+        elif status is not None:
+            t.state.status = status
+
+    def _give_up(self, why: str) -> None:
+        """The tracking process cannot take or finish items: every tracker still working
+        is warned once, and what was still in flight for each is listed as unsent."""
+        for t in self.tracked.values():
+            if not t.down:
                 t.down = True
-                reason = (str(exc) if isinstance(exc, StoreUnavailable) else
-                          f"{type(exc).__name__}: {exc}").strip()[:1000]
-                t.state.error = reason
-                self.warn(f"warning: {t.sink.title} tracking failed ({reason.splitlines()[0]}); "
-                          f"the run goes on without it, and run.json lists what it did not "
-                          f"get under tracking.{t.sink.name}.unsent")
-        if item is not None:
-            t.unsent.append(item)
-        return False
+                t.state.error = why
+                self.warn(f"warning: {t.title} tracking failed ({why}); the run goes on "
+                          f"without it, and run.json lists what it did not get under "
+                          f"tracking.{t.name}.unsent")
+            for label, _, answered in self._pending.values():
+                if label is not None and t.name not in answered:
+                    t.lost(label)
+        self._pending.clear()
 
     def _log(self) -> TrainingLog | None:
         try:
@@ -199,31 +243,17 @@ class TrackingView:
 
     def _files(self, log: TrainingLog | None, model_path: Path | None) -> list[Path]:
         names = ["config.yaml", "resolved.yaml", LOG_FILE]
-        if log is not None and len(log) and _plot(self.run_dir, self.warn):
-            names.append(PLOT_FILE)
         files = [self.run_dir / n for n in names if (self.run_dir / n).is_file()]
+        if log is not None and len(log):
+            files.append(self.run_dir / PLOT_FILE)  # drawn by the tracking process first
         if self.log_model and model_path is not None and model_path.is_file():
             files.append(model_path)
         return files
 
     def _save(self) -> None:
-        for t in self.tracked:
+        for t in self.tracked.values():
             t.state.unsent = t.listed()
         self.record.save()
-
-
-def _plot(run_dir: Path, warn: Callable[[str], None]) -> bool:
-    from cbrun.plotting.figure import build_figure, save_figure
-    from cbrun.plotting.inputs import all_families, load_run
-
-    try:
-        run = load_run(run_dir / LOG_FILE)
-        save_figure(build_figure([run], all_families([run])), run_dir / PLOT_FILE)
-    except Exception as exc:  # noqa: BLE001 - a figure for the trackers never costs the run
-        text = str(exc) if isinstance(exc, CbrunError) else f"{type(exc).__name__}: {exc}"
-        warn(f"warning: could not draw {PLOT_FILE} for the trackers: {text}")
-        return False
-    return True
 
 
 def _epoch_ranges(epochs: list[int]) -> list[str]:

@@ -58,6 +58,9 @@ class WandbSink:
 
     quiet = staticmethod(nullcontext)  # W&B is silenced by its settings (open)
 
+    def warm(self, state: WandbRun) -> None:
+        _import_inside(self.run_dir)
+
     def open(self, state: WandbRun) -> None:
         _import_inside(self.run_dir)
         import wandb

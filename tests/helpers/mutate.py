@@ -726,6 +726,26 @@ M.update({  # leftover of issue 27: debug runs in listings
     "runs-overfit-unmarked": ("cbrun/commands/runs.py", 'info.shown_status + (f" (overfit {info.overfit_batches})"', 'info.shown_status + (""', ["tests/test_debug_runs.py::test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one"]),
     "record-overfit-dropped": ("cbrun/run/record.py", "            overfit_batches=overfit_batches)", "            )", ["tests/test_debug_runs.py::test_two_overfit_batches_are_learned_to_a_training_accuracy_of_one"]),
 })
+M.update({  # issue 28: tracking
+ "tracking-epoch-waits": ("cbrun/tracking/view.py",
+   ('        """`epoch` is 1-based and already saved in the run\'s state."""\n'
+    '        self._queue("epoch", epoch, epoch, metrics)\n'),
+   ('        """`epoch` is 1-based and already saved in the run\'s state."""\n'
+    '        self._queue("epoch", epoch, epoch, metrics)\n'
+    '        if not self.sender.wait(self.stall):\n'
+    '            self._give_up("no answer")\n'),
+   ["tests/test_tracking.py::test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives"]),
+ "tracking-end-no-wait": ("cbrun/tracking/view.py",
+   "        finished = self.sender.wait(self.stall)", "        finished = self.sender.wait(0)",
+   ["tests/test_tracking.py::test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives"]),
+ "tracking-queue-unbounded": ("cbrun/tracking/sender.py",
+   "queue.Queue(maxsize=self.queue_items)", "queue.Queue()",
+   ["tests/test_tracking.py::test_a_tracker_that_answers_nothing_costs_the_end_a_bounded_wait_and_lists_the_rest"]),
+ "tracking-in-flight-unlisted": ("cbrun/tracking/view.py",
+   "                if label is not None and t.name not in answered:\n                    t.lost(label)",
+   "                pass",
+   ["tests/test_tracking.py::test_a_tracker_that_answers_nothing_costs_the_end_a_bounded_wait_and_lists_the_rest"]),
+})
 
 
 if __name__ == "__main__":

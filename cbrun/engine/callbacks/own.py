@@ -43,12 +43,13 @@ class RunGuard(keras.callbacks.Callback):
     writes (runguard.py): first in the list, so before their writes. What is written only
     before training (the data source's `data/` and `cache/`) is checked, not walked."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, shallow: tuple[str, ...] = ("data", "cache")):
         super().__init__()
         self.run_dir = run_dir
+        self.shallow = shallow
 
     def _check(self, *_args, **_kwargs):
-        check_tree(self.run_dir, shallow=("data", "cache"))
+        check_tree(self.run_dir, shallow=self.shallow)
 
     on_train_begin = on_epoch_begin = on_test_begin = on_test_end = _check
     on_epoch_end = on_train_end = _check

@@ -1,0 +1,164 @@
+"""What MLflow tracking adds to a run: whole `cbrun train` processes of a small digits config
+(the MLP with EarlyStopping, ModelCheckpoint, CSVLogger, TensorBoard and ReduceLROnPlateau),
+untracked and tracked to a fresh local store (SQLite; a folder store, which MLflow takes
+with MLFLOW_ALLOW_FILE_STORE=true) and to an SQLite store that exists already, in turn,
+medians of `--repeats`.
+
+    python bench/bench_tracking.py [--repeats 3] [--epochs 4] [--stores sqlite,existing,file]
+
+Prints the added seconds per run and the added time per epoch against the epoch's own (the
+steady epochs, from the time each epoch ended, noted by a LambdaCallback both sides run),
+and the goal of issue 28: at most 1 s a run plus at most 2% an epoch. `report(repeats)`
+returns the printed block (for `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+GOAL_RUN_S = 1.0
+GOAL_EPOCH_SHARE = 0.02
+
+MARKS = '''import time
+
+def mark(epoch, logs, path):
+    with open(path, "a") as marks:
+        marks.write(f"{time.monotonic()}\\n")
+'''
+
+
+def config(epochs: int, marks: Path) -> dict:
+    return {
+        "name": "digits-tracking", "seed": 42,
+        "data": {"source": "digits", "validation_split": 0.2, "batch_size": 32},
+        "model": {"input_shape": [64], "layers": [
+            {"type": "Rescaling", "scale": 0.0625},
+            {"type": "Dense", "units": 128, "activation": "relu"},
+            {"type": "Dropout", "rate": 0.2},
+            {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.001},
+                    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
+        "fit": {"epochs": epochs},
+        "callbacks": [
+            {"type": "EarlyStopping", "monitor": "val_loss", "patience": 5,
+             "restore_best_weights": True},
+            {"type": "ModelCheckpoint", "filepath": "checkpoints/best.keras",
+             "monitor": "val_loss", "save_best_only": True},
+            {"type": "CSVLogger", "filename": "log.csv"},
+            {"type": "TensorBoard", "log_dir": "tensorboard"},
+            {"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5,
+             "patience": 1},
+            {"type": "LambdaCallback", "on_epoch_end": "bench_marks:mark",
+             "params": {"path": str(marks)}},
+        ],
+    }
+
+
+STORES = {"sqlite": ("fresh SQLite store", lambda folder: f"sqlite:///{folder / 'mlflow.db'}"),
+          "file": ("fresh folder store", lambda folder: f"file:{folder / 'mlruns'}"),
+          # One store every run of the bench goes to, made before the first: the usual case
+          # after a project's first run.
+          "existing": ("existing SQLite store",
+                       lambda folder: f"sqlite:///{folder.parent / 'shared.db'}")}
+
+
+def _make_store(scratch: Path) -> None:
+    code = ("import sys; from mlflow import MlflowClient; "
+            "MlflowClient(tracking_uri=sys.argv[1]).search_experiments()")
+    subprocess.run([sys.executable, "-c", code, f"sqlite:///{scratch / 'shared.db'}"],
+                   check=True, capture_output=True)
+
+
+def _one(folder: Path, epochs: int, store: str | None) -> tuple[float, list[float]]:
+    """(the whole process's seconds, the steady epochs' seconds) of one run."""
+    folder.mkdir(parents=True)
+    (folder / "bench_marks.py").write_text(MARKS)
+    marks = folder / "marks.txt"
+    cfg = config(epochs, marks)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    if store is not None:
+        cfg["tracking"] = {"mlflow": {"tracking_uri": STORES[store][1](folder),
+                                      "experiment": "bench"}}
+        if store == "file":
+            env["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "cbrun", "train", str(path), "--runs-dir",
+                             str(folder / "runs"), "--quiet"], env=env, cwd=folder,
+                            capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0 or "warning: MLflow" in result.stderr:
+        raise RuntimeError(f"the {store or 'untracked'} run failed:\n{result.stderr[-2000:]}")
+    ends = [float(line) for line in marks.read_text().split()]
+    return seconds, [b - a for a, b in itertools.pairwise(ends)]  # epochs 2 and later
+
+
+def report(repeats: int = 3, epochs: int = 4,
+           stores: tuple[str, ...] = ("sqlite", "existing", "file")) -> str:
+    sides = [None, *stores]
+    wall: dict[str | None, list[float]] = {side: [] for side in sides}
+    steady: dict[str | None, list[float]] = {side: [] for side in sides}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as scratch:
+        if "existing" in stores:
+            _make_store(Path(scratch))
+        for round_ in range(repeats):
+            for side in sides:  # in turn, so that the machine's load falls on each alike
+                seconds, epoch_times = _one(Path(scratch) / f"{round_}-{side}", epochs, side)
+                wall[side].append(seconds)
+                steady[side].extend(epoch_times)
+    load_after = os.getloadavg()
+    base, base_epoch = statistics.median(wall[None]), statistics.median(steady[None])
+    lines = [
+        (f"MLflow tracking: digits MLP, 5 callbacks, {epochs} epochs, whole `cbrun train` "
+         f"processes, median of {repeats}"),
+        (f"load average {' '.join(f'{x:.1f}' for x in load_before)} before, "
+         f"{' '.join(f'{x:.1f}' for x in load_after)} after, on {os.cpu_count()} cores"),
+        f"  {'':22}{'run s':>8}{'added s':>10}{'epoch s':>10}{'added/epoch':>14}",
+        f"  {'untracked':22}{base:8.2f}{'':>10}{base_epoch:10.3f}",
+    ]
+    verdicts = []
+    for side in stores:
+        run, epoch = statistics.median(wall[side]), statistics.median(steady[side])
+        added, per_epoch = run - base, epoch - base_epoch
+        share = per_epoch / base_epoch
+        fixed = added - epochs * max(per_epoch, 0.0)
+        lines.append(f"  {STORES[side][0]:22}{run:8.2f}{added:+10.2f}{epoch:10.3f}"
+                     f"{share:+13.1%}")
+        met = fixed <= GOAL_RUN_S and share <= GOAL_EPOCH_SHARE
+        verdicts.append(f"{side} {'met' if met else 'NOT met'} ({fixed:+.2f} s a run, "
+                        f"{share:+.1%} an epoch)")
+    lines.append(f"goal <= {GOAL_RUN_S:g} s a run plus <= {GOAL_EPOCH_SHARE:.0%} an epoch: "
+                 + "; ".join(verdicts))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--stores", default="sqlite,existing,file",
+                        help="comma-separated: sqlite, existing, file")
+    args = parser.parse_args()
+    stores = tuple(s for s in args.stores.split(",") if s)
+    unknown = [s for s in stores if s not in STORES]
+    if unknown:
+        parser.error(f"unknown store {unknown[0]!r}; known: {', '.join(STORES)}")
+    print(report(args.repeats, args.epochs, stores))
+
+
+if __name__ == "__main__":
+    main()

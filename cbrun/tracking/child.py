@@ -1,0 +1,198 @@
+"""The tracking process: one run's sinks (MLflow, W&B), fed by its training process
+through cbrun/tracking/sender.py, so that nothing MLflow or W&B does holds training.
+
+It starts before the training process imports TensorFlow, imports mlflow or wandb and sets
+the store up meanwhile (mlflow's import and an SQLite store's set-up are ~4 s of CPU, which
+runs here on another core), then takes the items the TrackingView queues, in order, one
+tracker after the other, and answers for each what became of it. A tracker that fails is
+left alone from then on, as in one process before. Lower floor: never TensorFlow.
+
+The training process is its only master: Ctrl-C and SIGTERM are for that one (which then
+sends the end status here), and when it is gone (killed) this process sends nothing more
+and ends, as the training process itself would have.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from cbrun.tracking.stores import StoreUnavailable
+
+
+def main(argv: list[str]) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    # What MLflow leaves in the temporary folder (its store's lock file, log_text's file)
+    # goes where the process's end removes it, as the training process does (cli.py).
+    try:
+        scratch = tempfile.mkdtemp(prefix="cbrun-tracking-")
+    except OSError:
+        scratch = None
+    else:
+        tempfile.tempdir = scratch
+    try:
+        _serve(argv)
+    except _Gone:
+        pass
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    os._exit(0)  # no interpreter teardown: W&B's and MLflow's exit hooks have nothing left
+
+
+class _Gone(Exception):
+    """The training process is gone (killed): nothing more is sent."""
+
+
+def _serve(argv: list[str]) -> None:
+    commands = Connection(int(argv[0]), writable=False)
+    replies = Connection(int(argv[1]), readable=False)
+    parent = os.getppid()
+
+    def answer(message: tuple) -> None:
+        try:
+            replies.send(message)
+        except OSError:
+            raise _Gone from None
+
+    try:
+        setup = commands.recv()
+    except (EOFError, OSError):
+        return
+    try:
+        worker = Worker(*setup[1:])
+        worker.warm()
+    except Exception as exc:  # noqa: BLE001 - told to the training process, never raised
+        answer(("crashed", f"{type(exc).__name__}: {exc}"))
+        return
+    while True:
+        try:
+            message = commands.recv()
+        except (EOFError, OSError):
+            return
+        if os.getppid() != parent:
+            return  # killed: what it queued stays unsent, as in one process
+        if message[0] == "close":
+            answer(("closed",))
+            return
+        seq, op, _label, args = message
+        for name, result in worker.handle(op, args, alive=lambda: os.getppid() == parent):
+            answer(("result", seq, name, *result))
+        answer(("done", seq))
+
+
+class _Tracked:
+    def __init__(self, sink: Any, state: Any):
+        self.sink = sink
+        self.state = state
+        self.down = False
+        # Epochs the tracked run held when this process began (a resume asks the tracker).
+        self.held: set[int] = set()
+
+
+class Worker:
+    """The sinks and whether each still works. `handle` runs one item on each tracker."""
+
+    def __init__(self, config: Any, run_dir: Path, config_dir: Path | None,
+                 states: dict[str, Any]):
+        from cbrun.tracking.mlflow_sink import MlflowSink
+        from cbrun.tracking.wandb_sink import WandbSink
+
+        self.run_dir = run_dir
+        self.tracked: dict[str, _Tracked] = {}
+        if config.mlflow is not None:
+            self.tracked["mlflow"] = _Tracked(MlflowSink(config.mlflow, run_dir, config_dir),
+                                              states["mlflow"])
+        if config.wandb is not None:
+            self.tracked["wandb"] = _Tracked(WandbSink(config.wandb, run_dir), states["wandb"])
+
+    def warm(self) -> None:
+        """What every run pays before its first item, paid while TensorFlow imports: the
+        trackers' packages, the MLflow store's set-up, the figure's plotting modules."""
+        for t in self.tracked.values():
+            try:
+                with t.sink.quiet():
+                    t.sink.warm(t.state)
+            except Exception:  # noqa: BLE001, S110 - the item that needs it fails, says why
+                pass
+        import cbrun.plotting.figure  # noqa: F401 - drawn for the trackers at the end
+
+    def handle(self, op: str, args: tuple, alive: Any) -> list[tuple[str, tuple]]:
+        if op == "plot":  # one figure for every tracker, drawn once
+            warning = _plot(self.run_dir)
+            return [(name, (None, {}, warning)) for name in self.tracked][:1] if warning else []
+        out = []
+        for name, t in self.tracked.items():
+            if not alive():
+                raise _Gone
+            out.append((name, self._one(t, op, args)))
+        return out
+
+    def _one(self, t: _Tracked, op: str, args: tuple) -> tuple[bool | None, dict, str | None]:
+        """(sent; None: nothing to send, the state's fields to record, a warning line or
+        None)."""
+        if op == "file" and not Path(args[0]).is_file():
+            return None, {}, None  # the figure that could not be drawn (warned once)
+        if t.down:
+            return False, {}, None
+        if op == "epoch" and args[0] in t.held:
+            return True, {}, None
+        try:
+            with t.sink.quiet():
+                if op == "open":
+                    t.sink.open(t.state)
+                elif op == "known":
+                    steps = t.sink.sent_steps()
+                    t.held = steps if steps is not None else set(
+                        range(1, (t.state.last_epoch or 0) + 1))
+                else:
+                    getattr(t.sink, _CALLS[op])(*args)
+            return True, _opened(t, op), None
+        except Exception as exc:  # noqa: BLE001 - any tracker failure: warned, recorded
+            t.down = True
+            reason = (str(exc) if isinstance(exc, StoreUnavailable) else
+                      f"{type(exc).__name__}: {exc}").strip()[:1000]
+            return False, {**_opened(t, op), "error": reason}, (
+                f"warning: {t.sink.title} tracking failed ({reason.splitlines()[0]}); the run "
+                f"goes on without it, and run.json lists what it did not get under "
+                f"tracking.{t.sink.name}.unsent")
+
+
+def _opened(t: _Tracked, op: str) -> dict[str, Any]:
+    """What opening the tracked run wrote in its entry (its id, store, page), for run.json;
+    also when it failed halfway (a W&B run keeps the id it was given)."""
+    if op != "open":
+        return {}
+    return t.state.model_dump(exclude={"unsent", "last_epoch", "status", "error"})
+
+
+_CALLS = {"params": "log_params", "epoch": "log_epoch", "summary": "log_summary",
+          "text": "log_text", "file": "log_file", "end": "end"}
+
+
+def _plot(run_dir: Path) -> str | None:
+    """Draws log.png for the trackers; a warning line when it cannot."""
+    from cbrun.errors import CbrunError
+    from cbrun.plotting.figure import build_figure, save_figure
+    from cbrun.plotting.inputs import all_families, load_run
+    from cbrun.run.rundir import LOG_FILE
+    from cbrun.tracking.view import PLOT_FILE
+
+    try:
+        run = load_run(run_dir / LOG_FILE)
+        save_figure(build_figure([run], all_families([run])), run_dir / PLOT_FILE)
+    except Exception as exc:  # noqa: BLE001 - a figure for the trackers never costs the run
+        text = str(exc) if isinstance(exc, CbrunError) else f"{type(exc).__name__}: {exc}"
+        return f"warning: could not draw {PLOT_FILE} for the trackers: {text}"
+    return None
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
