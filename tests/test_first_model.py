@@ -112,6 +112,27 @@ def test_the_summary_says_so_in_one_line(tmp_path, capsys, monkeypatch):
     assert "always predicting the training class shares" in result.out
 
 
+def test_the_baseline_is_scored_over_every_row_of_a_split_of_several_batches():
+    """A split of 10,000 rows is scored in batches of 4,096: the loss and the metric are
+    those of all its rows, not of the last batch."""
+    import keras
+
+    from cbrun.engine.baseline import _Constant, score
+    from cbrun.engine.sources import Split
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(10_000, 2)).astype(np.float32)
+    y[8192:] += 3.0  # the last batch unlike the others
+    value = np.array([0.5, -0.25], np.float32)
+    inputs = keras.Input((1,))
+    trivial = keras.Model(inputs, _Constant(value)(inputs))
+    trivial.compile(loss="mse", metrics=["mae"])
+    trivial.run_eagerly = True
+    scored = score(trivial, Split(x=np.zeros((10_000, 3), np.float32), y=y))
+    assert scored["loss"] == pytest.approx(np.mean((y - value) ** 2), rel=1e-4)
+    assert scored["mae"] == pytest.approx(np.mean(np.abs(y - value)), rel=1e-4)
+
+
 def test_a_regression_baseline_is_the_training_mean(tmp_path):
     rows = raw_units(120, seed=3)
     write_csv(tmp_path / "p.csv", rows)

@@ -280,6 +280,28 @@ def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks
         choose_steps_per_execution(config, 64, [])
 
 
+def test_auto_steps_per_execution_does_not_count_the_waits_of_a_busy_machine():
+    """A forward pass that waits without computing (as a process waits for a core on a
+    loaded machine) is not taken for a slow step: the estimate counts the work done."""
+    import time
+
+    import keras
+
+    from cbrun.engine.pacing import step_seconds
+    from cbrun.engine.sources import Split
+
+    class Waits(keras.layers.Layer):
+        def call(self, x):
+            rows = x.shape[0] or 1
+            time.sleep(0.002 * rows)  # 64 ms for a batch of 32, 2 ms for one sample
+            return x
+
+    model = keras.Sequential([keras.Input((4,)), Waits(), keras.layers.Dense(2)])
+    split = Split(x=np.zeros((64, 4), np.float32), y=np.zeros(64, np.int32))
+    # Counted by the wall clock alone: 3 x (64 - 2) ms = 0.186 s a step.
+    assert step_seconds(model, split, 32) < 0.05
+
+
 def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
     """`cbrun train x.yaml | head -2`: the display goes quiet, the run finishes."""
     from conftest import cbrun_process
