@@ -647,9 +647,24 @@ M.update({  # issue 26: backend jax, several processes
    "                silent = None",
    ["tests/test_processes.py::test_a_process_killed_without_a_word_ends_the_job_naming_it"]),
  "processes-stop-not-agreed": ("cbrun/engine/session.py",
-   "(own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())",
-   "own.SafeStop()",
-   ["tests/test_processes.py::test_a_signal_to_one_process_stops_every_process_at_the_same_epoch_end"]),
+   "(own.AgreedStop(peers.agree_to_stop, rounds) if several_processes",
+   "(own.SafeStop() if several_processes",
+   ["tests/test_processes.py::test_a_signal_to_one_process_stops_every_process_at_the_same_batch"]),
+})
+
+M.update({  # issue 26: several processes stop and resume at a batch
+ "processes-round-own-plan": ("cbrun/engine/peers.py",
+   "        self.interval = int(said[0][2])",
+   "        self.interval = int(said[self.peers.index][2])",
+   ["tests/test_rounds.py::test_every_process_stops_and_saves_at_the_same_batch_whoever_was_asked"]),
+ "processes-round-never-stops": ("cbrun/engine/peers.py",
+   "        if asked:\n            self.reason = asked[0]",
+   "        if False:\n            self.reason = asked[0]",
+   ["tests/test_rounds.py::test_every_process_stops_and_saves_at_the_same_batch_whoever_was_asked"]),
+ "processes-round-wait-unnamed": ("cbrun/engine/peers.py",
+   "                raise RunError(f\"process {index} of {self.count} did not come to {key} within \"",
+   "                raise RunError(f\"process {self.index} of {self.count} did not come to {key} within \"",
+   ["tests/test_rounds.py::test_a_process_that_never_comes_to_a_round_ends_the_wait_naming_it"]),
 })
 
 M.update({  # the modules of this stop that had no mutation of their own
