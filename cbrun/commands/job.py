@@ -42,7 +42,8 @@ def start(config: Any, argv: list[str], *, processes: int | None, coordinator: s
         return None
     if isinstance(place, Launch):
         click.echo(f"starting {place.count} processes on this machine", err=True)
-        return launch(place.count, without_launch_flag(argv[1:]), debug=debug)
+        return launch(place.count, without_launch_flag(argv[1:]), debug=debug,
+                      command=argv)
     return join(config, place, debug)
 
 

@@ -667,6 +667,25 @@ M.update({  # issue 26: several processes stop and resume at a batch
    ["tests/test_rounds.py::test_a_process_that_never_comes_to_a_round_ends_the_wait_naming_it"]),
 })
 
+M.update({  # issue 26: the commands that build a config's model run on its backend
+ "lrfind-on-tensorflow": ("cbrun/commands/lrfind.py",
+   "    import_tensorflow(debug, backend=config.backend)",
+   "    import_tensorflow(debug, backend=\"tensorflow\")",
+   ["tests/test_backend.py::test_lr_find_and_validate_build_run_a_jax_config_on_jax"]),
+ "validate-build-on-tensorflow": ("cbrun/commands/validate.py",
+   "    import_tensorflow(debug, backend=loaded.config.backend)",
+   "    import_tensorflow(debug, backend=\"tensorflow\")",
+   ["tests/test_backend.py::test_lr_find_and_validate_build_run_a_jax_config_on_jax"]),
+ "lrfind-tf-batches-on-jax": ("cbrun/engine/lrfind.py",
+   "            batches = dataset if keras.backend.backend() == \"tensorflow\" \\\n",
+   "            batches = dataset if True \\\n",
+   ["tests/test_backend.py::test_lr_find_and_validate_build_run_a_jax_config_on_jax"]),
+ "launch-command-lost": ("cbrun/run/processes.py",
+   "           ENV_PROCESSES: str(count), ENV_COMMAND: json.dumps(command or [\"cbrun\", *args])}",
+   "           ENV_PROCESSES: str(count)}",
+   ["tests/test_processes.py::test_only_process_0_writes_the_run"]),
+})
+
 M.update({  # the modules of this stop that had no mutation of their own
  "native-log-nothing-held": ("cbrun/engine/native_log.py",
    "        os.dup2(sink.fileno(), 2)", "        pass",
