@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -147,10 +148,15 @@ def jobs(tmp_path_factory):
              {FAULT_AT_BATCH_ENV: "2:7", FAULT_PROCESS_ENV: "1"})
     runs.add("tensorflow", ["train", path, "--runs-dir", root / "tensorflow", "-q", "--set",
                             "backend=tensorflow", "--set", "distribute=none"])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = runs.run()
-    # Where the module's time goes (pytest -s shows it).
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Where the module's time goes (pytest -s shows it): each job's wall time, and the
+    # processor time of them all (on 2 free cores, half of it is the least they can take).
     print("\n" + ", ".join(f"{name} {job['seconds']:.0f} s" for name, job in done.items()
-                           if job is not None))
+                           if job is not None)
+          + "; processor time of all jobs: "
+            f"{after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime:.0f} s")
     return {"root": root, "scratch": scratch, **done}
 
 
@@ -216,6 +222,8 @@ def test_a_process_that_fails_ends_the_job_with_one_message(jobs):
     said = failed["err"].split("error: process 1 of 2 failed: ")
     assert len(said) == 2, failed
     assert "OSError: disk /data/shard1 is not mounted" in said[1]
+    # At the config's file and line, as process 0 names its own config errors.
+    assert f"\n{jobs['root'] / 'failing.yaml'}:5:13: data.function: " in said[1], said[1]
     assert "Traceback" not in failed["err"]
     # Within seconds, not JAX's own timeouts (a heartbeat of 30 s, a shutdown barrier of 5
     # minutes): the others were ended as soon as process 1 said it left.
