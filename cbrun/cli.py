@@ -124,10 +124,13 @@ def _native_threads_possible() -> bool:
 
 
 def _run(args: list[str]) -> int:
+    from cbrun.run.processes import launched_command
+
     try:
         # A command returns an int to choose its exit code (validate: 0 or 2, for instance).
+        # run.json records the command; in a process of `--processes N`, its launcher's.
         result = cli.main(args=args, prog_name="cbrun", standalone_mode=False,
-                          obj={"argv": ["cbrun", *args]})
+                          obj={"argv": launched_command() or ["cbrun", *args]})
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

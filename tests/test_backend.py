@@ -144,3 +144,19 @@ def test_data_parallel_refuses_a_loaders_dataset_it_cannot_cut_into_whole_batche
     assert "distribute: data_parallel needs a training split it can cut into whole" in err
     assert "Traceback" not in err
     assert not list((tmp_path / "runs").glob("*"))
+
+
+def test_lr_find_and_validate_build_run_a_jax_config_on_jax(tmp_path):
+    """The commands that build the config's model build it on the config's backend (what
+    reads a saved model.keras, evaluate to benchmark, reads it on TensorFlow)."""
+    from tests.helpers.light import run_cbrun
+
+    path = write_config(tmp_path, tiny_config(name="jax", backend="jax"))
+    # Each in a process of its own: the first to load Keras chooses its backend.
+    lr_find, validate = (run_cbrun(argv, cwd=tmp_path, env=jax_cache(tmp_path)).commands[0]
+                         for argv in (["lr-find", path, "--steps", "20", "-o", "lr.png"],
+                                      ["validate", path, "--build", "--json"]))
+    assert (lr_find.code, validate.code) == (0, 0), (lr_find.err[-2000:], validate.err[-2000:])
+    assert lr_find.out.splitlines()[0].endswith(", on jax"), lr_find.out
+    (found,) = json.loads(validate.out)["files"]
+    assert found["built"]["backend"] == "jax", validate.out

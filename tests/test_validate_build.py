@@ -76,7 +76,7 @@ def test_build_reports_the_built_shapes_as_json(tmp_path, capsys):
     assert code == 0, out
     (found,) = json.loads(out)["files"]
     assert found["built"] == {"inputs": [[None, 64]], "outputs": [[None, 10]],
-                              "parameters": 2410}
+                              "parameters": 2410, "backend": "tensorflow"}
 
 
 def test_build_says_when_a_config_too_wrong_to_build_was_not_built(tmp_path, capsys):

@@ -42,7 +42,8 @@ def start(config: Any, argv: list[str], *, processes: int | None, coordinator: s
         return None
     if isinstance(place, Launch):
         click.echo(f"starting {place.count} processes on this machine", err=True)
-        return launch(place.count, without_launch_flag(argv[1:]), debug=debug)
+        return launch(place.count, without_launch_flag(argv[1:]), debug=debug,
+                      command=argv)
     return join(config, place, debug)
 
 
@@ -97,10 +98,11 @@ _told: list[bool] = []
 
 
 def tell_job(peers: Any, *, kind: str, run_dir: Path, config: Any, config_dir: Path,
-             state: Path | None = None, learning_rate: float | None = None,
+             positions: Any, state: Path | None = None, learning_rate: float | None = None,
              first_epoch: int = 1) -> None:
-    """What the others train (process 0, once the run is set up), and where process 0
-    records a failure of theirs."""
+    """What the others train (process 0, once the run is set up), where its config's
+    values stand in its files (`positions`: their config errors name the file and line),
+    and where process 0 records a failure of theirs."""
     if peers is None:
         return
     from cbrun.run.segment import record_peer_failure
@@ -111,14 +113,15 @@ def tell_job(peers: Any, *, kind: str, run_dir: Path, config: Any, config_dir: P
         "kind": kind, "run_dir": str(run_dir), "config": config.model_dump(
             mode="json", by_alias=True), "config_dir": str(config_dir),
         "state": None if state is None else str(state), "learning_rate": learning_rate,
-        "first_epoch": first_epoch}))
+        "first_epoch": first_epoch, "positions": positions.to_json()}))
     _told.append(True)
 
 
 def follow(peers: Any, argv: list[str], debug: bool) -> int:
     """A process other than 0: train what process 0 says, writing into a scratch folder."""
-    from cbrun.commands.common import console_for
+    from cbrun.commands.common import console_for, fill_positions
     from cbrun.config.monitors import primary_monitor
+    from cbrun.config.positions import Positions
     from cbrun.config.root import RunConfig
     from cbrun.engine.peers import end_now
     from cbrun.run.handle import OpenRun
@@ -155,6 +158,9 @@ def follow(peers: Any, argv: list[str], debug: bool) -> int:
             code = run_segment(record, kind=job["kind"], first_epoch=job["first_epoch"],
                                command=argv, console=console, debug=debug, fresh_dir=False,
                                train=train, backend=config.backend)
+        except ConfigError as exc:  # at the file and line, as process 0 says its own
+            why, code = str(fill_positions(exc, Positions.from_json(job["positions"]))), \
+                exc.exit_code
         except CbrunError as exc:
             why, code = str(exc), exc.exit_code
         except BaseException as exc:  # noqa: BLE001 - said to process 0, which records it

@@ -77,13 +77,19 @@ def lr_find(ctx: click.Context, config_path: tuple[Path, ...], overrides: tuple[
             f"{accumulated} the weights change once in {accumulated} batches; find the rate "
             f"for the batch it stands for: --set compile.optimizer.gradient_accumulation_steps"
             f"=null --set data.batch_size={accumulated * batch_size}")
-    click.echo(f"lr-find: {config.name}, {optimizer}, {steps} batches of {batch_size}, "
-               f"learning rate {min_lr:.3g} to {max_lr:.3g}")
+    from cbrun.engine.tfimport import choose_backend, import_tensorflow
 
+    # The config's backend: the rate is found for the arithmetic the run will train with
+    # (refused in a process whose Keras runs on another).
+    choose_backend(config.backend, strict=True)
     debug = ctx.find_root().obj.get("debug", False)
-    from cbrun.engine.tfimport import import_tensorflow
+    import_tensorflow(debug, backend=config.backend)
+    import keras
 
-    import_tensorflow(debug)
+    on = keras.backend.backend()
+    click.echo(f"lr-find: {config.name}, {optimizer}, {steps} batches of {batch_size}, "
+               f"learning rate {min_lr:.3g} to {max_lr:.3g}"
+               + ("" if on == "tensorflow" else f", on {on}"))
     from rich.console import Console
 
     from cbrun.engine.lrfind import sweep

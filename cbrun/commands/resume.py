@@ -136,7 +136,8 @@ def _resume(record: RunRecord, epochs: int | None, past_early_stop: bool,
 
             tell_job(peers, kind="resume", run_dir=run_dir, config=config,
                      config_dir=OpenRun(run_dir, record, config).config_dir,
-                     state=saved.path if saved else None, learning_rate=plan.learning_rate,
+                     positions=plan.loaded.positions, state=saved.path if saved else None,
+                     learning_rate=plan.learning_rate,
                      first_epoch=first + 1)
         console.print(f"resuming [bold]{run_dir}[/bold] after epoch {first}"
                       + (f" (dropped {dropped} rows/events written after it)" if dropped

@@ -150,7 +150,7 @@ def _train(loaded, run_dir: Path, overrides: tuple[str, ...], quiet: bool,
         from cbrun.commands.job import tell_job
 
         tell_job(peers, kind="train", run_dir=run_dir, config=config,
-                 config_dir=loaded.config_dir.resolve())
+                 config_dir=loaded.config_dir.resolve(), positions=loaded.positions)
 
     def start():
         from cbrun.engine.session import train as train_session

@@ -40,11 +40,13 @@ def _check(paths: list[str], overrides: tuple[str, ...], build: bool,
 
 
 def _build(loaded, debug: bool) -> dict[str, Any]:
-    """The model built and the data checked against it, with TensorFlow (--build)."""
+    """The model built and the data checked against it (--build), on the config's backend:
+    what only JAX refuses is found as training would find it."""
     from cbrun.commands.common import fill_positions
-    from cbrun.engine.tfimport import import_tensorflow
+    from cbrun.engine.tfimport import choose_backend, import_tensorflow
 
-    import_tensorflow(debug)
+    choose_backend(loaded.config.backend, strict=True)
+    import_tensorflow(debug, backend=loaded.config.backend)
     from cbrun.engine.buildcheck import build_check
 
     try:
@@ -60,7 +62,8 @@ def _built_line(built: dict[str, Any]) -> str:
         return ", ".join("(" + ", ".join("batch" if d is None else str(d) for d in shape) + ")"
                          for shape in found)
 
-    return (f"  built: input {shapes(built['inputs'])} -> output {shapes(built['outputs'])}, "
+    on = "" if built["backend"] == "tensorflow" else f" on {built['backend']}"
+    return (f"  built{on}: input {shapes(built['inputs'])} -> output {shapes(built['outputs'])}, "
             f"{built['parameters']:,} parameters; every split fits the model")
 
 

@@ -64,6 +64,21 @@ class Positions:
                     return label
         return None
 
+    def to_json(self) -> dict[str, Any]:
+        """For another process of a job (cbrun/commands/job.py), which places its own
+        config errors as process 0 would."""
+        return {"file": self.file, **{name: [[list(loc), value] for loc, value in
+                                             getattr(self, name).items()]
+                                      for name in ("values", "keys", "ends", "origins",
+                                                   "sources")}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Positions:
+        return cls(data["file"], **{
+            name: {tuple(loc): tuple(value) if isinstance(value, list) else value
+                   for loc, value in data[name]}
+            for name in ("values", "keys", "ends", "origins", "sources")})
+
     def problem(self, loc: Loc, message: str, **extra: Any) -> Problem:
         at_key = extra.pop("at_key", False)
         origin = self.origin(loc)

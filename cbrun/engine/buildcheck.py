@@ -44,4 +44,4 @@ def build_check(config: RunConfig, config_dir: Path) -> dict[str, Any]:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"inputs": _shapes(model.inputs), "outputs": _shapes(model.outputs),
-            "parameters": int(model.count_params())}
+            "parameters": int(model.count_params()), "backend": keras.backend.backend()}

@@ -60,7 +60,10 @@ def _sweep(config: RunConfig, config_dir: Path, scratch: Path, steps: int, low: 
         while len(rates) < steps:
             if order is not None:
                 order.set_epoch(epoch)  # each pass over the data in the order train uses
-            for x, y in dataset:
+            # Another backend than TensorFlow takes the batches as NumPy arrays.
+            batches = dataset if keras.backend.backend() == "tensorflow" \
+                else dataset.as_numpy_iterator()
+            for x, y in batches:
                 rate = low * growth ** len(rates)
                 model.optimizer.learning_rate = rate
                 logs = model.train_on_batch(x, y, class_weight=config.fit.class_weight,

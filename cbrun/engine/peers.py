@@ -15,8 +15,9 @@ that store, never through the model's collectives:
   will never complete, and JAX itself only notices a missing process after its heartbeat
   timeout (and its shutdown barrier waits 5 minutes more). Process 0 first records the
   run as failed, with the process and its reason;
-- a stop (a signal, fit.max_time) is agreed at epoch ends (`agree_to_stop`): every
-  process must stop after the same batch, or the others wait forever in the next one.
+- a stop (a signal, fit.max_time) is agreed, inside an epoch in rounds before a batch
+  (`Rounds`) and at epoch ends (`agree_to_stop`): every process must stop before the same
+  batch, or the others wait forever in the next one.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ PREFIX = "cbrun/"
 # How a collective says its peer is gone (gloo on CPUs, NCCL on GPUs, JAX's coordinator).
 LOST_MARKS = ("Gloo", "gloo", "NCCL", "Connection reset by peer", "Connection closed",
               "coordination service", "heartbeat")
+# A round inside an epoch costs each process one key written and one read per other
+# process, through the coordinator (2.4 ms for two processes on 2 busy cores); process 0
+# plans the next one ROUND_S of training later, from the pace it measured. A process that
+# does not come to a round in ROUND_WAIT_S (the others are at most one batch apart: each
+# batch is a collective) is somewhere else: the job ends rather than waiting forever.
+ROUND_S = 1.0
+ROUND_WAIT_S = 600.0
 # What process 0 writes of the others at the job's end: the digest of each one's weights.
 PROCESSES_FILE = "processes.json"
 
@@ -172,11 +180,26 @@ class Peers:
         to (`mine`: the signal number, or None), and all stop if one was. The reason of the
         lowest process that was asked is returned to all."""
         self.tell(f"stop/{epoch}/{self.index}", "-" if mine is None else str(mine))
-        reasons = [self.hear(f"stop/{epoch}/{i}", timeout_s=24 * 3600)
-                   for i in range(self.count)]
+        reasons = self.hear_all(f"stop/{epoch}", 24 * 3600)
         asked = [int(r) for r in reasons if r != "-"]
         self.stopped = bool(asked)
         return asked[0] if asked else None
+
+    def hear_all(self, key: str, timeout_s: float) -> list[str]:
+        """Every process's value of `key/<id>`, this one's included, once all have said it;
+        RunError naming the first missing process after `timeout_s`."""
+        values = []
+        for index in range(self.count):
+            try:
+                values.append(self.hear(f"{key}/{index}", timeout_s))
+            except Exception as exc:  # noqa: BLE001 - the client's deadline error
+                from cbrun.errors import RunError
+
+                raise RunError(f"process {index} of {self.count} did not come to {key} within "
+                               f"{timeout_s:.0f} s, where every process must meet; the job "
+                               f"is stopped rather than left waiting ({exc})".splitlines()[0]
+                               ) from None
+        return values
 
     def same_weights(self, model, run_dir) -> None:
         """At the job's end, after the model is saved: every process says a digest of its
@@ -217,6 +240,55 @@ class Peers:
         import jax
 
         jax.distributed.shutdown()
+
+
+class Rounds:
+    """Where the processes agree, inside an epoch, whether to stop before a batch (a signal
+    or fit.max_time reached one of them at any batch), and whether to save the state there
+    (process 0's clock for fit.state_every's minutes; batch counts are the same in all).
+    A round is held at the first batch of an epoch past its start (or past the batch a
+    resume starts at), then at the batch process 0 names in each round: every process holds
+    the same rounds, whatever its speed, so each reaches the next one."""
+
+    def __init__(self, peers: Peers, seconds: float = ROUND_S, wait_s: float = ROUND_WAIT_S):
+        self.peers, self.seconds, self.wait_s = peers, seconds, wait_s
+        self.epoch = -1
+        self.next = 0  # the batch (of self.epoch) of the next round
+        self.interval = 1  # batches between rounds, as process 0 last planned it
+        self.reason: int | None = None  # the agreed stop (a signal number; 0: the time)
+        self._last: tuple[float, int] | None = None  # process 0: (when, batch) of the last
+        self._said: str | None = None  # this process's key of the last round
+
+    def at(self, epoch: int, done: int, mine: int | None, due: bool) -> tuple[bool, bool]:
+        """Before batch `done` of `epoch` (0-based, done > 0): (stop here, save here).
+        mine: this process's reason to stop, or None; due: whether its clock says a state
+        is due (process 0's decides)."""
+        if epoch == self.epoch and done < self.next:
+            return False, False
+        if epoch != self.epoch:
+            self.epoch, self._last = epoch, None
+        peers = self.peers
+        if peers.writer:
+            now = time.monotonic()
+            if self._last is not None and done > self._last[1]:
+                pace = (now - self._last[0]) / (done - self._last[1])
+                self.interval = max(1, round(self.seconds / pace)) if pace > 0 else 1
+            self._last = (now, done)
+        key = f"round/{epoch}/{done}"
+        peers.tell(f"{key}/{peers.index}",
+                   f"{'-' if mine is None else mine} {int(due)} {self.interval}")
+        said = [value.split() for value in peers.hear_all(key, self.wait_s)]
+        if self._said is not None:  # every process has read it: they all came to this one
+            with contextlib.suppress(Exception):
+                peers.client.key_value_delete(PREFIX + self._said)
+        self._said = f"{key}/{peers.index}"
+        self.interval = int(said[0][2])
+        self.next = done + self.interval
+        asked = [int(reason) for reason, _due, _every in said if reason != "-"]
+        if asked:
+            self.reason = asked[0]
+            peers.stopped = True
+        return bool(asked), said[0][1] == "1"
 
 
 _current: list[Peers] = []

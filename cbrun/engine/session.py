@@ -38,6 +38,7 @@ from cbrun.engine.events import Events
 from cbrun.engine.model import build_model, compile_model
 from cbrun.engine.model.phases import Unfreeze, optimizer_variables, unfreeze_before
 from cbrun.engine.pacing import batches_per_call, step_seconds
+from cbrun.engine.peers import Rounds
 from cbrun.engine.peers import current as current_peers
 from cbrun.engine.progress import ProgressDisplay
 from cbrun.engine.sources import load_splits
@@ -52,6 +53,7 @@ from cbrun.run.segment import (
     limit_time,
     pending_interrupt,
     stop_point,
+    stop_reason,
     stopping,
 )
 from cbrun.state.files import SavedState
@@ -175,11 +177,6 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         len(splits.train) if splits.train.dataset is None else None,
         config.data.batch_size, config)
     first_epoch = restore.epochs_done if restore else 0
-    if several_processes and restore is not None and restore.batches_done:
-        raise RunError(f"the newest state of this run ({restore.path.name}) was saved inside "
-                       "an epoch, by one process; several processes resume at epoch ends "
-                       "only: resume it with one process to that epoch's end first "
-                       "(--set fit.epochs=" f"{restore.epochs_done + 1})")
 
     # What callbacks may read: each split's inputs and labels (a loader's tf.data.Dataset
     # has no arrays to show), and the class names the source saved.
@@ -198,16 +195,13 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     # moment of wandb.init; the link is dropped at once, and a resume walks it all).
     shallow = ("data", "cache", *(["wandb"] if config.tracking and config.tracking.wandb
                                   else []))
-    seekable = splits.train.dataset is None and not several_processes
-    if several_processes and "state_every" in config.fit.model_fields_set \
-            and config.fit.state_every is not None:
-        # The default (every 10 minutes) is not the user's wish: said only when set.
-        print("note: with several processes the state is saved at epoch ends only "
-              "(fit.state_every applies to one process)", file=sys.stderr)
-    elif not seekable and config.fit.state_every_batches:
+    seekable = splits.train.dataset is None
+    if not seekable and config.fit.state_every_batches:
         print("note: the loader's training data is a tf.data.Dataset, which cannot start "
               "inside an epoch: the state is saved at epoch ends only (fit.state_every "
               "applies to arrays, tables and image folders)", file=sys.stderr)
+    # Several processes agree where a signal or the time limit stops them (engine/peers.py).
+    rounds = Rounds(peers) if several_processes else None
     keeper = StateKeeper(run_dir, bound, restore,
                          extra_state=lambda: {"best": record.best},
                          # run.json as it is now, written once the state is on disk
@@ -216,7 +210,10 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
                          learning_rate=learning_rate, on_restored=on_restored,
                          background=tracking.view is None, steps=steps, seekable=seekable,
                          every_batches=config.fit.state_every_batches,
-                         every_seconds=config.fit.state_every_seconds, stopping=stopping)
+                         every_seconds=config.fit.state_every_seconds, stopping=stopping,
+                         decide=None if rounds is None else (
+                             lambda epoch, done, due: rounds.at(epoch, done, stop_reason(),
+                                                                due)))
     events = Events(bound)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
     reporter = None
@@ -270,7 +267,8 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
     callbacks = [own.RunGuard(run_dir, shallow), Unfreeze(stages), own.LearningRateLog(),
                  *(b.callback for b in bound), nan_guard, recorder, keeper,
                  *([reporter] if reporter else []), tracking, display, own.CollectorBack(),
-                 (own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())]
+                 (own.AgreedStop(peers.agree_to_stop, rounds) if several_processes
+                  else own.SafeStop())]
 
     def fit(first: int, last: int, start: int = 0, relay: dict | None = None):
         dataset, order = train_dataset(splits.train, config.data.batch_size, config.seed,

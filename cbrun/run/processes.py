@@ -11,6 +11,7 @@ or the scheduler's own environment as JAX reads it (SLURM's srun, Open MPI's mpi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -27,6 +28,9 @@ from cbrun.errors import UsageError
 ENV_COORDINATOR = "CBRUN_COORDINATOR"
 ENV_PROCESSES = "CBRUN_PROCESSES"
 ENV_PROCESS_ID = "CBRUN_PROCESS_ID"
+# The launcher's own command line (JSON), which its processes record in run.json: theirs
+# lacks --processes N, which the launcher turned into the variables above.
+ENV_COMMAND = "CBRUN_LAUNCH_COMMAND"
 # After one process ends in failure, the others end within seconds by themselves
 # (cbrun/engine/peers.py); the launcher kills what is left after this long.
 GRACE_S = 30.0
@@ -146,13 +150,20 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def launch(count: int, args: list[str], *, debug: bool = False) -> int:
+def launched_command() -> list[str] | None:
+    """The command line of the launcher that started this process, if one did."""
+    given = os.environ.get(ENV_COMMAND)
+    return json.loads(given) if given else None
+
+
+def launch(count: int, args: list[str], *, debug: bool = False,
+           command: list[str] | None = None) -> int:
     """Start `cbrun ARGS` as processes 0..count-1 of a job on this machine, and wait for
     them. Process 0 talks to the terminal as one `cbrun train` does; the others are quiet
     (a failure reaches process 0, which says it). Ctrl-C and SIGTERM reach each process
     once. Exit code: process 0's."""
     env = {**os.environ, ENV_COORDINATOR: f"127.0.0.1:{_free_port()}",
-           ENV_PROCESSES: str(count)}
+           ENV_PROCESSES: str(count), ENV_COMMAND: json.dumps(command or ["cbrun", *args])}
     # Each quiet process's stderr, shown if it fails and process 0 cannot say why.
     logs = [None] + [tempfile.TemporaryFile() for _ in range(count - 1)]  # noqa: SIM115
     children = []

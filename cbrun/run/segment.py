@@ -84,7 +84,8 @@ def limit_time(seconds: float | None) -> None:
         _deadline.append(time.monotonic() + seconds)
 
 
-def _stop_reason() -> int | None:
+def stop_reason() -> int | None:
+    """This process's reason to stop (a signal number; TIME_LIMIT), or None."""
     if _requested:
         return _requested[0]
     if _deadline and time.monotonic() >= _deadline[0]:
@@ -96,7 +97,7 @@ def stop_point() -> None:
     """Raise Interrupted if a Ctrl-C, SIGTERM or SIGUSR1 has arrived or the time limit has
     passed. Called only where unwinding is safe: between setup steps and from the SafeStop
     callback at batch and epoch boundaries."""
-    reason = _stop_reason()
+    reason = stop_reason()
     if reason is not None:
         raise Interrupted(reason)
 
@@ -105,14 +106,14 @@ def agreed_stop_point(agree: Callable[[int | None], int | None]) -> None:
     """`stop_point` for a job of several processes, at epoch ends: `agree` tells the others
     this process's reason to stop (or None) and returns the job's; all stop, or none, so
     that no process waits for the others in a batch they never start."""
-    reason = agree(_stop_reason())
+    reason = agree(stop_reason())
     if reason is not None:
         raise Interrupted(reason)
 
 
 def stopping() -> bool:
     """Whether the next `stop_point` stops the run (the StateKeeper saves its state first)."""
-    return _stop_reason() is not None
+    return stop_reason() is not None
 
 
 def pending_interrupt() -> str | None:

@@ -289,7 +289,7 @@ M.update({  # issues 21 and 24: splits, baselines, init's YAML, the state inside
    'relay={"offset": start, "steps": steps, "end": True})',
    ["tests/test_long_runs.py::test_a_run_killed_at_any_batch_resumes_to_the_uninterrupted_run"]),
  "stop-without-a-state": ("cbrun/engine/callbacks/keeper.py",
-   "        if stop or self._due(done):", "        if self._due(done):",
+   "        if stop or by_clock or by_batches:", "        if by_clock or by_batches:",
    ["tests/test_long_runs.py::test_sigterm_saves_the_state_at_the_next_batch_and_exits_75"]),
 })
 
@@ -646,9 +646,47 @@ M.update({  # issue 26: backend jax, several processes
    "                silent = None",
    ["tests/test_processes.py::test_a_process_killed_without_a_word_ends_the_job_naming_it"]),
  "processes-stop-not-agreed": ("cbrun/engine/session.py",
-   "(own.AgreedStop(peers.agree_to_stop) if several_processes else own.SafeStop())",
-   "own.SafeStop()",
-   ["tests/test_processes.py::test_a_signal_to_one_process_stops_every_process_at_the_same_epoch_end"]),
+   "(own.AgreedStop(peers.agree_to_stop, rounds) if several_processes",
+   "(own.SafeStop() if several_processes",
+   ["tests/test_processes.py::test_a_signal_to_one_process_stops_every_process_at_the_same_batch"]),
+})
+
+M.update({  # issue 26: several processes stop and resume at a batch
+ "processes-round-own-plan": ("cbrun/engine/peers.py",
+   "        self.interval = int(said[0][2])",
+   "        self.interval = int(said[self.peers.index][2])",
+   ["tests/test_rounds.py::test_every_process_stops_and_saves_at_the_same_batch_whoever_was_asked"]),
+ "processes-round-never-stops": ("cbrun/engine/peers.py",
+   "        if asked:\n            self.reason = asked[0]",
+   "        if False:\n            self.reason = asked[0]",
+   ["tests/test_rounds.py::test_every_process_stops_and_saves_at_the_same_batch_whoever_was_asked"]),
+ "processes-round-wait-unnamed": ("cbrun/engine/peers.py",
+   "                raise RunError(f\"process {index} of {self.count} did not come to {key} within \"",
+   "                raise RunError(f\"process {self.index} of {self.count} did not come to {key} within \"",
+   ["tests/test_rounds.py::test_a_process_that_never_comes_to_a_round_ends_the_wait_naming_it"]),
+})
+
+M.update({  # issue 26: the commands that build a config's model run on its backend
+ "lrfind-on-tensorflow": ("cbrun/commands/lrfind.py",
+   "    import_tensorflow(debug, backend=config.backend)",
+   "    import_tensorflow(debug, backend=\"tensorflow\")",
+   ["tests/test_backend.py::test_lr_find_and_validate_build_run_a_jax_config_on_jax"]),
+ "validate-build-on-tensorflow": ("cbrun/commands/validate.py",
+   "    import_tensorflow(debug, backend=loaded.config.backend)",
+   "    import_tensorflow(debug, backend=\"tensorflow\")",
+   ["tests/test_backend.py::test_lr_find_and_validate_build_run_a_jax_config_on_jax"]),
+ "lrfind-tf-batches-on-jax": ("cbrun/engine/lrfind.py",
+   "            batches = dataset if keras.backend.backend() == \"tensorflow\" \\\n",
+   "            batches = dataset if True \\\n",
+   ["tests/test_backend.py::test_lr_find_and_validate_build_run_a_jax_config_on_jax"]),
+ "follower-config-unplaced": ("cbrun/commands/job.py",
+   "            why, code = str(fill_positions(exc, Positions.from_json(job[\"positions\"]))), \\\n",
+   "            why, code = str(exc), \\\n",
+   ["tests/test_processes.py::test_a_process_that_fails_ends_the_job_with_one_message"]),
+ "launch-command-lost": ("cbrun/run/processes.py",
+   "           ENV_PROCESSES: str(count), ENV_COMMAND: json.dumps(command or [\"cbrun\", *args])}",
+   "           ENV_PROCESSES: str(count)}",
+   ["tests/test_processes.py::test_only_process_0_writes_the_run"]),
 })
 
 M.update({  # the modules of this stop that had no mutation of their own

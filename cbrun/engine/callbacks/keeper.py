@@ -35,14 +35,18 @@ class StateKeeper(keras.callbacks.Callback):
     `every_batches` batches or `every_seconds` seconds have passed since the last save, and
     when `stopping()` says the run stops here (SafeStop, after this callback, stops it at
     this very hook: the state is written first). `steps`: batches an epoch; `seekable`:
-    whether the data can start inside an epoch (a loader's tf.data.Dataset cannot)."""
+    whether the data can start inside an epoch (a loader's tf.data.Dataset cannot).
+    `decide(epoch, done, due)`, in a job of several processes: (stop, save) as the
+    processes agree before this batch (cbrun/engine/peers.Rounds), `due` being whether this
+    process's clock says a state is due; every process then saves at the same batches."""
 
     def __init__(self, run_dir: Path, tracked: list[Bound], restore: SavedState | None,
                  extra_state, after_save, learning_rate: float | None = None,
                  on_restored=None, background: bool = True, *, steps: int = 0,
                  seekable: bool = False, every_batches: int | None = None,
                  every_seconds: float | None = None,
-                 stopping: Callable[[], bool] = lambda: False):
+                 stopping: Callable[[], bool] = lambda: False,
+                 decide: Callable[[int, int, bool], tuple[bool, bool]] | None = None):
         super().__init__()
         self.run_dir = run_dir
         self.tracked = tracked
@@ -57,6 +61,7 @@ class StateKeeper(keras.callbacks.Callback):
         self.steps, self.seekable = steps, seekable
         self.every_batches, self.every_seconds = every_batches, every_seconds
         self.stopping = stopping
+        self.decide = decide or (lambda _epoch, _done, due: (stopping(), due))
         self.epoch = 0
         self.saved_at = (time.monotonic(), 0)  # (when, batches into the epoch)
         self.metrics_pending = restore is not None and restore.batches_done > 0
@@ -97,20 +102,17 @@ class StateKeeper(keras.callbacks.Callback):
         done = batch  # batches of this epoch trained so far
         if not self.seekable or done == 0:
             return  # at an epoch's start the epoch before it saved this very state
-        stop = self.stopping()
-        if stop or self._due(done):
+        when, at = self.saved_at
+        stop, by_clock = self.decide(self.epoch, done, self.every_seconds is not None
+                                     and time.monotonic() - when >= self.every_seconds)
+        by_batches = self.every_batches is not None and done - at >= self.every_batches
+        if stop or by_clock or by_batches:
             state = capture_state(self.model, self.tracked, self.epoch, self.extra_state(),
                                   batches_done=done)
             self.writer.save(self.run_dir, state, self.after_save())
             if stop:
                 self.writer.wait()  # on disk before the run stops at this batch
             self.saved_at = (time.monotonic(), done)
-
-    def _due(self, done: int) -> bool:
-        when, at = self.saved_at
-        if self.every_batches is not None and done - at >= self.every_batches:
-            return True
-        return self.every_seconds is not None and time.monotonic() - when >= self.every_seconds
 
     def on_epoch_end(self, epoch, logs=None):
         # Ctrl-C and SIGTERM only stop a run at safe points (cbrun/run/segment.py), none of

@@ -89,11 +89,17 @@ class SafeStop(keras.callbacks.Callback):
 
 class AgreedStop(keras.callbacks.Callback):
     """SafeStop for a job of several processes: a stop is agreed at epoch ends, after the
-    epoch's state is saved, and taken by all processes together (cbrun/engine/peers.py)."""
+    epoch's state is saved, and inside epochs in the rounds the StateKeeper holds before a
+    batch (`rounds.reason`, once agreed: the state is saved at that batch first), and taken
+    by all processes together (cbrun/engine/peers.py)."""
 
-    def __init__(self, agree):
+    def __init__(self, agree, rounds):
         super().__init__()
-        self.agree = agree
+        self.agree, self.rounds = agree, rounds
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.rounds.reason is not None:
+            agreed_stop_point(lambda _mine: self.rounds.reason)
 
     def on_epoch_end(self, epoch, logs=None):
         agreed_stop_point(lambda mine: self.agree(epoch, mine))
