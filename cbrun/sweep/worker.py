@@ -13,6 +13,9 @@ session of its own (engine/session.py clears it and sets the seeds), and after i
 setting Keras keeps per process put back as the import found it (engine/worker_state.py).
 A trial that does not end with exit 0 (failed, interrupted, crashed) may leave anything
 behind: the worker answers, then exits, and the driver starts a fresh one for the next.
+After a trial that ended well the worker answers first and makes itself ready after,
+while the driver tells the study; one that cannot make itself ready exits (its message in
+the trial's log), and the driver's next request goes to a new worker.
 
 The worker ends when its stdin closes (the driver is done, or gone). Its stdin and stdout
 are for the driver alone: the trials read /dev/null and write to their log files.
@@ -20,11 +23,13 @@ are for the driver alone: the trials read /dev/null and write to their log files
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import sys
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,11 +55,14 @@ def main() -> None:
         scratch = _own_temp_folder()
         for line in requests:
             _answer(answers, took=os.getpid())
+            told: list[int] = []
             try:
-                code, ready = trial(json.loads(line), settings)
+                code, ready = trial(json.loads(line), settings,
+                                    functools.partial(_tell, answers, told))
             except Exception:  # noqa: BLE001 - its log could not be opened, say: it failed
                 code, ready = 1, False
-            _answer(answers, code=code)
+            if not told:
+                _answer(answers, code=code)
             if not ready:
                 break
     except KeyboardInterrupt:  # Ctrl-C between trials: the sweep is stopping
@@ -79,10 +87,12 @@ def _warm_up() -> dict[str, Any]:
     return keras_settings()
 
 
-def trial(request: dict[str, Any], settings: dict[str, Any]) -> tuple[int, bool]:
+def trial(request: dict[str, Any], settings: dict[str, Any],
+          tell: Callable[[int], None]) -> tuple[int, bool]:
     """One trial, as `cbrun ARGS` in a process of its own: (its exit code, whether this
     worker is ready for another). Only a trial that ended with 0 leaves it ready, once the
-    settings are put back."""
+    settings are put back; `tell(code)` answers the driver before that, so the worker
+    makes itself ready while the driver tells the study."""
     from cbrun.cli import _run
 
     with open(request["log"], "ab") as log, _output_to(log.fileno()), \
@@ -92,6 +102,7 @@ def trial(request: dict[str, Any], settings: dict[str, Any]) -> tuple[int, bool]
         except BaseException:  # noqa: BLE001 - as the command would show it: exit 1
             traceback.print_exc()
             code = 1
+        tell(code)
         if code != 0:
             return code, False
         try:
@@ -104,6 +115,11 @@ def trial(request: dict[str, Any], settings: dict[str, Any]) -> tuple[int, bool]
             traceback.print_exc()
             return code, False
     return code, True
+
+
+def _tell(answers, told: list[int], code: int) -> None:
+    told.append(code)
+    _answer(answers, code=code)
 
 
 def _answer(answers, **fields: Any) -> None:
