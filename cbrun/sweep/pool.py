@@ -3,8 +3,8 @@ imports TensorFlow once and trains the trials it is given one after another, and
 configs that must still train in a process of their own (`why_fresh`).
 
 A worker is started when a trial first needs one, kept while its trials end with exit 0,
-and given up (it exits by itself) after any other end: a failed, interrupted or crashed
-trial costs a worker's start, never the next trial's isolation. A worker found gone before
+and ended (its stdin closed) after any other end: a failed, interrupted or crashed trial
+costs a worker's start, never the next trial's isolation. A worker found gone before
 it took a trial is replaced, and the trial given to the new one.
 """
 
@@ -122,7 +122,8 @@ class Pool:
                 continue
             if code == 0 and self._give_back(worker):
                 return code
-            worker.close(timeout=60)  # it exits by itself after any other end
+            # After any other end the trial may have left anything behind in the process.
+            worker.close(timeout=60)
             return code
         return None
 

@@ -12,7 +12,8 @@ C++ side's too) in its log file, its environment variables (taken back after), a
 session of its own (engine/session.py clears it and sets the seeds), and after it every
 setting Keras keeps per process put back as the import found it (engine/worker_state.py).
 A trial that does not end with exit 0 (failed, interrupted, crashed) may leave anything
-behind: the worker answers, then exits, and the driver starts a fresh one for the next.
+behind: the driver then closes the worker's stdin, so it ends, and starts a fresh one for
+the next trial.
 After a trial that ended well the worker answers first and makes itself ready after,
 while the driver tells the study; one that cannot make itself ready exits (its message in
 the trial's log), and the driver's next request goes to a new worker.
@@ -47,7 +48,7 @@ def main() -> None:
     _point(0, os.devnull, os.O_RDONLY)
     _point(1, os.devnull, os.O_WRONLY)
     scratch = None
-    code, ready = 0, True
+    code, broken = 0, False
     try:
         settings = _warm_up()
         set_whole_process(False)
@@ -57,13 +58,13 @@ def main() -> None:
             _answer(answers, took=os.getpid())
             told: list[int] = []
             try:
-                code, ready = trial(json.loads(line), settings,
-                                    functools.partial(_tell, answers, told))
+                code, broken = trial(json.loads(line), settings,
+                                     functools.partial(_tell, answers, told))
             except Exception:  # noqa: BLE001 - its log could not be opened, say: it failed
-                code, ready = 1, False
+                code, broken = 1, True
             if not told:
                 _answer(answers, code=code)
-            if not ready:
+            if broken:
                 break
     except KeyboardInterrupt:  # Ctrl-C between trials: the sweep is stopping
         code = 130
@@ -75,7 +76,7 @@ def main() -> None:
     # As `cbrun` itself ends (cli.main): no interpreter teardown around TensorFlow's threads.
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0 if code == 0 and ready else 1)
+    os._exit(0 if code == 0 and not broken else 1)
 
 
 def _warm_up() -> dict[str, Any]:
@@ -90,9 +91,10 @@ def _warm_up() -> dict[str, Any]:
 def trial(request: dict[str, Any], settings: dict[str, Any],
           tell: Callable[[int], None]) -> tuple[int, bool]:
     """One trial, as `cbrun ARGS` in a process of its own: (its exit code, whether this
-    worker is ready for another). Only a trial that ended with 0 leaves it ready, once the
+    worker failed to make itself ready for another: then it ends). After exit 0 the
     settings are put back; `tell(code)` answers the driver before that, so the worker
-    makes itself ready while the driver tells the study."""
+    makes itself ready while the driver tells the study. After any other end the driver
+    closes this worker's stdin (pool.py): it takes no other trial."""
     from cbrun.cli import _run
 
     with open(request["log"], "ab") as log, _output_to(log.fileno()), \
@@ -104,7 +106,7 @@ def trial(request: dict[str, Any], settings: dict[str, Any],
             code = 1
         tell(code)
         if code != 0:
-            return code, False
+            return code, False  # nothing to make ready: the driver ends this worker
         try:
             from cbrun.engine.worker_state import put_back
 
@@ -113,8 +115,8 @@ def trial(request: dict[str, Any], settings: dict[str, Any],
             print("the sweep worker could not make itself ready for another trial:",
                   file=sys.stderr)
             traceback.print_exc()
-            return code, False
-    return code, True
+            return code, True
+    return code, False
 
 
 def _tell(answers, told: list[int], code: int) -> None:
