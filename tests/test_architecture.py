@@ -25,7 +25,7 @@ ENTRY_POINTS = {
     "cbrun.commands.train", "cbrun.commands.resume", "cbrun.commands.evaluate",
     "cbrun.commands.predict", "cbrun.commands.export", "cbrun.commands.validate", "cbrun.api",
     "cbrun.run.segment", "cbrun.commands.benchmark", "cbrun.commands.lrfind",
-    "cbrun.commands.job",
+    "cbrun.commands.job", "cbrun.sweep.worker",
 }
 HEAVY = ("tensorflow", "keras", "tf_keras")
 

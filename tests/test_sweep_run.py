@@ -238,6 +238,17 @@ def test_the_sweep_driver_never_imports_tensorflow(sweep):
     assert sweep["resume"]["heavy"] == []
 
 
+def test_trials_that_run_the_users_code_train_in_processes_of_their_own(sweep):
+    """The gate is a Custom callback: its module's state must not carry over between
+    trials, so no trial shares a warm worker's process, and the sweep says why once."""
+    note = ("train in a process of their own, not in a warm worker: the config runs your "
+            "code (callbacks Custom)")
+    assert sweep["out"].count(note) == 1, sweep["out"]
+    pids = [pid for d in trial_dirs(sweep["dir"])
+            for pid in {s["pid"] for s in run_json(d)["segments"]}]
+    assert len(pids) == len(set(pids))
+
+
 def test_sweep_json_best_yaml_and_the_plots(sweep, capsys):
     sweep_dir = sweep["dir"]
     record = json.loads((sweep_dir / "sweep.json").read_text())

@@ -51,7 +51,11 @@ def sweep() -> None:
               help="Continue the sweep in this directory (re-running the same command "
                    "does the same).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Trials trained at once, each in its own process.")
+              help="Trials trained at once, each in a worker process that keeps TensorFlow "
+                   "loaded between its trials.")
+@click.option("--process-per-trial", is_flag=True,
+              help="Train each trial in a process of its own, TensorFlow imported anew for "
+                   "each (slower; for code of yours whose state must not carry over).")
 @click.option("--storage", metavar="URL",
               help="Optuna storage shared by every worker: sqlite:///path.db or "
                    "postgresql://user:password@host/db. Defaults to study.db in the sweep "
@@ -59,7 +63,7 @@ def sweep() -> None:
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
               show_default=True, help="The sweep directory goes in RUNS_DIR/sweeps/.")
 def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: str | None,
-        runs_dir: Path) -> int:
+        runs_dir: Path, process_per_trial: bool) -> int:
     """Run the trials of SWEEP_FILE until it has its `trials` completed or pruned."""
     from cbrun.sweep.directory import (
         SWEEP_COPY,
@@ -70,6 +74,7 @@ def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: st
         trial_ids,
     )
     from cbrun.sweep.load import load_sweep
+    from cbrun.sweep.pool import Pool, why_fresh
     from cbrun.sweep.study import default_storage, open_storage, shown_storage
 
     if (sweep_file is None) == (resume_dir is None):
@@ -85,19 +90,28 @@ def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: st
         record = read_record(sweep_dir) if (sweep_dir / SWEEP_JSON).exists() else None
     if record is not None:
         check_same(record, loaded, sweep_dir)
-    url = _storage_url(storage, record, sweep_dir)
-    if url == default_storage(sweep_dir):
-        sweep_dir.mkdir(parents=True, exist_ok=True)  # study.db lives in it
-    opened = open_storage(url, heartbeat=True, must_exist=bool(trial_ids(sweep_dir)))
-    study, sweep_id = _study(loaded, opened, url, sweep_dir, record)
-    # Only now, with the storage open and the study this directory's: a URL that fails
-    # is not kept for the next run.
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    if record is None:
-        (sweep_dir / SWEEP_COPY).write_text(loaded.text)
-        record = new_record(loaded, sweep_id, shown_storage(url))
-    save_record(sweep_dir, record, status="running")
-    return _run_sweep(loaded, sweep_dir, sweep_id, study, opened, url, jobs, record)
+    # The workers import TensorFlow while this process opens Optuna, its storage and the
+    # study; those that get no trial are ended with the sweep.
+    pool = None if process_per_trial else Pool(
+        start=0 if why_fresh(loaded.base) else min(jobs, loaded.spec.trials))
+    try:
+        url = _storage_url(storage, record, sweep_dir)
+        if url == default_storage(sweep_dir):
+            sweep_dir.mkdir(parents=True, exist_ok=True)  # study.db lives in it
+        opened = open_storage(url, heartbeat=True, must_exist=bool(trial_ids(sweep_dir)))
+        study, sweep_id = _study(loaded, opened, url, sweep_dir, record)
+        # Only now, with the storage open and the study this directory's: a URL that
+        # fails is not kept for the next run.
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if record is None:
+            (sweep_dir / SWEEP_COPY).write_text(loaded.text)
+            record = new_record(loaded, sweep_id, shown_storage(url))
+        save_record(sweep_dir, record, status="running")
+        return _run_sweep(loaded, sweep_dir, sweep_id, study, opened, url, jobs, record,
+                          pool)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def _study(loaded, storage, url: str, sweep_dir: Path, record: dict[str, Any] | None,
@@ -111,7 +125,7 @@ def _study(loaded, storage, url: str, sweep_dir: Path, record: dict[str, Any] | 
 
 
 def _run_sweep(loaded, sweep_dir: Path, sweep_id: str, study, storage, url: str, jobs: int,
-               record: dict[str, Any]) -> int:
+               record: dict[str, Any], pool=None) -> int:
     from cbrun.sweep.directory import save_record
     from cbrun.sweep.driver import Driver, TrialInterrupted
     from cbrun.sweep.study import shown_storage
@@ -119,7 +133,8 @@ def _run_sweep(loaded, sweep_dir: Path, sweep_id: str, study, storage, url: str,
     click.echo(f"sweep {loaded.spec.name}: {loaded.spec.trials} trials, {loaded.metric} "
                f"({loaded.direction}), storage {shown_storage(url)}, {jobs} at a time; "
                f"in {sweep_dir}")
-    driver = Driver(loaded, sweep_dir, sweep_id, study, storage, url, jobs, click.echo)
+    driver = Driver(loaded, sweep_dir, sweep_id, study, storage, url, jobs, click.echo,
+                    pool=pool)
     try:
         driver.run()
     except (KeyboardInterrupt, Terminated, TrialInterrupted) as exc:

@@ -83,11 +83,19 @@ class SweepReporter(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+# The parents watched already: a warm worker's trials share one watcher (one thread for
+# the process's life, not one more per trial).
+_WATCHED: set[int] = set()
+
+
 def _watch_parent() -> None:
     """A trial whose sweep worker is gone (kill -9 of that process alone) stops as if
     interrupted: the worker's heartbeats for it stopped too, so the study queues it again,
     and the retry resumes this run directory, which must not be in use by then."""
     parent = os.getppid()
+    if parent in _WATCHED:
+        return
+    _WATCHED.add(parent)
 
     def watch() -> None:
         while os.getppid() == parent:

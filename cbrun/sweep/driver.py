@@ -1,7 +1,10 @@
-"""The sweep's worker: Optuna's `study.optimize` runs `--jobs` trials at once, each as
-`python -m cbrun train ...` (or `cbrun resume`) in its own process.
+"""The sweep's worker: Optuna's `study.optimize` runs `--jobs` trials at once, each what
+`cbrun train ...` (or `cbrun resume`) would do, in a warm worker process that imported
+TensorFlow once and trains trial after trial (cbrun/sweep/pool.py), or, for a config that
+cannot share a process (`pool.why_fresh`) and with `--process-per-trial`, as `python -m
+cbrun train ...` in a process of its own.
 
-This process never imports TensorFlow: the trials do. Every worker, here or on another
+This process never imports TensorFlow: the trials' processes do. Every worker, here or on another
 machine, talks only to the study's storage, and what they share is Optuna's:
 
 - the storage's heartbeats: a worker records one for each trial it runs; the trial of a
@@ -45,6 +48,7 @@ from cbrun.run.rundir import LOG_FILE
 from cbrun.run.segment import Terminated, interrupts_raise
 from cbrun.sweep.directory import LOGS_DIR, TRIALS_DIR, trial_run_dir
 from cbrun.sweep.load import Sweep
+from cbrun.sweep.pool import Pool
 from cbrun.sweep.study import (
     ATTEMPT_ENV,
     GRACE_S,
@@ -127,7 +131,8 @@ def trial_value(run_dir: Path, metric: str, direction: str) -> float | None:
 
 class Driver:
     def __init__(self, sweep: Sweep, sweep_dir: Path, sweep_id: str, study, storage,
-                 storage_url: str, jobs: int, echo: Callable[[str], None]):
+                 storage_url: str, jobs: int, echo: Callable[[str], None],
+                 pool: Pool | None = None):
         import optuna
 
         self.optuna = optuna
@@ -145,7 +150,9 @@ class Driver:
         self.census_lock = threading.Lock()  # one thread at a time queues what is owed
         self.stopping = threading.Event()
         self.finished = threading.Event()
-        self.procs: dict[int, subprocess.Popen] = {}
+        self.procs: dict[int, subprocess.Popen] = {}  # the process of each trial running
+        self.pool = pool  # the warm workers; None: each trial in a process of its own
+        self.fresh_said: set[str] = set()  # why trials went to processes of their own
         self.stopped_trials: set[int] = set()  # interrupted: to be queued again
         self.failures_in_a_row = 0
         self.stopped: str | None = None  # why this worker stopped early
@@ -184,6 +191,8 @@ class Driver:
             self.errors.append(exc)
             self.stopping.set()
         finally:
+            if self.pool is not None:
+                self.pool.close()
             self.finished.set()
 
     def _work(self) -> None:
@@ -383,9 +392,8 @@ class Driver:
 
     def _train(self, number: int, first: int, params: dict[str, Any],
                run_dir: Path | None) -> Path | None:
-        python = [sys.executable, "-m", "cbrun"]
         if run_dir is not None:
-            command = [*python, "resume", str(run_dir), "--quiet"]
+            args = ["resume", str(run_dir), "--quiet"]
             what = "resuming"
         else:
             spec = self.sweep.spec
@@ -395,27 +403,62 @@ class Driver:
                               sweep_dir=str(self.dir))
             sets = [arg for text in self.sweep.trial_overrides(params, first)
                     for arg in ("--set", text)]
-            command = [*python, "train", str(self.sweep.base_path.resolve()), *sets,
-                       "--runs-dir", str(self.dir / TRIALS_DIR), "--quiet",
-                       "--sweep-trial", info.model_dump_json()]
+            args = ["train", str(self.sweep.base_path.resolve()), *sets,
+                    "--runs-dir", str(self.dir / TRIALS_DIR), "--quiet",
+                    "--sweep-trial", info.model_dump_json()]
             what = "starting" if first == number else "restarting"
         self.echo(f"trial {first}: {what} {_params(params)}")
         log_path = self.dir / LOGS_DIR / f"trial-{first:03d}.log"
-        env = {**os.environ, STORAGE_ENV: self.url, ATTEMPT_ENV: str(number)}
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL)
-            with self.lock:
-                self.procs[number] = proc
-            code = proc.wait()
-            with self.lock:
-                self.procs.pop(number, None)
+        env = {STORAGE_ENV: self.url, ATTEMPT_ENV: str(number)}
+        code = None
+        if self.pool is not None and self._shares_a_worker(params, first):
+            code = self.pool.run(args, env, log_path,
+                                 lambda proc: self._running(number, proc))
+        if code is None:
+            code = self._in_own_process(number, args, env, log_path)
+        with self.lock:
+            self.procs.pop(number, None)
         if code in (130, 143, 75, -2, -15, -10) and not self.stopping.is_set():
             # The trial alone was stopped (kill -INT of its process): the sweep stops too,
             # and goes on with --resume, rather than count it as failed.
             self.interrupted_trial = first
             self.stopping.set()
         return trial_run_dir(self.dir, first, self.id)
+
+    def _running(self, number: int, proc: subprocess.Popen) -> None:
+        with self.lock:
+            self.procs[number] = proc
+
+    def _in_own_process(self, number: int, args: list[str], env: dict[str, str],
+                        log_path: Path) -> int:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "cbrun", *args], stdout=log,
+                                    stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                    stdin=subprocess.DEVNULL)
+            self._running(number, proc)
+            return proc.wait()
+
+    def _shares_a_worker(self, params: dict[str, Any], first: int) -> bool:
+        """Whether the trial's config may train in a warm worker; when not, the sweep's
+        output says why, once for each reason."""
+        from cbrun.config.load import load_config
+        from cbrun.errors import ConfigError
+        from cbrun.sweep.pool import why_fresh
+
+        try:
+            why = why_fresh(load_config(self.sweep.base_path.resolve(),
+                                        self.sweep.trial_overrides(params, first)).config)
+        except ConfigError:  # its own process says what is wrong, in its log
+            why = "its config does not load"
+        if why is None:
+            return True
+        with self.lock:
+            said = why in self.fresh_said
+            self.fresh_said.add(why)
+        if not said:
+            self.echo(f"note: trial {first} and those like it train in a process of their "
+                      f"own, not in a warm worker: {why}")
+        return False
 
     def _result(self, trial, first: int, run_dir: Path | None) -> float:
         status = RunRecord.load(run_dir).status if run_dir else None

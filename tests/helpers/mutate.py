@@ -793,6 +793,28 @@ M.update({  # issue 28: speed
    "best = min(best, time.perf_counter() - wall)",
    ["tests/test_train.py::test_auto_steps_per_execution_does_not_count_the_waits_of_a_busy_machine"]),
 })
+M.update({  # issue 28: sweeps
+ "sweep-warm-never": ("cbrun/sweep/driver.py",
+   "        if self.pool is not None and self._shares_a_worker(params, first):",
+   "        if False:",
+   ["tests/test_sweep_warm.py::test_one_worker_process_trains_trial_after_trial"]),
+ "sweep-idle-worker-dropped": ("cbrun/sweep/pool.py",
+   "            if self.closed or not worker.alive:", "            if True:",
+   ["tests/test_sweep_warm.py::test_one_worker_process_trains_trial_after_trial"]),
+ "sweep-worker-kept-after-failure": ("cbrun/sweep/pool.py",
+   "            if code == 0 and self._give_back(worker):",
+   "            if self._give_back(worker):",
+   ["tests/test_sweep_warm.py::test_one_worker_process_trains_trial_after_trial"]),
+ "sweep-worker-stderr-lost": ("cbrun/sweep/worker.py",
+   "    os.dup2(fd, 2)\n", "    pass\n",
+   ["tests/test_sweep_warm.py::test_one_worker_process_trains_trial_after_trial"]),
+ "sweep-tracked-trial-shared": ("cbrun/sweep/pool.py",
+   "    if config.tracking is not None:", "    if False:",
+   ["tests/test_sweep_warm.py::test_configs_that_cannot_share_a_process_say_why"]),
+ "worker-keras-settings-kept": ("cbrun/engine/worker_state.py",
+   "        if name in settings and read() != settings[name]:", "        if False:",
+   ["tests/test_sweep_warm.py::test_between_trials_every_keras_setting_is_put_back"]),
+})
 
 
 if __name__ == "__main__":
