@@ -273,7 +273,11 @@ def other_reports(repeats: int) -> list[str]:
     """=== issue 28: the other benches of `make bench`, called here by the lead ===
     bench/bench_tracking.py (MLflow's added cost per run) and bench/bench_sweep.py (a
     sweep's time per trial over its training), each `report(repeats: int) -> str`."""
-    return []
+    # Imported here, from this script's folder: each is also a script of its own.
+    import bench_sweep
+    import bench_tracking
+
+    return [bench_tracking.report(repeats), bench_sweep.report(repeats)]
 
 
 def verdict(value: float, goal: float | None) -> str:
