@@ -53,14 +53,21 @@ def _exists(path: Path, what: str) -> Path:
 
 # --- tables ---------------------------------------------------------------------------
 
-def _table(run: OpenRun, path: Path, labels: bool, keep: tuple[str, ...] = ()):
-    from cbrun.data.tables import TableProblem, encode_table
-
-    cfg = run.config.data
+def table_artifacts(run) -> Any:
+    """The run's vocabularies and statistics (data/table.json), without which no table can
+    be mapped as training mapped it."""
     artifacts = saved_artifacts(run.run_dir).get("table.json")
     if artifacts is None:
         raise UsageError(f"{run.run_dir}/data/table.json is missing: the run's vocabularies "
                          "are needed to map a table as training did")
+    return artifacts
+
+
+def _table(run: OpenRun, path: Path, labels: bool, keep: tuple[str, ...] = ()):
+    from cbrun.data.tables import TableProblem, encode_table
+
+    cfg = run.config.data
+    artifacts = table_artifacts(run)
     try:
         table = cfg.read(_exists(path, "the table"))
     except (ValueError, OSError) as exc:

@@ -17,11 +17,11 @@ import numpy as np
 
 from cbrun.data.shards import Piece, ShardProblem, is_glob, kind_of, open_shards
 from cbrun.engine.data import eval_data
-from cbrun.engine.inputs import check_columns, check_fits, unseen_notes
+from cbrun.engine.inputs import check_columns, check_fits, table_artifacts, unseen_notes
 from cbrun.engine.outputs import by_output, model_outputs, output_tasks
 from cbrun.engine.predict import _cell
 from cbrun.engine.runmodel import load_run_model
-from cbrun.engine.sources import Split, saved_artifacts
+from cbrun.engine.sources import Split
 from cbrun.errors import UsageError
 
 CHUNK_ROWS = 65_536  # rows predicted at a time, rounded down to whole batches
@@ -40,10 +40,7 @@ def predict_shards(run, checkpoint, source: Path, output: Path, top_k: int = 1,
     from cbrun.run.outpath import replace_with
 
     cfg = run.config.data
-    artifacts = saved_artifacts(run.run_dir).get("table.json")
-    if artifacts is None:
-        raise UsageError(f"{run.run_dir}/data/table.json is missing: the run's vocabularies "
-                         "are needed to map a table as training did")
+    artifacts = table_artifacts(run)
     try:
         shards = open_shards(str(source), Path("."), cfg.source, **cfg.csv_options())
     except ShardProblem as exc:
