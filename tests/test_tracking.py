@@ -854,3 +854,31 @@ def test_a_tracking_process_that_crashes_leaves_its_last_words_in_the_run(tmp_pa
 def test_a_tracking_process_with_nothing_to_say_leaves_no_log(tracked):
     _, run_dir = tracked
     assert not (run_dir / "tracking.log").exists()
+
+
+def _schema(db: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(db) as store:
+        # Each statement's clauses sorted: MLflow's own migrations write a table's
+        # constraints in an order that varies from one store to the next.
+        return (sorted((kind, name, sorted(part.strip(" ,") for part in (sql or "").split("\n")))
+                       for kind, name, sql in store.execute(
+                           "select type, name, sql from sqlite_master")),
+                store.execute("select version_num from alembic_version").fetchall(),
+                store.execute("pragma journal_mode").fetchall())
+
+
+def test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else(tracked, tmp_path):
+    """A run's new SQLite store is made beside it and put in place whole: the same tables,
+    schema version and journal as a store MLflow makes itself, the mode the umask gives a
+    new file, and nothing else left in its folder."""
+    from mlflow import MlflowClient
+
+    folder, _ = tracked
+    made = folder / "mlflow.db"
+    reference = tmp_path / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{reference}").search_experiments()
+    assert _schema(made) == _schema(reference)
+    assert made.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []

@@ -823,6 +823,15 @@ M.update({  # issue 28: tracking's cost
  "track-empty-log-kept": ("cbrun/tracking/sender.py",
    "            if self.log_path.stat().st_size == 0:", "            if False:",
    ["tests/test_tracking.py::test_a_tracking_process_with_nothing_to_say_leaves_no_log"]),
+ "track-new-store-left-behind": ("cbrun/tracking/mlflow_sink.py",
+   "        made.unlink(missing_ok=True)", "        pass",
+   ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
+ "track-new-store-private": ("cbrun/tracking/mlflow_sink.py",
+   "os.O_WRONLY, 0o666)", "os.O_WRONLY, 0o600)",
+   ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
+ "track-new-store-wal": ("cbrun/tracking/mlflow_sink.py",
+   "PRAGMA journal_mode=MEMORY", "PRAGMA journal_mode=WAL",
+   ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
 })
 
 
