@@ -13,13 +13,16 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import HANG_S, cbrun_process, tiny_config, write_config
+from conftest import HANG_S, REPO, cbrun_process, cli_output, tiny_config, write_config
 
 from cbrun.config.load import load_config
 from cbrun.sweep.pool import why_fresh
@@ -34,6 +37,7 @@ trials: 3
 sampler: random
 seed: 37
 """
+PLOTS = ("history.png", "parallel.png", "importances.png", "top.png")
 # What seed 37 draws for trials 0-3 (checked below before anything relies on it).
 DRAWN = [("mixed_bfloat16", 1), (None, 1), ("mixed_bfloat16", 7), ("mixed_bfloat16", 1)]
 
@@ -145,10 +149,105 @@ def test_a_worker_killed_mid_trial_costs_that_trial_not_the_sweep(tmp_path):
     assert run_json(done)["pid"] != pid
 
 
+def test_the_plots_are_those_sweep_show_draws_afresh(warm, tmp_path):
+    """The sweep readies its drawing (matplotlib's and Optuna's imports, a figure drawn in
+    memory) while trials train; its PNGs are byte for byte those of `cbrun sweep show` in
+    a process that did none of that."""
+    copy = tmp_path / "warm"
+    shutil.copytree(warm["dir"], copy)
+    drawn = {name: (copy / name).read_bytes() for name in PLOTS}
+    for name in PLOTS:
+        (copy / name).unlink()
+    shown = subprocess.run([sys.executable, "-m", "cbrun", "sweep", "show", str(copy)],
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                           text=True, timeout=HANG_S, check=False)
+    assert shown.returncode == 0, shown.stderr
+    for name in PLOTS:
+        assert (copy / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (copy / name).read_bytes() == drawn[name], name
+
+
+def worker_processes() -> list[int]:
+    """The warm sweep workers this process started that are still running."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # ended meanwhile
+            continue
+        if int(parent) == os.getpid() and state != "Z" and b"cbrun.sweep.worker" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.parametrize("refusal, args, says", [
+    ("space", [], "fit.epochs"),
+    ("storage", ["--storage", "sqlite:///{tmp}/no/such/folder/x.db"],
+     "unable to open database file"),
+])
+def test_a_refused_sweep_leaves_no_worker_behind(tmp_path, capsys, refusal, args, says):
+    """The first worker starts with the command, its TensorFlow import beside the sweep's
+    checks and the study's set-up; a sweep refused meanwhile (a space that makes an
+    invalid config, a storage that does not open) ends it with the refusal."""
+    assert worker_processes() == []
+    write_config(tmp_path, tiny_config(), "base.yaml")
+    low = 0 if refusal == "space" else 1
+    (tmp_path / "sweep.yaml").write_text(
+        f"name: x\nbase: base.yaml\nspace: {{fit.epochs: {{type: int, low: {low}, "
+        f"high: 2}}}}\ntrials: 1\n")
+    code, out, err = cli_output(capsys, "sweep", tmp_path / "sweep.yaml", "--runs-dir",
+                                tmp_path / "runs", *(a.format(tmp=tmp_path) for a in args))
+    assert code == 2 and says in err, out + err
+    assert worker_processes() == []
+
+
+TRACKED = """\
+name: tracked
+base: base.yaml
+space:
+  compile.optimizer.learning_rate: {type: choice, values: [0.01, 0.002]}
+trials: 2
+sampler: grid
+"""
+
+
+def test_tracked_trials_share_a_warm_worker_each_with_its_own_mlflow_run(tmp_path):
+    """A trial's trackers run in a tracking process of its own, started and ended with the
+    trial's segment (cbrun/tracking/child.py): the worker's process never imports MLflow,
+    so tracked trials train in it, and no trial's run gets another's params or epochs."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = tiny_config(fit={"epochs": 2},
+                       tracking={"mlflow": {"tracking_uri": uri, "experiment": "sweep"}})
+    proc, sweep_dir = sweep_in(tmp_path, TRACKED, base)
+    out, err = proc.communicate(timeout=HANG_S)
+    assert proc.returncode == 0, f"{out}\n{err}"
+    assert "process of their own" not in out, out
+    dirs = trial_dirs(sweep_dir)
+    runs = {n: run_json(d) for n, d in dirs.items()}
+    assert sorted(runs) == [0, 1]
+    assert len({run["pid"] for run in runs.values()} | {proc.pid}) == 2  # one worker
+    client = MlflowClient(tracking_uri=uri)
+    seen = set()
+    for number, run in runs.items():
+        entry = run["tracking"]["mlflow"]
+        assert entry["unsent"] == [] and entry["error"] is None, entry
+        tracked = client.get_run(entry["run_id"])
+        rate = tracked.data.params["compile.optimizer.learning_rate"]
+        trained = yaml.safe_load((dirs[number] / "resolved.yaml").read_text())
+        assert float(rate) == trained["compile"]["optimizer"]["learning_rate"]
+        seen.add(rate)
+        steps = [m.step for m in client.get_metric_history(entry["run_id"], "val_loss")]
+        assert sorted(steps) == [1, 2], steps  # its own two epochs, no other trial's
+        assert tracked.info.status == "FINISHED"
+    assert seen == {"0.01", "0.002"}
+
+
 @pytest.mark.parametrize("change, why", [
     ({"backend": "jax"}, "backend: jax"),
     ({"distribute": {"type": "one_device", "device": "/cpu:0"}}, "distribute: one_device"),
-    ({"tracking": {"mlflow": {"tracking_uri": "file:./mlruns"}}}, "tracking:"),
     ({"callbacks": [{"type": "Custom", "class": "mine:Hook"}]},
      "the config runs your code (callbacks Custom)"),
     ({"callbacks": [{"type": "LambdaCallback", "on_epoch_end": "mine:hook"}]},

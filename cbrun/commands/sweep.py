@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,36 +66,43 @@ def sweep() -> None:
 def run(sweep_file: Path | None, resume_dir: Path | None, jobs: int, storage: str | None,
         runs_dir: Path, process_per_trial: bool) -> int:
     """Run the trials of SWEEP_FILE until it has its `trials` completed or pruned."""
-    from cbrun.sweep.directory import (
-        SWEEP_COPY,
-        check_same,
-        new_record,
-        read_record,
-        save_record,
-        trial_ids,
-    )
-    from cbrun.sweep.load import load_sweep
-    from cbrun.sweep.pool import Pool, why_fresh
-    from cbrun.sweep.study import default_storage, open_storage, shown_storage
+    from cbrun.sweep.pool import Pool
 
     if (sweep_file is None) == (resume_dir is None):
         raise UsageError("give a sweep file (cbrun sweep sweep.yaml) or --resume DIR, one "
                          "of the two")
-    if resume_dir is not None:
-        record = read_record(resume_dir)
-        sweep_dir = resume_dir
-        loaded = load_sweep(resume_dir / SWEEP_COPY, base_path=Path(record["base"]))
-    else:
-        loaded = load_sweep(sweep_file)
-        sweep_dir = runs_dir / "sweeps" / loaded.spec.name
-        record = read_record(sweep_dir) if (sweep_dir / SWEEP_JSON).exists() else None
-    if record is not None:
-        check_same(record, loaded, sweep_dir)
-    # The workers import TensorFlow while this process opens Optuna, its storage and the
-    # study; those that get no trial are ended with the sweep.
-    pool = None if process_per_trial else Pool(
-        start=0 if why_fresh(loaded.base) else min(jobs, loaded.spec.trials))
+    # The first trial's worker imports TensorFlow (4-10 s) from the start, while this
+    # process reads and checks the sweep, opens Optuna, its storage and the study: the
+    # first trial waits for the longer of the two, not for both. Workers that get no
+    # trial (a refused sweep, a base that must train in processes of its own) are ended.
+    pool = None if process_per_trial else Pool(start=1)
     try:
+        from cbrun.sweep.directory import (
+            SWEEP_COPY,
+            check_same,
+            new_record,
+            read_record,
+            save_record,
+            trial_ids,
+        )
+        from cbrun.sweep.load import load_sweep
+        from cbrun.sweep.pool import why_fresh
+        from cbrun.sweep.study import default_storage, open_storage, shown_storage
+
+        if resume_dir is not None:
+            record = read_record(resume_dir)
+            sweep_dir = resume_dir
+            loaded = load_sweep(resume_dir / SWEEP_COPY, base_path=Path(record["base"]))
+        else:
+            loaded = load_sweep(sweep_file)
+            sweep_dir = runs_dir / "sweeps" / loaded.spec.name
+            record = read_record(sweep_dir) if (sweep_dir / SWEEP_JSON).exists() else None
+        if record is not None:
+            check_same(record, loaded, sweep_dir)
+        if pool is not None and why_fresh(loaded.base):
+            pool.drop_unused()
+        elif pool is not None:
+            pool.start(min(jobs, loaded.spec.trials))
         url = _storage_url(storage, record, sweep_dir)
         if url == default_storage(sweep_dir):
             sweep_dir.mkdir(parents=True, exist_ok=True)  # study.db lives in it
@@ -135,6 +143,9 @@ def _run_sweep(loaded, sweep_dir: Path, sweep_id: str, study, storage, url: str,
                f"in {sweep_dir}")
     driver = Driver(loaded, sweep_dir, sweep_id, study, storage, url, jobs, click.echo,
                     pool=pool)
+    ready = threading.Thread(target=_prepare_report, args=(driver,), daemon=True,
+                             name="cbrun-sweep-report")
+    ready.start()
     try:
         driver.run()
     except (KeyboardInterrupt, Terminated, TrialInterrupted) as exc:
@@ -146,7 +157,9 @@ def _run_sweep(loaded, sweep_dir: Path, sweep_id: str, study, storage, url: str,
         click.echo(f"\nsweep interrupted by {what}; finished trials are kept and interrupted "
                    f"ones resume exactly where they stopped with:\n  cbrun sweep --resume "
                    f"{shlex.quote(str(sweep_dir))}", err=True)
+        ready.join()  # not torn down mid-import by the interpreter's end
         return code
+    ready.join()  # matplotlib is used by one thread at a time
     rows = _report(loaded, study, sweep_dir, sweep_id)
     done = sum(r["status"] in ("completed", "pruned") for r in rows)
     status = "finished" if done >= loaded.spec.trials else "incomplete"
@@ -160,6 +173,24 @@ def _run_sweep(loaded, sweep_dir: Path, sweep_id: str, study, storage, url: str,
                    f"in other workers ({', '.join(sorted({str(r['host']) for r in running}))})",
                    err=True)
     return 0
+
+
+def _prepare_report(driver) -> None:
+    """What drawing the report needs the first time (matplotlib's and Optuna's plotting
+    modules, the fonts, the mathtext parser: 1-2 s), done while the second trial trains
+    rather than after the last: not while TensorFlow's import in the first worker competes
+    for the processor, nor while the driver works between two trials; never for a sweep
+    that was stopped."""
+    driver.settled.wait()
+    if driver.stopping.is_set():
+        return
+    try:
+        from cbrun.commands import plot  # noqa: F401 - top.png
+        from cbrun.sweep.results import prepare_plots
+
+        prepare_plots()
+    except Exception:  # noqa: BLE001, S110 - a head start only: the report says what fails
+        pass
 
 
 def _report(loaded, study, sweep_dir: Path, sweep_id: str, top: int = 3,

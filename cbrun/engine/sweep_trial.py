@@ -34,7 +34,7 @@ class SweepReporter(keras.callbacks.Callback):
         self.optuna = optuna
         self.metric = info.metric
         self.pruned_after: int | None = None
-        self.storage = open_storage(storage_for_trial(info.storage))
+        self.storage = _storage(storage_for_trial(info.storage))
         # The study trial this process runs for: the trial's own, or the retry of it that
         # the sweep's worker runs now.
         number = int(os.environ.get(ATTEMPT_ENV) or info.trial)
@@ -81,6 +81,18 @@ class SweepReporter(keras.callbacks.Callback):
         if self.study.pruner.prune(self.study, self.storage.get_trial(self.trial_id)):
             self.pruned_after = epoch + 1
             self.model.stop_training = True
+
+
+# The storages opened, by URL: a warm worker's trials share one. Opening a storage checks
+# its tables against Optuna's schema versions (0.1-0.3 s, and 1-2 s of imports the first
+# time); the storage holds no trial's state (each trial looks its study and trial up anew).
+_STORAGES: dict[str, object] = {}
+
+
+def _storage(url: str):
+    if url not in _STORAGES:
+        _STORAGES[url] = open_storage(url)
+    return _STORAGES[url]
 
 
 # The parents watched already: a warm worker's trials share one watcher (one thread for

@@ -150,6 +150,12 @@ class Driver:
         self.census_lock = threading.Lock()  # one thread at a time queues what is owed
         self.stopping = threading.Event()
         self.finished = threading.Event()
+        # Set when a trial is handed to its process after another trial ended (the first
+        # worker's TensorFlow import and this process's work between two trials are
+        # over), and when the driver is done: what waits to share the machine with the
+        # trials (the report's set-up) starts then.
+        self.settled = threading.Event()
+        self.ended_one = False
         self.procs: dict[int, subprocess.Popen] = {}  # the process of each trial running
         self.pool = pool  # the warm workers; None: each trial in a process of its own
         self.fresh_said: set[str] = set()  # why trials went to processes of their own
@@ -193,6 +199,7 @@ class Driver:
         finally:
             if self.pool is not None:
                 self.pool.close()
+            self.settled.set()
             self.finished.set()
 
     def _work(self) -> None:
@@ -225,7 +232,7 @@ class Driver:
     def _counted(self) -> tuple:
         return (self.state.COMPLETE, self.state.PRUNED)
 
-    def _census(self, refresh: bool = True) -> Census:
+    def _census(self, refresh: bool = True, trials: list | None = None) -> Census:
         """What the study holds and owes. refresh: first fail the stale trials (Optuna's
         retry queues each again), and those unclaimed or left unqueued too long.
 
@@ -233,15 +240,17 @@ class Driver:
         its retry is queued; a retry appears a moment after its trial fails, and an ask in
         between would take its place. A running trial of this sweep directory that was
         running when this worker started is doubtful until a stale check PROVEN_S after
-        the start left it running; any trial running then and unclaimed, until claimed."""
+        the start left it running; any trial running then and unclaimed, until claimed.
+        trials: the study's trials just read (without refresh), not read again."""
         with self.census_lock:
-            return self._count(refresh)
+            return self._count(refresh, trials)
 
-    def _count(self, refresh: bool) -> Census:
+    def _count(self, refresh: bool, trials: list | None) -> Census:
         if refresh:
             self.optuna.storages.fail_stale_trials(self.study)
         now = time.monotonic()
-        trials = self.study.get_trials(deepcopy=False)
+        if refresh or trials is None:
+            trials = self.study.get_trials(deepcopy=False)
         if refresh and self._requeue(trials, now):
             trials = self.study.get_trials(deepcopy=False)
         if self.started is None:
@@ -374,14 +383,15 @@ class Driver:
         another attempt already ended or runs (two workers queued the same orphan)."""
         from cbrun.sweep.sampler import first_number
 
-        trials = [t for t in self.study.get_trials(deepcopy=False)
+        everything = self.study.get_trials(deepcopy=False)
+        trials = [t for t in everything
                   if not t.user_attrs.get("cancelled") and t.number != number]
         if first != number:
             return any(first_number(t) == first and (
                 t.state in self._counted
                 or (t.state in (self.state.RUNNING, self.state.WAITING) and t.number < number))
                 for t in trials)
-        census = self._census(refresh=False)
+        census = self._census(refresh=False, trials=everything)
         if census.waiting or census.owed:
             return True
         ahead = [t for t in trials
@@ -418,6 +428,7 @@ class Driver:
             code = self._in_own_process(number, args, env, log_path)
         with self.lock:
             self.procs.pop(number, None)
+            self.ended_one = True
         if code in (130, 143, 75, -2, -15, -10) and not self.stopping.is_set():
             # The trial alone was stopped (kill -INT of its process): the sweep stops too,
             # and goes on with --resume, rather than count it as failed.
@@ -428,6 +439,8 @@ class Driver:
     def _running(self, number: int, proc: subprocess.Popen) -> None:
         with self.lock:
             self.procs[number] = proc
+            if self.ended_one:
+                self.settled.set()
 
     def _in_own_process(self, number: int, args: list[str], env: dict[str, str],
                         log_path: Path) -> int:

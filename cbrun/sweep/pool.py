@@ -17,8 +17,10 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cbrun.config.root import RunConfig
+if TYPE_CHECKING:  # the config's modules load while the first worker starts, not before
+    from cbrun.config.root import RunConfig
 
 # The trial types that run the user's code, imported from the config's folder: a module's
 # own state (a counter, a cache, a registry) would carry from one trial to the next.
@@ -33,8 +35,6 @@ def why_fresh(config: RunConfig) -> str | None:
     if config.distribute.type != "none":
         return (f"distribute: {config.distribute.type} (TensorFlow sets up its devices once "
                 "per process)")
-    if config.tracking is not None:
-        return "tracking: (the trackers' clients keep their state per process)"
     code = [f"callbacks {spec.type}" for spec in config.callbacks
             if spec.type in _USER_CODE_CALLBACKS]
     if config.model.kind == "factory":
@@ -103,10 +103,28 @@ class Pool:
 
     def __init__(self, start: int = 0) -> None:
         """start: workers started at once, whose TensorFlow import then overlaps the
-        sweep's own start (Optuna, its storage, the study)."""
+        sweep's own start (the sweep file read and checked, Optuna, its storage, the
+        study)."""
         self.lock = threading.Lock()
         self.idle: list[Worker] = [Worker() for _ in range(start)]
         self.closed = False
+
+    def start(self, count: int) -> None:
+        """Workers started until `count` wait for a trial."""
+        with self.lock:
+            missing = count - len(self.idle)
+        for _ in range(missing):
+            worker = Worker()
+            with self.lock:
+                self.idle.append(worker)
+
+    def drop_unused(self) -> None:
+        """The workers never given a trial ended (the sweep's trials will not use them)."""
+        with self.lock:
+            unused = [w for w in self.idle if not w.trials]
+            self.idle = [w for w in self.idle if w.trials]
+        for worker in unused:
+            worker.kill()
 
     def run(self, args: list[str], env: dict[str, str], log: Path,
             started: Callable[[subprocess.Popen], None]) -> int | None:

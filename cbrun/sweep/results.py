@@ -98,6 +98,28 @@ def write_best(sweep: Sweep, sweep_dir: Path, best: dict[str, Any]) -> Path:
     return path
 
 
+def prepare_plots() -> None:
+    """Everything `write_plots` and top.png pay for once per process, done ahead: the
+    imports, and a throwaway figure drawn in memory (the fonts, the mathtext parser of
+    the log axes' labels, the PNG writer). What the plots show does not change."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm  # noqa: F401
+
+    figure = plt.figure(figsize=(2, 2))
+    axes = figure.add_subplot()
+    axes.set_yscale("log")
+    axes.plot([1, 2], [0.01, 1], label="x")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(io.BytesIO(), format="png", dpi=50)
+    plt.close(figure)
+
+
 def write_plots(study, sweep_dir: Path, metric: str) -> tuple[list[Path], list[str]]:
     """Optuna's own matplotlib plots; returns (written, skipped with the reason)."""
     import matplotlib

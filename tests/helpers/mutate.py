@@ -808,9 +808,6 @@ M.update({  # issue 28: sweeps
  "sweep-worker-stderr-lost": ("cbrun/sweep/worker.py",
    "    os.dup2(fd, 2)\n", "    pass\n",
    ["tests/test_sweep_warm.py::test_one_worker_process_trains_trial_after_trial"]),
- "sweep-tracked-trial-shared": ("cbrun/sweep/pool.py",
-   "    if config.tracking is not None:", "    if False:",
-   ["tests/test_sweep_warm.py::test_configs_that_cannot_share_a_process_say_why"]),
  "worker-keras-settings-kept": ("cbrun/engine/worker_state.py",
    "        if name in settings and read() != settings[name]:", "        if False:",
    ["tests/test_sweep_warm.py::test_between_trials_every_keras_setting_is_put_back"]),
@@ -832,6 +829,21 @@ M.update({  # issue 28: tracking's cost
  "track-new-store-wal": ("cbrun/tracking/mlflow_sink.py",
    "PRAGMA journal_mode=MEMORY", "PRAGMA journal_mode=WAL",
    ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
+})
+M.update({  # issue 28: sweeps, time per trial
+ "sweep-refused-worker-left": ("cbrun/commands/sweep.py",
+   "    finally:\n        if pool is not None:\n            pool.close()\n\n\ndef _study",
+   "    finally:\n        pass\n\n\ndef _study",
+   ["tests/test_sweep_warm.py::test_a_refused_sweep_leaves_no_worker_behind"]),
+ "sweep-report-prepared-changes-plots": ("cbrun/sweep/results.py",
+   "    plt.close(figure)\n\n\ndef write_plots",
+   "    plt.close(figure)\n    matplotlib.rcParams[\"font.family\"] = \"monospace\"\n\n\ndef write_plots",
+   ["tests/test_sweep_warm.py::test_the_plots_are_those_sweep_show_draws_afresh"]),
+ "sweep-tracked-trial-fresh": ("cbrun/sweep/pool.py",
+   '    if config.distribute.type != "none":',
+   ('    if config.tracking is not None:\n        return "tracking:"\n'
+   '    if config.distribute.type != "none":'),
+   ["tests/test_sweep_warm.py::test_tracked_trials_share_a_warm_worker_each_with_its_own_mlflow_run"]),
 })
 
 
