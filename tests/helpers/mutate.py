@@ -816,6 +816,15 @@ M.update({  # issue 28: sweeps
    ["tests/test_sweep_warm.py::test_between_trials_every_keras_setting_is_put_back"]),
 })
 
+M.update({  # issue 28: the compute-bound run (import, build, epochs)
+ "tfimport-jax-imported": ("cbrun/engine/tfimport.py",
+   'LATER = ("matplotlib", "jax", "jaxlib")', 'LATER = ("matplotlib",)',
+   ["tests/test_process.py::test_the_cbrun_process_holds_the_collector_off_through_the_first_epoch"]),
+ "tfimport-tflite-jax-lost": ("cbrun/engine/tfimport.py",
+   "                module._jit = _jax_jit_when_used", "                pass",
+   ["tests/test_process.py::test_the_cbrun_process_holds_the_collector_off_through_the_first_epoch"]),
+})
+
 
 if __name__ == "__main__":
     main()
