@@ -8,6 +8,8 @@ medians of `--repeats`.
 
 Prints the added seconds per run and the added time per epoch against the epoch's own (the
 steady epochs, from the time each epoch ended, noted by a LambdaCallback both sides run),
+the processor seconds each run used (user + system, the tracking process's included: what
+the load disturbs least),
 and the goal of issue 28: at most 1 s a run plus at most 2% an epoch. `report(repeats)`
 returns the printed block (for `make bench`).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -80,8 +83,9 @@ def _make_store(scratch: Path) -> None:
                    check=True, capture_output=True)
 
 
-def _one(folder: Path, epochs: int, store: str | None) -> tuple[float, list[float]]:
-    """(the whole process's seconds, the steady epochs' seconds) of one run."""
+def _one(folder: Path, epochs: int, store: str | None) -> tuple[float, float, list[float]]:
+    """(the whole process's seconds, its processor seconds (user + system, the tracking
+    process's included), the steady epochs' seconds) of one run."""
     folder.mkdir(parents=True)
     (folder / "bench_marks.py").write_text(MARKS)
     marks = folder / "marks.txt"
@@ -95,21 +99,25 @@ def _one(folder: Path, epochs: int, store: str | None) -> tuple[float, list[floa
             env["MLFLOW_ALLOW_FILE_STORE"] = "true"
     path = folder / "run.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "cbrun", "train", str(path), "--runs-dir",
                              str(folder / "runs"), "--quiet"], env=env, cwd=folder,
                             capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (now.ru_utime - used.ru_utime) + (now.ru_stime - used.ru_stime)
     if result.returncode != 0 or "warning: MLflow" in result.stderr:
         raise RuntimeError(f"the {store or 'untracked'} run failed:\n{result.stderr[-2000:]}")
     ends = [float(line) for line in marks.read_text().split()]
-    return seconds, [b - a for a, b in itertools.pairwise(ends)]  # epochs 2 and later
+    return seconds, cpu, [b - a for a, b in itertools.pairwise(ends)]  # epochs 2 and later
 
 
 def report(repeats: int = 3, epochs: int = 4,
            stores: tuple[str, ...] = ("sqlite", "existing", "file")) -> str:
     sides = [None, *stores]
     wall: dict[str | None, list[float]] = {side: [] for side in sides}
+    cpu: dict[str | None, list[float]] = {side: [] for side in sides}
     steady: dict[str | None, list[float]] = {side: [] for side in sides}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as scratch:
@@ -117,18 +125,22 @@ def report(repeats: int = 3, epochs: int = 4,
             _make_store(Path(scratch))
         for round_ in range(repeats):
             for side in sides:  # in turn, so that the machine's load falls on each alike
-                seconds, epoch_times = _one(Path(scratch) / f"{round_}-{side}", epochs, side)
+                seconds, used, epoch_times = _one(Path(scratch) / f"{round_}-{side}", epochs,
+                                                  side)
                 wall[side].append(seconds)
+                cpu[side].append(used)
                 steady[side].extend(epoch_times)
     load_after = os.getloadavg()
     base, base_epoch = statistics.median(wall[None]), statistics.median(steady[None])
+    base_cpu = statistics.median(cpu[None])
     lines = [
         (f"MLflow tracking: digits MLP, 5 callbacks, {epochs} epochs, whole `cbrun train` "
          f"processes, median of {repeats}"),
         (f"load average {' '.join(f'{x:.1f}' for x in load_before)} before, "
          f"{' '.join(f'{x:.1f}' for x in load_after)} after, on {os.cpu_count()} cores"),
-        f"  {'':22}{'run s':>8}{'added s':>10}{'epoch s':>10}{'added/epoch':>14}",
-        f"  {'untracked':22}{base:8.2f}{'':>10}{base_epoch:10.3f}",
+        (f"  {'':22}{'run s':>8}{'added s':>10}{'epoch s':>10}{'added/epoch':>14}"
+         f"{'cpu s':>8}{'added cpu':>11}"),
+        f"  {'untracked':22}{base:8.2f}{'':>10}{base_epoch:10.3f}{'':>14}{base_cpu:8.2f}",
     ]
     verdicts = []
     for side in stores:
@@ -136,8 +148,9 @@ def report(repeats: int = 3, epochs: int = 4,
         added, per_epoch = run - base, epoch - base_epoch
         share = per_epoch / base_epoch
         fixed = added - epochs * max(per_epoch, 0.0)
+        used = statistics.median(cpu[side])
         lines.append(f"  {STORES[side][0]:22}{run:8.2f}{added:+10.2f}{epoch:10.3f}"
-                     f"{share:+13.1%}")
+                     f"{share:+13.1%}{used:8.2f}{used - base_cpu:+11.2f}")
         met = fixed <= GOAL_RUN_S and share <= GOAL_EPOCH_SHARE
         verdicts.append(f"{side} {'met' if met else 'NOT met'} ({fixed:+.2f} s a run, "
                         f"{share:+.1%} an epoch)")

@@ -22,6 +22,22 @@ HANG_S = 1200
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+BASE_YAML = """\
+name: t
+data: {source: digits, validation_split: 0.2}
+model:
+  input_shape: [64]
+  layers:
+    - {type: Dense, units: 10, activation: softmax}
+compile:
+  optimizer: {type: Adam, learning_rate: 0.001}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+fit:
+  epochs: 2
+"""  # a digits config as YAML text, for tests whose subject is the text itself
+
+
 def tiny_config(**overrides) -> dict:
     """A digits MLP that trains in well under a second per epoch."""
     config = {

@@ -8,27 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_output
+from conftest import BASE_YAML, cli_output
 
 from cbrun.config.load import load_config
 from cbrun.config.monitors import logged_keys, monitor_direction, primary_monitor
 from cbrun.config.yamlio import MAX_CONFIG_BYTES
 from cbrun.errors import ConfigError, Problem
 
-BASE = """\
-name: t
-data: {source: digits, validation_split: 0.2}
-model:
-  input_shape: [64]
-  layers:
-    - {type: Dense, units: 10, activation: softmax}
-compile:
-  optimizer: {type: Adam, learning_rate: 0.001}
-  loss: sparse_categorical_crossentropy
-  metrics: [accuracy]
-fit:
-  epochs: 2
-"""
+BASE = BASE_YAML
 
 
 def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:

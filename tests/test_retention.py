@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import (
+    BASE_YAML,
     HANG_S,
     cbrun_process,
     cli,
@@ -252,19 +253,7 @@ def test_a_resume_that_goes_another_way_leaves_nothing_stale(kills):
 
 # ------------------------------------------------------------------ mistakes in the keys
 
-BASE = """\
-name: t
-data: {source: digits, validation_split: 0.2}
-model:
-  input_shape: [64]
-  layers:
-    - {type: Dense, units: 10, activation: softmax}
-compile:
-  optimizer: {type: Adam, learning_rate: 0.001}
-  loss: sparse_categorical_crossentropy
-  metrics: [accuracy]
-fit:
-  epochs: 2
+BASE = BASE_YAML + """\
 callbacks:
   - type: ModelCheckpoint
 """

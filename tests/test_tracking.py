@@ -806,3 +806,79 @@ def test_a_tracker_that_answers_nothing_costs_the_end_a_bounded_wait_and_lists_t
         "warning: the trackers are 2 items behind; what finds their queue full is not "
         "sent, and run.json lists it under tracking.<name>.unsent")]
     assert len([line for line in said if "MLflow tracking failed" in line]) == 1
+
+
+CRASH_TRACKER = """
+import os
+import signal
+from pathlib import Path
+
+def crash(epoch, logs):
+    if epoch == 0:  # the end of epoch 1: the tracking process dies of a fatal signal
+        children = set()
+        for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+            children.update((task / "children").read_text().split())
+        for pid in children:
+            if b"cbrun.tracking.child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(int(pid), signal.SIGSEGV)
+"""
+
+
+def test_a_tracking_process_that_crashes_leaves_its_last_words_in_the_run(tmp_path, capfd):
+    """The tracking process dies of a segmentation fault mid-run: the run goes on, the
+    warning says how it ended and what it said last, and its whole output (the Python stack
+    at the crash) is in the run directory's tracking.log."""
+    (tmp_path / "crash_tracker.py").write_text(CRASH_TRACKER)
+    config = tiny_config(fit={"epochs": 3}, tracking={"mlflow": {
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "digits",
+        "artifact_location": str(tmp_path / "artifacts")}},
+        callbacks=[{"type": "LambdaCallback", "on_epoch_end": "crash_tracker:crash"}])
+    path = write_config(tmp_path, config)
+    assert cli("train", path, "--runs-dir", tmp_path / "runs", "--quiet") == 0
+    err = capfd.readouterr().err
+    run_dir = only_run(tmp_path / "runs")
+    log = run_dir / "tracking.log"
+    warnings = [line for line in err.splitlines() if "MLflow tracking failed" in line]
+    assert warnings == [(
+        f"warning: MLflow tracking failed (the tracking process ended (exit code "
+        f"{-signal.SIGSEGV}): Fatal Python error: Segmentation fault (its output is in "
+        f"{log})); the run goes on without it, and run.json lists what it did not get under "
+        "tracking.mlflow.unsent")], err
+    assert "cbrun/tracking/child.py" in log.read_text()  # where it was when it died
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed"
+    entry = record["tracking"]["mlflow"]
+    assert "Segmentation fault" in entry["error"] and "end status" in entry["unsent"]
+
+
+def test_a_tracking_process_with_nothing_to_say_leaves_no_log(tracked):
+    _, run_dir = tracked
+    assert not (run_dir / "tracking.log").exists()
+
+
+def _schema(db: Path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(db) as store:
+        # Each statement's clauses sorted: MLflow's own migrations write a table's
+        # constraints in an order that varies from one store to the next.
+        return (sorted((kind, name, sorted(part.strip(" ,") for part in (sql or "").split("\n")))
+                       for kind, name, sql in store.execute(
+                           "select type, name, sql from sqlite_master")),
+                store.execute("select version_num from alembic_version").fetchall(),
+                store.execute("pragma journal_mode").fetchall())
+
+
+def test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else(tracked, tmp_path):
+    """A run's new SQLite store is made beside it and put in place whole: the same tables,
+    schema version and journal as a store MLflow makes itself, the mode the umask gives a
+    new file, and nothing else left in its folder."""
+    from mlflow import MlflowClient
+
+    folder, _ = tracked
+    made = folder / "mlflow.db"
+    reference = tmp_path / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{reference}").search_experiments()
+    assert _schema(made) == _schema(reference)
+    assert made.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []

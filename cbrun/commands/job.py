@@ -47,6 +47,19 @@ def start(config: Any, argv: list[str], *, processes: int | None, coordinator: s
     return join(config, place, debug)
 
 
+def run_as_job(config: Any, argv: list[str], job: dict, debug: bool,
+               body: Callable[[Any], int]) -> int | None:
+    """A command under --processes/--coordinator (`job`: those flags): the exit code once
+    this process's part has ended: a local launch that has run, a follower's, or process
+    0's `body(peers)`. None: one process only, so the caller runs its command itself."""
+    peers = start(config, argv, debug=debug, **job)
+    if peers is None or isinstance(peers, int):  # one process; or launched here, and ended
+        return peers
+    if not peers.writer:
+        return follow(peers, argv, debug)
+    return lead(peers, lambda: body(peers))
+
+
 def join(config: Any, place: Membership, debug: bool = False) -> Any:
     from cbrun.engine.peers import join as join_job
 

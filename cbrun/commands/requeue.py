@@ -36,16 +36,13 @@ def train_or_resume(config_path: Sequence[Path], overrides: Sequence[str], runs_
         from cbrun.commands import job as several
         from cbrun.config.load import load_config
 
-        peers = several.start(load_config(config_path, tuple(overrides)).config, argv,
-                              debug=debug, **job)
-        if isinstance(peers, int):  # launched here, and ended
-            return peers
-        if peers is not None and not peers.writer:
-            return several.follow(peers, argv, debug)
-        if peers is not None:
-            return several.lead(peers, lambda: _train_or_resume(
+        code = several.run_as_job(
+            load_config(config_path, tuple(overrides)).config, argv, job, debug,
+            lambda peers: _train_or_resume(
                 config_path, overrides, runs_dir, run_id, quiet=quiet, argv=argv,
                 debug=debug, train_config=train_config, peers=peers))
+        if code is not None:
+            return code
     return _train_or_resume(config_path, overrides, runs_dir, run_id, quiet=quiet, argv=argv,
                             debug=debug, train_config=train_config, peers=None)
 

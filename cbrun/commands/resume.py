@@ -74,16 +74,12 @@ def resume_run(run_dir: Path, epochs: int | None, past_early_stop: bool,
             config = plan_resume(RunRecord.load(run_dir), epochs, overrides).config
         except CbrunError:
             config = None
-        peers = several.start(config, argv, debug=debug, **job) if config is not None \
-            else None
-        if isinstance(peers, int):  # launched here, and ended
-            return peers
-        if peers is not None and not peers.writer:
-            return several.follow(peers, argv, debug)
-        if peers is not None:
-            return several.lead(peers, lambda: resume_run(
+        code = None if config is None else several.run_as_job(
+            config, argv, job, debug, lambda peers: resume_run(
                 run_dir, epochs, past_early_stop, overrides, quiet=quiet, argv=argv,
                 debug=debug, peers=peers))
+        if code is not None:
+            return code
     # A Ctrl-C from here on stops the resume at its first safe point, recorded in run.json.
     with interrupts_recorded(), run_lock(run_dir):  # a second resume of this run stops here
         # Read only under the lock: a process finishing a moment ago has written its last.

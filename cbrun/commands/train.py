@@ -96,21 +96,15 @@ def train_config(config_path: Path | Sequence[Path], overrides: Sequence[str], r
     overrides = tuple(overrides)
     # Validation runs before TensorFlow is imported: a typo costs milliseconds, not an epoch.
     loaded = load_config(config_path, overrides, check_data_files=True)
+    made: list[Path] = []
     if peers is None and job is not None:
         from cbrun.commands import job as several
 
-        peers = several.start(loaded.config, argv, debug=debug, **job)
-        if isinstance(peers, int):  # launched here, and ended
-            return peers, None
-        if peers is not None and not peers.writer:
-            return several.follow(peers, argv, debug), None
-        if peers is not None:
-            made: list[Path] = []
-            code = several.lead(peers, lambda: _train_in(
-                loaded, runs_dir, run_dir, overrides, quiet, argv, debug, sweep_trial,
-                dev_batches, peers, made))
+        code = several.run_as_job(loaded.config, argv, job, debug, lambda peers: _train_in(
+            loaded, runs_dir, run_dir, overrides, quiet, argv, debug, sweep_trial,
+            dev_batches, peers, made))
+        if code is not None:
             return code, made[0] if made else None
-    made = []
     return _train_in(loaded, runs_dir, run_dir, overrides, quiet, argv, debug, sweep_trial,
                      dev_batches, peers, made), made[0]
 

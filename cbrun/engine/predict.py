@@ -98,7 +98,7 @@ def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in zip(*columns.values(), strict=True):
-            writer.writerow([_cell(v) for v in row])
+            writer.writerow([csv_cell(v) for v in row])
 
 
 def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -112,7 +112,7 @@ def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
-def _cell(value) -> str:
+def csv_cell(value) -> str:
     if value is None:  # a kept column's missing value: an empty cell, as it was read
         return ""
     if isinstance(value, (float, np.floating)):

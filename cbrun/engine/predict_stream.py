@@ -19,7 +19,7 @@ from cbrun.data.shards import Piece, ShardProblem, is_glob, kind_of, open_shards
 from cbrun.engine.data import eval_data
 from cbrun.engine.inputs import check_columns, check_fits, table_artifacts, unseen_notes
 from cbrun.engine.outputs import by_output, model_outputs, output_tasks
-from cbrun.engine.predict import _cell
+from cbrun.engine.predict import csv_cell
 from cbrun.engine.runmodel import load_run_model
 from cbrun.engine.sources import Split
 from cbrun.errors import UsageError
@@ -159,7 +159,7 @@ class _Csv:
             self.writer.writerow(columns)
             self.started = True
         for row in zip(*columns.values(), strict=True):
-            self.writer.writerow([_cell(v) for v in row])
+            self.writer.writerow([csv_cell(v) for v in row])
 
     def close(self) -> None:
         self.handle.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -33,6 +34,11 @@ QUEUE_ITEMS = 1000  # ~1 kB an epoch's item: a tracker stuck for 1000 epochs hol
 # A tracker that answers nothing for this long at the run's end is left: MLflow's own
 # bound on an HTTP request is 20 s, 3 tries (mlflow_sink.HTTP_DEFAULTS).
 STALL_SECONDS = 90.0
+# The tracking process's own output (its stderr: a crash's traceback, a fatal signal's
+# stack, what MLflow or W&B print), kept in the run directory so that "it ended" can say why.
+LOG_FILE = "tracking.log"
+# A line that says what went wrong: an exception's ("ValueError: ..."), a fatal error's.
+_ERROR_LINE = re.compile(r"^(Fatal Python error: |[A-Za-z_][\w.]*: )")
 
 
 class Sender:
@@ -54,15 +60,26 @@ class Sender:
         home = str(Path(cbrun.__file__).resolve().parents[1])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [home, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self.log_path = run_dir / LOG_FILE
+        try:  # appended to: a resume keeps what an earlier process said
+            log = self.log_path.open("ab")
+        except OSError:
+            log = None
+        self._log_from = log.tell() if log is not None else 0
         try:
+            # -X faulthandler: a fatal signal (a crash in MLflow's or SQLite's C code) leaves
+            # the Python stack in the log too.
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cbrun.tracking.child", str(commands_read),
-                 str(replies_write)], pass_fds=(commands_read, replies_write),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [sys.executable, "-X", "faulthandler", "-m", "cbrun.tracking.child",
+                 str(commands_read), str(replies_write)],
+                pass_fds=(commands_read, replies_write), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log or subprocess.DEVNULL,
                 env=env, start_new_session=True)  # Ctrl-C is the training process's
         finally:
             os.close(commands_read)
             os.close(replies_write)
+            if log is not None:
+                log.close()
         self._out = Connection(commands_write, readable=False)
         self._in = Connection(replies_read, writable=False)
         self._queue.put(("setup", config, run_dir, config_dir, states))
@@ -120,6 +137,11 @@ class Sender:
             self._queue.put_nowait(("close",))  # the feeder's last item, wherever it goes
         except queue.Full:
             pass  # the feeder is held in a write that the process's end breaks
+        try:  # a log with nothing in it is no news
+            if self.log_path.stat().st_size == 0:
+                self.log_path.unlink()
+        except OSError:
+            pass
 
     # ---------------------------------------------------------------- the two threads
 
@@ -148,11 +170,28 @@ class Sender:
                     self._heard_count += 1
                     self._heard.notify_all()
         except (EOFError, OSError, ValueError):
-            code = self.process.poll()
+            try:  # its end closed the pipe: its exit code and last words follow at once
+                code = self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = None
             self._ended("the tracking process ended"
-                        + ("" if code is None else f" (exit code {code})"))
+                        + ("" if code is None else f" (exit code {code})") + self._last_words())
         finally:
             self._in.close()
+
+    def _last_words(self) -> str:
+        """What the process wrote last in its log, for the line that says it ended."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_from)
+                lines = [line.strip() for line in
+                         log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        if not lines:
+            return ""
+        said = next((line for line in reversed(lines) if _ERROR_LINE.match(line)), lines[-1])
+        return f": {said[:300]} (its output is in {self.log_path})"
 
     def _ended(self, why: str) -> None:
         with self._heard:

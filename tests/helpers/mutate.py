@@ -816,6 +816,24 @@ M.update({  # issue 28: sweeps
    ["tests/test_sweep_warm.py::test_between_trials_every_keras_setting_is_put_back"]),
 })
 
+M.update({  # issue 28: tracking's cost
+ "track-child-stderr-dropped": ("cbrun/tracking/sender.py",
+   "stderr=log or subprocess.DEVNULL,", "stderr=subprocess.DEVNULL,",
+   ["tests/test_tracking.py::test_a_tracking_process_that_crashes_leaves_its_last_words_in_the_run"]),
+ "track-empty-log-kept": ("cbrun/tracking/sender.py",
+   "            if self.log_path.stat().st_size == 0:", "            if False:",
+   ["tests/test_tracking.py::test_a_tracking_process_with_nothing_to_say_leaves_no_log"]),
+ "track-new-store-left-behind": ("cbrun/tracking/mlflow_sink.py",
+   "        made.unlink(missing_ok=True)", "        pass",
+   ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
+ "track-new-store-private": ("cbrun/tracking/mlflow_sink.py",
+   "os.O_WRONLY, 0o666)", "os.O_WRONLY, 0o600)",
+   ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
+ "track-new-store-wal": ("cbrun/tracking/mlflow_sink.py",
+   "PRAGMA journal_mode=MEMORY", "PRAGMA journal_mode=WAL",
+   ["tests/test_tracking.py::test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else"]),
+})
+
 M.update({  # issue 28: the compute-bound run (import, build, epochs)
  "tfimport-jax-imported": ("cbrun/engine/tfimport.py",
    'LATER = ("matplotlib", "jax", "jaxlib")', 'LATER = ("matplotlib",)',
