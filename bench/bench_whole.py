@@ -18,7 +18,8 @@ Each round runs, for every workload, one `cbrun train` (through bench/fit_timeli
 which marks the hooks) and one hand-written script (bench/hand_keras.py, same model,
 callbacks and epochs), in turn, so the machine's load hits both alike; then one process
 that times the floor of every workload (bench/hand_keras.py --floor). Prints medians: the
-whole process and its breakdown (import, build: everything between the import and `fit`,
+whole process, its processor time (user + system of every thread: a busy machine's waits for
+a core lengthen the wall clock, far less this) and its breakdown (import, build: everything between the import and `fit`,
 first epoch, steady epochs, cbrun's own work per epoch, the time after the last epoch
 inside `fit`, after `fit`), each steady epoch over the floor, the load average, and each
 goal of issues 13 and 28 next to its figure.
@@ -31,6 +32,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -258,15 +260,28 @@ def timeline(stderr: str, total: float) -> dict[str, float]:
             "after fit": total - at["fit returned"]}
 
 
+def processor_seconds() -> float:
+    """User and system time of this script's children that have ended."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def run(command: list[str], repo: Path = REPO) -> tuple[float, str, str]:
+    """(wall seconds, stderr, stdout); the process's processor seconds in LAST_CPU."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(repo)}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), processor_seconds()
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900,
                           check=False)
     total = time.perf_counter() - start
+    LAST_CPU[0] = processor_seconds() - cpu
     if proc.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{proc.stderr[-3000:]}")
     return total, proc.stderr, proc.stdout
+
+
+# A busy machine makes a process wait for a core: its wall clock grows, its processor time
+# (user + system, every thread) far less. Printed beside the wall-clock figures.
+LAST_CPU = [0.0]
 
 
 def other_reports(repeats: int) -> list[str]:
@@ -342,7 +357,7 @@ def main() -> None:
                         total, err, _ = run([sys.executable, str(BENCH / "hand_keras.py"),
                                              str(spec), str(out)])
                     results.setdefault(work.name, {}).setdefault(side, []).append(
-                        timeline(err, total))
+                        {**timeline(err, total), "processor": LAST_CPU[0]})
                     print(f"round {i + 1}/{args.repeats} {work.name} {side}: {total:.2f} s "
                           f"(load {loads[-1]:.1f})", file=sys.stderr, flush=True)
             loads.append(os.getloadavg()[0])
@@ -353,7 +368,7 @@ def main() -> None:
     print(f"median of {args.repeats}, whole processes in turn; load average "
           f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores; "
           f"{time.perf_counter() - started:.0f} s")
-    keys = ["total", "import", "build", "first epoch", "steady epoch", "slowest steady",
+    keys = ["total", "processor", "import", "build", "first epoch", "steady epoch", "slowest steady",
             "cbrun per epoch", "after last epoch", "after fit"]
     summary = []
     for work in chosen:
@@ -367,6 +382,8 @@ def main() -> None:
         print(f"  cbrun / Keras = {ratio:.2f}{verdict(ratio, work.goal)}; steps_per_execution "
               f"auto chose {spe[work.name]['cbrun']}; epochs run: cbrun "
               f"{med['cbrun']['epochs']:.0f}, Keras {med['keras']['epochs']:.0f}")
+        print(f"  processor time (user + system): cbrun / Keras = "
+              f"{med['cbrun']['processor'] / med['keras']['processor']:.2f}")
         if "before" in med:
             print(f"  before ({args.before}): cbrun / Keras = "
                   f"{med['before']['total'] / med['keras']['total']:.2f}; auto chose "

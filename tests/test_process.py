@@ -3,7 +3,7 @@
 `cbrun train` imports TensorFlow with the garbage collector off and freezes what the import
 made (cbrun/engine/tfimport.py): full collections stop walking ~300,000 objects that are never
 garbage. The collector stays off until the first epoch has built what the run keeps. Keras's
-import of matplotlib.pyplot waits until something uses it. A Python caller (cbrun.api, tests
+import of matplotlib.pyplot, and TFLite's of JAX, wait until something uses them. A Python caller (cbrun.api, tests
 calling main(argv)) keeps its collector as it was: freezing would keep its own garbage alive.
 
 What the tests look at is what a user would notice, not how many objects were frozen (that
@@ -13,10 +13,13 @@ is only speed): when the collector runs, and whether a caller's garbage is still
 from __future__ import annotations
 
 import gc
+import importlib.util
 import json
 import weakref
 
 from conftest import HANG_S, cbrun_process, cli, tiny_config, write_config
+
+JAX_INSTALLED = importlib.util.find_spec("jax") is not None
 
 PROBE = '''
 import gc, json, sys
@@ -48,6 +51,11 @@ class Probe(keras.callbacks.Callback):
 
         self.seen["pyplot"] = "matplotlib.pyplot" in sys.modules
         self.seen["gallery"] = callable(plot_image_gallery.plt.subplots)  # imports it
+        from tensorflow.lite.python import lite
+
+        self.seen["jax"] = "jax" in sys.modules
+        # TFLite's converter from JAX functions still finds JAX (None: "not installed").
+        self.seen["tflite_jax"] = lite._jit is not None
         with open(self.path, "w") as handle:
             json.dump(self.seen, handle)
 '''
@@ -71,7 +79,10 @@ def test_the_cbrun_process_holds_the_collector_off_through_the_first_epoch(tmp_p
     assert json.loads(seen.read_text()) == {
         "train_begin": False, "first_epoch_end": False, "second_epoch": True,
         # The whole run without pyplot (0.3 s of Keras's import); the gallery still finds it.
-        "pyplot": False, "gallery": True}
+        "pyplot": False, "gallery": True,
+        # Nor JAX (a quarter of TensorFlow's import where it is installed), which TFLite
+        # imports for its converter from JAX functions: it is imported when that is used.
+        "jax": False, "tflite_jax": JAX_INSTALLED}
 
 
 def test_a_caller_keeps_its_collector_as_it_was(tmp_path):
@@ -85,6 +96,7 @@ def test_a_caller_keeps_its_collector_as_it_was(tmp_path):
     state = json.loads(seen.read_text())
     assert state["train_begin"] and state["first_epoch_end"] and state["second_epoch"], state
     assert state["gallery"] is True and gc.isenabled()
+    assert state["tflite_jax"] is JAX_INSTALLED
     del held
     gc.collect()
     assert watch() is None, "the caller's objects were frozen"

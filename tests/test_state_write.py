@@ -81,3 +81,26 @@ def test_a_failed_background_write_fails_the_run_when_waited_for(tmp_path):
         pass
     else:
         raise AssertionError("the write's failure was lost")
+
+
+def test_the_end_of_training_leaves_the_last_write_to_the_session(tmp_path):
+    """The StateKeeper's on_train_end does not wait for the last epoch's write: the session
+    saves model.keras meanwhile, then waits for it (engine/session.py) before the run's end
+    is recorded. A write that cannot finish until released shows which waits."""
+    import threading
+
+    from cbrun.engine.callbacks.keeper import StateKeeper
+    from cbrun.state.files import CapturedState
+
+    release = threading.Event()
+    keeper = StateKeeper(tmp_path, [], None, extra_state=dict, after_save=lambda: None)
+    state = CapturedState(1, {"m0": np.zeros(3)}, {}, {"epochs_done": 1})
+    # Released below; the bound only ends the test if on_train_end waited (it then finds
+    # the write done and fails).
+    keeper.writer.save(tmp_path, state, lambda: release.wait(60))
+    keeper.on_train_end()
+    in_flight = keeper.writer._thread is not None and keeper.writer._thread.is_alive()
+    release.set()
+    keeper.writer.close()
+    assert in_flight, "on_train_end waited for the last state's write"
+    assert state_problem(tmp_path / "state" / "epoch-00001") is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import importlib.abc
+import importlib.util
 import os
 import sys
 import threading
@@ -104,14 +105,23 @@ def _command() -> bool:
     return is_whole_process()
 
 
-class _NoMatplotlib(importlib.abc.MetaPathFinder):
-    """Keras's import reaches `import matplotlib.pyplot` (for keras.visualization's image
-    gallery, inside a try): 0.33 s of the ~2 s import, for a function training never calls.
-    In a `cbrun` process that import fails while TensorFlow loads, and the gallery gets a
-    stand-in that imports pyplot when first used."""
+# Imported by TensorFlow's or Keras's import for something training never calls, so a `cbrun`
+# process imports them when first used instead: matplotlib.pyplot (Keras's image gallery,
+# 0.33 s of the ~2 s import) and, where it is installed, JAX (TFLite's converter from JAX
+# functions, `tensorflow.lite.python.util`: 0.8-1.5 s of processor time, a quarter of the
+# import, measured on 2 cores; `backend: jax` imports JAX before TensorFlow and keeps it).
+LATER = ("matplotlib", "jax", "jaxlib")
+
+
+class _Later(importlib.abc.MetaPathFinder):
+    """Fails the import of `names` (and their submodules) while TensorFlow loads; the
+    importers catch it (`try: import ...`) and get a stand-in below."""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
 
     def find_spec(self, name, path=None, target=None):
-        if name == "matplotlib" or name.startswith("matplotlib."):
+        if name.partition(".")[0] in self.names:
             raise ModuleNotFoundError(f"{name} is imported later, when used", name=name)
 
 
@@ -122,13 +132,20 @@ class _PyplotWhenUsed:
         return getattr(matplotlib.pyplot, name)
 
 
+def _jax_jit_when_used(*args, **kwargs):
+    from jax import jit
+
+    return jit(*args, **kwargs)
+
+
 def _import(debug: bool) -> None:
     if "tensorflow" in sys.modules:
         return
-    if not _command() or "matplotlib" in sys.modules:
+    later = tuple(name for name in LATER if name not in sys.modules) if _command() else ()
+    if not later:
         _import_quietly(debug)
         return
-    blocker = _NoMatplotlib()
+    blocker = _Later(later)
     sys.meta_path.insert(0, blocker)
     try:
         _import_quietly(debug)
@@ -137,6 +154,12 @@ def _import(debug: bool) -> None:
     gallery = sys.modules.get("keras.src.visualization.plot_image_gallery")
     if gallery is not None and getattr(gallery, "plt", None) is None:
         gallery.plt = _PyplotWhenUsed()
+    if "jax" in later and importlib.util.find_spec("jax") is not None:
+        # TFLite took JAX for absent (`_jit = None`): converting from JAX would say so.
+        for name in ("tensorflow.lite.python.util", "tensorflow.lite.python.lite"):
+            module = sys.modules.get(name)
+            if module is not None and getattr(module, "_jit", 0) is None:
+                module._jit = _jax_jit_when_used
 
 
 def _import_quietly(debug: bool) -> None:

@@ -85,11 +85,11 @@ def capture_state(model: Any, bound: list[Bound], epochs_done: int,
     batches (then the metrics' accumulators too)."""
     import keras
 
-    variables = {f"m{i}": np.array(v.numpy()) for i, v in enumerate(model.variables)}
-    variables.update({f"o{i}": np.array(v.numpy())
+    variables = {f"m{i}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
+    variables.update({f"o{i}": np.asarray(v.numpy())
                       for i, v in enumerate(model.optimizer.variables)})
     metrics = metric_variables(model) if batches_done else []
-    variables.update({f"s{i}": np.array(v.numpy()) for i, v in enumerate(metrics)})
+    variables.update({f"s{i}": np.asarray(v.numpy()) for i, v in enumerate(metrics)})
     arrays: dict[str, np.ndarray] = {}
     states = []
     for index, (spec, callback) in enumerate(bound):

@@ -846,6 +846,20 @@ M.update({  # issue 28: sweeps, time per trial
    ["tests/test_sweep_warm.py::test_tracked_trials_share_a_warm_worker_each_with_its_own_mlflow_run"]),
 })
 
+M.update({  # issue 28: the compute-bound run (import, build, epochs)
+ "tfimport-jax-imported": ("cbrun/engine/tfimport.py",
+   'LATER = ("matplotlib", "jax", "jaxlib")', 'LATER = ("matplotlib",)',
+   ["tests/test_process.py::test_the_cbrun_process_holds_the_collector_off_through_the_first_epoch"]),
+ "keeper-waits-at-train-end": ("cbrun/engine/callbacks/keeper.py",
+   "        # then waits (`writer.close()`), before the run's end is recorded.\n        pass",
+   ("        # then waits (`writer.close()`), before the run's end is recorded.\n"
+    "        self.writer.close()"),
+   ["tests/test_state_write.py::test_the_end_of_training_leaves_the_last_write_to_the_session"]),
+ "tfimport-tflite-jax-lost": ("cbrun/engine/tfimport.py",
+   "                module._jit = _jax_jit_when_used", "                pass",
+   ["tests/test_process.py::test_the_cbrun_process_holds_the_collector_off_through_the_first_epoch"]),
+})
+
 
 if __name__ == "__main__":
     main()

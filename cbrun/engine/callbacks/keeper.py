@@ -123,4 +123,6 @@ class StateKeeper(keras.callbacks.Callback):
         self.saved_at = (time.monotonic(), 0)
 
     def on_train_end(self, logs=None):
-        self.writer.close()
+        # The last write is not waited for here: the session saves the model meanwhile and
+        # then waits (`writer.close()`), before the run's end is recorded.
+        pass
