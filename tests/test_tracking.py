@@ -882,3 +882,45 @@ def test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else(tracked, tm
     assert _schema(made) == _schema(reference)
     assert made.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_mlflow_only_run_rewrites_run_json_for_an_epoch_only_when_its_entry_changed(
+        tmp_path):
+    """MLflow's resume asks the store which epochs it holds, so an epoch whose only news is
+    the count of epochs taken leaves run.json as it was (no fsync'd write on the training
+    thread); the run id, once it comes, and the end are written."""
+    from cbrun.config.tracking import TrackingConfig
+    from cbrun.run.record import RunRecord
+    from cbrun.tracking.view import TrackingView
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record = RunRecord.new(run_dir, "quiet", 1, 4, None, [], tmp_path, [])
+    (run_dir / "log.csv").write_text("epoch,loss\n" + "".join(f"{e},0.5\n" for e in range(4)))
+    config = TrackingConfig.model_validate({"mlflow": {
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "artifact_location": str(tmp_path / "artifacts")}})
+    view = TrackingView(config, run_dir, record, {"fit.epochs": "4"})
+    run_json = run_dir / "run.json"
+
+    def written() -> int:  # a new file each write (written beside it, then renamed)
+        return run_json.stat().st_ino
+
+    try:
+        view.start(0)
+        assert view.sender.wait(HANG_S)
+        view.epoch(1, {"loss": 0.5})  # the run's id arrives: written
+        opened = written()
+        assert json.loads(run_json.read_text())["tracking"]["mlflow"]["run_id"]
+        for epoch in (2, 3, 4):
+            assert view.sender.wait(HANG_S)
+            view.epoch(epoch, {"loss": 0.5})
+            assert written() == opened, f"run.json rewritten at epoch {epoch}"
+        view.finish("completed", None, None)
+    finally:
+        if view.sender.process.poll() is None:
+            view.sender.process.kill()
+    entry = json.loads(run_json.read_text())["tracking"]["mlflow"]
+    assert entry["last_epoch"] == 4 and entry["unsent"] == [] and entry["status"] == "completed"
+    client = client_for(tmp_path)
+    assert [s for s, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3, 4]

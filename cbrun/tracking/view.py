@@ -84,6 +84,12 @@ class TrackingView:
         self._pending: dict[int, tuple[str | int | None, str | None, set[str]]] = {}
         self._behind = False  # warned that the queue was full
         self._drawn = False  # log.png queued
+        # What run.json last held of each entry, but the count of epochs taken: for MLflow
+        # a resume asks the store which epochs it holds, so a count that moved alone is no
+        # reason to rewrite run.json (fsync'd: milliseconds of every epoch); W&B online
+        # relies on the count, so a run tracked by W&B is saved every epoch.
+        self._written: dict[str, dict] = {}
+        self._every_epoch = "wandb" in self.tracked
 
     # ------------------------------------------------------------------ the three moments
 
@@ -105,7 +111,8 @@ class TrackingView:
         """`epoch` is 1-based and already saved in the run's state."""
         self._queue("epoch", epoch, epoch, metrics)
         self._collect()
-        self._save()
+        if self._every_epoch or self._changed():
+            self._save()
 
     def trained(self) -> None:
         """Training ended (log.csv is whole): log.png is drawn for the trackers while the
@@ -250,9 +257,18 @@ class TrackingView:
             files.append(model_path)
         return files
 
+    def _changed(self) -> bool:
+        """Whether an entry changed in what a resume or a reader of run.json needs: its run
+        id or page, an error, what is unsent, the end state."""
+        return any(self._entry(t) != self._written.get(t.name) for t in self.tracked.values())
+
+    def _entry(self, t: _Tracked) -> dict:
+        return {**t.state.model_dump(exclude={"last_epoch", "unsent"}), "unsent": t.listed()}
+
     def _save(self) -> None:
         for t in self.tracked.values():
             t.state.unsent = t.listed()
+            self._written[t.name] = self._entry(t)
         self.record.save()
 
 

@@ -835,5 +835,16 @@ M.update({  # issue 28: tracking's cost
 })
 
 
+M.update({  # issue 28: tracking's cost per epoch
+ "track-epoch-always-saved": ("cbrun/tracking/view.py",
+   "        if self._every_epoch or self._changed():", "        if True:",
+   ["tests/test_tracking.py::test_an_mlflow_only_run_rewrites_run_json_for_an_epoch_only_when_its_entry_changed"]),
+ "track-run-id-unsaved": ("cbrun/tracking/view.py",
+   "        return any(self._entry(t) != self._written.get(t.name) for t in self.tracked.values())",
+   "        return False",
+   ["tests/test_tracking.py::test_an_mlflow_only_run_rewrites_run_json_for_an_epoch_only_when_its_entry_changed"]),
+})
+
+
 if __name__ == "__main__":
     main()
