@@ -843,6 +843,10 @@ M.update({  # issue 28: tracking's cost per epoch
    "        return any(self._entry(t) != self._written.get(t.name) for t in self.tracked.values())",
    "        return False",
    ["tests/test_tracking.py::test_an_mlflow_only_run_rewrites_run_json_for_an_epoch_only_when_its_entry_changed"]),
+ "track-epoch-before-state": ("cbrun/tracking/view.py",
+   "            on_disk = self._writer.written or 0",
+   "            on_disk = self._held[-1][0] if self._held else 0",
+   ["tests/test_tracking.py::test_an_epoch_reaches_mlflow_only_once_its_state_is_on_disk"]),
 })
 
 
