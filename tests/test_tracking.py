@@ -767,6 +767,10 @@ def test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives(tmp_
     assert client.get_run(entry["run_id"]).info.status == "FINISHED"
     for key, points in log_columns(run_dir).items():
         assert history(client, entry["run_id"], key) == points, key
+    # Epochs 1 and 2 (handed over by epoch 3's end) waited in its queue while it was held:
+    # they went to the store in one log_batch (one timestamp), not one call each.
+    stamps = {m.step: m.timestamp for m in client.get_metric_history(entry["run_id"], "loss")}
+    assert stamps[1] == stamps[2], stamps
 
 
 def test_a_tracker_that_answers_nothing_costs_the_end_a_bounded_wait_and_lists_the_rest(

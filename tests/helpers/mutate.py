@@ -847,6 +847,9 @@ M.update({  # issue 28: tracking's cost per epoch
    "            on_disk = self._writer.written or 0",
    "            on_disk = self._held[-1][0] if self._held else 0",
    ["tests/test_tracking.py::test_an_epoch_reaches_mlflow_only_once_its_state_is_on_disk"]),
+ "track-epochs-one-by-one": ("cbrun/tracking/child.py",
+   "            out.append(message)\n", "            ahead.append(message)\n            break\n",
+   ["tests/test_tracking.py::test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives"]),
 })
 
 
