@@ -530,8 +530,9 @@ import sqlite3
 import time
 
 def break_store(epoch, logs, db):
-    if epoch == 1:  # the end of epoch 2, before the trackers hear of it
-        # Once the store holds epoch 1 (its tracking process sends while training goes on)
+    if epoch == 2:  # the end of epoch 3, before the trackers hear of it
+        # Once the store holds epoch 1 (handed over by epoch 2's end at the latest, once
+        # its state was written; its tracking process sends while training goes on)
         deadline = time.monotonic() + 1200  # only a hang
         while time.monotonic() < deadline:
             try:
@@ -563,8 +564,11 @@ def test_a_store_that_breaks_mid_run_costs_a_warning_not_the_run(tmp_path, capfd
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed" and (run_dir / "model.keras").is_file()
     entry = record["tracking"]["mlflow"]
-    assert entry["last_epoch"] == 1 and "no such table" in entry["error"]
-    assert entry["unsent"][:2] == ["epochs 2-3", "final values"]
+    # Epoch 2 reached the store before it broke, or not (its state write and the tracking
+    # process ran beside the training): either way nothing after it did, and it is listed.
+    last = entry["last_epoch"]
+    assert last in (1, 2) and "no such table" in entry["error"]
+    assert entry["unsent"][:2] == [{1: "epochs 2-3", 2: "epoch 3"}[last], "final values"]
 
 
 @pytest.mark.parametrize(("tracking", "where", "message"), [
@@ -763,6 +767,10 @@ def test_training_goes_on_while_the_tracker_is_held_and_every_epoch_arrives(tmp_
     assert client.get_run(entry["run_id"]).info.status == "FINISHED"
     for key, points in log_columns(run_dir).items():
         assert history(client, entry["run_id"], key) == points, key
+    # Epochs 1 and 2 (handed over by epoch 3's end) waited in its queue while it was held:
+    # they went to the store in one log_batch (one timestamp), not one call each.
+    stamps = {m.step: m.timestamp for m in client.get_metric_history(entry["run_id"], "loss")}
+    assert stamps[1] == stamps[2], stamps
 
 
 def test_a_tracker_that_answers_nothing_costs_the_end_a_bounded_wait_and_lists_the_rest(
@@ -882,3 +890,94 @@ def test_a_new_sqlite_store_is_the_one_mlflow_makes_and_nothing_else(tracked, tm
     assert _schema(made) == _schema(reference)
     assert made.stat().st_mode & 0o777 == reference.stat().st_mode & 0o777
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_mlflow_only_run_rewrites_run_json_for_an_epoch_only_when_its_entry_changed(
+        tmp_path):
+    """MLflow's resume asks the store which epochs it holds, so an epoch whose only news is
+    the count of epochs taken leaves run.json as it was (no fsync'd write on the training
+    thread); the run id, once it comes, and the end are written."""
+    from cbrun.config.tracking import TrackingConfig
+    from cbrun.run.record import RunRecord
+    from cbrun.tracking.view import TrackingView
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    record = RunRecord.new(run_dir, "quiet", 1, 4, None, [], tmp_path, [])
+    (run_dir / "log.csv").write_text("epoch,loss\n" + "".join(f"{e},0.5\n" for e in range(4)))
+    config = TrackingConfig.model_validate({"mlflow": {
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "artifact_location": str(tmp_path / "artifacts")}})
+    view = TrackingView(config, run_dir, record, {"fit.epochs": "4"})
+    run_json = run_dir / "run.json"
+
+    def written() -> int:  # a new file each write (written beside it, then renamed)
+        return run_json.stat().st_ino
+
+    try:
+        view.start(0)
+        assert view.sender.wait(HANG_S)
+        view.epoch(1, {"loss": 0.5})  # the run's id arrives: written
+        opened = written()
+        assert json.loads(run_json.read_text())["tracking"]["mlflow"]["run_id"]
+        for epoch in (2, 3, 4):
+            assert view.sender.wait(HANG_S)
+            view.epoch(epoch, {"loss": 0.5})
+            assert written() == opened, f"run.json rewritten at epoch {epoch}"
+        view.finish("completed", None, None)
+    finally:
+        if view.sender.process.poll() is None:
+            view.sender.process.kill()
+    entry = json.loads(run_json.read_text())["tracking"]["mlflow"]
+    assert entry["last_epoch"] == 4 and entry["unsent"] == [] and entry["status"] == "completed"
+    client = client_for(tmp_path)
+    assert [s for s, _ in history(client, entry["run_id"], "loss")] == [1, 2, 3, 4]
+
+
+def test_an_epoch_reaches_mlflow_only_once_its_state_is_on_disk(tmp_path):
+    """The state is written beside the next epoch (a thread of its own): the run is stopped
+    (SIGSTOP) inside epoch 4's state write, and MLflow holds no epoch that the states on
+    disk lack; killed there and resumed, each epoch is in MLflow exactly once, equal to
+    log.csv."""
+    from cbrun.state.files import FAULT_ENV
+
+    config = tiny_config(fit={"epochs": 60}, tracking={"mlflow": {
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "digits",
+        "artifact_location": str(tmp_path / "artifacts")}})
+    path = write_config(tmp_path, config)
+    runs = tmp_path / "runs"
+    proc = cbrun_process("train", path, "--runs-dir", runs, "--quiet",
+                         env={FAULT_ENV: "4:SIGSTOP"})
+    try:
+        deadline = time.monotonic() + HANG_S  # only a hang
+        while Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2].split()[0] != "T":
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        run_dir = only_run(runs)
+        client = client_for(tmp_path)
+        # Epochs 1 and 2 were on disk when epoch 3 ended: the tracking process (still
+        # running) takes them; then whatever else it was handed lands too.
+        while True:
+            run_id = json.loads((run_dir / "run.json").read_text())["tracking"]["mlflow"][
+                "run_id"]
+            steps = {s for s, _ in history(client, run_id, "loss")} if run_id else set()
+            if {1, 2} <= steps:
+                break
+            assert time.monotonic() < deadline, steps
+            time.sleep(0.05)
+        time.sleep(2)
+        on_disk = json.loads((run_dir / "run.json").read_text())["epochs_done"]
+        assert on_disk == 3  # epoch 4's state is the one stopped halfway
+        steps = {s for s, _ in history(client, run_id, "loss")}
+        assert steps <= set(range(1, on_disk + 1)), steps
+    finally:
+        proc.kill()
+        proc.communicate(timeout=HANG_S)
+
+    assert cli("resume", run_dir, "--epochs", "6", "--quiet") == 0
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["epochs_done"] == 6
+    entry = record["tracking"]["mlflow"]
+    assert entry["run_id"] == run_id and entry["unsent"] == [] and entry["last_epoch"] == 6
+    for key, points in log_columns(run_dir).items():
+        assert history(client, run_id, key) == points, key

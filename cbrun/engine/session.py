@@ -208,12 +208,13 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
                          after_save=lambda: RunRecord(run_dir, record.file.model_copy(
                              deep=True)).save,
                          learning_rate=learning_rate, on_restored=on_restored,
-                         background=tracking.view is None, steps=steps, seekable=seekable,
+                         steps=steps, seekable=seekable,
                          every_batches=config.fit.state_every_batches,
                          every_seconds=config.fit.state_every_seconds, stopping=stopping,
                          decide=None if rounds is None else (
                              lambda epoch, done, due: rounds.at(epoch, done, stop_reason(),
                                                                 due)))
+    tracking.follow(keeper.writer)  # an epoch reaches the trackers once its state is written
     events = Events(bound)
     display = ProgressDisplay(console, config.fit.epochs, steps, events, live)
     reporter = None

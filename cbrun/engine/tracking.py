@@ -11,11 +11,14 @@ import keras
 
 from cbrun.config.root import RunConfig
 from cbrun.run.record import RunRecord
+from cbrun.state.writer import StateWriter
 
 
 class TrackingCallback(keras.callbacks.Callback):
     """Goes after the StateKeeper in the callback list: Keras calls callbacks in order, so
-    an epoch reaches the trackers only once its state and run.json are saved."""
+    an epoch reaches the view once its state is being written, and the trackers only once
+    the writer (`follow`) has it and run.json on disk; at the training's end, after the
+    keeper waited for its last write."""
 
     def __init__(self, config: RunConfig, run_dir: Path, record: RunRecord, first_epoch: int):
         super().__init__()
@@ -28,10 +31,20 @@ class TrackingCallback(keras.callbacks.Callback):
             params = flatten(config.model_dump(mode="json", by_alias=True))
             self.view = TrackingView(config.tracking, run_dir, record, params)
 
+    def follow(self, writer: StateWriter) -> None:
+        if self.view is not None:
+            self.view.follow(writer)
+
     def on_train_begin(self, logs=None):
         # After the StateKeeper's on_train_begin: a resumed run's state is back in place.
         if self.view is not None:
             self.view.start(self.first_epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # An epoch held for its state write goes out once written, not an epoch later (a
+        # long epoch's curve would lag by one): a look at a number, most batches.
+        if self.view is not None:
+            self.view.send_written()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.view is not None:

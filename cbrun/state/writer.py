@@ -11,7 +11,10 @@ into place and then writes run.json as it was when the epoch ended. The guarante
   from the record as it stood at that epoch's end;
 - one write at a time: the next epoch's state waits for the previous one, and the run's end
   (normal or not) waits for the last, so the process never reports an epoch still in flight;
-  a write that failed (a full disk) fails the run when it is waited for.
+  a write that failed (a full disk) fails the run when it is waited for;
+- `written` says how many epochs the states on disk hold, set once a state and its run.json
+  are written: the trackers are handed an epoch only then (cbrun/tracking/view.py), so a
+  kill never leaves a tracker holding an epoch that the resume would redo.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from cbrun.state.files import CapturedState, write_state
 
 
 class StateWriter:
-    """background=False writes on the training thread (a run with trackers: an epoch reaches
-    them only once its state and run.json are on disk)."""
+    """background=False writes on the training thread."""
 
     def __init__(self, background: bool = True):
         self.background = background
+        self.written: int | None = None  # epochs done of the last state written, run.json too
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
@@ -52,6 +55,7 @@ class StateWriter:
                 # Once the run's end is being recorded, run.json is the main thread's.
                 if not self._closed:
                     then()
+            self.written = max(state.epochs_done, self.written or 0)
         except BaseException as exc:  # noqa: BLE001 - raised on the training thread by wait()
             self._error = exc
 
@@ -63,6 +67,12 @@ class StateWriter:
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+    def settle(self) -> None:
+        """Until the write in flight is done, keeping its failure for `wait` to raise (a run
+        already ending for another reason records what is on disk)."""
+        if self._thread is not None:
+            self._thread.join()
 
     def close(self) -> None:
         """The run ends: wait for the last write; run.json is no longer the writer's."""

@@ -19,11 +19,17 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from cbrun.tracking.stores import StoreUnavailable
+
+# How long an epoch waits here for the next before it is sent: the epochs of a fast run go
+# in one MLflow transaction rather than one each (10-20 ms of processor time apiece, on the
+# core training would use). The run's end, or any other item, ends the wait at once.
+LINGER_SECONDS = 0.5
 
 
 def main(argv: list[str]) -> None:
@@ -72,9 +78,14 @@ def _serve(argv: list[str]) -> None:
     except Exception as exc:  # noqa: BLE001 - told to the training process, never raised
         answer(("crashed", f"{type(exc).__name__}: {exc}"))
         return
+
+    def alive() -> bool:
+        return os.getppid() == parent
+
+    ahead: list[tuple] = []  # read while gathering epochs, not yet handled
     while True:
         try:
-            message = commands.recv()
+            message = ahead.pop(0) if ahead else commands.recv()
         except (EOFError, OSError):
             return
         if os.getppid() != parent:
@@ -82,10 +93,37 @@ def _serve(argv: list[str]) -> None:
         if message[0] == "close":
             answer(("closed",))
             return
+        if message[1] == "epoch":
+            epochs = [message, *_gather(commands, ahead)]
+            if not alive():
+                return
+            for seq, results in worker.epochs([(m[0], m[3]) for m in epochs], alive):
+                for name, result in results:
+                    answer(("result", seq, name, *result))
+                answer(("done", seq))
+            continue
         seq, op, _label, args = message
-        for name, result in worker.handle(op, args, alive=lambda: os.getppid() == parent):
+        for name, result in worker.handle(op, args, alive=alive):
             answer(("result", seq, name, *result))
         answer(("done", seq))
+
+
+def _gather(commands: Connection, ahead: list[tuple]) -> list[tuple]:
+    """The epochs queued behind one, and those that come within LINGER_SECONDS of it: sent
+    in one go (an MLflow log_batch, one transaction, costs about the same for one epoch as
+    for ten). Anything else that comes ends the wait: the run's end never waits for it."""
+    out: list[tuple] = []
+    deadline = time.monotonic() + LINGER_SECONDS
+    try:
+        while commands.poll(max(0.0, deadline - time.monotonic())):
+            message = commands.recv()
+            if message[0] == "close" or message[1] != "epoch":
+                ahead.append(message)
+                break
+            out.append(message)
+    except (EOFError, OSError):
+        pass  # gone: the next read says so
+    return out
 
 
 class _Tracked:
@@ -135,6 +173,30 @@ class Worker:
             out.append((name, self._one(t, op, args)))
         return out
 
+    def epochs(self, items: list[tuple[int, tuple]], alive: Any
+               ) -> list[tuple[int, list[tuple[str, tuple]]]]:
+        """Several epochs' items ((seq, (step, metrics)), in order), sent to each tracker in
+        one call; the answers per item, as `handle` gives them for one."""
+        out: dict[int, list[tuple[str, tuple]]] = {seq: [] for seq, _ in items}
+        for name, t in self.tracked.items():
+            if not alive():
+                raise _Gone
+            todo = []
+            for seq, args in items:
+                if t.down:
+                    out[seq].append((name, (False, {}, None)))
+                elif args[0] in t.held:
+                    out[seq].append((name, (True, {}, None)))
+                else:
+                    todo.append((seq, args))
+            if not todo:
+                continue
+            first = self._one(t, "epochs", ([args for _, args in todo],))
+            out[todo[0][0]].append((name, first))
+            for seq, _ in todo[1:]:  # one call: all sent, or none (its failure told once)
+                out[seq].append((name, (first[0], {}, None)))
+        return [(seq, out[seq]) for seq, _ in items]
+
     def _one(self, t: _Tracked, op: str, args: tuple) -> tuple[bool | None, dict, str | None]:
         """(sent; None: nothing to send, the state's fields to record, a warning line or
         None)."""
@@ -142,8 +204,6 @@ class Worker:
             return None, {}, None  # the figure that could not be drawn (warned once)
         if t.down:
             return False, {}, None
-        if op == "epoch" and args[0] in t.held:
-            return True, {}, None
         try:
             with t.sink.quiet():
                 if op == "open":
@@ -173,7 +233,7 @@ def _opened(t: _Tracked, op: str) -> dict[str, Any]:
     return t.state.model_dump(exclude={"unsent", "last_epoch", "status", "error"})
 
 
-_CALLS = {"params": "log_params", "epoch": "log_epoch", "summary": "log_summary",
+_CALLS = {"params": "log_params", "epochs": "log_epochs", "summary": "log_summary",
           "text": "log_text", "file": "log_file", "end": "end"}
 
 

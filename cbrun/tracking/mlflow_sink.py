@@ -34,6 +34,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
 END_STATUS = {"completed": "FINISHED", "stopped_early": "FINISHED", "pruned": "FINISHED",
               "interrupted": "KILLED"}
 _BATCH = 100  # MLflow's limit on params (and tags) per log_batch
+_METRICS_BATCH = 1000  # and on metrics
 
 
 class MlflowSink:
@@ -151,12 +152,21 @@ class MlflowSink:
         for start in range(0, len(changed), _BATCH):
             self.client.log_batch(self.run_id, tags=changed[start:start + _BATCH])
 
-    def log_epoch(self, step: int, metrics: dict[str, float]) -> None:
+    def log_epochs(self, epochs: list[tuple[int, dict[str, float]]]) -> None:
+        """Several epochs, in as few log_batch calls as MLflow's limit allows, each epoch
+        whole in one of them (one transaction: a resume's `sent_steps` may trust any key)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[
-            Metric(key, float(value), now, step) for key, value in sorted(metrics.items())])
+        batch: list = []
+        for step, metrics in epochs:
+            these = [Metric(k, float(v), now, step) for k, v in sorted(metrics.items())]
+            if batch and len(batch) + len(these) > _METRICS_BATCH:
+                self.client.log_batch(self.run_id, metrics=batch)
+                batch = []
+            batch.extend(these)
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def log_summary(self, metrics: dict[str, float], tags: dict[str, str], step: int) -> None:
         from mlflow.entities import Metric, RunTag

@@ -1,7 +1,10 @@
 """A tracked run is a view of the run directory: what log.csv and run.json hold, sent on.
 
 Each epoch is sent once it is final, after cbrun saved its state and run.json: an epoch
-interrupted halfway is never sent, and a resume redoes it and sends it then. A resume
+interrupted halfway is never sent, and a resume redoes it and sends it then. The state is
+written by a thread of its own (cbrun/state/writer.py) while the next epoch trains, so the
+view holds each finished epoch and sends it at a later epoch's end, or at the training's
+end, once the writer says its state is on disk (`follow`). A resume
 sends first what the tracked run lacks of the epochs already done (asked of MLflow; counted
 in run.json for W&B), so a kill between saving an epoch and sending it loses nothing.
 
@@ -29,6 +32,7 @@ from cbrun.config.tracking import TrackingConfig
 from cbrun.run.logs import LogError, TrainingLog, read_log
 from cbrun.run.record import RunRecord, TrackedRun
 from cbrun.run.rundir import LOG_FILE
+from cbrun.state.writer import StateWriter
 from cbrun.tracking.params import learning_rate_events, rows
 from cbrun.tracking.sender import STALL_SECONDS, Sender, sender_for
 
@@ -84,6 +88,18 @@ class TrackingView:
         self._pending: dict[int, tuple[str | int | None, str | None, set[str]]] = {}
         self._behind = False  # warned that the queue was full
         self._drawn = False  # log.png queued
+        # What run.json last held of each entry, but the count of epochs taken: for MLflow
+        # a resume asks the store which epochs it holds, so a count that moved alone is no
+        # reason to rewrite run.json (fsync'd: milliseconds of every epoch); W&B online
+        # relies on the count, so a run tracked by W&B is saved every epoch.
+        self._written: dict[str, dict] = {}
+        self._every_epoch = "wandb" in self.tracked
+        self._writer: StateWriter | None = None  # None: each epoch is on disk when told
+        self._held: list[tuple[int, dict[str, float]]] = []  # finished, state maybe not
+
+    def follow(self, writer: StateWriter) -> None:
+        """The run's state is written by `writer`, maybe still when an epoch is told."""
+        self._writer = writer
 
     # ------------------------------------------------------------------ the three moments
 
@@ -102,14 +118,17 @@ class TrackingView:
         self._save()
 
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """`epoch` is 1-based and already saved in the run's state."""
-        self._queue("epoch", epoch, epoch, metrics)
+        """`epoch` is 1-based, and its state saved or being saved by the writer followed."""
+        self._held.append((epoch, metrics))
+        self._send_held()
         self._collect()
-        self._save()
+        if self._every_epoch or self._changed():
+            self._save()
 
     def trained(self) -> None:
         """Training ended (log.csv is whole): log.png is drawn for the trackers while the
         model is saved and tested."""
+        self._send_held(settle=True)
         if not self._drawn:
             self._drawn = True
             log = self._log()
@@ -155,6 +174,7 @@ class TrackingView:
     def abort(self, status: str) -> None:
         """The process is ending mid-run (Ctrl-C, SIGTERM, a crash): what was sent stays,
         and each tracked run is told how it ended. A resume reopens it."""
+        self._send_held(settle=True)
         self._end(status)
 
     def _end(self, status: str) -> None:
@@ -189,6 +209,27 @@ class TrackingView:
         for t in self.tracked.values():
             if label is not None:
                 t.lost(label)
+
+    def send_written(self) -> None:
+        """The held epochs whose state has been written since, handed over (inside an
+        epoch: never waits)."""
+        if self._held and self._writer is not None and \
+                (self._writer.written or 0) >= self._held[0][0]:
+            self._send_held()
+
+    def _send_held(self, settle: bool = False) -> None:
+        """Hands over the held epochs whose state is on disk; with `settle`, once the write
+        in flight is done (the training's end: an epoch whose write failed is not sent, and
+        a resume redoes it)."""
+        if self._writer is None:
+            on_disk = self._held[-1][0] if self._held else 0
+        else:
+            if settle:
+                self._writer.settle()
+            on_disk = self._writer.written or 0
+        while self._held and self._held[0][0] <= on_disk:
+            epoch, metrics = self._held.pop(0)
+            self._queue("epoch", epoch, epoch, metrics)
 
     def _collect(self) -> None:
         """Applies what the tracking process answered so far (never waits)."""
@@ -250,9 +291,21 @@ class TrackingView:
             files.append(model_path)
         return files
 
+    def _changed(self) -> bool:
+        """Whether an entry changed in what a resume or a reader of run.json needs: its run
+        id or page, an error, what is unsent, the end state."""
+        return any(self._entry(t) != self._written.get(t.name) for t in self.tracked.values())
+
+    def _entry(self, t: _Tracked) -> dict:
+        return {**t.state.model_dump(exclude={"last_epoch", "unsent"}), "unsent": t.listed()}
+
     def _save(self) -> None:
+        # The record claims the epochs trained so far: once their state is on disk.
+        if self._writer is not None:
+            self._writer.settle()
         for t in self.tracked.values():
             t.state.unsent = t.listed()
+            self._written[t.name] = self._entry(t)
         self.record.save()
 
 

@@ -130,6 +130,10 @@ class WandbSink:
     def log_epoch(self, step: int, metrics: dict[str, float]) -> None:
         self.run.log({**metrics, "epoch": step}, step=step, commit=True)
 
+    def log_epochs(self, epochs: list[tuple[int, dict[str, float]]]) -> None:
+        for step, metrics in epochs:
+            self.log_epoch(step, metrics)
+
     def log_summary(self, metrics: dict[str, float], tags: dict[str, str], step: int) -> None:
         self.run.summary.update({**metrics, **tags})
 
