@@ -295,6 +295,7 @@ BAD = [
     ("type: CSVLogger\nseparator: ', '", ["separator", "exactly one character"]),
     ("type: CSVLogger\nfilename: ../../log.csv", ["filename", "escapes the run directory"]),
     ("type: CSVLogger\nfilename: run.json", ["filename", "cbrun writes its own"]),
+    ("type: CSVLogger\nfilename: tracking.log", ["filename", "cbrun writes its own"]),
     ("type: CSVLogger\nfilename: '.'", ["filename", "names a folder", "such as 'log.csv'"]),
     ("type: CSVLogger\nfilename: logs/", ["names a folder", "such as 'logs/log.csv'"]),
     ("type: CSVLogger\nfilename: logs/..", ["names a folder", "such as 'log.csv'"]),

@@ -32,9 +32,10 @@ Mode = Literal["auto", "min", "max"]
 # What cbrun itself writes in a run directory (docs/ARCHITECTURE.md, "The run directory");
 # a callback writing
 # there would clobber it or be clobbered. log.csv is absent on purpose: CSVLogger's default.
-# data/: what the data source learned (classes, vocabularies); cache/: decoded images
+# data/: what the data source learned (classes, vocabularies); cache/: decoded images;
+# tracking.log: what a tracked run's tracking process said (its crash's last words)
 RESERVED_RUN_PATHS = ("config.yaml", "resolved.yaml", "run.json", "model.keras", "state",
-                      "data", "cache")
+                      "data", "cache", "tracking.log")
 
 _YAML_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
