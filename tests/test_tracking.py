@@ -981,3 +981,80 @@ def test_an_epoch_reaches_mlflow_only_once_its_state_is_on_disk(tmp_path):
     assert entry["run_id"] == run_id and entry["unsent"] == [] and entry["last_epoch"] == 6
     for key, points in log_columns(run_dir).items():
         assert history(client, run_id, key) == points, key
+
+
+def test_a_dear_send_holds_the_epochs_after_it_for_one_send(tmp_path, monkeypatch):
+    """The tracking process itself, fed through pipes as the training process feeds it:
+    after a send, the epochs that come wait until that send's processor time is a
+    SEND_SHARE of the time since (every send is dear here), and go to the store in one
+    log_batch (one timestamp); the run's end ends the wait at once."""
+    from multiprocessing.connection import Connection
+
+    from cbrun.config.tracking import TrackingConfig
+    from cbrun.run.record import MlflowRun
+    from cbrun.tracking import child
+
+    monkeypatch.setattr(child, "LINGER_SECONDS", 0.0)
+    monkeypatch.setattr(child, "SEND_SHARE", 1e-9)
+    monkeypatch.setattr(child, "MAX_LINGER_SECONDS", HANG_S)
+    commands_read, commands_write = os.pipe()
+    replies_read, replies_write = os.pipe()
+    serving = threading.Thread(target=child._serve,
+                               args=([str(commands_read), str(replies_write)],), daemon=True)
+    serving.start()
+    out = Connection(commands_write, readable=False)
+    back = Connection(replies_read, writable=False)
+    config = TrackingConfig.model_validate({"mlflow": {
+        "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "pace"}})
+    out.send(("setup", config, tmp_path, tmp_path, {"mlflow": MlflowRun()}))
+    fields: dict = {}
+
+    def done(seq: int) -> None:
+        while True:
+            assert back.poll(HANG_S), f"no answer for item {seq}"
+            answer = back.recv()
+            assert answer[0] in ("result", "done"), answer
+            if answer[0] == "result":
+                assert answer[3] is True, answer
+                fields.update(answer[4])
+            elif answer[1] == seq:
+                return
+
+    out.send((1, "open", "the run", ()))
+    done(1)
+    out.send((2, "epoch", 1, (1, {"loss": 1.0})))
+    done(2)  # nothing sent before it: sent after LINGER_SECONDS
+    out.send((3, "epoch", 2, (2, {"loss": 0.9})))
+    time.sleep(0.3)
+    out.send((4, "epoch", 3, (3, {"loss": 0.8})))
+    out.send((5, "end", "end status", ("completed",)))
+    done(5)
+    out.send(("close",))
+    assert back.poll(HANG_S) and back.recv() == ("closed",)
+    serving.join(HANG_S)
+    stamps = {m.step: m.timestamp
+              for m in client_for(tmp_path).get_metric_history(fields["run_id"], "loss")}
+    assert stamps[2] == stamps[3] != stamps[1], stamps
+
+
+def test_the_pace_of_sends_follows_what_the_last_one_cost():
+    """After a send that took c seconds of the tracking process's processor time, the next
+    waits until c / SEND_SHARE has passed (at most MAX_LINGER_SECONDS after its first
+    epoch came); a cheap send or a slow epoch waits LINGER_SECONDS, as before."""
+    from cbrun.tracking.child import LINGER_SECONDS, MAX_LINGER_SECONDS, SEND_SHARE, Pace
+
+    now = [100.0]
+    used = [7.0]
+    pace = Pace(clock=lambda: now[0], used=lambda: used[0])
+    assert pace.send_at(100.0) == 100.0 + LINGER_SECONDS  # nothing sent yet
+    with pace.sending():
+        used[0] += 0.013  # an SQLite store's log_batch
+    assert pace.send_at(100.2) == pytest.approx(100.0 + 0.013 / SEND_SHARE)
+    assert pace.send_at(100.0 + 0.013 / SEND_SHARE + 3) == pytest.approx(
+        100.0 + 0.013 / SEND_SHARE + 3 + LINGER_SECONDS)  # epochs slower than the pace
+    with pace.sending():
+        used[0] += 0.001  # a folder store's
+    assert pace.send_at(100.2) == pytest.approx(100.2 + LINGER_SECONDS)
+    with pace.sending():
+        used[0] += 10.0  # a send that took long: the page lags the run no more than this
+    assert pace.send_at(100.2) == pytest.approx(100.2 + MAX_LINGER_SECONDS)

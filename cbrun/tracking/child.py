@@ -20,6 +20,8 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,13 @@ from cbrun.tracking.stores import StoreUnavailable
 # in one MLflow transaction rather than one each (10-20 ms of processor time apiece, on the
 # core training would use). The run's end, or any other item, ends the wait at once.
 LINGER_SECONDS = 0.5
+# And longer where sending is dear: after a send that took c seconds of this process's
+# processor time, the next waits until c / SEND_SHARE has passed, so that sending epochs
+# takes at most this share of a core however short the epochs (an SQLite store's
+# log_batch is ~13 ms of it, whatever the epochs in it: 8 ms an epoch of 0.17 s before,
+# 2 epochs a send). At most MAX_LINGER_SECONDS: a store's page lags the run no more.
+SEND_SHARE = 0.01
+MAX_LINGER_SECONDS = 5.0
 
 
 def main(argv: list[str]) -> None:
@@ -83,6 +92,7 @@ def _serve(argv: list[str]) -> None:
         return os.getppid() == parent
 
     ahead: list[tuple] = []  # read while gathering epochs, not yet handled
+    pace = Pace()
     while True:
         try:
             message = ahead.pop(0) if ahead else commands.recv()
@@ -94,10 +104,12 @@ def _serve(argv: list[str]) -> None:
             answer(("closed",))
             return
         if message[1] == "epoch":
-            epochs = [message, *_gather(commands, ahead)]
+            epochs = [message, *_gather(commands, ahead, pace.send_at(time.monotonic()))]
             if not alive():
                 return
-            for seq, results in worker.epochs([(m[0], m[3]) for m in epochs], alive):
+            with pace.sending():
+                sent = worker.epochs([(m[0], m[3]) for m in epochs], alive)
+            for seq, results in sent:
                 for name, result in results:
                     answer(("result", seq, name, *result))
                 answer(("done", seq))
@@ -108,12 +120,36 @@ def _serve(argv: list[str]) -> None:
         answer(("done", seq))
 
 
-def _gather(commands: Connection, ahead: list[tuple]) -> list[tuple]:
-    """The epochs queued behind one, and those that come within LINGER_SECONDS of it: sent
+class Pace:
+    """When the epochs that came are sent: LINGER_SECONDS after the first, or later when
+    the last send was dear (SEND_SHARE), never more than MAX_LINGER_SECONDS after it."""
+
+    def __init__(self, clock: Any = time.monotonic, used: Any = time.process_time):
+        self.clock = clock
+        self.used = used  # this process's processor time, every thread's
+        self.next_at: float | None = None  # the last send's cost paid off
+
+    def send_at(self, arrival: float) -> float:
+        """When to send an epoch that came at `arrival` (with those that join it)."""
+        wait = arrival + LINGER_SECONDS
+        if self.next_at is not None:
+            wait = max(wait, min(self.next_at, arrival + MAX_LINGER_SECONDS))
+        return wait
+
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        spent = self.used()
+        try:
+            yield
+        finally:
+            self.next_at = self.clock() + (self.used() - spent) / SEND_SHARE
+
+
+def _gather(commands: Connection, ahead: list[tuple], deadline: float) -> list[tuple]:
+    """The epochs queued behind one, and those that come until `deadline` (Pace): sent
     in one go (an MLflow log_batch, one transaction, costs about the same for one epoch as
     for ten). Anything else that comes ends the wait: the run's end never waits for it."""
     out: list[tuple] = []
-    deadline = time.monotonic() + LINGER_SECONDS
     try:
         while commands.poll(max(0.0, deadline - time.monotonic())):
             message = commands.recv()

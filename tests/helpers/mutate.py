@@ -877,5 +877,16 @@ M.update({  # issue 28: tracking's cost per epoch
 })
 
 
+M.update({  # issue 28: tracking's per-epoch cost to a store
+ "track-send-unpaced": ("cbrun/tracking/child.py",
+   "_gather(commands, ahead, pace.send_at(time.monotonic()))",
+   "_gather(commands, ahead, time.monotonic() + LINGER_SECONDS)",
+   ["tests/test_tracking.py::test_a_dear_send_holds_the_epochs_after_it_for_one_send"]),
+ "track-pace-uncapped": ("cbrun/tracking/child.py",
+   "min(self.next_at, arrival + MAX_LINGER_SECONDS)", "self.next_at",
+   ["tests/test_tracking.py::test_the_pace_of_sends_follows_what_the_last_one_cost"]),
+})
+
+
 if __name__ == "__main__":
     main()
