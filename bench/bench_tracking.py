@@ -4,7 +4,8 @@ untracked and tracked to a fresh local store (SQLite; a folder store, which MLfl
 with MLFLOW_ALLOW_FILE_STORE=true) and to an SQLite store that exists already, in turn,
 medians of `--repeats`.
 
-    python bench/bench_tracking.py [--repeats 3] [--epochs 4] [--stores sqlite,existing,file]
+    python bench/bench_tracking.py [--repeats 3] [--epochs 4] [--steady-epochs 16]
+                                   [--stores sqlite,existing,file]
 
 Prints the added seconds per run and the added time per epoch against the epoch's own (the
 steady epochs, from the time each epoch ended, noted by a LambdaCallback both sides run),
@@ -12,6 +13,12 @@ the processor seconds each run used (user + system, the tracking process's inclu
 the load disturbs least),
 and the goal of issue 28: at most 1 s a run plus at most 2% an epoch. `report(repeats)`
 returns the printed block (for `make bench`).
+
+The steady epoch that the goal's epoch part is judged by comes from longer runs
+(`--steady-epochs`, each side in turn again): a run of 4 epochs has 3 epochs after its
+first, and what a tracked run pays once lands in them (run.json written when the MLflow
+run's id comes back, at the end of epoch 1; the first sends to the store), so their median
+counts a start's cost as an epoch's. The 4-epoch runs' epoch column is still printed.
 """
 
 from __future__ import annotations
@@ -113,23 +120,33 @@ def _one(folder: Path, epochs: int, store: str | None) -> tuple[float, float, li
     return seconds, cpu, [b - a for a, b in itertools.pairwise(ends)]  # epochs 2 and later
 
 
-def report(repeats: int = 3, epochs: int = 4,
-           stores: tuple[str, ...] = ("sqlite", "existing", "file")) -> str:
-    sides = [None, *stores]
+def _rounds(scratch: Path, repeats: int, epochs: int, sides: list[str | None]
+            ) -> tuple[dict, dict, dict]:
+    """{side: [run seconds]}, {side: [processor seconds]}, {side: [steady epoch seconds]}."""
     wall: dict[str | None, list[float]] = {side: [] for side in sides}
     cpu: dict[str | None, list[float]] = {side: [] for side in sides}
     steady: dict[str | None, list[float]] = {side: [] for side in sides}
+    for round_ in range(repeats):
+        for side in sides:  # in turn, so that the machine's load falls on each alike
+            seconds, used, epoch_times = _one(scratch / f"{epochs}-{round_}-{side}", epochs,
+                                              side)
+            wall[side].append(seconds)
+            cpu[side].append(used)
+            steady[side].extend(epoch_times)
+    return wall, cpu, steady
+
+
+def report(repeats: int = 3, epochs: int = 4,
+           stores: tuple[str, ...] = ("sqlite", "existing", "file"),
+           steady_epochs: int = 16) -> str:
+    sides = [None, *stores]
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-tracking-") as scratch:
         if "existing" in stores:
             _make_store(Path(scratch))
-        for round_ in range(repeats):
-            for side in sides:  # in turn, so that the machine's load falls on each alike
-                seconds, used, epoch_times = _one(Path(scratch) / f"{round_}-{side}", epochs,
-                                                  side)
-                wall[side].append(seconds)
-                cpu[side].append(used)
-                steady[side].extend(epoch_times)
+        wall, cpu, steady = _rounds(Path(scratch), repeats, epochs, sides)
+        long_steady = (_rounds(Path(scratch), repeats, steady_epochs, sides)[2]
+                       if steady_epochs > epochs else None)
     load_after = os.getloadavg()
     base, base_epoch = statistics.median(wall[None]), statistics.median(steady[None])
     base_cpu = statistics.median(cpu[None])
@@ -139,21 +156,34 @@ def report(repeats: int = 3, epochs: int = 4,
         (f"load average {' '.join(f'{x:.1f}' for x in load_before)} before, "
          f"{' '.join(f'{x:.1f}' for x in load_after)} after, on {os.cpu_count()} cores"),
         (f"  {'':22}{'run s':>8}{'added s':>10}{'epoch s':>10}{'added/epoch':>14}"
-         f"{'cpu s':>8}{'added cpu':>11}"),
-        f"  {'untracked':22}{base:8.2f}{'':>10}{base_epoch:10.3f}{'':>14}{base_cpu:8.2f}",
+         f"{'cpu s':>8}{'added cpu':>11}" + (f"{'steady epoch':>14}{'added':>8}"
+                                               if long_steady else "")),
+        f"  {'untracked':22}{base:8.2f}{'':>10}{base_epoch:10.3f}{'':>14}{base_cpu:8.2f}"
+        + (f"{'':>11}{statistics.median(long_steady[None]):14.3f}" if long_steady else ""),
     ]
     verdicts = []
     for side in stores:
         run, epoch = statistics.median(wall[side]), statistics.median(steady[side])
         added, per_epoch = run - base, epoch - base_epoch
         share = per_epoch / base_epoch
-        fixed = added - epochs * max(per_epoch, 0.0)
         used = statistics.median(cpu[side])
-        lines.append(f"  {STORES[side][0]:22}{run:8.2f}{added:+10.2f}{epoch:10.3f}"
-                     f"{share:+13.1%}{used:8.2f}{used - base_cpu:+11.2f}")
+        line = (f"  {STORES[side][0]:22}{run:8.2f}{added:+10.2f}{epoch:10.3f}"
+                f"{share:+13.1%}{used:8.2f}{used - base_cpu:+11.2f}")
+        if long_steady:  # the goal's epoch: the long runs' steady one
+            long_base = statistics.median(long_steady[None])
+            long_epoch = statistics.median(long_steady[side])
+            per_epoch = long_epoch - long_base
+            share = per_epoch / long_base
+            line += f"{long_epoch:14.3f}{share:+8.1%}"
+        lines.append(line)
+        fixed = added - epochs * max(per_epoch, 0.0)
         met = fixed <= GOAL_RUN_S and share <= GOAL_EPOCH_SHARE
         verdicts.append(f"{side} {'met' if met else 'NOT met'} ({fixed:+.2f} s a run, "
                         f"{share:+.1%} an epoch)")
+    if long_steady:
+        lines.append(f"  (steady epoch: the median epoch after the first of {steady_epochs}-"
+                     f"epoch runs, {repeats} a side, in turn; the goal's epoch part is judged "
+                     "by it)")
     lines.append(f"goal <= {GOAL_RUN_S:g} s a run plus <= {GOAL_EPOCH_SHARE:.0%} an epoch: "
                  + "; ".join(verdicts))
     return "\n".join(lines)
@@ -163,6 +193,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--steady-epochs", type=int, default=16,
+                        help="epochs of the longer runs that measure the steady epoch "
+                             "(0: none, the --epochs runs' epoch judged)")
     parser.add_argument("--stores", default="sqlite,existing,file",
                         help="comma-separated: sqlite, existing, file")
     args = parser.parse_args()
@@ -170,7 +203,7 @@ def main() -> None:
     unknown = [s for s in stores if s not in STORES]
     if unknown:
         parser.error(f"unknown store {unknown[0]!r}; known: {', '.join(STORES)}")
-    print(report(args.repeats, args.epochs, stores))
+    print(report(args.repeats, args.epochs, stores, args.steady_epochs))
 
 
 if __name__ == "__main__":
