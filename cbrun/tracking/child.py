@@ -34,7 +34,8 @@ from cbrun.tracking.stores import StoreUnavailable
 LINGER_SECONDS = 0.5
 # And longer where sending is dear: after a send that took c seconds of this process's
 # processor time, the next waits until c / SEND_SHARE has passed, so that sending epochs
-# takes at most this share of a core however short the epochs (an SQLite store's
+# takes at most this share of a core however short the epochs, while one send costs
+# under SEND_SHARE * MAX_LINGER_SECONDS (an SQLite store's
 # log_batch is ~13 ms of it, whatever the epochs in it: 8 ms an epoch of 0.17 s before,
 # 2 epochs a send). At most MAX_LINGER_SECONDS: a store's page lags the run no more.
 SEND_SHARE = 0.01
