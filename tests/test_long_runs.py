@@ -36,10 +36,13 @@ CALLBACKS = [
 ]
 PLATEAU = {"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.5, "patience": 0,
            "min_delta": 0.05}
-# (epoch, batch) after which the process is killed, 0-based: the first batch of the first
-# epoch, inside epochs, the last batch of an epoch, the last epoch.
-ARRAY_KILLS = [(0, 0), (0, 23), (1, 44), (2, 1), (3, 30), (3, 44)]
-IMAGE_KILLS = [(0, 2), (1, 4)]
+# (epoch, batch) after which the process is killed, 0-based, one for each way a resume can
+# start: before any state (the first batch); from a state inside an epoch with epochs after
+# it; from an epoch's end state, in the epoch where the schedule changes the rate; from a
+# state inside the last epoch, the kill after its last batch (nothing left but the epoch's
+# end). The streamed images: from a state inside a later epoch (its own order, skipped into).
+ARRAY_KILLS = [(0, 0), (0, 23), (2, 1), (3, 44)]
+IMAGE_KILLS = [(1, 4)]
 
 
 def digits_config() -> dict:
@@ -123,13 +126,12 @@ def test_a_run_killed_at_any_batch_resumes_to_the_uninterrupted_run(arrays, poin
 
 
 def test_the_kills_left_states_inside_epochs_to_resume_from(arrays):
-    """The points were not all epoch ends in disguise: most runs were resumed from a
-    state saved inside the epoch they were killed in (every 7 batches)."""
+    """The points were not all epoch ends in disguise: the runs killed inside an epoch past
+    its first 7 batches were resumed from a state saved inside it (every 7 batches)."""
     newest = {p: found["states_at_kill"][0] if found["states_at_kill"] else None
               for p, found in arrays["killed"].items()}
     # Saved every 7 batches and at every epoch's end; the kill after batch b.
-    assert newest == {(0, 0): None, (0, 23): (0, 21), (1, 44): (1, 42), (2, 1): (2, 0),
-                      (3, 30): (3, 28), (3, 44): (3, 42)}
+    assert newest == {(0, 0): None, (0, 23): (0, 21), (2, 1): (2, 0), (3, 44): (3, 42)}
 
 
 @pytest.mark.parametrize("point", IMAGE_KILLS, ids=lambda p: f"epoch{p[0]}-batch{p[1]}")

@@ -25,8 +25,9 @@ from conftest import (
     write_config,
 )
 from datafiles import write_images
-from test_resume import differences, interrupt_all, log_of
+from test_resume import differences
 
+from cbrun.state.files import FAULT_ENV
 from tests.helpers.light import run_cbrun
 
 # Two inputs (a, b) through one shared Dense, two outputs: a class and a number.
@@ -322,8 +323,7 @@ FACTORY_CODE = textwrap.dedent("""\
 def _backbone_unfreeze_config() -> dict:
     """A keras.applications backbone frozen for two epochs, then fine-tuned at a lower rate.
     MobileNetV3Small, minimalistic, on 32x32 images: the smallest graph Keras ships; the
-    unfreeze retraces it once (seconds), and the epochs after it are short, so the kill
-    after epoch 3 leaves several to redo."""
+    unfreeze retraces it once (seconds), and the epochs after it are short."""
     return {"name": "backbone", "seed": 3,
             "data": {"source": "images", "path": "shapes", "image_size": [32, 32],
                      "validation_split": 0.25, "batch_size": 4},
@@ -335,12 +335,12 @@ def _backbone_unfreeze_config() -> dict:
                 "unfreeze": [{"at_epoch": 2, "layers": ["trunk"], "learning_rate": 0.001}]},
             "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01},
                         "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
-            "fit": {"epochs": 10},
+            "fit": {"epochs": 6},
             "callbacks": [{"type": "CSVLogger", "filename": "log.csv"}]}
 
 
 def _unfreeze_config() -> dict:
-    config = tiny_config(name="unfreeze", fit={"epochs": 12},
+    config = tiny_config(name="unfreeze", fit={"epochs": 6},
                          callbacks=[{"type": "CSVLogger", "filename": "log.csv"}])
     config["model"]["layers"][1].update({"name": "trunk", "trainable": False})
     config["model"]["unfreeze"] = [{"at_epoch": 2, "layers": ["trunk"],
@@ -351,7 +351,9 @@ def _unfreeze_config() -> dict:
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
     """For an unfreeze stage, a factory model and a saved model: an uninterrupted run and one
-    SIGKILLed in the epoch after a given one, then resumed; all started together."""
+    SIGKILLed inside the state write of a given epoch (the newest whole state is the epoch
+    before it, and log.csv holds a row resume must redo), then resumed; all started
+    together. The kill comes from the process itself, at the same point on any machine."""
     import keras
 
     root = tmp_path_factory.mktemp("models_resume")
@@ -361,25 +363,25 @@ def resumed(tmp_path_factory):
                               keras.layers.Dense(10, activation="softmax")])
     start.save(root / "start.keras")
     write_images(root / "shapes", per_class=8, size=32)
-    # Each run has many epochs left after its kill point: a digits epoch takes a fraction of
-    # a second, and on a loaded machine a run with only two left can finish between the
-    # watcher reading its log and sending the signal.
     configs = {
-        # unfreeze at epoch 2; killed once epoch 3 (k + 1) is logged
-        "unfreeze": (_unfreeze_config(), 3),
-        "backbone": (_backbone_unfreeze_config(), 3),
-        "factory": (tiny_config(name="factory", fit={"epochs": 10}, model={
-            "factory": "my_models:build", "params": {"units": 24}}), 2),
-        "path": (tiny_config(name="path", fit={"epochs": 10},
-                             model={"path": "start.keras"}), 2),
+        # unfreeze at epoch 2; killed saving epoch 4's state: resumed after the unfreeze
+        "unfreeze": (_unfreeze_config(), 4),
+        "backbone": (_backbone_unfreeze_config(), 4),
+        "factory": (tiny_config(name="factory", fit={"epochs": 5}, model={
+            "factory": "my_models:build", "params": {"units": 24}}), 3),
+        "path": (tiny_config(name="path", fit={"epochs": 5},
+                             model={"path": "start.keras"}), 3),
     }
-    procs, plans = {}, {}
-    for name, (config, rows) in configs.items():
+    procs, kills = {}, {}
+    for name, (config, epoch) in configs.items():
         path = write_config(root, config, f"{name}.yaml")
         procs[name] = cbrun_process("train", path, "--runs-dir", root / name / "base", "-q")
-        killed = cbrun_process("train", path, "--runs-dir", root / name / "kill", "-q")
-        plans[name] = (killed, lambda n=name: log_of(root / n / "kill"), rows, signal.SIGKILL)
-    killed_codes = interrupt_all(plans)
+        kills[name] = cbrun_process("train", path, "--runs-dir", root / name / "kill", "-q",
+                                    env={FAULT_ENV: str(epoch)})
+    killed_codes = {}
+    for name, proc in kills.items():
+        out, err = proc.communicate(timeout=HANG_S)
+        killed_codes[name] = (proc.returncode, out + err)
     codes = {name: proc.communicate(timeout=HANG_S) and proc.returncode
              for name, proc in procs.items()}
     resumes = {name: cbrun_process("resume", only_run(root / name / "kill"))
@@ -408,7 +410,7 @@ def test_the_unfreeze_stage_sets_its_rate_and_trains_the_trunk(resumed):
     assert rates[:2] == ["0.009999999776482582"] * 2 and set(rates[2:]) == {
         "0.0020000000949949026"}
     states = {p.name: p for p in (run / "state").iterdir()}
-    assert sorted(states) == ["epoch-00011", "epoch-00012"]
+    assert sorted(states) == ["epoch-00005", "epoch-00006"]
     model = keras.saving.load_model(run / "model.keras")
     assert model.get_layer("trunk").trainable
 

@@ -1,4 +1,4 @@
-"""A real sweep: 6 digits trials, 2 at a time, killed (the whole process group, kill -9)
+"""A real sweep: 5 digits trials, 2 at a time, killed (the whole process group, kill -9)
 with 2 trials finished, one mid-run and one just started, then resumed at once, before
 their heartbeats are stale.
 
@@ -6,11 +6,11 @@ The kill comes at the same point on any machine: a callback holds trials 2 and 3
 first run (2 after its first epoch, 3 as it starts) until the kill, so the study then
 holds trials 0 and 1 ended and 2 and 3 running. The resume must retry 2 and 3 (numbered 4
 and 5 in the study) before it asks for any new trial, however soon it starts: the new
-trials are 6 and 7, whatever the timing. A last test kills a sweep between failing a trial
+trial is 6, whatever the timing. A last test kills a sweep between failing a trial
 and queueing its retry: that retry comes first too.
 
 One sweep serves every test here (each trial is a real TensorFlow process): it must end
-with exactly 6 trials, none run twice, the interrupted ones continued exactly, a pruned one,
+with exactly 5 trials, none run twice, the interrupted ones continued exactly, a pruned one,
 best.yaml, and Optuna's plots.
 """
 
@@ -33,14 +33,14 @@ from conftest import HANG_S, REPO, cbrun_process, cli_output, tiny_config, write
 from cbrun.sweep.study import ATTEMPT_ENV
 
 EPOCHS = 3
-TRIALS = 6
+TRIALS = 5
 HELD = {2: 1, 3: 0}  # trial -> the epochs it has done when the first run holds it
 KILLED = sorted(HELD)
 # Killed with trials 0 and 1 ended and 2 and 3 running: the resume retries 2 and 3 under
-# the study's numbers 4 and 5, then asks for the new trials 6 and 7.
-RETRIES, NEW = [4, 5], [6, 7]
-# With this seed the draws (a pure function of seed and trial number) give trials 0-3 and 7
-# the good learning rate and trial 6 the hopeless one: by the time trial 6 runs, finished
+# the study's numbers 4 and 5, then asks for the new trial 6.
+RETRIES, NEW = [4, 5], [6]
+# With this seed the draws (a pure function of seed and trial number) give trials 0-3 the
+# good learning rate and trial 6 the hopeless one: by the time trial 6 runs, finished
 # good trials exist, so the median pruner stops it after its first epoch. The other keys do
 # not change the first 3 epochs, so good trials tie at the median and none of them is pruned.
 SWEEP = f"""\
@@ -176,7 +176,7 @@ def test_resume_ends_with_exactly_the_trials_asked_none_run_twice(sweep):
     # and retried under new numbers; each trial, by its first number, ended exactly once.
     trials = study_trials(sweep["dir"])
     ended = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert sorted(t.state.name for t in ended) == ["COMPLETE"] * 5 + ["PRUNED"]
+    assert sorted(t.state.name for t in ended) == ["COMPLETE"] * 4 + ["PRUNED"]
     assert sorted(first_number(t) for t in ended) == [0, 1, *KILLED, *NEW]
     assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED", "FAIL"}
     assert not [t.number for t in trials if t.user_attrs.get("cancelled")]

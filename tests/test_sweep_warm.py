@@ -111,21 +111,23 @@ def test_a_warm_trial_logs_what_its_config_trained_alone_logs(warm, tmp_path):
         assert (trained / "log.csv").read_bytes() == warm_log, number
 
 
+# Seed 4 draws 40 epochs for trial 0, long enough to be killed inside, and 2 for trial 1,
+# the trial that must then train in a new worker (checked below).
 KILLED = """\
 name: killed
 base: base.yaml
 space:
-  compile.optimizer.learning_rate: {type: choice, values: [0.01, 0.003]}
+  fit.epochs: {type: choice, values: [40, 2]}
 trials: 1
 sampler: random
-seed: 1
+seed: 4
 """
 
 
 def test_a_worker_killed_mid_trial_costs_that_trial_not_the_sweep(tmp_path):
     """kill -9 of the worker process while its trial trains: the trial is failed, as a
     killed trial process always was, and the next trial trains in a new worker."""
-    proc, sweep_dir = sweep_in(tmp_path, KILLED, tiny_config(fit={"epochs": 40}))
+    proc, sweep_dir = sweep_in(tmp_path, KILLED, tiny_config())
     killed = None
     deadline = time.monotonic() + HANG_S
     while killed is None:
@@ -147,6 +149,7 @@ def test_a_worker_killed_mid_trial_costs_that_trial_not_the_sweep(tmp_path):
     (done,) = [d for d in sweep_dir.glob("trials/*") if d != run_dir]
     assert run_json(done)["status"] == "completed"
     assert run_json(done)["pid"] != pid
+    assert (run_json(run_dir)["epochs_planned"], run_json(done)["epochs_planned"]) == (40, 2)
 
 
 def test_the_plots_are_those_sweep_show_draws_afresh(warm, tmp_path):

@@ -886,6 +886,14 @@ M.update({  # issue 28: tracking's per-epoch cost to a store
    "min(self.next_at, arrival + MAX_LINGER_SECONDS)", "self.next_at",
    ["tests/test_tracking.py::test_the_pace_of_sends_follows_what_the_last_one_cost"]),
 })
+M.update({  # stop 33: the suite's time (checks kept when their runs were cut)
+ "models-resume-stays-frozen": ("cbrun/engine/model/phases.py",
+   "        if stage.at_epoch < epoch:", "        if stage.at_epoch < 0:",
+   ["tests/test_models.py::test_killed_and_resumed_runs_end_exactly_like_uninterrupted_ones"]),
+ "signals-act-at-once": ("cbrun/run/segment.py",
+   "        _requested.append(signum)", "        raise KeyboardInterrupt",
+   ["tests/test_signals.py::test_every_signal_ends_the_run_interrupted_with_its_exit_code"]),
+})
 
 
 if __name__ == "__main__":
