@@ -73,10 +73,14 @@ def test_the_training_batches_follow_the_order_and_shuffle_false_keeps_file_orde
         assert labels.tolist() == expected.tolist()
 
 
-def test_arrays_gathered_per_epoch_or_per_batch_give_the_same_batches():
-    """Small training arrays are put in epoch order in one gather, large ones a batch at a
-    time: the batches (a dict of inputs, a partial last batch, steps_per_epoch's cap) are
-    the same."""
+def test_array_batches_are_the_orders_rows_never_batched_a_sample_at_a_time():
+    """Training arrays are put in the epoch's order in one gather (up to 256 MB) or a batch
+    at a time (beyond), and batch i holds rows order[i*b:(i+1)*b] either way: for a dict of
+    inputs, text, a short last batch, steps_per_epoch's cap and a resume inside the epoch.
+    The batches are cut from the gathered rows, never made by batching single samples again
+    (tf.data work per sample: issue 28, the wide MLP's epoch against the floor)."""
+    import tensorflow as tf
+
     from cbrun.engine.data import train_dataset
     from cbrun.engine.sources import Split
 
@@ -84,21 +88,26 @@ def test_arrays_gathered_per_epoch_or_per_batch_give_the_same_batches():
     split = Split({"a": rng.normal(size=(23, 3)).astype("float32"),
                    "b": np.array([f"w{i}" for i in range(23)])},
                   rng.integers(0, 4, size=23).astype("int32"))
-    for steps in (5, 3):
-        seen = []
-        for limit in (10**9, 0):  # whole epoch, per batch
-            dataset, order = train_dataset(split, 5, seed=7, shuffle=True, steps=steps,
-                                           whole_epoch_bytes=limit)
-            order.set_epoch(2)
-            seen.append([(x["a"].numpy(), x["b"].numpy(), y.numpy()) for x, y in dataset])
-        assert len(seen[0]) == steps
-        expected = np.random.default_rng([7, 2]).permutation(23)[:steps * 5]
-        assert np.concatenate([y for _, _, y in seen[0]]).tolist() == \
-            split.y[expected].tolist()
-        for (a1, b1, y1), (a2, b2, y2) in zip(*seen, strict=True):
-            np.testing.assert_array_equal(a1, a2)
-            np.testing.assert_array_equal(b1, b2)
-            np.testing.assert_array_equal(y1, y2)
+    order = np.random.default_rng([7, 2]).permutation(23)
+    for limit in (10**9, 0):  # whole epoch, per batch
+        for steps, start in ((5, 0), (3, 0), (5, 2), (5, 4)):
+            dataset, keeper = train_dataset(split, 5, seed=7, shuffle=True, steps=steps,
+                                            whole_epoch_bytes=limit, start=start)
+            keeper.set_epoch(2)
+            seen = [(x["a"].numpy(), x["b"].numpy(), y.numpy()) for x, y in dataset]
+            assert len(seen) == steps - start
+            for i, (a, b, y) in enumerate(seen, start):
+                rows = order[i * 5:(i + 1) * 5]
+                np.testing.assert_array_equal(a, split.x["a"][rows])
+                assert b.astype(str).tolist() == split.x["b"][rows].tolist()
+                np.testing.assert_array_equal(y, split.y[rows])
+            assert len(seen[-1][2]) == (3 if steps == 5 else 5)
+        graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+        ops = {n.op for n in graph.node} | {n.op for f in graph.library.function
+                                             for n in f.node_def}
+        assert "GatherV2" in ops
+        assert not ops & {"BatchDataset", "BatchDatasetV2", "PaddedBatchDatasetV2"}, (
+            "the epoch's samples are batched one by one")
 
 
 def test_a_raw_csv_with_adapted_normalization_trains_like_one_normalised_by_hand(tmp_path):
