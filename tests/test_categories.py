@@ -71,11 +71,30 @@ def test_the_model_takes_raw_columns_and_knows_no_vocabulary_file(gem_run):
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "litert"])
-def test_an_export_takes_the_raw_columns_and_agrees_with_predict(gem_run, fmt):
-    run, folder, new = gem_run
+def test_an_export_takes_the_raw_columns_agrees_with_predict_and_prints_no_log_lines(
+        gem_run, fmt, tmp_path):
+    """Exported as a user runs it, a fresh process without TF_CPP_MIN_LOG_LEVEL: the ONNX
+    export of a model with lookup tables goes through a SavedModel and tf2onnx's command line
+    (engine/export.py), another way for TensorFlow's C++ lines to reach stderr. The file it
+    wrote takes the raw columns by name and predicts what `cbrun predict` does."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    run, _, new = gem_run
     suffix = {"onnx": "onnx", "litert": "tflite"}[fmt]
-    target = folder / f"gems.{suffix}"
-    assert cli("export", run, "--format", fmt, "-o", target, "--force") == 0
+    target = tmp_path / f"gems.{suffix}"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run([sys.executable, "-m", "cbrun", "export", str(run), "-f", fmt,
+                           "-o", str(target)],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().splitlines()[-1].startswith("ok: every output within")
+    assert done.stderr == "", "log lines on stderr"
+
     raw = _raw(new)
     if fmt == "onnx":
         import onnxruntime
@@ -95,26 +114,3 @@ def test_an_export_takes_the_raw_columns_and_agrees_with_predict(gem_run, fmt):
                         for k, v in raw.items()})
         got = np.asarray(next(iter(out.values())))[:, 0]
     np.testing.assert_allclose(got, _predicted(gem_run), rtol=1e-4)
-
-
-@pytest.mark.parametrize("fmt", ["onnx", "litert"])
-def test_exporting_a_model_with_lookup_tables_prints_no_log_lines(gem_run, fmt, tmp_path):
-    """As a user runs it, a fresh process without TF_CPP_MIN_LOG_LEVEL: the ONNX export of a
-    model with lookup tables goes through a SavedModel and tf2onnx's command line
-    (engine/export.py), another way for TensorFlow's C++ lines to reach stderr."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
-    run, _, _ = gem_run
-    suffix = {"onnx": "onnx", "litert": "tflite"}[fmt]
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env["PYTHONPATH"] = str(REPO)
-    done = subprocess.run([sys.executable, "-m", "cbrun", "export", str(run), "-f", fmt,
-                           "-o", str(tmp_path / f"gems.{suffix}")],
-                          capture_output=True, text=True, env=env, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.rstrip().splitlines()[-1].startswith("ok: every output within")
-    assert done.stderr == ""

@@ -73,7 +73,10 @@ def files_outside(root: Path, run_dir: Path) -> set[Path]:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_each_format_is_exported_inside_the_run_and_verified(digits_run, capsys, fmt):
+def test_each_format_is_exported_inside_the_run_verified_and_fails_once_changed(
+        digits_run, capsys, fmt):
+    """Exported and verified; then the artifact is changed after the export (one export of
+    each format serves both): --verify-only fails, naming the output and the difference."""
     before = files_outside(digits_run.parents[1], digits_run)
     result = cli_output(capsys, "export", digits_run, "--format", fmt, "--force")
     assert result.code == 0, result.err
@@ -85,6 +88,24 @@ def test_each_format_is_exported_inside_the_run_and_verified(digits_run, capsys,
     assert result.out.rstrip().endswith("ok: every output within 0.0001")
     assert artifact.exists() and not list(artifact.parent.glob(".*partial*"))
     assert files_outside(digits_run.parents[1], digits_run) == before
+
+    if fmt == "saved_model":
+        perturb_saved_model(artifact)
+    elif fmt == "litert":
+        perturb_tflite(artifact, digits_run / "model.keras")
+    else:
+        perturb_onnx(artifact)
+    result = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only")
+    assert result.code == 1
+    diff = differences(result.out)["output_0"]
+    assert diff > 1e-2, result.out
+    assert "OVER the tolerance 0.0001" in result.out
+    assert re.search(rf"error: {re.escape(str(artifact))} does not match the model: output "
+                     rf"output_0 by {diff:.3g} \(tolerance 0.0001\)", result.err), result.err
+    # A tolerance that the change fits in lets it pass: the number printed is the measure.
+    loose = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only",
+                       "--tolerance", str(diff * 2))
+    assert loose.code == 0, loose.err
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -211,29 +232,6 @@ def perturb_onnx(path: Path) -> None:
     changed = numpy_helper.to_array(largest) * 1.5
     largest.CopyFrom(numpy_helper.from_array(changed.astype(np.float32), largest.name))
     onnx.save(model, str(path))
-
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_an_artifact_changed_after_export_fails_the_verification(digits_run, capsys, fmt):
-    assert cli_output(capsys, "export", digits_run, "-f", fmt, "--force").code == 0
-    artifact = digits_run / ARTIFACT[fmt]
-    if fmt == "saved_model":
-        perturb_saved_model(artifact)
-    elif fmt == "litert":
-        perturb_tflite(artifact, digits_run / "model.keras")
-    else:
-        perturb_onnx(artifact)
-    result = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only")
-    assert result.code == 1
-    diff = differences(result.out)["output_0"]
-    assert diff > 1e-2, result.out
-    assert "OVER the tolerance 0.0001" in result.out
-    assert re.search(rf"error: {re.escape(str(artifact))} does not match the model: output "
-                     rf"output_0 by {diff:.3g} \(tolerance 0.0001\)", result.err), result.err
-    # A tolerance that the change fits in lets it pass: the number printed is the measure.
-    loose = cli_output(capsys, "export", digits_run, "-f", fmt, "--verify-only",
-                       "--tolerance", str(diff * 2))
-    assert loose.code == 0, loose.err
 
 
 def test_the_best_checkpoint_is_exported_and_verified(digits_run, tmp_path, capsys):

@@ -68,15 +68,6 @@ def test_a_learning_rate_set_on_resume_is_the_rate_that_trains(tmp_path, capsys)
     assert resolved["compile"]["optimizer"]["learning_rate"] == 0.002
 
 
-def test_a_stale_pid_does_not_block_resume_once_the_lock_is_free(tmp_path):
-    run = _interrupted_run(tmp_path, epochs=2)
-    record = json.loads((run / "run.json").read_text())
-    # kill -9 left "running"; the pid now belongs to some other live process (this one).
-    record.update(status="running", pid=os.getpid())
-    (run / "run.json").write_text(json.dumps(record))
-    assert cli("resume", run, "--epochs", "3", "-q") == 0
-
-
 def test_a_callback_that_stops_training_is_an_early_stop_not_a_failure(tmp_path):
     shutil.copy(HELPERS.parent.parent / "configs" / "sample_callbacks.py", tmp_path)
     config = tiny_config(fit={"epochs": 6}, callbacks=[
@@ -90,16 +81,23 @@ def test_a_callback_that_stops_training_is_an_early_stop_not_a_failure(tmp_path)
     assert "NaN" not in (record["stop_reason"] or "")
 
 
-def test_a_second_resume_of_a_run_in_use_is_refused(tmp_path, capsys):
+def test_a_run_in_use_is_refused_and_a_stale_pid_then_blocks_nothing(tmp_path, capsys):
+    """The lock decides, not run.json's pid: a second resume of a run whose lock is held is
+    refused; once it is free, a run that kill -9 left "running" under a pid that now belongs
+    to some other live process resumes."""
     run = _interrupted_run(tmp_path, epochs=2)
     fd = os.open(run / ".lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # what a running `cbrun resume` holds
     try:
-        assert cli("resume", run) == 1
+        assert cli("resume", run) == 1, "a run whose lock is held was resumed"
         assert "in use by another cbrun process" in capsys.readouterr().err
     finally:
         os.close(fd)
-    assert cli("resume", run, "--epochs", "3", "-q") == 0
+    record = json.loads((run / "run.json").read_text())
+    record.update(status="running", pid=os.getpid())  # this live process's pid
+    (run / "run.json").write_text(json.dumps(record))
+    assert cli("resume", run, "--epochs", "3", "-q") == 0, "a stale pid blocked the resume"
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == 3
 
 
 def test_a_damaged_newest_state_falls_back_to_the_spare_and_stays_exact(tmp_path, capsys):
