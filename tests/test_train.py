@@ -270,6 +270,11 @@ def test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks
     assert choose_steps_per_execution(config, 45, [], step_seconds=0.05) == 5
     assert choose_steps_per_execution(config, 45, [], step_seconds=0.1) == 1  # no divisor 2
     assert choose_steps_per_execution(config, 64, [], step_seconds=0.1) == 2
+    # A prime epoch (103 batches) whose whole call takes 0.26 s runs in one call, not 103;
+    # where that call would take 2 s, one batch a call.
+    assert choose_steps_per_execution(config, 103, [], step_seconds=0.0025) == 103
+    assert choose_steps_per_execution(config, 26, [], step_seconds=0.02) == 13
+    assert choose_steps_per_execution(config, 103, [], step_seconds=0.02) == 1
     assert choose_steps_per_execution(config, 45, ["LambdaCallback"], step_seconds=0.001) == 1
     # A number is taken as given, except where a callback needs every batch.
     config.compile.steps_per_execution = 5

@@ -905,6 +905,16 @@ M.update({  # issue 28: the wide workload's epoch at the floor
    ["tests/test_data_order.py::test_array_batches_are_the_orders_rows_never_batched_a_sample_at_a_time"]),
 })
 
+M.update({  # issue 28: auto on an epoch of a prime count of batches
+ "auto-prime-epoch-one-a-call": ("cbrun/engine/pacing.py",
+   "    return above if above * seconds <= MOST_SECONDS_PER_CALL else below",
+   "    return below",
+   ["tests/test_train.py::test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks"]),
+ "auto-call-unbounded": ("cbrun/engine/pacing.py",
+   "above * seconds <= MOST_SECONDS_PER_CALL", "True",
+   ["tests/test_train.py::test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks"]),
+})
+
 
 if __name__ == "__main__":
     main()
