@@ -119,10 +119,14 @@ def _table_batches(rows, batch_size: int, seed: int, shuffle: bool, epoch: Any,
     return tf.data.Dataset.range(1).flat_map(one_epoch).prefetch(1).flat_map(batches)
 
 
-def _gather(value: Any, idx):
+def _map(value: Any, function) -> Any:
     if isinstance(value, dict):
-        return {k: tf.gather(v, idx) for k, v in value.items()}
-    return tf.gather(value, idx)
+        return {k: function(v) for k, v in value.items()}
+    return function(value)
+
+
+def _gather(value: Any, idx):
+    return _map(value, lambda v: tf.gather(v, idx))
 
 
 def _constant(value: Any, floatx: bool = False):
@@ -161,12 +165,6 @@ WHOLE_EPOCH_BYTES = 256 * 2**20
 def _nbytes(value: Any) -> int:
     values = value.values() if isinstance(value, dict) else [value]
     return sum(np.asarray(v).nbytes for v in values)
-
-
-def _map(value: Any, function) -> Any:
-    if isinstance(value, dict):
-        return {k: function(v) for k, v in value.items()}
-    return function(value)
 
 
 def _array_batches(split: Split, batch_size: int, order: tf.Variable, start: int,
