@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import tempfile
 
 import numpy as np
@@ -180,6 +181,30 @@ def test_a_fraction_of_an_image_folder_trains_on_that_many_files(tmp_path, capsy
     assert result.code == 0, result.err
     assert ("warning: data: data.fraction 0.5 keeps 15 training rows, fewer than one batch "
             "of 32") in result.err
+
+
+def test_a_fraction_that_draws_no_row_of_a_streamed_table_is_refused_before_training(
+        tmp_path, capsys):
+    # A streamed table's share is drawn row by row (a whole one keeps at least a row a
+    # split): 1% of ~32 training rows draws none for this seed, which crashed inside Keras.
+    with open(tmp_path / "t.csv", "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["a", "b", "y"])
+        writer.writerows([[i / 40, (i * 7 % 40) / 40, i % 2] for i in range(40)])
+    config = tiny_config(
+        data={"source": "csv", "path": "t.csv", "label": "y", "validation_split": 0.2,
+              "batch_size": 8, "stream": True, "fraction": 0.01},
+        model={"input_shape": [2], "layers": [{"type": "Dense", "units": 2,
+                                                "activation": "softmax"}]},
+        fit={"epochs": 1})
+    result = cli_output(capsys, "train", write_config(tmp_path, config), "--runs-dir",
+                        tmp_path / "runs")
+    assert result.code == 2, result.err
+    # (a streamed table's held-out rows are drawn row by row too: about 32 train rows)
+    assert re.search(r"data\.fraction: draws none of the \d\d train rows of this streamed "
+                     r"table \(each row is kept with probability 0\.01\)", result.err)
+    assert "stream: false" in result.err
+    assert not list((tmp_path / "runs").glob("*/run.json"))  # nothing trained, nothing kept
 
 
 @pytest.mark.parametrize("value", [0, 1.5, "half"])

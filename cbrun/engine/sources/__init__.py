@@ -208,6 +208,8 @@ def _share(splits: Splits, fraction: float, seed: int) -> Splits:
             from cbrun.data.stream import inputs_of, targets_of
 
             kept = split.table.share(Keep(seed, fraction, index))
+            if len(split.table) and not len(kept):
+                raise _none_drawn(name, len(split.table), fraction)
             split.x, split.y = inputs_of(kept), targets_of(kept)
             continue
         labels = None if isinstance(split.y, dict) else split.y
@@ -217,6 +219,20 @@ def _share(splits: Splits, fraction: float, seed: int) -> Splits:
     splits.artifacts[FRACTION_FILE] = {"fraction": fraction, "rows": {
         name: len(split) for name, split in splits.named().items()}}
     return splits
+
+
+def _none_drawn(name: str, rows: int, fraction: float):
+    """A streamed split whose row-by-row draw kept none of its rows: training on nothing
+    (or validating on nothing) would fail inside Keras, so it is refused before an epoch."""
+    from cbrun.errors import ConfigError, Problem
+
+    return ConfigError([Problem(
+        loc=("data", "fraction"), given=fraction,
+        message=f"draws none of the {rows:,} {name} rows of this streamed table (each row "
+                f"is kept with probability {fraction:g})",
+        hint=f"raise it (1/{rows:,} = {1 / rows:.2g} keeps one row on average; a few times "
+             "that keeps some almost surely), or read the table whole (stream: false), "
+             "where a share keeps at least one row of each split")])
 
 
 def _bare_labels(splits: Splits) -> Splits:
