@@ -915,6 +915,18 @@ M.update({  # issue 28: auto on an epoch of a prime count of batches
    ["tests/test_train.py::test_auto_steps_per_execution_divides_the_epoch_and_respects_batch_callbacks"]),
 })
 
+M.update({  # issue 28: the wide epoch against the floor, paired (stop 34)
+ "pipeline-length-not-given": ("cbrun/engine/session.py",
+   "steps_per_epoch=None if order is None else steps - start,", "steps_per_epoch=None,",
+   ["tests/test_pipeline_cost.py::test_cbruns_own_pipelines_make_one_iterator_an_epoch_and_need_no_autograph"]),
+ "array-pipeline-autograph": ("cbrun/engine/data.py",
+   "    @as_written\n    def epoch(_):", "    def epoch(_):",
+   ["tests/test_pipeline_cost.py::test_cbruns_own_pipelines_make_one_iterator_an_epoch_and_need_no_autograph"]),
+ "table-pipeline-autograph": ("cbrun/engine/data.py",
+   "    @as_written\n    def one_epoch(_):", "    def one_epoch(_):",
+   ["tests/test_pipeline_cost.py::test_cbruns_own_pipelines_make_one_iterator_an_epoch_and_need_no_autograph"]),
+})
+
 
 if __name__ == "__main__":
     main()
