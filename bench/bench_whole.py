@@ -22,7 +22,10 @@ whole process, its processor time (user + system of every thread: a busy machine
 a core lengthen the wall clock, far less this) and its breakdown (import, build: everything between the import and `fit`,
 first epoch, steady epochs, cbrun's own work per epoch, the time after the last epoch
 inside `fit`, after `fit`), each steady epoch over the floor, the load average, and each
-goal of issues 13 and 28 next to its figure.
+goal of issues 13 and 28 next to its figure. The wide goal's figure is paired: one process
+per round times the floor, then `cbrun train` of the wide config, then the floor again
+(bench/floor_pair.py), and the median of cbrun's epoch over the floors around it is the
+figure.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ KERAS_CALLBACKS = {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TensorBoard
                    "ReduceLROnPlateau", "Marks"}
 MARK = re.compile(r"^\[\s*([\d.]+)\] (.+?)(?: ([\d.]+)s)?$")
 FLOOR_GOAL = 1.1  # issue 28: the compute-bound workload's epoch over the floor
+FLOOR_PAIR_EPOCHS = 5  # of each side of the paired measurement: 4 steady epochs
 
 
 @dataclass
@@ -302,6 +306,8 @@ def verdict(value: float, goal: float | None) -> str:
 
 
 def main() -> None:
+    import floor_pair  # this script's folder: the wide goal's paired measurement
+
     names = [w.name for w in WORKLOADS]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -324,6 +330,7 @@ def main() -> None:
                                        else args.variants or not w.variant)]
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     floors: dict[str, list[float]] = {}
+    pairs: list[dict] = []
     spe: dict[str, int] = {}
     loads: list[float] = []
     started = time.perf_counter()
@@ -340,6 +347,11 @@ def main() -> None:
         # One floor per model and data (the untuned variants share the digits one).
         floor_of = {w.name: w.model for w in chosen}
         floor_specs = {w.model: files[w.name][1] for w in chosen}
+        if "wide" in files:
+            pair_config = root / "wide-pair.yaml"
+            config = yaml.safe_load(files["wide"][0].read_text())
+            config["fit"]["epochs"] = FLOOR_PAIR_EPOCHS
+            pair_config.write_text(yaml.safe_dump(config, sort_keys=False))
         for i in range(args.repeats):
             for work in chosen:
                 config, spec = files[work.name]
@@ -365,6 +377,14 @@ def main() -> None:
                              *map(str, floor_specs.values())])
             for model, measured in json.loads(out.splitlines()[-1]).items():
                 floors.setdefault(model, []).append(measured["epoch"])
+            if "wide" in files:
+                # The wide goal's figure: the floor, cbrun, the floor again in one process,
+                # each epoch timed alike (bench/floor_pair.py).
+                pairs.append(floor_pair.pair_round(pair_config, files["wide"][1],
+                                                   root / f"pair-{i}", FLOOR_PAIR_EPOCHS))
+                print(f"round {i + 1}/{args.repeats} wide paired: cbrun / floor "
+                      f"{floor_pair.ratios(pairs[-1:])[0]:.3f} (load {pairs[-1]['load']:.1f})",
+                      file=sys.stderr, flush=True)
     print(f"median of {args.repeats}, whole processes in turn; load average "
           f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores; "
           f"{time.perf_counter() - started:.0f} s")
@@ -388,9 +408,19 @@ def main() -> None:
             print(f"  before ({args.before}): cbrun / Keras = "
                   f"{med['before']['total'] / med['keras']['total']:.2f}; auto chose "
                   f"{spe[work.name]['before']}")
-        print(f"  steady epoch over the floor ({floor:.3f} s): cbrun "
-              f"{over:.2f}{verdict(over, work.floor_goal)}, Keras "
+        paired = None
+        if work.name == "wide" and pairs:
+            each = floor_pair.ratios(pairs)
+            paired = statistics.median(each)
+            over_cpu = statistics.median(floor_pair.ratios(pairs, "cpu"))
+        print(f"  steady epoch over the floor ({floor:.3f} s, its own process): cbrun "
+              f"{over:.2f}{'' if paired else verdict(over, work.floor_goal)}, Keras "
               f"{med['keras']['steady epoch'] / floor:.2f}")
+        if paired is not None:
+            print(f"  paired (floor, cbrun, floor in one process, epoch end to end): cbrun "
+                  f"{paired:.2f}{verdict(paired, work.floor_goal)}; rounds "
+                  f"{', '.join(f'{v:.2f}' for v in each)}; processor time {over_cpu:.2f}")
+            over = paired
         sides = ["cbrun", "keras", *(["before"] if "before" in med else [])]
         print(f"  {'seconds':<18}" + "".join(f"{side:>9}" for side in sides))
         for k in keys:

@@ -173,10 +173,11 @@ def _streamed_targets(split: Split, single: bool):
     trivial model reads)."""
     import tensorflow as tf
 
-    from cbrun.engine.data import eval_data
+    from cbrun.engine.data import as_written, eval_data
 
     data, _ = eval_data(split, split.table.window)  # a batch a window: never one across two
 
+    @as_written
     def zeros(x, y):
         if isinstance(y, dict) and single:
             y = next(iter(y.values()))

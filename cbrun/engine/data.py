@@ -24,6 +24,12 @@ from cbrun.engine.sources.decode import read_image
 from cbrun.engine.sources.images import images_named
 from cbrun.errors import ConfigError, Problem
 
+# cbrun's own tf.data functions are traced as written: they hold no Python control flow on
+# tensors for AutoGraph to rewrite, and converting them (parsing their source and every
+# function they call) cost a wide run's start 0.2-0.4 s of the training thread, the only
+# AutoGraph of the run (Keras's train step opts out of it too).
+as_written = tf.autograph.experimental.do_not_convert
+
 
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
     if not shuffle:
@@ -105,6 +111,7 @@ def _table_batches(rows, batch_size: int, seed: int, shuffle: bool, epoch: Any,
     def generate(at_epoch, at_row):
         yield from rows.windows(seed, int(at_epoch), shuffle, int(at_row))
 
+    @as_written
     def one_epoch(_):
         now = epoch.read_value() if isinstance(epoch, tf.Variable) else \
             tf.constant(epoch, tf.int64)
@@ -112,9 +119,10 @@ def _table_batches(rows, batch_size: int, seed: int, shuffle: bool, epoch: Any,
             generate, args=(now, tf.constant(start_row, tf.int64)),
             output_signature=(x_spec, y_spec, tf.TensorSpec((None,), tf.int64)))
 
+    @as_written
     def batches(x, y, order):
         return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-                .map(lambda idx: (_gather(x, idx), _gather(y, idx))))
+                .map(as_written(lambda idx: (_gather(x, idx), _gather(y, idx)))))
 
     return tf.data.Dataset.range(1).flat_map(one_epoch).prefetch(1).flat_map(batches)
 
@@ -153,7 +161,7 @@ def _samples(split: Split, indices: tf.data.Dataset, batch_size: int) -> tf.data
                 .batch(batch_size))
     x = _constant(split.x)
     return (indices.batch(batch_size)
-            .map(lambda idx: (_gather(x, idx), _gather(y, idx)),
+            .map(as_written(lambda idx: (_gather(x, idx), _gather(y, idx))),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
 
 
@@ -181,9 +189,11 @@ def _array_batches(split: Split, batch_size: int, order: tf.Variable, start: int
     n = len(split) - start * batch_size
     full = n // batch_size  # whole batches; then one shorter batch of the rest, if any
 
+    @as_written
     def epoch(_):
         now = order.read_value()[start * batch_size:]
         if not whole_epoch:
+            @as_written
             def batch(i):
                 rows = now[i * batch_size:(i + 1) * batch_size]
                 return _gather(x, rows), _gather(y, rows)
@@ -208,8 +218,10 @@ def train_dataset(split: Split, batch_size: int, seed: int, shuffle: bool, steps
                   whole_epoch_bytes: int = WHOLE_EPOCH_BYTES, start: int = 0,
                   ) -> tuple[tf.data.Dataset, EpochOrder | None]:
     """One epoch of exactly `steps` batches, in the order the returned callback set; Keras
-    iterates it afresh every epoch (fit gets no steps_per_epoch). `start`: the batches of
-    the epoch already trained (a resume inside an epoch), left out."""
+    iterates it afresh every epoch (fit is given `steps` as steps_per_epoch: the iterator
+    Keras makes at an epoch's end serves the next epoch, whose order it reads at its first
+    batch). `start`: the batches of the epoch already trained (a resume inside an epoch),
+    left out."""
     if split.dataset is not None:
         return split.dataset.take(steps), None
     if split.table is not None:
@@ -228,8 +240,8 @@ def train_dataset(split: Split, batch_size: int, seed: int, shuffle: bool, steps
         whole = _nbytes(split.x) + _nbytes(split.y) <= whole_epoch_bytes
         batches = _array_batches(split, batch_size, order, start, whole).take(steps - start)
     else:
-        indices = tf.data.Dataset.range(1).flat_map(
-            lambda _: tf.data.Dataset.from_tensor_slices(order.read_value()[rows:]))
+        indices = tf.data.Dataset.range(1).flat_map(as_written(
+            lambda _: tf.data.Dataset.from_tensor_slices(order.read_value()[rows:])))
         batches = _samples(split, indices, batch_size).take(steps - start)
     batches = (batches.apply(tf.data.experimental.assert_cardinality(steps - start))
                .prefetch(tf.data.AUTOTUNE))

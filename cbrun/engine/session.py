@@ -280,6 +280,12 @@ def _train(config: RunConfig, run_dir: Path, config_dir: Path, record: RunRecord
         if start:
             build_metrics(model, dataset)
         model.fit(dataset, epochs=last, initial_epoch=first, validation_data=validation,
+                  # cbrun's own pipelines (their length asserted, their order read at the
+                  # first batch): Keras then keeps the iterator it makes at an epoch's end
+                  # for the next epoch instead of making two an epoch. A loader's dataset
+                  # keeps Keras's way: a reshuffling one draws its seed as its iterator is
+                  # made, so which iterator an epoch gets changes its order.
+                  steps_per_epoch=None if order is None else steps - start,
                   validation_batch_size=validation_kw.get("batch_size"),
                   validation_freq=config.fit.validation_freq,
                   class_weight=config.fit.class_weight,

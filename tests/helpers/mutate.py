@@ -920,6 +920,17 @@ M.update({  # reliability: data.fraction on a streamed table
    "            if len(split.table) and not len(kept):", "            if False:",
    ["tests/test_debug_runs.py::test_a_fraction_that_draws_no_row_of_a_streamed_table_is_refused_before_training"]),
 })
+M.update({  # issue 28: the wide epoch against the floor, paired (stop 34)
+ "pipeline-length-not-given": ("cbrun/engine/session.py",
+   "steps_per_epoch=None if order is None else steps - start,", "steps_per_epoch=None,",
+   ["tests/test_pipeline_cost.py::test_cbruns_own_pipelines_make_one_iterator_an_epoch_and_need_no_autograph"]),
+ "array-pipeline-autograph": ("cbrun/engine/data.py",
+   "    @as_written\n    def epoch(_):", "    def epoch(_):",
+   ["tests/test_pipeline_cost.py::test_cbruns_own_pipelines_make_one_iterator_an_epoch_and_need_no_autograph"]),
+ "table-pipeline-autograph": ("cbrun/engine/data.py",
+   "    @as_written\n    def one_epoch(_):", "    def one_epoch(_):",
+   ["tests/test_pipeline_cost.py::test_cbruns_own_pipelines_make_one_iterator_an_epoch_and_need_no_autograph"]),
+})
 
 
 if __name__ == "__main__":
