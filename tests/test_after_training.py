@@ -592,7 +592,9 @@ def test_evaluate_and_predict_a_run_while_it_trains(tmp_path, capsys):
         run_dir = only_run(tmp_path / "runs")
         new = _npz(tmp_path / "new.npz", x=np.full((4, 64), 8.0))
         epochs = []
-        for round_ in range(6):
+        # Three rounds read states the run prunes behind them and see it move on: what six
+        # showed, in half the model loads.
+        for round_ in range(3):
             result = cli_output(capsys, "evaluate", run_dir, "--json")
             assert result.code == 0, result.err
             found = json.loads(result.out)

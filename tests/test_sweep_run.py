@@ -30,9 +30,17 @@ import pytest
 import yaml
 from conftest import HANG_S, REPO, cbrun_process, cli_output, tiny_config, write_config
 
-from cbrun.sweep.study import ATTEMPT_ENV
+from cbrun.sweep.study import ATTEMPT_ENV, HEARTBEAT_ENV
 
-EPOCHS = 3
+# Two epochs show what three did: a trial held after its first epoch resumes inside the
+# run, and the pruned trial stops after epoch 1 of more.
+EPOCHS = 2
+# Optuna's heartbeat in the sweep processes, in seconds (grace: 6 of them). Shorter than
+# cbrun's own 5 s, so the resumes wait for the killed trials to go stale in seconds; the
+# main sweep keeps 3 (18 s of grace): its resume must start well inside the grace, however
+# loaded the machine, for its killed trials to be doubtful rather than stale.
+BEATS = {HEARTBEAT_ENV: "3"}
+ORPHAN_BEATS = {HEARTBEAT_ENV: "2"}  # nothing there needs the resume to start in time
 TRIALS = 5
 HELD = {2: 1, 3: 0}  # trial -> the epochs it has done when the first run holds it
 KILLED = sorted(HELD)
@@ -42,7 +50,7 @@ RETRIES, NEW = [4, 5], [6]
 # With this seed the draws (a pure function of seed and trial number) give trials 0-3 the
 # good learning rate and trial 6 the hopeless one: by the time trial 6 runs, finished
 # good trials exist, so the median pruner stops it after its first epoch. The other keys do
-# not change the first 3 epochs, so good trials tie at the median and none of them is pruned.
+# not change the first epochs, so good trials tie at the median and none of them is pruned.
 SWEEP = f"""\
 name: digits
 base: base.yaml
@@ -118,7 +126,7 @@ def held(folder: Path, sweep_dir: Path, holds: dict[int, int]) -> bool:
 
 
 def start_and_kill(folder: Path, holds: dict[int, int], base: dict, sweep: str,
-                   *args: str) -> Path:
+                   *args: str, env: dict[str, str]) -> Path:
     """Runs the sweep until the gate holds `holds`, then kill -9 of its process group (the
     driver and every trial process at once, as a shell gives a command its own group)."""
     (folder / "gate.py").write_text(GATE)
@@ -129,7 +137,7 @@ def start_and_kill(folder: Path, holds: dict[int, int], base: dict, sweep: str,
     (folder / "sweep.yaml").write_text(sweep)
     sweep_dir = folder / "runs" / "sweeps" / yaml.safe_load(sweep)["name"]
     first = cbrun_process("sweep", "sweep.yaml", "--runs-dir", "runs", *args, cwd=folder,
-                          start_new_session=True)
+                          start_new_session=True, env=env)
     deadline = time.monotonic() + HANG_S
     while not held(folder, sweep_dir, holds):
         assert first.poll() is None, f"the sweep ended:\n{first.communicate()}"
@@ -145,7 +153,7 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     base = tiny_config(fit={"epochs": EPOCHS}, callbacks=[
         {"type": "EarlyStopping", "monitor": "val_loss", "patience": 5}])
-    sweep_dir = start_and_kill(folder, HELD, base, SWEEP, "--jobs", "2")
+    sweep_dir = start_and_kill(folder, HELD, base, SWEEP, "--jobs", "2", env=BEATS)
     before = {p.name: run_json(p) for p in trial_dirs(sweep_dir)}
     at_kill = {t.number: t.state.name for t in study_trials(sweep_dir)}
     assert at_kill == {0: "COMPLETE", 1: "COMPLETE", 2: "RUNNING", 3: "RUNNING"}, at_kill
@@ -153,7 +161,8 @@ def sweep(tmp_path_factory):
     # At once: the killed trials' heartbeats are seconds old, far from stale.
     second = subprocess.run([sys.executable, "-c", DRIVER, "sweep", "--resume",
                              str(sweep_dir)], check=False, cwd=folder, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=HANG_S)
+                            env={**os.environ, "PYTHONPATH": str(REPO), **BEATS},
+                            timeout=HANG_S)
     result = json.loads(second.stdout.split("RESULT ")[-1])
     run_dirs = {int(p.name[-3:]): p for p in trial_dirs(sweep_dir)}
     return {"dir": sweep_dir, "folder": folder, "killed": {n: run_dirs[n] for n in KILLED},
@@ -311,7 +320,7 @@ def test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one(t
     from cbrun.sweep.sampler import first_number
 
     sweep_dir = start_and_kill(tmp_path, {0: 1}, tiny_config(fit={"epochs": 2}),
-                               ORPHAN_SWEEP)
+                               ORPHAN_SWEEP, env=ORPHAN_BEATS)
     storage = optuna.storages.RDBStorage(f"sqlite:///{sweep_dir}/study.db")
     trial_id = storage.get_trial_id_from_study_id_trial_number(
         storage.get_study_id_from_name("orphan"), 0)
@@ -320,8 +329,8 @@ def test_a_trial_failed_without_its_retry_queued_is_retried_before_any_new_one(t
 
     resumed = subprocess.run([sys.executable, "-m", "cbrun", "sweep", "--resume",
                               str(sweep_dir)], check=False, cwd=tmp_path, capture_output=True,
-                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-                             timeout=HANG_S)
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO),
+                                             **ORPHAN_BEATS}, timeout=HANG_S)
     assert resumed.returncode == 0, resumed.stderr
     trials = study_trials(sweep_dir)
     assert [(t.number, first_number(t), t.state.name) for t in trials] == [

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import HANG_S, cbrun_process, tiny_config, write_config
 
+from cbrun.sweep.study import HEARTBEAT_ENV
+
 TRIALS = 4
 SWEEP = f"""\
 name: shared
@@ -27,6 +29,7 @@ trials: {TRIALS}
 sampler: random
 seed: 3
 """
+BEATS = {HEARTBEAT_ENV: "2"}  # Optuna's heartbeat in seconds (grace: 6 of them, 12 not 30)
 
 
 def two_workers(folder: Path, storage: str) -> dict[str, list[dict]]:
@@ -102,8 +105,9 @@ def test_a_worker_killed_alone_has_its_trial_stopped_and_taken_over(tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     write_config(tmp_path, tiny_config(fit={"epochs": 12}), "base.yaml")
     (tmp_path / "sweep.yaml").write_text(SWEEP)
+    # Grace 12 s, not 30: the takeover waits for the killed worker's trial to go stale.
     workers = {name: cbrun_process("sweep", "sweep.yaml", "--storage", storage,
-                                   "--runs-dir", name, cwd=tmp_path)
+                                   "--runs-dir", name, cwd=tmp_path, env=BEATS)
                for name in ("machine-a", "machine-b")}
     trials_a = tmp_path / "machine-a" / "sweeps" / "shared" / "trials"
     killed = None

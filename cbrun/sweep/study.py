@@ -32,8 +32,11 @@ ATTEMPT_ENV = "CBRUN_SWEEP_ATTEMPT"
 # trial without one for GRACE_S is taken for the trial of a worker that is gone (kill -9,
 # a reboot, a lost machine). Generous next to the interval: a live worker whose trial were
 # failed would find its run directory taken over.
-HEARTBEAT_S = 5
-GRACE_S = 30
+# The tests that kill a worker shorten both through HEARTBEAT_ENV (whole seconds, as Optuna
+# takes them), to see its trials go stale in seconds, not half a minute.
+HEARTBEAT_ENV = "CBRUN_TEST_SWEEP_HEARTBEAT_S"
+HEARTBEAT_S = int(os.environ.get(HEARTBEAT_ENV) or 5)
+GRACE_S = 6 * HEARTBEAT_S
 # The study's user attributes cbrun sets: the sweep's id, and what its trials search.
 ID_ATTR = "cbrun_sweep_id"
 SIGNATURE_ATTR = "cbrun_sweep"
