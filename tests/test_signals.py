@@ -28,6 +28,7 @@ from conftest import (
     HELPERS,
     REPO,
     cbrun_process,
+    cli,
     only_run,
     read_log,
     tiny_config,
@@ -114,8 +115,9 @@ def storm(tmp_path_factory):
     by_progress = sorted(range(RUNS), key=lambda i: (records[i]["epochs_done"], i))
     sample = sorted({by_progress[round(k * (RUNS - 1) / (RESUMED - 1))]
                      for k in range(RESUMED)})
-    resumes = {i: cbrun_process("resume", only_run(root / f"r{i}"), "-q") for i in sample}
-    resumed = {i: (p.communicate(timeout=HANG_S), p.returncode) for i, p in resumes.items()}
+    # In this process: what is resumed is the state a signal left, not a process's end
+    # (cbrun starts each run from a clean Keras session; a TensorFlow import saved for each).
+    resumed = {i: cli("resume", only_run(root / f"r{i}"), "-q") for i in sample}
     return {"root": root, "ended": ended, "records": records, "states": states,
             "rows": rows, "debris": debris, "resumed": resumed}
 
@@ -147,8 +149,8 @@ def test_the_instants_cover_the_import_and_the_epochs(storm):
 def test_resume_after_any_instant_ends_exactly_like_the_uninterrupted_run(storm):
     baseline = (only_run(storm["root"] / "baseline") / "log.csv").read_bytes()
     assert len(storm["resumed"]) >= RESUMED - 1
-    for i, ((_out, err), code) in storm["resumed"].items():
-        assert code == 0, (i, err[-3000:])
+    for i, code in storm["resumed"].items():
+        assert code == 0, i
         run = only_run(storm["root"] / f"r{i}")
         assert (run / "log.csv").read_bytes() == baseline, i
         assert json.loads((run / "run.json").read_text())["status"] == "completed"
@@ -171,9 +173,7 @@ def test_a_second_signal_stops_at_once_even_inside_the_tensorflow_import(tmp_pat
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "interrupted" and record["epochs_done"] == 0
     assert "a second one" in record["error"]
-    again = cbrun_process("resume", run, "-q")
-    _out, err = again.communicate(timeout=HANG_S)
-    assert again.returncode == 0, err[-3000:]
+    assert cli("resume", run, "-q") == 0
     assert len(read_log(run / "log.csv")) == 2
 
 
