@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +68,11 @@ def _train(path: Path, runs: Path, env: dict | None = None) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def _resume(run: Path, *args: str) -> tuple[int, str]:
-    proc = cbrun_process("resume", run, "-q", *args)
-    _out, err = proc.communicate(timeout=HANG_S)
-    return proc.returncode, err
+def _resume(run: Path, *args: str) -> int:
+    """In this process: what is resumed here is the saved state, not a process's end (cbrun
+    starts each run from a clean Keras session; a process start and a TensorFlow import
+    saved)."""
+    return cli("resume", run, "-q", *args)
 
 
 def _weights(run: Path) -> list[np.ndarray]:
@@ -81,36 +81,37 @@ def _weights(run: Path) -> list[np.ndarray]:
     return keras.saving.load_model(run / "model.keras").get_weights()
 
 
-def _killed_and_resumed(config: Path, folder: Path, point: tuple[int, int]) -> dict:
-    runs = folder / f"kill-{point[0]}-{point[1]}"
-    code, err = _train(config, runs, env={FAULT_AT_BATCH_ENV: f"{point[0]}:{point[1]}"})
-    assert code == -signal.SIGKILL, (point, code, err[-2000:])
-    run = only_run(runs)
-    states = [state_position(p) for p in state_dirs(run)]
-    code, err = _resume(run)
-    assert code == 0, (point, err[-3000:])
-    return {"run": run, "states_at_kill": states}
+def _killed_and_resumed(config: Path, folder: Path, points: list[tuple[int, int]]) -> dict:
+    """The uninterrupted run (`whole`), and one run killed after each point then resumed.
+    The kills need processes of their own; the uninterrupted run trains in this process
+    meanwhile, and the resumes follow here."""
+    kills = {point: cbrun_process("train", config, "--runs-dir",
+                                  folder / f"kill-{point[0]}-{point[1]}", "-q",
+                                  env={FAULT_AT_BATCH_ENV: f"{point[0]}:{point[1]}"})
+             for point in points}
+    assert cli("train", config, "--runs-dir", folder / "whole", "-q") == 0
+    killed = {}
+    for point, proc in kills.items():
+        _out, err = proc.communicate(timeout=HANG_S)
+        assert proc.returncode == -signal.SIGKILL, (point, proc.returncode, err[-2000:])
+        run = only_run(folder / f"kill-{point[0]}-{point[1]}")
+        states = [state_position(p) for p in state_dirs(run)]
+        assert _resume(run) == 0, point
+        killed[point] = {"run": run, "states_at_kill": states}
+    return {"whole": only_run(folder / "whole"), "killed": killed}
 
 
 @pytest.fixture(scope="module")
 def arrays(tmp_path_factory):
     folder = tmp_path_factory.mktemp("long-arrays")
-    config = write_config(folder, digits_config())
-    assert _train(config, folder / "whole")[0] == 0
-    with ThreadPoolExecutor(2) as pool:
-        killed = dict(zip(ARRAY_KILLS, pool.map(
-            lambda p: _killed_and_resumed(config, folder, p), ARRAY_KILLS), strict=True))
-    return {"whole": only_run(folder / "whole"), "killed": killed}
+    return _killed_and_resumed(write_config(folder, digits_config()), folder, ARRAY_KILLS)
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     folder = tmp_path_factory.mktemp("long-images")
     write_images(folder / "shapes", per_class=12)
-    config = write_config(folder, image_run_config())
-    assert _train(config, folder / "whole")[0] == 0
-    killed = {p: _killed_and_resumed(config, folder, p) for p in IMAGE_KILLS}
-    return {"whole": only_run(folder / "whole"), "killed": killed}
+    return _killed_and_resumed(write_config(folder, image_run_config()), folder, IMAGE_KILLS)
 
 
 @pytest.mark.parametrize("point", ARRAY_KILLS, ids=lambda p: f"epoch{p[0]}-batch{p[1]}")
@@ -156,7 +157,7 @@ def test_sigterm_saves_the_state_at_the_next_batch_and_exits_75(arrays, tmp_path
     assert record["status"] == "interrupted" and record["epochs_done"] == 1
     assert state_position(state_dirs(run)[0]) == (1, 21)
     assert "after 1 complete epoch and 21 batches of epoch 2" in err
-    assert _resume(run)[0] == 0
+    assert _resume(run) == 0
     assert (run / "log.csv").read_bytes() == (arrays["whole"] / "log.csv").read_bytes()
 
 
@@ -169,8 +170,8 @@ def test_a_time_limit_ends_the_run_at_a_batch_and_resume_finishes_it(tmp_path):
     config = digits_config()
     config["callbacks"] = [{"type": "LambdaCallback", "on_train_batch_end": "slow:pause"}]
     config["fit"] = {"epochs": 3, "state_every": None}
-    code, err = _train(write_config(tmp_path, config, "plain.yaml"), tmp_path / "plain")
-    assert code == 0, err[-2000:]
+    assert cli("train", write_config(tmp_path, config, "plain.yaml"), "--runs-dir",
+               tmp_path / "plain", "-q") == 0
     config["fit"]["max_time"] = "2s"
     code, err = _train(write_config(tmp_path, config, "limited.yaml"), tmp_path / "limited")
     assert code == 75, err[-3000:]
@@ -178,8 +179,7 @@ def test_a_time_limit_ends_the_run_at_a_batch_and_resume_finishes_it(tmp_path):
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "interrupted" and "the time limit" in record["error"]
     assert "interrupted by the time limit after" in err
-    code, err = _resume(run, "--set", "fit.max_time=1h")
-    assert code == 0, err[-3000:]
+    assert _resume(run, "--set", "fit.max_time=1h") == 0
     assert (run / "log.csv").read_bytes() == (only_run(tmp_path / "plain") /
                                                "log.csv").read_bytes()
 

@@ -32,12 +32,6 @@ def config(policy: str) -> dict:
     return base
 
 
-def train(*args, env=None) -> tuple[int, str]:
-    proc = cbrun_process(*args, env=env)
-    _out, err = proc.communicate(timeout=HANG_S)
-    return proc.returncode, err
-
-
 def final_variables(run) -> dict[str, np.ndarray]:
     with np.load(run / "state" / "epoch-00003" / "variables.npz") as data:
         return {name: data[name] for name in data.files}
@@ -48,10 +42,15 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("mixed")
     policy = "mixed_float16"
     path = write_config(root, config(policy), f"{policy}.yaml")
-    whole = train("train", path, "--runs-dir", root / policy / "whole", "-q")
-    killed = train("train", path, "--runs-dir", root / policy / "killed", "-q",
-                   env={FAULT_ENV: "2"})
-    resumed = (train("resume", only_run(root / policy / "killed"), "-q")
+    # The kill needs a process of its own; the uninterrupted run trains in this process
+    # meanwhile and the resume follows here (cbrun starts each run from a clean Keras
+    # session and gives the policy back after it; a TensorFlow import saved for each).
+    proc = cbrun_process("train", path, "--runs-dir", root / policy / "killed", "-q",
+                         env={FAULT_ENV: "2"})
+    whole = (cli("train", path, "--runs-dir", root / policy / "whole", "-q"), "")
+    _out, err = proc.communicate(timeout=HANG_S)
+    killed = (proc.returncode, err)
+    resumed = ((cli("resume", only_run(root / policy / "killed"), "-q"), "")
                if killed[0] == -signal.SIGKILL else None)
     return {policy: {"root": root / policy, "whole": whole, "killed": killed,
                      "resumed": resumed}}

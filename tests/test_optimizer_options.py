@@ -4,12 +4,14 @@ the same numbers as the big batch they stand for, and exact across a kill inside
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANG_S, cbrun_process, cli_output, only_run, read_log, write_config
+from conftest import HANG_S, cbrun_process, cli, cli_output, only_run, read_log, write_config
 
 from cbrun.state.files import FAULT_AT_BATCH_ENV, state_dirs, state_position
 
@@ -34,12 +36,6 @@ def config(batch_size: int, **optimizer) -> dict:
     }
 
 
-def _train(path: Path, runs: Path, env: dict | None = None) -> tuple[int, str]:
-    proc = cbrun_process("train", path, "--runs-dir", runs, "-q", env=env)
-    _out, err = proc.communicate(timeout=HANG_S)
-    return proc.returncode, err
-
-
 def _weights(run: Path) -> list[np.ndarray]:
     import keras
 
@@ -57,21 +53,24 @@ def runs(tmp_path_factory):
     big = write_config(folder, config(64), "big.yaml")
     small = write_config(folder, config(16, gradient_accumulation_steps=4, use_ema=True,
                                         ema_momentum=0.9), "small.yaml")
+    # 32 small batches an epoch, a state every 5: the kill after batch 13 of epoch 2 resumes
+    # from batch 10, with two batches' gradients waiting in the accumulators. The kill needs
+    # a process of its own; the rest runs in this process meanwhile (cbrun starts each run
+    # from a clean Keras session; a process start and a TensorFlow import saved for each).
+    proc = cbrun_process("train", small, "--runs-dir", folder / "killed", "-q",
+                         env={FAULT_AT_BATCH_ENV: "1:13"})
     found = {}
     for name, path in (("big", big), ("small", small)):
-        code, err = _train(path, folder / name)
-        assert code == 0, err[-3000:]
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            code = cli("train", path, "--runs-dir", folder / name, "-q")
+        assert code == 0, err.getvalue()[-3000:]
         found[name] = only_run(folder / name)
-        found[f"{name}-err"] = err
-    # 32 small batches an epoch, a state every 5: the kill after batch 13 of epoch 2 resumes
-    # from batch 10, with two batches' gradients waiting in the accumulators.
-    code, err = _train(small, folder / "killed", env={FAULT_AT_BATCH_ENV: "1:13"})
-    assert code == -signal.SIGKILL, err[-3000:]
+        found[f"{name}-err"] = err.getvalue()
+    _out, err = proc.communicate(timeout=HANG_S)
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
     killed = only_run(folder / "killed")
     found["state_at_kill"] = state_position(state_dirs(killed)[0])
-    proc = cbrun_process("resume", killed, "-q")
-    _out, err = proc.communicate(timeout=HANG_S)
-    assert proc.returncode == 0, err[-3000:]
+    assert cli("resume", killed, "-q") == 0
     found["killed"] = killed
     return found
 

@@ -175,17 +175,19 @@ KILLED_IN = 5  # the state write of epoch 5: after the checkpoint dropped a file
 def kills(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("retention-kills")
     config = write_config(root, keeping(EPOCHS, keep_best=2, keep_last=1))
+    # The killed runs need processes of their own; the uninterrupted run and the resumes
+    # run in this process (cbrun starts each run from a clean Keras session; a process
+    # start and a TensorFlow import saved for each).
     procs = {
-        "baseline": cbrun_process("train", config, "--runs-dir", root / "baseline", "-q"),
         "in-state-write": cbrun_process(
             "train", config, "--runs-dir", root / "in-state-write", "-q",
             env={"CBRUN_FAULT_KILL_IN_STATE_WRITE": str(KILLED_IN)}),
         "after-7": cbrun_process("train", config, "--runs-dir", root / "after-7", "-q")}
     codes = {name: code for name, (code, _) in interrupt_all({"after-7": (
         procs["after-7"], lambda: log_of(root / "after-7"), 7, signal.SIGKILL)}).items()}
-    for name in ("baseline", "in-state-write"):
-        procs[name].communicate(timeout=HANG_S)
-        codes[name] = procs[name].returncode
+    codes["baseline"] = cli("train", config, "--runs-dir", root / "baseline", "-q")
+    procs["in-state-write"].communicate(timeout=HANG_S)
+    codes["in-state-write"] = procs["in-state-write"].returncode
     killed = only_run(root / "in-state-write")
     # Before any resume: what each saved state lists as kept, and whether it is there.
     listed = {}
@@ -200,13 +202,10 @@ def kills(tmp_path_factory) -> dict:
     lookalike = changed / "checkpoints" / "ep01x-val_loss0.1000.keras"
     lookalike.write_text("mine")
     written_past = {n for n in files_in(killed) if int(n[2:5]) > KILLED_IN - 1}
-    resumed = {"in-state-write": cbrun_process("resume", killed, "-q"),
-               "after-7": cbrun_process("resume", only_run(root / "after-7"), "-q"),
-               "changed": cbrun_process("resume", changed, "-q", "--set",
-                                        "compile.optimizer.learning_rate=0.02")}
-    for name, proc in resumed.items():
-        _out, err = proc.communicate(timeout=HANG_S)
-        codes[f"resume {name}"] = (proc.returncode, err)
+    codes["resume in-state-write"] = cli("resume", killed, "-q")
+    codes["resume after-7"] = cli("resume", only_run(root / "after-7"), "-q")
+    codes["resume changed"] = cli("resume", changed, "-q", "--set",
+                                  "compile.optimizer.learning_rate=0.02")
     return {"root": root, "codes": codes, "listed": listed, "changed": changed,
             "lookalike": lookalike, "written_past": written_past}
 
@@ -217,7 +216,7 @@ def test_the_runs_were_killed_and_resumed(kills):
     assert codes["in-state-write"] == -signal.SIGKILL
     assert codes["after-7"] == -signal.SIGKILL
     for name in ("in-state-write", "after-7", "changed"):
-        assert codes[f"resume {name}"][0] == 0, codes[f"resume {name}"]
+        assert codes[f"resume {name}"] == 0, name
 
 
 def test_every_file_a_saved_state_keeps_is_still_there_after_a_kill(kills):
