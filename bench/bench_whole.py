@@ -233,6 +233,16 @@ def configs(root: Path, epochs: dict[str, int]) -> dict[str, tuple[Path, Path]]:
     return out
 
 
+def wide_files(root: Path, epochs: int) -> tuple[Path, Path]:
+    """The wide workload's cbrun config and hand_keras spec (JSON) under root: what the
+    floor's own benches (floor_pair.py, floor_parts.py) run."""
+    config, data = configs(root, {"wide": epochs})["wide"]
+    wide = next(w for w in WORKLOADS if w.name == "wide")
+    spec = root / "wide.json"
+    spec.write_text(json.dumps(hand_spec(wide, data)))
+    return config, spec
+
+
 def hand_spec(work: Workload, data: Path) -> dict:
     return {"name": work.name, "model": work.model, "data": str(data), "epochs": work.epochs,
             "batch_size": work.batch_size, "validation_split": work.validation_split,

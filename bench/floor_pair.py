@@ -158,10 +158,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        config, data = bench_whole.configs(root, {"wide": args.epochs})["wide"]
-        wide = next(w for w in bench_whole.WORKLOADS if w.name == "wide")
-        spec = root / "wide.json"
-        spec.write_text(json.dumps(bench_whole.hand_spec(wide, data)))
+        config, spec = bench_whole.wide_files(root, args.epochs)
         rounds: dict[str, list[dict]] = {"now": [], **({"before": []} if args.before else {})}
         for i in range(args.rounds):
             for name, done in rounds.items():

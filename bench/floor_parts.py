@@ -200,10 +200,7 @@ def main() -> None:
     rows: dict[str, list[dict]] = {v: [] for v in ["floor", *args.variants]}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        config, data = bench_whole.configs(root, {"wide": args.epochs})["wide"]
-        wide = next(w for w in bench_whole.WORKLOADS if w.name == "wide")
-        spec = root / "wide.json"
-        spec.write_text(json.dumps(bench_whole.hand_spec(wide, data)))
+        config, spec = bench_whole.wide_files(root, args.epochs)
         for i in range(args.rounds):
             for variant, done in rows.items():
                 load = os.getloadavg()[0]
